@@ -1,0 +1,21 @@
+//! keyward's domain: what a key is, who may do what with it, and how time-based rules
+//! (expiry, dormancy, rate limits) are decided.
+//!
+//! This crate does no I/O: no clock reads outside [`clock`], no storage, no HTTP. Every rule that
+//! depends on time takes `now` as a parameter so tests never sleep.
+
+pub mod clock;
+pub mod duration;
+pub mod key;
+pub mod model;
+pub mod policy;
+pub mod ratelimit;
+pub mod scope;
+pub mod verify;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use key::{KeyDigest, KeyFormatError, KeyPrefix, ParsedKey, PlainKey};
+pub use model::*;
+pub use policy::{Credential, Forbidden, Principal};
+pub use scope::{KeywardRight, Scope, ScopeError};
+pub use verify::VerifyCode;

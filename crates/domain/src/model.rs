@@ -1,0 +1,361 @@
+//! The records keyward keeps: tenants, users, keys and audit entries, in domain terms.
+//! Wire shapes live in the server's surfaces; storage rows live in the stores.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::key::{KeyDigest, KeyPrefix};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    /// Prefix for keys made in this tenant from now on; `None` means the default `kw`.
+    pub key_prefix: Option<String>,
+    pub metadata: Value,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Tenant {
+    pub fn prefix(&self) -> KeyPrefix {
+        self.key_prefix
+            .as_deref()
+            .and_then(|p| KeyPrefix::parse(p).ok())
+            .unwrap_or_else(KeyPrefix::default_prefix)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a slug is 1 to 63 characters of a-z, 0-9 and -")]
+pub struct InvalidSlug;
+
+pub fn validate_slug(slug: &str) -> Result<(), InvalidSlug> {
+    let ok = (1..=63).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidSlug)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Acts on the whole installation.
+    Admin,
+    /// Acts on its own tenant.
+    TenantAdmin,
+    /// Acts on its own keys.
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::TenantAdmin => "tenant_admin",
+            Self::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "tenant_admin" => Some(Self::TenantAdmin),
+            "member" => Some(Self::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    /// PHC string of the argon2id hash; never leaves the server.
+    pub password_hash: String,
+    pub role: Role,
+    pub tenant_id: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .field("tenant_id", &self.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Emails are compared case-insensitively; keyward stores them lower-cased and trimmed.
+pub fn normalize_email(email: &str) -> Option<String> {
+    let email = email.trim().to_ascii_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let ok = !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    ok.then_some(email)
+}
+
+pub const MIN_PASSWORD_LEN: usize = 12;
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// A stored API key. Holds its digest, never its plaintext.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    pub owner_id: Uuid,
+    pub name: Option<String>,
+    pub prefix: String,
+    /// Prefix plus the first characters of the secret, for display.
+    pub start: String,
+    pub digest: KeyDigest,
+    /// Sorted, validated scopes.
+    pub scopes: Vec<String>,
+    pub metadata: Value,
+    pub rate_limit_max: Option<i64>,
+    pub rate_limit_window: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// When the key stops verifying. In the future while a rotation's grace period runs.
+    pub revoked_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "expired" => Some(Self::Expired),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+impl ApiKey {
+    /// Revocation wins over expiry: a revoked key reports `Revoked` even once past its expiry.
+    pub fn status(&self, now: OffsetDateTime) -> KeyStatus {
+        if self.revoked_at.is_some_and(|at| at <= now) {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    /// Dormant: not revoked, and last used (or, never used, created) more than `days` ago.
+    pub fn is_dormant(&self, now: OffsetDateTime, days: i64) -> bool {
+        let last = self.last_used_at.unwrap_or(self.created_at);
+        self.status(now) != KeyStatus::Revoked && last < now - time::Duration::days(days)
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Largest `metadata` object a key or tenant may carry, serialized.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorType {
+    ApiKey,
+    Jwt,
+    /// The command line, acting on the database directly.
+    System,
+    /// A request that proved no identity, such as a failed login.
+    Anonymous,
+}
+
+impl ActorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Jwt => "jwt",
+            Self::System => "system",
+            Self::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "api_key" => Some(Self::ApiKey),
+            "jwt" => Some(Self::Jwt),
+            "system" => Some(Self::System),
+            "anonymous" => Some(Self::Anonymous),
+            _ => None,
+        }
+    }
+}
+
+/// One audit log entry (the reference's `AuditLogEntry`). Never carries a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    /// `<resource>.<verb>`, e.g. `api_key.create`, `auth.login_failed`.
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub actor_id: String,
+    pub actor_type: ActorType,
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub changes: Option<Value>,
+    pub created_at: OffsetDateTime,
+}
+
+/// Who did something and from where; turned into an [`AuditEntry`] with [`Actor::entry`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actor {
+    pub id: String,
+    pub kind: ActorType,
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Self {
+            id: "cli".into(),
+            kind: ActorType::System,
+            source_ip: None,
+            request_id: None,
+        }
+    }
+
+    pub fn entry(
+        &self,
+        now: OffsetDateTime,
+        tenant_id: Option<Uuid>,
+        action: &str,
+        resource_type: &str,
+        resource_id: impl ToString,
+        changes: Option<Value>,
+    ) -> AuditEntry {
+        AuditEntry {
+            id: Uuid::now_v7(),
+            tenant_id,
+            action: action.to_owned(),
+            resource_type: resource_type.to_owned(),
+            resource_id: resource_id.to_string(),
+            actor_id: self.id.clone(),
+            actor_type: self.kind,
+            source_ip: self.source_ip.clone(),
+            request_id: self.request_id.clone(),
+            changes,
+            created_at: now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn key(created: OffsetDateTime) -> ApiKey {
+        ApiKey {
+            id: Uuid::nil(),
+            tenant_id: None,
+            owner_id: Uuid::nil(),
+            name: None,
+            prefix: "kw".into(),
+            start: "kw_abcd".into(),
+            digest: KeyDigest([0; 32]),
+            scopes: vec![],
+            metadata: Value::Null,
+            rate_limit_max: None,
+            rate_limit_window: None,
+            expires_at: None,
+            created_at: created,
+            updated_at: created,
+            revoked_at: None,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn status_prefers_revocation_and_respects_grace() {
+        let now = datetime!(2026-06-01 00:00 UTC);
+        let mut k = key(now - time::Duration::days(1));
+        assert_eq!(k.status(now), KeyStatus::Active);
+        k.expires_at = Some(now);
+        assert_eq!(k.status(now), KeyStatus::Expired);
+        k.revoked_at = Some(now + time::Duration::minutes(10));
+        assert_eq!(
+            k.status(now),
+            KeyStatus::Expired,
+            "grace not over, expiry applies"
+        );
+        k.expires_at = None;
+        assert_eq!(
+            k.status(now),
+            KeyStatus::Active,
+            "grace period still verifies"
+        );
+        k.revoked_at = Some(now);
+        assert_eq!(k.status(now), KeyStatus::Revoked);
+    }
+
+    #[test]
+    fn a_new_unused_key_is_not_dormant() {
+        let now = datetime!(2026-06-01 00:00 UTC);
+        assert!(!key(now - time::Duration::minutes(1)).is_dormant(now, 1));
+        assert!(key(now - time::Duration::days(2)).is_dormant(now, 1));
+        let mut used = key(now - time::Duration::days(200));
+        used.last_used_at = Some(now - time::Duration::days(10));
+        assert!(!used.is_dormant(now, 90));
+        assert!(used.is_dormant(now, 5));
+        used.revoked_at = Some(now - time::Duration::days(1));
+        assert!(!used.is_dormant(now, 5), "revoked keys are not dormant");
+    }
+
+    #[test]
+    fn slugs_and_emails() {
+        assert!(validate_slug("acme-1").is_ok());
+        assert!(validate_slug("Acme").is_err());
+        assert!(validate_slug("").is_err());
+        assert!(validate_slug(&"a".repeat(64)).is_err());
+        assert_eq!(
+            normalize_email(" Ann@Example.COM ").as_deref(),
+            Some("ann@example.com")
+        );
+        assert!(normalize_email("nope").is_none());
+        assert!(normalize_email("a@b@c").is_none());
+    }
+}

@@ -1,0 +1,200 @@
+//! Who may do what. A [`Principal`] is a user acting through a credential: a login session
+//! (the user's full rights) or one of its API keys (the owner's rights narrowed by the key's
+//! scopes). Visibility rules answer "can this principal see that?"; the server turns an unseen
+//! resource into a 404 so existence is never revealed across tenants or owners.
+
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::model::{Actor, ActorType, Role};
+use crate::scope::KeywardRight;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A login JWT: the user's full rights.
+    Session,
+    /// An API key of the user: its rights narrowed to the key's scopes.
+    ApiKey { key_id: Uuid, scopes: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub tenant_id: Option<Uuid>,
+    pub credential: Credential,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum Forbidden {
+    #[error("this credential lacks the {0} scope")]
+    MissingRight(&'static str),
+    #[error("this action needs the {0} role")]
+    Role(&'static str),
+    #[error("a key cannot grant the scope {0:?}, which the caller does not hold")]
+    ScopeNotHeld(String),
+}
+
+impl Principal {
+    /// Whether the credential carries `scope`. A session carries every scope.
+    pub fn holds(&self, scope: &str) -> bool {
+        match &self.credential {
+            Credential::Session => true,
+            Credential::ApiKey { scopes, .. } => scopes.iter().any(|s| s == scope),
+        }
+    }
+
+    pub fn require(&self, right: KeywardRight) -> Result<(), Forbidden> {
+        if self.holds(right.scope()) {
+            Ok(())
+        } else {
+            Err(Forbidden::MissingRight(right.scope()))
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Installation-wide administration (tenants): admins through `keyward:admin`.
+    pub fn require_admin(&self) -> Result<(), Forbidden> {
+        self.require(KeywardRight::Admin)?;
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Forbidden::Role("admin"))
+        }
+    }
+
+    /// Keys this principal can see: all (admin), its tenant's (tenant admin), its own (member).
+    pub fn sees_key(&self, tenant_id: Option<Uuid>, owner_id: Uuid) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::TenantAdmin => {
+                owner_id == self.user_id || (tenant_id.is_some() && tenant_id == self.tenant_id)
+            }
+            Role::Member => owner_id == self.user_id,
+        }
+    }
+
+    /// Tenants this principal can see: all (admin) or its own.
+    pub fn sees_tenant(&self, tenant_id: Uuid) -> bool {
+        self.is_admin() || self.tenant_id == Some(tenant_id)
+    }
+
+    /// Audit entries this principal can see, by the entry's tenant and actor.
+    pub fn sees_audit(&self, tenant_id: Option<Uuid>, actor_id: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::TenantAdmin => tenant_id.is_some() && tenant_id == self.tenant_id,
+            Role::Member => actor_id == self.user_id.to_string(),
+        }
+    }
+
+    /// Creating a user: admins anywhere; tenant admins in their own tenant, never an admin.
+    pub fn may_create_user(&self, role: Role, tenant_id: Option<Uuid>) -> Result<(), Forbidden> {
+        self.require(KeywardRight::Admin)?;
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::TenantAdmin
+                if role != Role::Admin && tenant_id.is_some() && tenant_id == self.tenant_id =>
+            {
+                Ok(())
+            }
+            _ => Err(Forbidden::Role("admin, or tenant_admin of that tenant,")),
+        }
+    }
+
+    /// A caller can never grant scopes it does not hold itself.
+    pub fn may_grant(&self, scopes: &[String]) -> Result<(), Forbidden> {
+        match scopes.iter().find(|s| !self.holds(s)) {
+            Some(s) => Err(Forbidden::ScopeNotHeld(s.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// How this principal appears in the audit log.
+    pub fn actor(&self, source_ip: Option<String>, request_id: Option<String>) -> Actor {
+        let (id, kind) = match &self.credential {
+            Credential::Session => (self.user_id.to_string(), ActorType::Jwt),
+            Credential::ApiKey { key_id, .. } => (key_id.to_string(), ActorType::ApiKey),
+        };
+        Actor {
+            id,
+            kind,
+            source_ip,
+            request_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(role: Role, tenant: Option<Uuid>, credential: Credential) -> Principal {
+        Principal {
+            user_id: Uuid::from_u128(1),
+            role,
+            tenant_id: tenant,
+            credential,
+        }
+    }
+
+    #[test]
+    fn visibility_follows_role() {
+        let t = Some(Uuid::from_u128(10));
+        let other_t = Some(Uuid::from_u128(11));
+        let other_user = Uuid::from_u128(2);
+        let admin = principal(Role::Admin, None, Credential::Session);
+        let tadmin = principal(Role::TenantAdmin, t, Credential::Session);
+        let member = principal(Role::Member, t, Credential::Session);
+        assert!(admin.sees_key(other_t, other_user));
+        assert!(tadmin.sees_key(t, other_user));
+        assert!(!tadmin.sees_key(other_t, other_user));
+        assert!(!tadmin.sees_key(None, other_user));
+        assert!(member.sees_key(t, member.user_id));
+        assert!(!member.sees_key(t, other_user));
+    }
+
+    #[test]
+    fn keys_are_narrowed_by_scopes() {
+        let key = principal(
+            Role::Admin,
+            None,
+            Credential::ApiKey {
+                key_id: Uuid::nil(),
+                scopes: vec!["keyward:read".into(), "orders".into()],
+            },
+        );
+        assert!(key.require(KeywardRight::Read).is_ok());
+        assert_eq!(
+            key.require(KeywardRight::Write),
+            Err(Forbidden::MissingRight("keyward:write"))
+        );
+        assert!(key.require_admin().is_err());
+        assert!(key.may_grant(&["orders".into()]).is_ok());
+        assert_eq!(
+            key.may_grant(&["billing".into()]),
+            Err(Forbidden::ScopeNotHeld("billing".into()))
+        );
+        let session = principal(Role::Member, None, Credential::Session);
+        assert!(session
+            .may_grant(&["anything".into(), "keyward:admin".into()])
+            .is_ok());
+    }
+
+    #[test]
+    fn user_creation_rights() {
+        let t = Some(Uuid::from_u128(10));
+        let tadmin = principal(Role::TenantAdmin, t, Credential::Session);
+        assert!(tadmin.may_create_user(Role::Member, t).is_ok());
+        assert!(tadmin.may_create_user(Role::Admin, t).is_err());
+        assert!(tadmin
+            .may_create_user(Role::Member, Some(Uuid::from_u128(11)))
+            .is_err());
+        assert!(principal(Role::Member, t, Credential::Session)
+            .may_create_user(Role::Member, t)
+            .is_err());
+    }
+}

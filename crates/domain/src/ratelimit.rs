@@ -1,0 +1,91 @@
+//! Rate limiting by GCRA (generic cell rate algorithm): `max` requests per `window`, with bursts
+//! up to `max`. The whole state of a key's limiter is one number, its theoretical arrival time
+//! (TAT), so callers can keep it in an atomic and update it without a lock.
+
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The TAT to store (unchanged when the request is rejected).
+    pub new_tat_nanos: i128,
+    pub remaining: u32,
+    /// When the limiter is back to its full `max`.
+    pub reset: OffsetDateTime,
+    /// When the next request would be allowed (for `Retry-After`); `now` if allowed.
+    pub retry_at: OffsetDateTime,
+}
+
+impl Limit {
+    fn interval_nanos(&self) -> i128 {
+        (self.window.whole_nanoseconds() / i128::from(self.max.max(1))).max(1)
+    }
+
+    /// Decides one request arriving at `now`, given the stored TAT (0 when none).
+    pub fn decide(&self, tat_nanos: i128, now: OffsetDateTime) -> Decision {
+        let now_n = now.unix_timestamp_nanos();
+        let t = self.interval_nanos();
+        let window = self.window.whole_nanoseconds();
+        let tat = tat_nanos.max(now_n);
+        let new_tat = tat + t;
+        let at = |n: i128| OffsetDateTime::from_unix_timestamp_nanos(n).unwrap_or(now);
+        if new_tat - now_n > window {
+            // Rejected: the earliest allowed arrival is when `tat + t - window` is reached.
+            let remaining = 0;
+            Decision {
+                allowed: false,
+                new_tat_nanos: tat_nanos,
+                remaining,
+                reset: at(tat),
+                retry_at: at(new_tat - window),
+            }
+        } else {
+            let remaining = ((window - (new_tat - now_n)) / t) as u32;
+            Decision {
+                allowed: true,
+                new_tat_nanos: new_tat,
+                remaining,
+                reset: at(new_tat),
+                retry_at: now,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn allows_max_then_rejects_until_an_interval_passes() {
+        let limit = Limit {
+            max: 3,
+            window: Duration::seconds(60),
+        };
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let mut tat = 0;
+        let mut remaining = vec![];
+        for _ in 0..3 {
+            let d = limit.decide(tat, now);
+            assert!(d.allowed);
+            remaining.push(d.remaining);
+            tat = d.new_tat_nanos;
+        }
+        assert_eq!(remaining, vec![2, 1, 0]);
+        let rejected = limit.decide(tat, now);
+        assert!(!rejected.allowed);
+        assert_eq!(rejected.retry_at, now + Duration::seconds(20));
+        assert_eq!(rejected.reset, now + Duration::seconds(60));
+        assert!(!limit.decide(tat, now + Duration::seconds(19)).allowed);
+        assert!(limit.decide(tat, now + Duration::seconds(20)).allowed);
+        let full = limit.decide(tat, now + Duration::seconds(60));
+        assert_eq!(full.remaining, 2);
+    }
+}

@@ -1,0 +1,119 @@
+//! Scopes: strings a key carries. Those under `keyward:` are keyward's own rights over its
+//! management API; every other scope belongs to the teams' applications and keyward only checks
+//! it at verify time.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// Namespace of keyward's own scopes. NEVER CHANGE: issued keys carry it.
+pub const KEYWARD_NAMESPACE: &str = "keyward:";
+pub const MAX_SCOPES: usize = 64;
+pub const MAX_SCOPE_LEN: usize = 128;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ScopeError {
+    #[error("scope {0:?} is invalid: 1 to 128 characters of letters, digits and : . _ - / *")]
+    Invalid(String),
+    #[error("scope {0:?} is not one of keyward's scopes (keyward:read, keyward:write, keyward:verify, keyward:admin)")]
+    UnknownKeyward(String),
+    #[error("a key carries at most 64 scopes")]
+    TooMany,
+}
+
+/// keyward's own rights, as carried by `keyward:` scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeywardRight {
+    Read,
+    Write,
+    Verify,
+    Admin,
+}
+
+impl KeywardRight {
+    pub const ALL: [KeywardRight; 4] = [Self::Read, Self::Write, Self::Verify, Self::Admin];
+
+    pub fn scope(self) -> &'static str {
+        match self {
+            Self::Read => "keyward:read",
+            Self::Write => "keyward:write",
+            Self::Verify => "keyward:verify",
+            Self::Admin => "keyward:admin",
+        }
+    }
+}
+
+/// A validated scope string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn parse(s: &str) -> Result<Self, ScopeError> {
+        let valid_chars = s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-' | b'/' | b'*')
+        });
+        if s.is_empty() || s.len() > MAX_SCOPE_LEN || !valid_chars {
+            return Err(ScopeError::Invalid(s.chars().take(MAX_SCOPE_LEN).collect()));
+        }
+        if s.starts_with(KEYWARD_NAMESPACE) && !KeywardRight::ALL.iter().any(|r| r.scope() == s) {
+            return Err(ScopeError::UnknownKeyward(s.to_owned()));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_keyward(&self) -> bool {
+        self.0.starts_with(KEYWARD_NAMESPACE)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Validates a list of scope strings, removing duplicates and sorting them.
+pub fn parse_scopes<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, ScopeError> {
+    if raw.len() > MAX_SCOPES {
+        return Err(ScopeError::TooMany);
+    }
+    let mut scopes = raw
+        .iter()
+        .map(|s| Scope::parse(s.as_ref()).map(|s| s.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    scopes.sort();
+    scopes.dedup();
+    Ok(scopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyward_namespace_is_closed() {
+        assert!(Scope::parse("keyward:read").unwrap().is_keyward());
+        assert_eq!(
+            Scope::parse("keyward:root"),
+            Err(ScopeError::UnknownKeyward("keyward:root".into()))
+        );
+        assert!(!Scope::parse("orders:write").unwrap().is_keyward());
+    }
+
+    #[test]
+    fn invalid_scopes_are_rejected() {
+        assert!(Scope::parse("").is_err());
+        assert!(Scope::parse("has space").is_err());
+        assert!(Scope::parse(&"a".repeat(129)).is_err());
+        assert!(parse_scopes(&vec!["a"; 65]).is_err());
+    }
+
+    #[test]
+    fn scopes_are_sorted_and_deduplicated() {
+        assert_eq!(parse_scopes(&["b", "a", "b"]).unwrap(), vec!["a", "b"]);
+    }
+}

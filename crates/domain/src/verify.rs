@@ -1,0 +1,45 @@
+//! The verification decision: given what storage knows about a presented key, what is the
+//! answer? Order matters and is part of the contract: unknown, then revoked, then expired,
+//! then scopes, then the rate limit (which is only spent by an otherwise valid request).
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::model::{ApiKey, KeyStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Expired,
+    Revoked,
+    InsufficientScopes,
+    RateLimited,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "VALID",
+            Self::NotFound => "NOT_FOUND",
+            Self::Expired => "EXPIRED",
+            Self::Revoked => "REVOKED",
+            Self::InsufficientScopes => "INSUFFICIENT_SCOPES",
+            Self::RateLimited => "RATE_LIMITED",
+        }
+    }
+}
+
+/// Everything but the rate limit, which needs the limiter's state.
+pub fn check(key: Option<&ApiKey>, required: &[String], now: OffsetDateTime) -> VerifyCode {
+    let Some(key) = key else {
+        return VerifyCode::NotFound;
+    };
+    match key.status(now) {
+        KeyStatus::Revoked => VerifyCode::Revoked,
+        KeyStatus::Expired => VerifyCode::Expired,
+        KeyStatus::Active if required.iter().all(|s| key.has_scope(s)) => VerifyCode::Valid,
+        KeyStatus::Active => VerifyCode::InsufficientScopes,
+    }
+}
