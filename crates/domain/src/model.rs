@@ -231,12 +231,34 @@ pub struct AuditEntry {
     pub action: String,
     pub resource_type: String,
     pub resource_id: String,
+    /// The user id (session) or key id (API key) that acted.
     pub actor_id: String,
     pub actor_type: ActorType,
+    /// The user behind the actor, when there is one.
+    pub actor_user_id: Option<Uuid>,
+    /// The user the entry is about (a key's owner, a created user), when there is one.
+    pub subject_user_id: Option<Uuid>,
     pub source_ip: Option<String>,
     pub request_id: Option<String>,
     pub changes: Option<Value>,
     pub created_at: OffsetDateTime,
+}
+
+impl AuditEntry {
+    pub fn tenant(mut self, tenant_id: Option<Uuid>) -> Self {
+        self.tenant_id = tenant_id;
+        self
+    }
+
+    pub fn subject(mut self, user_id: Uuid) -> Self {
+        self.subject_user_id = Some(user_id);
+        self
+    }
+
+    pub fn changes(mut self, changes: Value) -> Self {
+        self.changes = Some(changes);
+        self
+    }
 }
 
 /// Who did something and from where; turned into an [`AuditEntry`] with [`Actor::entry`].
@@ -244,6 +266,7 @@ pub struct AuditEntry {
 pub struct Actor {
     pub id: String,
     pub kind: ActorType,
+    pub user_id: Option<Uuid>,
     pub source_ip: Option<String>,
     pub request_id: Option<String>,
 }
@@ -253,31 +276,43 @@ impl Actor {
         Self {
             id: "cli".into(),
             kind: ActorType::System,
+            user_id: None,
             source_ip: None,
             request_id: None,
         }
     }
 
+    pub fn anonymous(source_ip: Option<String>, request_id: Option<String>) -> Self {
+        Self {
+            id: "anonymous".into(),
+            kind: ActorType::Anonymous,
+            user_id: None,
+            source_ip,
+            request_id,
+        }
+    }
+
+    /// An entry for `action` on a resource; refine it with `.tenant()`, `.subject()`, `.changes()`.
     pub fn entry(
         &self,
         now: OffsetDateTime,
-        tenant_id: Option<Uuid>,
         action: &str,
         resource_type: &str,
         resource_id: impl ToString,
-        changes: Option<Value>,
     ) -> AuditEntry {
         AuditEntry {
             id: Uuid::now_v7(),
-            tenant_id,
+            tenant_id: None,
             action: action.to_owned(),
             resource_type: resource_type.to_owned(),
             resource_id: resource_id.to_string(),
             actor_id: self.id.clone(),
             actor_type: self.kind,
+            actor_user_id: self.user_id,
+            subject_user_id: None,
             source_ip: self.source_ip.clone(),
             request_id: self.request_id.clone(),
-            changes,
+            changes: None,
             created_at: now,
         }
     }

@@ -82,12 +82,20 @@ impl Principal {
         self.is_admin() || self.tenant_id == Some(tenant_id)
     }
 
-    /// Audit entries this principal can see, by the entry's tenant and actor.
-    pub fn sees_audit(&self, tenant_id: Option<Uuid>, actor_id: &str) -> bool {
+    /// Audit entries this principal can see: all (admin), its tenant's (tenant admin), or those
+    /// it did or that are about it (member).
+    pub fn sees_audit(
+        &self,
+        tenant_id: Option<Uuid>,
+        actor_user_id: Option<Uuid>,
+        subject_user_id: Option<Uuid>,
+    ) -> bool {
         match self.role {
             Role::Admin => true,
             Role::TenantAdmin => tenant_id.is_some() && tenant_id == self.tenant_id,
-            Role::Member => actor_id == self.user_id.to_string(),
+            Role::Member => {
+                actor_user_id == Some(self.user_id) || subject_user_id == Some(self.user_id)
+            }
         }
     }
 
@@ -122,6 +130,7 @@ impl Principal {
         Actor {
             id,
             kind,
+            user_id: Some(self.user_id),
             source_ip,
             request_id,
         }

@@ -1,1 +1,171 @@
-//! placeholder
+//! The storage contract: [`Store`] is everything keyward asks of a database, in domain terms.
+//!
+//! Backends (`keyward-store-sqlite`, later PostgreSQL) implement it and must pass the
+//! [`conformance`] suite. This crate knows nothing of HTTP or of any database driver.
+//!
+//! Every mutation takes the [`AuditEntry`] that records it and writes both in one transaction:
+//! either the change and its audit entry are stored, or neither is.
+
+use async_trait::async_trait;
+use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User};
+use thiserror::Error;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub mod conformance;
+mod cursor;
+
+pub use cursor::{Cursor, InvalidCursor};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule or a precondition failed; the text names which (no values).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached right now.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+/// Which keys a listing returns. All filters are combined with AND.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyQuery {
+    pub tenant_id: Option<Uuid>,
+    pub owner_id: Option<Uuid>,
+    /// Status as of `now`.
+    pub status: Option<KeyStatus>,
+    /// Only keys not revoked as of `now` whose last use (or creation, if never used) is before this.
+    pub dormant_before: Option<OffsetDateTime>,
+    pub now: OffsetDateTime,
+    /// Keys strictly after this position in (created_at, id) order.
+    pub after: Option<Cursor>,
+    pub limit: u32,
+}
+
+impl KeyQuery {
+    pub fn new(now: OffsetDateTime, limit: u32) -> Self {
+        Self {
+            tenant_id: None,
+            owner_id: None,
+            status: None,
+            dormant_before: None,
+            now,
+            after: None,
+            limit,
+        }
+    }
+}
+
+/// Which audit entries a listing returns. All filters are combined with AND.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AuditQuery {
+    pub tenant_id: Option<Uuid>,
+    /// Entries whose actor user or subject user is this user.
+    pub involving_user: Option<Uuid>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Entries strictly after this position in (created_at, id) order.
+    pub after: Option<Cursor>,
+    pub limit: u32,
+}
+
+/// One verification's trace on a key, written in batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyUse {
+    pub key_id: Uuid,
+    pub at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Durably writes anything the backend buffers; called at shutdown.
+    async fn close(&self);
+
+    // --- tenants -------------------------------------------------------------------------
+
+    /// `Conflict` when the slug is taken.
+    async fn create_tenant(&self, tenant: &Tenant, audit: &AuditEntry) -> Result<(), StoreError>;
+    async fn get_tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError>;
+    async fn get_tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>, StoreError>;
+    /// Ordered by (created_at, id).
+    async fn list_tenants(
+        &self,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Tenant>, StoreError>;
+    /// Replaces name, slug, key_prefix, metadata and updated_at. `NotFound`, or `Conflict` on slug.
+    async fn update_tenant(&self, tenant: &Tenant, audit: &AuditEntry) -> Result<(), StoreError>;
+    /// Deletes the tenant. With active keys (as of `now`): `Conflict` unless `force`, which
+    /// revokes them at `now` in the same transaction; returns the ids of the keys it revoked.
+    /// Users of the tenant are kept, with no tenant. Keys keep their tenant id as history.
+    async fn delete_tenant(
+        &self,
+        id: Uuid,
+        force: bool,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<Vec<Uuid>, StoreError>;
+
+    // --- users ---------------------------------------------------------------------------
+
+    async fn count_users(&self) -> Result<u64, StoreError>;
+    /// `Conflict` when the email is taken.
+    async fn create_user(&self, user: &User, audit: &AuditEntry) -> Result<(), StoreError>;
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// `email` is already normalized (lower case).
+    async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+
+    // --- keys ----------------------------------------------------------------------------
+
+    /// `Conflict` if the digest or id already exists.
+    async fn create_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError>;
+    async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError>;
+    async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError>;
+    async fn list_keys(&self, query: &KeyQuery) -> Result<Vec<ApiKey>, StoreError>;
+    /// Replaces name, scopes, metadata, rate limit, expires_at and updated_at of a key not
+    /// revoked as of `now`; `NotFound` otherwise.
+    async fn update_key(
+        &self,
+        key: &ApiKey,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Sets `revoked_at = at` on a key not revoked as of `now` (`at` may be later than `now`:
+    /// a grace period). `NotFound` if unknown or already revoked. Returns the updated key.
+    async fn revoke_key(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<ApiKey, StoreError>;
+    /// In one transaction: revokes `old_id` at `revoke_old_at` (as [`Store::revoke_key`]) and
+    /// inserts `new_key`. `NotFound` (and nothing written) if the old key is unknown or revoked.
+    async fn rotate_key(
+        &self,
+        old_id: Uuid,
+        revoke_old_at: OffsetDateTime,
+        new_key: &ApiKey,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Moves each key's `last_used_at` forward to `at` (never backwards). Unknown ids are ignored.
+    async fn record_key_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError>;
+
+    // --- audit ---------------------------------------------------------------------------
+
+    /// For events that change nothing else (a login, a failed login).
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// Ordered by (created_at, id).
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+}
