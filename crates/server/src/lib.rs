@@ -1,1 +1,18 @@
-//! placeholder
+//! keyward's HTTP server: state, router, surfaces, and the command line that runs them.
+//!
+//! Arrows point one way: `api` -> `service` -> (`auth`, domain) -> store trait. Handlers
+//! never see sqlx types; the store never sees axum.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod ratelimit;
+pub mod serve;
+pub mod service;
+pub mod usage;
+
+pub use app::{router, AppState, Settings};
+pub use serve::serve;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `keyward` binary: everything lives in `keyward_server::cli`.
+
+fn main() -> std::process::ExitCode {
+    keyward_server::cli::main()
+}

@@ -1,1 +1,15 @@
-fn main() {}
+//! keyward's HTTP test suite: one binary, one module per area. Most tests drive the router
+//! in-process (`oneshot`); `process` runs the real binary on a real socket.
+
+mod support;
+
+mod audit;
+mod auth;
+mod bad_input;
+mod health;
+mod keys;
+mod openapi;
+mod process;
+mod tenants;
+mod users;
+mod verify;

@@ -1,0 +1,6 @@
+//! The wire surfaces. Each is its own module with its own `router()`, translating its wire
+//! shapes to the same `service` calls.
+
+pub mod health;
+pub mod openapi;
+pub mod v1;

@@ -1,0 +1,149 @@
+//! `/api/v1/tenants`: admins only.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use keyward_domain::Tenant;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{created, page_response};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::extract::{nullable, IdPath, JsonBody, QueryParams};
+use crate::service::tenants::{self, TenantChanges};
+use crate::service::page_params;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    /// Prefix of keys made in this tenant; null means the default `kw`.
+    pub key_prefix: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        Self { id: t.id, name: t.name, slug: t.slug, key_prefix: t.key_prefix, metadata: t.metadata, created_at: t.created_at, updated_at: t.updated_at }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateTenantInput {
+    pub name: String,
+    /// `[a-z0-9-]{1,63}`, unique.
+    pub slug: String,
+    /// `[a-z0-9]{1,16}`.
+    pub key_prefix: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateTenantInput {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    /// null goes back to the default prefix.
+    #[serde(default, deserialize_with = "nullable")]
+    pub key_prefix: Option<Option<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// Create a tenant.
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "Tenants", request_body = CreateTenantInput,
+    responses(
+        (status = 201, description = "Created", body = TenantView),
+        (status = 400, description = "Validation error", body = super::Error),
+        (status = 401, description = "No valid credential", body = super::Error),
+        (status = 403, description = "Admins only", body = super::Error),
+        (status = 409, description = "Slug taken", body = super::Error),
+    ))]
+pub async fn create(State(state): State<AppState>, caller: Caller, JsonBody(input): JsonBody<CreateTenantInput>) -> ApiResult<Response> {
+    let changes = TenantChanges { name: Some(input.name), slug: Some(input.slug), metadata: input.metadata, key_prefix: Some(input.key_prefix) };
+    let tenant = tenants::create(&state, &caller, changes).await?;
+    Ok(created(format!("/api/v1/tenants/{}", tenant.id), TenantView::from(tenant), false))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// List tenants, oldest first.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "Tenants", params(PageParams),
+    responses(
+        (status = 200, description = "Tenants", body = Vec<TenantView>),
+        (status = 400, description = "Bad query parameter", body = super::Error),
+        (status = 401, description = "No valid credential", body = super::Error),
+        (status = 403, description = "Admins only", body = super::Error),
+    ))]
+pub async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<PageParams>) -> ApiResult<Response> {
+    let (limit, after) = page_params(q.limit, q.cursor.as_deref())?;
+    let page = tenants::list(&state, &caller, limit, after).await?;
+    Ok(page_response(page, TenantView::from))
+}
+
+/// Get a tenant.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "Tenants", params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The tenant", body = TenantView),
+        (status = 400, description = "id is not a UUID", body = super::Error),
+        (status = 401, description = "No valid credential", body = super::Error),
+        (status = 403, description = "Admins only", body = super::Error),
+        (status = 404, description = "Not found", body = super::Error),
+    ))]
+pub async fn get(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Json<TenantView>> {
+    Ok(Json(tenants::get(&state, &caller, id).await?.into()))
+}
+
+/// Edit a tenant.
+#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "Tenants", params(("id" = Uuid, Path)), request_body = UpdateTenantInput,
+    responses(
+        (status = 200, description = "The tenant", body = TenantView),
+        (status = 400, description = "Validation error", body = super::Error),
+        (status = 401, description = "No valid credential", body = super::Error),
+        (status = 403, description = "Admins only", body = super::Error),
+        (status = 404, description = "Not found", body = super::Error),
+        (status = 409, description = "Slug taken", body = super::Error),
+    ))]
+pub async fn update(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath, JsonBody(input): JsonBody<UpdateTenantInput>) -> ApiResult<Json<TenantView>> {
+    let changes = TenantChanges { name: input.name, slug: input.slug, metadata: input.metadata, key_prefix: input.key_prefix };
+    Ok(Json(tenants::update(&state, &caller, id, changes).await?.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Revoke the tenant's active keys in the same transaction.
+    pub force: Option<bool>,
+}
+
+/// Delete a tenant. With active keys: 409 unless `force=true`.
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "Tenants", params(("id" = Uuid, Path), DeleteParams),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "id is not a UUID", body = super::Error),
+        (status = 401, description = "No valid credential", body = super::Error),
+        (status = 403, description = "Admins only", body = super::Error),
+        (status = 404, description = "Not found", body = super::Error),
+        (status = 409, description = "The tenant has active keys", body = super::Error),
+    ))]
+pub async fn delete(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath, QueryParams(q): QueryParams<DeleteParams>) -> ApiResult<StatusCode> {
+    tenants::delete(&state, &caller, id, q.force.unwrap_or(false)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,101 @@
+//! `POST /api/v1/keys/verify`: 200 for every well-formed request, with the verdict in the body.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use keyward_domain::scope::KeywardRight;
+use keyward_domain::VerifyCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::{authenticate, presented_credential};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
+use crate::service::verify::{self, Verdict};
+
+#[derive(Deserialize, ToSchema)]
+pub struct VerifyKeyInput {
+    /// The key to check.
+    pub key: String,
+    /// Scopes the key must all hold.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateLimitState {
+    pub limit: u32,
+    pub remaining: u32,
+    /// When the limit is whole again.
+    #[serde(with = "time::serde::rfc3339")]
+    pub reset: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyKeyResponse {
+    pub valid: bool,
+    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `INSUFFICIENT_SCOPES` or `RATE_LIMITED`.
+    #[schema(value_type = String)]
+    pub code: VerifyCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<RateLimitState>,
+}
+
+impl From<Verdict> for VerifyKeyResponse {
+    fn from(v: Verdict) -> Self {
+        let key = v.key;
+        Self {
+            valid: v.code == VerifyCode::Valid,
+            code: v.code,
+            key_id: key.as_ref().map(|k| k.id),
+            tenant_id: key.as_ref().and_then(|k| k.tenant_id),
+            owner_id: key.as_ref().map(|k| k.owner_id),
+            name: key.as_ref().and_then(|k| k.name.clone()),
+            scopes: key.as_ref().map(|k| k.scopes.clone()),
+            metadata: key.as_ref().map(|k| k.metadata.clone()),
+            expires_at: key.as_ref().and_then(|k| k.expires_at),
+            ratelimit: v.ratelimit.map(|(limit, d)| RateLimitState { limit: limit.max, remaining: d.remaining, reset: d.reset }),
+        }
+    }
+}
+
+/// Verify a key: valid? whose? may it do these scopes? over its rate limit? The caller needs a
+/// credential with `keyward:verify` unless keyward runs with `--public-verify`.
+#[utoipa::path(post, path = "/api/v1/keys/verify", tag = "Verify", request_body = VerifyKeyInput,
+    responses(
+        (status = 200, description = "The verdict", body = VerifyKeyResponse),
+        (status = 400, description = "Malformed request", body = super::Error),
+        (status = 401, description = "No valid verifier credential", body = super::Error),
+        (status = 403, description = "The credential lacks keyward:verify", body = super::Error),
+    ))]
+pub async fn verify(State(state): State<AppState>, headers: HeaderMap, JsonBody(input): JsonBody<VerifyKeyInput>) -> ApiResult<Json<VerifyKeyResponse>> {
+    let verifier = if state.settings.public_verify {
+        None
+    } else {
+        let token = presented_credential(&headers).map_err(ApiError::Unauthenticated)?;
+        let principal = authenticate(&state, token).await?;
+        principal.require(KeywardRight::Verify)?;
+        Some(principal)
+    };
+    let verdict = verify::verify(&state, verifier.as_ref(), &input.key, &input.scopes).await?;
+    Ok(Json(verdict.into()))
+}

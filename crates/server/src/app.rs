@@ -1,0 +1,118 @@
+//! Application state and the router that puts every surface together.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, Response};
+use axum::routing::get;
+use axum::Router;
+use keyward_domain::ratelimit::Limit;
+use keyward_domain::Clock;
+use keyward_store::Store;
+use time::OffsetDateTime;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::Passwords;
+use crate::auth::throttle::FailureThrottle;
+use crate::auth::REQUEST_ID_HEADER;
+use crate::error::ApiError;
+use crate::ratelimit::KeyRateLimiter;
+use crate::usage::UsageBuffer;
+
+/// The largest request body any route accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Operator choices that change behaviour.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Verify answers callers that present no credential.
+    pub public_verify: bool,
+    pub login_failures_per_email: Limit,
+    pub login_failures_per_address: Limit,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_verify: false,
+            login_failures_per_email: Limit { max: 10, window: time::Duration::minutes(15) },
+            login_failures_per_address: Limit { max: 50, window: time::Duration::minutes(15) },
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub jwt: JwtKeys,
+    pub passwords: Passwords,
+    pub settings: Arc<Settings>,
+    pub login_by_email: Arc<FailureThrottle>,
+    pub login_by_addr: Arc<FailureThrottle>,
+    pub limiter: Arc<KeyRateLimiter>,
+    pub usage: Arc<UsageBuffer>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, jwt: JwtKeys, passwords: Passwords, settings: Settings) -> Self {
+        Self {
+            store,
+            clock,
+            jwt,
+            passwords,
+            login_by_email: Arc::new(FailureThrottle::new(settings.login_failures_per_email)),
+            login_by_addr: Arc::new(FailureThrottle::new(settings.login_failures_per_address)),
+            settings: Arc::new(settings),
+            limiter: Arc::new(KeyRateLimiter::default()),
+            usage: Arc::new(UsageBuffer::default()),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    Router::new()
+        .route("/healthz", get(crate::api::health::healthz))
+        .route("/readyz", get(crate::api::health::readyz))
+        .merge(crate::api::v1::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| -> Response<axum::body::Body> {
+            axum::response::IntoResponse::into_response(ApiError::Internal("handler panicked".into()))
+        }))
+        .layer(
+            // The span names the route template, never the raw path: some paths carry a key.
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+                let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), route, request_id = id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,147 @@
+//! Who is calling. One authentication path for every surface: a credential comes from
+//! `X-API-Key` or `Authorization: Bearer`, and is either a login JWT or a keyward key.
+//!
+//! Keys are shape- and checksum-checked before any storage lookup. Nothing here logs a
+//! credential.
+
+pub mod jwt;
+pub mod password;
+pub mod throttle;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use keyward_domain::{Actor, Credential, KeyStatus, ParsedKey, Principal};
+
+use crate::app::AppState;
+use crate::error::{ApiError, AuthFailure};
+
+pub const API_KEY_HEADER: &str = "x-api-key";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Where a request came from, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts))
+    }
+}
+
+impl RequestMeta {
+    pub fn of(parts: &Parts) -> Self {
+        let source_ip = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let request_id = parts
+            .headers
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Self { source_ip, request_id }
+    }
+}
+
+/// An authenticated caller of the management API.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub meta: RequestMeta,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        self.principal.actor(self.meta.source_ip.clone(), self.meta.request_id.clone())
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = presented_credential(&parts.headers).map_err(ApiError::Unauthenticated)?;
+        let principal = authenticate(state, token).await?;
+        Ok(Self { principal, meta: RequestMeta::of(parts) })
+    }
+}
+
+/// The credential a request presents: `X-API-Key` first, then `Authorization: Bearer`.
+pub fn presented_credential(headers: &HeaderMap) -> Result<&str, AuthFailure> {
+    if let Some(value) = headers.get(API_KEY_HEADER) {
+        return value.to_str().map(str::trim).map_err(|_| AuthFailure::Invalid);
+    }
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(AuthFailure::Missing);
+    };
+    bearer_token(value.to_str().map_err(|_| AuthFailure::NotBearer)?)
+}
+
+/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
+pub fn bearer_token(value: &str) -> Result<&str, AuthFailure> {
+    let (scheme, token) = value.trim().split_once(' ').ok_or(AuthFailure::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthFailure::NotBearer);
+    }
+    Ok(token.trim())
+}
+
+/// Resolves a presented token (a login JWT or a keyward key) to the principal it speaks for.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let now = state.now();
+    if jwt::looks_like_jwt(token) {
+        let user_id = state.jwt.verify(token, now).map_err(ApiError::Unauthenticated)?;
+        let user = state.store.get_user(user_id).await?.ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
+        return Ok(Principal { user_id: user.id, role: user.role, tenant_id: user.tenant_id, credential: Credential::Session });
+    }
+    let parsed = ParsedKey::parse(token).map_err(|_| ApiError::Unauthenticated(AuthFailure::Invalid))?;
+    let key = state
+        .store
+        .get_key_by_digest(&parsed.digest())
+        .await?
+        .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
+    match key.status(now) {
+        KeyStatus::Active => {}
+        KeyStatus::Expired => return Err(ApiError::Unauthenticated(AuthFailure::Expired)),
+        KeyStatus::Revoked => return Err(ApiError::Unauthenticated(AuthFailure::Invalid)),
+    }
+    let owner = state.store.get_user(key.owner_id).await?.ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
+    state.usage.record(key.id, now);
+    Ok(Principal {
+        user_id: owner.id,
+        role: owner.role,
+        tenant_id: owner.tenant_id,
+        credential: Credential::ApiKey { key_id: key.id, scopes: key.scopes },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer_token("Bearer abc"), Ok("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Ok("abc"));
+        assert_eq!(bearer_token("Basic abc"), Err(AuthFailure::NotBearer));
+        assert_eq!(bearer_token("Bearer"), Err(AuthFailure::NotBearer));
+        assert_eq!(bearer_token("abc"), Err(AuthFailure::NotBearer));
+    }
+
+    #[test]
+    fn header_precedence() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_credential(&h), Err(AuthFailure::Missing));
+        h.insert(AUTHORIZATION, "Token x".parse().unwrap());
+        assert_eq!(presented_credential(&h), Err(AuthFailure::NotBearer));
+        h.insert(API_KEY_HEADER, "kw_x".parse().unwrap());
+        assert_eq!(presented_credential(&h), Ok("kw_x"));
+    }
+}

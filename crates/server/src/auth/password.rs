@@ -1,0 +1,91 @@
+//! Password hashing with argon2id, always off the async runtime (`spawn_blocking`): a hash takes
+//! tens of milliseconds of CPU and must not stall other requests.
+//!
+//! Unknown emails are checked against a dummy hash made with the same parameters, so a wrong
+//! password and an unknown email take the same time.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::error::ApiError;
+
+#[derive(Clone)]
+pub struct Passwords {
+    params: Params,
+    /// A hash of a random password, verified against when the email is unknown.
+    dummy_hash: Arc<String>,
+}
+
+impl std::fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passwords").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+impl Passwords {
+    /// OWASP's argon2id baseline: 19 MiB, 2 iterations, 1 lane.
+    pub fn production() -> Self {
+        Self::with_params(Params::new(19 * 1024, 2, 1, None).expect("valid argon2 params"))
+    }
+
+    /// Cheap parameters for tests only.
+    pub fn fast_insecure_for_tests() -> Self {
+        Self::with_params(Params::new(256, 1, 1, None).expect("valid argon2 params"))
+    }
+
+    fn with_params(params: Params) -> Self {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).expect("OS random source");
+        let dummy = hash_with(&params, &random).expect("hashing a dummy password");
+        Self { params, dummy_hash: Arc::new(dummy) }
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let params = self.params.clone();
+        tokio::task::spawn_blocking(move || hash_with(&params, password.as_bytes()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
+    }
+
+    /// Verifies `password` against `stored`, or against the dummy hash when `stored` is `None`
+    /// (and then always answers false), taking the same time either way.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?;
+        Ok(known && ok)
+    }
+}
+
+fn hash_with(params: &Params, password: &[u8]) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_unknown_users_never_match() {
+        let p = Passwords::fast_insecure_for_tests();
+        let hash = p.hash("correct horse battery".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(p.verify("correct horse battery".into(), Some(hash.clone())).await.unwrap());
+        assert!(!p.verify("wrong".into(), Some(hash)).await.unwrap());
+        assert!(!p.verify("anything".into(), None).await.unwrap());
+    }
+}

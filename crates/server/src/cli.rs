@@ -1,0 +1,321 @@
+//! The `keyward` command line: `serve`, `user create`, `tenant create`.
+//!
+//! `anyhow` lives here, at the edge, with context on every I/O step. Nothing here prints a
+//! password, a key, a JWT or the JWT secret.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use keyward_domain::{Actor, Role, SystemClock};
+use keyward_store::Store;
+use keyward_store_sqlite::SqliteStore;
+
+use crate::app::{AppState, Settings};
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::Passwords;
+use crate::service::{tenants, users};
+
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about = "Self-hosted API key service")]
+pub struct Cli {
+    /// Database URL: sqlite://FILE (created if missing).
+    #[arg(long = "database", env = "KEYWARD_DATABASE_URL", default_value = "sqlite://keyward.db", global = true)]
+    pub database_url: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Manage users directly in the database (works while a server runs on it).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage tenants directly in the database (works while a server runs on it).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KEYWARD_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    #[arg(long, value_enum, env = "KEYWARD_LOG_FORMAT", default_value = "human")]
+    pub log_format: LogFormat,
+    /// Answer verify requests that present no credential.
+    #[arg(long, env = "KEYWARD_PUBLIC_VERIFY")]
+    pub public_verify: bool,
+    /// Where the generated JWT secret is kept when KEYWARD_JWT_SECRET is not set
+    /// (default: next to the SQLite file, `<file>.jwt-secret`).
+    #[arg(long, env = "KEYWARD_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Lifetime of login tokens, e.g. 1h, 30m.
+    #[arg(long, env = "KEYWARD_SESSION_TTL", default_value = "1h")]
+    pub session_ttl: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input. Prints the new id.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: passwords never go on a command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Slug of the user's tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, value_enum, default_value = "member")]
+        role: RoleArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum RoleArg {
+    Admin,
+    TenantAdmin,
+    Member,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::TenantAdmin => Role::TenantAdmin,
+            RoleArg::Member => Role::Member,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant. Prints the new id.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        key_prefix: Option<String>,
+    },
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Human,
+    };
+    init_tracing(log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Opens the store named by `url`'s scheme.
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(url).await.with_context(|| format!("opening the SQLite database {}", redact(url)))?;
+        Ok(Arc::new(store))
+    } else {
+        bail!("unsupported database URL scheme in {}: use sqlite://FILE", redact(url))
+    }
+}
+
+/// A database URL fit for logs: any password replaced.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let store = open_store(&cli.database_url).await?;
+    match cli.command {
+        Command::Serve(args) => serve(store, &cli.database_url, args).await,
+        Command::User { command: UserCommand::Create { email, password_stdin: _, tenant, role } } => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
+            let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password).to_owned();
+            let state = offline_state(store.clone())?;
+            let tenant_id = match tenant {
+                None => None,
+                Some(slug) => Some(
+                    store.get_tenant_by_slug(&slug).await?.with_context(|| format!("no tenant with slug {slug:?}"))?.id,
+                ),
+            };
+            let req = users::NewUser { email, password, role: role.into(), tenant_id };
+            let user = users::create_as(&state, &Actor::system(), req).await.map_err(|e| anyhow::anyhow!(e.message()))?;
+            println!("{}", user.id);
+            store.close().await;
+            Ok(())
+        }
+        Command::Tenant { command: TenantCommand::Create { name, slug, key_prefix } } => {
+            let state = offline_state(store.clone())?;
+            let changes = tenants::TenantChanges { name: Some(name), slug: Some(slug), metadata: None, key_prefix: Some(key_prefix) };
+            let tenant = tenants::create_as(&state, &Actor::system(), changes).await.map_err(|e| anyhow::anyhow!(e.message()))?;
+            println!("{}", tenant.id);
+            store.close().await;
+            Ok(())
+        }
+    }
+}
+
+/// State for commands that act on the database without serving: a throwaway signing key.
+fn offline_state(store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+    let jwt = JwtKeys::new(random_secret()?, time::Duration::hours(1))?;
+    Ok(AppState::new(store, Arc::new(SystemClock), jwt, Passwords::production(), Settings::default()))
+}
+
+fn random_secret() -> anyhow::Result<Vec<u8>> {
+    let mut secret = vec![0u8; 48];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
+    Ok(secret)
+}
+
+/// The JWT secret: `KEYWARD_JWT_SECRET`, or a file generated once (mode 0600) and reused so
+/// restarts keep sessions valid.
+fn jwt_secret(database_url: &str, file: Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
+    if let Ok(secret) = std::env::var("KEYWARD_JWT_SECRET") {
+        if secret.len() < crate::auth::jwt::MIN_SECRET_LEN {
+            bail!("KEYWARD_JWT_SECRET must be at least 32 bytes");
+        }
+        return Ok(secret.into_bytes());
+    }
+    let path = match file {
+        Some(p) => p,
+        None => match sqlite_file(database_url) {
+            Some(db) => PathBuf::from(format!("{}.jwt-secret", db.display())),
+            None => {
+                tracing::warn!("in-memory database and no KEYWARD_JWT_SECRET: sessions end with this process");
+                return random_secret();
+            }
+        },
+    };
+    match std::fs::read(&path) {
+        Ok(secret) if secret.len() >= crate::auth::jwt::MIN_SECRET_LEN => Ok(secret),
+        Ok(_) => bail!("the JWT secret in {} is shorter than 32 bytes", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = random_secret()?;
+            write_private(&path, &secret).with_context(|| format!("writing the JWT secret to {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a JWT signing secret");
+            Ok(secret)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading the JWT secret from {}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+async fn serve(store: Arc<dyn Store>, database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let ttl = keyward_domain::duration::parse_short(&args.session_ttl).map_err(|e| anyhow::anyhow!("--session-ttl: {e}"))?;
+    let jwt = JwtKeys::new(jwt_secret(database_url, args.jwt_secret_file)?, ttl)?;
+    let settings = Settings { public_verify: args.public_verify, ..Settings::default() };
+    let state = AppState::new(store.clone(), Arc::new(SystemClock), jwt, Passwords::production(), settings);
+    bootstrap_admin(&state).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%addr, database = %redact(database_url), startup_ms = started.elapsed().as_millis() as u64, "keyward listening");
+    crate::serve::serve(listener, state, crate::serve::shutdown_signal()).await.context("serving")
+}
+
+/// On an empty database: create the admin named by the environment, or say how to.
+async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
+    if state.store.count_users().await? > 0 {
+        return Ok(());
+    }
+    match (std::env::var("KEYWARD_ADMIN_EMAIL"), std::env::var("KEYWARD_ADMIN_PASSWORD")) {
+        (Ok(email), Ok(password)) => {
+            let req = users::NewUser { email, password, role: Role::Admin, tenant_id: None };
+            let user = users::create_as(state, &Actor::system(), req)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the admin from KEYWARD_ADMIN_EMAIL: {}", e.message()))?;
+            tracing::info!(user_id = %user.id, "created the first admin from KEYWARD_ADMIN_EMAIL");
+        }
+        _ => {
+            tracing::warn!(
+                "no users yet. Create an admin with: keyward user create --email you@example.com --password-stdin --role admin \
+                 (or set KEYWARD_ADMIN_EMAIL and KEYWARD_ADMIN_PASSWORD before starting)"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(redact("postgres://kw:s3cret@db:5432/kw"), "postgres://kw:***@db:5432/kw");
+        assert_eq!(redact("sqlite://keyward.db"), "sqlite://keyward.db");
+    }
+
+    #[test]
+    fn finds_the_sqlite_file() {
+        assert_eq!(sqlite_file("sqlite://data/kw.db?mode=rwc"), Some(PathBuf::from("data/kw.db")));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+    }
+}

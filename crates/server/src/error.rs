@@ -1,0 +1,176 @@
+//! The one error type of the HTTP layer. [`ApiError`] decides every status code; the native
+//! surface renders it as `{"error":{"code","message"}}` here, and each compatibility surface maps
+//! the same values onto its own wire shape in one place.
+//!
+//! A 5xx never tells the client why: it says "internal error" and logs the cause inside the
+//! request's span. Messages of 4xx name the offending field and never echo a secret.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keyward_domain::Forbidden;
+use keyward_store::StoreError;
+use serde::Serialize;
+
+/// Why a request failed to authenticate. Surfaces word these differently (Estuary has its own
+/// reason codes), so the cause is kept apart from any message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credential at all.
+    Missing,
+    /// An `Authorization` header that is not `Bearer <token>`.
+    NotBearer,
+    /// A credential that is unknown, malformed, revoked or badly signed.
+    Invalid,
+    /// A credential that was valid and has expired.
+    Expired,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400. `code` is stable; `message` names the field.
+    BadRequest { code: &'static str, message: String },
+    Unauthenticated(AuthFailure),
+    /// 403: authenticated, but this credential or role may not do this.
+    Forbidden(String),
+    /// 404. `what` is the resource, e.g. "api key".
+    NotFound(&'static str),
+    MethodNotAllowed,
+    Conflict { code: &'static str, message: String },
+    PayloadTooLarge,
+    UnsupportedMediaType(String),
+    TooManyRequests { retry_after_secs: u64 },
+    Unavailable,
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    pub fn invalid_field(field: &str, why: impl std::fmt::Display) -> Self {
+        Self::BadRequest { code: "invalid_field", message: format!("{field}: {why}") }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The native surface's stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Unauthenticated(AuthFailure::Expired) => "credential_expired",
+            Self::Unauthenticated(AuthFailure::Missing) => "unauthenticated",
+            Self::Unauthenticated(_) => "invalid_credential",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Unavailable => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// A message fit for the client.
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadRequest { message, .. } | Self::Conflict { message, .. } => message.clone(),
+            Self::Unauthenticated(AuthFailure::Missing) => {
+                "authentication required: send X-API-Key or Authorization: Bearer".into()
+            }
+            Self::Unauthenticated(AuthFailure::NotBearer) => {
+                "the Authorization header must be \"Bearer <token>\"".into()
+            }
+            Self::Unauthenticated(AuthFailure::Invalid) => "the credential is not valid".into(),
+            Self::Unauthenticated(AuthFailure::Expired) => "the credential has expired".into(),
+            Self::Forbidden(why) => why.clone(),
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::MethodNotAllowed => "method not allowed on this route".into(),
+            Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
+            Self::UnsupportedMediaType(why) => why.clone(),
+            Self::TooManyRequests { retry_after_secs } => {
+                format!("too many attempts; retry in {retry_after_secs} s")
+            }
+            Self::Unavailable => "the service is temporarily unavailable".into(),
+            Self::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// Headers every surface adds for this error (e.g. `Retry-After`, `WWW-Authenticate`).
+    pub fn decorate(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        match self {
+            Self::TooManyRequests { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::Unauthenticated(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"keyward\""));
+            }
+            _ => {}
+        }
+    }
+
+    /// Logs what the client is not told. Called by every surface's renderer.
+    pub fn log(&self) {
+        match self {
+            Self::Internal(cause) => tracing::error!(%cause, "internal error"),
+            Self::Unavailable => tracing::warn!("storage unavailable"),
+            _ => {}
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.message() } };
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        self.decorate(&mut response);
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound("resource"),
+            StoreError::Conflict(what) => Self::Conflict { code: "conflict", message: format!("{what} already exists") },
+            StoreError::Unavailable(_) => Self::Unavailable,
+            StoreError::Other(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(e: Forbidden) -> Self {
+        Self::Forbidden(e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,324 @@
+//! The key lifecycle: create, read, list, edit, revoke, rotate.
+//!
+//! Visibility is checked before anything else, and an unseen key is a 404, never a 403, so
+//! existence never leaks across tenants or owners. No key is ever created or widened beyond the
+//! rights of the caller.
+
+use keyward_domain::duration::{parse_window, MAX_DURATION_SECONDS};
+use keyward_domain::scope::{parse_scopes, KeywardRight};
+use keyward_domain::{ApiKey, KeyPrefix, KeyStatus, PlainKey, Role};
+use keyward_store::{Cursor, KeyQuery, StoreError};
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::{paginate, validate_metadata, Page};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+pub const MAX_NAME_LEN: usize = 255;
+pub const MAX_RATE_LIMIT: i64 = 100_000;
+/// The longest grace period a rotation may leave the old key alive for.
+pub const MAX_GRACE: Duration = Duration::days(7);
+
+/// When a new key stops working.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeyExpiry {
+    Never,
+    At(OffsetDateTime),
+    After(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub tenant_id: Option<Uuid>,
+    pub name: Option<String>,
+    pub scopes: Vec<String>,
+    pub metadata: Option<Value>,
+    pub rate_limit_max: Option<i64>,
+    pub rate_limit_window: Option<String>,
+    pub expiry: KeyExpiry,
+}
+
+/// A key just made: the only moment its plaintext exists.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub plaintext: PlainKey,
+}
+
+/// Changes to a key; `None` leaves a field as it is, `Some(None)` clears a nullable one.
+#[derive(Debug, Default, Clone)]
+pub struct KeyPatch {
+    pub name: Option<Option<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub metadata: Option<Value>,
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    pub rate_limit_max: Option<Option<i64>>,
+    pub rate_limit_window: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub tenant_id: Option<Uuid>,
+    pub status: Option<KeyStatus>,
+    pub dormant_days: Option<i64>,
+    pub limit: u32,
+    pub after: Option<Cursor>,
+}
+
+pub fn cursor_of(key: &ApiKey) -> Cursor {
+    Cursor { created_at: key.created_at, id: key.id }
+}
+
+fn validate_name(name: &Option<String>) -> ApiResult<()> {
+    match name {
+        Some(n) if n.chars().count() > MAX_NAME_LEN => Err(ApiError::invalid_field("name", "at most 255 characters")),
+        _ => Ok(()),
+    }
+}
+
+fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> ApiResult<()> {
+    match (max, window) {
+        (None, None) => Ok(()),
+        (Some(max), Some(window)) => {
+            if !(1..=MAX_RATE_LIMIT).contains(&max) {
+                return Err(ApiError::invalid_field("rate_limit_max", "must be between 1 and 100000"));
+            }
+            parse_window(window).map(|_| ()).map_err(|e| ApiError::invalid_field("rate_limit_window", e))
+        }
+        _ => Err(ApiError::invalid_field(
+            "rate_limit_max",
+            "rate_limit_max and rate_limit_window are set together",
+        )),
+    }
+}
+
+fn resolve_expiry(expiry: KeyExpiry, now: OffsetDateTime) -> ApiResult<Option<OffsetDateTime>> {
+    match expiry {
+        KeyExpiry::Never => Ok(None),
+        KeyExpiry::At(at) if at <= now => Err(ApiError::invalid_field("expires_at", "must be in the future")),
+        KeyExpiry::At(at) if at > now + Duration::seconds(MAX_DURATION_SECONDS) => {
+            Err(ApiError::invalid_field("expires_at", "must be within 100 years"))
+        }
+        KeyExpiry::At(at) => Ok(Some(keyward_domain::clock::truncate_millis(at))),
+        KeyExpiry::After(d) if d <= Duration::ZERO => Err(ApiError::invalid_field("expires_in", "must be positive")),
+        KeyExpiry::After(d) => Ok(Some(keyward_domain::clock::truncate_millis(now + d))),
+    }
+}
+
+fn validated_scopes(caller: &Caller, raw: &[String]) -> ApiResult<Vec<String>> {
+    let scopes = parse_scopes(raw).map_err(|e| ApiError::invalid_field("scopes", e))?;
+    caller.principal.may_grant(&scopes)?;
+    Ok(scopes)
+}
+
+/// The tenant a new key of `caller` goes to. Admins name one; everyone else gets their own.
+async fn key_tenant(state: &AppState, caller: &Caller, requested: Option<Uuid>) -> ApiResult<Option<keyward_domain::Tenant>> {
+    let p = &caller.principal;
+    let tenant_id = match (p.role, requested) {
+        (Role::Admin, None) => return Err(ApiError::invalid_field("tenant_id", "is required for admins")),
+        (Role::Admin, Some(t)) => Some(t),
+        (_, Some(t)) if Some(t) != p.tenant_id => return Err(ApiError::NotFound("tenant")),
+        (_, _) => p.tenant_id,
+    };
+    match tenant_id {
+        None => Ok(None),
+        Some(id) => state.store.get_tenant(id).await?.map(Some).ok_or(ApiError::NotFound("tenant")),
+    }
+}
+
+pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult<IssuedKey> {
+    caller.principal.require(KeywardRight::Write)?;
+    validate_name(&req.name)?;
+    validate_rate_limit(req.rate_limit_max, req.rate_limit_window.as_deref())?;
+    if let Some(m) = &req.metadata {
+        validate_metadata("metadata", m)?;
+    }
+    let scopes = validated_scopes(caller, &req.scopes)?;
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let expires_at = resolve_expiry(req.expiry, now)?;
+    let tenant = key_tenant(state, caller, req.tenant_id).await?;
+    let prefix = tenant.as_ref().map(|t| t.prefix()).unwrap_or_else(KeyPrefix::default_prefix);
+    let plaintext = PlainKey::generate(&prefix).map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
+    let key = ApiKey {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.map(|t| t.id),
+        owner_id: caller.principal.user_id,
+        name: req.name,
+        prefix: prefix.as_str().to_owned(),
+        start: plaintext.start(),
+        digest: plaintext.digest(),
+        scopes,
+        metadata: req.metadata.unwrap_or_else(|| json!({})),
+        rate_limit_max: req.rate_limit_max,
+        rate_limit_window: req.rate_limit_window,
+        expires_at,
+        created_at: now,
+        updated_at: now,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    let audit = caller
+        .actor()
+        .entry(now, "api_key.create", "api_key", key.id)
+        .tenant(key.tenant_id)
+        .subject(key.owner_id)
+        .changes(json!({"name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(rfc3339)}));
+    state.store.create_key(&key, &audit).await?;
+    Ok(IssuedKey { key, plaintext })
+}
+
+/// A key the caller can see, or 404.
+pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<ApiKey> {
+    caller.principal.require(KeywardRight::Read)?;
+    visible(state, caller, id).await
+}
+
+async fn visible(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<ApiKey> {
+    match state.store.get_key(id).await? {
+        Some(key) if caller.principal.sees_key(key.tenant_id, key.owner_id) => Ok(key),
+        _ => Err(ApiError::NotFound("api key")),
+    }
+}
+
+pub async fn list(state: &AppState, caller: &Caller, filter: KeyFilter) -> ApiResult<Page<ApiKey>> {
+    let p = &caller.principal;
+    p.require(KeywardRight::Read)?;
+    let now = state.now();
+    let mut query = KeyQuery::new(now, filter.limit + 1);
+    query.status = filter.status;
+    query.after = filter.after;
+    query.dormant_before = filter.dormant_days.map(|d| now - Duration::days(d));
+    query.tenant_id = filter.tenant_id;
+    match p.role {
+        Role::Admin => {}
+        Role::TenantAdmin if p.tenant_id.is_some() => {
+            if filter.tenant_id.is_some() && filter.tenant_id != p.tenant_id {
+                return Ok(Page { items: vec![], next: None });
+            }
+            query.tenant_id = p.tenant_id;
+        }
+        _ => query.owner_id = Some(p.user_id),
+    }
+    let keys = state.store.list_keys(&query).await?;
+    Ok(paginate(keys, filter.limit, cursor_of))
+}
+
+pub async fn update(state: &AppState, caller: &Caller, id: Uuid, patch: KeyPatch) -> ApiResult<ApiKey> {
+    caller.principal.require(KeywardRight::Write)?;
+    let mut key = visible(state, caller, id).await?;
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let mut changes = serde_json::Map::new();
+    if let Some(name) = patch.name {
+        validate_name(&name)?;
+        changes.insert("name".into(), json!(name));
+        key.name = name;
+    }
+    if let Some(scopes) = patch.scopes {
+        key.scopes = validated_scopes(caller, &scopes)?;
+        changes.insert("scopes".into(), json!(key.scopes));
+    }
+    if let Some(metadata) = patch.metadata {
+        validate_metadata("metadata", &metadata)?;
+        key.metadata = metadata;
+        changes.insert("metadata".into(), json!("changed"));
+    }
+    if let Some(expires_at) = patch.expires_at {
+        key.expires_at = resolve_expiry(expires_at.map_or(KeyExpiry::Never, KeyExpiry::At), now)?;
+        changes.insert("expires_at".into(), json!(key.expires_at.map(rfc3339)));
+    }
+    if let Some(max) = patch.rate_limit_max {
+        key.rate_limit_max = max;
+        changes.insert("rate_limit_max".into(), json!(max));
+    }
+    if let Some(window) = patch.rate_limit_window {
+        key.rate_limit_window = window;
+        changes.insert("rate_limit_window".into(), json!(key.rate_limit_window));
+    }
+    validate_rate_limit(key.rate_limit_max, key.rate_limit_window.as_deref())?;
+    key.updated_at = now;
+    let audit = caller
+        .actor()
+        .entry(now, "api_key.update", "api_key", key.id)
+        .tenant(key.tenant_id)
+        .subject(key.owner_id)
+        .changes(Value::Object(changes));
+    state.store.update_key(&key, now, &audit).await.map_err(not_found_as("api key"))?;
+    Ok(key)
+}
+
+pub async fn revoke(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<ApiKey> {
+    caller.principal.require(KeywardRight::Write)?;
+    let key = visible(state, caller, id).await?;
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let audit = caller.actor().entry(now, "api_key.revoke", "api_key", key.id).tenant(key.tenant_id).subject(key.owner_id);
+    state.store.revoke_key(key.id, now, now, &audit).await.map_err(not_found_as("api key"))
+}
+
+/// A new key with the old one's tenant, owner, scopes, metadata, limits and lifetime; the old
+/// one is revoked now or when `grace` ends.
+pub async fn rotate(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    name: Option<String>,
+    grace: Option<Duration>,
+) -> ApiResult<IssuedKey> {
+    caller.principal.require(KeywardRight::Write)?;
+    validate_name(&name)?;
+    let grace = grace.unwrap_or(Duration::ZERO);
+    if grace < Duration::ZERO || grace > MAX_GRACE {
+        return Err(ApiError::invalid_field("grace_period", "at most 7d"));
+    }
+    let old = visible(state, caller, id).await?;
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    if old.status(now) == KeyStatus::Revoked {
+        return Err(ApiError::NotFound("api key"));
+    }
+    caller.principal.may_grant(&old.scopes)?;
+    let prefix = match old.tenant_id {
+        Some(t) => state.store.get_tenant(t).await?.map(|t| t.prefix()),
+        None => None,
+    }
+    .unwrap_or_else(|| KeyPrefix::parse(&old.prefix).unwrap_or_else(|_| KeyPrefix::default_prefix()));
+    let plaintext = PlainKey::generate(&prefix).map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
+    let lifetime = old.expires_at.map(|exp| exp - old.created_at);
+    let key = ApiKey {
+        id: Uuid::now_v7(),
+        name: name.or_else(|| old.name.clone()),
+        prefix: prefix.as_str().to_owned(),
+        start: plaintext.start(),
+        digest: plaintext.digest(),
+        expires_at: lifetime.map(|l| now + l),
+        created_at: now,
+        updated_at: now,
+        revoked_at: None,
+        last_used_at: None,
+        ..old.clone()
+    };
+    let audit = caller
+        .actor()
+        .entry(now, "api_key.rotate", "api_key", old.id)
+        .tenant(old.tenant_id)
+        .subject(old.owner_id)
+        .changes(json!({"new_key_id": key.id, "old_key_revoked_at": rfc3339(now + grace)}));
+    state
+        .store
+        .rotate_key(old.id, now + grace, &key, now, &audit)
+        .await
+        .map_err(not_found_as("api key"))?;
+    Ok(IssuedKey { key, plaintext })
+}
+
+fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => ApiError::NotFound(what),
+        other => other.into(),
+    }
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}

@@ -1,0 +1,59 @@
+//! keyward's operations: what a caller may do, checked against policy and carried out on the
+//! store with its audit entry. Every surface (native v1, Estuary, form-encoded) calls these and
+//! only translates wire shapes; no surface has lifecycle logic of its own.
+
+pub mod audit;
+pub mod keys;
+pub mod login;
+pub mod tenants;
+pub mod users;
+pub mod verify;
+
+use keyward_store::Cursor;
+
+use crate::error::ApiError;
+
+/// The largest page any listing returns, and the default.
+pub const MAX_PAGE: u32 = 1000;
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// One page of a listing, with where the next one starts when there may be more.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+/// Validates a requested page size and cursor.
+pub fn page_params(limit: Option<u32>, cursor: Option<&str>) -> Result<(u32, Option<Cursor>), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 1000"));
+    }
+    let cursor = cursor
+        .map(|c| c.parse::<Cursor>().map_err(|e| ApiError::invalid_field("cursor", e)))
+        .transpose()?;
+    Ok((limit, cursor))
+}
+
+/// Asks the store for one more than `limit` to learn whether another page exists.
+pub fn paginate<T>(mut items: Vec<T>, limit: u32, position: impl Fn(&T) -> Cursor) -> Page<T> {
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(position)
+    } else {
+        None
+    };
+    Page { items, next }
+}
+
+/// Metadata must be a JSON object of at most 4 KiB.
+pub fn validate_metadata(field: &str, value: &serde_json::Value) -> Result<(), ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::invalid_field(field, "must be a JSON object"));
+    }
+    if value.to_string().len() > keyward_domain::model::MAX_METADATA_BYTES {
+        return Err(ApiError::invalid_field(field, "must be at most 4 KiB when serialized"));
+    }
+    Ok(())
+}

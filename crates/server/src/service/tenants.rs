@@ -1,0 +1,133 @@
+//! Tenants: installation-wide administration, for admins only.
+
+use keyward_domain::model::validate_slug;
+use keyward_domain::{KeyPrefix, Tenant};
+use keyward_store::{Cursor, StoreError};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{paginate, validate_metadata, Page};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+pub const MAX_TENANT_NAME_LEN: usize = 255;
+
+#[derive(Debug, Clone, Default)]
+pub struct TenantChanges {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub metadata: Option<Value>,
+    /// `Some(None)` goes back to the default prefix.
+    pub key_prefix: Option<Option<String>>,
+}
+
+fn validate(changes: &TenantChanges) -> ApiResult<()> {
+    if let Some(name) = &changes.name {
+        if name.trim().is_empty() || name.chars().count() > MAX_TENANT_NAME_LEN {
+            return Err(ApiError::invalid_field("name", "1 to 255 characters"));
+        }
+    }
+    if let Some(slug) = &changes.slug {
+        validate_slug(slug).map_err(|e| ApiError::invalid_field("slug", e))?;
+    }
+    if let Some(metadata) = &changes.metadata {
+        validate_metadata("metadata", metadata)?;
+    }
+    if let Some(Some(prefix)) = &changes.key_prefix {
+        KeyPrefix::parse(prefix).map_err(|e| ApiError::invalid_field("key_prefix", e))?;
+    }
+    Ok(())
+}
+
+fn slug_conflict(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(_) => ApiError::Conflict { code: "slug_taken", message: "slug: a tenant with this slug exists".into() },
+        StoreError::NotFound => ApiError::NotFound("tenant"),
+        other => other.into(),
+    }
+}
+
+/// Creates a tenant. `actor` is the caller's, or the CLI's.
+pub async fn create_as(state: &AppState, actor: &keyward_domain::Actor, changes: TenantChanges) -> ApiResult<Tenant> {
+    let (Some(name), Some(slug)) = (changes.name.clone(), changes.slug.clone()) else {
+        return Err(ApiError::invalid_field(if changes.name.is_none() { "name" } else { "slug" }, "is required"));
+    };
+    validate(&changes)?;
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let tenant = Tenant {
+        id: Uuid::now_v7(),
+        name,
+        slug,
+        key_prefix: changes.key_prefix.flatten(),
+        metadata: changes.metadata.unwrap_or_else(|| json!({})),
+        created_at: now,
+        updated_at: now,
+    };
+    let audit = actor
+        .entry(now, "tenant.create", "tenant", tenant.id)
+        .tenant(Some(tenant.id))
+        .changes(json!({"name": tenant.name, "slug": tenant.slug, "key_prefix": tenant.key_prefix}));
+    state.store.create_tenant(&tenant, &audit).await.map_err(slug_conflict)?;
+    Ok(tenant)
+}
+
+pub async fn create(state: &AppState, caller: &Caller, changes: TenantChanges) -> ApiResult<Tenant> {
+    caller.principal.require_admin()?;
+    create_as(state, &caller.actor(), changes).await
+}
+
+pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Tenant> {
+    caller.principal.require_admin()?;
+    state.store.get_tenant(id).await?.ok_or(ApiError::NotFound("tenant"))
+}
+
+pub async fn list(state: &AppState, caller: &Caller, limit: u32, after: Option<Cursor>) -> ApiResult<Page<Tenant>> {
+    caller.principal.require_admin()?;
+    let tenants = state.store.list_tenants(after, limit + 1).await?;
+    Ok(paginate(tenants, limit, |t| Cursor { created_at: t.created_at, id: t.id }))
+}
+
+pub async fn update(state: &AppState, caller: &Caller, id: Uuid, changes: TenantChanges) -> ApiResult<Tenant> {
+    caller.principal.require_admin()?;
+    validate(&changes)?;
+    let mut tenant = state.store.get_tenant(id).await?.ok_or(ApiError::NotFound("tenant"))?;
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let mut diff = serde_json::Map::new();
+    if let Some(name) = changes.name {
+        diff.insert("name".into(), json!(name));
+        tenant.name = name;
+    }
+    if let Some(slug) = changes.slug {
+        diff.insert("slug".into(), json!(slug));
+        tenant.slug = slug;
+    }
+    if let Some(metadata) = changes.metadata {
+        diff.insert("metadata".into(), json!("changed"));
+        tenant.metadata = metadata;
+    }
+    if let Some(prefix) = changes.key_prefix {
+        diff.insert("key_prefix".into(), json!(prefix));
+        tenant.key_prefix = prefix;
+    }
+    tenant.updated_at = now;
+    let audit = caller.actor().entry(now, "tenant.update", "tenant", id).tenant(Some(id)).changes(Value::Object(diff));
+    state.store.update_tenant(&tenant, &audit).await.map_err(slug_conflict)?;
+    Ok(tenant)
+}
+
+/// Deletes a tenant; with active keys only when `force`, which revokes them in the same
+/// transaction. Returns the ids of the revoked keys.
+pub async fn delete(state: &AppState, caller: &Caller, id: Uuid, force: bool) -> ApiResult<Vec<Uuid>> {
+    caller.principal.require_admin()?;
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let audit = caller.actor().entry(now, "tenant.delete", "tenant", id).tenant(Some(id)).changes(json!({"force": force}));
+    state.store.delete_tenant(id, force, now, &audit).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound("tenant"),
+        StoreError::Conflict(_) => ApiError::Conflict {
+            code: "tenant_has_active_keys",
+            message: "the tenant still has active keys; delete with ?force=true to revoke them".into(),
+        },
+        other => other.into(),
+    })
+}

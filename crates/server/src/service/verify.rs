@@ -1,0 +1,53 @@
+//! Verification: is this key valid, whose is it, may it do X, is it over its rate limit?
+//!
+//! A key that fails the shape or checksum check is answered `NOT_FOUND` without a storage
+//! lookup. A verifier sees only keys its role covers (others are `NOT_FOUND`), unless keyward
+//! runs with `--public-verify`.
+
+use keyward_domain::ratelimit::{Decision, Limit};
+use keyward_domain::{verify, ApiKey, ParsedKey, Principal, VerifyCode};
+
+use crate::app::AppState;
+use crate::error::ApiResult;
+
+#[derive(Debug)]
+pub struct Verdict {
+    pub code: VerifyCode,
+    /// Present whenever the key exists (and is visible to the verifier).
+    pub key: Option<ApiKey>,
+    pub ratelimit: Option<(Limit, Decision)>,
+}
+
+/// `verifier` is `None` only under `--public-verify`.
+pub async fn verify(state: &AppState, verifier: Option<&Principal>, key: &str, scopes: &[String]) -> ApiResult<Verdict> {
+    let Ok(parsed) = ParsedKey::parse(key) else {
+        return Ok(Verdict { code: VerifyCode::NotFound, key: None, ratelimit: None });
+    };
+    let now = state.now();
+    let key = state
+        .store
+        .get_key_by_digest(&parsed.digest())
+        .await?
+        .filter(|k| verifier.is_none_or(|p| p.sees_key(k.tenant_id, k.owner_id)));
+    let mut code = verify::check(key.as_ref(), scopes, now);
+    let mut ratelimit = None;
+    if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
+        if let Some(limit) = limit_of(k) {
+            let decision = state.limiter.check(k.id, limit, now);
+            if !decision.allowed {
+                code = VerifyCode::RateLimited;
+            }
+            ratelimit = Some((limit, decision));
+        }
+        if code == VerifyCode::Valid {
+            state.usage.record(k.id, now);
+        }
+    }
+    Ok(Verdict { code, key, ratelimit })
+}
+
+fn limit_of(key: &ApiKey) -> Option<Limit> {
+    let max = u32::try_from(key.rate_limit_max?).ok()?;
+    let window = keyward_domain::duration::parse_window(key.rate_limit_window.as_deref()?).ok()?;
+    Some(Limit { max, window })
+}

@@ -1,0 +1,200 @@
+//! The real `keyward` binary on a real socket: bootstrap, durability across `kill -9`, graceful
+//! SIGTERM that flushes buffered usage, the CLI beside a running server, and logs free of secrets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const ADMIN_EMAIL: &str = "root@example.com";
+const ADMIN_PASSWORD: &str = "root password that is long";
+
+struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn keyward(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.current_dir(dir)
+        .env_remove("KEYWARD_JWT_SECRET")
+        .env_remove("KEYWARD_LISTEN")
+        .env_remove("KEYWARD_ADMIN_EMAIL")
+        .env_remove("KEYWARD_ADMIN_PASSWORD")
+        .env("KEYWARD_DATABASE_URL", format!("sqlite://{}", dir.join("kw.db").display()));
+    cmd
+}
+
+async fn start(dir: &Path, with_admin: bool) -> Server {
+    let port = free_port();
+    let log = dir.join(format!("server-{port}.log"));
+    let mut cmd = keyward(dir);
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    if with_admin {
+        cmd.env("KEYWARD_ADMIN_EMAIL", ADMIN_EMAIL).env("KEYWARD_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    }
+    let child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not become ready: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { child, base, log }
+}
+
+impl Server {
+    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn login(&self, email: &str, password: &str) -> String {
+        let (status, body) = self.call(reqwest::Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": password}))).await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_writes_and_sessions_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), true).await;
+    let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, tenant) = server.call(reqwest::Method::POST, "/api/v1/tenants", Some(&admin), Some(json!({"name": "Acme", "slug": "acme"}))).await;
+    assert_eq!(status, 201);
+    let (status, created) = server
+        .call(reqwest::Method::POST, "/api/v1/api-keys", Some(&admin), Some(json!({"tenant_id": tenant["id"], "name": "durable"})))
+        .await;
+    assert_eq!(status, 201);
+    let key = created["key"].as_str().unwrap().to_owned();
+    server.kill_9();
+
+    let secret = dir.path().join("kw.db.jwt-secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let server = start(dir.path(), true).await;
+    let (status, keys) = server.call(reqwest::Method::GET, "/api/v1/api-keys", Some(&admin), None).await;
+    assert_eq!(status, 200, "the old session is still valid after a restart: {keys}");
+    assert_eq!(keys[0]["name"], "durable");
+    let (_, verdict) = server.call(reqwest::Method::POST, "/api/v1/keys/verify", Some(&admin), Some(json!({"key": key}))).await;
+    assert_eq!(verdict["code"], "VALID");
+    let logs = server.logs();
+    for secret in [key.as_str(), admin.as_str(), ADMIN_PASSWORD] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully_and_flushes_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), true).await;
+    let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (_, tenant) = server.call(reqwest::Method::POST, "/api/v1/tenants", Some(&admin), Some(json!({"name": "Acme", "slug": "acme"}))).await;
+    let (_, created) = server.call(reqwest::Method::POST, "/api/v1/api-keys", Some(&admin), Some(json!({"tenant_id": tenant["id"]}))).await;
+    let (_, verdict) = server.call(reqwest::Method::POST, "/api/v1/keys/verify", Some(&admin), Some(json!({"key": created["key"]}))).await;
+    assert_eq!(verdict["code"], "VALID");
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+
+    let server = start(dir.path(), false).await;
+    let id = created["id"].as_str().unwrap();
+    let (_, key) = server.call(reqwest::Method::GET, &format!("/api/v1/api-keys/{id}"), Some(&admin), None).await;
+    assert!(key["last_used_at"].is_string(), "usage buffered at SIGTERM was written: {key}");
+    assert!(server.logs().contains("buffered writes flushed") || status.success());
+}
+
+#[tokio::test]
+async fn the_cli_creates_tenants_and_users_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), false).await;
+    assert!(server.logs().contains("keyward user create"), "first start explains how to create an admin");
+
+    let out = keyward(dir.path()).args(["tenant", "create", "--name", "Acme", "--slug", "acme"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tenant_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    uuid::Uuid::parse_str(&tenant_id).unwrap();
+
+    let mut child = keyward(dir.path())
+        .args(["user", "create", "--email", "ta@example.com", "--password-stdin", "--tenant", "acme", "--role", "tenant_admin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"tenant admin password\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let user_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    let token = server.login("ta@example.com", "tenant admin password").await;
+    let (status, me) = server.call(reqwest::Method::GET, "/api/v1/users/me", Some(&token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["id"], user_id);
+    assert_eq!(me["tenant_id"], tenant_id);
+    assert_eq!(me["role"], "tenant_admin");
+
+    let dup = keyward(dir.path()).args(["tenant", "create", "--name", "Acme", "--slug", "acme"]).output().unwrap();
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("slug"));
+    let mut short = keyward(dir.path())
+        .args(["user", "create", "--email", "x@example.com", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    short.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let out = short.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("12 characters"));
+    assert!(!server.logs().contains("tenant admin password"));
+}

@@ -1,0 +1,183 @@
+//! Test helpers: a fresh keyward on a temp SQLite file with a manual clock, and shortcuts
+//! (`admin()`, `member_of()`, `key_with()`) that keep tests short.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use keyward_domain::{Actor, ManualClock, Role};
+use keyward_server::auth::jwt::JwtKeys;
+use keyward_server::auth::password::Passwords;
+use keyward_server::service::users::{self, NewUser};
+use keyward_server::{AppState, Settings};
+use keyward_store_sqlite::SqliteStore;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
+pub struct TestApp {
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        self
+    }
+
+    /// Asserts the native error shape and returns its code.
+    #[track_caller]
+    pub fn error_code(&self) -> &str {
+        let code = self.body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {}", self.body));
+        assert!(self.body["error"]["message"].is_string(), "error without message: {}", self.body);
+        code
+    }
+}
+
+pub fn start_time() -> time::OffsetDateTime {
+    time::macros::datetime!(2026-03-01 12:00 UTC)
+}
+
+pub async fn app() -> TestApp {
+    app_with(Settings::default()).await
+}
+
+pub async fn app_with(settings: Settings) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let jwt = JwtKeys::new(JWT_SECRET.to_vec(), time::Duration::hours(1)).unwrap();
+    let state = AppState::new(Arc::new(store), clock.clone(), jwt, Passwords::fast_insecure_for_tests(), settings);
+    TestApp { state, clock, _dir: dir }
+}
+
+/// Who a request is sent as.
+#[derive(Clone, Copy)]
+pub enum As<'a> {
+    Nobody,
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+impl TestApp {
+    pub fn router(&self) -> Router {
+        keyward_server::router(self.state.clone())
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let res = self.router().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Resp { status, headers, body }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, who: As<'_>, body: Option<Value>) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        req = match who {
+            As::Nobody => req,
+            As::Bearer(t) => req.header("authorization", format!("Bearer {t}")),
+            As::ApiKey(k) => req.header("x-api-key", k),
+        };
+        let req = match body {
+            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, who: As<'_>) -> Resp {
+        self.call(Method::GET, path, who, None).await
+    }
+
+    pub async fn post(&self, path: &str, who: As<'_>, body: Value) -> Resp {
+        self.call(Method::POST, path, who, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, who: As<'_>, body: Value) -> Resp {
+        self.call(Method::PATCH, path, who, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, who: As<'_>) -> Resp {
+        self.call(Method::DELETE, path, who, None).await
+    }
+
+    /// Creates a user straight through the service (as the CLI does) and returns its id.
+    pub async fn user(&self, email: &str, role: Role, tenant_id: Option<Uuid>) -> Uuid {
+        let req = NewUser { email: email.into(), password: PASSWORD.into(), role, tenant_id };
+        users::create_as(&self.state, &Actor::system(), req).await.unwrap().id
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        let r = self.post("/api/v1/auth/login", As::Nobody, json!({"email": email, "password": PASSWORD})).await;
+        let r = r.expect(StatusCode::OK);
+        r.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// An admin's session token.
+    pub async fn admin(&self) -> String {
+        let email = format!("admin-{}@example.com", Uuid::new_v4().simple());
+        self.user(&email, Role::Admin, None).await;
+        self.login(&email).await
+    }
+
+    /// A new tenant's id.
+    pub async fn tenant(&self, slug: &str) -> Uuid {
+        let admin = self.admin().await;
+        let r = self.post("/api/v1/tenants", As::Bearer(&admin), json!({"name": slug, "slug": slug})).await;
+        r.expect(StatusCode::CREATED).body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// A session token of a new user with `role` in `tenant`, and that user's id.
+    pub async fn user_in(&self, tenant: Uuid, role: Role) -> (String, Uuid) {
+        let email = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
+        let id = self.user(&email, role, Some(tenant)).await;
+        (self.login(&email).await, id)
+    }
+
+    pub async fn member_of(&self, tenant: Uuid) -> String {
+        self.user_in(tenant, Role::Member).await.0
+    }
+
+    pub async fn tenant_admin_of(&self, tenant: Uuid) -> String {
+        self.user_in(tenant, Role::TenantAdmin).await.0
+    }
+
+    /// Creates a key as `token` with `scopes`; returns (id, plaintext).
+    pub async fn key_with(&self, token: &str, scopes: &[&str]) -> (String, String) {
+        self.key_from(token, json!({"name": "test", "scopes": scopes})).await
+    }
+
+    pub async fn key_from(&self, token: &str, body: Value) -> (String, String) {
+        let r = self.post("/api/v1/api-keys", As::Bearer(token), body).await.expect(StatusCode::CREATED);
+        (r.body["id"].as_str().unwrap().to_owned(), r.body["key"].as_str().unwrap().to_owned())
+    }
+
+    pub fn advance(&self, by: time::Duration) {
+        self.clock.advance(by);
+    }
+}
