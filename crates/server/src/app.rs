@@ -39,8 +39,14 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             public_verify: false,
-            login_failures_per_email: Limit { max: 10, window: time::Duration::minutes(15) },
-            login_failures_per_address: Limit { max: 50, window: time::Duration::minutes(15) },
+            login_failures_per_email: Limit {
+                max: 10,
+                window: time::Duration::minutes(15),
+            },
+            login_failures_per_address: Limit {
+                max: 50,
+                window: time::Duration::minutes(15),
+            },
         }
     }
 }
@@ -60,7 +66,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, jwt: JwtKeys, passwords: Passwords, settings: Settings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        jwt: JwtKeys,
+        passwords: Passwords,
+        settings: Settings,
+    ) -> Self {
         Self {
             store,
             clock,
@@ -93,14 +105,26 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| -> Response<axum::body::Body> {
-            axum::response::IntoResponse::into_response(ApiError::Internal("handler panicked".into()))
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| -> Response<axum::body::Body> {
+                axum::response::IntoResponse::into_response(ApiError::Internal(
+                    "handler panicked".into(),
+                ))
+            },
+        ))
         .layer(
             // The span names the route template, never the raw path: some paths carry a key.
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
-                let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                    .unwrap_or("unmatched");
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
                 tracing::info_span!("request", method = %req.method(), route, request_id = id)
             }),
         )

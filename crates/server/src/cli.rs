@@ -23,7 +23,12 @@ use crate::service::{tenants, users};
 #[command(name = "keyward", version, about = "Self-hosted API key service")]
 pub struct Cli {
     /// Database URL: sqlite://FILE (created if missing).
-    #[arg(long = "database", env = "KEYWARD_DATABASE_URL", default_value = "sqlite://keyward.db", global = true)]
+    #[arg(
+        long = "database",
+        env = "KEYWARD_DATABASE_URL",
+        default_value = "sqlite://keyward.db",
+        global = true
+    )]
     pub database_url: String,
 
     #[command(subcommand)]
@@ -126,7 +131,10 @@ pub fn main() -> std::process::ExitCode {
         _ => LogFormat::Human,
     };
     init_tracing(log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -145,7 +153,9 @@ pub fn main() -> std::process::ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -155,10 +165,15 @@ fn init_tracing(format: LogFormat) {
 /// Opens the store named by `url`'s scheme.
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url).await.with_context(|| format!("opening the SQLite database {}", redact(url)))?;
+        let store = SqliteStore::open(url)
+            .await
+            .with_context(|| format!("opening the SQLite database {}", redact(url)))?;
         Ok(Arc::new(store))
     } else {
-        bail!("unsupported database URL scheme in {}: use sqlite://FILE", redact(url))
+        bail!(
+            "unsupported database URL scheme in {}: use sqlite://FILE",
+            redact(url)
+        )
     }
 }
 
@@ -178,27 +193,66 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = open_store(&cli.database_url).await?;
     match cli.command {
         Command::Serve(args) => serve(store, &cli.database_url, args).await,
-        Command::User { command: UserCommand::Create { email, password_stdin: _, tenant, role } } => {
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    password_stdin: _,
+                    tenant,
+                    role,
+                },
+        } => {
             let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).context("reading the password from standard input")?;
-            let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password).to_owned();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password
+                .strip_suffix('\n')
+                .map(|p| p.strip_suffix('\r').unwrap_or(p))
+                .unwrap_or(&password)
+                .to_owned();
             let state = offline_state(store.clone())?;
             let tenant_id = match tenant {
                 None => None,
                 Some(slug) => Some(
-                    store.get_tenant_by_slug(&slug).await?.with_context(|| format!("no tenant with slug {slug:?}"))?.id,
+                    store
+                        .get_tenant_by_slug(&slug)
+                        .await?
+                        .with_context(|| format!("no tenant with slug {slug:?}"))?
+                        .id,
                 ),
             };
-            let req = users::NewUser { email, password, role: role.into(), tenant_id };
-            let user = users::create_as(&state, &Actor::system(), req).await.map_err(|e| anyhow::anyhow!(e.message()))?;
+            let req = users::NewUser {
+                email,
+                password,
+                role: role.into(),
+                tenant_id,
+            };
+            let user = users::create_as(&state, &Actor::system(), req)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message()))?;
             println!("{}", user.id);
             store.close().await;
             Ok(())
         }
-        Command::Tenant { command: TenantCommand::Create { name, slug, key_prefix } } => {
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    name,
+                    slug,
+                    key_prefix,
+                },
+        } => {
             let state = offline_state(store.clone())?;
-            let changes = tenants::TenantChanges { name: Some(name), slug: Some(slug), metadata: None, key_prefix: Some(key_prefix) };
-            let tenant = tenants::create_as(&state, &Actor::system(), changes).await.map_err(|e| anyhow::anyhow!(e.message()))?;
+            let changes = tenants::TenantChanges {
+                name: Some(name),
+                slug: Some(slug),
+                metadata: None,
+                key_prefix: Some(key_prefix),
+            };
+            let tenant = tenants::create_as(&state, &Actor::system(), changes)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message()))?;
             println!("{}", tenant.id);
             store.close().await;
             Ok(())
@@ -209,7 +263,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// State for commands that act on the database without serving: a throwaway signing key.
 fn offline_state(store: Arc<dyn Store>) -> anyhow::Result<AppState> {
     let jwt = JwtKeys::new(random_secret()?, time::Duration::hours(1))?;
-    Ok(AppState::new(store, Arc::new(SystemClock), jwt, Passwords::production(), Settings::default()))
+    Ok(AppState::new(
+        store,
+        Arc::new(SystemClock),
+        jwt,
+        Passwords::production(),
+        Settings::default(),
+    ))
 }
 
 fn random_secret() -> anyhow::Result<Vec<u8>> {
@@ -229,20 +289,26 @@ fn jwt_secret(database_url: &str, file: Option<PathBuf>) -> anyhow::Result<Vec<u
     }
     let path = match file {
         Some(p) => p,
-        None => match sqlite_file(database_url) {
-            Some(db) => PathBuf::from(format!("{}.jwt-secret", db.display())),
-            None => {
-                tracing::warn!("in-memory database and no KEYWARD_JWT_SECRET: sessions end with this process");
-                return random_secret();
+        None => {
+            match sqlite_file(database_url) {
+                Some(db) => PathBuf::from(format!("{}.jwt-secret", db.display())),
+                None => {
+                    tracing::warn!("in-memory database and no KEYWARD_JWT_SECRET: sessions end with this process");
+                    return random_secret();
+                }
             }
-        },
+        }
     };
     match std::fs::read(&path) {
         Ok(secret) if secret.len() >= crate::auth::jwt::MIN_SECRET_LEN => Ok(secret),
-        Ok(_) => bail!("the JWT secret in {} is shorter than 32 bytes", path.display()),
+        Ok(_) => bail!(
+            "the JWT secret in {} is shorter than 32 bytes",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let secret = random_secret()?;
-            write_private(&path, &secret).with_context(|| format!("writing the JWT secret to {}", path.display()))?;
+            write_private(&path, &secret)
+                .with_context(|| format!("writing the JWT secret to {}", path.display()))?;
             tracing::info!(path = %path.display(), "generated a JWT signing secret");
             Ok(secret)
         }
@@ -262,22 +328,38 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 async fn serve(store: Arc<dyn Store>, database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let ttl = keyward_domain::duration::parse_short(&args.session_ttl).map_err(|e| anyhow::anyhow!("--session-ttl: {e}"))?;
+    let ttl = keyward_domain::duration::parse_short(&args.session_ttl)
+        .map_err(|e| anyhow::anyhow!("--session-ttl: {e}"))?;
     let jwt = JwtKeys::new(jwt_secret(database_url, args.jwt_secret_file)?, ttl)?;
-    let settings = Settings { public_verify: args.public_verify, ..Settings::default() };
-    let state = AppState::new(store.clone(), Arc::new(SystemClock), jwt, Passwords::production(), settings);
+    let settings = Settings {
+        public_verify: args.public_verify,
+        ..Settings::default()
+    };
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        jwt,
+        Passwords::production(),
+        settings,
+    );
     bootstrap_admin(&state).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%addr, database = %redact(database_url), startup_ms = started.elapsed().as_millis() as u64, "keyward listening");
-    crate::serve::serve(listener, state, crate::serve::shutdown_signal()).await.context("serving")
+    crate::serve::serve(listener, state, crate::serve::shutdown_signal())
+        .await
+        .context("serving")
 }
 
 /// On an empty database: create the admin named by the environment, or say how to.
@@ -285,12 +367,25 @@ async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
     if state.store.count_users().await? > 0 {
         return Ok(());
     }
-    match (std::env::var("KEYWARD_ADMIN_EMAIL"), std::env::var("KEYWARD_ADMIN_PASSWORD")) {
+    match (
+        std::env::var("KEYWARD_ADMIN_EMAIL"),
+        std::env::var("KEYWARD_ADMIN_PASSWORD"),
+    ) {
         (Ok(email), Ok(password)) => {
-            let req = users::NewUser { email, password, role: Role::Admin, tenant_id: None };
+            let req = users::NewUser {
+                email,
+                password,
+                role: Role::Admin,
+                tenant_id: None,
+            };
             let user = users::create_as(state, &Actor::system(), req)
                 .await
-                .map_err(|e| anyhow::anyhow!("creating the admin from KEYWARD_ADMIN_EMAIL: {}", e.message()))?;
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "creating the admin from KEYWARD_ADMIN_EMAIL: {}",
+                        e.message()
+                    )
+                })?;
             tracing::info!(user_id = %user.id, "created the first admin from KEYWARD_ADMIN_EMAIL");
         }
         _ => {
@@ -309,13 +404,19 @@ mod tests {
 
     #[test]
     fn redacts_passwords_in_urls() {
-        assert_eq!(redact("postgres://kw:s3cret@db:5432/kw"), "postgres://kw:***@db:5432/kw");
+        assert_eq!(
+            redact("postgres://kw:s3cret@db:5432/kw"),
+            "postgres://kw:***@db:5432/kw"
+        );
         assert_eq!(redact("sqlite://keyward.db"), "sqlite://keyward.db");
     }
 
     #[test]
     fn finds_the_sqlite_file() {
-        assert_eq!(sqlite_file("sqlite://data/kw.db?mode=rwc"), Some(PathBuf::from("data/kw.db")));
+        assert_eq!(
+            sqlite_file("sqlite://data/kw.db?mode=rwc"),
+            Some(PathBuf::from("data/kw.db"))
+        );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
     }
 }

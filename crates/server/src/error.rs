@@ -28,28 +28,42 @@ pub enum AuthFailure {
 #[derive(Debug)]
 pub enum ApiError {
     /// 400. `code` is stable; `message` names the field.
-    BadRequest { code: &'static str, message: String },
+    BadRequest {
+        code: &'static str,
+        message: String,
+    },
     Unauthenticated(AuthFailure),
     /// 403: authenticated, but this credential or role may not do this.
     Forbidden(String),
     /// 404. `what` is the resource, e.g. "api key".
     NotFound(&'static str),
     MethodNotAllowed,
-    Conflict { code: &'static str, message: String },
+    Conflict {
+        code: &'static str,
+        message: String,
+    },
     PayloadTooLarge,
     UnsupportedMediaType(String),
-    TooManyRequests { retry_after_secs: u64 },
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
     Unavailable,
     Internal(String),
 }
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid_field(field: &str, why: impl std::fmt::Display) -> Self {
-        Self::BadRequest { code: "invalid_field", message: format!("{field}: {why}") }
+        Self::BadRequest {
+            code: "invalid_field",
+            message: format!("{field}: {why}"),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -119,7 +133,10 @@ impl ApiError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             Self::Unauthenticated(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"keyward\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"keyward\""),
+                );
             }
             _ => {}
         }
@@ -149,7 +166,12 @@ struct ErrorDetail<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
-        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.message() } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.message(),
+            },
+        };
         let mut response = (self.status(), axum::Json(body)).into_response();
         self.decorate(&mut response);
         response
@@ -160,7 +182,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound("resource"),
-            StoreError::Conflict(what) => Self::Conflict { code: "conflict", message: format!("{what} already exists") },
+            StoreError::Conflict(what) => Self::Conflict {
+                code: "conflict",
+                message: format!("{what} already exists"),
+            },
             StoreError::Unavailable(_) => Self::Unavailable,
             StoreError::Other(cause) => Self::Internal(cause),
         }

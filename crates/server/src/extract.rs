@@ -30,7 +30,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
         }
-        StatusCode::UNPROCESSABLE_ENTITY => ApiError::bad_request("invalid_body", rejection.body_text()),
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            ApiError::bad_request("invalid_body", rejection.body_text())
+        }
         _ => ApiError::bad_request("malformed_json", rejection.body_text()),
     }
 }
@@ -135,6 +137,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if !has_body {
             return Ok(Self(T::default()));
         }
-        JsonBody::from_request(req, state).await.map(|JsonBody(v)| Self(v))
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(v)| Self(v))
     }
 }

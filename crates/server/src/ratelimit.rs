@@ -18,7 +18,9 @@ pub struct KeyRateLimiter {
 
 impl Default for KeyRateLimiter {
     fn default() -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
     }
 }
 

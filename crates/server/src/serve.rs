@@ -8,10 +8,16 @@ use tokio::net::TcpListener;
 
 use crate::app::{router, AppState};
 
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let flusher = state.usage.spawn_flusher(state.store.clone());
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     flusher.abort();
     state.usage.flush(state.store.as_ref()).await;
     state.store.close().await;

@@ -34,7 +34,10 @@ impl UsageBuffer {
     pub async fn flush(&self, store: &dyn Store) {
         let batch: Vec<KeyUse> = {
             let mut pending = self.pending.lock().expect("usage lock");
-            pending.drain().map(|(key_id, at)| KeyUse { key_id, at }).collect()
+            pending
+                .drain()
+                .map(|(key_id, at)| KeyUse { key_id, at })
+                .collect()
         };
         if batch.is_empty() {
             return;

@@ -1,1 +1,747 @@
-//! placeholder
+//! The embedded default backend: [`Store`] on one SQLite file (or memory), through sqlx.
+//!
+//! Owns the schema (`migrations/`) and the translation between rows and domain records.
+//! Durability: WAL journal with `synchronous=FULL`, so a write that returned has reached the
+//! disk and survives `kill -9`. Writes run in `BEGIN IMMEDIATE` transactions so that two
+//! processes on one file (a server and the CLI) wait for each other instead of failing.
+//! It must never see a plaintext key: keys arrive here as digests.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keyward_domain::clock::{from_millis, to_millis};
+use keyward_domain::{ActorType, ApiKey, AuditEntry, KeyDigest, KeyStatus, Role, Tenant, User};
+use keyward_store::{AuditQuery, Cursor, KeyQuery, KeyUse, Store, StoreError};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// How long a writer waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database at `url`: `sqlite://path`,
+    /// `sqlite:path` or `sqlite::memory:`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+        let options = if in_memory {
+            options
+        } else {
+            options.journal_mode(SqliteJournalMode::Wal)
+        };
+        // One connection for a memory database: each connection would see its own database.
+        let max = if in_memory { 1 } else { 8 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT + Duration::from_secs(5))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// A pragma's current value, for tests that check the durability settings.
+    pub async fn pragma(&self, name: &str) -> Result<String, StoreError> {
+        if !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(StoreError::Other("not a pragma name".into()));
+        }
+        let row = sqlx::query(&format!("PRAGMA {name}"))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        // Pragmas answer either an integer or text.
+        if let Ok(v) = row.try_get::<i64, _>(0) {
+            return Ok(v.to_string());
+        }
+        row.try_get::<String, _>(0).map_err(map_err)
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
+    }
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let msg = db.message();
+            let what = if msg.contains("slug") {
+                "slug"
+            } else if msg.contains("email") {
+                "email"
+            } else if msg.contains("digest") {
+                "digest"
+            } else {
+                "id"
+            };
+            StoreError::Conflict(what.into())
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::Conflict("reference".into())
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "5" || c == "6") => {
+            // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout.
+            StoreError::Unavailable(db.message().to_owned())
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+// --- row <-> domain ----------------------------------------------------------------------
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Other(format!("stored {what} is not valid"))
+}
+
+fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(col).map_err(map_err)
+}
+
+fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
+    Uuid::try_parse(&get::<String>(row, col)?).map_err(|_| corrupt(col))
+}
+
+fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>, StoreError> {
+    get::<Option<String>>(row, col)?
+        .map(|s| Uuid::try_parse(&s).map_err(|_| corrupt(col)))
+        .transpose()
+}
+
+fn time_col(row: &SqliteRow, col: &str) -> Result<OffsetDateTime, StoreError> {
+    Ok(from_millis(get::<i64>(row, col)?))
+}
+
+fn opt_time_col(row: &SqliteRow, col: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+    Ok(get::<Option<i64>>(row, col)?.map(from_millis))
+}
+
+fn json_col(row: &SqliteRow, col: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(&get::<String>(row, col)?).map_err(|_| corrupt(col))
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    to_millis(t)
+}
+
+fn opt_ms(t: Option<OffsetDateTime>) -> Option<i64> {
+    t.map(to_millis)
+}
+
+fn tenant_from(row: &SqliteRow) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        id: uuid_col(row, "id")?,
+        name: get(row, "name")?,
+        slug: get(row, "slug")?,
+        key_prefix: get(row, "key_prefix")?,
+        metadata: json_col(row, "metadata")?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+    })
+}
+
+fn user_from(row: &SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: uuid_col(row, "id")?,
+        email: get(row, "email")?,
+        password_hash: get(row, "password_hash")?,
+        role: Role::parse(&get::<String>(row, "role")?).ok_or_else(|| corrupt("role"))?,
+        tenant_id: opt_uuid_col(row, "tenant_id")?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+    })
+}
+
+fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let digest: Vec<u8> = get(row, "digest")?;
+    let scopes: Vec<String> =
+        serde_json::from_str(&get::<String>(row, "scopes")?).map_err(|_| corrupt("scopes"))?;
+    Ok(ApiKey {
+        id: uuid_col(row, "id")?,
+        tenant_id: opt_uuid_col(row, "tenant_id")?,
+        owner_id: uuid_col(row, "owner_id")?,
+        name: get(row, "name")?,
+        prefix: get(row, "prefix")?,
+        start: get(row, "start")?,
+        digest: KeyDigest::from_slice(&digest).ok_or_else(|| corrupt("digest"))?,
+        scopes,
+        metadata: json_col(row, "metadata")?,
+        rate_limit_max: get(row, "rate_limit_max")?,
+        rate_limit_window: get(row, "rate_limit_window")?,
+        expires_at: opt_time_col(row, "expires_at")?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+        revoked_at: opt_time_col(row, "revoked_at")?,
+        last_used_at: opt_time_col(row, "last_used_at")?,
+    })
+}
+
+fn audit_from(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    let changes = get::<Option<String>>(row, "changes")?
+        .map(|s| serde_json::from_str(&s).map_err(|_| corrupt("changes")))
+        .transpose()?;
+    Ok(AuditEntry {
+        id: uuid_col(row, "id")?,
+        tenant_id: opt_uuid_col(row, "tenant_id")?,
+        action: get(row, "action")?,
+        resource_type: get(row, "resource_type")?,
+        resource_id: get(row, "resource_id")?,
+        actor_id: get(row, "actor_id")?,
+        actor_type: ActorType::parse(&get::<String>(row, "actor_type")?)
+            .ok_or_else(|| corrupt("actor_type"))?,
+        actor_user_id: opt_uuid_col(row, "actor_user_id")?,
+        subject_user_id: opt_uuid_col(row, "subject_user_id")?,
+        source_ip: get(row, "source_ip")?,
+        request_id: get(row, "request_id")?,
+        changes,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+fn scopes_json(scopes: &[String]) -> String {
+    serde_json::Value::from(scopes.to_vec()).to_string()
+}
+
+async fn insert_audit(
+    tx: &mut Transaction<'static, Sqlite>,
+    e: &AuditEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, tenant_id, action, resource_type, resource_id, actor_id, \
+         actor_type, actor_user_id, subject_user_id, source_ip, request_id, changes, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.id.to_string())
+    .bind(e.tenant_id.map(|t| t.to_string()))
+    .bind(&e.action)
+    .bind(&e.resource_type)
+    .bind(&e.resource_id)
+    .bind(&e.actor_id)
+    .bind(e.actor_type.as_str())
+    .bind(e.actor_user_id.map(|u| u.to_string()))
+    .bind(e.subject_user_id.map(|u| u.to_string()))
+    .bind(&e.source_ip)
+    .bind(&e.request_id)
+    .bind(e.changes.as_ref().map(Value::to_string))
+    .bind(ms(e.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKey) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
+         metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
+         revoked_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(k.id.to_string())
+    .bind(k.tenant_id.map(|t| t.to_string()))
+    .bind(k.owner_id.to_string())
+    .bind(&k.name)
+    .bind(&k.prefix)
+    .bind(&k.start)
+    .bind(k.digest.as_bytes().as_slice())
+    .bind(scopes_json(&k.scopes))
+    .bind(k.metadata.to_string())
+    .bind(k.rate_limit_max)
+    .bind(&k.rate_limit_window)
+    .bind(opt_ms(k.expires_at))
+    .bind(ms(k.created_at))
+    .bind(ms(k.updated_at))
+    .bind(opt_ms(k.revoked_at))
+    .bind(opt_ms(k.last_used_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Revokes a key live at `now`; `NotFound` when there is none.
+async fn revoke_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: Uuid,
+    at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<ApiKey, StoreError> {
+    let row = sqlx::query(
+        "UPDATE api_keys SET revoked_at = ?, updated_at = ? \
+         WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?) RETURNING *",
+    )
+    .bind(ms(at))
+    .bind(ms(now))
+    .bind(id.to_string())
+    .bind(ms(now))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    key_from(&row.ok_or(StoreError::NotFound)?)
+}
+
+/// Appends `AND (created_at > c OR (created_at = c AND id > id))` for keyset pagination.
+fn push_after(qb: &mut QueryBuilder<'_, Sqlite>, after: Option<Cursor>) {
+    if let Some(c) = after {
+        let at = ms(c.created_at);
+        qb.push(" AND (created_at > ")
+            .push_bind(at)
+            .push(" OR (created_at = ")
+            .push_bind(at)
+            .push(" AND id > ")
+            .push_bind(c.id.to_string())
+            .push("))");
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        // Fold the WAL back into the main file so a copy of the .db alone is complete.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+        }
+        self.pool.close().await;
+    }
+
+    async fn create_tenant(&self, t: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, slug, key_prefix, metadata, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.id.to_string())
+        .bind(&t.name)
+        .bind(&t.slug)
+        .bind(&t.key_prefix)
+        .bind(t.metadata.to_string())
+        .bind(ms(t.created_at))
+        .bind(ms(t.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
+        sqlx::query("SELECT * FROM tenants WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(tenant_from)
+            .transpose()
+    }
+
+    async fn get_tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        sqlx::query("SELECT * FROM tenants WHERE slug = ?")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(tenant_from)
+            .transpose()
+    }
+
+    async fn list_tenants(
+        &self,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Tenant>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM tenants WHERE 1 = 1");
+        push_after(&mut qb, after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(tenant_from)
+            .collect()
+    }
+
+    async fn update_tenant(&self, t: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE tenants SET name = ?, slug = ?, key_prefix = ?, metadata = ?, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(&t.name)
+        .bind(&t.slug)
+        .bind(&t.key_prefix)
+        .bind(t.metadata.to_string())
+        .bind(ms(t.updated_at))
+        .bind(t.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_tenant(
+        &self,
+        id: Uuid,
+        force: bool,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.write().await?;
+        let exists = sqlx::query("SELECT 1 FROM tenants WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let live: Vec<String> = sqlx::query(
+            "SELECT id FROM api_keys WHERE tenant_id = ? \
+             AND (revoked_at IS NULL OR revoked_at > ?) AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(id.to_string())
+        .bind(ms(now))
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| get::<String>(r, "id"))
+        .collect::<Result<_, _>>()?;
+        if !live.is_empty() && !force {
+            return Err(StoreError::Conflict("active keys".into()));
+        }
+        // Expired-but-unrevoked keys are revoked too, so no key of a deleted tenant can come
+        // back to life through a later expiry change.
+        let revoked: Vec<Uuid> = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ?, updated_at = ? \
+             WHERE tenant_id = ? AND (revoked_at IS NULL OR revoked_at > ?) RETURNING id",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(id.to_string())
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| uuid_col(r, "id"))
+        .collect::<Result<_, _>>()?;
+        sqlx::query("DELETE FROM tenants WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked)
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn create_user(&self, u: &User, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.id.to_string())
+        .bind(&u.email)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .bind(u.tenant_id.map(|t| t.to_string()))
+        .bind(ms(u.created_at))
+        .bind(ms(u.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match map_err(e) {
+            // The tenant vanished between the caller's check and this insert.
+            StoreError::Conflict(what) if what == "reference" => StoreError::NotFound,
+            other => other,
+        })?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE email = ?")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn create_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        insert_key(&mut tx, key).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(key_from)
+            .transpose()
+    }
+
+    async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys WHERE digest = ?")
+            .bind(digest.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(key_from)
+            .transpose()
+    }
+
+    async fn list_keys(&self, q: &KeyQuery) -> Result<Vec<ApiKey>, StoreError> {
+        let now = ms(q.now);
+        let mut qb = QueryBuilder::new("SELECT * FROM api_keys WHERE 1 = 1");
+        if let Some(t) = q.tenant_id {
+            qb.push(" AND tenant_id = ").push_bind(t.to_string());
+        }
+        if let Some(o) = q.owner_id {
+            qb.push(" AND owner_id = ").push_bind(o.to_string());
+        }
+        match q.status {
+            None => {}
+            Some(KeyStatus::Revoked) => {
+                qb.push(" AND revoked_at IS NOT NULL AND revoked_at <= ")
+                    .push_bind(now);
+            }
+            Some(KeyStatus::Expired) => {
+                qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
+                    .push_bind(now)
+                    .push(") AND expires_at IS NOT NULL AND expires_at <= ")
+                    .push_bind(now);
+            }
+            Some(KeyStatus::Active) => {
+                qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
+                    .push_bind(now)
+                    .push(") AND (expires_at IS NULL OR expires_at > ")
+                    .push_bind(now)
+                    .push(")");
+            }
+        }
+        if let Some(before) = q.dormant_before {
+            qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
+                .push_bind(now)
+                .push(") AND COALESCE(last_used_at, created_at) < ")
+                .push_bind(ms(before));
+        }
+        push_after(&mut qb, q.after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(q.limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(key_from)
+            .collect()
+    }
+
+    async fn update_key(
+        &self,
+        k: &ApiKey,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET name = ?, scopes = ?, metadata = ?, rate_limit_max = ?, \
+             rate_limit_window = ?, expires_at = ?, updated_at = ? \
+             WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?)",
+        )
+        .bind(&k.name)
+        .bind(scopes_json(&k.scopes))
+        .bind(k.metadata.to_string())
+        .bind(k.rate_limit_max)
+        .bind(&k.rate_limit_window)
+        .bind(opt_ms(k.expires_at))
+        .bind(ms(k.updated_at))
+        .bind(k.id.to_string())
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn revoke_key(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<ApiKey, StoreError> {
+        let mut tx = self.write().await?;
+        let key = revoke_in(&mut tx, id, at, now).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(key)
+    }
+
+    async fn rotate_key(
+        &self,
+        old_id: Uuid,
+        revoke_old_at: OffsetDateTime,
+        new_key: &ApiKey,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        revoke_in(&mut tx, old_id, revoke_old_at, now).await?;
+        insert_key(&mut tx, new_key).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn record_key_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for u in uses {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+            )
+            .bind(ms(u.at))
+            .bind(u.key_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        insert_audit(&mut tx, entry).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM audit_log WHERE 1 = 1");
+        if let Some(t) = q.tenant_id {
+            qb.push(" AND tenant_id = ").push_bind(t.to_string());
+        }
+        if let Some(u) = q.involving_user {
+            let u = u.to_string();
+            qb.push(" AND (actor_user_id = ")
+                .push_bind(u.clone())
+                .push(" OR subject_user_id = ")
+                .push_bind(u)
+                .push(")");
+        }
+        if let Some(rt) = &q.resource_type {
+            qb.push(" AND resource_type = ").push_bind(rt.clone());
+        }
+        if let Some(rid) = &q.resource_id {
+            qb.push(" AND resource_id = ").push_bind(rid.clone());
+        }
+        if let Some(a) = &q.action {
+            qb.push(" AND action = ").push_bind(a.clone());
+        }
+        if let Some(since) = q.since {
+            qb.push(" AND created_at >= ").push_bind(ms(since));
+        }
+        if let Some(until) = q.until {
+            qb.push(" AND created_at < ").push_bind(ms(until));
+        }
+        push_after(&mut qb, q.after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(q.limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(audit_from)
+            .collect()
+    }
+}

@@ -1,1 +1,850 @@
-//! Placeholder: the conformance suite is written next.
+//! The conformance suite: what every [`Store`] backend must do, written once.
+//!
+//! A backend runs it with [`conformance_tests!`](crate::conformance_tests), giving an async
+//! factory that returns a fresh, empty store (`Box<dyn Store>`) for each case. Cases use fixed
+//! times, never the wall clock, and panic with a message naming the broken rule.
+
+use keyward_domain::{
+    Actor, ActorType, ApiKey, AuditEntry, KeyPrefix, KeyStatus, PlainKey, Role, Tenant, User,
+};
+use serde_json::json;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::{AuditQuery, Cursor, KeyQuery, KeyUse, Store, StoreError};
+
+/// Generates one `#[tokio::test]` per conformance case. `$factory` is an async fn (or closure)
+/// returning a fresh `Box<dyn Store>`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@cases $factory;
+            tenant_round_trip_and_slug_conflicts,
+            tenants_page_in_creation_order,
+            tenant_delete_refuses_active_keys_unless_forced,
+            users_round_trip_and_email_conflict,
+            key_round_trip_by_id_and_digest,
+            duplicate_digest_writes_nothing,
+            list_keys_filters_and_pages,
+            update_key_only_while_not_revoked,
+            revoke_with_grace_then_for_good,
+            rotate_is_all_or_nothing,
+            key_uses_only_move_forward,
+            audit_filters_and_pages,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let store = ($factory)().await;
+                $crate::conformance::$case(&*store).await;
+            }
+        )*
+    };
+}
+
+const T0: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
+
+fn actor() -> Actor {
+    Actor {
+        id: "tester".into(),
+        kind: ActorType::Jwt,
+        user_id: Some(Uuid::from_u128(0xA11CE)),
+        source_ip: Some("192.0.2.1".into()),
+        request_id: Some("req-1".into()),
+    }
+}
+
+fn audit(action: &str, resource_type: &str, id: impl ToString, at: OffsetDateTime) -> AuditEntry {
+    actor().entry(at, action, resource_type, id)
+}
+
+fn tenant(n: u128, slug: &str, at: OffsetDateTime) -> Tenant {
+    Tenant {
+        id: Uuid::from_u128(0x7E00 + n),
+        name: format!("Tenant {n}"),
+        slug: slug.into(),
+        key_prefix: None,
+        metadata: json!({"n": n as u64}),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn user(n: u128, email: &str, tenant_id: Option<Uuid>) -> User {
+    User {
+        id: Uuid::from_u128(0x5E00 + n),
+        email: email.into(),
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        role: Role::Member,
+        tenant_id,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> ApiKey {
+    let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [n; 32]);
+    ApiKey {
+        id: Uuid::from_u128(0x4E00 + u128::from(n)),
+        tenant_id,
+        owner_id,
+        name: Some(format!("key {n}")),
+        prefix: "kw".into(),
+        start: plain.start(),
+        digest: plain.digest(),
+        scopes: vec!["keyward:read".into(), "orders:write".into()],
+        metadata: json!({"env": "test", "n": n}),
+        rate_limit_max: Some(100),
+        rate_limit_window: Some("1m".into()),
+        expires_at: None,
+        created_at: at,
+        updated_at: at,
+        revoked_at: None,
+        last_used_at: None,
+    }
+}
+
+async fn audit_actions(store: &dyn Store) -> Vec<String> {
+    let q = AuditQuery {
+        limit: 1000,
+        ..AuditQuery::default()
+    };
+    store
+        .list_audit(&q)
+        .await
+        .expect("list audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
+pub async fn tenant_round_trip_and_slug_conflicts(store: &dyn Store) {
+    let a = tenant(1, "acme", T0);
+    store
+        .create_tenant(&a, &audit("tenant.create", "tenant", a.id, T0))
+        .await
+        .expect("create");
+    assert_eq!(store.get_tenant(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.get_tenant_by_slug("acme").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(store.get_tenant(Uuid::from_u128(1)).await.unwrap(), None);
+
+    let mut dup = tenant(2, "acme", T0);
+    let err = store
+        .create_tenant(&dup, &audit("tenant.create", "tenant", dup.id, T0))
+        .await
+        .expect_err("a taken slug must be refused");
+    assert_eq!(err, StoreError::Conflict("slug".into()));
+
+    dup.slug = "globex".into();
+    store
+        .create_tenant(&dup, &audit("tenant.create", "tenant", dup.id, T0))
+        .await
+        .unwrap();
+    let mut renamed = a.clone();
+    renamed.slug = "globex".into();
+    assert_eq!(
+        store
+            .update_tenant(&renamed, &audit("tenant.update", "tenant", a.id, T0))
+            .await,
+        Err(StoreError::Conflict("slug".into()))
+    );
+
+    renamed.slug = "acme-corp".into();
+    renamed.name = "Acme Corp".into();
+    renamed.key_prefix = Some("acme".into());
+    renamed.updated_at = T0 + Duration::minutes(1);
+    store
+        .update_tenant(&renamed, &audit("tenant.update", "tenant", a.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(store.get_tenant(a.id).await.unwrap(), Some(renamed));
+
+    let ghost = tenant(9, "ghost", T0);
+    assert_eq!(
+        store
+            .update_tenant(&ghost, &audit("tenant.update", "tenant", ghost.id, T0))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    // Only the writes that happened left an audit entry.
+    assert_eq!(
+        audit_actions(store).await,
+        ["tenant.create", "tenant.create", "tenant.update"]
+    );
+}
+
+pub async fn tenants_page_in_creation_order(store: &dyn Store) {
+    // Two share a creation time, so the id breaks the tie.
+    let times = [
+        T0,
+        T0 + Duration::seconds(1),
+        T0 + Duration::seconds(1),
+        T0 + Duration::seconds(2),
+        T0 + Duration::seconds(3),
+    ];
+    for (i, at) in times.iter().enumerate() {
+        let t = tenant(i as u128, &format!("t{i}"), *at);
+        store
+            .create_tenant(&t, &audit("tenant.create", "tenant", t.id, *at))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_tenants(after, 2).await.unwrap();
+        assert!(page.len() <= 2, "limit is honoured");
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor {
+            created_at: last.created_at,
+            id: last.id,
+        });
+        seen.extend(page.iter().map(|t| t.slug.clone()));
+    }
+    assert_eq!(seen, ["t0", "t1", "t2", "t3", "t4"]);
+}
+
+pub async fn tenant_delete_refuses_active_keys_unless_forced(store: &dyn Store) {
+    let t = tenant(1, "acme", T0);
+    store
+        .create_tenant(&t, &audit("tenant.create", "tenant", t.id, T0))
+        .await
+        .unwrap();
+    let u = user(1, "ann@example.com", Some(t.id));
+    store
+        .create_user(&u, &audit("user.create", "user", u.id, T0))
+        .await
+        .unwrap();
+    let live = key(1, Some(t.id), u.id, T0);
+    let mut expired = key(2, Some(t.id), u.id, T0);
+    expired.expires_at = Some(T0 + Duration::minutes(5));
+    for k in [&live, &expired] {
+        store
+            .create_key(k, &audit("api_key.create", "api_key", k.id, T0))
+            .await
+            .unwrap();
+    }
+    let now = T0 + Duration::hours(1);
+    let refused = store
+        .delete_tenant(
+            t.id,
+            false,
+            now,
+            &audit("tenant.delete", "tenant", t.id, now),
+        )
+        .await;
+    assert_eq!(refused, Err(StoreError::Conflict("active keys".into())));
+    assert!(
+        store.get_tenant(t.id).await.unwrap().is_some(),
+        "nothing deleted"
+    );
+    assert_eq!(
+        store.get_key(live.id).await.unwrap().unwrap().status(now),
+        KeyStatus::Active
+    );
+    assert!(!audit_actions(store)
+        .await
+        .contains(&"tenant.delete".to_string()));
+
+    let mut revoked = store
+        .delete_tenant(
+            t.id,
+            true,
+            now,
+            &audit("tenant.delete", "tenant", t.id, now),
+        )
+        .await
+        .expect("forced delete");
+    revoked.sort();
+    assert_eq!(revoked, vec![live.id, expired.id]);
+    assert_eq!(store.get_tenant(t.id).await.unwrap(), None);
+    let k = store.get_key(live.id).await.unwrap().unwrap();
+    assert_eq!(k.status(now), KeyStatus::Revoked);
+    assert_eq!(k.tenant_id, Some(t.id), "keys keep their tenant as history");
+    let u = store.get_user(u.id).await.unwrap().unwrap();
+    assert_eq!(u.tenant_id, None, "users outlive their tenant");
+    assert_eq!(
+        store
+            .delete_tenant(
+                t.id,
+                true,
+                now,
+                &audit("tenant.delete", "tenant", t.id, now)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+
+    // A tenant whose keys are all expired or revoked needs no force.
+    let t2 = tenant(2, "globex", T0);
+    store
+        .create_tenant(&t2, &audit("tenant.create", "tenant", t2.id, T0))
+        .await
+        .unwrap();
+    let mut old = key(3, Some(t2.id), u.id, T0);
+    old.expires_at = Some(T0 + Duration::minutes(1));
+    store
+        .create_key(&old, &audit("api_key.create", "api_key", old.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete_tenant(
+                t2.id,
+                false,
+                now,
+                &audit("tenant.delete", "tenant", t2.id, now)
+            )
+            .await,
+        Ok(vec![old.id])
+    );
+}
+
+pub async fn users_round_trip_and_email_conflict(store: &dyn Store) {
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    let t = tenant(1, "acme", T0);
+    store
+        .create_tenant(&t, &audit("tenant.create", "tenant", t.id, T0))
+        .await
+        .unwrap();
+    let mut u = user(1, "ann@example.com", Some(t.id));
+    u.role = Role::TenantAdmin;
+    store
+        .create_user(&u, &audit("user.create", "user", u.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(store.get_user(u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        store.get_user_by_email("ann@example.com").await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(
+        store.get_user_by_email("bob@example.com").await.unwrap(),
+        None
+    );
+    let dup = user(2, "ann@example.com", None);
+    assert_eq!(
+        store
+            .create_user(&dup, &audit("user.create", "user", dup.id, T0))
+            .await,
+        Err(StoreError::Conflict("email".into()))
+    );
+    let admin = User {
+        role: Role::Admin,
+        ..user(3, "root@example.com", None)
+    };
+    store
+        .create_user(&admin, &audit("user.create", "user", admin.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(store.count_users().await.unwrap(), 2);
+    assert_eq!(store.get_user(admin.id).await.unwrap(), Some(admin));
+}
+
+pub async fn key_round_trip_by_id_and_digest(store: &dyn Store) {
+    let owner = Uuid::from_u128(77);
+    let mut k = key(1, Some(Uuid::from_u128(5)), owner, T0);
+    k.expires_at = Some(T0 + Duration::days(30));
+    k.metadata = json!({"nested": {"a": [1, 2, 3]}, "unicode": "é✓"});
+    store
+        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(store.get_key(k.id).await.unwrap(), Some(k.clone()));
+    assert_eq!(
+        store.get_key_by_digest(&k.digest).await.unwrap(),
+        Some(k.clone())
+    );
+    let other = key(2, None, owner, T0);
+    assert_eq!(store.get_key_by_digest(&other.digest).await.unwrap(), None);
+    assert_eq!(store.get_key(other.id).await.unwrap(), None);
+
+    // A key without tenant, name, limits or scopes survives too.
+    let bare = ApiKey {
+        tenant_id: None,
+        name: None,
+        scopes: vec![],
+        metadata: json!({}),
+        rate_limit_max: None,
+        rate_limit_window: None,
+        ..other
+    };
+    store
+        .create_key(&bare, &audit("api_key.create", "api_key", bare.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(store.get_key(bare.id).await.unwrap(), Some(bare));
+}
+
+pub async fn duplicate_digest_writes_nothing(store: &dyn Store) {
+    let k = key(1, None, Uuid::from_u128(77), T0);
+    store
+        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .await
+        .unwrap();
+    let twin = ApiKey {
+        id: Uuid::from_u128(999),
+        ..k.clone()
+    };
+    let mut entry = audit("api_key.create", "api_key", twin.id, T0);
+    entry.action = "api_key.create.twin".into();
+    assert_eq!(
+        store.create_key(&twin, &entry).await,
+        Err(StoreError::Conflict("digest".into()))
+    );
+    assert_eq!(store.get_key(twin.id).await.unwrap(), None);
+    assert_eq!(
+        audit_actions(store).await,
+        ["api_key.create"],
+        "a refused write leaves no audit entry"
+    );
+}
+
+pub async fn list_keys_filters_and_pages(store: &dyn Store) {
+    let (ta, tb) = (Uuid::from_u128(0xA), Uuid::from_u128(0xB));
+    let (ann, bob) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let now = T0 + Duration::days(100);
+    let specs: [(u8, Uuid, Uuid); 6] = [
+        (1, ta, ann),
+        (2, ta, ann),
+        (3, ta, bob),
+        (4, tb, bob),
+        (5, tb, bob),
+        (6, ta, ann),
+    ];
+    for (i, (n, t, o)) in specs.iter().enumerate() {
+        let mut k = key(*n, Some(*t), *o, T0 + Duration::minutes(i as i64));
+        match n {
+            2 => k.expires_at = Some(T0 + Duration::days(1)),
+            3 => k.revoked_at = Some(T0 + Duration::days(2)),
+            // Revoked, but only at the end of a grace period that has not passed yet.
+            4 => k.revoked_at = Some(now + Duration::hours(1)),
+            5 => k.last_used_at = Some(now - Duration::days(1)),
+            6 => k.last_used_at = Some(now - Duration::days(95)),
+            _ => {}
+        }
+        store
+            .create_key(&k, &audit("api_key.create", "api_key", k.id, k.created_at))
+            .await
+            .unwrap();
+    }
+    let ids = |keys: Vec<ApiKey>| -> Vec<u128> {
+        keys.into_iter().map(|k| k.id.as_u128() - 0x4E00).collect()
+    };
+    let q = |f: &dyn Fn(&mut KeyQuery)| {
+        let mut q = KeyQuery::new(now, 100);
+        f(&mut q);
+        q
+    };
+    let all = store.list_keys(&q(&|_| {})).await.unwrap();
+    assert_eq!(ids(all), [1, 2, 3, 4, 5, 6], "creation order");
+    let by_tenant = store
+        .list_keys(&q(&|q| q.tenant_id = Some(ta)))
+        .await
+        .unwrap();
+    assert_eq!(ids(by_tenant), [1, 2, 3, 6]);
+    let by_owner = store
+        .list_keys(&q(&|q| {
+            q.tenant_id = Some(ta);
+            q.owner_id = Some(bob)
+        }))
+        .await
+        .unwrap();
+    assert_eq!(ids(by_owner), [3]);
+    let active = store
+        .list_keys(&q(&|q| q.status = Some(KeyStatus::Active)))
+        .await
+        .unwrap();
+    assert_eq!(ids(active), [1, 4, 5, 6]);
+    let expired = store
+        .list_keys(&q(&|q| q.status = Some(KeyStatus::Expired)))
+        .await
+        .unwrap();
+    assert_eq!(ids(expired), [2]);
+    let revoked = store
+        .list_keys(&q(&|q| q.status = Some(KeyStatus::Revoked)))
+        .await
+        .unwrap();
+    assert_eq!(ids(revoked), [3]);
+    // Dormant for 90 days: never used and created 100 days ago, or last used 95 days ago.
+    let dormant = store
+        .list_keys(&q(&|q| q.dormant_before = Some(now - Duration::days(90))))
+        .await
+        .unwrap();
+    assert_eq!(ids(dormant), [1, 2, 4, 6]);
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_keys(&q(&|q| {
+                q.limit = 4;
+                q.after = after
+            }))
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor {
+            created_at: last.created_at,
+            id: last.id,
+        });
+        seen.extend(ids(page));
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6]);
+}
+
+pub async fn update_key_only_while_not_revoked(store: &dyn Store) {
+    let k = key(1, None, Uuid::from_u128(7), T0);
+    store
+        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .await
+        .unwrap();
+    let now = T0 + Duration::hours(1);
+    let changed = ApiKey {
+        name: Some("renamed".into()),
+        scopes: vec!["a".into()],
+        metadata: json!({"v": 2}),
+        rate_limit_max: Some(5),
+        rate_limit_window: Some("10s".into()),
+        expires_at: Some(now + Duration::days(1)),
+        updated_at: now,
+        // Fields update_key must not touch:
+        prefix: "zz".into(),
+        last_used_at: Some(now),
+        ..k.clone()
+    };
+    store
+        .update_key(
+            &changed,
+            now,
+            &audit("api_key.update", "api_key", k.id, now),
+        )
+        .await
+        .unwrap();
+    let stored = store.get_key(k.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        ApiKey {
+            prefix: "kw".into(),
+            last_used_at: None,
+            ..changed.clone()
+        }
+    );
+    store
+        .revoke_key(
+            k.id,
+            now,
+            now,
+            &audit("api_key.revoke", "api_key", k.id, now),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .update_key(
+                &changed,
+                now,
+                &audit("api_key.update", "api_key", k.id, now)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    let ghost = key(2, None, Uuid::from_u128(7), T0);
+    assert_eq!(
+        store
+            .update_key(
+                &ghost,
+                now,
+                &audit("api_key.update", "api_key", ghost.id, now)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        audit_actions(store).await,
+        ["api_key.create", "api_key.update", "api_key.revoke"]
+    );
+}
+
+pub async fn revoke_with_grace_then_for_good(store: &dyn Store) {
+    let k = key(1, None, Uuid::from_u128(7), T0);
+    store
+        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .await
+        .unwrap();
+    let grace_end = T0 + Duration::minutes(10);
+    let r = store
+        .revoke_key(
+            k.id,
+            grace_end,
+            T0,
+            &audit("api_key.revoke", "api_key", k.id, T0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.revoked_at, Some(grace_end));
+    assert_eq!(r.status(T0), KeyStatus::Active, "still valid during grace");
+    assert_eq!(r.status(grace_end), KeyStatus::Revoked);
+
+    // During the grace period the key can still be revoked at once.
+    let later = T0 + Duration::minutes(1);
+    let r = store
+        .revoke_key(
+            k.id,
+            later,
+            later,
+            &audit("api_key.revoke", "api_key", k.id, later),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.revoked_at, Some(later));
+    assert_eq!(r.updated_at, later);
+    assert_eq!(
+        store
+            .revoke_key(
+                k.id,
+                later,
+                later,
+                &audit("api_key.revoke", "api_key", k.id, later)
+            )
+            .await,
+        Err(StoreError::NotFound),
+        "already revoked"
+    );
+    assert_eq!(
+        store
+            .revoke_key(
+                Uuid::from_u128(1),
+                later,
+                later,
+                &audit("api_key.revoke", "api_key", 1, later)
+            )
+            .await,
+        Err(StoreError::NotFound),
+        "unknown"
+    );
+}
+
+pub async fn rotate_is_all_or_nothing(store: &dyn Store) {
+    let old = key(1, None, Uuid::from_u128(7), T0);
+    store
+        .create_key(&old, &audit("api_key.create", "api_key", old.id, T0))
+        .await
+        .unwrap();
+    let now = T0 + Duration::hours(1);
+    let new = key(2, None, Uuid::from_u128(7), now);
+    store
+        .rotate_key(
+            old.id,
+            now + Duration::minutes(5),
+            &new,
+            now,
+            &audit("api_key.rotate", "api_key", old.id, now),
+        )
+        .await
+        .unwrap();
+    let o = store.get_key(old.id).await.unwrap().unwrap();
+    assert_eq!(o.revoked_at, Some(now + Duration::minutes(5)));
+    assert_eq!(store.get_key(new.id).await.unwrap(), Some(new.clone()));
+
+    // Rotating a revoked key fails and writes neither the new key nor an audit entry.
+    let later = now + Duration::hours(1);
+    let newer = key(3, None, Uuid::from_u128(7), later);
+    assert_eq!(
+        store
+            .rotate_key(
+                old.id,
+                later,
+                &newer,
+                later,
+                &audit("api_key.rotate", "api_key", old.id, later)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(store.get_key(newer.id).await.unwrap(), None);
+    // A new key whose digest exists rolls back the revocation of the old one.
+    let clash = ApiKey {
+        id: Uuid::from_u128(0xC1A5),
+        ..key(2, None, Uuid::from_u128(7), later)
+    };
+    assert_eq!(
+        store
+            .rotate_key(
+                new.id,
+                later,
+                &clash,
+                later,
+                &audit("api_key.rotate", "api_key", new.id, later)
+            )
+            .await,
+        Err(StoreError::Conflict("digest".into()))
+    );
+    assert_eq!(
+        store.get_key(new.id).await.unwrap().unwrap().revoked_at,
+        None
+    );
+    assert_eq!(
+        audit_actions(store).await,
+        ["api_key.create", "api_key.rotate"]
+    );
+}
+
+pub async fn key_uses_only_move_forward(store: &dyn Store) {
+    let a = key(1, None, Uuid::from_u128(7), T0);
+    let b = key(2, None, Uuid::from_u128(7), T0);
+    for k in [&a, &b] {
+        store
+            .create_key(k, &audit("api_key.create", "api_key", k.id, T0))
+            .await
+            .unwrap();
+    }
+    let t1 = T0 + Duration::minutes(1);
+    let t2 = T0 + Duration::minutes(2);
+    store
+        .record_key_uses(&[
+            KeyUse {
+                key_id: a.id,
+                at: t2,
+            },
+            KeyUse {
+                key_id: a.id,
+                at: t1,
+            },
+            KeyUse {
+                key_id: Uuid::from_u128(404),
+                at: t2,
+            },
+        ])
+        .await
+        .expect("unknown ids are ignored");
+    store.record_key_uses(&[]).await.unwrap();
+    assert_eq!(
+        store.get_key(a.id).await.unwrap().unwrap().last_used_at,
+        Some(t2)
+    );
+    assert_eq!(
+        store.get_key(b.id).await.unwrap().unwrap().last_used_at,
+        None
+    );
+    store
+        .record_key_uses(&[KeyUse {
+            key_id: a.id,
+            at: t1,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_key(a.id).await.unwrap().unwrap().last_used_at,
+        Some(t2),
+        "an older use never moves last_used_at back"
+    );
+}
+
+pub async fn audit_filters_and_pages(store: &dyn Store) {
+    let (ta, tb) = (Uuid::from_u128(0xA), Uuid::from_u128(0xB));
+    let ann = Uuid::from_u128(1);
+    let mut entries = Vec::new();
+    for i in 0..6i64 {
+        let at = T0 + Duration::minutes(i);
+        let mut e = audit(
+            if i % 2 == 0 {
+                "api_key.create"
+            } else {
+                "api_key.revoke"
+            },
+            "api_key",
+            format!("k{}", i / 2),
+            at,
+        )
+        .tenant(Some(if i < 4 { ta } else { tb }));
+        e.actor_user_id = None;
+        if i == 1 {
+            e = e.subject(ann);
+        }
+        if i == 5 {
+            e.actor_user_id = Some(ann);
+            e = e.changes(json!({"name": {"from": "a", "to": "b"}}));
+        }
+        store.append_audit(&e).await.unwrap();
+        entries.push(e);
+    }
+    let run = |f: &dyn Fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    let all = store.list_audit(&run(&|_| {})).await.unwrap();
+    assert_eq!(all, entries, "round trip, creation order");
+    let idx = |v: Vec<AuditEntry>| -> Vec<usize> {
+        v.iter()
+            .map(|e| entries.iter().position(|x| x.id == e.id).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        idx(store
+            .list_audit(&run(&|q| q.tenant_id = Some(tb)))
+            .await
+            .unwrap()),
+        [4, 5]
+    );
+    assert_eq!(
+        idx(store
+            .list_audit(&run(&|q| q.involving_user = Some(ann)))
+            .await
+            .unwrap()),
+        [1, 5]
+    );
+    assert_eq!(
+        idx(store
+            .list_audit(&run(&|q| q.action = Some("api_key.revoke".into())))
+            .await
+            .unwrap()),
+        [1, 3, 5]
+    );
+    assert_eq!(
+        idx(store
+            .list_audit(&run(&|q| {
+                q.resource_type = Some("api_key".into());
+                q.resource_id = Some("k1".into())
+            }))
+            .await
+            .unwrap()),
+        [2, 3]
+    );
+    assert_eq!(
+        idx(store
+            .list_audit(&run(&|q| {
+                q.since = Some(T0 + Duration::minutes(2));
+                q.until = Some(T0 + Duration::minutes(4))
+            }))
+            .await
+            .unwrap()),
+        [2, 3],
+        "since is inclusive, until exclusive"
+    );
+    let first = store.list_audit(&run(&|q| q.limit = 4)).await.unwrap();
+    let last = first.last().unwrap();
+    let cursor = Cursor {
+        created_at: last.created_at,
+        id: last.id,
+    };
+    let rest = store
+        .list_audit(&run(&|q| {
+            q.limit = 4;
+            q.after = Some(cursor)
+        }))
+        .await
+        .unwrap();
+    assert_eq!(idx(first), [0, 1, 2, 3]);
+    assert_eq!(idx(rest), [4, 5]);
+}

@@ -40,7 +40,9 @@ pub struct JwtKeys {
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("JwtKeys")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +79,9 @@ impl JwtKeys {
     pub fn sign<C: Serialize>(&self, header: &serde_json::Value, claims: &C) -> String {
         let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
         token.push('.');
-        token.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize")));
+        token.push_str(
+            &URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize")),
+        );
         let mut mac = self.mac();
         mac.update(token.as_bytes());
         let signature = mac.finalize().into_bytes();
@@ -98,10 +102,13 @@ impl JwtKeys {
         if header.alg != "HS256" {
             return Err(AuthFailure::Invalid);
         }
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| AuthFailure::Invalid)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| AuthFailure::Invalid)?;
         let mut mac = self.mac();
         mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
-        mac.verify_slice(&signature).map_err(|_| AuthFailure::Invalid)?;
+        mac.verify_slice(&signature)
+            .map_err(|_| AuthFailure::Invalid)?;
         let claims: Claims = decode_json(payload)?;
         if claims.iss != ISSUER || claims.aud != AUDIENCE {
             return Err(AuthFailure::Invalid);
@@ -123,7 +130,9 @@ fn header_and_payload_len(token: &str) -> usize {
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthFailure> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| AuthFailure::Invalid)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthFailure::Invalid)?;
     serde_json::from_slice(&bytes).map_err(|_| AuthFailure::Invalid)
 }
 
@@ -153,7 +162,10 @@ mod tests {
         let user = Uuid::now_v7();
         let token = keys().issue(user, now);
         assert_eq!(keys().verify(&token, now), Ok(user));
-        assert_eq!(keys().verify(&token, now + time::Duration::hours(1)), Err(AuthFailure::Expired));
+        assert_eq!(
+            keys().verify(&token, now + time::Duration::hours(1)),
+            Err(AuthFailure::Expired)
+        );
     }
 
     #[test]
@@ -173,7 +185,9 @@ mod tests {
             k.sign(&hs, &no_exp),
             k.sign(&hs, &wrong_iss),
             k.sign(&hs, &wrong_aud),
-            JwtKeys::new(vec![8; 32], time::Duration::hours(1)).unwrap().sign(&hs, &claims(now)),
+            JwtKeys::new(vec![8; 32], time::Duration::hours(1))
+                .unwrap()
+                .sign(&hs, &claims(now)),
             "a.b".into(),
             "".into(),
         ];

@@ -46,7 +46,10 @@ impl RequestMeta {
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        Self { source_ip, request_id }
+        Self {
+            source_ip,
+            request_id,
+        }
     }
 }
 
@@ -59,24 +62,34 @@ pub struct Caller {
 
 impl Caller {
     pub fn actor(&self) -> Actor {
-        self.principal.actor(self.meta.source_ip.clone(), self.meta.request_id.clone())
+        self.principal
+            .actor(self.meta.source_ip.clone(), self.meta.request_id.clone())
     }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = presented_credential(&parts.headers).map_err(ApiError::Unauthenticated)?;
         let principal = authenticate(state, token).await?;
-        Ok(Self { principal, meta: RequestMeta::of(parts) })
+        Ok(Self {
+            principal,
+            meta: RequestMeta::of(parts),
+        })
     }
 }
 
 /// The credential a request presents: `X-API-Key` first, then `Authorization: Bearer`.
 pub fn presented_credential(headers: &HeaderMap) -> Result<&str, AuthFailure> {
     if let Some(value) = headers.get(API_KEY_HEADER) {
-        return value.to_str().map(str::trim).map_err(|_| AuthFailure::Invalid);
+        return value
+            .to_str()
+            .map(str::trim)
+            .map_err(|_| AuthFailure::Invalid);
     }
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Err(AuthFailure::Missing);
@@ -97,11 +110,24 @@ pub fn bearer_token(value: &str) -> Result<&str, AuthFailure> {
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let now = state.now();
     if jwt::looks_like_jwt(token) {
-        let user_id = state.jwt.verify(token, now).map_err(ApiError::Unauthenticated)?;
-        let user = state.store.get_user(user_id).await?.ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
-        return Ok(Principal { user_id: user.id, role: user.role, tenant_id: user.tenant_id, credential: Credential::Session });
+        let user_id = state
+            .jwt
+            .verify(token, now)
+            .map_err(ApiError::Unauthenticated)?;
+        let user = state
+            .store
+            .get_user(user_id)
+            .await?
+            .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
+        return Ok(Principal {
+            user_id: user.id,
+            role: user.role,
+            tenant_id: user.tenant_id,
+            credential: Credential::Session,
+        });
     }
-    let parsed = ParsedKey::parse(token).map_err(|_| ApiError::Unauthenticated(AuthFailure::Invalid))?;
+    let parsed =
+        ParsedKey::parse(token).map_err(|_| ApiError::Unauthenticated(AuthFailure::Invalid))?;
     let key = state
         .store
         .get_key_by_digest(&parsed.digest())
@@ -112,13 +138,20 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         KeyStatus::Expired => return Err(ApiError::Unauthenticated(AuthFailure::Expired)),
         KeyStatus::Revoked => return Err(ApiError::Unauthenticated(AuthFailure::Invalid)),
     }
-    let owner = state.store.get_user(key.owner_id).await?.ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
+    let owner = state
+        .store
+        .get_user(key.owner_id)
+        .await?
+        .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
     state.usage.record(key.id, now);
     Ok(Principal {
         user_id: owner.id,
         role: owner.role,
         tenant_id: owner.tenant_id,
-        credential: Credential::ApiKey { key_id: key.id, scopes: key.scopes },
+        credential: Credential::ApiKey {
+            key_id: key.id,
+            scopes: key.scopes,
+        },
     })
 }
 

@@ -20,7 +20,9 @@ pub struct Passwords {
 
 impl std::fmt::Debug for Passwords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Passwords").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("Passwords")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
@@ -39,7 +41,10 @@ impl Passwords {
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).expect("OS random source");
         let dummy = hash_with(&params, &random).expect("hashing a dummy password");
-        Self { params, dummy_hash: Arc::new(dummy) }
+        Self {
+            params,
+            dummy_hash: Arc::new(dummy),
+        }
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
@@ -56,7 +61,11 @@ impl Passwords {
         let hash = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
-                .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await
@@ -84,7 +93,10 @@ mod tests {
         let p = Passwords::fast_insecure_for_tests();
         let hash = p.hash("correct horse battery".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(p.verify("correct horse battery".into(), Some(hash.clone())).await.unwrap());
+        assert!(p
+            .verify("correct horse battery".into(), Some(hash.clone()))
+            .await
+            .unwrap());
         assert!(!p.verify("wrong".into(), Some(hash)).await.unwrap());
         assert!(!p.verify("anything".into(), None).await.unwrap());
     }

@@ -18,7 +18,10 @@ pub struct FailureThrottle {
 
 impl FailureThrottle {
     pub fn new(limit: Limit) -> Self {
-        Self { limit, tats: Mutex::new(HashMap::new()) }
+        Self {
+            limit,
+            tats: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Err(retry_after_secs)` while `subject` has used up its failures.
@@ -42,7 +45,11 @@ impl FailureThrottle {
         }
         let tat = tats.get(subject).copied().unwrap_or(0);
         let decision = self.limit.decide(tat, now);
-        let next = if decision.allowed { decision.new_tat_nanos } else { tat };
+        let next = if decision.allowed {
+            decision.new_tat_nanos
+        } else {
+            tat
+        };
         tats.insert(subject.to_owned(), next);
     }
 }
@@ -54,7 +61,10 @@ mod tests {
 
     #[test]
     fn blocks_after_the_allowed_failures_and_recovers() {
-        let t = FailureThrottle::new(Limit { max: 2, window: time::Duration::minutes(10) });
+        let t = FailureThrottle::new(Limit {
+            max: 2,
+            window: time::Duration::minutes(10),
+        });
         let now = datetime!(2026-01-01 00:00 UTC);
         assert!(t.check("a", now).is_ok());
         t.record_failure("a", now);

@@ -9,14 +9,21 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 
-pub async fn list(state: &AppState, caller: &Caller, mut query: AuditQuery) -> ApiResult<Page<AuditEntry>> {
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    mut query: AuditQuery,
+) -> ApiResult<Page<AuditEntry>> {
     let p = &caller.principal;
     p.require(KeywardRight::Read)?;
     match p.role {
         Role::Admin => {}
         Role::TenantAdmin if p.tenant_id.is_some() => {
             if query.tenant_id.is_some() && query.tenant_id != p.tenant_id {
-                return Ok(Page { items: vec![], next: None });
+                return Ok(Page {
+                    items: vec![],
+                    next: None,
+                });
             }
             query.tenant_id = p.tenant_id;
         }
@@ -25,5 +32,8 @@ pub async fn list(state: &AppState, caller: &Caller, mut query: AuditQuery) -> A
     let limit = query.limit;
     query.limit += 1;
     let entries = state.store.list_audit(&query).await?;
-    Ok(paginate(entries, limit, |e| Cursor { created_at: e.created_at, id: e.id }))
+    Ok(paginate(entries, limit, |e| Cursor {
+        created_at: e.created_at,
+        id: e.id,
+    }))
 }

@@ -69,12 +69,17 @@ pub struct KeyFilter {
 }
 
 pub fn cursor_of(key: &ApiKey) -> Cursor {
-    Cursor { created_at: key.created_at, id: key.id }
+    Cursor {
+        created_at: key.created_at,
+        id: key.id,
+    }
 }
 
 fn validate_name(name: &Option<String>) -> ApiResult<()> {
     match name {
-        Some(n) if n.chars().count() > MAX_NAME_LEN => Err(ApiError::invalid_field("name", "at most 255 characters")),
+        Some(n) if n.chars().count() > MAX_NAME_LEN => {
+            Err(ApiError::invalid_field("name", "at most 255 characters"))
+        }
         _ => Ok(()),
     }
 }
@@ -84,9 +89,14 @@ fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> ApiResult<()> 
         (None, None) => Ok(()),
         (Some(max), Some(window)) => {
             if !(1..=MAX_RATE_LIMIT).contains(&max) {
-                return Err(ApiError::invalid_field("rate_limit_max", "must be between 1 and 100000"));
+                return Err(ApiError::invalid_field(
+                    "rate_limit_max",
+                    "must be between 1 and 100000",
+                ));
             }
-            parse_window(window).map(|_| ()).map_err(|e| ApiError::invalid_field("rate_limit_window", e))
+            parse_window(window)
+                .map(|_| ())
+                .map_err(|e| ApiError::invalid_field("rate_limit_window", e))
         }
         _ => Err(ApiError::invalid_field(
             "rate_limit_max",
@@ -98,12 +108,17 @@ fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> ApiResult<()> 
 fn resolve_expiry(expiry: KeyExpiry, now: OffsetDateTime) -> ApiResult<Option<OffsetDateTime>> {
     match expiry {
         KeyExpiry::Never => Ok(None),
-        KeyExpiry::At(at) if at <= now => Err(ApiError::invalid_field("expires_at", "must be in the future")),
-        KeyExpiry::At(at) if at > now + Duration::seconds(MAX_DURATION_SECONDS) => {
-            Err(ApiError::invalid_field("expires_at", "must be within 100 years"))
-        }
+        KeyExpiry::At(at) if at <= now => Err(ApiError::invalid_field(
+            "expires_at",
+            "must be in the future",
+        )),
+        KeyExpiry::At(at) if at > now + Duration::seconds(MAX_DURATION_SECONDS) => Err(
+            ApiError::invalid_field("expires_at", "must be within 100 years"),
+        ),
         KeyExpiry::At(at) => Ok(Some(keyward_domain::clock::truncate_millis(at))),
-        KeyExpiry::After(d) if d <= Duration::ZERO => Err(ApiError::invalid_field("expires_in", "must be positive")),
+        KeyExpiry::After(d) if d <= Duration::ZERO => {
+            Err(ApiError::invalid_field("expires_in", "must be positive"))
+        }
         KeyExpiry::After(d) => Ok(Some(keyward_domain::clock::truncate_millis(now + d))),
     }
 }
@@ -115,17 +130,31 @@ fn validated_scopes(caller: &Caller, raw: &[String]) -> ApiResult<Vec<String>> {
 }
 
 /// The tenant a new key of `caller` goes to. Admins name one; everyone else gets their own.
-async fn key_tenant(state: &AppState, caller: &Caller, requested: Option<Uuid>) -> ApiResult<Option<keyward_domain::Tenant>> {
+async fn key_tenant(
+    state: &AppState,
+    caller: &Caller,
+    requested: Option<Uuid>,
+) -> ApiResult<Option<keyward_domain::Tenant>> {
     let p = &caller.principal;
     let tenant_id = match (p.role, requested) {
-        (Role::Admin, None) => return Err(ApiError::invalid_field("tenant_id", "is required for admins")),
+        (Role::Admin, None) => {
+            return Err(ApiError::invalid_field(
+                "tenant_id",
+                "is required for admins",
+            ))
+        }
         (Role::Admin, Some(t)) => Some(t),
         (_, Some(t)) if Some(t) != p.tenant_id => return Err(ApiError::NotFound("tenant")),
         (_, _) => p.tenant_id,
     };
     match tenant_id {
         None => Ok(None),
-        Some(id) => state.store.get_tenant(id).await?.map(Some).ok_or(ApiError::NotFound("tenant")),
+        Some(id) => state
+            .store
+            .get_tenant(id)
+            .await?
+            .map(Some)
+            .ok_or(ApiError::NotFound("tenant")),
     }
 }
 
@@ -140,8 +169,12 @@ pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult
     let now = keyward_domain::clock::truncate_millis(state.now());
     let expires_at = resolve_expiry(req.expiry, now)?;
     let tenant = key_tenant(state, caller, req.tenant_id).await?;
-    let prefix = tenant.as_ref().map(|t| t.prefix()).unwrap_or_else(KeyPrefix::default_prefix);
-    let plaintext = PlainKey::generate(&prefix).map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
+    let prefix = tenant
+        .as_ref()
+        .map(|t| t.prefix())
+        .unwrap_or_else(KeyPrefix::default_prefix);
+    let plaintext = PlainKey::generate(&prefix)
+        .map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
     let key = ApiKey {
         id: Uuid::now_v7(),
         tenant_id: tenant.map(|t| t.id),
@@ -196,7 +229,10 @@ pub async fn list(state: &AppState, caller: &Caller, filter: KeyFilter) -> ApiRe
         Role::Admin => {}
         Role::TenantAdmin if p.tenant_id.is_some() => {
             if filter.tenant_id.is_some() && filter.tenant_id != p.tenant_id {
-                return Ok(Page { items: vec![], next: None });
+                return Ok(Page {
+                    items: vec![],
+                    next: None,
+                });
             }
             query.tenant_id = p.tenant_id;
         }
@@ -206,7 +242,12 @@ pub async fn list(state: &AppState, caller: &Caller, filter: KeyFilter) -> ApiRe
     Ok(paginate(keys, filter.limit, cursor_of))
 }
 
-pub async fn update(state: &AppState, caller: &Caller, id: Uuid, patch: KeyPatch) -> ApiResult<ApiKey> {
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    patch: KeyPatch,
+) -> ApiResult<ApiKey> {
     caller.principal.require(KeywardRight::Write)?;
     let mut key = visible(state, caller, id).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
@@ -245,7 +286,11 @@ pub async fn update(state: &AppState, caller: &Caller, id: Uuid, patch: KeyPatch
         .tenant(key.tenant_id)
         .subject(key.owner_id)
         .changes(Value::Object(changes));
-    state.store.update_key(&key, now, &audit).await.map_err(not_found_as("api key"))?;
+    state
+        .store
+        .update_key(&key, now, &audit)
+        .await
+        .map_err(not_found_as("api key"))?;
     Ok(key)
 }
 
@@ -253,8 +298,16 @@ pub async fn revoke(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Ap
     caller.principal.require(KeywardRight::Write)?;
     let key = visible(state, caller, id).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
-    let audit = caller.actor().entry(now, "api_key.revoke", "api_key", key.id).tenant(key.tenant_id).subject(key.owner_id);
-    state.store.revoke_key(key.id, now, now, &audit).await.map_err(not_found_as("api key"))
+    let audit = caller
+        .actor()
+        .entry(now, "api_key.revoke", "api_key", key.id)
+        .tenant(key.tenant_id)
+        .subject(key.owner_id);
+    state
+        .store
+        .revoke_key(key.id, now, now, &audit)
+        .await
+        .map_err(not_found_as("api key"))
 }
 
 /// A new key with the old one's tenant, owner, scopes, metadata, limits and lifetime; the old
@@ -282,8 +335,11 @@ pub async fn rotate(
         Some(t) => state.store.get_tenant(t).await?.map(|t| t.prefix()),
         None => None,
     }
-    .unwrap_or_else(|| KeyPrefix::parse(&old.prefix).unwrap_or_else(|_| KeyPrefix::default_prefix()));
-    let plaintext = PlainKey::generate(&prefix).map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
+    .unwrap_or_else(|| {
+        KeyPrefix::parse(&old.prefix).unwrap_or_else(|_| KeyPrefix::default_prefix())
+    });
+    let plaintext = PlainKey::generate(&prefix)
+        .map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
     let lifetime = old.expires_at.map(|exp| exp - old.created_at);
     let key = ApiKey {
         id: Uuid::now_v7(),
@@ -320,5 +376,6 @@ fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> ApiError {
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -16,28 +16,57 @@ pub struct Session {
     pub expires_in: i64,
 }
 
-pub async fn login(state: &AppState, meta: &RequestMeta, email: &str, password: String) -> ApiResult<Session> {
+pub async fn login(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    password: String,
+) -> ApiResult<Session> {
     let now = state.now();
     let email = normalize_email(email).unwrap_or_else(|| email.trim().to_ascii_lowercase());
     let address = meta.source_ip.clone().unwrap_or_else(|| "unknown".into());
-    for (throttle, subject) in [(&state.login_by_email, &email), (&state.login_by_addr, &address)] {
-        throttle.check(subject, now).map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    for (throttle, subject) in [
+        (&state.login_by_email, &email),
+        (&state.login_by_addr, &address),
+    ] {
+        throttle
+            .check(subject, now)
+            .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
     }
     let user = state.store.get_user_by_email(&email).await?;
-    let ok = state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let ok = state
+        .passwords
+        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await?;
     let anonymous = Actor::anonymous(meta.source_ip.clone(), meta.request_id.clone());
     match user {
         Some(user) if ok => {
-            let actor = Actor { id: user.id.to_string(), kind: keyward_domain::ActorType::Jwt, user_id: Some(user.id), ..anonymous };
-            let entry = actor.entry(now, "auth.login", "user", user.id).tenant(user.tenant_id).subject(user.id);
+            let actor = Actor {
+                id: user.id.to_string(),
+                kind: keyward_domain::ActorType::Jwt,
+                user_id: Some(user.id),
+                ..anonymous
+            };
+            let entry = actor
+                .entry(now, "auth.login", "user", user.id)
+                .tenant(user.tenant_id)
+                .subject(user.id);
             state.store.append_audit(&entry).await?;
-            Ok(Session { access_token: state.jwt.issue(user.id, now), expires_in: state.jwt.ttl.whole_seconds() })
+            Ok(Session {
+                access_token: state.jwt.issue(user.id, now),
+                expires_in: state.jwt.ttl.whole_seconds(),
+            })
         }
         user => {
             state.login_by_email.record_failure(&email, now);
             state.login_by_addr.record_failure(&address, now);
             let mut entry = anonymous
-                .entry(now, "auth.login_failed", "user", user.as_ref().map_or("unknown".into(), |u| u.id.to_string()))
+                .entry(
+                    now,
+                    "auth.login_failed",
+                    "user",
+                    user.as_ref().map_or("unknown".into(), |u| u.id.to_string()),
+                )
                 .changes(json!({"email": email}));
             if let Some(u) = &user {
                 entry = entry.tenant(u.tenant_id).subject(u.id);

@@ -25,13 +25,22 @@ pub struct Page<T> {
 }
 
 /// Validates a requested page size and cursor.
-pub fn page_params(limit: Option<u32>, cursor: Option<&str>) -> Result<(u32, Option<Cursor>), ApiError> {
+pub fn page_params(
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<(u32, Option<Cursor>), ApiError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", "must be between 1 and 1000"));
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 1000",
+        ));
     }
     let cursor = cursor
-        .map(|c| c.parse::<Cursor>().map_err(|e| ApiError::invalid_field("cursor", e)))
+        .map(|c| {
+            c.parse::<Cursor>()
+                .map_err(|e| ApiError::invalid_field("cursor", e))
+        })
         .transpose()?;
     Ok((limit, cursor))
 }
@@ -53,7 +62,10 @@ pub fn validate_metadata(field: &str, value: &serde_json::Value) -> Result<(), A
         return Err(ApiError::invalid_field(field, "must be a JSON object"));
     }
     if value.to_string().len() > keyward_domain::model::MAX_METADATA_BYTES {
-        return Err(ApiError::invalid_field(field, "must be at most 4 KiB when serialized"));
+        return Err(ApiError::invalid_field(
+            field,
+            "must be at most 4 KiB when serialized",
+        ));
     }
     Ok(())
 }

@@ -42,16 +42,30 @@ fn validate(changes: &TenantChanges) -> ApiResult<()> {
 
 fn slug_conflict(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(_) => ApiError::Conflict { code: "slug_taken", message: "slug: a tenant with this slug exists".into() },
+        StoreError::Conflict(_) => ApiError::Conflict {
+            code: "slug_taken",
+            message: "slug: a tenant with this slug exists".into(),
+        },
         StoreError::NotFound => ApiError::NotFound("tenant"),
         other => other.into(),
     }
 }
 
 /// Creates a tenant. `actor` is the caller's, or the CLI's.
-pub async fn create_as(state: &AppState, actor: &keyward_domain::Actor, changes: TenantChanges) -> ApiResult<Tenant> {
+pub async fn create_as(
+    state: &AppState,
+    actor: &keyward_domain::Actor,
+    changes: TenantChanges,
+) -> ApiResult<Tenant> {
     let (Some(name), Some(slug)) = (changes.name.clone(), changes.slug.clone()) else {
-        return Err(ApiError::invalid_field(if changes.name.is_none() { "name" } else { "slug" }, "is required"));
+        return Err(ApiError::invalid_field(
+            if changes.name.is_none() {
+                "name"
+            } else {
+                "slug"
+            },
+            "is required",
+        ));
     };
     validate(&changes)?;
     let now = keyward_domain::clock::truncate_millis(state.now());
@@ -67,31 +81,62 @@ pub async fn create_as(state: &AppState, actor: &keyward_domain::Actor, changes:
     let audit = actor
         .entry(now, "tenant.create", "tenant", tenant.id)
         .tenant(Some(tenant.id))
-        .changes(json!({"name": tenant.name, "slug": tenant.slug, "key_prefix": tenant.key_prefix}));
-    state.store.create_tenant(&tenant, &audit).await.map_err(slug_conflict)?;
+        .changes(
+            json!({"name": tenant.name, "slug": tenant.slug, "key_prefix": tenant.key_prefix}),
+        );
+    state
+        .store
+        .create_tenant(&tenant, &audit)
+        .await
+        .map_err(slug_conflict)?;
     Ok(tenant)
 }
 
-pub async fn create(state: &AppState, caller: &Caller, changes: TenantChanges) -> ApiResult<Tenant> {
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    changes: TenantChanges,
+) -> ApiResult<Tenant> {
     caller.principal.require_admin()?;
     create_as(state, &caller.actor(), changes).await
 }
 
 pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Tenant> {
     caller.principal.require_admin()?;
-    state.store.get_tenant(id).await?.ok_or(ApiError::NotFound("tenant"))
+    state
+        .store
+        .get_tenant(id)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))
 }
 
-pub async fn list(state: &AppState, caller: &Caller, limit: u32, after: Option<Cursor>) -> ApiResult<Page<Tenant>> {
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    limit: u32,
+    after: Option<Cursor>,
+) -> ApiResult<Page<Tenant>> {
     caller.principal.require_admin()?;
     let tenants = state.store.list_tenants(after, limit + 1).await?;
-    Ok(paginate(tenants, limit, |t| Cursor { created_at: t.created_at, id: t.id }))
+    Ok(paginate(tenants, limit, |t| Cursor {
+        created_at: t.created_at,
+        id: t.id,
+    }))
 }
 
-pub async fn update(state: &AppState, caller: &Caller, id: Uuid, changes: TenantChanges) -> ApiResult<Tenant> {
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    changes: TenantChanges,
+) -> ApiResult<Tenant> {
     caller.principal.require_admin()?;
     validate(&changes)?;
-    let mut tenant = state.store.get_tenant(id).await?.ok_or(ApiError::NotFound("tenant"))?;
+    let mut tenant = state
+        .store
+        .get_tenant(id)
+        .await?
+        .ok_or(ApiError::NotFound("tenant"))?;
     let now = keyward_domain::clock::truncate_millis(state.now());
     let mut diff = serde_json::Map::new();
     if let Some(name) = changes.name {
@@ -111,23 +156,45 @@ pub async fn update(state: &AppState, caller: &Caller, id: Uuid, changes: Tenant
         tenant.key_prefix = prefix;
     }
     tenant.updated_at = now;
-    let audit = caller.actor().entry(now, "tenant.update", "tenant", id).tenant(Some(id)).changes(Value::Object(diff));
-    state.store.update_tenant(&tenant, &audit).await.map_err(slug_conflict)?;
+    let audit = caller
+        .actor()
+        .entry(now, "tenant.update", "tenant", id)
+        .tenant(Some(id))
+        .changes(Value::Object(diff));
+    state
+        .store
+        .update_tenant(&tenant, &audit)
+        .await
+        .map_err(slug_conflict)?;
     Ok(tenant)
 }
 
 /// Deletes a tenant; with active keys only when `force`, which revokes them in the same
 /// transaction. Returns the ids of the revoked keys.
-pub async fn delete(state: &AppState, caller: &Caller, id: Uuid, force: bool) -> ApiResult<Vec<Uuid>> {
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    force: bool,
+) -> ApiResult<Vec<Uuid>> {
     caller.principal.require_admin()?;
     let now = keyward_domain::clock::truncate_millis(state.now());
-    let audit = caller.actor().entry(now, "tenant.delete", "tenant", id).tenant(Some(id)).changes(json!({"force": force}));
-    state.store.delete_tenant(id, force, now, &audit).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound("tenant"),
-        StoreError::Conflict(_) => ApiError::Conflict {
-            code: "tenant_has_active_keys",
-            message: "the tenant still has active keys; delete with ?force=true to revoke them".into(),
-        },
-        other => other.into(),
-    })
+    let audit = caller
+        .actor()
+        .entry(now, "tenant.delete", "tenant", id)
+        .tenant(Some(id))
+        .changes(json!({"force": force}));
+    state
+        .store
+        .delete_tenant(id, force, now, &audit)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound("tenant"),
+            StoreError::Conflict(_) => ApiError::Conflict {
+                code: "tenant_has_active_keys",
+                message: "the tenant still has active keys; delete with ?force=true to revoke them"
+                    .into(),
+            },
+            other => other.into(),
+        })
 }

@@ -20,38 +20,70 @@ pub struct NewUser {
 
 impl std::fmt::Debug for NewUser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewUser").field("email", &self.email).field("role", &self.role).finish_non_exhaustive()
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
     }
 }
 
 /// Creates a user on behalf of `actor` once rights are settled (the CLI has them all).
 pub async fn create_as(state: &AppState, actor: &Actor, req: NewUser) -> ApiResult<User> {
-    let email = normalize_email(&req.email).ok_or_else(|| ApiError::invalid_field("email", "not an email address"))?;
+    let email = normalize_email(&req.email)
+        .ok_or_else(|| ApiError::invalid_field("email", "not an email address"))?;
     let len = req.password.chars().count();
     if len < MIN_PASSWORD_LEN {
-        return Err(ApiError::invalid_field("password", "must be at least 12 characters"));
+        return Err(ApiError::invalid_field(
+            "password",
+            "must be at least 12 characters",
+        ));
     }
     if req.password.len() > MAX_PASSWORD_LEN {
-        return Err(ApiError::invalid_field("password", "must be at most 1024 bytes"));
+        return Err(ApiError::invalid_field(
+            "password",
+            "must be at most 1024 bytes",
+        ));
     }
     if req.role == Role::TenantAdmin && req.tenant_id.is_none() {
-        return Err(ApiError::invalid_field("tenant_id", "is required for a tenant_admin"));
+        return Err(ApiError::invalid_field(
+            "tenant_id",
+            "is required for a tenant_admin",
+        ));
     }
     if let Some(t) = req.tenant_id {
-        state.store.get_tenant(t).await?.ok_or(ApiError::NotFound("tenant"))?;
+        state
+            .store
+            .get_tenant(t)
+            .await?
+            .ok_or(ApiError::NotFound("tenant"))?;
     }
     let password_hash = state.passwords.hash(req.password).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
-    let user = User { id: Uuid::now_v7(), email, password_hash, role: req.role, tenant_id: req.tenant_id, created_at: now, updated_at: now };
+    let user = User {
+        id: Uuid::now_v7(),
+        email,
+        password_hash,
+        role: req.role,
+        tenant_id: req.tenant_id,
+        created_at: now,
+        updated_at: now,
+    };
     let audit = actor
         .entry(now, "user.create", "user", user.id)
         .tenant(user.tenant_id)
         .subject(user.id)
         .changes(json!({"email": user.email, "role": user.role.as_str()}));
-    state.store.create_user(&user, &audit).await.map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::Conflict { code: "email_taken", message: "email: a user with this email exists".into() },
-        other => other.into(),
-    })?;
+    state
+        .store
+        .create_user(&user, &audit)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::Conflict {
+                code: "email_taken",
+                message: "email: a user with this email exists".into(),
+            },
+            other => other.into(),
+        })?;
     Ok(user)
 }
 
@@ -65,6 +97,12 @@ pub async fn create(state: &AppState, caller: &Caller, mut req: NewUser) -> ApiR
 }
 
 pub async fn me(state: &AppState, caller: &Caller) -> ApiResult<User> {
-    caller.principal.require(keyward_domain::KeywardRight::Read)?;
-    state.store.get_user(caller.principal.user_id).await?.ok_or(ApiError::NotFound("user"))
+    caller
+        .principal
+        .require(keyward_domain::KeywardRight::Read)?;
+    state
+        .store
+        .get_user(caller.principal.user_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))
 }

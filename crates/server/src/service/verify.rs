@@ -19,9 +19,18 @@ pub struct Verdict {
 }
 
 /// `verifier` is `None` only under `--public-verify`.
-pub async fn verify(state: &AppState, verifier: Option<&Principal>, key: &str, scopes: &[String]) -> ApiResult<Verdict> {
+pub async fn verify(
+    state: &AppState,
+    verifier: Option<&Principal>,
+    key: &str,
+    scopes: &[String],
+) -> ApiResult<Verdict> {
     let Ok(parsed) = ParsedKey::parse(key) else {
-        return Ok(Verdict { code: VerifyCode::NotFound, key: None, ratelimit: None });
+        return Ok(Verdict {
+            code: VerifyCode::NotFound,
+            key: None,
+            ratelimit: None,
+        });
     };
     let now = state.now();
     let key = state
@@ -43,7 +52,11 @@ pub async fn verify(state: &AppState, verifier: Option<&Principal>, key: &str, s
             state.usage.record(k.id, now);
         }
     }
-    Ok(Verdict { code, key, ratelimit })
+    Ok(Verdict {
+        code,
+        key,
+        ratelimit,
+    })
 }
 
 fn limit_of(key: &ApiKey) -> Option<Limit> {

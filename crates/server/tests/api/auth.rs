@@ -13,11 +13,21 @@ use crate::support::{app, app_with, As, JWT_SECRET, PASSWORD};
 async fn login_returns_a_bearer_token() {
     let app = app().await;
     app.user("ann@example.com", Role::Admin, None).await;
-    let r = app.post("/api/v1/auth/login", As::Nobody, json!({"email": "Ann@Example.com", "password": PASSWORD})).await.expect(StatusCode::OK);
+    let r = app
+        .post(
+            "/api/v1/auth/login",
+            As::Nobody,
+            json!({"email": "Ann@Example.com", "password": PASSWORD}),
+        )
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["token_type"], "Bearer");
     assert_eq!(r.body["expires_in"], 3600);
     let token = r.body["access_token"].as_str().unwrap();
-    let me = app.get("/api/v1/users/me", As::Bearer(token)).await.expect(StatusCode::OK);
+    let me = app
+        .get("/api/v1/users/me", As::Bearer(token))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(me.body["email"], "ann@example.com");
 }
 
@@ -25,12 +35,30 @@ async fn login_returns_a_bearer_token() {
 async fn wrong_password_and_unknown_email_look_the_same() {
     let app = app().await;
     app.user("ann@example.com", Role::Member, None).await;
-    let wrong = app.post("/api/v1/auth/login", As::Nobody, json!({"email": "ann@example.com", "password": "not the password"})).await;
-    let unknown = app.post("/api/v1/auth/login", As::Nobody, json!({"email": "who@example.com", "password": "not the password"})).await;
+    let wrong = app
+        .post(
+            "/api/v1/auth/login",
+            As::Nobody,
+            json!({"email": "ann@example.com", "password": "not the password"}),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/api/v1/auth/login",
+            As::Nobody,
+            json!({"email": "who@example.com", "password": "not the password"}),
+        )
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.status, unknown.status);
     assert_eq!(wrong.body, unknown.body);
-    app.post("/api/v1/auth/login", As::Nobody, json!({"email": "ann@example.com"})).await.expect(StatusCode::BAD_REQUEST);
+    app.post(
+        "/api/v1/auth/login",
+        As::Nobody,
+        json!({"email": "ann@example.com"}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
 }
 
 fn claims(exp_offset: i64) -> serde_json::Value {
@@ -49,7 +77,9 @@ async fn forged_and_stale_tokens_get_401() {
         c
     };
     let good = keys.sign(&hs256, &with_sub(claims(60)));
-    app.get("/api/v1/users/me", As::Bearer(&good)).await.expect(StatusCode::OK);
+    app.get("/api/v1/users/me", As::Bearer(&good))
+        .await
+        .expect(StatusCode::OK);
 
     let mut no_exp = with_sub(claims(60));
     no_exp.as_object_mut().unwrap().remove("exp");
@@ -57,18 +87,28 @@ async fn forged_and_stale_tokens_get_401() {
     bad_iss["iss"] = json!("evil");
     let mut bad_aud = with_sub(claims(60));
     bad_aud["aud"] = json!("evil");
-    let other_secret = JwtKeys::new(b"another-secret-another-secret-12345".to_vec(), time::Duration::hours(1)).unwrap();
+    let other_secret = JwtKeys::new(
+        b"another-secret-another-secret-12345".to_vec(),
+        time::Duration::hours(1),
+    )
+    .unwrap();
     let none = {
         let t = keys.sign(&json!({"alg": "none", "typ": "JWT"}), &with_sub(claims(60)));
         format!("{}.", &t[..t.rfind('.').unwrap()])
     };
     let cases = [
         ("alg none", none),
-        ("alg HS512", keys.sign(&json!({"alg": "HS512"}), &with_sub(claims(60)))),
+        (
+            "alg HS512",
+            keys.sign(&json!({"alg": "HS512"}), &with_sub(claims(60))),
+        ),
         ("no exp", keys.sign(&hs256, &no_exp)),
         ("wrong iss", keys.sign(&hs256, &bad_iss)),
         ("wrong aud", keys.sign(&hs256, &bad_aud)),
-        ("bad signature", other_secret.sign(&hs256, &with_sub(claims(60)))),
+        (
+            "bad signature",
+            other_secret.sign(&hs256, &with_sub(claims(60))),
+        ),
         ("unknown user", keys.sign(&hs256, &claims(60))),
     ];
     for (what, token) in cases {
@@ -78,12 +118,17 @@ async fn forged_and_stale_tokens_get_401() {
         assert!(r.header("www-authenticate").is_some());
     }
     let past = keys.sign(&hs256, &with_sub(claims(-1)));
-    let r = app.get("/api/v1/users/me", As::Bearer(&past)).await.expect(StatusCode::UNAUTHORIZED);
+    let r = app
+        .get("/api/v1/users/me", As::Bearer(&past))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     assert_eq!(r.error_code(), "credential_expired");
     // And a real session expires after its hour.
     let session = app.login("ann@example.com").await;
     app.advance(time::Duration::minutes(61));
-    app.get("/api/v1/users/me", As::Bearer(&session)).await.expect(StatusCode::UNAUTHORIZED);
+    app.get("/api/v1/users/me", As::Bearer(&session))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -91,46 +136,93 @@ async fn credential_failures() {
     let app = app().await;
     let t = app.tenant("acme").await;
     let member = app.member_of(t).await;
-    let (id, key) = app.key_from(&member, json!({"scopes": ["keyward:read"], "expires_in": "1h"})).await;
-    let r = app.get("/api/v1/users/me", As::Nobody).await.expect(StatusCode::UNAUTHORIZED);
+    let (id, key) = app
+        .key_from(
+            &member,
+            json!({"scopes": ["keyward:read"], "expires_in": "1h"}),
+        )
+        .await;
+    let r = app
+        .get("/api/v1/users/me", As::Nobody)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     assert_eq!(r.error_code(), "unauthenticated");
-    let req = axum::http::Request::get("/api/v1/users/me").header("authorization", "Basic abc").body(axum::body::Body::empty()).unwrap();
+    let req = axum::http::Request::get("/api/v1/users/me")
+        .header("authorization", "Basic abc")
+        .body(axum::body::Body::empty())
+        .unwrap();
     app.send(req).await.expect(StatusCode::UNAUTHORIZED);
-    app.get("/api/v1/users/me", As::ApiKey("kw_not_a_key")).await.expect(StatusCode::UNAUTHORIZED);
-    app.get("/api/v1/users/me", As::ApiKey(&key)).await.expect(StatusCode::OK);
+    app.get("/api/v1/users/me", As::ApiKey("kw_not_a_key"))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    app.get("/api/v1/users/me", As::ApiKey(&key))
+        .await
+        .expect(StatusCode::OK);
     app.advance(time::Duration::hours(1));
-    let r = app.get("/api/v1/users/me", As::ApiKey(&key)).await.expect(StatusCode::UNAUTHORIZED);
+    let r = app
+        .get("/api/v1/users/me", As::ApiKey(&key))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     assert_eq!(r.error_code(), "credential_expired");
     let (id2, key2) = app.key_with(&member, &["keyward:read"]).await;
-    app.delete(&format!("/api/v1/api-keys/{id2}"), As::Bearer(&member)).await.expect(StatusCode::NO_CONTENT);
-    app.get("/api/v1/users/me", As::ApiKey(&key2)).await.expect(StatusCode::UNAUTHORIZED);
+    app.delete(&format!("/api/v1/api-keys/{id2}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    app.get("/api/v1/users/me", As::ApiKey(&key2))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     let _ = id;
 }
 
 #[tokio::test]
 async fn failed_logins_are_throttled_per_email_and_per_address() {
     let settings = Settings {
-        login_failures_per_email: Limit { max: 3, window: time::Duration::minutes(15) },
-        login_failures_per_address: Limit { max: 5, window: time::Duration::minutes(15) },
+        login_failures_per_email: Limit {
+            max: 3,
+            window: time::Duration::minutes(15),
+        },
+        login_failures_per_address: Limit {
+            max: 5,
+            window: time::Duration::minutes(15),
+        },
         ..Settings::default()
     };
     let app = app_with(settings).await;
     app.user("ann@example.com", Role::Member, None).await;
     let attempt = |email: &'static str, password: &'static str| {
         let app = &app;
-        async move { app.post("/api/v1/auth/login", As::Nobody, json!({"email": email, "password": password})).await }
+        async move {
+            app.post(
+                "/api/v1/auth/login",
+                As::Nobody,
+                json!({"email": email, "password": password}),
+            )
+            .await
+        }
     };
     for _ in 0..3 {
-        attempt("ann@example.com", "wrong password!").await.expect(StatusCode::UNAUTHORIZED);
+        attempt("ann@example.com", "wrong password!")
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
     }
-    let r = attempt("ann@example.com", PASSWORD).await.expect(StatusCode::TOO_MANY_REQUESTS);
+    let r = attempt("ann@example.com", PASSWORD)
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.error_code(), "too_many_requests");
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 300, "{retry}");
     // The per-address limit trips for other emails from the same address.
-    attempt("x@example.com", "wrong password!").await.expect(StatusCode::UNAUTHORIZED);
-    attempt("y@example.com", "wrong password!").await.expect(StatusCode::UNAUTHORIZED);
-    attempt("z@example.com", "wrong password!").await.expect(StatusCode::TOO_MANY_REQUESTS);
+    attempt("x@example.com", "wrong password!")
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    attempt("y@example.com", "wrong password!")
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    attempt("z@example.com", "wrong password!")
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
     app.advance(time::Duration::minutes(15));
-    attempt("ann@example.com", PASSWORD).await.expect(StatusCode::OK);
+    attempt("ann@example.com", PASSWORD)
+        .await
+        .expect(StatusCode::OK);
 }

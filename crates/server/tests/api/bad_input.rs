@@ -14,36 +14,77 @@ async fn malformed_bodies_get_4xx_in_the_error_shape() {
         let app = &app;
         let admin = admin.clone();
         async move {
-            let mut req = Request::post("/api/v1/tenants").header("authorization", format!("Bearer {admin}"));
+            let mut req =
+                Request::post("/api/v1/tenants").header("authorization", format!("Bearer {admin}"));
             if let Some(ct) = content_type {
                 req = req.header("content-type", ct);
             }
             app.send(req.body(Body::from(body)).unwrap()).await
         }
     };
-    let r = send(Some("application/json"), b"{not json".to_vec()).await.expect(StatusCode::BAD_REQUEST);
+    let r = send(Some("application/json"), b"{not json".to_vec())
+        .await
+        .expect(StatusCode::BAD_REQUEST);
     assert_eq!(r.error_code(), "malformed_json");
-    let r = send(Some("application/json"), br#"{"name": 5, "slug": "x"}"#.to_vec()).await.expect(StatusCode::BAD_REQUEST);
+    let r = send(
+        Some("application/json"),
+        br#"{"name": 5, "slug": "x"}"#.to_vec(),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
     assert_eq!(r.error_code(), "invalid_body");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("name"));
-    let r = send(Some("text/plain"), br#"{"name": "x", "slug": "x"}"#.to_vec()).await.expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("name"));
+    let r = send(
+        Some("text/plain"),
+        br#"{"name": "x", "slug": "x"}"#.to_vec(),
+    )
+    .await
+    .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(r.error_code(), "unsupported_media_type");
-    send(None, br#"{"name": "x", "slug": "x"}"#.to_vec()).await.expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let big = serde_json::to_vec(&json!({"name": "x", "slug": "x", "metadata": {"blob": "x".repeat(70 * 1024)}})).unwrap();
-    let r = send(Some("application/json"), big).await.expect(StatusCode::PAYLOAD_TOO_LARGE);
+    send(None, br#"{"name": "x", "slug": "x"}"#.to_vec())
+        .await
+        .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let big = serde_json::to_vec(
+        &json!({"name": "x", "slug": "x", "metadata": {"blob": "x".repeat(70 * 1024)}}),
+    )
+    .unwrap();
+    let r = send(Some("application/json"), big)
+        .await
+        .expect(StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.error_code(), "payload_too_large");
     let r = send(Some("application/json"), vec![0xff, 0xfe, 0x00]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let listed = app.get("/api/v1/tenants", As::Bearer(&admin)).await.expect(StatusCode::OK);
-    assert_eq!(listed.body.as_array().unwrap().len(), 0, "nothing was written");
+    let listed = app
+        .get("/api/v1/tenants", As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        listed.body.as_array().unwrap().len(),
+        0,
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = app().await;
-    let r = app.get("/api/v1/nope", As::Nobody).await.expect(StatusCode::NOT_FOUND);
+    let r = app
+        .get("/api/v1/nope", As::Nobody)
+        .await
+        .expect(StatusCode::NOT_FOUND);
     assert_eq!(r.error_code(), "not_found");
-    let r = app.call(axum::http::Method::PUT, "/api/v1/api-keys", As::Nobody, None).await.expect(StatusCode::METHOD_NOT_ALLOWED);
+    let r = app
+        .call(
+            axum::http::Method::PUT,
+            "/api/v1/api-keys",
+            As::Nobody,
+            None,
+        )
+        .await
+        .expect(StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.error_code(), "method_not_allowed");
 }
 
@@ -53,7 +94,10 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
     let r = app.get("/healthz", As::Nobody).await;
     let id = r.header("x-request-id").expect("generated request id");
     assert_eq!(id.len(), 36);
-    let req = Request::get("/api/v1/nope").header("x-request-id", "trace-123").body(Body::empty()).unwrap();
+    let req = Request::get("/api/v1/nope")
+        .header("x-request-id", "trace-123")
+        .body(Body::empty())
+        .unwrap();
     let r = app.send(req).await;
     assert_eq!(r.header("x-request-id"), Some("trace-123"));
 }

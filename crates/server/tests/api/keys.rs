@@ -12,7 +12,11 @@ async fn create_shows_the_key_once_with_location_and_no_store() {
     let tenant = app.tenant("acme").await;
     let member = app.member_of(tenant).await;
     let r = app
-        .post("/api/v1/api-keys", As::Bearer(&member), json!({"name": "ci", "scopes": ["orders:read"], "expires_in": "90d"}))
+        .post(
+            "/api/v1/api-keys",
+            As::Bearer(&member),
+            json!({"name": "ci", "scopes": ["orders:read"], "expires_in": "90d"}),
+        )
         .await
         .expect(StatusCode::CREATED);
     let key = r.body["key"].as_str().unwrap();
@@ -23,16 +27,34 @@ async fn create_shows_the_key_once_with_location_and_no_store() {
     assert_eq!(r.body["scopes"], json!(["orders:read"]));
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let id = r.body["id"].as_str().unwrap();
-    assert_eq!(r.header("location"), Some(format!("/api/v1/api-keys/{id}").as_str()));
-    let expires: time::OffsetDateTime =
-        time::OffsetDateTime::parse(r.body["expires_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-    assert_eq!(expires, crate::support::start_time() + time::Duration::days(90));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/v1/api-keys/{id}").as_str())
+    );
+    let expires: time::OffsetDateTime = time::OffsetDateTime::parse(
+        r.body["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(
+        expires,
+        crate::support::start_time() + time::Duration::days(90)
+    );
 
-    let got = app.get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member)).await.expect(StatusCode::OK);
-    assert!(!got.body.to_string().contains(key), "plaintext must never be shown again");
+    let got = app
+        .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !got.body.to_string().contains(key),
+        "plaintext must never be shown again"
+    );
     assert_eq!(got.body["start"], &key[..7]);
     assert_eq!(got.body["status"], "active");
-    let listed = app.get("/api/v1/api-keys", As::Bearer(&member)).await.expect(StatusCode::OK);
+    let listed = app
+        .get("/api/v1/api-keys", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
     assert!(!listed.body.to_string().contains(key));
 }
 
@@ -40,10 +62,22 @@ async fn create_shows_the_key_once_with_location_and_no_store() {
 async fn admins_must_name_an_existing_tenant() {
     let app = app().await;
     let admin = app.admin().await;
-    let r = app.post("/api/v1/api-keys", As::Bearer(&admin), json!({"name": "x"})).await.expect(StatusCode::BAD_REQUEST);
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("tenant_id"));
+    let r = app
+        .post("/api/v1/api-keys", As::Bearer(&admin), json!({"name": "x"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("tenant_id"));
     let unknown = uuid::Uuid::now_v7();
-    app.post("/api/v1/api-keys", As::Bearer(&admin), json!({"tenant_id": unknown})).await.expect(StatusCode::NOT_FOUND);
+    app.post(
+        "/api/v1/api-keys",
+        As::Bearer(&admin),
+        json!({"tenant_id": unknown}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -52,7 +86,14 @@ async fn naming_a_tenant_the_caller_cannot_see_is_404() {
     let mine = app.tenant("mine").await;
     let other = app.tenant("other").await;
     let member = app.member_of(mine).await;
-    let r = app.post("/api/v1/api-keys", As::Bearer(&member), json!({"tenant_id": other})).await.expect(StatusCode::NOT_FOUND);
+    let r = app
+        .post(
+            "/api/v1/api-keys",
+            As::Bearer(&member),
+            json!({"tenant_id": other}),
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
     assert_eq!(r.error_code(), "not_found");
 }
 
@@ -62,14 +103,26 @@ async fn create_validates_every_field() {
     let tenant = app.tenant("acme").await;
     let member = app.member_of(tenant).await;
     let cases = [
-        (json!({"rate_limit_max": 0, "rate_limit_window": "1 minute"}), "rate_limit_max"),
-        (json!({"rate_limit_max": 100001, "rate_limit_window": "1 minute"}), "rate_limit_max"),
-        (json!({"rate_limit_max": 5, "rate_limit_window": "1 week"}), "rate_limit_window"),
+        (
+            json!({"rate_limit_max": 0, "rate_limit_window": "1 minute"}),
+            "rate_limit_max",
+        ),
+        (
+            json!({"rate_limit_max": 100001, "rate_limit_window": "1 minute"}),
+            "rate_limit_max",
+        ),
+        (
+            json!({"rate_limit_max": 5, "rate_limit_window": "1 week"}),
+            "rate_limit_window",
+        ),
         (json!({"rate_limit_max": 5}), "rate_limit_max"),
         (json!({"expires_in": "soon"}), "expires_in"),
         (json!({"expires_in": "0d"}), "expires_in"),
         (json!({"expires_at": "2020-01-01T00:00:00Z"}), "expires_at"),
-        (json!({"expires_at": "2030-01-01T00:00:00Z", "expires_in": "1d"}), "expires_in"),
+        (
+            json!({"expires_at": "2030-01-01T00:00:00Z", "expires_in": "1d"}),
+            "expires_in",
+        ),
         (json!({"metadata": [1, 2]}), "metadata"),
         (json!({"metadata": {"blob": "x".repeat(5000)}}), "metadata"),
         (json!({"scopes": ["has space"]}), "scopes"),
@@ -79,13 +132,25 @@ async fn create_validates_every_field() {
         (json!({"expires_at": "tomorrow"}), "expires_at"),
     ];
     for (body, field) in cases {
-        let r = app.post("/api/v1/api-keys", As::Bearer(&member), body.clone()).await;
+        let r = app
+            .post("/api/v1/api-keys", As::Bearer(&member), body.clone())
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         let message = r.body["error"]["message"].as_str().unwrap();
-        assert!(message.contains(field), "{body}: message {message:?} should name {field}");
+        assert!(
+            message.contains(field),
+            "{body}: message {message:?} should name {field}"
+        );
     }
-    let listed = app.get("/api/v1/api-keys", As::Bearer(&member)).await.expect(StatusCode::OK);
-    assert_eq!(listed.body.as_array().unwrap().len(), 0, "nothing half-written");
+    let listed = app
+        .get("/api/v1/api-keys", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        listed.body.as_array().unwrap().len(),
+        0,
+        "nothing half-written"
+    );
 }
 
 #[tokio::test]
@@ -94,21 +159,48 @@ async fn keys_authenticate_and_are_narrowed_by_their_scopes() {
     let tenant = app.tenant("acme").await;
     let member = app.member_of(tenant).await;
     let (_, reader) = app.key_with(&member, &["keyward:read"]).await;
-    let (_, writer) = app.key_with(&member, &["keyward:read", "keyward:write", "orders"]).await;
+    let (_, writer) = app
+        .key_with(&member, &["keyward:read", "keyward:write", "orders"])
+        .await;
     let (_, app_only) = app.key_with(&member, &["orders"]).await;
 
-    app.get("/api/v1/api-keys", As::ApiKey(&reader)).await.expect(StatusCode::OK);
-    app.get("/api/v1/api-keys", As::Bearer(&reader)).await.expect(StatusCode::OK);
-    let r = app.get("/api/v1/api-keys", As::ApiKey(&app_only)).await.expect(StatusCode::FORBIDDEN);
-    assert_eq!(r.error_code(), "forbidden");
-    app.post("/api/v1/api-keys", As::ApiKey(&reader), json!({})).await.expect(StatusCode::FORBIDDEN);
-
-    // A key can only grant what it holds itself.
-    app.post("/api/v1/api-keys", As::ApiKey(&writer), json!({"scopes": ["orders"]})).await.expect(StatusCode::CREATED);
-    app.post("/api/v1/api-keys", As::ApiKey(&writer), json!({"scopes": ["billing"]})).await.expect(StatusCode::FORBIDDEN);
-    app.post("/api/v1/api-keys", As::ApiKey(&writer), json!({"scopes": ["keyward:admin"]}))
+    app.get("/api/v1/api-keys", As::ApiKey(&reader))
+        .await
+        .expect(StatusCode::OK);
+    app.get("/api/v1/api-keys", As::Bearer(&reader))
+        .await
+        .expect(StatusCode::OK);
+    let r = app
+        .get("/api/v1/api-keys", As::ApiKey(&app_only))
         .await
         .expect(StatusCode::FORBIDDEN);
+    assert_eq!(r.error_code(), "forbidden");
+    app.post("/api/v1/api-keys", As::ApiKey(&reader), json!({}))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+
+    // A key can only grant what it holds itself.
+    app.post(
+        "/api/v1/api-keys",
+        As::ApiKey(&writer),
+        json!({"scopes": ["orders"]}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    app.post(
+        "/api/v1/api-keys",
+        As::ApiKey(&writer),
+        json!({"scopes": ["billing"]}),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    app.post(
+        "/api/v1/api-keys",
+        As::ApiKey(&writer),
+        json!({"scopes": ["keyward:admin"]}),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -129,16 +221,55 @@ async fn listing_follows_roles_filters_and_pages() {
     app.key_with(&carol, &[]).await;
 
     let count = |r: crate::support::Resp| r.expect(StatusCode::OK).body.as_array().unwrap().len();
-    assert_eq!(count(app.get("/api/v1/api-keys", As::Bearer(&alice)).await), 3);
-    assert_eq!(count(app.get("/api/v1/api-keys", As::Bearer(&a_admin)).await), 4);
-    assert_eq!(count(app.get(&format!("/api/v1/api-keys?tenant_id={b}"), As::Bearer(&a_admin)).await), 0);
-    assert_eq!(count(app.get("/api/v1/api-keys", As::Bearer(&admin)).await), 5);
-    assert_eq!(count(app.get(&format!("/api/v1/api-keys?tenant_id={b}"), As::Bearer(&admin)).await), 1);
+    assert_eq!(
+        count(app.get("/api/v1/api-keys", As::Bearer(&alice)).await),
+        3
+    );
+    assert_eq!(
+        count(app.get("/api/v1/api-keys", As::Bearer(&a_admin)).await),
+        4
+    );
+    assert_eq!(
+        count(
+            app.get(
+                &format!("/api/v1/api-keys?tenant_id={b}"),
+                As::Bearer(&a_admin)
+            )
+            .await
+        ),
+        0
+    );
+    assert_eq!(
+        count(app.get("/api/v1/api-keys", As::Bearer(&admin)).await),
+        5
+    );
+    assert_eq!(
+        count(
+            app.get(
+                &format!("/api/v1/api-keys?tenant_id={b}"),
+                As::Bearer(&admin)
+            )
+            .await
+        ),
+        1
+    );
 
     // Pages of two, in creation order, linked by X-Next-Cursor.
-    let first = app.get("/api/v1/api-keys?limit=2", As::Bearer(&alice)).await.expect(StatusCode::OK);
-    let cursor = first.header("x-next-cursor").expect("a next cursor").to_owned();
-    let second = app.get(&format!("/api/v1/api-keys?limit=2&cursor={cursor}"), As::Bearer(&alice)).await.expect(StatusCode::OK);
+    let first = app
+        .get("/api/v1/api-keys?limit=2", As::Bearer(&alice))
+        .await
+        .expect(StatusCode::OK);
+    let cursor = first
+        .header("x-next-cursor")
+        .expect("a next cursor")
+        .to_owned();
+    let second = app
+        .get(
+            &format!("/api/v1/api-keys?limit=2&cursor={cursor}"),
+            As::Bearer(&alice),
+        )
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(second.body.as_array().unwrap().len(), 1);
     assert!(second.header("x-next-cursor").is_none());
     let first_created = first.body[1]["created_at"].as_str().unwrap().to_owned();
@@ -146,17 +277,48 @@ async fn listing_follows_roles_filters_and_pages() {
 
     // Status filter.
     let id = first.body[0]["id"].as_str().unwrap();
-    app.delete(&format!("/api/v1/api-keys/{id}"), As::Bearer(&alice)).await.expect(StatusCode::NO_CONTENT);
-    assert_eq!(count(app.get("/api/v1/api-keys?status=revoked", As::Bearer(&alice)).await), 1);
-    assert_eq!(count(app.get("/api/v1/api-keys?status=active", As::Bearer(&alice)).await), 2);
-    assert_eq!(count(app.get("/api/v1/api-keys?status=expired", As::Bearer(&alice)).await), 0);
+    app.delete(&format!("/api/v1/api-keys/{id}"), As::Bearer(&alice))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert_eq!(
+        count(
+            app.get("/api/v1/api-keys?status=revoked", As::Bearer(&alice))
+                .await
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            app.get("/api/v1/api-keys?status=active", As::Bearer(&alice))
+                .await
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            app.get("/api/v1/api-keys?status=expired", As::Bearer(&alice))
+                .await
+        ),
+        0
+    );
 
-    for bad in ["status=gone", "limit=0", "limit=1001", "cursor=garbage", "tenant_id=nope", "limit=-1"] {
-        let r = app.get(&format!("/api/v1/api-keys?{bad}"), As::Bearer(&alice)).await;
+    for bad in [
+        "status=gone",
+        "limit=0",
+        "limit=1001",
+        "cursor=garbage",
+        "tenant_id=nope",
+        "limit=-1",
+    ] {
+        let r = app
+            .get(&format!("/api/v1/api-keys?{bad}"), As::Bearer(&alice))
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         r.error_code();
     }
-    app.get("/api/v1/api-keys", As::Nobody).await.expect(StatusCode::UNAUTHORIZED);
+    app.get("/api/v1/api-keys", As::Nobody)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -171,13 +333,25 @@ async fn other_tenants_and_owners_get_404_never_403() {
     let (id, _) = app.key_with(&alice, &[]).await;
     let path = format!("/api/v1/api-keys/{id}");
     for who in [&bob, &b_admin] {
-        app.get(&path, As::Bearer(who)).await.expect(StatusCode::NOT_FOUND);
-        app.patch(&path, As::Bearer(who), json!({"name": "x"})).await.expect(StatusCode::NOT_FOUND);
-        app.post(&format!("{path}/rotate"), As::Bearer(who), json!({})).await.expect(StatusCode::NOT_FOUND);
-        app.delete(&path, As::Bearer(who)).await.expect(StatusCode::NOT_FOUND);
+        app.get(&path, As::Bearer(who))
+            .await
+            .expect(StatusCode::NOT_FOUND);
+        app.patch(&path, As::Bearer(who), json!({"name": "x"}))
+            .await
+            .expect(StatusCode::NOT_FOUND);
+        app.post(&format!("{path}/rotate"), As::Bearer(who), json!({}))
+            .await
+            .expect(StatusCode::NOT_FOUND);
+        app.delete(&path, As::Bearer(who))
+            .await
+            .expect(StatusCode::NOT_FOUND);
     }
-    app.get(&path, As::Bearer(&a_admin)).await.expect(StatusCode::OK);
-    app.delete(&path, As::Bearer(&a_admin)).await.expect(StatusCode::NO_CONTENT);
+    app.get(&path, As::Bearer(&a_admin))
+        .await
+        .expect(StatusCode::OK);
+    app.delete(&path, As::Bearer(&a_admin))
+        .await
+        .expect(StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
@@ -188,18 +362,44 @@ async fn get_and_revoke_status_codes() {
     let (id, _) = app.key_with(&member, &[]).await;
     let (_, reader) = app.key_with(&member, &["keyward:read"]).await;
     let path = format!("/api/v1/api-keys/{id}");
-    app.get(&path, As::Bearer(&member)).await.expect(StatusCode::OK);
-    app.get("/api/v1/api-keys/not-a-uuid", As::Bearer(&member)).await.expect(StatusCode::BAD_REQUEST);
-    app.get(&format!("/api/v1/api-keys/{}", uuid::Uuid::now_v7()), As::Bearer(&member)).await.expect(StatusCode::NOT_FOUND);
-    app.get(&path, As::Nobody).await.expect(StatusCode::UNAUTHORIZED);
-    app.delete(&path, As::ApiKey(&reader)).await.expect(StatusCode::FORBIDDEN);
-    app.delete(&path, As::Nobody).await.expect(StatusCode::UNAUTHORIZED);
-    app.delete("/api/v1/api-keys/not-a-uuid", As::Bearer(&member)).await.expect(StatusCode::BAD_REQUEST);
-    let r = app.delete(&path, As::Bearer(&member)).await.expect(StatusCode::NO_CONTENT);
+    app.get(&path, As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    app.get("/api/v1/api-keys/not-a-uuid", As::Bearer(&member))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    app.get(
+        &format!("/api/v1/api-keys/{}", uuid::Uuid::now_v7()),
+        As::Bearer(&member),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    app.get(&path, As::Nobody)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    app.delete(&path, As::ApiKey(&reader))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    app.delete(&path, As::Nobody)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    app.delete("/api/v1/api-keys/not-a-uuid", As::Bearer(&member))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    let r = app
+        .delete(&path, As::Bearer(&member))
+        .await
+        .expect(StatusCode::NO_CONTENT);
     assert_eq!(r.body, serde_json::Value::Null);
-    let again = app.delete(&path, As::Bearer(&member)).await.expect(StatusCode::NOT_FOUND);
+    let again = app
+        .delete(&path, As::Bearer(&member))
+        .await
+        .expect(StatusCode::NOT_FOUND);
     assert_eq!(again.error_code(), "not_found");
-    let got = app.get(&path, As::Bearer(&member)).await.expect(StatusCode::OK);
+    let got = app
+        .get(&path, As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(got.body["status"], "revoked");
     assert!(got.body["revoked_at"].is_string());
 }
@@ -209,12 +409,21 @@ async fn patch_edits_fields_and_never_widens_scopes() {
     let app = app().await;
     let t = app.tenant("acme").await;
     let member = app.member_of(t).await;
-    let (id, _) = app.key_from(&member, json!({"name": "old", "scopes": ["a"], "expires_in": "1d"})).await;
+    let (id, _) = app
+        .key_from(
+            &member,
+            json!({"name": "old", "scopes": ["a"], "expires_in": "1d"}),
+        )
+        .await;
     let (_, writer) = app.key_with(&member, &["keyward:write", "a"]).await;
     let path = format!("/api/v1/api-keys/{id}");
     let r = app
-        .patch(&path, As::Bearer(&member), json!({"name": "new", "scopes": ["a", "b"], "metadata": {"team": "x"},
-            "expires_at": null, "rate_limit_max": 10, "rate_limit_window": "1 minute"}))
+        .patch(
+            &path,
+            As::Bearer(&member),
+            json!({"name": "new", "scopes": ["a", "b"], "metadata": {"team": "x"},
+            "expires_at": null, "rate_limit_max": 10, "rate_limit_window": "1 minute"}),
+        )
         .await
         .expect(StatusCode::OK);
     assert_eq!(r.body["name"], "new");
@@ -223,19 +432,49 @@ async fn patch_edits_fields_and_never_widens_scopes() {
     assert_eq!(r.body["expires_at"], serde_json::Value::Null);
     assert_eq!(r.body["rate_limit_max"], 10);
     // Name absent leaves it; name null clears it.
-    let r = app.patch(&path, As::Bearer(&member), json!({"scopes": ["a"]})).await.expect(StatusCode::OK);
+    let r = app
+        .patch(&path, As::Bearer(&member), json!({"scopes": ["a"]}))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["name"], "new");
-    let r = app.patch(&path, As::Bearer(&member), json!({"name": null})).await.expect(StatusCode::OK);
+    let r = app
+        .patch(&path, As::Bearer(&member), json!({"name": null}))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["name"], serde_json::Value::Null);
 
-    app.patch(&path, As::ApiKey(&writer), json!({"scopes": ["a"]})).await.expect(StatusCode::OK);
-    app.patch(&path, As::ApiKey(&writer), json!({"scopes": ["a", "b"]})).await.expect(StatusCode::FORBIDDEN);
-    app.patch(&path, As::Bearer(&member), json!({"rate_limit_window": "1 fortnight"})).await.expect(StatusCode::BAD_REQUEST);
-    app.patch(&path, As::Bearer(&member), json!({"expires_at": "2001-01-01T00:00:00Z"})).await.expect(StatusCode::BAD_REQUEST);
-    app.patch(&path, As::Nobody, json!({})).await.expect(StatusCode::UNAUTHORIZED);
-    app.patch("/api/v1/api-keys/nope", As::Bearer(&member), json!({})).await.expect(StatusCode::BAD_REQUEST);
-    app.delete(&path, As::Bearer(&member)).await.expect(StatusCode::NO_CONTENT);
-    app.patch(&path, As::Bearer(&member), json!({"name": "dead"})).await.expect(StatusCode::NOT_FOUND);
+    app.patch(&path, As::ApiKey(&writer), json!({"scopes": ["a"]}))
+        .await
+        .expect(StatusCode::OK);
+    app.patch(&path, As::ApiKey(&writer), json!({"scopes": ["a", "b"]}))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    app.patch(
+        &path,
+        As::Bearer(&member),
+        json!({"rate_limit_window": "1 fortnight"}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    app.patch(
+        &path,
+        As::Bearer(&member),
+        json!({"expires_at": "2001-01-01T00:00:00Z"}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    app.patch(&path, As::Nobody, json!({}))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    app.patch("/api/v1/api-keys/nope", As::Bearer(&member), json!({}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    app.delete(&path, As::Bearer(&member))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    app.patch(&path, As::Bearer(&member), json!({"name": "dead"}))
+        .await
+        .expect(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -246,40 +485,74 @@ async fn rotate_issues_a_like_key_and_revokes_the_old_one_now_or_after_grace() {
     let (verifier_id, verifier) = app.key_with(&member, &["keyward:verify"]).await;
     let _ = verifier_id;
     let (id, old) = app
-        .key_from(&member, json!({"name": "svc", "scopes": ["orders"], "expires_in": "30d", "metadata": {"k": "v"},
-            "rate_limit_max": 100, "rate_limit_window": "1 minute"}))
+        .key_from(
+            &member,
+            json!({"name": "svc", "scopes": ["orders"], "expires_in": "30d", "metadata": {"k": "v"},
+            "rate_limit_max": 100, "rate_limit_window": "1 minute"}),
+        )
         .await;
     let verify = |key: String| {
         let app = &app;
         let verifier = verifier.clone();
         async move {
-            app.post("/api/v1/keys/verify", As::ApiKey(&verifier), json!({"key": key})).await.expect(StatusCode::OK).body["code"]
+            app.post(
+                "/api/v1/keys/verify",
+                As::ApiKey(&verifier),
+                json!({"key": key}),
+            )
+            .await
+            .expect(StatusCode::OK)
+            .body["code"]
                 .as_str()
                 .unwrap()
                 .to_owned()
         }
     };
     app.advance(time::Duration::days(1));
-    let r = app.post(&format!("/api/v1/api-keys/{id}/rotate"), As::Bearer(&member), json!({})).await.expect(StatusCode::CREATED);
+    let r = app
+        .post(
+            &format!("/api/v1/api-keys/{id}/rotate"),
+            As::Bearer(&member),
+            json!({}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let new_key = r.body["key"].as_str().unwrap().to_owned();
     let new_id = r.body["id"].as_str().unwrap().to_owned();
     assert_ne!(new_id, id);
     assert_eq!(r.body["name"], "svc");
-    let new = app.get(&format!("/api/v1/api-keys/{new_id}"), As::Bearer(&member)).await.expect(StatusCode::OK);
+    let new = app
+        .get(&format!("/api/v1/api-keys/{new_id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(new.body["scopes"], json!(["orders"]));
     assert_eq!(new.body["metadata"], json!({"k": "v"}));
     assert_eq!(new.body["rate_limit_max"], 100);
     let expected_expiry = crate::support::start_time() + time::Duration::days(31);
-    let expires = time::OffsetDateTime::parse(new.body["expires_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let expires = time::OffsetDateTime::parse(
+        new.body["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     assert_eq!(expires, expected_expiry, "same lifetime from rotation");
     assert_eq!(verify(old.clone()).await, "REVOKED");
     assert_eq!(verify(new_key.clone()).await, "VALID");
-    app.post(&format!("/api/v1/api-keys/{id}/rotate"), As::Bearer(&member), json!({})).await.expect(StatusCode::NOT_FOUND);
+    app.post(
+        &format!("/api/v1/api-keys/{id}/rotate"),
+        As::Bearer(&member),
+        json!({}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
 
     // With a grace period the old key verifies until it ends; no body at all is fine too.
     let r = app
-        .post(&format!("/api/v1/api-keys/{new_id}/rotate"), As::Bearer(&member), json!({"name": "svc2", "grace_period": "10m"}))
+        .post(
+            &format!("/api/v1/api-keys/{new_id}/rotate"),
+            As::Bearer(&member),
+            json!({"name": "svc2", "grace_period": "10m"}),
+        )
         .await
         .expect(StatusCode::CREATED);
     assert_eq!(r.body["name"], "svc2");
@@ -293,14 +566,42 @@ async fn rotate_issues_a_like_key_and_revokes_the_old_one_now_or_after_grace() {
         .unwrap();
     app.send(req).await.expect(StatusCode::CREATED);
 
-    for bad in [json!({"grace_period": "8d"}), json!({"grace_period": "soon"}), json!({"name": "n".repeat(256)})] {
+    for bad in [
+        json!({"grace_period": "8d"}),
+        json!({"grace_period": "soon"}),
+        json!({"name": "n".repeat(256)}),
+    ] {
         let fresh = app.key_with(&member, &[]).await.0;
-        app.post(&format!("/api/v1/api-keys/{fresh}/rotate"), As::Bearer(&member), bad).await.expect(StatusCode::BAD_REQUEST);
+        app.post(
+            &format!("/api/v1/api-keys/{fresh}/rotate"),
+            As::Bearer(&member),
+            bad,
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
     }
-    app.post(&format!("/api/v1/api-keys/{id}/rotate"), As::Nobody, json!({})).await.expect(StatusCode::UNAUTHORIZED);
+    app.post(
+        &format!("/api/v1/api-keys/{id}/rotate"),
+        As::Nobody,
+        json!({}),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
     let (_, reader) = app.key_with(&member, &["keyward:read"]).await;
-    app.post(&format!("/api/v1/api-keys/{third}/rotate"), As::ApiKey(&reader), json!({})).await.expect(StatusCode::FORBIDDEN);
-    app.post("/api/v1/api-keys/nope/rotate", As::Bearer(&member), json!({})).await.expect(StatusCode::BAD_REQUEST);
+    app.post(
+        &format!("/api/v1/api-keys/{third}/rotate"),
+        As::ApiKey(&reader),
+        json!({}),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    app.post(
+        "/api/v1/api-keys/nope/rotate",
+        As::Bearer(&member),
+        json!({}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -316,27 +617,64 @@ async fn dormant_counts_from_last_use_or_creation() {
         let member = member.clone();
         let days = days.to_owned();
         async move {
-            let r = app.get(&format!("/api/v1/api-keys/dormant{days}"), As::Bearer(&member)).await.expect(StatusCode::OK);
-            r.body.as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+            let r = app
+                .get(
+                    &format!("/api/v1/api-keys/dormant{days}"),
+                    As::Bearer(&member),
+                )
+                .await
+                .expect(StatusCode::OK);
+            r.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
         }
     };
-    assert!(dormant("").await.is_empty(), "a key made a minute ago is not dormant");
+    assert!(
+        dormant("").await.is_empty(),
+        "a key made a minute ago is not dormant"
+    );
     app.advance(time::Duration::days(10));
-    app.post("/api/v1/keys/verify", As::ApiKey(&verifier), json!({"key": used})).await.expect(StatusCode::OK);
+    app.post(
+        "/api/v1/keys/verify",
+        As::ApiKey(&verifier),
+        json!({"key": used}),
+    )
+    .await
+    .expect(StatusCode::OK);
     app.state.usage.flush(app.state.store.as_ref()).await;
     app.advance(time::Duration::days(5));
     let d = dormant("?days=7").await;
     assert!(d.contains(&unused_id) && !d.contains(&used_id), "{d:?}");
     let d = dormant("?days=1").await;
     assert!(d.contains(&unused_id) && d.contains(&used_id));
-    app.delete(&format!("/api/v1/api-keys/{unused_id}"), As::Bearer(&member)).await.expect(StatusCode::NO_CONTENT);
-    assert!(!dormant("?days=1").await.contains(&unused_id), "revoked keys are not dormant");
+    app.delete(
+        &format!("/api/v1/api-keys/{unused_id}"),
+        As::Bearer(&member),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    assert!(
+        !dormant("?days=1").await.contains(&unused_id),
+        "revoked keys are not dormant"
+    );
     for bad in ["?days=0", "?days=366", "?days=x"] {
-        app.get(&format!("/api/v1/api-keys/dormant{bad}"), As::Bearer(&member)).await.expect(StatusCode::BAD_REQUEST);
+        app.get(
+            &format!("/api/v1/api-keys/dormant{bad}"),
+            As::Bearer(&member),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
     }
-    app.get("/api/v1/api-keys/dormant", As::Nobody).await.expect(StatusCode::UNAUTHORIZED);
+    app.get("/api/v1/api-keys/dormant", As::Nobody)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     let (_, app_only) = app.key_with(&member, &["orders"]).await;
-    app.get("/api/v1/api-keys/dormant", As::ApiKey(&app_only)).await.expect(StatusCode::FORBIDDEN);
+    app.get("/api/v1/api-keys/dormant", As::ApiKey(&app_only))
+        .await
+        .expect(StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -346,7 +684,13 @@ async fn tenant_prefix_applies_to_keys_made_after_it_is_set() {
     let t = app.tenant("acme").await;
     let member = app.member_of(t).await;
     let (_, before) = app.key_with(&member, &[]).await;
-    app.patch(&format!("/api/v1/tenants/{t}"), As::Bearer(&admin), json!({"key_prefix": "acme"})).await.expect(StatusCode::OK);
+    app.patch(
+        &format!("/api/v1/tenants/{t}"),
+        As::Bearer(&admin),
+        json!({"key_prefix": "acme"}),
+    )
+    .await
+    .expect(StatusCode::OK);
     let (_, after) = app.key_with(&member, &[]).await;
     assert!(before.starts_with("kw_"));
     assert!(after.starts_with("acme_"));

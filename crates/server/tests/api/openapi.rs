@@ -14,7 +14,10 @@ fn reference() -> Value {
 
 async fn generated() -> Value {
     let app = app().await;
-    app.get("/api/v1/openapi.json", As::Nobody).await.expect(StatusCode::OK).body
+    app.get("/api/v1/openapi.json", As::Nobody)
+        .await
+        .expect(StatusCode::OK)
+        .body
 }
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
@@ -26,8 +29,15 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
 
 fn required(doc: &Value, schema: &Value) -> BTreeSet<String> {
     let schema = resolve(doc, schema);
-    let schema = if schema["type"] == "array" { resolve(doc, &schema["items"]) } else { schema };
-    schema["required"].as_array().map(|r| r.iter().map(|v| v.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+    let schema = if schema["type"] == "array" {
+        resolve(doc, &schema["items"])
+    } else {
+        schema
+    };
+    schema["required"]
+        .as_array()
+        .map(|r| r.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -40,21 +50,41 @@ async fn api_key_paths_are_compatible_with_the_reference() {
             assert!(mine.is_object(), "{method} {path} missing");
             for (status, response) in op["responses"].as_object().unwrap() {
                 let my_response = &mine["responses"][status];
-                assert!(my_response.is_object(), "{method} {path} lacks status {status}");
+                assert!(
+                    my_response.is_object(),
+                    "{method} {path} lacks status {status}"
+                );
                 if let Some(schema) = response.pointer("/content/application~1json/schema") {
-                    let my_schema = my_response.pointer("/content/application~1json/schema").expect("a body");
-                    let missing: Vec<_> = required(&theirs, schema).difference(&required(&ours, my_schema)).cloned().collect();
-                    assert!(missing.is_empty(), "{method} {path} {status}: required fields missing {missing:?}");
+                    let my_schema = my_response
+                        .pointer("/content/application~1json/schema")
+                        .expect("a body");
+                    let missing: Vec<_> = required(&theirs, schema)
+                        .difference(&required(&ours, my_schema))
+                        .cloned()
+                        .collect();
+                    assert!(
+                        missing.is_empty(),
+                        "{method} {path} {status}: required fields missing {missing:?}"
+                    );
                 }
             }
             if let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") {
-                let my_schema = mine.pointer("/requestBody/content/application~1json/schema").expect("a request body");
-                assert_eq!(required(&theirs, schema), required(&ours, my_schema), "{method} {path} request required fields");
+                let my_schema = mine
+                    .pointer("/requestBody/content/application~1json/schema")
+                    .expect("a request body");
+                assert_eq!(
+                    required(&theirs, schema),
+                    required(&ours, my_schema),
+                    "{method} {path} request required fields"
+                );
             }
         }
     }
     for scheme in ["apiKey", "bearerAuth"] {
-        assert!(ours["components"]["securitySchemes"][scheme].is_object(), "{scheme}");
+        assert!(
+            ours["components"]["securitySchemes"][scheme].is_object(),
+            "{scheme}"
+        );
     }
 }
 
@@ -64,20 +94,40 @@ async fn every_native_route_is_documented() {
     let routes = [
         ("get", "/api/v1/health"),
         ("post", "/api/v1/auth/login"),
-        ("post", "/api/v1/tenants"), ("get", "/api/v1/tenants"),
-        ("get", "/api/v1/tenants/{id}"), ("patch", "/api/v1/tenants/{id}"), ("delete", "/api/v1/tenants/{id}"),
-        ("post", "/api/v1/users"), ("get", "/api/v1/users/me"),
-        ("post", "/api/v1/api-keys"), ("get", "/api/v1/api-keys"), ("get", "/api/v1/api-keys/dormant"),
-        ("get", "/api/v1/api-keys/{id}"), ("patch", "/api/v1/api-keys/{id}"), ("delete", "/api/v1/api-keys/{id}"),
+        ("post", "/api/v1/tenants"),
+        ("get", "/api/v1/tenants"),
+        ("get", "/api/v1/tenants/{id}"),
+        ("patch", "/api/v1/tenants/{id}"),
+        ("delete", "/api/v1/tenants/{id}"),
+        ("post", "/api/v1/users"),
+        ("get", "/api/v1/users/me"),
+        ("post", "/api/v1/api-keys"),
+        ("get", "/api/v1/api-keys"),
+        ("get", "/api/v1/api-keys/dormant"),
+        ("get", "/api/v1/api-keys/{id}"),
+        ("patch", "/api/v1/api-keys/{id}"),
+        ("delete", "/api/v1/api-keys/{id}"),
         ("post", "/api/v1/api-keys/{id}/rotate"),
         ("post", "/api/v1/keys/verify"),
         ("get", "/api/v1/audit-logs"),
     ];
     for (method, path) in routes {
-        assert!(ours["paths"][path][method].is_object(), "{method} {path} undocumented");
+        assert!(
+            ours["paths"][path][method].is_object(),
+            "{method} {path} undocumented"
+        );
     }
-    let documented: usize = ours["paths"].as_object().unwrap().values().map(|i| i.as_object().unwrap().len()).sum();
-    assert_eq!(documented, routes.len(), "a documented route is not in this list");
+    let documented: usize = ours["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|i| i.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "a documented route is not in this list"
+    );
     insta::assert_json_snapshot!("openapi", ours);
 }
 
@@ -95,5 +145,8 @@ async fn error_bodies_are_stable() {
     let app = app().await;
     let unauth = app.get("/api/v1/api-keys", As::Nobody).await.body;
     let not_found = app.get("/nope", As::Nobody).await.body;
-    insta::assert_json_snapshot!("error_bodies", serde_json::json!({"unauthenticated": unauth, "route_not_found": not_found}));
+    insta::assert_json_snapshot!(
+        "error_bodies",
+        serde_json::json!({"unauthenticated": unauth, "route_not_found": not_found})
+    );
 }

@@ -17,7 +17,11 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn keyward(dir: &Path) -> Command {
@@ -27,7 +31,10 @@ fn keyward(dir: &Path) -> Command {
         .env_remove("KEYWARD_LISTEN")
         .env_remove("KEYWARD_ADMIN_EMAIL")
         .env_remove("KEYWARD_ADMIN_PASSWORD")
-        .env("KEYWARD_DATABASE_URL", format!("sqlite://{}", dir.join("kw.db").display()));
+        .env(
+            "KEYWARD_DATABASE_URL",
+            format!("sqlite://{}", dir.join("kw.db").display()),
+        );
     cmd
 }
 
@@ -39,7 +46,8 @@ async fn start(dir: &Path, with_admin: bool) -> Server {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     if with_admin {
-        cmd.env("KEYWARD_ADMIN_EMAIL", ADMIN_EMAIL).env("KEYWARD_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        cmd.env("KEYWARD_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("KEYWARD_ADMIN_PASSWORD", ADMIN_PASSWORD);
     }
     let child = cmd.spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -50,14 +58,24 @@ async fn start(dir: &Path, with_admin: bool) -> Server {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "server did not become ready: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "server did not become ready: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Server { child, base, log }
 }
 
 impl Server {
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let client = reqwest::Client::new();
         let mut req = client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
@@ -73,7 +91,14 @@ impl Server {
     }
 
     async fn login(&self, email: &str, password: &str) -> String {
-        let (status, body) = self.call(reqwest::Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": password}))).await;
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().unwrap().to_owned()
     }
@@ -88,7 +113,10 @@ impl Server {
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         self.child.wait().unwrap()
     }
@@ -106,10 +134,22 @@ async fn acknowledged_writes_and_sessions_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), true).await;
     let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let (status, tenant) = server.call(reqwest::Method::POST, "/api/v1/tenants", Some(&admin), Some(json!({"name": "Acme", "slug": "acme"}))).await;
+    let (status, tenant) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/tenants",
+            Some(&admin),
+            Some(json!({"name": "Acme", "slug": "acme"})),
+        )
+        .await;
     assert_eq!(status, 201);
     let (status, created) = server
-        .call(reqwest::Method::POST, "/api/v1/api-keys", Some(&admin), Some(json!({"tenant_id": tenant["id"], "name": "durable"})))
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/api-keys",
+            Some(&admin),
+            Some(json!({"tenant_id": tenant["id"], "name": "durable"})),
+        )
         .await;
     assert_eq!(status, 201);
     let key = created["key"].as_str().unwrap().to_owned();
@@ -119,13 +159,28 @@ async fn acknowledged_writes_and_sessions_survive_kill_9() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let server = start(dir.path(), true).await;
-    let (status, keys) = server.call(reqwest::Method::GET, "/api/v1/api-keys", Some(&admin), None).await;
-    assert_eq!(status, 200, "the old session is still valid after a restart: {keys}");
+    let (status, keys) = server
+        .call(reqwest::Method::GET, "/api/v1/api-keys", Some(&admin), None)
+        .await;
+    assert_eq!(
+        status, 200,
+        "the old session is still valid after a restart: {keys}"
+    );
     assert_eq!(keys[0]["name"], "durable");
-    let (_, verdict) = server.call(reqwest::Method::POST, "/api/v1/keys/verify", Some(&admin), Some(json!({"key": key}))).await;
+    let (_, verdict) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/keys/verify",
+            Some(&admin),
+            Some(json!({"key": key})),
+        )
+        .await;
     assert_eq!(verdict["code"], "VALID");
     let logs = server.logs();
     for secret in [key.as_str(), admin.as_str(), ADMIN_PASSWORD] {
@@ -138,17 +193,48 @@ async fn sigterm_shuts_down_gracefully_and_flushes_usage() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), true).await;
     let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let (_, tenant) = server.call(reqwest::Method::POST, "/api/v1/tenants", Some(&admin), Some(json!({"name": "Acme", "slug": "acme"}))).await;
-    let (_, created) = server.call(reqwest::Method::POST, "/api/v1/api-keys", Some(&admin), Some(json!({"tenant_id": tenant["id"]}))).await;
-    let (_, verdict) = server.call(reqwest::Method::POST, "/api/v1/keys/verify", Some(&admin), Some(json!({"key": created["key"]}))).await;
+    let (_, tenant) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/tenants",
+            Some(&admin),
+            Some(json!({"name": "Acme", "slug": "acme"})),
+        )
+        .await;
+    let (_, created) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/api-keys",
+            Some(&admin),
+            Some(json!({"tenant_id": tenant["id"]})),
+        )
+        .await;
+    let (_, verdict) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/keys/verify",
+            Some(&admin),
+            Some(json!({"key": created["key"]})),
+        )
+        .await;
     assert_eq!(verdict["code"], "VALID");
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 
     let server = start(dir.path(), false).await;
     let id = created["id"].as_str().unwrap();
-    let (_, key) = server.call(reqwest::Method::GET, &format!("/api/v1/api-keys/{id}"), Some(&admin), None).await;
-    assert!(key["last_used_at"].is_string(), "usage buffered at SIGTERM was written: {key}");
+    let (_, key) = server
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/api-keys/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(
+        key["last_used_at"].is_string(),
+        "usage buffered at SIGTERM was written: {key}"
+    );
     assert!(server.logs().contains("buffered writes flushed") || status.success());
 }
 
@@ -156,38 +242,80 @@ async fn sigterm_shuts_down_gracefully_and_flushes_usage() {
 async fn the_cli_creates_tenants_and_users_beside_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), false).await;
-    assert!(server.logs().contains("keyward user create"), "first start explains how to create an admin");
+    assert!(
+        server.logs().contains("keyward user create"),
+        "first start explains how to create an admin"
+    );
 
-    let out = keyward(dir.path()).args(["tenant", "create", "--name", "Acme", "--slug", "acme"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = keyward(dir.path())
+        .args(["tenant", "create", "--name", "Acme", "--slug", "acme"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tenant_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     uuid::Uuid::parse_str(&tenant_id).unwrap();
 
     let mut child = keyward(dir.path())
-        .args(["user", "create", "--email", "ta@example.com", "--password-stdin", "--tenant", "acme", "--role", "tenant_admin"])
+        .args([
+            "user",
+            "create",
+            "--email",
+            "ta@example.com",
+            "--password-stdin",
+            "--tenant",
+            "acme",
+            "--role",
+            "tenant_admin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"tenant admin password\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"tenant admin password\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let user_id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
 
-    let token = server.login("ta@example.com", "tenant admin password").await;
-    let (status, me) = server.call(reqwest::Method::GET, "/api/v1/users/me", Some(&token), None).await;
+    let token = server
+        .login("ta@example.com", "tenant admin password")
+        .await;
+    let (status, me) = server
+        .call(reqwest::Method::GET, "/api/v1/users/me", Some(&token), None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(me["id"], user_id);
     assert_eq!(me["tenant_id"], tenant_id);
     assert_eq!(me["role"], "tenant_admin");
 
-    let dup = keyward(dir.path()).args(["tenant", "create", "--name", "Acme", "--slug", "acme"]).output().unwrap();
+    let dup = keyward(dir.path())
+        .args(["tenant", "create", "--name", "Acme", "--slug", "acme"])
+        .output()
+        .unwrap();
     assert!(!dup.status.success());
     assert!(String::from_utf8_lossy(&dup.stderr).contains("slug"));
     let mut short = keyward(dir.path())
-        .args(["user", "create", "--email", "x@example.com", "--password-stdin"])
+        .args([
+            "user",
+            "create",
+            "--email",
+            "x@example.com",
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

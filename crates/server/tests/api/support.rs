@@ -39,15 +39,25 @@ impl Resp {
 
     #[track_caller]
     pub fn expect(self, status: StatusCode) -> Self {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self
     }
 
     /// Asserts the native error shape and returns its code.
     #[track_caller]
     pub fn error_code(&self) -> &str {
-        let code = self.body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {}", self.body));
-        assert!(self.body["error"]["message"].is_string(), "error without message: {}", self.body);
+        let code = self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {}", self.body));
+        assert!(
+            self.body["error"]["message"].is_string(),
+            "error without message: {}",
+            self.body
+        );
         code
     }
 }
@@ -66,8 +76,18 @@ pub async fn app_with(settings: Settings) -> TestApp {
     let store = SqliteStore::open(&url).await.unwrap();
     let clock = Arc::new(ManualClock::new(start_time()));
     let jwt = JwtKeys::new(JWT_SECRET.to_vec(), time::Duration::hours(1)).unwrap();
-    let state = AppState::new(Arc::new(store), clock.clone(), jwt, Passwords::fast_insecure_for_tests(), settings);
-    TestApp { state, clock, _dir: dir }
+    let state = AppState::new(
+        Arc::new(store),
+        clock.clone(),
+        jwt,
+        Passwords::fast_insecure_for_tests(),
+        settings,
+    );
+    TestApp {
+        state,
+        clock,
+        _dir: dir,
+    }
 }
 
 /// Who a request is sent as.
@@ -91,9 +111,14 @@ impl TestApp {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn call(&self, method: Method, path: &str, who: As<'_>, body: Option<Value>) -> Resp {
@@ -104,7 +129,9 @@ impl TestApp {
             As::ApiKey(k) => req.header("x-api-key", k),
         };
         let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         };
         self.send(req.unwrap()).await
@@ -128,12 +155,26 @@ impl TestApp {
 
     /// Creates a user straight through the service (as the CLI does) and returns its id.
     pub async fn user(&self, email: &str, role: Role, tenant_id: Option<Uuid>) -> Uuid {
-        let req = NewUser { email: email.into(), password: PASSWORD.into(), role, tenant_id };
-        users::create_as(&self.state, &Actor::system(), req).await.unwrap().id
+        let req = NewUser {
+            email: email.into(),
+            password: PASSWORD.into(),
+            role,
+            tenant_id,
+        };
+        users::create_as(&self.state, &Actor::system(), req)
+            .await
+            .unwrap()
+            .id
     }
 
     pub async fn login(&self, email: &str) -> String {
-        let r = self.post("/api/v1/auth/login", As::Nobody, json!({"email": email, "password": PASSWORD})).await;
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                As::Nobody,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
         let r = r.expect(StatusCode::OK);
         r.body["access_token"].as_str().unwrap().to_owned()
     }
@@ -148,8 +189,18 @@ impl TestApp {
     /// A new tenant's id.
     pub async fn tenant(&self, slug: &str) -> Uuid {
         let admin = self.admin().await;
-        let r = self.post("/api/v1/tenants", As::Bearer(&admin), json!({"name": slug, "slug": slug})).await;
-        r.expect(StatusCode::CREATED).body["id"].as_str().unwrap().parse().unwrap()
+        let r = self
+            .post(
+                "/api/v1/tenants",
+                As::Bearer(&admin),
+                json!({"name": slug, "slug": slug}),
+            )
+            .await;
+        r.expect(StatusCode::CREATED).body["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// A session token of a new user with `role` in `tenant`, and that user's id.
@@ -169,12 +220,19 @@ impl TestApp {
 
     /// Creates a key as `token` with `scopes`; returns (id, plaintext).
     pub async fn key_with(&self, token: &str, scopes: &[&str]) -> (String, String) {
-        self.key_from(token, json!({"name": "test", "scopes": scopes})).await
+        self.key_from(token, json!({"name": "test", "scopes": scopes}))
+            .await
     }
 
     pub async fn key_from(&self, token: &str, body: Value) -> (String, String) {
-        let r = self.post("/api/v1/api-keys", As::Bearer(token), body).await.expect(StatusCode::CREATED);
-        (r.body["id"].as_str().unwrap().to_owned(), r.body["key"].as_str().unwrap().to_owned())
+        let r = self
+            .post("/api/v1/api-keys", As::Bearer(token), body)
+            .await
+            .expect(StatusCode::CREATED);
+        (
+            r.body["id"].as_str().unwrap().to_owned(),
+            r.body["key"].as_str().unwrap().to_owned(),
+        )
     }
 
     pub fn advance(&self, by: time::Duration) {

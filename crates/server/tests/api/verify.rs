@@ -16,7 +16,12 @@ async fn answers_every_code_with_identity_only_for_existing_keys() {
     let v = |body: serde_json::Value| {
         let app = &app;
         let verifier = verifier.clone();
-        async move { app.post("/api/v1/keys/verify", As::ApiKey(&verifier), body).await.expect(StatusCode::OK).body }
+        async move {
+            app.post("/api/v1/keys/verify", As::ApiKey(&verifier), body)
+                .await
+                .expect(StatusCode::OK)
+                .body
+        }
     };
 
     let ok = v(json!({"key": key, "scopes": ["orders:read"]})).await;
@@ -31,15 +36,24 @@ async fn answers_every_code_with_identity_only_for_existing_keys() {
     assert!(ok["expires_at"].is_string());
 
     let scopes = v(json!({"key": key, "scopes": ["orders:write"]})).await;
-    assert_eq!((scopes["valid"].clone(), scopes["code"].clone()), (json!(false), json!("INSUFFICIENT_SCOPES")));
+    assert_eq!(
+        (scopes["valid"].clone(), scopes["code"].clone()),
+        (json!(false), json!("INSUFFICIENT_SCOPES"))
+    );
     assert_eq!(scopes["key_id"], id);
 
-    for garbage in ["", "nope", "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &key[..key.len() - 1]] {
+    for garbage in [
+        "",
+        "nope",
+        "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &key[..key.len() - 1],
+    ] {
         let r = v(json!({"key": garbage})).await;
         assert_eq!(r["code"], "NOT_FOUND", "{garbage}");
         assert!(r.get("key_id").is_none());
     }
-    let unknown = keyward_domain::PlainKey::generate(&keyward_domain::KeyPrefix::default_prefix()).unwrap();
+    let unknown =
+        keyward_domain::PlainKey::generate(&keyward_domain::KeyPrefix::default_prefix()).unwrap();
     let r = v(json!({"key": unknown.expose()})).await;
     assert_eq!(r["code"], "NOT_FOUND");
     assert!(r.get("owner_id").is_none());
@@ -50,7 +64,9 @@ async fn answers_every_code_with_identity_only_for_existing_keys() {
     assert_eq!(expired["key_id"], id);
 
     let (rid, revoked) = app.key_with(&member, &[]).await;
-    app.delete(&format!("/api/v1/api-keys/{rid}"), As::Bearer(&member)).await.expect(StatusCode::NO_CONTENT);
+    app.delete(&format!("/api/v1/api-keys/{rid}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::NO_CONTENT);
     let r = v(json!({"key": revoked})).await;
     assert_eq!(r["code"], "REVOKED", "revoked on the very next request");
     assert_eq!(r["valid"], false);
@@ -62,22 +78,55 @@ async fn rate_limits_answer_rate_limited_with_the_reset_time() {
     let t = app.tenant("acme").await;
     let member = app.member_of(t).await;
     let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
-    let (_, key) = app.key_from(&member, json!({"rate_limit_max": 2, "rate_limit_window": "1 minute"})).await;
+    let (_, key) = app
+        .key_from(
+            &member,
+            json!({"rate_limit_max": 2, "rate_limit_window": "1 minute"}),
+        )
+        .await;
     let mut remaining = vec![];
     for _ in 0..2 {
-        let r = app.post("/api/v1/keys/verify", As::ApiKey(&verifier), json!({"key": key})).await.expect(StatusCode::OK);
+        let r = app
+            .post(
+                "/api/v1/keys/verify",
+                As::ApiKey(&verifier),
+                json!({"key": key}),
+            )
+            .await
+            .expect(StatusCode::OK);
         assert_eq!(r.body["code"], "VALID");
         assert_eq!(r.body["ratelimit"]["limit"], 2);
         remaining.push(r.body["ratelimit"]["remaining"].as_u64().unwrap());
     }
     assert_eq!(remaining, vec![1, 0]);
-    let r = app.post("/api/v1/keys/verify", As::ApiKey(&verifier), json!({"key": key})).await.expect(StatusCode::OK);
+    let r = app
+        .post(
+            "/api/v1/keys/verify",
+            As::ApiKey(&verifier),
+            json!({"key": key}),
+        )
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["code"], "RATE_LIMITED");
     assert_eq!(r.body["valid"], false);
-    let reset = time::OffsetDateTime::parse(r.body["ratelimit"]["reset"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-    assert_eq!(reset, crate::support::start_time() + time::Duration::minutes(1));
+    let reset = time::OffsetDateTime::parse(
+        r.body["ratelimit"]["reset"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(
+        reset,
+        crate::support::start_time() + time::Duration::minutes(1)
+    );
     app.advance(time::Duration::seconds(30));
-    let r = app.post("/api/v1/keys/verify", As::ApiKey(&verifier), json!({"key": key})).await.expect(StatusCode::OK);
+    let r = app
+        .post(
+            "/api/v1/keys/verify",
+            As::ApiKey(&verifier),
+            json!({"key": key}),
+        )
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["code"], "VALID", "half the window frees one request");
 }
 
@@ -94,25 +143,73 @@ async fn the_verifier_needs_keyward_verify_and_sees_only_its_keys() {
     let a_member = app.member_of(a).await;
     let (_, a_key) = app.key_with(&a_member, &[]).await;
 
-    let r = app.post("/api/v1/keys/verify", As::Nobody, json!({"key": a_key})).await.expect(StatusCode::UNAUTHORIZED);
+    let r = app
+        .post("/api/v1/keys/verify", As::Nobody, json!({"key": a_key}))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     assert_eq!(r.error_code(), "unauthenticated");
-    app.post("/api/v1/keys/verify", As::ApiKey(&a_reader), json!({"key": a_key})).await.expect(StatusCode::FORBIDDEN);
-    app.post("/api/v1/keys/verify", As::Bearer("garbage"), json!({"key": a_key})).await.expect(StatusCode::UNAUTHORIZED);
-    let ok = app.post("/api/v1/keys/verify", As::ApiKey(&a_verifier), json!({"key": a_key})).await.expect(StatusCode::OK);
-    assert_eq!(ok.body["code"], "VALID", "a tenant admin's verifier covers its tenant");
-    let other = app.post("/api/v1/keys/verify", As::ApiKey(&a_verifier), json!({"key": b_key})).await.expect(StatusCode::OK);
-    assert_eq!(other.body["code"], "NOT_FOUND", "another tenant's key is not revealed");
+    app.post(
+        "/api/v1/keys/verify",
+        As::ApiKey(&a_reader),
+        json!({"key": a_key}),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    app.post(
+        "/api/v1/keys/verify",
+        As::Bearer("garbage"),
+        json!({"key": a_key}),
+    )
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+    let ok = app
+        .post(
+            "/api/v1/keys/verify",
+            As::ApiKey(&a_verifier),
+            json!({"key": a_key}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        ok.body["code"], "VALID",
+        "a tenant admin's verifier covers its tenant"
+    );
+    let other = app
+        .post(
+            "/api/v1/keys/verify",
+            As::ApiKey(&a_verifier),
+            json!({"key": b_key}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        other.body["code"], "NOT_FOUND",
+        "another tenant's key is not revealed"
+    );
     assert!(other.body.get("tenant_id").is_none());
-    app.post("/api/v1/keys/verify", As::ApiKey(&a_verifier), json!({"nokey": 1})).await.expect(StatusCode::BAD_REQUEST);
+    app.post(
+        "/api/v1/keys/verify",
+        As::ApiKey(&a_verifier),
+        json!({"nokey": 1}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn public_verify_needs_no_credential() {
-    let app = app_with(Settings { public_verify: true, ..Settings::default() }).await;
+    let app = app_with(Settings {
+        public_verify: true,
+        ..Settings::default()
+    })
+    .await;
     let t = app.tenant("acme").await;
     let member = app.member_of(t).await;
     let (_, key) = app.key_with(&member, &[]).await;
-    let r = app.post("/api/v1/keys/verify", As::Nobody, json!({"key": key})).await.expect(StatusCode::OK);
+    let r = app
+        .post("/api/v1/keys/verify", As::Nobody, json!({"key": key}))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["code"], "VALID");
 }
 
@@ -123,11 +220,27 @@ async fn use_is_recorded_in_batches() {
     let member = app.member_of(t).await;
     let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
     let (id, key) = app.key_with(&member, &[]).await;
-    app.post("/api/v1/keys/verify", As::ApiKey(&verifier), json!({"key": key})).await.expect(StatusCode::OK);
-    let before = app.get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member)).await.expect(StatusCode::OK);
-    assert_eq!(before.body["last_used_at"], serde_json::Value::Null, "not written per request");
+    app.post(
+        "/api/v1/keys/verify",
+        As::ApiKey(&verifier),
+        json!({"key": key}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let before = app
+        .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        before.body["last_used_at"],
+        serde_json::Value::Null,
+        "not written per request"
+    );
     assert!(app.state.usage.pending() >= 1);
     app.state.usage.flush(app.state.store.as_ref()).await;
-    let after = app.get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member)).await.expect(StatusCode::OK);
+    let after = app
+        .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(after.body["last_used_at"], "2026-03-01T12:00:00Z");
 }

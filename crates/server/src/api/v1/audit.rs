@@ -85,7 +85,11 @@ pub struct AuditParams {
         (status = 401, description = "No valid credential", body = super::Error),
         (status = 403, description = "The credential lacks keyward:read", body = super::Error),
     ))]
-pub async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<AuditParams>) -> ApiResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<AuditParams>,
+) -> ApiResult<Response> {
     let (limit, after) = page_params(q.limit, q.cursor.as_deref())?;
     let query = AuditQuery {
         tenant_id: q.tenant_id,

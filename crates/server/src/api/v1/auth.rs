@@ -34,7 +34,15 @@ pub struct LoginResponse {
         (status = 401, description = "Wrong email or password (one answer for both)", body = super::Error),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = super::Error),
     ), security(()))]
-pub async fn login(State(state): State<AppState>, meta: RequestMeta, JsonBody(input): JsonBody<LoginInput>) -> ApiResult<Json<LoginResponse>> {
+pub async fn login(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    JsonBody(input): JsonBody<LoginInput>,
+) -> ApiResult<Json<LoginResponse>> {
     let session = login::login(&state, &meta, &input.email, input.password).await?;
-    Ok(Json(LoginResponse { access_token: session.access_token, token_type: "Bearer", expires_in: session.expires_in }))
+    Ok(Json(LoginResponse {
+        access_token: session.access_token,
+        token_type: "Bearer",
+        expires_in: session.expires_in,
+    }))
 }

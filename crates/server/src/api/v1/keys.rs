@@ -137,11 +137,22 @@ pub struct CreateApiKeyInput {
         (status = 403, description = "The credential may not create keys, or grant these scopes", body = super::Error),
         (status = 404, description = "The tenant does not exist or is not visible", body = super::Error),
     ))]
-pub async fn create(State(state): State<AppState>, caller: Caller, JsonBody(input): JsonBody<CreateApiKeyInput>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<CreateApiKeyInput>,
+) -> ApiResult<Response> {
     let expiry = match (input.expires_at, input.expires_in) {
-        (Some(_), Some(_)) => return Err(ApiError::invalid_field("expires_in", "give expires_at or expires_in, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_field(
+                "expires_in",
+                "give expires_at or expires_in, not both",
+            ))
+        }
         (Some(at), None) => KeyExpiry::At(at),
-        (None, Some(d)) => KeyExpiry::After(parse_short(&d).map_err(|e| ApiError::invalid_field("expires_in", e))?),
+        (None, Some(d)) => {
+            KeyExpiry::After(parse_short(&d).map_err(|e| ApiError::invalid_field("expires_in", e))?)
+        }
         (None, None) => KeyExpiry::Never,
     };
     let req = NewKey {
@@ -153,7 +164,9 @@ pub async fn create(State(state): State<AppState>, caller: Caller, JsonBody(inpu
         rate_limit_window: input.rate_limit_window,
         expiry,
     };
-    lifecycle::create(&state, &caller, req).await.map(issued_response)
+    lifecycle::create(&state, &caller, req)
+        .await
+        .map(issued_response)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -171,7 +184,10 @@ pub struct ListParams {
 
 fn parse_status(status: Option<&str>) -> ApiResult<Option<KeyStatus>> {
     status
-        .map(|s| KeyStatus::parse(s).ok_or_else(|| ApiError::invalid_field("status", "one of active, expired, revoked")))
+        .map(|s| {
+            KeyStatus::parse(s)
+                .ok_or_else(|| ApiError::invalid_field("status", "one of active, expired, revoked"))
+        })
         .transpose()
 }
 
@@ -183,10 +199,20 @@ fn parse_status(status: Option<&str>) -> ApiResult<Option<KeyStatus>> {
         (status = 401, description = "No valid credential", body = super::Error),
         (status = 403, description = "The credential lacks keyward:read", body = super::Error),
     ))]
-pub async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<ListParams>) -> ApiResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListParams>,
+) -> ApiResult<Response> {
     let (limit, after) = page_params(q.limit, q.cursor.as_deref())?;
     let status = parse_status(q.status.as_deref())?;
-    let filter = KeyFilter { tenant_id: q.tenant_id, status, dormant_days: None, limit, after };
+    let filter = KeyFilter {
+        tenant_id: q.tenant_id,
+        status,
+        dormant_days: None,
+        limit,
+        after,
+    };
     let page = lifecycle::list(&state, &caller, filter).await?;
     let now = state.now();
     Ok(page_response(page, |k| ApiKeyView::of(k, now)))
@@ -212,13 +238,23 @@ pub struct DormantParams {
         (status = 401, description = "No valid credential", body = super::Error),
         (status = 403, description = "The credential lacks keyward:read", body = super::Error),
     ))]
-pub async fn dormant(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<DormantParams>) -> ApiResult<Response> {
+pub async fn dormant(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<DormantParams>,
+) -> ApiResult<Response> {
     let days = q.days.unwrap_or(90);
     if !(1..=365).contains(&days) {
         return Err(ApiError::invalid_field("days", "must be between 1 and 365"));
     }
     let (limit, after) = page_params(q.limit, q.cursor.as_deref())?;
-    let filter = KeyFilter { tenant_id: q.tenant_id, status: None, dormant_days: Some(days), limit, after };
+    let filter = KeyFilter {
+        tenant_id: q.tenant_id,
+        status: None,
+        dormant_days: Some(days),
+        limit,
+        after,
+    };
     let page = lifecycle::list(&state, &caller, filter).await?;
     let now = state.now();
     Ok(page_response(page, |k| ApiKeyView::of(k, now)))
@@ -234,7 +270,11 @@ pub async fn dormant(State(state): State<AppState>, caller: Caller, QueryParams(
         (status = 403, description = "The credential lacks keyward:read", body = super::Error),
         (status = 404, description = "API key not found", body = super::Error),
     ))]
-pub async fn get(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Json<ApiKeyView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<ApiKeyView>> {
     let key = lifecycle::get(&state, &caller, id).await?;
     Ok(Json(ApiKeyView::of(key, state.now())))
 }
@@ -256,7 +296,9 @@ pub struct UpdateApiKeyInput {
     pub rate_limit_window: Option<Option<String>>,
 }
 
-fn nullable_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+fn nullable_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
     time::serde::rfc3339::option::deserialize(d).map(Some)
 }
 
@@ -271,7 +313,12 @@ fn nullable_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
         (status = 403, description = "The credential lacks keyward:write or the scopes", body = super::Error),
         (status = 404, description = "API key not found or revoked", body = super::Error),
     ))]
-pub async fn update(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath, JsonBody(input): JsonBody<UpdateApiKeyInput>) -> ApiResult<Json<ApiKeyView>> {
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    JsonBody(input): JsonBody<UpdateApiKeyInput>,
+) -> ApiResult<Json<ApiKeyView>> {
     let patch = KeyPatch {
         name: input.name,
         scopes: input.scopes,
@@ -294,7 +341,11 @@ pub async fn update(State(state): State<AppState>, caller: Caller, IdPath(id): I
         (status = 403, description = "The credential lacks keyward:write", body = super::Error),
         (status = 404, description = "API key not found or already revoked", body = super::Error),
     ))]
-pub async fn revoke(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<StatusCode> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<StatusCode> {
     lifecycle::revoke(&state, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -318,10 +369,17 @@ pub struct RotateApiKeyInput {
         (status = 403, description = "The credential lacks keyward:write or the key's scopes", body = super::Error),
         (status = 404, description = "API key not found or already revoked", body = super::Error),
     ))]
-pub async fn rotate(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath, OptionalJsonBody(input): OptionalJsonBody<RotateApiKeyInput>) -> ApiResult<Response> {
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    OptionalJsonBody(input): OptionalJsonBody<RotateApiKeyInput>,
+) -> ApiResult<Response> {
     let grace = input
         .grace_period
         .map(|g| parse_short(&g).map_err(|e| ApiError::invalid_field("grace_period", e)))
         .transpose()?;
-    lifecycle::rotate(&state, &caller, id, input.name, grace).await.map(issued_response)
+    lifecycle::rotate(&state, &caller, id, input.name, grace)
+        .await
+        .map(issued_response)
 }

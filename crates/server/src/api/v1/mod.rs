@@ -21,16 +21,27 @@ use crate::service::Page;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/health", get(crate::api::health::health))
-        .route("/api/v1/openapi.json", get(crate::api::openapi::openapi_json))
+        .route(
+            "/api/v1/openapi.json",
+            get(crate::api::openapi::openapi_json),
+        )
         .route("/docs", get(crate::api::openapi::docs))
         .route("/api/v1/auth/login", post(auth::login))
         .route("/api/v1/tenants", post(tenants::create).get(tenants::list))
-        .route("/api/v1/tenants/{id}", get(tenants::get).patch(tenants::update).delete(tenants::delete))
+        .route(
+            "/api/v1/tenants/{id}",
+            get(tenants::get)
+                .patch(tenants::update)
+                .delete(tenants::delete),
+        )
         .route("/api/v1/users", post(users::create))
         .route("/api/v1/users/me", get(users::me))
         .route("/api/v1/api-keys", post(keys::create).get(keys::list))
         .route("/api/v1/api-keys/dormant", get(keys::dormant))
-        .route("/api/v1/api-keys/{id}", get(keys::get).patch(keys::update).delete(keys::revoke))
+        .route(
+            "/api/v1/api-keys/{id}",
+            get(keys::get).patch(keys::update).delete(keys::revoke),
+        )
         .route("/api/v1/api-keys/{id}/rotate", post(keys::rotate))
         .route("/api/v1/keys/verify", post(verify::verify))
         .route("/api/v1/audit-logs", get(audit::list))
@@ -71,7 +82,9 @@ pub fn created<B: Serialize>(location: String, body: B, no_store: bool) -> Respo
         response.headers_mut().insert(header::LOCATION, v);
     }
     if no_store {
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }

@@ -16,8 +16,8 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{nullable, IdPath, JsonBody, QueryParams};
-use crate::service::tenants::{self, TenantChanges};
 use crate::service::page_params;
+use crate::service::tenants::{self, TenantChanges};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {
@@ -36,7 +36,15 @@ pub struct TenantView {
 
 impl From<Tenant> for TenantView {
     fn from(t: Tenant) -> Self {
-        Self { id: t.id, name: t.name, slug: t.slug, key_prefix: t.key_prefix, metadata: t.metadata, created_at: t.created_at, updated_at: t.updated_at }
+        Self {
+            id: t.id,
+            name: t.name,
+            slug: t.slug,
+            key_prefix: t.key_prefix,
+            metadata: t.metadata,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
     }
 }
 
@@ -71,10 +79,23 @@ pub struct UpdateTenantInput {
         (status = 403, description = "Admins only", body = super::Error),
         (status = 409, description = "Slug taken", body = super::Error),
     ))]
-pub async fn create(State(state): State<AppState>, caller: Caller, JsonBody(input): JsonBody<CreateTenantInput>) -> ApiResult<Response> {
-    let changes = TenantChanges { name: Some(input.name), slug: Some(input.slug), metadata: input.metadata, key_prefix: Some(input.key_prefix) };
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<CreateTenantInput>,
+) -> ApiResult<Response> {
+    let changes = TenantChanges {
+        name: Some(input.name),
+        slug: Some(input.slug),
+        metadata: input.metadata,
+        key_prefix: Some(input.key_prefix),
+    };
     let tenant = tenants::create(&state, &caller, changes).await?;
-    Ok(created(format!("/api/v1/tenants/{}", tenant.id), TenantView::from(tenant), false))
+    Ok(created(
+        format!("/api/v1/tenants/{}", tenant.id),
+        TenantView::from(tenant),
+        false,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -92,7 +113,11 @@ pub struct PageParams {
         (status = 401, description = "No valid credential", body = super::Error),
         (status = 403, description = "Admins only", body = super::Error),
     ))]
-pub async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q): QueryParams<PageParams>) -> ApiResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<PageParams>,
+) -> ApiResult<Response> {
     let (limit, after) = page_params(q.limit, q.cursor.as_deref())?;
     let page = tenants::list(&state, &caller, limit, after).await?;
     Ok(page_response(page, TenantView::from))
@@ -107,7 +132,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller, QueryParams(q):
         (status = 403, description = "Admins only", body = super::Error),
         (status = 404, description = "Not found", body = super::Error),
     ))]
-pub async fn get(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> ApiResult<Json<TenantView>> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<TenantView>> {
     Ok(Json(tenants::get(&state, &caller, id).await?.into()))
 }
 
@@ -121,9 +150,21 @@ pub async fn get(State(state): State<AppState>, caller: Caller, IdPath(id): IdPa
         (status = 404, description = "Not found", body = super::Error),
         (status = 409, description = "Slug taken", body = super::Error),
     ))]
-pub async fn update(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath, JsonBody(input): JsonBody<UpdateTenantInput>) -> ApiResult<Json<TenantView>> {
-    let changes = TenantChanges { name: input.name, slug: input.slug, metadata: input.metadata, key_prefix: input.key_prefix };
-    Ok(Json(tenants::update(&state, &caller, id, changes).await?.into()))
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    JsonBody(input): JsonBody<UpdateTenantInput>,
+) -> ApiResult<Json<TenantView>> {
+    let changes = TenantChanges {
+        name: input.name,
+        slug: input.slug,
+        metadata: input.metadata,
+        key_prefix: input.key_prefix,
+    };
+    Ok(Json(
+        tenants::update(&state, &caller, id, changes).await?.into(),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -143,7 +184,12 @@ pub struct DeleteParams {
         (status = 404, description = "Not found", body = super::Error),
         (status = 409, description = "The tenant has active keys", body = super::Error),
     ))]
-pub async fn delete(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath, QueryParams(q): QueryParams<DeleteParams>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    QueryParams(q): QueryParams<DeleteParams>,
+) -> ApiResult<StatusCode> {
     tenants::delete(&state, &caller, id, q.force.unwrap_or(false)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

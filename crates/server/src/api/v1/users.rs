@@ -32,7 +32,14 @@ pub struct UserView {
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
-        Self { id: u.id, email: u.email, role: u.role.as_str(), tenant_id: u.tenant_id, created_at: u.created_at, updated_at: u.updated_at }
+        Self {
+            id: u.id,
+            email: u.email,
+            role: u.role.as_str(),
+            tenant_id: u.tenant_id,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
     }
 }
 
@@ -57,14 +64,28 @@ pub struct CreateUserInput {
         (status = 404, description = "Tenant not found", body = super::Error),
         (status = 409, description = "Email taken", body = super::Error),
     ))]
-pub async fn create(State(state): State<AppState>, caller: Caller, JsonBody(input): JsonBody<CreateUserInput>) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(input): JsonBody<CreateUserInput>,
+) -> ApiResult<Response> {
     let role = match input.role.as_deref() {
         None => Role::Member,
-        Some(r) => Role::parse(r).ok_or_else(|| ApiError::invalid_field("role", "one of admin, tenant_admin, member"))?,
+        Some(r) => Role::parse(r)
+            .ok_or_else(|| ApiError::invalid_field("role", "one of admin, tenant_admin, member"))?,
     };
-    let req = NewUser { email: input.email, password: input.password, role, tenant_id: input.tenant_id };
+    let req = NewUser {
+        email: input.email,
+        password: input.password,
+        role,
+        tenant_id: input.tenant_id,
+    };
     let user = users::create(&state, &caller, req).await?;
-    Ok(created(format!("/api/v1/users/{}", user.id), UserView::from(user), false))
+    Ok(created(
+        format!("/api/v1/users/{}", user.id),
+        UserView::from(user),
+        false,
+    ))
 }
 
 /// The calling user.

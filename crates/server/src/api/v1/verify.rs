@@ -54,7 +54,10 @@ pub struct VerifyKeyResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub expires_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RateLimitState>,
@@ -73,7 +76,11 @@ impl From<Verdict> for VerifyKeyResponse {
             scopes: key.as_ref().map(|k| k.scopes.clone()),
             metadata: key.as_ref().map(|k| k.metadata.clone()),
             expires_at: key.as_ref().and_then(|k| k.expires_at),
-            ratelimit: v.ratelimit.map(|(limit, d)| RateLimitState { limit: limit.max, remaining: d.remaining, reset: d.reset }),
+            ratelimit: v.ratelimit.map(|(limit, d)| RateLimitState {
+                limit: limit.max,
+                remaining: d.remaining,
+                reset: d.reset,
+            }),
         }
     }
 }
@@ -87,7 +94,11 @@ impl From<Verdict> for VerifyKeyResponse {
         (status = 401, description = "No valid verifier credential", body = super::Error),
         (status = 403, description = "The credential lacks keyward:verify", body = super::Error),
     ))]
-pub async fn verify(State(state): State<AppState>, headers: HeaderMap, JsonBody(input): JsonBody<VerifyKeyInput>) -> ApiResult<Json<VerifyKeyResponse>> {
+pub async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<VerifyKeyInput>,
+) -> ApiResult<Json<VerifyKeyResponse>> {
     let verifier = if state.settings.public_verify {
         None
     } else {
