@@ -32,7 +32,9 @@ impl FailureThrottle {
         if decision.allowed {
             Ok(())
         } else {
-            Err(((decision.retry_at - now).whole_seconds().max(0) as u64) + 1)
+            // Whole seconds, rounded up, and never 0: a client told "retry now" would spin.
+            let nanos = (decision.retry_at - now).whole_nanoseconds().max(0) as u128;
+            Err((nanos.div_ceil(1_000_000_000) as u64).max(1))
         }
     }
 

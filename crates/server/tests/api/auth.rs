@@ -7,7 +7,7 @@ use keyward_server::auth::jwt::{JwtKeys, AUDIENCE, ISSUER};
 use keyward_server::Settings;
 use serde_json::json;
 
-use crate::support::{app, app_with, As, JWT_SECRET, PASSWORD};
+use crate::support::{app, app_with, As, JWT_SECRET, PASSWORD, SESSION_TTL};
 
 #[tokio::test]
 async fn login_returns_a_bearer_token() {
@@ -22,7 +22,7 @@ async fn login_returns_a_bearer_token() {
         .await
         .expect(StatusCode::OK);
     assert_eq!(r.body["token_type"], "Bearer");
-    assert_eq!(r.body["expires_in"], 3600);
+    assert_eq!(r.body["expires_in"], SESSION_TTL.whole_seconds());
     let token = r.body["access_token"].as_str().unwrap();
     let me = app
         .get("/api/v1/users/me", As::Bearer(token))
@@ -123,9 +123,13 @@ async fn forged_and_stale_tokens_get_401() {
         .await
         .expect(StatusCode::UNAUTHORIZED);
     assert_eq!(r.error_code(), "credential_expired");
-    // And a real session expires after its hour.
+    // And a real session expires when its lifetime is over.
     let session = app.login("ann@example.com").await;
-    app.advance(time::Duration::minutes(61));
+    app.advance(SESSION_TTL - time::Duration::seconds(1));
+    app.get("/api/v1/users/me", As::Bearer(&session))
+        .await
+        .expect(StatusCode::OK);
+    app.advance(time::Duration::seconds(1));
     app.get("/api/v1/users/me", As::Bearer(&session))
         .await
         .expect(StatusCode::UNAUTHORIZED);

@@ -19,6 +19,9 @@ use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+/// Sessions in tests outlive the clock jumps that expiry and dormancy tests make; the default
+/// one-hour lifetime is covered by the JWT unit tests.
+pub const SESSION_TTL: time::Duration = time::Duration::days(400);
 
 pub struct TestApp {
     pub state: AppState,
@@ -75,7 +78,7 @@ pub async fn app_with(settings: Settings) -> TestApp {
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     let store = SqliteStore::open(&url).await.unwrap();
     let clock = Arc::new(ManualClock::new(start_time()));
-    let jwt = JwtKeys::new(JWT_SECRET.to_vec(), time::Duration::hours(1)).unwrap();
+    let jwt = JwtKeys::new(JWT_SECRET.to_vec(), SESSION_TTL).unwrap();
     let state = AppState::new(
         Arc::new(store),
         clock.clone(),
