@@ -186,6 +186,15 @@ impl KeyDigest {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// Lower-case hex: the form-encoded surface's `hash`.
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write;
+        self.0.iter().fold(String::with_capacity(64), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+    }
+
     pub fn from_base64url(s: &str) -> Option<Self> {
         use base64::Engine;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

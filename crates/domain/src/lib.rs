@@ -5,6 +5,7 @@
 //! depends on time takes `now` as a parameter so tests never sleep.
 
 pub mod clock;
+pub mod compat;
 pub mod duration;
 pub mod key;
 pub mod model;

@@ -19,6 +19,19 @@ pub enum VerifyCode {
 }
 
 impl VerifyCode {
+    pub const ALL: [VerifyCode; 6] = [
+        Self::Valid,
+        Self::NotFound,
+        Self::Expired,
+        Self::Revoked,
+        Self::InsufficientScopes,
+        Self::RateLimited,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Valid => "VALID",
@@ -28,6 +41,19 @@ impl VerifyCode {
             Self::InsufficientScopes => "INSUFFICIENT_SCOPES",
             Self::RateLimited => "RATE_LIMITED",
         }
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::VerifyCode;
+
+    #[test]
+    fn codes_round_trip_through_text() {
+        for code in VerifyCode::ALL {
+            assert_eq!(VerifyCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(VerifyCode::parse("valid"), None);
     }
 }
 

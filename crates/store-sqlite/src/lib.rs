@@ -11,8 +11,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use keyward_domain::clock::{from_millis, to_millis};
-use keyward_domain::{ActorType, ApiKey, AuditEntry, KeyDigest, KeyStatus, Role, Tenant, User};
-use keyward_store::{AuditQuery, Cursor, KeyQuery, KeyUse, Store, StoreError};
+use keyward_domain::{
+    ActorType, ApiKey, AuditEntry, KeyDigest, KeyStatus, Role, Tenant, User, VerifyCode,
+};
+use keyward_store::{
+    AuditQuery, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError, UsageBatch, UsageCount,
+    UsagePosition,
+};
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -330,6 +335,26 @@ fn push_after(qb: &mut QueryBuilder<'_, Sqlite>, after: Option<Cursor>) {
     }
 }
 
+/// Appends the `KeysOf` narrowing on `api_keys` columns, named with `column_prefix` (e.g. `k.`).
+fn push_keys_of(qb: &mut QueryBuilder<'_, Sqlite>, of: KeysOf, column_prefix: &str) {
+    if let Some(t) = of.tenant_id {
+        qb.push(format_args!(" AND {column_prefix}tenant_id = "))
+            .push_bind(t.to_string());
+    }
+    if let Some(o) = of.owner_id {
+        qb.push(format_args!(" AND {column_prefix}owner_id = "))
+            .push_bind(o.to_string());
+    }
+}
+
+fn count_col(row: &SqliteRow, col: &str) -> Result<u64, StoreError> {
+    u64::try_from(get::<i64>(row, col)?).map_err(|_| corrupt(col))
+}
+
+fn code_col(row: &SqliteRow, col: &str) -> Result<VerifyCode, StoreError> {
+    VerifyCode::parse(&get::<String>(row, col)?).ok_or_else(|| corrupt(col))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -603,6 +628,11 @@ impl Store for SqliteStore {
                     .push(")");
             }
         }
+        if q.exclude_revoked {
+            qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
+                .push_bind(now)
+                .push(")");
+        }
         if let Some(before) = q.dormant_before {
             qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
                 .push_bind(now)
@@ -681,12 +711,12 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn record_key_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError> {
-        if uses.is_empty() {
+    async fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        for u in uses {
+        for u in &batch.last_used {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
             )
@@ -696,7 +726,138 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         }
+        for c in &batch.counts {
+            let count = i64::try_from(c.count)
+                .map_err(|_| StoreError::Other("usage count out of range".into()))?;
+            // Only keys that exist get counters (the same rule as `last_used_at`).
+            sqlx::query(
+                "INSERT INTO key_usage (key_id, day, code, count) \
+                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?1) \
+                 ON CONFLICT (key_id, day, code) DO UPDATE SET count = count + excluded.count",
+            )
+            .bind(c.key_id.to_string())
+            .bind(c.day)
+            .bind(c.code.as_str())
+            .bind(count)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn count_keys(
+        &self,
+        of: KeysOf,
+        now: OffsetDateTime,
+        dormant_before: OffsetDateTime,
+    ) -> Result<KeyCounts, StoreError> {
+        let now = ms(now);
+        let mut qb = QueryBuilder::new("SELECT COUNT(*) AS total, COALESCE(SUM(revoked_at IS NOT NULL AND revoked_at <= ");
+        qb.push_bind(now)
+            .push("), 0) AS revoked, COALESCE(SUM((revoked_at IS NULL OR revoked_at > ")
+            .push_bind(now)
+            .push(") AND expires_at IS NOT NULL AND expires_at <= ")
+            .push_bind(now)
+            .push("), 0) AS expired, COALESCE(SUM((revoked_at IS NULL OR revoked_at > ")
+            .push_bind(now)
+            .push(") AND COALESCE(last_used_at, created_at) < ")
+            .push_bind(ms(dormant_before))
+            .push("), 0) AS dormant FROM api_keys WHERE 1 = 1");
+        push_keys_of(&mut qb, of, "");
+        let row = qb.build().fetch_one(&self.pool).await.map_err(map_err)?;
+        let total = count_col(&row, "total")?;
+        let revoked = count_col(&row, "revoked")?;
+        let expired = count_col(&row, "expired")?;
+        Ok(KeyCounts {
+            total,
+            active: total.saturating_sub(revoked + expired),
+            expired,
+            revoked,
+            dormant: count_col(&row, "dormant")?,
+        })
+    }
+
+    async fn usage_by_code(
+        &self,
+        of: KeysOf,
+        since_day: i64,
+    ) -> Result<Vec<(VerifyCode, u64)>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT u.code AS code, SUM(u.count) AS n FROM key_usage u \
+             JOIN api_keys k ON k.id = u.key_id WHERE u.day >= ",
+        );
+        qb.push_bind(since_day);
+        push_keys_of(&mut qb, of, "k.");
+        qb.push(" GROUP BY u.code ORDER BY u.code");
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| Ok((code_col(row, "code")?, count_col(row, "n")?)))
+            .collect()
+    }
+
+    async fn top_keys(
+        &self,
+        of: KeysOf,
+        since_day: i64,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT u.key_id AS key_id, SUM(u.count) AS n FROM key_usage u \
+             JOIN api_keys k ON k.id = u.key_id WHERE u.day >= ",
+        );
+        qb.push_bind(since_day);
+        push_keys_of(&mut qb, of, "k.");
+        qb.push(" GROUP BY u.key_id ORDER BY n DESC, u.key_id LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| Ok((uuid_col(row, "key_id")?, count_col(row, "n")?)))
+            .collect()
+    }
+
+    async fn list_usage(
+        &self,
+        of: KeysOf,
+        after: Option<UsagePosition>,
+        limit: u32,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT u.key_id AS key_id, u.day AS day, u.code AS code, u.count AS count \
+             FROM key_usage u JOIN api_keys k ON k.id = u.key_id WHERE 1 = 1",
+        );
+        push_keys_of(&mut qb, of, "k.");
+        if let Some(p) = after {
+            qb.push(" AND (u.key_id, u.day, u.code) > (")
+                .push_bind(p.key_id.to_string())
+                .push(", ")
+                .push_bind(p.day)
+                .push(", ")
+                .push_bind(p.code.as_str())
+                .push(")");
+        }
+        qb.push(" ORDER BY u.key_id, u.day, u.code LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| {
+                Ok(UsageCount {
+                    key_id: uuid_col(row, "key_id")?,
+                    day: get(row, "day")?,
+                    code: code_col(row, "code")?,
+                    count: count_col(row, "count")?,
+                })
+            })
+            .collect()
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

@@ -12,7 +12,11 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::{AuditQuery, Cursor, KeyQuery, KeyUse, Store, StoreError};
+use crate::{
+    AuditQuery, Cursor, KeyCounts, KeyQuery, KeyUse, KeysOf, Store, StoreError, UsageBatch,
+    UsageCount,
+};
+use keyward_domain::VerifyCode;
 
 /// Generates one `#[tokio::test]` per conformance case. `$factory` is an async fn (or closure)
 /// returning a fresh `Box<dyn Store>`.
@@ -31,6 +35,7 @@ macro_rules! conformance_tests {
             revoke_with_grace_then_for_good,
             rotate_is_all_or_nothing,
             key_uses_only_move_forward,
+            usage_counters_add_up_and_summarise,
             audit_filters_and_pages,
         );
     };
@@ -478,6 +483,50 @@ pub async fn list_keys_filters_and_pages(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(ids(dormant), [1, 2, 4, 6]);
+    let live = store
+        .list_keys(&q(&|q| q.exclude_revoked = true))
+        .await
+        .unwrap();
+    assert_eq!(ids(live), [1, 2, 4, 5, 6], "a key in its grace period is live");
+
+    let cutoff = now - Duration::days(90);
+    let everything = store
+        .count_keys(KeysOf::default(), now, cutoff)
+        .await
+        .unwrap();
+    assert_eq!(
+        everything,
+        KeyCounts {
+            total: 6,
+            active: 4,
+            expired: 1,
+            revoked: 1,
+            dormant: 4
+        }
+    );
+    let of_ta = KeysOf {
+        tenant_id: Some(ta),
+        owner_id: None,
+    };
+    let tenant_a = store.count_keys(of_ta, now, cutoff).await.unwrap();
+    assert_eq!(
+        tenant_a,
+        KeyCounts {
+            total: 4,
+            active: 2,
+            expired: 1,
+            revoked: 1,
+            dormant: 3
+        }
+    );
+    let of_nobody = KeysOf {
+        tenant_id: None,
+        owner_id: Some(Uuid::from_u128(99)),
+    };
+    assert_eq!(
+        store.count_keys(of_nobody, now, cutoff).await.unwrap(),
+        KeyCounts::default()
+    );
 
     let mut seen = Vec::new();
     let mut after = None;
@@ -707,24 +756,18 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
     }
     let t1 = T0 + Duration::minutes(1);
     let t2 = T0 + Duration::minutes(2);
+    let uses = |list: &[(Uuid, OffsetDateTime)]| UsageBatch {
+        last_used: list
+            .iter()
+            .map(|&(key_id, at)| KeyUse { key_id, at })
+            .collect(),
+        counts: vec![],
+    };
     store
-        .record_key_uses(&[
-            KeyUse {
-                key_id: a.id,
-                at: t2,
-            },
-            KeyUse {
-                key_id: a.id,
-                at: t1,
-            },
-            KeyUse {
-                key_id: Uuid::from_u128(404),
-                at: t2,
-            },
-        ])
+        .record_usage(&uses(&[(a.id, t2), (a.id, t1), (Uuid::from_u128(404), t2)]))
         .await
         .expect("unknown ids are ignored");
-    store.record_key_uses(&[]).await.unwrap();
+    store.record_usage(&UsageBatch::default()).await.unwrap();
     assert_eq!(
         store.get_key(a.id).await.unwrap().unwrap().last_used_at,
         Some(t2)
@@ -733,18 +776,111 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
         store.get_key(b.id).await.unwrap().unwrap().last_used_at,
         None
     );
-    store
-        .record_key_uses(&[KeyUse {
-            key_id: a.id,
-            at: t1,
-        }])
-        .await
-        .unwrap();
+    store.record_usage(&uses(&[(a.id, t1)])).await.unwrap();
     assert_eq!(
         store.get_key(a.id).await.unwrap().unwrap().last_used_at,
         Some(t2),
         "an older use never moves last_used_at back"
     );
+}
+
+pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
+    let (ta, tb) = (Uuid::from_u128(0xA), Uuid::from_u128(0xB));
+    let (ann, bob) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    let a = key(1, Some(ta), ann, T0);
+    let b = key(2, Some(ta), bob, T0);
+    let c = key(3, Some(tb), bob, T0);
+    for k in [&a, &b, &c] {
+        store
+            .create_key(k, &audit("api_key.create", "api_key", k.id, T0))
+            .await
+            .unwrap();
+    }
+    let day = crate::usage_day(T0);
+    let count = |key_id: Uuid, day: i64, code: VerifyCode, count: u64| UsageCount {
+        key_id,
+        day,
+        code,
+        count,
+    };
+    let first = UsageBatch {
+        last_used: vec![],
+        counts: vec![
+            count(a.id, day, VerifyCode::Valid, 5),
+            count(a.id, day - 40, VerifyCode::Valid, 100),
+            count(b.id, day, VerifyCode::Valid, 2),
+            count(b.id, day - 1, VerifyCode::Expired, 1),
+            count(c.id, day, VerifyCode::RateLimited, 7),
+            count(Uuid::from_u128(404), day, VerifyCode::Valid, 1),
+        ],
+    };
+    store.record_usage(&first).await.unwrap();
+    // A second batch (another flush, or another node) adds to the same counters.
+    let second = UsageBatch {
+        last_used: vec![],
+        counts: vec![
+            count(a.id, day, VerifyCode::Valid, 3),
+            count(b.id, day, VerifyCode::InsufficientScopes, 4),
+        ],
+    };
+    store.record_usage(&second).await.unwrap();
+
+    let all = KeysOf::default();
+    let mut by_code = store.usage_by_code(all, day - 29).await.unwrap();
+    by_code.sort_by_key(|(c, _)| c.as_str());
+    assert_eq!(
+        by_code,
+        [
+            (VerifyCode::Expired, 1),
+            (VerifyCode::InsufficientScopes, 4),
+            (VerifyCode::RateLimited, 7),
+            (VerifyCode::Valid, 10),
+        ]
+    );
+    let of_ann = KeysOf {
+        tenant_id: None,
+        owner_id: Some(ann),
+    };
+    assert_eq!(
+        store.usage_by_code(of_ann, day - 100).await.unwrap(),
+        [(VerifyCode::Valid, 108)]
+    );
+    assert_eq!(
+        store.usage_by_code(of_ann, day + 1).await.unwrap(),
+        [],
+        "nothing from the future"
+    );
+    let of_ta = KeysOf {
+        tenant_id: Some(ta),
+        owner_id: None,
+    };
+    assert_eq!(
+        store.top_keys(of_ta, day - 29, 10).await.unwrap(),
+        [(a.id, 8), (b.id, 7)]
+    );
+    assert_eq!(
+        store.top_keys(all, day - 29, 1).await.unwrap(),
+        [(a.id, 8)],
+        "most used first; ties broken by key id"
+    );
+
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_usage(of_ta, after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.position());
+        rows.extend(page);
+    }
+    let mut expected = vec![
+        count(a.id, day - 40, VerifyCode::Valid, 100),
+        count(a.id, day, VerifyCode::Valid, 8),
+        count(b.id, day - 1, VerifyCode::Expired, 1),
+        count(b.id, day, VerifyCode::InsufficientScopes, 4),
+        count(b.id, day, VerifyCode::Valid, 2),
+    ];
+    expected.sort_by_key(|u| (u.key_id, u.day, u.code.as_str()));
+    assert_eq!(rows, expected, "paged in (key, day, code) order");
 }
 
 pub async fn audit_filters_and_pages(store: &dyn Store) {

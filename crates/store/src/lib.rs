@@ -7,7 +7,7 @@
 //! either the change and its audit entry are stored, or neither is.
 
 use async_trait::async_trait;
-use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User};
+use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, VerifyCode};
 use thiserror::Error;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -40,6 +40,8 @@ pub struct KeyQuery {
     pub status: Option<KeyStatus>,
     /// Only keys not revoked as of `now` whose last use (or creation, if never used) is before this.
     pub dormant_before: Option<OffsetDateTime>,
+    /// Leave out keys revoked as of `now` (the compatibility surfaces list live keys only).
+    pub exclude_revoked: bool,
     pub now: OffsetDateTime,
     /// Keys strictly after this position in (created_at, id) order.
     pub after: Option<Cursor>,
@@ -53,6 +55,7 @@ impl KeyQuery {
             owner_id: None,
             status: None,
             dormant_before: None,
+            exclude_revoked: false,
             now,
             after: None,
             limit,
@@ -81,6 +84,71 @@ pub struct AuditQuery {
 pub struct KeyUse {
     pub key_id: Uuid,
     pub at: OffsetDateTime,
+}
+
+/// Verifications of one key on one UTC day with one outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageCount {
+    pub key_id: Uuid,
+    /// Days since the Unix epoch, UTC.
+    pub day: i64,
+    pub code: VerifyCode,
+    pub count: u64,
+}
+
+/// What the verify path buffered since the last flush; written in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageBatch {
+    pub last_used: Vec<KeyUse>,
+    /// Added to the stored counters (never replacing them), so nodes' counts add up.
+    pub counts: Vec<UsageCount>,
+}
+
+impl UsageBatch {
+    pub fn is_empty(&self) -> bool {
+        self.last_used.is_empty() && self.counts.is_empty()
+    }
+}
+
+/// The keys of a tenant and/or an owner; a `None` field does not narrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeysOf {
+    pub tenant_id: Option<Uuid>,
+    pub owner_id: Option<Uuid>,
+}
+
+/// How many keys are in each state, as of a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyCounts {
+    pub total: u64,
+    pub active: u64,
+    pub expired: u64,
+    pub revoked: u64,
+    /// Not revoked, and last used (or made, if never used) before the dormancy cut-off.
+    pub dormant: u64,
+}
+
+/// Where a usage listing resumes: strictly after this (key_id, day, code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsagePosition {
+    pub key_id: Uuid,
+    pub day: i64,
+    pub code: VerifyCode,
+}
+
+impl UsageCount {
+    pub fn position(&self) -> UsagePosition {
+        UsagePosition {
+            key_id: self.key_id,
+            day: self.day,
+            code: self.code,
+        }
+    }
+}
+
+/// Days since the Unix epoch of `t`, in UTC: the usage counters' bucket.
+pub fn usage_day(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp().div_euclid(86_400)
 }
 
 #[async_trait]
@@ -159,8 +227,38 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
         audit: &AuditEntry,
     ) -> Result<(), StoreError>;
-    /// Moves each key's `last_used_at` forward to `at` (never backwards). Unknown ids are ignored.
-    async fn record_key_uses(&self, uses: &[KeyUse]) -> Result<(), StoreError>;
+    /// In one transaction: moves each key's `last_used_at` forward (never backwards) and adds
+    /// the counts to the per-key, per-day counters. Unknown key ids are ignored.
+    async fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError>;
+    /// Key states of `of` as of `now`; dormant means last use (or creation) before `dormant_before`.
+    async fn count_keys(
+        &self,
+        of: KeysOf,
+        now: OffsetDateTime,
+        dormant_before: OffsetDateTime,
+    ) -> Result<KeyCounts, StoreError>;
+    /// Verifications of the keys of `of` on days `>= since_day`, summed per outcome code
+    /// (codes with no verifications are left out).
+    async fn usage_by_code(
+        &self,
+        of: KeysOf,
+        since_day: i64,
+    ) -> Result<Vec<(VerifyCode, u64)>, StoreError>;
+    /// The `limit` keys of `of` with the most verifications on days `>= since_day`, most first
+    /// (ties by key id).
+    async fn top_keys(
+        &self,
+        of: KeysOf,
+        since_day: i64,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, u64)>, StoreError>;
+    /// Raw counters of the keys of `of`, ordered by (key_id, day, code).
+    async fn list_usage(
+        &self,
+        of: KeysOf,
+        after: Option<UsagePosition>,
+        limit: u32,
+    ) -> Result<Vec<UsageCount>, StoreError>;
 
     // --- audit ---------------------------------------------------------------------------
 

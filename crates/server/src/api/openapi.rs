@@ -20,6 +20,7 @@ use super::v1;
         v1::keys::revoke, v1::keys::rotate,
         v1::verify::verify,
         v1::audit::list,
+        v1::stats::stats, v1::stats::export,
     ),
     modifiers(&Security),
     security(("apiKey" = []), ("bearerAuth" = [])),

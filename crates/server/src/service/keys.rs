@@ -6,8 +6,8 @@
 
 use keyward_domain::duration::{parse_window, MAX_DURATION_SECONDS};
 use keyward_domain::scope::{parse_scopes, KeywardRight};
-use keyward_domain::{ApiKey, KeyPrefix, KeyStatus, PlainKey, Role};
-use keyward_store::{Cursor, KeyQuery, StoreError};
+use keyward_domain::{ApiKey, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
+use keyward_store::{Cursor, KeyQuery, KeysOf, StoreError};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -30,9 +30,53 @@ pub enum KeyExpiry {
     After(Duration),
 }
 
+/// Whose keys an operation may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// What the caller's role covers: all keys (admin), its tenant's (tenant admin), its own.
+    #[default]
+    Role,
+    /// The caller's own keys only, whatever its role (the Estuary and form surfaces, export).
+    Own,
+}
+
+impl Reach {
+    fn covers(self, caller: &Caller, key: &ApiKey) -> bool {
+        match self {
+            Self::Role => caller.principal.sees_key(key.tenant_id, key.owner_id),
+            Self::Own => key.owner_id == caller.principal.user_id,
+        }
+    }
+
+    /// The keys this reach covers, as a storage filter.
+    pub fn keys_of(self, caller: &Caller) -> KeysOf {
+        let p = &caller.principal;
+        match (self, p.role) {
+            (Self::Role, Role::Admin) => KeysOf::default(),
+            (Self::Role, Role::TenantAdmin) if p.tenant_id.is_some() => KeysOf {
+                tenant_id: p.tenant_id,
+                owner_id: None,
+            },
+            _ => KeysOf {
+                tenant_id: None,
+                owner_id: Some(p.user_id),
+            },
+        }
+    }
+}
+
+/// Which tenant a new key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTenant {
+    /// The native rule: admins must name one; everyone else may name only their own.
+    Requested(Option<Uuid>),
+    /// The caller's own tenant, or none (the compatibility surfaces have no tenant field).
+    CallersOwn,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewKey {
-    pub tenant_id: Option<Uuid>,
+    pub tenant: KeyTenant,
     pub name: Option<String>,
     pub scopes: Vec<String>,
     pub metadata: Option<Value>,
@@ -64,6 +108,8 @@ pub struct KeyFilter {
     pub tenant_id: Option<Uuid>,
     pub status: Option<KeyStatus>,
     pub dormant_days: Option<i64>,
+    pub exclude_revoked: bool,
+    pub reach: Reach,
     pub limit: u32,
     pub after: Option<Cursor>,
 }
@@ -133,10 +179,15 @@ fn validated_scopes(caller: &Caller, raw: &[String]) -> ApiResult<Vec<String>> {
 async fn key_tenant(
     state: &AppState,
     caller: &Caller,
-    requested: Option<Uuid>,
+    choice: KeyTenant,
 ) -> ApiResult<Option<keyward_domain::Tenant>> {
     let p = &caller.principal;
+    let requested = match choice {
+        KeyTenant::Requested(t) => t,
+        KeyTenant::CallersOwn => p.tenant_id,
+    };
     let tenant_id = match (p.role, requested) {
+        (Role::Admin, None) if choice == KeyTenant::CallersOwn => None,
         (Role::Admin, None) => {
             return Err(ApiError::invalid_field(
                 "tenant_id",
@@ -168,7 +219,7 @@ pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult
     let scopes = validated_scopes(caller, &req.scopes)?;
     let now = keyward_domain::clock::truncate_millis(state.now());
     let expires_at = resolve_expiry(req.expiry, now)?;
-    let tenant = key_tenant(state, caller, req.tenant_id).await?;
+    let tenant = key_tenant(state, caller, req.tenant).await?;
     let prefix = tenant
         .as_ref()
         .map(|t| t.prefix())
@@ -203,15 +254,15 @@ pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult
     Ok(IssuedKey { key, plaintext })
 }
 
-/// A key the caller can see, or 404.
-pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<ApiKey> {
+/// A key within the caller's reach, or 404.
+pub async fn get(state: &AppState, caller: &Caller, reach: Reach, id: Uuid) -> ApiResult<ApiKey> {
     caller.principal.require(KeywardRight::Read)?;
-    visible(state, caller, id).await
+    visible(state, caller, reach, id).await
 }
 
-async fn visible(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<ApiKey> {
+async fn visible(state: &AppState, caller: &Caller, reach: Reach, id: Uuid) -> ApiResult<ApiKey> {
     match state.store.get_key(id).await? {
-        Some(key) if caller.principal.sees_key(key.tenant_id, key.owner_id) => Ok(key),
+        Some(key) if reach.covers(caller, &key) => Ok(key),
         _ => Err(ApiError::NotFound("api key")),
     }
 }
@@ -224,20 +275,19 @@ pub async fn list(state: &AppState, caller: &Caller, filter: KeyFilter) -> ApiRe
     query.status = filter.status;
     query.after = filter.after;
     query.dormant_before = filter.dormant_days.map(|d| now - Duration::days(d));
-    query.tenant_id = filter.tenant_id;
-    match p.role {
-        Role::Admin => {}
-        Role::TenantAdmin if p.tenant_id.is_some() => {
-            if filter.tenant_id.is_some() && filter.tenant_id != p.tenant_id {
-                return Ok(Page {
-                    items: vec![],
-                    next: None,
-                });
-            }
-            query.tenant_id = p.tenant_id;
+    query.exclude_revoked = filter.exclude_revoked;
+    let reach = filter.reach.keys_of(caller);
+    // A tenant filter outside the caller's reach matches nothing it may see.
+    if let (Some(asked), Some(own)) = (filter.tenant_id, reach.tenant_id) {
+        if asked != own {
+            return Ok(Page {
+                items: vec![],
+                next: None,
+            });
         }
-        _ => query.owner_id = Some(p.user_id),
     }
+    query.tenant_id = reach.tenant_id.or(filter.tenant_id);
+    query.owner_id = reach.owner_id;
     let keys = state.store.list_keys(&query).await?;
     Ok(paginate(keys, filter.limit, cursor_of))
 }
@@ -245,11 +295,12 @@ pub async fn list(state: &AppState, caller: &Caller, filter: KeyFilter) -> ApiRe
 pub async fn update(
     state: &AppState,
     caller: &Caller,
+    reach: Reach,
     id: Uuid,
     patch: KeyPatch,
 ) -> ApiResult<ApiKey> {
     caller.principal.require(KeywardRight::Write)?;
-    let mut key = visible(state, caller, id).await?;
+    let mut key = visible(state, caller, reach, id).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
     let mut changes = serde_json::Map::new();
     if let Some(name) = patch.name {
@@ -294,9 +345,33 @@ pub async fn update(
     Ok(key)
 }
 
-pub async fn revoke(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<ApiKey> {
+pub async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    reach: Reach,
+    id: Uuid,
+) -> ApiResult<ApiKey> {
     caller.principal.require(KeywardRight::Write)?;
-    let key = visible(state, caller, id).await?;
+    let key = visible(state, caller, reach, id).await?;
+    revoke_now(state, caller, key).await
+}
+
+/// Revokes the caller's own key with this digest (the Estuary surface names keys by their
+/// plaintext or its hash); 404 when there is none, or it is already revoked.
+pub async fn revoke_own_by_digest(
+    state: &AppState,
+    caller: &Caller,
+    digest: &KeyDigest,
+) -> ApiResult<ApiKey> {
+    caller.principal.require(KeywardRight::Write)?;
+    let key = match state.store.get_key_by_digest(digest).await? {
+        Some(key) if Reach::Own.covers(caller, &key) => key,
+        _ => return Err(ApiError::NotFound("api key")),
+    };
+    revoke_now(state, caller, key).await
+}
+
+async fn revoke_now(state: &AppState, caller: &Caller, key: ApiKey) -> ApiResult<ApiKey> {
     let now = keyward_domain::clock::truncate_millis(state.now());
     let audit = caller
         .actor()
@@ -325,7 +400,7 @@ pub async fn rotate(
     if grace < Duration::ZERO || grace > MAX_GRACE {
         return Err(ApiError::invalid_field("grace_period", "at most 7d"));
     }
-    let old = visible(state, caller, id).await?;
+    let old = visible(state, caller, Reach::Role, id).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
     if old.status(now) == KeyStatus::Revoked {
         return Err(ApiError::NotFound("api key"));

@@ -3,8 +3,10 @@
 //! only translates wire shapes; no surface has lifecycle logic of its own.
 
 pub mod audit;
+pub mod export;
 pub mod keys;
 pub mod login;
+pub mod stats;
 pub mod tenants;
 pub mod users;
 pub mod verify;

@@ -48,9 +48,9 @@ pub async fn verify(
             }
             ratelimit = Some((limit, decision));
         }
-        if code == VerifyCode::Valid {
-            state.usage.record(k.id, now);
-        }
+    }
+    if let Some(k) = key.as_ref() {
+        state.usage.record_verification(k.id, now, code);
     }
     Ok(Verdict {
         code,

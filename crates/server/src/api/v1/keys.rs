@@ -18,7 +18,9 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{nullable, IdPath, JsonBody, OptionalJsonBody, QueryParams};
-use crate::service::keys::{self as lifecycle, IssuedKey, KeyExpiry, KeyFilter, KeyPatch, NewKey};
+use crate::service::keys::{
+    self as lifecycle, IssuedKey, KeyExpiry, KeyFilter, KeyPatch, KeyTenant, NewKey, Reach,
+};
 use crate::service::page_params;
 
 /// An API key as listed: never its plaintext or digest.
@@ -156,7 +158,7 @@ pub async fn create(
         (None, None) => KeyExpiry::Never,
     };
     let req = NewKey {
-        tenant_id: input.tenant_id,
+        tenant: KeyTenant::Requested(input.tenant_id),
         name: input.name,
         scopes: input.scopes.unwrap_or_default(),
         metadata: input.metadata,
@@ -212,6 +214,7 @@ pub async fn list(
         dormant_days: None,
         limit,
         after,
+        ..KeyFilter::default()
     };
     let page = lifecycle::list(&state, &caller, filter).await?;
     let now = state.now();
@@ -254,6 +257,7 @@ pub async fn dormant(
         dormant_days: Some(days),
         limit,
         after,
+        ..KeyFilter::default()
     };
     let page = lifecycle::list(&state, &caller, filter).await?;
     let now = state.now();
@@ -275,7 +279,7 @@ pub async fn get(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<ApiKeyView>> {
-    let key = lifecycle::get(&state, &caller, id).await?;
+    let key = lifecycle::get(&state, &caller, Reach::Role, id).await?;
     Ok(Json(ApiKeyView::of(key, state.now())))
 }
 
@@ -327,7 +331,7 @@ pub async fn update(
         rate_limit_max: input.rate_limit_max,
         rate_limit_window: input.rate_limit_window,
     };
-    let key = lifecycle::update(&state, &caller, id, patch).await?;
+    let key = lifecycle::update(&state, &caller, Reach::Role, id, patch).await?;
     Ok(Json(ApiKeyView::of(key, state.now())))
 }
 
@@ -346,7 +350,7 @@ pub async fn revoke(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<StatusCode> {
-    lifecycle::revoke(&state, &caller, id).await?;
+    lifecycle::revoke(&state, &caller, Reach::Role, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod keys;
+pub mod stats;
 pub mod tenants;
 pub mod users;
 pub mod verify;
@@ -45,6 +46,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/api-keys/{id}/rotate", post(keys::rotate))
         .route("/api/v1/keys/verify", post(verify::verify))
         .route("/api/v1/audit-logs", get(audit::list))
+        .route("/api/v1/stats", get(stats::stats))
+        .route("/api/v1/export", get(stats::export))
 }
 
 /// The reference's error shape.

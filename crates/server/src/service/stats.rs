@@ -1,0 +1,78 @@
+//! What the caller's keys look like and how they are used: counts by state, verifications by
+//! outcome, the most used keys. Usage comes from the per-key, per-day counters the verify path
+//! keeps (see `usage`), so it lags by at most one flush.
+
+use std::collections::BTreeMap;
+
+use keyward_domain::scope::KeywardRight;
+use keyward_store::{usage_day, KeyCounts};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::keys::Reach;
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+
+/// Keys not used for this long count as dormant in the stats.
+pub const DORMANT_DAYS: i64 = 90;
+/// How many of the most used keys the stats name.
+pub const TOP_KEYS: u32 = 10;
+
+#[derive(Debug)]
+pub struct Stats {
+    pub as_of: OffsetDateTime,
+    pub keys: KeyCounts,
+    /// Verifications by outcome code on the current and the previous UTC day (counters are kept
+    /// per day, so this covers at least the last 24 hours).
+    pub last_24h: BTreeMap<&'static str, u64>,
+    /// Verifications by outcome code on the current UTC day and the 29 before it.
+    pub last_30d: BTreeMap<&'static str, u64>,
+    /// The most verified keys over the last 30 days, most first.
+    pub top_keys: Vec<TopKey>,
+}
+
+#[derive(Debug)]
+pub struct TopKey {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub start: String,
+    pub verifications: u64,
+}
+
+pub async fn stats(state: &AppState, caller: &Caller, reach: Reach) -> ApiResult<Stats> {
+    caller.principal.require(KeywardRight::Read)?;
+    let now = state.now();
+    let of = reach.keys_of(caller);
+    let today = usage_day(now);
+    let keys = state
+        .store
+        .count_keys(of, now, now - Duration::days(DORMANT_DAYS))
+        .await?;
+    let by_code = |rows: Vec<(keyward_domain::VerifyCode, u64)>| {
+        rows.into_iter()
+            .map(|(code, n)| (code.as_str(), n))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let last_24h = by_code(state.store.usage_by_code(of, today - 1).await?);
+    let last_30d = by_code(state.store.usage_by_code(of, today - 29).await?);
+    let mut top_keys = Vec::new();
+    for (id, verifications) in state.store.top_keys(of, today - 29, TOP_KEYS).await? {
+        // A key that vanished between the two reads is simply left out.
+        if let Some(key) = state.store.get_key(id).await? {
+            top_keys.push(TopKey {
+                id,
+                name: key.name,
+                start: key.start,
+                verifications,
+            });
+        }
+    }
+    Ok(Stats {
+        as_of: now,
+        keys,
+        last_24h,
+        last_30d,
+        top_keys,
+    })
+}
