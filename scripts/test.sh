@@ -4,5 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# curl runs the form surface's documented examples as written.
+if ! command -v curl >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq curl
+fi
+
+# The published Estuary client (unmodified) is the acceptance test of the /user/* surface:
+# it lives in its own virtualenv under target/, made once and reused.
+venv=target/compat-venv
+requirements=crates/server/tests/compat/requirements.txt
+if ! cmp -s "$requirements" "$venv/installed.txt" 2>/dev/null; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$venv/installed.txt"
+fi
+
 # Tests spawn the real binary; build everything once, then run.
 cargo test --workspace --locked --no-fail-fast "$@"

@@ -102,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(crate::api::health::healthz))
         .route("/readyz", get(crate::api::health::readyz))
         .merge(crate::api::v1::router())
+        .merge(crate::api::estuary::router())
+        .merge(crate::api::apikey::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -61,6 +61,31 @@ fn form_rejection(rejection: FormRejection) -> ApiError {
     }
 }
 
+/// A form-encoded body, or a JSON one when the request says `Content-Type: application/json`
+/// (the `/api/apikey` surface accepts both).
+pub struct FormOrJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormOrJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        if is_json {
+            JsonBody::from_request(req, state)
+                .await
+                .map(|JsonBody(v)| Self(v))
+        } else {
+            FormBody::from_request(req, state)
+                .await
+                .map(|FormBody(v)| Self(v))
+        }
+    }
+}
+
 /// Query parameters; a wrong one is a 400 naming it.
 pub struct QueryParams<T>(pub T);
 

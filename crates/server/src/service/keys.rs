@@ -292,6 +292,28 @@ pub async fn list(state: &AppState, caller: &Caller, filter: KeyFilter) -> ApiRe
     Ok(paginate(keys, filter.limit, cursor_of))
 }
 
+/// Every live (not revoked) key the caller owns, oldest first: the compatibility surfaces list
+/// without pages.
+pub async fn list_live_own(state: &AppState, caller: &Caller) -> ApiResult<Vec<ApiKey>> {
+    let mut keys = Vec::new();
+    let mut after = None;
+    loop {
+        let filter = KeyFilter {
+            exclude_revoked: true,
+            reach: Reach::Own,
+            limit: super::MAX_PAGE,
+            after,
+            ..KeyFilter::default()
+        };
+        let page = list(state, caller, filter).await?;
+        keys.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(keys),
+        }
+    }
+}
+
 pub async fn update(
     state: &AppState,
     caller: &Caller,

@@ -6,6 +6,7 @@ mod support;
 mod audit;
 mod auth;
 mod bad_input;
+mod compat;
 mod health;
 mod keys;
 mod openapi;

@@ -242,3 +242,39 @@ impl TestApp {
         self.clock.advance(by);
     }
 }
+
+/// The app on a real socket (port 0), for clients that speak HTTP themselves (the published
+/// Estuary client, curl). Stops, flushing buffered writes, when dropped.
+pub struct LiveServer {
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for LiveServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn live(&self) -> LiveServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            keyward_server::serve(listener, state, shutdown)
+                .await
+                .unwrap();
+        });
+        LiveServer {
+            base,
+            stop: Some(stop),
+        }
+    }
+}
