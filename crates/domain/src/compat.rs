@@ -81,7 +81,9 @@ fn scaled(number: &str, unit_ns: i128) -> Result<i128, CompatExpiryError> {
     } else {
         whole.parse().map_err(|_| CompatExpiryError::MalformedGo)?
     };
-    let mut value = whole.checked_mul(unit_ns).ok_or(CompatExpiryError::TooLong)?;
+    let mut value = whole
+        .checked_mul(unit_ns)
+        .ok_or(CompatExpiryError::TooLong)?;
     let mut scale = unit_ns;
     for digit in fraction.bytes().take(18) {
         scale /= 10;
@@ -159,12 +161,17 @@ mod tests {
         assert_eq!(ok("1.5h"), Duration::minutes(90));
         assert_eq!(ok("+45s"), Duration::seconds(45));
         assert_eq!(ok(".5m"), Duration::seconds(30));
-        assert_eq!(ok("2h0.5s"), Duration::hours(2) + Duration::milliseconds(500));
+        assert_eq!(
+            ok("2h0.5s"),
+            Duration::hours(2) + Duration::milliseconds(500)
+        );
         assert_eq!(ok("1500ms"), Duration::milliseconds(1500));
         assert_eq!(ok("2000000us"), Duration::seconds(2));
         assert_eq!(ok("2000000µs"), Duration::seconds(2));
         assert_eq!(ok("3000000000ns"), Duration::seconds(3));
-        for bad in ["", "h", "10", "10d", "-5m", "1h-5m", "1..5h", ".h", "5 m", "false", "1H"] {
+        for bad in [
+            "", "h", "10", "10d", "-5m", "1h-5m", "1..5h", ".h", "5 m", "false", "1H",
+        ] {
             assert_eq!(
                 parse_go_duration(bad),
                 Err(CompatExpiryError::MalformedGo),
@@ -174,7 +181,10 @@ mod tests {
         assert_eq!(parse_go_duration("0"), Err(CompatExpiryError::TooShort));
         assert_eq!(parse_go_duration("0s"), Err(CompatExpiryError::TooShort));
         assert_eq!(parse_go_duration("999ms"), Err(CompatExpiryError::TooShort));
-        assert_eq!(parse_go_duration("900000h"), Err(CompatExpiryError::TooLong));
+        assert_eq!(
+            parse_go_duration("900000h"),
+            Err(CompatExpiryError::TooLong)
+        );
         assert_eq!(
             parse_go_duration("99999999999999999999999h"),
             Err(CompatExpiryError::TooLong)

@@ -44,19 +44,6 @@ impl VerifyCode {
     }
 }
 
-#[cfg(test)]
-mod code_tests {
-    use super::VerifyCode;
-
-    #[test]
-    fn codes_round_trip_through_text() {
-        for code in VerifyCode::ALL {
-            assert_eq!(VerifyCode::parse(code.as_str()), Some(code));
-        }
-        assert_eq!(VerifyCode::parse("valid"), None);
-    }
-}
-
 /// Everything but the rate limit, which needs the limiter's state.
 pub fn check(key: Option<&ApiKey>, required: &[String], now: OffsetDateTime) -> VerifyCode {
     let Some(key) = key else {
@@ -67,5 +54,18 @@ pub fn check(key: Option<&ApiKey>, required: &[String], now: OffsetDateTime) -> 
         KeyStatus::Expired => VerifyCode::Expired,
         KeyStatus::Active if required.iter().all(|s| key.has_scope(s)) => VerifyCode::Valid,
         KeyStatus::Active => VerifyCode::InsufficientScopes,
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::VerifyCode;
+
+    #[test]
+    fn codes_round_trip_through_text() {
+        for code in VerifyCode::ALL {
+            assert_eq!(VerifyCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(VerifyCode::parse("valid"), None);
     }
 }

@@ -753,7 +753,9 @@ impl Store for SqliteStore {
         dormant_before: OffsetDateTime,
     ) -> Result<KeyCounts, StoreError> {
         let now = ms(now);
-        let mut qb = QueryBuilder::new("SELECT COUNT(*) AS total, COALESCE(SUM(revoked_at IS NOT NULL AND revoked_at <= ");
+        let mut qb = QueryBuilder::new(
+            "SELECT COUNT(*) AS total, COALESCE(SUM(revoked_at IS NOT NULL AND revoked_at <= ",
+        );
         qb.push_bind(now)
             .push("), 0) AS revoked, COALESCE(SUM((revoked_at IS NULL OR revoked_at > ")
             .push_bind(now)

@@ -487,7 +487,11 @@ pub async fn list_keys_filters_and_pages(store: &dyn Store) {
         .list_keys(&q(&|q| q.exclude_revoked = true))
         .await
         .unwrap();
-    assert_eq!(ids(live), [1, 2, 4, 5, 6], "a key in its grace period is live");
+    assert_eq!(
+        ids(live),
+        [1, 2, 4, 5, 6],
+        "a key in its grace period is live"
+    );
 
     let cutoff = now - Duration::days(90);
     let everything = store

@@ -379,13 +379,17 @@ pub async fn revoke(
 }
 
 /// Revokes the caller's own key with this digest (the Estuary surface names keys by their
-/// plaintext or its hash); 404 when there is none, or it is already revoked.
+/// plaintext or its hash; `None` when the name was neither); 404 when there is no such key of
+/// the caller's, or it is already revoked.
 pub async fn revoke_own_by_digest(
     state: &AppState,
     caller: &Caller,
-    digest: &KeyDigest,
+    digest: Option<&KeyDigest>,
 ) -> ApiResult<ApiKey> {
     caller.principal.require(KeywardRight::Write)?;
+    let Some(digest) = digest else {
+        return Err(ApiError::NotFound("api key"));
+    };
     let key = match state.store.get_key_by_digest(digest).await? {
         Some(key) if Reach::Own.covers(caller, &key) => key,
         _ => return Err(ApiError::NotFound("api key")),

@@ -21,7 +21,8 @@ fn compat_python() -> PathBuf {
     if let Some(p) = std::env::var_os("KEYWARD_COMPAT_PYTHON") {
         return PathBuf::from(p);
     }
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/compat-venv/bin/python");
+    let python =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/compat-venv/bin/python");
     assert!(
         python.exists(),
         "{} is missing: run `bash scripts/test.sh`, which creates it with the published \
@@ -139,12 +140,8 @@ async fn run_curl(command: &str) -> Value {
         "curl failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "not JSON: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Same JSON shape as the seed's example: the same fields (recursively; array items against
@@ -184,15 +181,30 @@ async fn seed_curl_examples_run_as_written() {
     let tenant = app.tenant("formapi").await;
     let (jwt, user_id) = app.user_in(tenant, Role::Member).await;
     let (id, _) = app
-        .key_from(&jwt, serde_json::json!({"name": "Test 1234", "expires_in": "90d"}))
+        .key_from(
+            &jwt,
+            serde_json::json!({"name": "Test 1234", "expires_in": "90d"}),
+        )
         .await;
     let server = app.live().await;
     let examples = seed_examples();
     let methods: Vec<&str> = examples
         .iter()
-        .map(|e| e.command.split("--request ").nth(1).unwrap().split(' ').next().unwrap())
+        .map(|e| {
+            e.command
+                .split("--request ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(methods, ["GET", "GET", "POST", "PATCH", "DELETE"], "the seed's five examples");
+    assert_eq!(
+        methods,
+        ["GET", "GET", "POST", "PATCH", "DELETE"],
+        "the seed's five examples"
+    );
 
     let mut answers = Vec::new();
     for example in &examples {
@@ -216,7 +228,10 @@ async fn seed_curl_examples_run_as_written() {
         .await
         .expect(StatusCode::OK);
     assert_eq!(me.body["id"], user_id.to_string().as_str());
-    let r = app.get("/api/apikey", As::Bearer(&jwt)).await.expect(StatusCode::OK);
+    let r = app
+        .get("/api/apikey", As::Bearer(&jwt))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["total"], 1, "the DELETE removed the first key");
     let new_key = &r.body["apiKeys"][0];
     assert_eq!(new_key["label"], "Test 123");
@@ -231,7 +246,10 @@ async fn seed_curl_examples_run_as_written() {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    assert_eq!(expires.date(), made.date().replace_month(time::Month::April).unwrap());
+    assert_eq!(
+        expires.date(),
+        made.date().replace_month(time::Month::April).unwrap()
+    );
     // After DELETE, the GET example answers the seed's 404 shape.
     let again = run_curl(&as_written(&examples[1].command, &server.base, &jwt, &id)).await;
     assert_eq!(again["code"], "NOT_FOUND");

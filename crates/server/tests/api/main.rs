@@ -3,14 +3,17 @@
 
 mod support;
 
+mod apikey;
 mod audit;
 mod auth;
 mod bad_input;
 mod compat;
+mod estuary;
 mod health;
 mod keys;
 mod openapi;
 mod process;
+mod stats;
 mod tenants;
 mod users;
 mod verify;

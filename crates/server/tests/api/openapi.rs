@@ -110,6 +110,8 @@ async fn every_native_route_is_documented() {
         ("post", "/api/v1/api-keys/{id}/rotate"),
         ("post", "/api/v1/keys/verify"),
         ("get", "/api/v1/audit-logs"),
+        ("get", "/api/v1/stats"),
+        ("get", "/api/v1/export"),
     ];
     for (method, path) in routes {
         assert!(

@@ -39,7 +39,10 @@ type KeyId = InDialect<FormApi, StringPath>;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/apikey", get(list).post(create))
-        .route("/api/apikey/{id}", get(get_one).patch(update).delete(remove))
+        .route(
+            "/api/apikey/{id}",
+            get(get_one).patch(update).delete(remove),
+        )
 }
 
 /// The surface's key document. `hash` is the hex SHA-256 of the key (what keyward stores);

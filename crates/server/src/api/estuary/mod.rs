@@ -87,9 +87,15 @@ impl EstuaryKey {
     }
 }
 
-async fn list(State(state): State<AppState>, InDialect(caller, ..): Who) -> EstuaryResult<Response> {
+async fn list(
+    State(state): State<AppState>,
+    InDialect(caller, ..): Who,
+) -> EstuaryResult<Response> {
     let keys = lifecycle::list_live_own(&state, &caller).await?;
-    let body: Vec<EstuaryKey> = keys.iter().map(|k| EstuaryKey::of(k, String::new())).collect();
+    let body: Vec<EstuaryKey> = keys
+        .iter()
+        .map(|k| EstuaryKey::of(k, String::new()))
+        .collect();
     Ok(Json(body).into_response())
 }
 
@@ -153,17 +159,22 @@ async fn revoke(
     let digest = match ParsedKey::parse(&key_or_hash) {
         Ok(parsed) => Some(parsed.digest()),
         Err(_) => KeyDigest::from_base64url(&key_or_hash),
-    }
-    .ok_or(ApiError::NotFound("api key"))?;
-    let key = lifecycle::revoke_own_by_digest(&state, &caller, &digest).await?;
+    };
+    let key = lifecycle::revoke_own_by_digest(&state, &caller, digest.as_ref()).await?;
     Ok(Json(json!({"revoked": true, "tokenHash": key.digest.to_base64url()})).into_response())
 }
 
-async fn stats(State(state): State<AppState>, InDialect(caller, ..): Who) -> EstuaryResult<Response> {
+async fn stats(
+    State(state): State<AppState>,
+    InDialect(caller, ..): Who,
+) -> EstuaryResult<Response> {
     Ok(super::v1::stats::stats_response(&state, &caller, Reach::Own).await?)
 }
 
-async fn export(State(state): State<AppState>, InDialect(caller, ..): Who) -> EstuaryResult<Response> {
+async fn export(
+    State(state): State<AppState>,
+    InDialect(caller, ..): Who,
+) -> EstuaryResult<Response> {
     Ok(super::v1::stats::export_response(&state, &caller).await?)
 }
 

@@ -108,7 +108,11 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> ApiResult<R
 }
 
 /// The stats document for `reach`; the Estuary surface serves it for the caller's own keys.
-pub async fn stats_response(state: &AppState, caller: &Caller, reach: Reach) -> ApiResult<Response> {
+pub async fn stats_response(
+    state: &AppState,
+    caller: &Caller,
+    reach: Reach,
+) -> ApiResult<Response> {
     let s = stats::stats(state, caller, reach).await?;
     Ok(Json(StatsResponse::from(s)).into_response())
 }
@@ -235,7 +239,9 @@ impl Renderer {
                 let now = self.now;
                 self.items(&mut out, "api_keys", keys, |k| ApiKeyView::of(k, now))?
             }
-            Some(ExportPart::Usage(rows)) => self.items(&mut out, "usage", rows, UsageView::from)?,
+            Some(ExportPart::Usage(rows)) => {
+                self.items(&mut out, "usage", rows, UsageView::from)?
+            }
             Some(ExportPart::Audit(rows)) => {
                 self.items(&mut out, "audit_log", rows, AuditLogEntry::from)?
             }
