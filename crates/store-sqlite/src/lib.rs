@@ -347,6 +347,19 @@ fn push_keys_of(qb: &mut QueryBuilder<'_, Sqlite>, of: KeysOf, column_prefix: &s
     }
 }
 
+/// `SELECT u.<column> AS grp, SUM(u.count) AS n` over the usage of the keys of `of` on days
+/// `>= since_day`, grouped by that column; the caller appends the order.
+fn usage_sums(column: &'static str, of: KeysOf, since_day: i64) -> QueryBuilder<'static, Sqlite> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT u.{column} AS grp, SUM(u.count) AS n FROM key_usage u \
+         JOIN api_keys k ON k.id = u.key_id WHERE u.day >= "
+    ));
+    qb.push_bind(since_day);
+    push_keys_of(&mut qb, of, "k.");
+    qb.push(format_args!(" GROUP BY u.{column}"));
+    qb
+}
+
 fn count_col(row: &SqliteRow, col: &str) -> Result<u64, StoreError> {
     u64::try_from(get::<i64>(row, col)?).map_err(|_| corrupt(col))
 }
@@ -785,19 +798,14 @@ impl Store for SqliteStore {
         of: KeysOf,
         since_day: i64,
     ) -> Result<Vec<(VerifyCode, u64)>, StoreError> {
-        let mut qb = QueryBuilder::new(
-            "SELECT u.code AS code, SUM(u.count) AS n FROM key_usage u \
-             JOIN api_keys k ON k.id = u.key_id WHERE u.day >= ",
-        );
-        qb.push_bind(since_day);
-        push_keys_of(&mut qb, of, "k.");
-        qb.push(" GROUP BY u.code ORDER BY u.code");
+        let mut qb = usage_sums("code", of, since_day);
+        qb.push(" ORDER BY u.code");
         qb.build()
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?
             .iter()
-            .map(|row| Ok((code_col(row, "code")?, count_col(row, "n")?)))
+            .map(|row| Ok((code_col(row, "grp")?, count_col(row, "n")?)))
             .collect()
     }
 
@@ -807,20 +815,15 @@ impl Store for SqliteStore {
         since_day: i64,
         limit: u32,
     ) -> Result<Vec<(Uuid, u64)>, StoreError> {
-        let mut qb = QueryBuilder::new(
-            "SELECT u.key_id AS key_id, SUM(u.count) AS n FROM key_usage u \
-             JOIN api_keys k ON k.id = u.key_id WHERE u.day >= ",
-        );
-        qb.push_bind(since_day);
-        push_keys_of(&mut qb, of, "k.");
-        qb.push(" GROUP BY u.key_id ORDER BY n DESC, u.key_id LIMIT ")
+        let mut qb = usage_sums("key_id", of, since_day);
+        qb.push(" ORDER BY n DESC, u.key_id LIMIT ")
             .push_bind(i64::from(limit));
         qb.build()
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?
             .iter()
-            .map(|row| Ok((uuid_col(row, "key_id")?, count_col(row, "n")?)))
+            .map(|row| Ok((uuid_col(row, "grp")?, count_col(row, "n")?)))
             .collect()
     }
 

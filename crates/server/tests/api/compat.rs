@@ -236,16 +236,8 @@ async fn seed_curl_examples_run_as_written() {
     let new_key = &r.body["apiKeys"][0];
     assert_eq!(new_key["label"], "Test 123");
     assert_eq!(new_key["isNever"], false);
-    let made = time::OffsetDateTime::parse(
-        new_key["createdAt"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    let expires = time::OffsetDateTime::parse(
-        new_key["expireAt"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
+    let made = crate::support::rfc3339(&new_key["createdAt"]);
+    let expires = crate::support::rfc3339(&new_key["expireAt"]);
     assert_eq!(
         expires.date(),
         made.date().replace_month(time::Month::April).unwrap()

@@ -59,11 +59,7 @@ async fn create_list_delete_with_estuary_shapes() {
     let token = a["token"].as_str().unwrap();
     assert_eq!(a["label"], "ci");
     assert_eq!(a["isSession"], false);
-    let expiry = time::OffsetDateTime::parse(
-        a["expiry"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
+    let expiry = crate::support::rfc3339(&a["expiry"]);
     assert_eq!(
         expiry,
         crate::support::start_time() + time::Duration::minutes(90)

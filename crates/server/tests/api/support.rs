@@ -65,6 +65,18 @@ impl Resp {
     }
 }
 
+/// An RFC 3339 time in a JSON body.
+#[track_caller]
+pub fn rfc3339(value: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("not a time: {value}")),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
 pub fn start_time() -> time::OffsetDateTime {
     time::macros::datetime!(2026-03-01 12:00 UTC)
 }
