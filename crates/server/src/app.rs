@@ -19,6 +19,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::auth::throttle::FailureThrottle;
 use crate::auth::REQUEST_ID_HEADER;
+use crate::cache::{CacheSettings, KeyCache};
 use crate::error::ApiError;
 use crate::ratelimit::KeyRateLimiter;
 use crate::usage::UsageBuffer;
@@ -33,6 +34,7 @@ pub struct Settings {
     pub public_verify: bool,
     pub login_failures_per_email: Limit,
     pub login_failures_per_address: Limit,
+    pub cache: CacheSettings,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
                 max: 50,
                 window: time::Duration::minutes(15),
             },
+            cache: CacheSettings::default(),
         }
     }
 }
@@ -62,6 +65,7 @@ pub struct AppState {
     pub login_by_addr: Arc<FailureThrottle>,
     pub limiter: Arc<KeyRateLimiter>,
     pub usage: Arc<UsageBuffer>,
+    pub cache: Arc<KeyCache>,
     pub started: Instant,
 }
 
@@ -80,6 +84,7 @@ impl AppState {
             passwords,
             login_by_email: Arc::new(FailureThrottle::new(settings.login_failures_per_email)),
             login_by_addr: Arc::new(FailureThrottle::new(settings.login_failures_per_address)),
+            cache: Arc::new(KeyCache::new(settings.cache)),
             settings: Arc::new(settings),
             limiter: Arc::new(KeyRateLimiter::default()),
             usage: Arc::new(UsageBuffer::default()),

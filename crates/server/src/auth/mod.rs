@@ -16,6 +16,7 @@ use keyward_domain::{Actor, Credential, KeyStatus, ParsedKey, Principal};
 
 use crate::app::AppState;
 use crate::error::{ApiError, AuthFailure};
+use crate::service::verify::{key_by_digest, user_by_id};
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -114,9 +115,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
             .jwt
             .verify(token, now)
             .map_err(ApiError::Unauthenticated)?;
-        let user = state
-            .store
-            .get_user(user_id)
+        let user = user_by_id(state, user_id)
             .await?
             .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
         return Ok(Principal {
@@ -128,9 +127,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     }
     let parsed =
         ParsedKey::parse(token).map_err(|_| ApiError::Unauthenticated(AuthFailure::Invalid))?;
-    let key = state
-        .store
-        .get_key_by_digest(&parsed.digest())
+    let key = key_by_digest(state, parsed.digest())
         .await?
         .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
     match key.status(now) {
@@ -138,9 +135,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         KeyStatus::Expired => return Err(ApiError::Unauthenticated(AuthFailure::Expired)),
         KeyStatus::Revoked => return Err(ApiError::Unauthenticated(AuthFailure::Invalid)),
     }
-    let owner = state
-        .store
-        .get_user(key.owner_id)
+    let owner = user_by_id(state, key.owner_id)
         .await?
         .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
     state.usage.record(key.id, now);
@@ -150,7 +145,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         tenant_id: owner.tenant_id,
         credential: Credential::ApiKey {
             key_id: key.id,
-            scopes: key.scopes,
+            scopes: key.scopes.clone(),
         },
     })
 }

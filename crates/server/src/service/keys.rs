@@ -250,7 +250,10 @@ pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult
         .tenant(key.tenant_id)
         .subject(key.owner_id)
         .changes(json!({"name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(rfc3339)}));
-    state.store.create_key(&key, &audit).await?;
+    let stored = state.store.create_key(&key, &audit).await;
+    // Forget any memory of this digest as unknown.
+    state.cache.invalidate(&key.digest);
+    stored?;
     Ok(IssuedKey { key, plaintext })
 }
 
@@ -359,11 +362,11 @@ pub async fn update(
         .tenant(key.tenant_id)
         .subject(key.owner_id)
         .changes(Value::Object(changes));
-    state
-        .store
-        .update_key(&key, now, &audit)
-        .await
-        .map_err(not_found_as("api key"))?;
+    let stored = state.store.update_key(&key, now, &audit).await;
+    // Before the answer: verify on this node sees the change at once. Also after a failure,
+    // whose outcome storage may not have told.
+    state.cache.invalidate(&key.digest);
+    stored.map_err(not_found_as("api key"))?;
     Ok(key)
 }
 
@@ -404,11 +407,9 @@ async fn revoke_now(state: &AppState, caller: &Caller, key: ApiKey) -> ApiResult
         .entry(now, "api_key.revoke", "api_key", key.id)
         .tenant(key.tenant_id)
         .subject(key.owner_id);
-    state
-        .store
-        .revoke_key(key.id, now, now, &audit)
-        .await
-        .map_err(not_found_as("api key"))
+    let revoked = state.store.revoke_key(key.id, now, now, &audit).await;
+    state.cache.invalidate(&key.digest);
+    revoked.map_err(not_found_as("api key"))
 }
 
 /// A new key with the old one's tenant, owner, scopes, metadata, limits and lifetime; the old
@@ -461,11 +462,13 @@ pub async fn rotate(
         .tenant(old.tenant_id)
         .subject(old.owner_id)
         .changes(json!({"new_key_id": key.id, "old_key_revoked_at": rfc3339(now + grace)}));
-    state
+    let stored = state
         .store
         .rotate_key(old.id, now + grace, &key, now, &audit)
-        .await
-        .map_err(not_found_as("api key"))?;
+        .await;
+    state.cache.invalidate(&old.digest);
+    state.cache.invalidate(&key.digest);
+    stored.map_err(not_found_as("api key"))?;
     Ok(IssuedKey { key, plaintext })
 }
 

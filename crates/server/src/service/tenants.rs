@@ -184,17 +184,17 @@ pub async fn delete(
         .entry(now, "tenant.delete", "tenant", id)
         .tenant(Some(id))
         .changes(json!({"force": force}));
-    state
-        .store
-        .delete_tenant(id, force, now, &audit)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound("tenant"),
-            StoreError::Conflict(_) => ApiError::Conflict {
-                code: "tenant_has_active_keys",
-                message: "the tenant still has active keys; delete with ?force=true to revoke them"
-                    .into(),
-            },
-            other => other.into(),
-        })
+    let deleted = state.store.delete_tenant(id, force, now, &audit).await;
+    // Forced deletes revoke keys by the tenant, and users lose their tenant: forget everything
+    // (rare, and refilled on demand).
+    state.cache.clear();
+    deleted.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound("tenant"),
+        StoreError::Conflict(_) => ApiError::Conflict {
+            code: "tenant_has_active_keys",
+            message: "the tenant still has active keys; delete with ?force=true to revoke them"
+                .into(),
+        },
+        other => other.into(),
+    })
 }

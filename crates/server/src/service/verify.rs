@@ -4,17 +4,22 @@
 //! lookup. A verifier sees only keys its role covers (others are `NOT_FOUND`), unless keyward
 //! runs with `--public-verify`.
 
+use std::sync::Arc;
+
 use keyward_domain::ratelimit::{Decision, Limit};
-use keyward_domain::{verify, ApiKey, ParsedKey, Principal, VerifyCode};
+use keyward_domain::{verify, ApiKey, KeyDigest, ParsedKey, Principal, User, VerifyCode};
+use keyward_store::StoreError;
+use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::cache::Lookup;
 use crate::error::ApiResult;
 
 #[derive(Debug)]
 pub struct Verdict {
     pub code: VerifyCode,
     /// Present whenever the key exists (and is visible to the verifier).
-    pub key: Option<ApiKey>,
+    pub key: Option<Arc<ApiKey>>,
     pub ratelimit: Option<(Limit, Decision)>,
 }
 
@@ -33,12 +38,10 @@ pub async fn verify(
         });
     };
     let now = state.now();
-    let key = state
-        .store
-        .get_key_by_digest(&parsed.digest())
+    let key = key_by_digest(state, parsed.digest())
         .await?
         .filter(|k| verifier.is_none_or(|p| p.sees_key(k.tenant_id, k.owner_id)));
-    let mut code = verify::check(key.as_ref(), scopes, now);
+    let mut code = verify::check(key.as_deref(), scopes, now);
     let mut ratelimit = None;
     if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
         if let Some(limit) = limit_of(k) {
@@ -57,6 +60,34 @@ pub async fn verify(
         key,
         ratelimit,
     })
+}
+
+/// The key with this digest, from the cache when it knows, else from storage (and cached).
+pub async fn key_by_digest(
+    state: &AppState,
+    digest: KeyDigest,
+) -> Result<Option<Arc<ApiKey>>, StoreError> {
+    let now = state.now();
+    match state.cache.lookup(&digest, now) {
+        Lookup::Hit(key) => Ok(key),
+        Lookup::Miss(epoch) => {
+            let key = state.store.get_key_by_digest(&digest).await?;
+            Ok(state.cache.fill(digest, key, epoch, now))
+        }
+    }
+}
+
+/// The user with this id, from the cache while it is fresh, else from storage.
+pub async fn user_by_id(state: &AppState, id: Uuid) -> Result<Option<Arc<User>>, StoreError> {
+    let now = state.now();
+    if let Some(user) = state.cache.user(id, now) {
+        return Ok(Some(user));
+    }
+    Ok(state
+        .store
+        .get_user(id)
+        .await?
+        .map(|u| state.cache.fill_user(u, now)))
 }
 
 fn limit_of(key: &ApiKey) -> Option<Limit> {

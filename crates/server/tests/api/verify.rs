@@ -244,3 +244,115 @@ async fn use_is_recorded_in_batches() {
         .expect(StatusCode::OK);
     assert_eq!(after.body["last_used_at"], "2026-03-01T12:00:00Z");
 }
+
+#[tokio::test]
+async fn known_keys_are_answered_from_the_cache_and_changes_land_before_the_2xx() {
+    let app = crate::support::app().await;
+    let t = app.tenant("cache").await;
+    let member = app.member_of(t).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let (id, key) = app.key_with(&member, &["orders:read"]).await;
+    let verify = |scopes: serde_json::Value| {
+        let (app, verifier, key) = (&app, verifier.clone(), key.clone());
+        async move {
+            app.post(
+                "/api/v1/keys/verify",
+                As::ApiKey(&verifier),
+                json!({"key": key, "scopes": scopes}),
+            )
+            .await
+            .expect(StatusCode::OK)
+            .body["code"]
+                .clone()
+        }
+    };
+    assert_eq!(verify(json!(["orders:read"])).await, "VALID");
+    let hits = app.state.cache.hits();
+    assert_eq!(verify(json!(["orders:read"])).await, "VALID");
+    assert!(
+        app.state.cache.hits() >= hits + 2,
+        "the verifier's key and the verified key both came from the cache"
+    );
+
+    // A write that bypasses this node (the CLI, another node) is not seen until the safety TTL
+    // ends: proof that the answer above came from memory, not storage.
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    let mut stored = app.state.store.get_key(uuid).await.unwrap().unwrap();
+    stored.scopes = vec!["orders:write".into()];
+    let audit = keyward_domain::Actor::system().entry(app.state.now(), "test", "api_key", uuid);
+    app.state
+        .store
+        .update_key(&stored, app.state.now(), &audit)
+        .await
+        .unwrap();
+    assert_eq!(verify(json!(["orders:read"])).await, "VALID");
+    app.advance(time::Duration::seconds(31));
+    assert_eq!(
+        verify(json!(["orders:read"])).await,
+        "INSUFFICIENT_SCOPES",
+        "past the TTL storage is read again"
+    );
+
+    // Changes made through this node take effect on the very next request.
+    app.patch(
+        &format!("/api/v1/api-keys/{id}"),
+        As::Bearer(&member),
+        json!({"scopes": ["orders:read"]}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(verify(json!(["orders:read"])).await, "VALID");
+    app.delete(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    assert_eq!(verify(json!([])).await, "REVOKED");
+}
+
+#[tokio::test]
+async fn rotation_and_tenant_deletion_reach_the_cache_at_once() {
+    let app = crate::support::app().await;
+    let t = app.tenant("cache").await;
+    let elsewhere = app.tenant("elsewhere").await;
+    let admin = app.admin().await;
+    let member = app.member_of(t).await;
+    let (_, verifier) = app
+        .key_from(
+            &admin,
+            json!({"tenant_id": elsewhere, "scopes": ["keyward:verify"]}),
+        )
+        .await;
+    let (id, old) = app.key_with(&member, &[]).await;
+    let code = |key: String| {
+        let (app, verifier) = (&app, verifier.clone());
+        async move {
+            app.post(
+                "/api/v1/keys/verify",
+                As::ApiKey(&verifier),
+                json!({"key": key}),
+            )
+            .await
+            .expect(StatusCode::OK)
+            .body["code"]
+                .clone()
+        }
+    };
+    assert_eq!(code(old.clone()).await, "VALID");
+    let rotated = app
+        .post(
+            &format!("/api/v1/api-keys/{id}/rotate"),
+            As::Bearer(&member),
+            json!({}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let new = rotated.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(code(old).await, "REVOKED");
+    assert_eq!(code(new.clone()).await, "VALID");
+    app.delete(
+        &format!("/api/v1/tenants/{t}?force=true"),
+        As::Bearer(&admin),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    assert_eq!(code(new).await, "REVOKED");
+}
