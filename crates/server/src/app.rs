@@ -21,6 +21,7 @@ use crate::auth::throttle::FailureThrottle;
 use crate::auth::REQUEST_ID_HEADER;
 use crate::cache::{CacheSettings, KeyCache};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::ratelimit::KeyRateLimiter;
 use crate::usage::UsageBuffer;
 
@@ -66,6 +67,7 @@ pub struct AppState {
     pub limiter: Arc<KeyRateLimiter>,
     pub usage: Arc<UsageBuffer>,
     pub cache: Arc<KeyCache>,
+    pub metrics: Arc<Metrics>,
     pub started: Instant,
 }
 
@@ -77,6 +79,7 @@ impl AppState {
         passwords: Passwords,
         settings: Settings,
     ) -> Self {
+        let metrics = Arc::new(Metrics::default());
         Self {
             store,
             clock,
@@ -85,9 +88,10 @@ impl AppState {
             login_by_email: Arc::new(FailureThrottle::new(settings.login_failures_per_email)),
             login_by_addr: Arc::new(FailureThrottle::new(settings.login_failures_per_address)),
             cache: Arc::new(KeyCache::new(settings.cache)),
+            metrics: Arc::clone(&metrics),
             settings: Arc::new(settings),
             limiter: Arc::new(KeyRateLimiter::default()),
-            usage: Arc::new(UsageBuffer::default()),
+            usage: Arc::new(UsageBuffer::new(Arc::clone(&metrics))),
             started: Instant::now(),
         }
     }
@@ -106,6 +110,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(crate::api::health::healthz))
         .route("/readyz", get(crate::api::health::readyz))
+        .route("/metrics", get(crate::metrics::metrics))
         .merge(crate::api::v1::router())
         .merge(crate::api::estuary::router())
         .merge(crate::api::apikey::router())

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keyward_domain::VerifyCode;
+
+use crate::metrics::Metrics;
 use keyward_store::{usage_day, KeyUse, Store, UsageBatch, UsageCount};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -23,9 +25,17 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct UsageBuffer {
     pending: Mutex<Pending>,
+    metrics: Arc<Metrics>,
 }
 
 impl UsageBuffer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            pending: Mutex::default(),
+            metrics,
+        }
+    }
+
     /// Notes that the key was used at `at` (moves `last_used_at` forward only).
     pub fn record(&self, key_id: Uuid, at: OffsetDateTime) {
         let mut pending = self.pending.lock().expect("usage lock");
@@ -76,7 +86,10 @@ impl UsageBuffer {
         if batch.is_empty() {
             return;
         }
-        if let Err(e) = store.record_usage(&batch).await {
+        let started = std::time::Instant::now();
+        let written = store.record_usage(&batch).await;
+        self.metrics.flushed(written.is_ok(), started.elapsed());
+        if let Err(e) = written {
             tracing::warn!(error = %e, keys = batch.last_used.len(), counters = batch.counts.len(), "could not write key usage; will retry");
             let mut pending = self.pending.lock().expect("usage lock");
             for u in batch.last_used {

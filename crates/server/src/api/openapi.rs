@@ -18,7 +18,7 @@ use super::v1;
         v1::users::create, v1::users::me,
         v1::keys::create, v1::keys::list, v1::keys::dormant, v1::keys::get, v1::keys::update,
         v1::keys::revoke, v1::keys::rotate,
-        v1::verify::verify,
+        v1::verify::verify, v1::forward::forward,
         v1::audit::list,
         v1::stats::stats, v1::stats::export,
     ),

@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod compat;
 mod estuary;
+mod forward;
 mod health;
 mod keys;
 mod openapi;

@@ -109,6 +109,7 @@ async fn every_native_route_is_documented() {
         ("delete", "/api/v1/api-keys/{id}"),
         ("post", "/api/v1/api-keys/{id}/rotate"),
         ("post", "/api/v1/keys/verify"),
+        ("get", "/api/v1/auth/forward"),
         ("get", "/api/v1/audit-logs"),
         ("get", "/api/v1/stats"),
         ("get", "/api/v1/export"),

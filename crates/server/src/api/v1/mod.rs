@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod forward;
 pub mod keys;
 pub mod stats;
 pub mod tenants;
@@ -11,7 +12,7 @@ pub mod verify;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/api-keys/{id}/rotate", post(keys::rotate))
         .route("/api/v1/keys/verify", post(verify::verify))
+        .route("/api/v1/auth/forward", any(forward::forward))
         .route("/api/v1/audit-logs", get(audit::list))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/export", get(stats::export))

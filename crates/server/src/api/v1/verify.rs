@@ -4,17 +4,19 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use keyward_domain::scope::KeywardRight;
-use keyward_domain::VerifyCode;
+use keyward_domain::{Principal, VerifyCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::time::Instant;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::{authenticate, presented_credential};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, AuthFailure};
 use crate::extract::JsonBody;
+use crate::metrics::VerifyRoute;
 use crate::service::verify::{self, Verdict};
 
 #[derive(Deserialize, ToSchema)]
@@ -99,14 +101,25 @@ pub async fn verify(
     headers: HeaderMap,
     JsonBody(input): JsonBody<VerifyKeyInput>,
 ) -> ApiResult<Json<VerifyKeyResponse>> {
-    let verifier = if state.settings.public_verify {
-        None
-    } else {
-        let token = presented_credential(&headers).map_err(ApiError::Unauthenticated)?;
-        let principal = authenticate(&state, token).await?;
-        principal.require(KeywardRight::Verify)?;
-        Some(principal)
-    };
+    let started = Instant::now();
+    let verifier = verifier(&state, presented_credential(&headers)).await?;
     let verdict = verify::verify(&state, verifier.as_ref(), &input.key, &input.scopes).await?;
+    state
+        .metrics
+        .verified(VerifyRoute::Verify, verdict.code, started.elapsed());
     Ok(Json(verdict.into()))
+}
+
+/// The principal a verifier credential speaks for; `None` under `--public-verify`. It must hold
+/// `keyward:verify`.
+pub async fn verifier(
+    state: &AppState,
+    credential: Result<&str, AuthFailure>,
+) -> ApiResult<Option<Principal>> {
+    if state.settings.public_verify {
+        return Ok(None);
+    }
+    let principal = authenticate(state, credential.map_err(ApiError::Unauthenticated)?).await?;
+    principal.require(KeywardRight::Verify)?;
+    Ok(Some(principal))
 }

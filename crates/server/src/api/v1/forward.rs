@@ -1,0 +1,106 @@
+//! `/api/v1/auth/forward`: verify as a reverse proxy's sub-request (nginx `auth_request`,
+//! Traefik ForwardAuth, Envoy ext_authz over HTTP). The client's key comes in the forwarded
+//! request's `X-API-Key` or `Authorization: Bearer`; the proxy adds its own verifier credential in
+//! [`VERIFIER_HEADER`] (unless keyward runs with `--public-verify`). The answer is the status
+//! alone (200, 401, 403, 429) plus identity headers on 200: proxies ignore bodies.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keyward_domain::VerifyCode;
+use serde::Deserialize;
+
+use super::verify::verifier;
+use crate::app::AppState;
+use crate::auth::presented_credential;
+use crate::error::{ApiError, ApiResult, AuthFailure};
+use crate::extract::QueryParams;
+use crate::metrics::VerifyRoute;
+use crate::service::verify;
+
+/// The header in which the proxy presents keyward's verifier credential (a key with
+/// `keyward:verify`, or a login JWT of a user whose role allows it).
+pub const VERIFIER_HEADER: &str = "x-keyward-verifier";
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ForwardParams {
+    /// Scopes the key must hold, comma-separated.
+    pub scopes: Option<String>,
+}
+
+/// Verify the key of a forwarded request: 200 with `X-Keyward-Key-Id`, `X-Keyward-Tenant-Id`,
+/// `X-Keyward-Owner-Id` and `X-Keyward-Scopes`; 401 for a missing, unknown, expired or revoked
+/// key; 403 when it lacks a scope; 429 with `Retry-After` over its rate limit.
+#[utoipa::path(get, path = "/api/v1/auth/forward", tag = "Verify", operation_id = "forwardAuth",
+    params(ForwardParams, ("X-Keyward-Verifier" = String, Header, description = "The proxy's verifier credential")),
+    security(),
+    responses(
+        (status = 200, description = "The key is valid", headers(
+            ("X-Keyward-Key-Id" = String), ("X-Keyward-Tenant-Id" = String),
+            ("X-Keyward-Owner-Id" = String), ("X-Keyward-Scopes" = String))),
+        (status = 400, description = "Bad query parameter", body = super::Error),
+        (status = 401, description = "No valid key (or no valid verifier credential)", body = super::Error),
+        (status = 403, description = "The key lacks a required scope (or the verifier lacks keyward:verify)", body = super::Error),
+        (status = 429, description = "The key is over its rate limit", body = super::Error, headers(("Retry-After" = u64))),
+    ))]
+pub async fn forward(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(params): QueryParams<ForwardParams>,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    let credential = headers
+        .get(VERIFIER_HEADER)
+        .ok_or(AuthFailure::Missing)
+        .and_then(|v| v.to_str().map(str::trim).map_err(|_| AuthFailure::Invalid));
+    let verifier = verifier(&state, credential).await?;
+    let key = presented_credential(&headers).map_err(ApiError::Unauthenticated)?;
+    let scopes: Vec<String> = params
+        .scopes
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let verdict = verify::verify(&state, verifier.as_ref(), key, &scopes).await?;
+    state
+        .metrics
+        .verified(VerifyRoute::Forward, verdict.code, started.elapsed());
+    let now = state.now();
+    match (verdict.code, verdict.key) {
+        (VerifyCode::Valid, Some(key)) => {
+            let mut response = StatusCode::OK.into_response();
+            let h = response.headers_mut();
+            let mut set = |name: &'static str, value: String| {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    h.insert(HeaderName::from_static(name), v);
+                }
+            };
+            set("x-keyward-key-id", key.id.to_string());
+            set(
+                "x-keyward-tenant-id",
+                key.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+            );
+            set("x-keyward-owner-id", key.owner_id.to_string());
+            set("x-keyward-scopes", key.scopes.join(","));
+            Ok(response)
+        }
+        (VerifyCode::Expired, _) => Err(ApiError::Unauthenticated(AuthFailure::Expired)),
+        (VerifyCode::InsufficientScopes, _) => {
+            Err(ApiError::Forbidden("the key lacks a required scope".into()))
+        }
+        (VerifyCode::RateLimited, _) => {
+            let retry_at = verdict.ratelimit.map_or(now, |(_, d)| d.retry_at);
+            let secs = (retry_at - now).as_seconds_f64().ceil().max(1.0) as u64;
+            Err(ApiError::TooManyRequests {
+                retry_after_secs: secs,
+            })
+        }
+        _ => Err(ApiError::Unauthenticated(AuthFailure::Invalid)),
+    }
+}

@@ -1,0 +1,165 @@
+//! Prometheus metrics, recorded with relaxed atomics only: the hot path takes no lock to count.
+//! `GET /metrics` renders them in the text exposition format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use keyward_domain::VerifyCode;
+
+use crate::app::AppState;
+
+/// Upper bounds of the verify latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Counts per bucket (not cumulative; summed when rendered), the last for +Inf.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let labels = labels.trim_end_matches(',');
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(
+            out,
+            "{name}_count{braces} {}",
+            self.count.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Where a verification came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyRoute {
+    Verify,
+    Forward,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    verifications: [[AtomicU64; VerifyCode::ALL.len()]; 2],
+    latency: [Histogram; 2],
+    flushes: AtomicU64,
+    flush_failures: AtomicU64,
+    flush_latency: Histogram,
+}
+
+fn code_index(code: VerifyCode) -> usize {
+    VerifyCode::ALL.iter().position(|c| *c == code).unwrap_or(0)
+}
+
+impl Metrics {
+    pub fn verified(&self, route: VerifyRoute, code: VerifyCode, took: Duration) {
+        let r = route as usize;
+        self.verifications[r][code_index(code)].fetch_add(1, Ordering::Relaxed);
+        self.latency[r].observe(took);
+    }
+
+    pub fn flushed(&self, ok: bool, took: Duration) {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.flush_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        self.flush_latency.observe(took);
+    }
+
+    /// The text exposition of every metric, with the gauges read from `state`.
+    pub fn render(&self, state: &AppState) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP keyward_verifications_total Verifications answered, by route and outcome code.\n# TYPE keyward_verifications_total counter\n");
+        for (r, route) in ["verify", "forward"].iter().enumerate() {
+            for code in VerifyCode::ALL {
+                let n = self.verifications[r][code_index(code)].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "keyward_verifications_total{{route=\"{route}\",code=\"{}\"}} {n}",
+                    code.as_str()
+                );
+            }
+        }
+        let limited: u64 = (0..2)
+            .map(|r| {
+                self.verifications[r][code_index(VerifyCode::RateLimited)].load(Ordering::Relaxed)
+            })
+            .sum();
+        out.push_str("# HELP keyward_rate_limited_total Verifications rejected by a key's rate limit.\n# TYPE keyward_rate_limited_total counter\n");
+        let _ = writeln!(out, "keyward_rate_limited_total {limited}");
+        out.push_str("# HELP keyward_verify_duration_seconds Time to decide a verification (after the request is read).\n# TYPE keyward_verify_duration_seconds histogram\n");
+        for (r, route) in ["verify", "forward"].iter().enumerate() {
+            self.latency[r].render(
+                &mut out,
+                "keyward_verify_duration_seconds",
+                &format!("route=\"{route}\","),
+            );
+        }
+        let cache = &state.cache;
+        let _ = write!(
+            out,
+            "# HELP keyward_cache_hits_total Key lookups answered from memory.\n# TYPE keyward_cache_hits_total counter\nkeyward_cache_hits_total {}\n\
+             # HELP keyward_cache_misses_total Key lookups that read storage.\n# TYPE keyward_cache_misses_total counter\nkeyward_cache_misses_total {}\n\
+             # HELP keyward_cache_entries Keys (and unknown digests) in memory.\n# TYPE keyward_cache_entries gauge\nkeyward_cache_entries {}\n",
+            cache.hits(),
+            cache.misses(),
+            cache.len()
+        );
+        let _ = write!(
+            out,
+            "# HELP keyward_usage_pending Buffered usage records waiting to be written.\n# TYPE keyward_usage_pending gauge\nkeyward_usage_pending {}\n\
+             # HELP keyward_usage_flushes_total Batches of usage written (or tried).\n# TYPE keyward_usage_flushes_total counter\nkeyward_usage_flushes_total {}\n\
+             # HELP keyward_usage_flush_failures_total Batches that failed and were kept for the next try.\n# TYPE keyward_usage_flush_failures_total counter\nkeyward_usage_flush_failures_total {}\n",
+            state.usage.pending(),
+            self.flushes.load(Ordering::Relaxed),
+            self.flush_failures.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP keyward_usage_flush_duration_seconds Time to write one batch of usage.\n# TYPE keyward_usage_flush_duration_seconds histogram\n");
+        self.flush_latency
+            .render(&mut out, "keyward_usage_flush_duration_seconds", "");
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&state),
+    )
+}

@@ -1,0 +1,181 @@
+//! `/api/v1/auth/forward` in-process (every status), and `/metrics`. The end-to-end run behind
+//! a real nginx is in `nginx`.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::json;
+
+use crate::support::{app, Resp, TestApp};
+
+/// A forwarded request: the client's key in `X-API-Key` (or `Authorization` when `bearer`), the
+/// proxy's verifier credential in `X-Keyward-Verifier`.
+async fn forward(
+    app: &TestApp,
+    query: &str,
+    verifier: Option<&str>,
+    key: Option<&str>,
+    bearer: bool,
+) -> Resp {
+    let mut req = Request::builder().uri(format!("/api/v1/auth/forward{query}"));
+    if let Some(v) = verifier {
+        req = req.header("x-keyward-verifier", v);
+    }
+    if let Some(k) = key {
+        req = if bearer {
+            req.header("authorization", format!("Bearer {k}"))
+        } else {
+            req.header("x-api-key", k)
+        };
+    }
+    app.send(req.body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn every_answer_of_forward_auth() {
+    let app = app().await;
+    let t = app.tenant("fwd").await;
+    let (member, member_id) = app.user_in(t, keyward_domain::Role::Member).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let (_, reader) = app.key_with(&member, &["keyward:read"]).await;
+    let (id, key) = app
+        .key_from(&member, json!({"scopes": ["orders:read", "orders:list"], "rate_limit_max": 2, "rate_limit_window": "1 minute", "expires_in": "1h"}))
+        .await;
+    let v = Some(verifier.as_str());
+
+    let ok = forward(&app, "?scopes=orders:read", v, Some(&key), false)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(ok.header("x-keyward-key-id"), Some(id.as_str()));
+    assert_eq!(
+        ok.header("x-keyward-tenant-id"),
+        Some(t.to_string().as_str())
+    );
+    assert_eq!(
+        ok.header("x-keyward-owner-id"),
+        Some(member_id.to_string().as_str())
+    );
+    let mut scopes: Vec<&str> = ok.header("x-keyward-scopes").unwrap().split(',').collect();
+    scopes.sort();
+    assert_eq!(scopes, ["orders:list", "orders:read"]);
+    forward(&app, "", v, Some(&key), true)
+        .await
+        .expect(StatusCode::OK);
+
+    let r = forward(&app, "?scopes=orders:read", v, Some(&key), false)
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "{retry}");
+    app.advance(time::Duration::seconds(40));
+
+    let r = forward(
+        &app,
+        "?scopes=orders:write,%20orders:read",
+        v,
+        Some(&key),
+        false,
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    assert_eq!(r.error_code(), "forbidden");
+    let r = forward(&app, "", v, None, false)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").is_some());
+    forward(&app, "", v, Some("kw_nope"), false)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    let r = forward(&app, "?scopes=a&scopes=b", v, Some(&key), false)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "invalid_query");
+
+    // The proxy's own credential: missing or unknown is 401, without keyward:verify 403.
+    forward(&app, "", None, Some(&key), false)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    forward(&app, "", Some("kw_bogus"), Some(&key), false)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    forward(&app, "", Some(&reader), Some(&key), false)
+        .await
+        .expect(StatusCode::FORBIDDEN);
+
+    app.advance(time::Duration::hours(2));
+    let r = forward(&app, "", v, Some(&key), false)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(r.error_code(), "credential_expired");
+    let (id2, key2) = app.key_with(&member, &[]).await;
+    app.delete(
+        &format!("/api/v1/api-keys/{id2}"),
+        crate::support::As::Bearer(&member),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    forward(&app, "", v, Some(&key2), false)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+
+    // Every answer was counted, without a lock, and shows in /metrics.
+    let r = app
+        .get("/metrics", crate::support::As::Nobody)
+        .await
+        .expect(StatusCode::OK);
+    let text = r.body.as_str().unwrap();
+    for line in [
+        "keyward_verifications_total{route=\"forward\",code=\"VALID\"} 2",
+        "keyward_verifications_total{route=\"forward\",code=\"RATE_LIMITED\"} 1",
+        "keyward_verifications_total{route=\"forward\",code=\"INSUFFICIENT_SCOPES\"} 1",
+        "keyward_verifications_total{route=\"forward\",code=\"REVOKED\"} 1",
+        "keyward_verifications_total{route=\"forward\",code=\"EXPIRED\"} 1",
+        "keyward_rate_limited_total 1",
+        "keyward_verify_duration_seconds_count{route=\"forward\"} 7",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert!(text.contains("# TYPE keyward_cache_hits_total counter"));
+    assert!(text.contains("keyward_usage_pending "));
+}
+
+#[tokio::test]
+async fn metrics_count_verify_and_flushes() {
+    let app = app().await;
+    let t = app.tenant("m").await;
+    let member = app.member_of(t).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let (_, key) = app.key_with(&member, &[]).await;
+    for _ in 0..3 {
+        app.post(
+            "/api/v1/keys/verify",
+            crate::support::As::ApiKey(&verifier),
+            json!({"key": key}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    app.state.usage.flush(app.state.store.as_ref()).await;
+    let r = app
+        .get("/metrics", crate::support::As::Nobody)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = r.body.as_str().unwrap();
+    assert!(
+        text.contains("keyward_verifications_total{route=\"verify\",code=\"VALID\"} 3"),
+        "{text}"
+    );
+    assert!(text.contains("keyward_verify_duration_seconds_bucket{route=\"verify\",le=\"+Inf\"} 3"));
+    assert!(text.contains("keyward_usage_flushes_total 1"));
+    assert!(text.contains("keyward_usage_pending 0"));
+    let hits: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("keyward_cache_hits_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(hits >= 4, "{hits}");
+}
