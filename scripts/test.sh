@@ -4,9 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# curl runs the form surface's documented examples as written.
-if ! command -v curl >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq curl
+# curl runs the form surface's documented examples as written; nginx fronts keyward's
+# forward auth end to end. Both from Debian's packages when missing.
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # The published Estuary client (unmodified) is the acceptance test of the /user/* surface:

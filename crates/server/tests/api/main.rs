@@ -12,6 +12,7 @@ mod estuary;
 mod forward;
 mod health;
 mod keys;
+mod nginx;
 mod openapi;
 mod process;
 mod stats;
