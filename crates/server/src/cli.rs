@@ -49,6 +49,22 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Seed keys for the benchmark (see bench/run.sh): straight through the store, in large
+    /// transactions, into the tenant `bench`.
+    BenchSeed {
+        /// How many keys.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// Keys per transaction.
+        #[arg(long, default_value_t = 20_000)]
+        batch: usize,
+        /// Write the plaintext keys here, one per line (for load tools to replay).
+        #[arg(long)]
+        keys_out: Option<PathBuf>,
+        /// Write a new key with `keyward:verify` here (mode 0600), for the load's verifier.
+        #[arg(long)]
+        verifier_out: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +84,12 @@ pub struct ServeArgs {
     /// Lifetime of login tokens, e.g. 1h, 30m.
     #[arg(long, env = "KEYWARD_SESSION_TTL", default_value = "1h")]
     pub session_ttl: String,
+    /// Most keys the verify cache holds.
+    #[arg(long, env = "KEYWARD_CACHE_CAPACITY", default_value_t = 250_000)]
+    pub cache_capacity: usize,
+    /// How long a cached key is trusted before storage is read again, e.g. 30s.
+    #[arg(long, env = "KEYWARD_CACHE_TTL", default_value = "30s")]
+    pub cache_ttl: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -235,6 +257,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::BenchSeed {
+            count,
+            batch,
+            keys_out,
+            verifier_out,
+        } => {
+            let state = offline_state(store.clone())?;
+            let report = crate::bench::seed(
+                &state,
+                count,
+                batch.max(1),
+                keys_out.as_deref(),
+                &verifier_out,
+            )
+            .await?;
+            store.close().await;
+            println!(
+                "seeded {} keys in {:.1} s ({:.0} keys/s)",
+                report.count,
+                report.seconds,
+                report.count as f64 / report.seconds.max(1e-9)
+            );
+            Ok(())
+        }
         Command::Tenant {
             command:
                 TenantCommand::Create {
@@ -316,7 +362,7 @@ fn jwt_secret(database_url: &str, file: Option<PathBuf>) -> anyhow::Result<Vec<u
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -340,8 +386,15 @@ async fn serve(store: Arc<dyn Store>, database_url: &str, args: ServeArgs) -> an
     let ttl = keyward_domain::duration::parse_short(&args.session_ttl)
         .map_err(|e| anyhow::anyhow!("--session-ttl: {e}"))?;
     let jwt = JwtKeys::new(jwt_secret(database_url, args.jwt_secret_file)?, ttl)?;
+    let cache_ttl = keyward_domain::duration::parse_short(&args.cache_ttl)
+        .map_err(|e| anyhow::anyhow!("--cache-ttl: {e}"))?;
     let settings = Settings {
         public_verify: args.public_verify,
+        cache: crate::cache::CacheSettings {
+            capacity: args.cache_capacity,
+            ttl: cache_ttl,
+            ..crate::cache::CacheSettings::default()
+        },
         ..Settings::default()
     };
     let state = AppState::new(

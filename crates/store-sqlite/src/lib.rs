@@ -590,6 +590,40 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
+    async fn import_keys(&self, keys: &[ApiKey], audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        // Many rows per statement: each statement is a round trip to sqlx's SQLite thread.
+        // 16 parameters a row stays far below SQLite's 32766 per statement.
+        for chunk in keys.chunks(1000) {
+            let mut qb = QueryBuilder::new(
+                "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, \
+                 scopes, metadata, rate_limit_max, rate_limit_window, expires_at, created_at, \
+                 updated_at, revoked_at, last_used_at) ",
+            );
+            qb.push_values(chunk, |mut row, k| {
+                row.push_bind(k.id.to_string())
+                    .push_bind(k.tenant_id.map(|t| t.to_string()))
+                    .push_bind(k.owner_id.to_string())
+                    .push_bind(k.name.clone())
+                    .push_bind(k.prefix.clone())
+                    .push_bind(k.start.clone())
+                    .push_bind(k.digest.as_bytes().to_vec())
+                    .push_bind(scopes_json(&k.scopes))
+                    .push_bind(k.metadata.to_string())
+                    .push_bind(k.rate_limit_max)
+                    .push_bind(k.rate_limit_window.clone())
+                    .push_bind(opt_ms(k.expires_at))
+                    .push_bind(ms(k.created_at))
+                    .push_bind(ms(k.updated_at))
+                    .push_bind(opt_ms(k.revoked_at))
+                    .push_bind(opt_ms(k.last_used_at));
+            });
+            qb.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
         sqlx::query("SELECT * FROM api_keys WHERE id = ?")
             .bind(id.to_string())

@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             users_round_trip_and_email_conflict,
             key_round_trip_by_id_and_digest,
             duplicate_digest_writes_nothing,
+            import_is_all_or_nothing,
             list_keys_filters_and_pages,
             update_key_only_while_not_revoked,
             revoke_with_grace_then_for_good,
@@ -409,6 +410,28 @@ pub async fn duplicate_digest_writes_nothing(store: &dyn Store) {
         ["api_key.create"],
         "a refused write leaves no audit entry"
     );
+}
+
+pub async fn import_is_all_or_nothing(store: &dyn Store) {
+    let owner = Uuid::from_u128(7);
+    let batch: Vec<ApiKey> = (1..=3).map(|n| key(n, None, owner, T0)).collect();
+    let import = audit("api_key.import", "api_key", "3", T0);
+    store.import_keys(&batch, &import).await.unwrap();
+    for k in &batch {
+        assert_eq!(
+            store.get_key_by_digest(&k.digest).await.unwrap().as_ref(),
+            Some(k)
+        );
+    }
+    // A batch with one existing digest writes none of its keys and no audit entry.
+    let mut clash: Vec<ApiKey> = (4..=5).map(|n| key(n, None, owner, T0)).collect();
+    let mut dup = key(1, None, owner, T0);
+    dup.id = Uuid::from_u128(0xD0);
+    clash.push(dup);
+    let err = store.import_keys(&clash, &import).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(store.get_key(clash[0].id).await.unwrap().is_none());
+    assert_eq!(audit_actions(store).await, ["api_key.import"]);
 }
 
 pub async fn list_keys_filters_and_pages(store: &dyn Store) {

@@ -197,6 +197,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// `Conflict` if the digest or id already exists.
     async fn create_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError>;
+    /// Many keys in one transaction with one audit entry that records the import (bulk
+    /// provisioning and the benchmark's seeding). `Conflict`, and nothing written, if any
+    /// digest or id exists.
+    async fn import_keys(&self, keys: &[ApiKey], audit: &AuditEntry) -> Result<(), StoreError>;
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError>;
     async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError>;
     async fn list_keys(&self, query: &KeyQuery) -> Result<Vec<ApiKey>, StoreError>;
