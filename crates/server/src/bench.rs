@@ -35,7 +35,8 @@ fn new_key(
     now: OffsetDateTime,
 ) -> anyhow::Result<(PlainKey, ApiKey)> {
     let prefix = KeyPrefix::default_prefix();
-    let plain = PlainKey::generate(&prefix).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
+    let plain =
+        PlainKey::generate(&prefix).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
     let key = ApiKey {
         id: Uuid::now_v7(),
         tenant_id: Some(tenant),
@@ -114,9 +115,16 @@ pub async fn seed(
         .entry(now, "api_key.create", "api_key", key.id)
         .tenant(Some(tenant))
         .subject(owner);
-    store.create_key(&key, &audit).await?;
+    // A fresh file each run (write_private never overwrites, so that it cannot widen a file).
+    match std::fs::remove_file(verifier_out) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("replacing {}", verifier_out.display()))
+        }
+        _ => {}
+    }
     crate::cli::write_private(verifier_out, format!("{}\n", verifier.expose()).as_bytes())
         .with_context(|| format!("writing {}", verifier_out.display()))?;
+    store.create_key(&key, &audit).await?;
 
     let mut out = match keys_out {
         Some(path) => Some(std::io::BufWriter::new(
@@ -126,10 +134,8 @@ pub async fn seed(
     };
     let bar = indicatif::ProgressBar::new(count);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} keys  {per_sec}  eta {eta}",
-        )
-        .context("progress template")?,
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} keys  {per_sec}  eta {eta}")
+            .context("progress template")?,
     );
     let started = Instant::now();
     let mut made = 0u64;

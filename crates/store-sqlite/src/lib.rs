@@ -763,32 +763,43 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        for u in &batch.last_used {
-            sqlx::query(
-                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
-            )
-            .bind(ms(u.at))
-            .bind(u.key_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        // Many rows per statement: each statement is a round trip to sqlx's SQLite thread.
+        for chunk in batch.last_used.chunks(1000) {
+            let mut qb = QueryBuilder::new(
+                "UPDATE api_keys SET last_used_at = MAX(COALESCE(api_keys.last_used_at, 0), v.at) \
+                 FROM (SELECT column1 AS id, MAX(column2) AS at FROM (",
+            );
+            qb.push_values(chunk, |mut row, u| {
+                row.push_bind(u.key_id.to_string()).push_bind(ms(u.at));
+            });
+            qb.push(") GROUP BY column1) AS v WHERE api_keys.id = v.id");
+            qb.build().execute(&mut *tx).await.map_err(map_err)?;
         }
-        for c in &batch.counts {
-            let count = i64::try_from(c.count)
-                .map_err(|_| StoreError::Other("usage count out of range".into()))?;
-            // Only keys that exist get counters (the same rule as `last_used_at`).
-            sqlx::query(
+        for chunk in batch.counts.chunks(1000) {
+            let mut qb = QueryBuilder::new(
                 "INSERT INTO key_usage (key_id, day, code, count) \
-                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?1) \
+                 SELECT column1, column2, column3, column4 FROM (",
+            );
+            let mut bad_count = false;
+            qb.push_values(chunk, |mut row, c| {
+                let count = i64::try_from(c.count).unwrap_or_else(|_| {
+                    bad_count = true;
+                    0
+                });
+                row.push_bind(c.key_id.to_string())
+                    .push_bind(c.day)
+                    .push_bind(c.code.as_str())
+                    .push_bind(count);
+            });
+            if bad_count {
+                return Err(StoreError::Other("usage count out of range".into()));
+            }
+            // Only keys that exist get counters (the same rule as `last_used_at`).
+            qb.push(
+                ") AS v WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.column1) \
                  ON CONFLICT (key_id, day, code) DO UPDATE SET count = count + excluded.count",
-            )
-            .bind(c.key_id.to_string())
-            .bind(c.day)
-            .bind(c.code.as_str())
-            .bind(count)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+            );
+            qb.build().execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
     }

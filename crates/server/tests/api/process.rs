@@ -326,3 +326,57 @@ async fn the_cli_creates_tenants_and_users_beside_a_running_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("12 characters"));
     assert!(!server.logs().contains("tenant admin password"));
 }
+
+#[tokio::test]
+async fn bench_seed_writes_real_keys_and_a_verifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    let verifier = dir.path().join("verifier.txt");
+    let out = keyward(dir.path())
+        .args([
+            "bench-seed",
+            "--count",
+            "250",
+            "--batch",
+            "100",
+            "--keys-out",
+        ])
+        .arg(&keys)
+        .arg("--verifier-out")
+        .arg(&verifier)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("seeded 250 keys in "));
+    let plaintexts = std::fs::read_to_string(&keys).unwrap();
+    let plaintexts: Vec<&str> = plaintexts.lines().collect();
+    assert_eq!(plaintexts.len(), 250);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&verifier).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The keys verify against a server on that database, as the verifier's tenant's.
+    let server = start(dir.path(), false).await;
+    let verifier = std::fs::read_to_string(&verifier).unwrap();
+    for key in [plaintexts[0], plaintexts[249]] {
+        let client = reqwest::Client::new();
+        let r: Value = client
+            .post(format!("{}/api/v1/keys/verify", server.base))
+            .header("x-api-key", verifier.trim())
+            .json(&json!({"key": key, "scopes": ["bench:read"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["code"], "VALID", "{r}");
+    }
+}
