@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod compat;
+pub mod credits;
 pub mod duration;
 pub mod key;
 pub mod model;

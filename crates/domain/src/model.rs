@@ -135,6 +135,8 @@ pub struct ApiKey {
     /// When the key stops verifying. In the future while a rotation's grace period runs.
     pub revoked_at: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
+    /// Uses left (and their refill), when the key is limited by credits.
+    pub credits: Option<crate::credits::Credits>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -341,6 +343,7 @@ mod tests {
             updated_at: created,
             revoked_at: None,
             last_used_at: None,
+            credits: None,
         }
     }
 

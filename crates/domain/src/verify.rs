@@ -16,16 +16,19 @@ pub enum VerifyCode {
     Revoked,
     InsufficientScopes,
     RateLimited,
+    /// The key has no credits left for this cost.
+    UsageExceeded,
 }
 
 impl VerifyCode {
-    pub const ALL: [VerifyCode; 6] = [
+    pub const ALL: [VerifyCode; 7] = [
         Self::Valid,
         Self::NotFound,
         Self::Expired,
         Self::Revoked,
         Self::InsufficientScopes,
         Self::RateLimited,
+        Self::UsageExceeded,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -40,6 +43,7 @@ impl VerifyCode {
             Self::Revoked => "REVOKED",
             Self::InsufficientScopes => "INSUFFICIENT_SCOPES",
             Self::RateLimited => "RATE_LIMITED",
+            Self::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
 }

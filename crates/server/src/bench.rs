@@ -54,6 +54,7 @@ fn new_key(
         updated_at: now,
         revoked_at: None,
         last_used_at: None,
+        credits: None,
     };
     Ok((plain, key))
 }

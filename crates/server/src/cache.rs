@@ -202,6 +202,7 @@ mod tests {
             updated_at: NOW,
             revoked_at: None,
             last_used_at: None,
+            credits: None,
         };
         (plain.digest(), key)
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use keyward_domain::clock::{from_millis, to_millis};
+use keyward_domain::credits::{Credits, Refill, RefillInterval, Spend};
 use keyward_domain::{
     ActorType, ApiKey, AuditEntry, KeyDigest, KeyStatus, Role, Tenant, User, VerifyCode,
 };
@@ -215,7 +216,54 @@ fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
         updated_at: time_col(row, "updated_at")?,
         revoked_at: opt_time_col(row, "revoked_at")?,
         last_used_at: opt_time_col(row, "last_used_at")?,
+        credits: credits_from(row)?,
     })
+}
+
+fn credits_from(row: &SqliteRow) -> Result<Option<Credits>, StoreError> {
+    let Some(remaining) = get::<Option<i64>>(row, "remaining")? else {
+        return Ok(None);
+    };
+    let refill = match get::<Option<String>>(row, "refill_interval")? {
+        None => None,
+        Some(i) => Some(Refill {
+            interval: RefillInterval::parse(&i).ok_or_else(|| corrupt("refill_interval"))?,
+            amount: get::<Option<i64>>(row, "refill_amount")?
+                .ok_or_else(|| corrupt("refill_amount"))?,
+            day: u8::try_from(get::<Option<i64>>(row, "refill_day")?.unwrap_or(1))
+                .map_err(|_| corrupt("refill_day"))?,
+        }),
+    };
+    let set_at =
+        get::<Option<i64>>(row, "credits_set_at")?.ok_or_else(|| corrupt("credits_set_at"))?;
+    Ok(Some(Credits {
+        remaining,
+        refill,
+        set_at: from_millis(set_at),
+    }))
+}
+
+/// Writes a key's credits columns (all NULL when it has none).
+async fn write_credits(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: Uuid,
+    credits: Option<&Credits>,
+) -> Result<(), StoreError> {
+    let refill = credits.and_then(|c| c.refill);
+    sqlx::query(
+        "UPDATE api_keys SET remaining = ?, refill_interval = ?, refill_amount = ?, \
+         refill_day = ?, credits_set_at = ? WHERE id = ?",
+    )
+    .bind(credits.map(|c| c.remaining))
+    .bind(refill.map(|r| r.interval.as_str()))
+    .bind(refill.map(|r| r.amount))
+    .bind(refill.map(|r| i64::from(r.day)))
+    .bind(credits.map(|c| ms(c.set_at)))
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
 }
 
 fn audit_from(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
@@ -297,6 +345,9 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKey) -> Result
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
+    if k.credits.is_some() {
+        write_credits(tx, k.id, k.credits.as_ref()).await?;
+    }
     Ok(())
 }
 
@@ -620,8 +671,39 @@ impl Store for SqliteStore {
             });
             qb.build().execute(&mut *tx).await.map_err(map_err)?;
         }
+        for k in keys.iter().filter(|k| k.credits.is_some()) {
+            write_credits(&mut tx, k.id, k.credits.as_ref()).await?;
+        }
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn spend_credits(
+        &self,
+        id: Uuid,
+        cost: i64,
+        now: OffsetDateTime,
+    ) -> Result<Option<Spend>, StoreError> {
+        // The write lock (BEGIN IMMEDIATE) makes read-decide-write one step: no two spends of one
+        // key interleave, on this node or any process on the file.
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(credits) = row.as_ref().map(credits_from).transpose()?.flatten() else {
+            return Ok(None);
+        };
+        let spend = credits.spend(cost, now);
+        let after = match spend {
+            Spend::Spent(c) | Spend::Exhausted(c) => c,
+        };
+        if after != credits {
+            write_credits(&mut tx, id, Some(&after)).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(spend))
     }
 
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
@@ -725,6 +807,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        write_credits(&mut tx, k.id, k.credits.as_ref()).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }

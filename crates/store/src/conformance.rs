@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             rotate_is_all_or_nothing,
             key_uses_only_move_forward,
             usage_counters_add_up_and_summarise,
+            credits_round_trip_and_spend_exactly,
             audit_filters_and_pages,
         );
     };
@@ -110,6 +111,7 @@ fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> Ap
         updated_at: at,
         revoked_at: None,
         last_used_at: None,
+        credits: None,
     }
 }
 
@@ -609,6 +611,7 @@ pub async fn update_key_only_while_not_revoked(store: &dyn Store) {
         ApiKey {
             prefix: "kw".into(),
             last_used_at: None,
+            credits: None,
             ..changed.clone()
         }
     );
@@ -809,6 +812,80 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
         Some(t2),
         "an older use never moves last_used_at back"
     );
+}
+
+pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
+    use keyward_domain::credits::{Credits, Refill, RefillInterval, Spend};
+    let owner = Uuid::from_u128(7);
+    let mut k = key(1, None, owner, T0);
+    let daily = Refill {
+        interval: RefillInterval::Daily,
+        amount: 5,
+        day: 1,
+    };
+    k.credits = Some(Credits {
+        remaining: 3,
+        refill: Some(daily),
+        set_at: T0,
+    });
+    store
+        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_key(k.id).await.unwrap().unwrap().credits,
+        k.credits
+    );
+    let plain = key(2, None, owner, T0);
+    store
+        .create_key(&plain, &audit("api_key.create", "api_key", plain.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(store.spend_credits(plain.id, 1, T0).await.unwrap(), None);
+    assert_eq!(
+        store
+            .spend_credits(Uuid::from_u128(404), 1, T0)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let now = T0 + Duration::hours(1);
+    let spent = |remaining| {
+        Some(Spend::Spent(Credits {
+            remaining,
+            refill: Some(daily),
+            set_at: T0,
+        }))
+    };
+    assert_eq!(store.spend_credits(k.id, 2, now).await.unwrap(), spent(1));
+    assert_eq!(
+        store.spend_credits(k.id, 2, now).await.unwrap(),
+        Some(Spend::Exhausted(Credits {
+            remaining: 1,
+            refill: Some(daily),
+            set_at: T0
+        }))
+    );
+    assert_eq!(store.spend_credits(k.id, 1, now).await.unwrap(), spent(0));
+    // The next UTC day refills to the amount, then spends.
+    let tomorrow = datetime!(2026-03-02 08:00 UTC);
+    assert!(matches!(
+        store.spend_credits(k.id, 1, tomorrow).await.unwrap(),
+        Some(Spend::Spent(c)) if c.remaining == 4
+    ));
+    // An edit replaces the credits; clearing them makes the key unlimited.
+    let mut edited = store.get_key(k.id).await.unwrap().unwrap();
+    edited.credits = None;
+    store
+        .update_key(
+            &edited,
+            tomorrow,
+            &audit("api_key.update", "api_key", k.id, tomorrow),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.spend_credits(k.id, 1, tomorrow).await.unwrap(), None);
 }
 
 pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {

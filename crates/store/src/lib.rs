@@ -202,9 +202,18 @@ pub trait Store: Send + Sync + 'static {
     /// digest or id exists.
     async fn import_keys(&self, keys: &[ApiKey], audit: &AuditEntry) -> Result<(), StoreError>;
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError>;
+    /// Spends `cost` of the key's credits as of `now` (applying a due refill), atomically with
+    /// respect to every other spend: never more spent than there was. `None` when the key does
+    /// not exist or has no credits.
+    async fn spend_credits(
+        &self,
+        id: Uuid,
+        cost: i64,
+        now: OffsetDateTime,
+    ) -> Result<Option<keyward_domain::credits::Spend>, StoreError>;
     async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError>;
     async fn list_keys(&self, query: &KeyQuery) -> Result<Vec<ApiKey>, StoreError>;
-    /// Replaces name, scopes, metadata, rate limit, expires_at and updated_at of a key not
+    /// Replaces name, scopes, metadata, rate limit, credits, expires_at and updated_at of a key not
     /// revoked as of `now`; `NotFound` otherwise.
     async fn update_key(
         &self,

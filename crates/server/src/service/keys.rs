@@ -4,6 +4,7 @@
 //! existence never leaks across tenants or owners. No key is ever created or widened beyond the
 //! rights of the caller.
 
+use keyward_domain::credits::{Credits, Refill};
 use keyward_domain::duration::{parse_window, MAX_DURATION_SECONDS};
 use keyward_domain::scope::{parse_scopes, KeywardRight};
 use keyward_domain::{ApiKey, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
@@ -83,6 +84,9 @@ pub struct NewKey {
     pub rate_limit_max: Option<i64>,
     pub rate_limit_window: Option<String>,
     pub expiry: KeyExpiry,
+    /// Uses the key has; `None` for unlimited. With only a refill, it starts at the amount.
+    pub remaining: Option<i64>,
+    pub refill: Option<Refill>,
 }
 
 /// A key just made: the only moment its plaintext exists.
@@ -101,6 +105,10 @@ pub struct KeyPatch {
     pub expires_at: Option<Option<OffsetDateTime>>,
     pub rate_limit_max: Option<Option<i64>>,
     pub rate_limit_window: Option<Option<String>>,
+    /// `Some(None)` removes the credits (and their refill): the key becomes unlimited.
+    pub remaining: Option<Option<i64>>,
+    /// `Some(None)` removes the refill only.
+    pub refill: Option<Option<Refill>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -149,6 +157,52 @@ fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> ApiResult<()> 
             "rate_limit_max and rate_limit_window are set together",
         )),
     }
+}
+
+/// The most credits a key may hold.
+pub const MAX_CREDITS: i64 = 1_000_000_000_000;
+
+fn validate_refill(refill: &Refill) -> ApiResult<()> {
+    if !(1..=MAX_CREDITS).contains(&refill.amount) {
+        return Err(ApiError::invalid_field(
+            "refill.amount",
+            "must be between 1 and 10^12",
+        ));
+    }
+    if !(1..=31).contains(&refill.day) {
+        return Err(ApiError::invalid_field(
+            "refill.day",
+            "must be between 1 and 31",
+        ));
+    }
+    Ok(())
+}
+
+/// Credits from what a caller asked for, set as of `now`.
+fn credits_of(
+    remaining: Option<i64>,
+    refill: Option<Refill>,
+    now: OffsetDateTime,
+) -> ApiResult<Option<Credits>> {
+    if let Some(r) = &refill {
+        validate_refill(r)?;
+    }
+    let remaining = match (remaining, refill) {
+        (None, None) => return Ok(None),
+        (Some(n), _) => n,
+        (None, Some(r)) => r.amount,
+    };
+    if !(0..=MAX_CREDITS).contains(&remaining) {
+        return Err(ApiError::invalid_field(
+            "remaining",
+            "must be between 0 and 10^12",
+        ));
+    }
+    Ok(Some(Credits {
+        remaining,
+        refill,
+        set_at: now,
+    }))
 }
 
 fn resolve_expiry(expiry: KeyExpiry, now: OffsetDateTime) -> ApiResult<Option<OffsetDateTime>> {
@@ -243,6 +297,7 @@ pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult
         updated_at: now,
         revoked_at: None,
         last_used_at: None,
+        credits: credits_of(req.remaining, req.refill, now)?,
     };
     let audit = caller
         .actor()
@@ -353,6 +408,34 @@ pub async fn update(
     if let Some(window) = patch.rate_limit_window {
         key.rate_limit_window = window;
         changes.insert("rate_limit_window".into(), json!(key.rate_limit_window));
+    }
+    if patch.remaining.is_some() || patch.refill.is_some() {
+        let current = key.credits.map(|c| c.current(now));
+        let refill = match patch.refill {
+            Some(r) => r,
+            None => current.and_then(|c| c.refill),
+        };
+        key.credits = match patch.remaining {
+            Some(None) => None,
+            Some(Some(n)) => credits_of(Some(n), refill, now)?,
+            None => match current {
+                Some(c) => {
+                    if let Some(r) = &refill {
+                        validate_refill(r)?;
+                    }
+                    Some(Credits { refill, ..c })
+                }
+                None => credits_of(None, refill, now)?,
+            },
+        };
+        changes.insert("remaining".into(), json!(key.credits.map(|c| c.remaining)));
+        changes.insert(
+            "refill".into(),
+            json!(key
+                .credits
+                .and_then(|c| c.refill)
+                .map(|r| r.interval.as_str())),
+        );
     }
     validate_rate_limit(key.rate_limit_max, key.rate_limit_window.as_deref())?;
     key.updated_at = now;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use keyward_domain::credits::Spend;
 use keyward_domain::ratelimit::{Decision, Limit};
 use keyward_domain::{verify, ApiKey, KeyDigest, ParsedKey, Principal, User, VerifyCode};
 use keyward_store::StoreError;
@@ -21,6 +22,8 @@ pub struct Verdict {
     /// Present whenever the key exists (and is visible to the verifier).
     pub key: Option<Arc<ApiKey>>,
     pub ratelimit: Option<(Limit, Decision)>,
+    /// Credits left after this verification, for keys that have credits.
+    pub remaining: Option<i64>,
 }
 
 /// `verifier` is `None` only under `--public-verify`.
@@ -29,12 +32,14 @@ pub async fn verify(
     verifier: Option<&Principal>,
     key: &str,
     scopes: &[String],
+    cost: i64,
 ) -> ApiResult<Verdict> {
     let Ok(parsed) = ParsedKey::parse(key) else {
         return Ok(Verdict {
             code: VerifyCode::NotFound,
             key: None,
             ratelimit: None,
+            remaining: None,
         });
     };
     let now = state.now();
@@ -52,6 +57,22 @@ pub async fn verify(
             ratelimit = Some((limit, decision));
         }
     }
+    let mut remaining = None;
+    if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
+        if k.credits.is_some() {
+            // The slow path, for keys with credits only: storage decides, so that no two
+            // verifications (on any node) spend the same credit.
+            match state.store.spend_credits(k.id, cost, now).await? {
+                Some(Spend::Spent(c)) => remaining = Some(c.remaining),
+                Some(Spend::Exhausted(c)) => {
+                    code = VerifyCode::UsageExceeded;
+                    remaining = Some(c.remaining);
+                }
+                // The credits were removed since the key was cached: unlimited now.
+                None => {}
+            }
+        }
+    }
     if let Some(k) = key.as_ref() {
         state.usage.record_verification(k.id, now, code);
     }
@@ -59,6 +80,7 @@ pub async fn verify(
         code,
         key,
         ratelimit,
+        remaining,
     })
 }
 

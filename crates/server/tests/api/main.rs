@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod compat;
+mod credits;
 mod estuary;
 mod forward;
 mod health;

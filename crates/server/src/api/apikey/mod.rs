@@ -136,6 +136,8 @@ async fn create(
         metadata: None,
         rate_limit_max: None,
         rate_limit_window: None,
+        remaining: None,
+        refill: None,
         expiry,
     };
     let issued = lifecycle::create(&state, &caller, req).await?;

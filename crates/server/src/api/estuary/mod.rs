@@ -139,6 +139,8 @@ async fn create(
         metadata: None,
         rate_limit_max: None,
         rate_limit_window: None,
+        remaining: None,
+        refill: None,
         expiry: expiry_of(params.expiry.as_deref())?,
     };
     let issued = lifecycle::create(&state, &caller, req).await?;

@@ -33,7 +33,7 @@ pub struct ForwardParams {
 
 /// Verify the key of a forwarded request: 200 with `X-Keyward-Key-Id`, `X-Keyward-Tenant-Id`,
 /// `X-Keyward-Owner-Id` and `X-Keyward-Scopes`; 401 for a missing, unknown, expired or revoked
-/// key; 403 when it lacks a scope; 429 with `Retry-After` over its rate limit.
+/// key; 403 when it lacks a scope or has no credits left; 429 with `Retry-After` over its rate limit.
 #[utoipa::path(get, path = "/api/v1/auth/forward", tag = "Verify", operation_id = "forwardAuth",
     params(ForwardParams, ("X-Keyward-Verifier" = String, Header, description = "The proxy's verifier credential")),
     security(),
@@ -67,7 +67,7 @@ pub async fn forward(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let verdict = verify::verify(&state, verifier.as_ref(), key, &scopes).await?;
+    let verdict = verify::verify(&state, verifier.as_ref(), key, &scopes, 1).await?;
     state
         .metrics
         .verified(VerifyRoute::Forward, verdict.code, started.elapsed());

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
+use keyward_domain::credits::{Refill, RefillInterval};
 use keyward_domain::duration::parse_short;
 use keyward_domain::{ApiKey, KeyStatus};
 use serde::{Deserialize, Serialize};
@@ -51,11 +52,17 @@ pub struct ApiKeyView {
     /// `active`, `expired` or `revoked`, as of the response.
     #[schema(value_type = String)]
     pub status: KeyStatus,
+    /// Credits left as of the response (a due refill applied); absent for unlimited keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refill: Option<RefillInput>,
 }
 
 impl ApiKeyView {
     pub fn of(key: ApiKey, now: OffsetDateTime) -> Self {
         let status = key.status(now);
+        let credits = key.credits.map(|c| c.current(now));
         Self {
             id: key.id,
             tenant_id: key.tenant_id,
@@ -72,6 +79,12 @@ impl ApiKeyView {
             expires_at: key.expires_at,
             owner_id: key.owner_id,
             status,
+            remaining: credits.map(|c| c.remaining),
+            refill: credits.and_then(|c| c.refill).map(|r| RefillInput {
+                interval: r.interval,
+                amount: r.amount,
+                day: Some(r.day),
+            }),
         }
     }
 }
@@ -126,6 +139,10 @@ pub struct CreateApiKeyInput {
     /// A JSON object of at most 4 KiB.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    /// Uses the key has (each VALID verification spends its `cost`); absent for unlimited.
+    pub remaining: Option<i64>,
+    /// Sets `remaining` back to an amount every day or month (alone, it starts at the amount).
+    pub refill: Option<RefillInput>,
 }
 
 /// Create a new API key. The plaintext key is only returned once.
@@ -165,6 +182,8 @@ pub async fn create(
         rate_limit_max: input.rate_limit_max,
         rate_limit_window: input.rate_limit_window,
         expiry,
+        remaining: input.remaining,
+        refill: input.refill.map(Refill::from),
     };
     lifecycle::create(&state, &caller, req)
         .await
@@ -298,6 +317,33 @@ pub struct UpdateApiKeyInput {
     pub rate_limit_max: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
     pub rate_limit_window: Option<Option<String>>,
+    /// Credits left; null removes the credits (the key becomes unlimited).
+    #[serde(default, deserialize_with = "nullable")]
+    pub remaining: Option<Option<i64>>,
+    /// The refill; null removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    pub refill: Option<Option<RefillInput>>,
+}
+
+/// A refill of a key's credits: back to `amount` every UTC day, or every month on `day`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+pub struct RefillInput {
+    /// `daily` or `monthly`.
+    #[schema(value_type = String)]
+    pub interval: RefillInterval,
+    pub amount: i64,
+    /// Day of the month for monthly refills (1..=31, default 1; short months use their last day).
+    pub day: Option<u8>,
+}
+
+impl From<RefillInput> for Refill {
+    fn from(r: RefillInput) -> Self {
+        Refill {
+            interval: r.interval,
+            amount: r.amount,
+            day: r.day.unwrap_or(1),
+        }
+    }
 }
 
 fn nullable_time<'de, D: serde::Deserializer<'de>>(
@@ -330,6 +376,8 @@ pub async fn update(
         expires_at: input.expires_at,
         rate_limit_max: input.rate_limit_max,
         rate_limit_window: input.rate_limit_window,
+        remaining: input.remaining,
+        refill: input.refill.map(|r| r.map(Refill::from)),
     };
     let key = lifecycle::update(&state, &caller, Reach::Role, id, patch).await?;
     Ok(Json(ApiKeyView::of(key, state.now())))

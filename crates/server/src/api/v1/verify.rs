@@ -26,7 +26,12 @@ pub struct VerifyKeyInput {
     /// Scopes the key must all hold.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Credits a valid verification spends (keys with credits only), 0..=1000000; default 1.
+    pub cost: Option<i64>,
 }
+
+/// The most credits one verification may spend.
+pub const MAX_COST: i64 = 1_000_000;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RateLimitState {
@@ -40,7 +45,8 @@ pub struct RateLimitState {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyKeyResponse {
     pub valid: bool,
-    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `INSUFFICIENT_SCOPES` or `RATE_LIMITED`.
+    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `INSUFFICIENT_SCOPES`, `RATE_LIMITED` or
+    /// `USAGE_EXCEEDED` (no credits left for this cost).
     #[schema(value_type = String)]
     pub code: VerifyCode,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,6 +69,9 @@ pub struct VerifyKeyResponse {
     pub expires_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratelimit: Option<RateLimitState>,
+    /// Credits left, for keys that have credits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<i64>,
 }
 
 impl From<Verdict> for VerifyKeyResponse {
@@ -83,6 +92,7 @@ impl From<Verdict> for VerifyKeyResponse {
                 remaining: d.remaining,
                 reset: d.reset,
             }),
+            remaining: v.remaining,
         }
     }
 }
@@ -103,7 +113,15 @@ pub async fn verify(
 ) -> ApiResult<Json<VerifyKeyResponse>> {
     let started = Instant::now();
     let verifier = verifier(&state, presented_credential(&headers)).await?;
-    let verdict = verify::verify(&state, verifier.as_ref(), &input.key, &input.scopes).await?;
+    let cost = input.cost.unwrap_or(1);
+    if !(0..=MAX_COST).contains(&cost) {
+        return Err(ApiError::invalid_field(
+            "cost",
+            "must be between 0 and 1000000",
+        ));
+    }
+    let verdict =
+        verify::verify(&state, verifier.as_ref(), &input.key, &input.scopes, cost).await?;
     state
         .metrics
         .verified(VerifyRoute::Verify, verdict.code, started.elapsed());
