@@ -1,7 +1,8 @@
 //! Buffered key usage: verify and key authentication note `last_used_at`, and verify counts
 //! each answer per key, per UTC day and per outcome code, all in memory. A background task
 //! writes the batch every [`FLUSH_EVERY`] and at shutdown, so no request waits on a write.
-//! `last_used_at` and the counters therefore lag by at most `FLUSH_EVERY`.
+//! The counters therefore lag by at most `FLUSH_EVERY`; `last_used_at` by at most
+//! `FLUSH_EVERY` plus [`LAST_USED_RESOLUTION`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,11 +16,16 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// `last_used_at` is written at most once per this long per key: dormancy is counted in days,
+/// and rewriting a row of every key on every flush costs a random page write each.
+pub const LAST_USED_RESOLUTION: time::Duration = time::Duration::minutes(1);
 
 #[derive(Debug, Default)]
 struct Pending {
     last_used: HashMap<Uuid, OffsetDateTime>,
     counts: HashMap<(Uuid, i64, VerifyCode), u64>,
+    /// The `last_used_at` last sent to storage per key, while younger than the resolution.
+    written: HashMap<Uuid, OffsetDateTime>,
 }
 
 #[derive(Debug, Default)]
@@ -64,16 +70,25 @@ impl UsageBuffer {
     pub async fn flush(&self, store: &dyn Store) {
         let batch = {
             let mut pending = self.pending.lock().expect("usage lock");
-            let taken = std::mem::take(&mut *pending);
+            let pending = &mut *pending;
+            let last_used: Vec<KeyUse> = pending
+                .last_used
+                .drain()
+                .map(|(key_id, at)| KeyUse { key_id, at })
+                .collect();
+            if let Some(newest) = last_used.iter().map(|u| u.at).max() {
+                pending
+                    .written
+                    .retain(|_, at| newest - *at < LAST_USED_RESOLUTION);
+            }
+            for u in &last_used {
+                pending.written.insert(u.key_id, u.at);
+            }
             UsageBatch {
-                last_used: taken
-                    .last_used
-                    .into_iter()
-                    .map(|(key_id, at)| KeyUse { key_id, at })
-                    .collect(),
-                counts: taken
+                last_used,
+                counts: pending
                     .counts
-                    .into_iter()
+                    .drain()
                     .map(|((key_id, day, code), count)| UsageCount {
                         key_id,
                         day,
@@ -93,6 +108,8 @@ impl UsageBuffer {
             tracing::warn!(error = %e, keys = batch.last_used.len(), counters = batch.counts.len(), "could not write key usage; will retry");
             let mut pending = self.pending.lock().expect("usage lock");
             for u in batch.last_used {
+                // Not written after all: the next flush must send it.
+                pending.written.remove(&u.key_id);
                 note_use(&mut pending, u.key_id, u.at);
             }
             for c in batch.counts {
@@ -116,6 +133,11 @@ impl UsageBuffer {
 }
 
 fn note_use(pending: &mut Pending, key_id: Uuid, at: OffsetDateTime) {
+    if let Some(written) = pending.written.get(&key_id) {
+        if at - *written < LAST_USED_RESOLUTION {
+            return;
+        }
+    }
     let slot = pending.last_used.entry(key_id).or_insert(at);
     if *slot < at {
         *slot = at;
