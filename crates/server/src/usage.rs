@@ -143,3 +143,36 @@ fn note_use(pending: &mut Pending, key_id: Uuid, at: OffsetDateTime) {
         *slot = at;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[tokio::test]
+    async fn last_used_is_written_at_most_once_a_minute_and_counters_always() {
+        let store = keyward_store_sqlite::SqliteStore::open("sqlite::memory:")
+            .await
+            .unwrap();
+        let buffer = UsageBuffer::default();
+        let key = Uuid::from_u128(1);
+        let t0 = datetime!(2026-03-01 12:00 UTC);
+        buffer.record_verification(key, t0, VerifyCode::Valid);
+        assert_eq!(buffer.pending(), 2, "a use and a counter");
+        buffer.flush(&store).await;
+        assert_eq!(buffer.pending(), 0);
+        buffer.record_verification(key, t0 + time::Duration::seconds(30), VerifyCode::Valid);
+        assert_eq!(
+            buffer.pending(),
+            1,
+            "only the counter: the use is within the minute"
+        );
+        buffer.flush(&store).await;
+        buffer.record(key, t0 + time::Duration::seconds(61));
+        assert_eq!(
+            buffer.pending(),
+            1,
+            "a minute later the use is written again"
+        );
+    }
+}
