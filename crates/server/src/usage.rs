@@ -20,37 +20,49 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// and rewriting a row of every key on every flush costs a random page write each.
 pub const LAST_USED_RESOLUTION: time::Duration = time::Duration::minutes(1);
 
+/// Hash maps keyed by random key ids need no DoS-resistant hasher; foldhash is several times
+/// cheaper than the default SipHash on the verify path.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Pending {
-    last_used: HashMap<Uuid, OffsetDateTime>,
-    counts: HashMap<(Uuid, i64, VerifyCode), u64>,
+    last_used: FastMap<Uuid, OffsetDateTime>,
+    counts: FastMap<(Uuid, i64, VerifyCode), u64>,
     /// The `last_used_at` last sent to storage per key, while younger than the resolution.
-    written: HashMap<Uuid, OffsetDateTime>,
+    written: FastMap<Uuid, OffsetDateTime>,
 }
+
+/// Keys are spread over this many independently locked shards, so that concurrent verifies of
+/// different keys rarely wait for each other.
+const SHARDS: usize = 16;
 
 #[derive(Debug, Default)]
 pub struct UsageBuffer {
-    pending: Mutex<Pending>,
+    shards: [Mutex<Pending>; SHARDS],
     metrics: Arc<Metrics>,
 }
 
 impl UsageBuffer {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
-            pending: Mutex::default(),
+            shards: Default::default(),
             metrics,
         }
     }
 
+    fn shard(&self, key_id: Uuid) -> std::sync::MutexGuard<'_, Pending> {
+        let i = (key_id.as_u128() % SHARDS as u128) as usize;
+        self.shards[i].lock().expect("usage lock")
+    }
+
     /// Notes that the key was used at `at` (moves `last_used_at` forward only).
     pub fn record(&self, key_id: Uuid, at: OffsetDateTime) {
-        let mut pending = self.pending.lock().expect("usage lock");
-        note_use(&mut pending, key_id, at);
+        note_use(&mut self.shard(key_id), key_id, at);
     }
 
     /// Counts one verification of the key answered with `code`; a `VALID` one is also a use.
     pub fn record_verification(&self, key_id: Uuid, at: OffsetDateTime, code: VerifyCode) {
-        let mut pending = self.pending.lock().expect("usage lock");
+        let mut pending = self.shard(key_id);
         *pending
             .counts
             .entry((key_id, usage_day(at), code))
@@ -62,42 +74,50 @@ impl UsageBuffer {
 
     /// How many keys and counters wait to be written.
     pub fn pending(&self) -> usize {
-        let pending = self.pending.lock().expect("usage lock");
-        pending.last_used.len() + pending.counts.len()
+        self.shards
+            .iter()
+            .map(|s| {
+                let p = s.lock().expect("usage lock");
+                p.last_used.len() + p.counts.len()
+            })
+            .sum()
     }
 
     /// Writes what is buffered. On failure the batch is put back to be tried again.
     pub async fn flush(&self, store: &dyn Store) {
-        let batch = {
-            let mut pending = self.pending.lock().expect("usage lock");
+        let mut batch = UsageBatch::default();
+        for shard in &self.shards {
+            let mut pending = shard.lock().expect("usage lock");
             let pending = &mut *pending;
-            let last_used: Vec<KeyUse> = pending
-                .last_used
-                .drain()
-                .map(|(key_id, at)| KeyUse { key_id, at })
-                .collect();
-            if let Some(newest) = last_used.iter().map(|u| u.at).max() {
+            let first = batch.last_used.len();
+            batch.last_used.extend(
+                pending
+                    .last_used
+                    .drain()
+                    .map(|(key_id, at)| KeyUse { key_id, at }),
+            );
+            if let Some(newest) = batch.last_used[first..].iter().map(|u| u.at).max() {
                 pending
                     .written
                     .retain(|_, at| newest - *at < LAST_USED_RESOLUTION);
             }
-            for u in &last_used {
+            for u in &batch.last_used[first..] {
                 pending.written.insert(u.key_id, u.at);
             }
-            UsageBatch {
-                last_used,
-                counts: pending
-                    .counts
-                    .drain()
-                    .map(|((key_id, day, code), count)| UsageCount {
-                        key_id,
-                        day,
-                        code,
-                        count,
-                    })
-                    .collect(),
-            }
-        };
+            batch
+                .counts
+                .extend(
+                    pending
+                        .counts
+                        .drain()
+                        .map(|((key_id, day, code), count)| UsageCount {
+                            key_id,
+                            day,
+                            code,
+                            count,
+                        }),
+                );
+        }
         if batch.is_empty() {
             return;
         }
@@ -106,14 +126,18 @@ impl UsageBuffer {
         self.metrics.flushed(written.is_ok(), started.elapsed());
         if let Err(e) = written {
             tracing::warn!(error = %e, keys = batch.last_used.len(), counters = batch.counts.len(), "could not write key usage; will retry");
-            let mut pending = self.pending.lock().expect("usage lock");
             for u in batch.last_used {
+                let mut pending = self.shard(u.key_id);
                 // Not written after all: the next flush must send it.
                 pending.written.remove(&u.key_id);
                 note_use(&mut pending, u.key_id, u.at);
             }
             for c in batch.counts {
-                *pending.counts.entry((c.key_id, c.day, c.code)).or_default() += c.count;
+                *self
+                    .shard(c.key_id)
+                    .counts
+                    .entry((c.key_id, c.day, c.code))
+                    .or_default() += c.count;
             }
         }
     }

@@ -1,0 +1,1022 @@
+//! The scale-out backend: [`Store`] on a PostgreSQL database shared by any number of nodes.
+//!
+//! Owns the PostgreSQL schema (`migrations/`) and the translation between rows and domain
+//! records; its semantics are those of `keyward-store-sqlite`, checked by the same conformance
+//! suite. Every write runs in one transaction with its audit entry; a read-decide-write (a credit
+//! spend, a tenant delete) first locks the rows it decides on, so nodes never interleave there.
+//! It must never see a plaintext key (keys arrive as digests), and never print or log the
+//! database URL, which may carry a password.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keyward_domain::clock::{from_millis, to_millis};
+use keyward_domain::credits::{Credits, Refill, RefillInterval, Spend};
+use keyward_domain::{
+    ActorType, ApiKey, AuditEntry, KeyDigest, KeyStatus, Role, Tenant, User, VerifyCode,
+};
+use keyward_store::{
+    AuditQuery, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError, UsageBatch, UsageCount,
+    UsagePosition,
+};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// How long a caller waits for a pooled connection (sqlx keeps retrying a refused connect
+/// meanwhile) before the store reports `Unavailable`.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rows per multi-row INSERT: 21 parameters a key stays far below PostgreSQL's 65535.
+const INSERT_CHUNK: usize = 1000;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Prints nothing of the pool: its connect options hold the password.
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database?...`) and brings its
+    /// schema up to date. The database must exist. Errors never contain the URL.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_timeout(url, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`PgStore::open`], waiting at most `acquire_timeout` for a connection, at open and after.
+    pub async fn open_with_timeout(
+        url: &str,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        // sqlx's parse errors name the part that is wrong, not the URL; still, say nothing of it.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
+            .application_name("keyward");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(0)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => map_err(e),
+                other => StoreError::Other(format!("migration failed: {other}")),
+            })?;
+        Ok(Self { pool })
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool.begin().await.map_err(map_err)
+    }
+}
+
+/// SQLSTATEs that mean "the server cannot serve us right now", not "the request is wrong":
+/// class 08 (connection exception), too many connections, and the server shutting down or
+/// starting up.
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03")
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            // Every unique constraint in the schema is named after what it guards.
+            let name = db.constraint().unwrap_or_else(|| db.message());
+            let what = if name.contains("slug") {
+                "slug"
+            } else if name.contains("email") {
+                "email"
+            } else if name.contains("digest") {
+                "digest"
+            } else {
+                "id"
+            };
+            StoreError::Conflict(what.into())
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::Conflict("reference".into())
+        }
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
+            StoreError::Unavailable(db.message().to_owned())
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+// --- row <-> domain ----------------------------------------------------------------------
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Other(format!("stored {what} is not valid"))
+}
+
+fn get<'r, T>(row: &'r PgRow, col: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+{
+    row.try_get(col).map_err(map_err)
+}
+
+fn time_col(row: &PgRow, col: &str) -> Result<OffsetDateTime, StoreError> {
+    Ok(from_millis(get::<i64>(row, col)?))
+}
+
+fn opt_time_col(row: &PgRow, col: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+    Ok(get::<Option<i64>>(row, col)?.map(from_millis))
+}
+
+fn json_col(row: &PgRow, col: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(&get::<String>(row, col)?).map_err(|_| corrupt(col))
+}
+
+fn count_col(row: &PgRow, col: &str) -> Result<u64, StoreError> {
+    u64::try_from(get::<i64>(row, col)?).map_err(|_| corrupt(col))
+}
+
+fn code_col(row: &PgRow, col: &str) -> Result<VerifyCode, StoreError> {
+    VerifyCode::parse(&get::<String>(row, col)?).ok_or_else(|| corrupt(col))
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    to_millis(t)
+}
+
+fn opt_ms(t: Option<OffsetDateTime>) -> Option<i64> {
+    t.map(to_millis)
+}
+
+fn scopes_json(scopes: &[String]) -> String {
+    Value::from(scopes.to_vec()).to_string()
+}
+
+fn tenant_from(row: &PgRow) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        slug: get(row, "slug")?,
+        key_prefix: get(row, "key_prefix")?,
+        metadata: json_col(row, "metadata")?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+    })
+}
+
+fn user_from(row: &PgRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: get(row, "id")?,
+        email: get(row, "email")?,
+        password_hash: get(row, "password_hash")?,
+        role: Role::parse(&get::<String>(row, "role")?).ok_or_else(|| corrupt("role"))?,
+        tenant_id: get(row, "tenant_id")?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+    })
+}
+
+fn key_from(row: &PgRow) -> Result<ApiKey, StoreError> {
+    let digest: Vec<u8> = get(row, "digest")?;
+    let scopes: Vec<String> =
+        serde_json::from_str(&get::<String>(row, "scopes")?).map_err(|_| corrupt("scopes"))?;
+    Ok(ApiKey {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        owner_id: get(row, "owner_id")?,
+        name: get(row, "name")?,
+        prefix: get(row, "prefix")?,
+        start: get(row, "start")?,
+        digest: KeyDigest::from_slice(&digest).ok_or_else(|| corrupt("digest"))?,
+        scopes,
+        metadata: json_col(row, "metadata")?,
+        rate_limit_max: get(row, "rate_limit_max")?,
+        rate_limit_window: get(row, "rate_limit_window")?,
+        expires_at: opt_time_col(row, "expires_at")?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+        revoked_at: opt_time_col(row, "revoked_at")?,
+        last_used_at: opt_time_col(row, "last_used_at")?,
+        credits: credits_from(row)?,
+    })
+}
+
+fn credits_from(row: &PgRow) -> Result<Option<Credits>, StoreError> {
+    let Some(remaining) = get::<Option<i64>>(row, "remaining")? else {
+        return Ok(None);
+    };
+    let refill = match get::<Option<String>>(row, "refill_interval")? {
+        None => None,
+        Some(i) => Some(Refill {
+            interval: RefillInterval::parse(&i).ok_or_else(|| corrupt("refill_interval"))?,
+            amount: get::<Option<i64>>(row, "refill_amount")?
+                .ok_or_else(|| corrupt("refill_amount"))?,
+            day: u8::try_from(get::<Option<i32>>(row, "refill_day")?.unwrap_or(1))
+                .map_err(|_| corrupt("refill_day"))?,
+        }),
+    };
+    let set_at =
+        get::<Option<i64>>(row, "credits_set_at")?.ok_or_else(|| corrupt("credits_set_at"))?;
+    Ok(Some(Credits {
+        remaining,
+        refill,
+        set_at: from_millis(set_at),
+    }))
+}
+
+/// Writes a key's credits columns (all NULL when it has none).
+async fn write_credits(
+    tx: &mut Transaction<'static, Postgres>,
+    id: Uuid,
+    credits: Option<&Credits>,
+) -> Result<(), StoreError> {
+    let refill = credits.and_then(|c| c.refill);
+    sqlx::query(
+        "UPDATE api_keys SET remaining = $1, refill_interval = $2, refill_amount = $3, \
+         refill_day = $4, credits_set_at = $5 WHERE id = $6",
+    )
+    .bind(credits.map(|c| c.remaining))
+    .bind(refill.map(|r| r.interval.as_str()))
+    .bind(refill.map(|r| r.amount))
+    .bind(refill.map(|r| i32::from(r.day)))
+    .bind(credits.map(|c| ms(c.set_at)))
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn audit_from(row: &PgRow) -> Result<AuditEntry, StoreError> {
+    let changes = get::<Option<String>>(row, "changes")?
+        .map(|s| serde_json::from_str(&s).map_err(|_| corrupt("changes")))
+        .transpose()?;
+    Ok(AuditEntry {
+        id: get(row, "id")?,
+        tenant_id: get(row, "tenant_id")?,
+        action: get(row, "action")?,
+        resource_type: get(row, "resource_type")?,
+        resource_id: get(row, "resource_id")?,
+        actor_id: get(row, "actor_id")?,
+        actor_type: ActorType::parse(&get::<String>(row, "actor_type")?)
+            .ok_or_else(|| corrupt("actor_type"))?,
+        actor_user_id: get(row, "actor_user_id")?,
+        subject_user_id: get(row, "subject_user_id")?,
+        source_ip: get(row, "source_ip")?,
+        request_id: get(row, "request_id")?,
+        changes,
+        created_at: time_col(row, "created_at")?,
+    })
+}
+
+async fn insert_audit(
+    tx: &mut Transaction<'static, Postgres>,
+    e: &AuditEntry,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, tenant_id, action, resource_type, resource_id, actor_id, \
+         actor_type, actor_user_id, subject_user_id, source_ip, request_id, changes, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(e.id)
+    .bind(e.tenant_id)
+    .bind(&e.action)
+    .bind(&e.resource_type)
+    .bind(&e.resource_id)
+    .bind(&e.actor_id)
+    .bind(e.actor_type.as_str())
+    .bind(e.actor_user_id)
+    .bind(e.subject_user_id)
+    .bind(&e.source_ip)
+    .bind(&e.request_id)
+    .bind(e.changes.as_ref().map(Value::to_string))
+    .bind(ms(e.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Inserts keys with their credits, many rows per statement. A clash on any id or digest fails
+/// the statement, and the caller's transaction with it.
+async fn insert_keys(
+    tx: &mut Transaction<'static, Postgres>,
+    keys: &[ApiKey],
+) -> Result<(), StoreError> {
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
+             metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
+             revoked_at, last_used_at, remaining, refill_interval, refill_amount, refill_day, \
+             credits_set_at) ",
+        );
+        qb.push_values(chunk, |mut row, k| {
+            let credits = k.credits.as_ref();
+            let refill = credits.and_then(|c| c.refill);
+            row.push_bind(k.id)
+                .push_bind(k.tenant_id)
+                .push_bind(k.owner_id)
+                .push_bind(k.name.clone())
+                .push_bind(k.prefix.clone())
+                .push_bind(k.start.clone())
+                .push_bind(k.digest.as_bytes().to_vec())
+                .push_bind(scopes_json(&k.scopes))
+                .push_bind(k.metadata.to_string())
+                .push_bind(k.rate_limit_max)
+                .push_bind(k.rate_limit_window.clone())
+                .push_bind(opt_ms(k.expires_at))
+                .push_bind(ms(k.created_at))
+                .push_bind(ms(k.updated_at))
+                .push_bind(opt_ms(k.revoked_at))
+                .push_bind(opt_ms(k.last_used_at))
+                .push_bind(credits.map(|c| c.remaining))
+                .push_bind(refill.map(|r| r.interval.as_str()))
+                .push_bind(refill.map(|r| r.amount))
+                .push_bind(refill.map(|r| i32::from(r.day)))
+                .push_bind(credits.map(|c| ms(c.set_at)));
+        });
+        qb.build().execute(&mut **tx).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Revokes a key live at `now`; `NotFound` when there is none. The UPDATE locks the row, and
+/// PostgreSQL re-checks the condition after any concurrent revocation commits.
+async fn revoke_in(
+    tx: &mut Transaction<'static, Postgres>,
+    id: Uuid,
+    at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<ApiKey, StoreError> {
+    let row = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1, updated_at = $2 \
+         WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $2) RETURNING *",
+    )
+    .bind(ms(at))
+    .bind(ms(now))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    key_from(&row.ok_or(StoreError::NotFound)?)
+}
+
+/// Appends `AND (created_at, id) > (c, id)` for keyset pagination on (created_at, id).
+fn push_after(qb: &mut QueryBuilder<'_, Postgres>, after: Option<Cursor>) {
+    if let Some(c) = after {
+        qb.push(" AND (created_at, id) > (")
+            .push_bind(ms(c.created_at))
+            .push(", ")
+            .push_bind(c.id)
+            .push(")");
+    }
+}
+
+/// Appends the `KeysOf` narrowing on `api_keys` columns, named with `column_prefix` (e.g. `k.`).
+fn push_keys_of(qb: &mut QueryBuilder<'_, Postgres>, of: KeysOf, column_prefix: &str) {
+    if let Some(t) = of.tenant_id {
+        qb.push(format_args!(" AND {column_prefix}tenant_id = "))
+            .push_bind(t);
+    }
+    if let Some(o) = of.owner_id {
+        qb.push(format_args!(" AND {column_prefix}owner_id = "))
+            .push_bind(o);
+    }
+}
+
+/// Appends "not revoked as of `now`" (a key in its grace period is not revoked yet).
+fn push_not_revoked(qb: &mut QueryBuilder<'_, Postgres>, now: i64) {
+    qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
+        .push_bind(now)
+        .push(")");
+}
+
+/// `SELECT u.<column> AS grp, SUM(u.count) AS n` over the usage of the keys of `of` on days
+/// `>= since_day`, grouped by that column; the caller appends the order.
+fn usage_sums(column: &'static str, of: KeysOf, since_day: i64) -> QueryBuilder<'static, Postgres> {
+    // SUM(bigint) is numeric in PostgreSQL; the counters fit a bigint.
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT u.{column} AS grp, SUM(u.count)::BIGINT AS n FROM key_usage u \
+         JOIN api_keys k ON k.id = u.key_id WHERE u.day >= "
+    ));
+    qb.push_bind(since_day);
+    push_keys_of(&mut qb, of, "k.");
+    qb.push(format_args!(" GROUP BY u.{column}"));
+    qb
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        // Nothing is buffered here: every write committed before it returned.
+        self.pool.close().await;
+    }
+
+    async fn create_tenant(&self, t: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO tenants (id, name, slug, key_prefix, metadata, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(t.id)
+        .bind(&t.name)
+        .bind(&t.slug)
+        .bind(&t.key_prefix)
+        .bind(t.metadata.to_string())
+        .bind(ms(t.created_at))
+        .bind(ms(t.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError> {
+        sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(tenant_from)
+            .transpose()
+    }
+
+    async fn get_tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        sqlx::query("SELECT * FROM tenants WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(tenant_from)
+            .transpose()
+    }
+
+    async fn list_tenants(
+        &self,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Tenant>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM tenants WHERE TRUE");
+        push_after(&mut qb, after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(tenant_from)
+            .collect()
+    }
+
+    async fn update_tenant(&self, t: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE tenants SET name = $1, slug = $2, key_prefix = $3, metadata = $4, \
+             updated_at = $5 WHERE id = $6",
+        )
+        .bind(&t.name)
+        .bind(&t.slug)
+        .bind(&t.key_prefix)
+        .bind(t.metadata.to_string())
+        .bind(ms(t.updated_at))
+        .bind(t.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_tenant(
+        &self,
+        id: Uuid,
+        force: bool,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let now = ms(now);
+        let mut tx = self.write().await?;
+        // Locking the tenant row serialises deletes of one tenant across nodes.
+        let exists = sqlx::query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        // Its unrevoked keys are locked too, so none is revoked or edited under the decision.
+        let unrevoked = sqlx::query(
+            "SELECT id, expires_at FROM api_keys WHERE tenant_id = $1 \
+             AND (revoked_at IS NULL OR revoked_at > $2) ORDER BY id FOR UPDATE",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut active = false;
+        for row in &unrevoked {
+            active |= get::<Option<i64>>(row, "expires_at")?.is_none_or(|at| at > now);
+        }
+        if active && !force {
+            return Err(StoreError::Conflict("active keys".into()));
+        }
+        // Expired-but-unrevoked keys are revoked too, so no key of a deleted tenant can come
+        // back to life through a later expiry change. By tenant, not by the ids read above, so a
+        // key another node created meanwhile is revoked as well.
+        let revoked: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE api_keys SET revoked_at = $1, updated_at = $1 \
+             WHERE tenant_id = $2 AND (revoked_at IS NULL OR revoked_at > $1) RETURNING id",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(revoked)
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn create_user(&self, u: &User, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(u.id)
+        .bind(&u.email)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .bind(u.tenant_id)
+        .bind(ms(u.created_at))
+        .bind(ms(u.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match map_err(e) {
+            // The tenant vanished between the caller's check and this insert.
+            StoreError::Conflict(what) if what == "reference" => StoreError::NotFound,
+            other => other,
+        })?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query("SELECT * FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn create_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        insert_keys(&mut tx, std::slice::from_ref(key)).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn import_keys(&self, keys: &[ApiKey], audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        insert_keys(&mut tx, keys).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn spend_credits(
+        &self,
+        id: Uuid,
+        cost: i64,
+        now: OffsetDateTime,
+    ) -> Result<Option<Spend>, StoreError> {
+        // FOR UPDATE makes read-decide-write one step: a concurrent spend of the same key, from
+        // this node or another, waits here until this transaction ends, then reads its result.
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(credits) = row.as_ref().map(credits_from).transpose()?.flatten() else {
+            return Ok(None);
+        };
+        let spend = credits.spend(cost, now);
+        let after = match spend {
+            Spend::Spent(c) | Spend::Exhausted(c) => c,
+        };
+        if after != credits {
+            write_credits(&mut tx, id, Some(&after)).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(spend))
+    }
+
+    async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(key_from)
+            .transpose()
+    }
+
+    async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query("SELECT * FROM api_keys WHERE digest = $1")
+            .bind(digest.as_bytes().as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(key_from)
+            .transpose()
+    }
+
+    async fn list_keys(&self, q: &KeyQuery) -> Result<Vec<ApiKey>, StoreError> {
+        let now = ms(q.now);
+        let mut qb = QueryBuilder::new("SELECT * FROM api_keys WHERE TRUE");
+        if let Some(t) = q.tenant_id {
+            qb.push(" AND tenant_id = ").push_bind(t);
+        }
+        if let Some(o) = q.owner_id {
+            qb.push(" AND owner_id = ").push_bind(o);
+        }
+        match q.status {
+            None => {}
+            Some(KeyStatus::Revoked) => {
+                qb.push(" AND revoked_at IS NOT NULL AND revoked_at <= ")
+                    .push_bind(now);
+            }
+            Some(KeyStatus::Expired) => {
+                push_not_revoked(&mut qb, now);
+                qb.push(" AND expires_at IS NOT NULL AND expires_at <= ")
+                    .push_bind(now);
+            }
+            Some(KeyStatus::Active) => {
+                push_not_revoked(&mut qb, now);
+                qb.push(" AND (expires_at IS NULL OR expires_at > ")
+                    .push_bind(now)
+                    .push(")");
+            }
+        }
+        if q.exclude_revoked {
+            push_not_revoked(&mut qb, now);
+        }
+        if let Some(before) = q.dormant_before {
+            push_not_revoked(&mut qb, now);
+            qb.push(" AND COALESCE(last_used_at, created_at) < ")
+                .push_bind(ms(before));
+        }
+        push_after(&mut qb, q.after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(q.limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(key_from)
+            .collect()
+    }
+
+    async fn update_key(
+        &self,
+        k: &ApiKey,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET name = $1, scopes = $2, metadata = $3, rate_limit_max = $4, \
+             rate_limit_window = $5, expires_at = $6, updated_at = $7 \
+             WHERE id = $8 AND (revoked_at IS NULL OR revoked_at > $9)",
+        )
+        .bind(&k.name)
+        .bind(scopes_json(&k.scopes))
+        .bind(k.metadata.to_string())
+        .bind(k.rate_limit_max)
+        .bind(&k.rate_limit_window)
+        .bind(opt_ms(k.expires_at))
+        .bind(ms(k.updated_at))
+        .bind(k.id)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        write_credits(&mut tx, k.id, k.credits.as_ref()).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn revoke_key(
+        &self,
+        id: Uuid,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<ApiKey, StoreError> {
+        let mut tx = self.write().await?;
+        let key = revoke_in(&mut tx, id, at, now).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(key)
+    }
+
+    async fn rotate_key(
+        &self,
+        old_id: Uuid,
+        revoke_old_at: OffsetDateTime,
+        new_key: &ApiKey,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        revoke_in(&mut tx, old_id, revoke_old_at, now).await?;
+        insert_keys(&mut tx, std::slice::from_ref(new_key)).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Each list goes as arrays in one statement; rows are locked in (key, day, code) order
+        // so that two nodes flushing overlapping batches wait for each other, never deadlock.
+        let mut tx = self.write().await?;
+        if !batch.last_used.is_empty() {
+            let mut ids: Vec<Uuid> = batch.last_used.iter().map(|u| u.key_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            sqlx::query("SELECT 1 FROM api_keys WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let ids: Vec<Uuid> = batch.last_used.iter().map(|u| u.key_id).collect();
+            let ats: Vec<i64> = batch.last_used.iter().map(|u| ms(u.at)).collect();
+            // Only ever forward: an older use (a late flush, a slower node) changes nothing.
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = v.at \
+                 FROM (SELECT id, MAX(at) AS at FROM UNNEST($1::uuid[], $2::bigint[]) \
+                 AS t(id, at) GROUP BY id) AS v \
+                 WHERE api_keys.id = v.id \
+                 AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.at)",
+            )
+            .bind(ids)
+            .bind(ats)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        if !batch.counts.is_empty() {
+            let mut ids = Vec::with_capacity(batch.counts.len());
+            let mut days = Vec::with_capacity(batch.counts.len());
+            let mut codes = Vec::with_capacity(batch.counts.len());
+            let mut counts = Vec::with_capacity(batch.counts.len());
+            for c in &batch.counts {
+                ids.push(c.key_id);
+                days.push(c.day);
+                codes.push(c.code.as_str());
+                counts.push(
+                    i64::try_from(c.count)
+                        .map_err(|_| StoreError::Other("usage count out of range".into()))?,
+                );
+            }
+            // One row per counter first: ON CONFLICT may touch a row only once per statement.
+            // Only keys that exist get counters (the same rule as `last_used_at`).
+            sqlx::query(
+                "INSERT INTO key_usage (key_id, day, code, count) \
+                 SELECT v.key_id, v.day, v.code, SUM(v.count)::BIGINT \
+                 FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::bigint[]) \
+                 AS v(key_id, day, code, count) \
+                 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.key_id) \
+                 GROUP BY v.key_id, v.day, v.code \
+                 ORDER BY v.key_id, v.day, v.code COLLATE \"C\" \
+                 ON CONFLICT (key_id, day, code) \
+                 DO UPDATE SET count = key_usage.count + excluded.count",
+            )
+            .bind(ids)
+            .bind(days)
+            .bind(codes)
+            .bind(counts)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn count_keys(
+        &self,
+        of: KeysOf,
+        now: OffsetDateTime,
+        dormant_before: OffsetDateTime,
+    ) -> Result<KeyCounts, StoreError> {
+        let now = ms(now);
+        let mut qb = QueryBuilder::new(
+            "SELECT COUNT(*) AS total, \
+             COUNT(*) FILTER (WHERE revoked_at IS NOT NULL AND revoked_at <= ",
+        );
+        qb.push_bind(now)
+            .push(") AS revoked, COUNT(*) FILTER (WHERE (revoked_at IS NULL OR revoked_at > ")
+            .push_bind(now)
+            .push(") AND expires_at IS NOT NULL AND expires_at <= ")
+            .push_bind(now)
+            .push(") AS expired, COUNT(*) FILTER (WHERE (revoked_at IS NULL OR revoked_at > ")
+            .push_bind(now)
+            .push(") AND COALESCE(last_used_at, created_at) < ")
+            .push_bind(ms(dormant_before))
+            .push(") AS dormant FROM api_keys WHERE TRUE");
+        push_keys_of(&mut qb, of, "");
+        let row = qb.build().fetch_one(&self.pool).await.map_err(map_err)?;
+        let total = count_col(&row, "total")?;
+        let revoked = count_col(&row, "revoked")?;
+        let expired = count_col(&row, "expired")?;
+        Ok(KeyCounts {
+            total,
+            active: total.saturating_sub(revoked + expired),
+            expired,
+            revoked,
+            dormant: count_col(&row, "dormant")?,
+        })
+    }
+
+    async fn usage_by_code(
+        &self,
+        of: KeysOf,
+        since_day: i64,
+    ) -> Result<Vec<(VerifyCode, u64)>, StoreError> {
+        let mut qb = usage_sums("code", of, since_day);
+        qb.push(" ORDER BY u.code");
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| Ok((code_col(row, "grp")?, count_col(row, "n")?)))
+            .collect()
+    }
+
+    async fn top_keys(
+        &self,
+        of: KeysOf,
+        since_day: i64,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let mut qb = usage_sums("key_id", of, since_day);
+        qb.push(" ORDER BY n DESC, u.key_id LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| Ok((get(row, "grp")?, count_col(row, "n")?)))
+            .collect()
+    }
+
+    async fn list_usage(
+        &self,
+        of: KeysOf,
+        after: Option<UsagePosition>,
+        limit: u32,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT u.key_id AS key_id, u.day AS day, u.code AS code, u.count AS count \
+             FROM key_usage u JOIN api_keys k ON k.id = u.key_id WHERE TRUE",
+        );
+        push_keys_of(&mut qb, of, "k.");
+        if let Some(p) = after {
+            qb.push(" AND (u.key_id, u.day, u.code) > (")
+                .push_bind(p.key_id)
+                .push(", ")
+                .push_bind(p.day)
+                .push(", ")
+                .push_bind(p.code.as_str())
+                .push(")");
+        }
+        qb.push(" ORDER BY u.key_id, u.day, u.code LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| {
+                Ok(UsageCount {
+                    key_id: get(row, "key_id")?,
+                    day: get(row, "day")?,
+                    code: code_col(row, "code")?,
+                    count: count_col(row, "count")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        insert_audit(&mut tx, entry).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM audit_log WHERE TRUE");
+        if let Some(t) = q.tenant_id {
+            qb.push(" AND tenant_id = ").push_bind(t);
+        }
+        if let Some(u) = q.involving_user {
+            qb.push(" AND (actor_user_id = ")
+                .push_bind(u)
+                .push(" OR subject_user_id = ")
+                .push_bind(u)
+                .push(")");
+        }
+        if let Some(rt) = &q.resource_type {
+            qb.push(" AND resource_type = ").push_bind(rt.clone());
+        }
+        if let Some(rid) = &q.resource_id {
+            qb.push(" AND resource_id = ").push_bind(rid.clone());
+        }
+        if let Some(a) = &q.action {
+            qb.push(" AND action = ").push_bind(a.clone());
+        }
+        if let Some(since) = q.since {
+            qb.push(" AND created_at >= ").push_bind(ms(since));
+        }
+        if let Some(until) = q.until {
+            qb.push(" AND created_at < ").push_bind(ms(until));
+        }
+        push_after(&mut qb, q.after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(q.limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(audit_from)
+            .collect()
+    }
+}
