@@ -52,7 +52,7 @@ CREATE TABLE api_keys (
     remaining          BIGINT,   -- NULL: the key has no credits
     refill_interval    TEXT,     -- 'daily' | 'monthly' | NULL
     refill_amount      BIGINT,
-    refill_day         INTEGER,
+    refill_day         BIGINT,
     credits_set_at     BIGINT
 );
 CREATE INDEX api_keys_by_creation ON api_keys (created_at, id);

@@ -10,11 +10,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use keyward_domain::clock::{from_millis, to_millis};
-use keyward_domain::credits::{Credits, Refill, RefillInterval, Spend};
-use keyward_domain::{
-    ActorType, ApiKey, AuditEntry, KeyDigest, KeyStatus, Role, Tenant, User, VerifyCode,
-};
+use keyward_domain::clock::to_millis;
+use keyward_domain::credits::{Credits, Spend};
+use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, VerifyCode};
+use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
     AuditQuery, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError, UsageBatch, UsageCount,
     UsagePosition,
@@ -130,10 +129,6 @@ fn map_err(e: sqlx::Error) -> StoreError {
 
 // --- row <-> domain ----------------------------------------------------------------------
 
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Other(format!("stored {what} is not valid"))
-}
-
 fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
@@ -141,26 +136,60 @@ where
     row.try_get(col).map_err(map_err)
 }
 
+/// Reads columns for the shared decoders in `keyward_store::rows` (a newtype: both the trait and
+/// the row type are foreign here).
+struct Cols<'a>(&'a SqliteRow);
+
+impl StoredRow for Cols<'_> {
+    fn text(&self, col: &str) -> Result<Option<String>, StoreError> {
+        self.0.try_get(col).map_err(map_err)
+    }
+
+    fn int(&self, col: &str) -> Result<Option<i64>, StoreError> {
+        self.0.try_get(col).map_err(map_err)
+    }
+
+    fn bytes(&self, col: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.try_get(col).map_err(map_err)
+    }
+
+    fn uuid(&self, col: &str) -> Result<Option<Uuid>, StoreError> {
+        self.text(col)?
+            .map(|s| Uuid::try_parse(&s).map_err(|_| rows::corrupt(col)))
+            .transpose()
+    }
+}
+
+fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    rows::api_key(&Cols(row))
+}
+
+fn tenant_from(row: &SqliteRow) -> Result<Tenant, StoreError> {
+    rows::tenant(&Cols(row))
+}
+
+fn user_from(row: &SqliteRow) -> Result<User, StoreError> {
+    rows::user(&Cols(row))
+}
+
+fn audit_from(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    rows::audit_entry(&Cols(row))
+}
+
+fn credits_from(row: &SqliteRow) -> Result<Option<Credits>, StoreError> {
+    rows::credits(&Cols(row))
+}
+
+fn count_col(row: &SqliteRow, col: &str) -> Result<u64, StoreError> {
+    rows::count(&Cols(row), col)
+}
+
+fn code_col(row: &SqliteRow, col: &str) -> Result<VerifyCode, StoreError> {
+    rows::code(&Cols(row), col)
+}
+
 fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
-    Uuid::try_parse(&get::<String>(row, col)?).map_err(|_| corrupt(col))
-}
-
-fn opt_uuid_col(row: &SqliteRow, col: &str) -> Result<Option<Uuid>, StoreError> {
-    get::<Option<String>>(row, col)?
-        .map(|s| Uuid::try_parse(&s).map_err(|_| corrupt(col)))
-        .transpose()
-}
-
-fn time_col(row: &SqliteRow, col: &str) -> Result<OffsetDateTime, StoreError> {
-    Ok(from_millis(get::<i64>(row, col)?))
-}
-
-fn opt_time_col(row: &SqliteRow, col: &str) -> Result<Option<OffsetDateTime>, StoreError> {
-    Ok(get::<Option<i64>>(row, col)?.map(from_millis))
-}
-
-fn json_col(row: &SqliteRow, col: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(&get::<String>(row, col)?).map_err(|_| corrupt(col))
+    Cols(row).uuid(col)?.ok_or_else(|| rows::corrupt(col))
 }
 
 fn ms(t: OffsetDateTime) -> i64 {
@@ -169,78 +198,6 @@ fn ms(t: OffsetDateTime) -> i64 {
 
 fn opt_ms(t: Option<OffsetDateTime>) -> Option<i64> {
     t.map(to_millis)
-}
-
-fn tenant_from(row: &SqliteRow) -> Result<Tenant, StoreError> {
-    Ok(Tenant {
-        id: uuid_col(row, "id")?,
-        name: get(row, "name")?,
-        slug: get(row, "slug")?,
-        key_prefix: get(row, "key_prefix")?,
-        metadata: json_col(row, "metadata")?,
-        created_at: time_col(row, "created_at")?,
-        updated_at: time_col(row, "updated_at")?,
-    })
-}
-
-fn user_from(row: &SqliteRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: uuid_col(row, "id")?,
-        email: get(row, "email")?,
-        password_hash: get(row, "password_hash")?,
-        role: Role::parse(&get::<String>(row, "role")?).ok_or_else(|| corrupt("role"))?,
-        tenant_id: opt_uuid_col(row, "tenant_id")?,
-        created_at: time_col(row, "created_at")?,
-        updated_at: time_col(row, "updated_at")?,
-    })
-}
-
-fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
-    let digest: Vec<u8> = get(row, "digest")?;
-    let scopes: Vec<String> =
-        serde_json::from_str(&get::<String>(row, "scopes")?).map_err(|_| corrupt("scopes"))?;
-    Ok(ApiKey {
-        id: uuid_col(row, "id")?,
-        tenant_id: opt_uuid_col(row, "tenant_id")?,
-        owner_id: uuid_col(row, "owner_id")?,
-        name: get(row, "name")?,
-        prefix: get(row, "prefix")?,
-        start: get(row, "start")?,
-        digest: KeyDigest::from_slice(&digest).ok_or_else(|| corrupt("digest"))?,
-        scopes,
-        metadata: json_col(row, "metadata")?,
-        rate_limit_max: get(row, "rate_limit_max")?,
-        rate_limit_window: get(row, "rate_limit_window")?,
-        expires_at: opt_time_col(row, "expires_at")?,
-        created_at: time_col(row, "created_at")?,
-        updated_at: time_col(row, "updated_at")?,
-        revoked_at: opt_time_col(row, "revoked_at")?,
-        last_used_at: opt_time_col(row, "last_used_at")?,
-        credits: credits_from(row)?,
-    })
-}
-
-fn credits_from(row: &SqliteRow) -> Result<Option<Credits>, StoreError> {
-    let Some(remaining) = get::<Option<i64>>(row, "remaining")? else {
-        return Ok(None);
-    };
-    let refill = match get::<Option<String>>(row, "refill_interval")? {
-        None => None,
-        Some(i) => Some(Refill {
-            interval: RefillInterval::parse(&i).ok_or_else(|| corrupt("refill_interval"))?,
-            amount: get::<Option<i64>>(row, "refill_amount")?
-                .ok_or_else(|| corrupt("refill_amount"))?,
-            day: u8::try_from(get::<Option<i64>>(row, "refill_day")?.unwrap_or(1))
-                .map_err(|_| corrupt("refill_day"))?,
-        }),
-    };
-    let set_at =
-        get::<Option<i64>>(row, "credits_set_at")?.ok_or_else(|| corrupt("credits_set_at"))?;
-    Ok(Some(Credits {
-        remaining,
-        refill,
-        set_at: from_millis(set_at),
-    }))
 }
 
 /// Writes a key's credits columns (all NULL when it has none).
@@ -264,32 +221,6 @@ async fn write_credits(
     .await
     .map_err(map_err)?;
     Ok(())
-}
-
-fn audit_from(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
-    let changes = get::<Option<String>>(row, "changes")?
-        .map(|s| serde_json::from_str(&s).map_err(|_| corrupt("changes")))
-        .transpose()?;
-    Ok(AuditEntry {
-        id: uuid_col(row, "id")?,
-        tenant_id: opt_uuid_col(row, "tenant_id")?,
-        action: get(row, "action")?,
-        resource_type: get(row, "resource_type")?,
-        resource_id: get(row, "resource_id")?,
-        actor_id: get(row, "actor_id")?,
-        actor_type: ActorType::parse(&get::<String>(row, "actor_type")?)
-            .ok_or_else(|| corrupt("actor_type"))?,
-        actor_user_id: opt_uuid_col(row, "actor_user_id")?,
-        subject_user_id: opt_uuid_col(row, "subject_user_id")?,
-        source_ip: get(row, "source_ip")?,
-        request_id: get(row, "request_id")?,
-        changes,
-        created_at: time_col(row, "created_at")?,
-    })
-}
-
-fn scopes_json(scopes: &[String]) -> String {
-    serde_json::Value::from(scopes.to_vec()).to_string()
 }
 
 async fn insert_audit(
@@ -333,7 +264,7 @@ async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKey) -> Result
     .bind(&k.prefix)
     .bind(&k.start)
     .bind(k.digest.as_bytes().as_slice())
-    .bind(scopes_json(&k.scopes))
+    .bind(rows::scopes_json(&k.scopes))
     .bind(k.metadata.to_string())
     .bind(k.rate_limit_max)
     .bind(&k.rate_limit_window)
@@ -409,14 +340,6 @@ fn usage_sums(column: &'static str, of: KeysOf, since_day: i64) -> QueryBuilder<
     push_keys_of(&mut qb, of, "k.");
     qb.push(format_args!(" GROUP BY u.{column}"));
     qb
-}
-
-fn count_col(row: &SqliteRow, col: &str) -> Result<u64, StoreError> {
-    u64::try_from(get::<i64>(row, col)?).map_err(|_| corrupt(col))
-}
-
-fn code_col(row: &SqliteRow, col: &str) -> Result<VerifyCode, StoreError> {
-    VerifyCode::parse(&get::<String>(row, col)?).ok_or_else(|| corrupt(col))
 }
 
 #[async_trait]
@@ -659,7 +582,7 @@ impl Store for SqliteStore {
                     .push_bind(k.prefix.clone())
                     .push_bind(k.start.clone())
                     .push_bind(k.digest.as_bytes().to_vec())
-                    .push_bind(scopes_json(&k.scopes))
+                    .push_bind(rows::scopes_json(&k.scopes))
                     .push_bind(k.metadata.to_string())
                     .push_bind(k.rate_limit_max)
                     .push_bind(k.rate_limit_window.clone())
@@ -793,7 +716,7 @@ impl Store for SqliteStore {
              WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?)",
         )
         .bind(&k.name)
-        .bind(scopes_json(&k.scopes))
+        .bind(rows::scopes_json(&k.scopes))
         .bind(k.metadata.to_string())
         .bind(k.rate_limit_max)
         .bind(&k.rate_limit_window)

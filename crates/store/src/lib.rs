@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 pub mod conformance;
 mod cursor;
+pub mod rows;
 
 pub use cursor::{Cursor, InvalidCursor};
 

@@ -1,0 +1,156 @@
+//! Rows to domain records, once for every backend: each backend says how to read one column of
+//! its row type ([`StoredRow`]), and the decoding of tenants, users, keys, credits and audit
+//! entries lives here. The column layout is the one all backends' migrations share; times are
+//! milliseconds since the epoch, scopes/metadata/changes JSON text.
+
+use keyward_domain::clock::from_millis;
+use keyward_domain::credits::{Credits, Refill, RefillInterval};
+use keyward_domain::{ActorType, ApiKey, AuditEntry, KeyDigest, Role, Tenant, User, VerifyCode};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// One stored row, read column by column. `None` is SQL NULL.
+pub trait StoredRow {
+    fn text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+    fn bytes(&self, col: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn uuid(&self, col: &str) -> Result<Option<Uuid>, StoreError>;
+}
+
+pub fn corrupt(what: &str) -> StoreError {
+    StoreError::Other(format!("stored {what} is not valid"))
+}
+
+fn required<T>(value: Option<T>, col: &str) -> Result<T, StoreError> {
+    value.ok_or_else(|| corrupt(col))
+}
+
+fn text(row: &impl StoredRow, col: &str) -> Result<String, StoreError> {
+    required(row.text(col)?, col)
+}
+
+fn uuid(row: &impl StoredRow, col: &str) -> Result<Uuid, StoreError> {
+    required(row.uuid(col)?, col)
+}
+
+fn time(row: &impl StoredRow, col: &str) -> Result<OffsetDateTime, StoreError> {
+    Ok(from_millis(required(row.int(col)?, col)?))
+}
+
+fn opt_time(row: &impl StoredRow, col: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+    Ok(row.int(col)?.map(from_millis))
+}
+
+fn json(row: &impl StoredRow, col: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(&text(row, col)?).map_err(|_| corrupt(col))
+}
+
+/// A non-negative count column.
+pub fn count(row: &impl StoredRow, col: &str) -> Result<u64, StoreError> {
+    u64::try_from(required(row.int(col)?, col)?).map_err(|_| corrupt(col))
+}
+
+pub fn code(row: &impl StoredRow, col: &str) -> Result<VerifyCode, StoreError> {
+    VerifyCode::parse(&text(row, col)?).ok_or_else(|| corrupt(col))
+}
+
+/// Scopes as stored: a JSON array of strings.
+pub fn scopes_json(scopes: &[String]) -> String {
+    Value::from(scopes.to_vec()).to_string()
+}
+
+pub fn tenant(row: &impl StoredRow) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        id: uuid(row, "id")?,
+        name: text(row, "name")?,
+        slug: text(row, "slug")?,
+        key_prefix: row.text("key_prefix")?,
+        metadata: json(row, "metadata")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn user(row: &impl StoredRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: uuid(row, "id")?,
+        email: text(row, "email")?,
+        password_hash: text(row, "password_hash")?,
+        role: Role::parse(&text(row, "role")?).ok_or_else(|| corrupt("role"))?,
+        tenant_id: row.uuid("tenant_id")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
+    let digest = required(row.bytes("digest")?, "digest")?;
+    let scopes: Vec<String> =
+        serde_json::from_str(&text(row, "scopes")?).map_err(|_| corrupt("scopes"))?;
+    Ok(ApiKey {
+        id: uuid(row, "id")?,
+        tenant_id: row.uuid("tenant_id")?,
+        owner_id: uuid(row, "owner_id")?,
+        name: row.text("name")?,
+        prefix: text(row, "prefix")?,
+        start: text(row, "start")?,
+        digest: KeyDigest::from_slice(&digest).ok_or_else(|| corrupt("digest"))?,
+        scopes,
+        metadata: json(row, "metadata")?,
+        rate_limit_max: row.int("rate_limit_max")?,
+        rate_limit_window: row.text("rate_limit_window")?,
+        expires_at: opt_time(row, "expires_at")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        revoked_at: opt_time(row, "revoked_at")?,
+        last_used_at: opt_time(row, "last_used_at")?,
+        credits: credits(row)?,
+    })
+}
+
+/// A key's credits columns; `None` when `remaining` is NULL (an unlimited key).
+pub fn credits(row: &impl StoredRow) -> Result<Option<Credits>, StoreError> {
+    let Some(remaining) = row.int("remaining")? else {
+        return Ok(None);
+    };
+    let refill = match row.text("refill_interval")? {
+        None => None,
+        Some(i) => Some(Refill {
+            interval: RefillInterval::parse(&i).ok_or_else(|| corrupt("refill_interval"))?,
+            amount: required(row.int("refill_amount")?, "refill_amount")?,
+            day: u8::try_from(row.int("refill_day")?.unwrap_or(1))
+                .map_err(|_| corrupt("refill_day"))?,
+        }),
+    };
+    Ok(Some(Credits {
+        remaining,
+        refill,
+        set_at: time(row, "credits_set_at")?,
+    }))
+}
+
+pub fn audit_entry(row: &impl StoredRow) -> Result<AuditEntry, StoreError> {
+    let changes = row
+        .text("changes")?
+        .map(|s| serde_json::from_str(&s).map_err(|_| corrupt("changes")))
+        .transpose()?;
+    Ok(AuditEntry {
+        id: uuid(row, "id")?,
+        tenant_id: row.uuid("tenant_id")?,
+        action: text(row, "action")?,
+        resource_type: text(row, "resource_type")?,
+        resource_id: text(row, "resource_id")?,
+        actor_id: text(row, "actor_id")?,
+        actor_type: ActorType::parse(&text(row, "actor_type")?)
+            .ok_or_else(|| corrupt("actor_type"))?,
+        actor_user_id: row.uuid("actor_user_id")?,
+        subject_user_id: row.uuid("subject_user_id")?,
+        source_ip: row.text("source_ip")?,
+        request_id: row.text("request_id")?,
+        changes,
+        created_at: time(row, "created_at")?,
+    })
+}
