@@ -818,16 +818,7 @@ impl Store for PgStore {
             .push(") AS dormant FROM api_keys WHERE TRUE");
         push_keys_of(&mut qb, of, "");
         let row = qb.build().fetch_one(&self.pool).await.map_err(map_err)?;
-        let total = count_col(&row, "total")?;
-        let revoked = count_col(&row, "revoked")?;
-        let expired = count_col(&row, "expired")?;
-        Ok(KeyCounts {
-            total,
-            active: total.saturating_sub(revoked + expired),
-            expired,
-            revoked,
-            dormant: count_col(&row, "dormant")?,
-        })
+        rows::key_counts(&Cols(&row))
     }
 
     async fn usage_by_code(
@@ -891,14 +882,7 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?
             .iter()
-            .map(|row| {
-                Ok(UsageCount {
-                    key_id: get(row, "key_id")?,
-                    day: get(row, "day")?,
-                    code: code_col(row, "code")?,
-                    count: count_col(row, "count")?,
-                })
-            })
+            .map(|row| rows::usage_count(&Cols(row)))
             .collect()
     }
 

@@ -251,33 +251,48 @@ async fn insert_audit(
     Ok(())
 }
 
-async fn insert_key(tx: &mut Transaction<'static, Sqlite>, k: &ApiKey) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
-         metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
-         revoked_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(k.id.to_string())
-    .bind(k.tenant_id.map(|t| t.to_string()))
-    .bind(k.owner_id.to_string())
-    .bind(&k.name)
-    .bind(&k.prefix)
-    .bind(&k.start)
-    .bind(k.digest.as_bytes().as_slice())
-    .bind(rows::scopes_json(&k.scopes))
-    .bind(k.metadata.to_string())
-    .bind(k.rate_limit_max)
-    .bind(&k.rate_limit_window)
-    .bind(opt_ms(k.expires_at))
-    .bind(ms(k.created_at))
-    .bind(ms(k.updated_at))
-    .bind(opt_ms(k.revoked_at))
-    .bind(opt_ms(k.last_used_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    if k.credits.is_some() {
-        write_credits(tx, k.id, k.credits.as_ref()).await?;
+/// Rows per INSERT: each statement is a round trip to sqlx's SQLite thread, and 21 parameters
+/// a row stays far below SQLite's 32766 per statement.
+const INSERT_CHUNK: usize = 1000;
+
+/// Inserts keys, credits included, many rows per statement.
+async fn insert_keys(
+    tx: &mut Transaction<'static, Sqlite>,
+    keys: &[ApiKey],
+) -> Result<(), StoreError> {
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let mut qb = QueryBuilder::new(
+            "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
+             metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
+             revoked_at, last_used_at, remaining, refill_interval, refill_amount, refill_day, \
+             credits_set_at) ",
+        );
+        qb.push_values(chunk, |mut row, k| {
+            let credits = k.credits.as_ref();
+            let refill = credits.and_then(|c| c.refill);
+            row.push_bind(k.id.to_string())
+                .push_bind(k.tenant_id.map(|t| t.to_string()))
+                .push_bind(k.owner_id.to_string())
+                .push_bind(k.name.clone())
+                .push_bind(k.prefix.clone())
+                .push_bind(k.start.clone())
+                .push_bind(k.digest.as_bytes().to_vec())
+                .push_bind(rows::scopes_json(&k.scopes))
+                .push_bind(k.metadata.to_string())
+                .push_bind(k.rate_limit_max)
+                .push_bind(k.rate_limit_window.clone())
+                .push_bind(opt_ms(k.expires_at))
+                .push_bind(ms(k.created_at))
+                .push_bind(ms(k.updated_at))
+                .push_bind(opt_ms(k.revoked_at))
+                .push_bind(opt_ms(k.last_used_at))
+                .push_bind(credits.map(|c| c.remaining))
+                .push_bind(refill.map(|r| r.interval.as_str()))
+                .push_bind(refill.map(|r| r.amount))
+                .push_bind(refill.map(|r| i64::from(r.day)))
+                .push_bind(credits.map(|c| ms(c.set_at)));
+        });
+        qb.build().execute(&mut **tx).await.map_err(map_err)?;
     }
     Ok(())
 }
@@ -559,44 +574,14 @@ impl Store for SqliteStore {
 
     async fn create_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        insert_key(&mut tx, key).await?;
+        insert_keys(&mut tx, std::slice::from_ref(key)).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn import_keys(&self, keys: &[ApiKey], audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        // Many rows per statement: each statement is a round trip to sqlx's SQLite thread.
-        // 16 parameters a row stays far below SQLite's 32766 per statement.
-        for chunk in keys.chunks(1000) {
-            let mut qb = QueryBuilder::new(
-                "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, \
-                 scopes, metadata, rate_limit_max, rate_limit_window, expires_at, created_at, \
-                 updated_at, revoked_at, last_used_at) ",
-            );
-            qb.push_values(chunk, |mut row, k| {
-                row.push_bind(k.id.to_string())
-                    .push_bind(k.tenant_id.map(|t| t.to_string()))
-                    .push_bind(k.owner_id.to_string())
-                    .push_bind(k.name.clone())
-                    .push_bind(k.prefix.clone())
-                    .push_bind(k.start.clone())
-                    .push_bind(k.digest.as_bytes().to_vec())
-                    .push_bind(rows::scopes_json(&k.scopes))
-                    .push_bind(k.metadata.to_string())
-                    .push_bind(k.rate_limit_max)
-                    .push_bind(k.rate_limit_window.clone())
-                    .push_bind(opt_ms(k.expires_at))
-                    .push_bind(ms(k.created_at))
-                    .push_bind(ms(k.updated_at))
-                    .push_bind(opt_ms(k.revoked_at))
-                    .push_bind(opt_ms(k.last_used_at));
-            });
-            qb.build().execute(&mut *tx).await.map_err(map_err)?;
-        }
-        for k in keys.iter().filter(|k| k.credits.is_some()) {
-            write_credits(&mut tx, k.id, k.credits.as_ref()).await?;
-        }
+        insert_keys(&mut tx, keys).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -759,7 +744,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         revoke_in(&mut tx, old_id, revoke_old_at, now).await?;
-        insert_key(&mut tx, new_key).await?;
+        insert_keys(&mut tx, std::slice::from_ref(new_key)).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -832,16 +817,7 @@ impl Store for SqliteStore {
             .push("), 0) AS dormant FROM api_keys WHERE 1 = 1");
         push_keys_of(&mut qb, of, "");
         let row = qb.build().fetch_one(&self.pool).await.map_err(map_err)?;
-        let total = count_col(&row, "total")?;
-        let revoked = count_col(&row, "revoked")?;
-        let expired = count_col(&row, "expired")?;
-        Ok(KeyCounts {
-            total,
-            active: total.saturating_sub(revoked + expired),
-            expired,
-            revoked,
-            dormant: count_col(&row, "dormant")?,
-        })
+        rows::key_counts(&Cols(&row))
     }
 
     async fn usage_by_code(
@@ -905,14 +881,7 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?
             .iter()
-            .map(|row| {
-                Ok(UsageCount {
-                    key_id: uuid_col(row, "key_id")?,
-                    day: get(row, "day")?,
-                    code: code_col(row, "code")?,
-                    count: count_col(row, "count")?,
-                })
-            })
+            .map(|row| rows::usage_count(&Cols(row)))
             .collect()
     }
 

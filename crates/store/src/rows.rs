@@ -10,7 +10,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::StoreError;
+use crate::{KeyCounts, StoreError, UsageCount};
 
 /// One stored row, read column by column. `None` is SQL NULL.
 pub trait StoredRow {
@@ -152,5 +152,29 @@ pub fn audit_entry(row: &impl StoredRow) -> Result<AuditEntry, StoreError> {
         request_id: row.text("request_id")?,
         changes,
         created_at: time(row, "created_at")?,
+    })
+}
+
+/// The row of a key-state count: columns `total`, `revoked`, `expired`, `dormant`.
+pub fn key_counts(row: &impl StoredRow) -> Result<KeyCounts, StoreError> {
+    let total = count(row, "total")?;
+    let revoked = count(row, "revoked")?;
+    let expired = count(row, "expired")?;
+    Ok(KeyCounts {
+        total,
+        active: total.saturating_sub(revoked + expired),
+        expired,
+        revoked,
+        dormant: count(row, "dormant")?,
+    })
+}
+
+/// One stored usage counter: columns `key_id`, `day`, `code`, `count`.
+pub fn usage_count(row: &impl StoredRow) -> Result<UsageCount, StoreError> {
+    Ok(UsageCount {
+        key_id: uuid(row, "key_id")?,
+        day: required(row.int("day")?, "day")?,
+        code: code(row, "code")?,
+        count: count(row, "count")?,
     })
 }
