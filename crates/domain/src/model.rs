@@ -167,6 +167,38 @@ impl KeyStatus {
 }
 
 impl ApiKey {
+    /// A key just issued from `plain`: unnamed, no metadata, no limits, no expiry, no credits.
+    /// Callers set what their request asks for on top (`ApiKey { name, ..ApiKey::issued(..) }`).
+    pub fn issued(
+        id: Uuid,
+        plain: &crate::PlainKey,
+        prefix: &crate::KeyPrefix,
+        owner_id: Uuid,
+        tenant_id: Option<Uuid>,
+        scopes: Vec<String>,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            tenant_id,
+            owner_id,
+            name: None,
+            prefix: prefix.as_str().to_owned(),
+            start: plain.start(),
+            digest: plain.digest(),
+            scopes,
+            metadata: Value::Object(serde_json::Map::new()),
+            rate_limit_max: None,
+            rate_limit_window: None,
+            expires_at: None,
+            created_at: now,
+            updated_at: now,
+            revoked_at: None,
+            last_used_at: None,
+            credits: None,
+        }
+    }
+
     /// Revocation wins over expiry: a revoked key reports `Revoked` even once past its expiry.
     pub fn status(&self, now: OffsetDateTime) -> KeyStatus {
         if self.revoked_at.is_some_and(|at| at <= now) {

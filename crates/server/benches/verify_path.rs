@@ -16,25 +16,15 @@ fn verify_path(c: &mut Criterion) {
     let mut plaintexts = Vec::new();
     for n in 0..100_000u32 {
         let plain = PlainKey::generate(&prefix).expect("OS random source");
-        let key = ApiKey {
-            id: Uuid::from_u128(u128::from(n)),
-            tenant_id: None,
-            owner_id: Uuid::from_u128(1),
-            name: None,
-            prefix: "kw".into(),
-            start: plain.start(),
-            digest: plain.digest(),
-            scopes: vec!["orders:read".into()],
-            metadata: serde_json::json!({}),
-            rate_limit_max: None,
-            rate_limit_window: None,
-            expires_at: None,
-            created_at: now,
-            updated_at: now,
-            revoked_at: None,
-            last_used_at: None,
-            credits: None,
-        };
+        let key = ApiKey::issued(
+            Uuid::from_u128(u128::from(n)),
+            &plain,
+            &prefix,
+            Uuid::from_u128(1),
+            None,
+            vec!["orders:read".into()],
+            now,
+        );
         cache.fill(plain.digest(), Some(key), 0, now);
         plaintexts.push(plain.expose().to_owned());
     }

@@ -11,7 +11,6 @@ use std::time::Instant;
 use anyhow::Context;
 use keyward_domain::{Actor, ApiKey, KeyPrefix, PlainKey, Role};
 use keyward_store::Store;
-use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -37,25 +36,16 @@ fn new_key(
     let prefix = KeyPrefix::default_prefix();
     let plain =
         PlainKey::generate(&prefix).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
-    let key = ApiKey {
-        id: Uuid::now_v7(),
-        tenant_id: Some(tenant),
-        owner_id: owner,
-        name: None,
-        prefix: prefix.as_str().to_owned(),
-        start: plain.start(),
-        digest: plain.digest(),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        metadata: json!({}),
-        rate_limit_max: None,
-        rate_limit_window: None,
-        expires_at: None,
-        created_at: now,
-        updated_at: now,
-        revoked_at: None,
-        last_used_at: None,
-        credits: None,
-    };
+    let scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+    let key = ApiKey::issued(
+        Uuid::now_v7(),
+        &plain,
+        &prefix,
+        owner,
+        Some(tenant),
+        scopes,
+        now,
+    );
     Ok((plain, key))
 }
 

@@ -185,25 +185,16 @@ mod tests {
 
     fn key() -> (KeyDigest, ApiKey) {
         let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [7; 32]);
-        let key = ApiKey {
-            id: Uuid::from_u128(1),
-            tenant_id: None,
-            owner_id: Uuid::from_u128(2),
-            name: None,
-            prefix: "kw".into(),
-            start: plain.start(),
-            digest: plain.digest(),
-            scopes: vec![],
-            metadata: serde_json::json!({}),
-            rate_limit_max: None,
-            rate_limit_window: None,
-            expires_at: None,
-            created_at: NOW,
-            updated_at: NOW,
-            revoked_at: None,
-            last_used_at: None,
-            credits: None,
-        };
+        let prefix = KeyPrefix::default_prefix();
+        let key = ApiKey::issued(
+            Uuid::from_u128(1),
+            &plain,
+            &prefix,
+            Uuid::from_u128(2),
+            None,
+            vec![],
+            NOW,
+        );
         (plain.digest(), key)
     }
 

@@ -293,27 +293,20 @@ async fn concurrent_spends_on_two_nodes_spend_exactly() {
 
     let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [7; 32]);
     let key = ApiKey {
-        id: Uuid::from_u128(0x4E07),
-        tenant_id: None,
-        owner_id: Uuid::from_u128(7),
-        name: None,
-        prefix: "kw".into(),
-        start: plain.start(),
-        digest: plain.digest(),
-        scopes: vec![],
-        metadata: serde_json::json!({}),
-        rate_limit_max: None,
-        rate_limit_window: None,
-        expires_at: None,
-        created_at: T0,
-        updated_at: T0,
-        revoked_at: None,
-        last_used_at: None,
         credits: Some(Credits {
             remaining: 20,
             refill: None,
             set_at: T0,
         }),
+        ..ApiKey::issued(
+            Uuid::from_u128(0x4E07),
+            &plain,
+            &KeyPrefix::default_prefix(),
+            Uuid::from_u128(7),
+            None,
+            vec![],
+            T0,
+        )
     };
     nodes[0]
         .create_key(&key, &audit("api_key.create", key.id))

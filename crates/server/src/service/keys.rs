@@ -280,24 +280,23 @@ pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult
         .unwrap_or_else(KeyPrefix::default_prefix);
     let plaintext = PlainKey::generate(&prefix)
         .map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
-    let key = ApiKey {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.map(|t| t.id),
-        owner_id: caller.principal.user_id,
-        name: req.name,
-        prefix: prefix.as_str().to_owned(),
-        start: plaintext.start(),
-        digest: plaintext.digest(),
+    let fresh = ApiKey::issued(
+        Uuid::now_v7(),
+        &plaintext,
+        &prefix,
+        caller.principal.user_id,
+        tenant.map(|t| t.id),
         scopes,
+        now,
+    );
+    let key = ApiKey {
+        name: req.name,
         metadata: req.metadata.unwrap_or_else(|| json!({})),
         rate_limit_max: req.rate_limit_max,
         rate_limit_window: req.rate_limit_window,
         expires_at,
-        created_at: now,
-        updated_at: now,
-        revoked_at: None,
-        last_used_at: None,
         credits: credits_of(req.remaining, req.refill, now)?,
+        ..fresh
     };
     let audit = caller
         .actor()
