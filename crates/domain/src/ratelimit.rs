@@ -22,6 +22,15 @@ pub struct Decision {
     pub retry_at: OffsetDateTime,
 }
 
+impl Decision {
+    /// `Retry-After` in whole seconds, rounded up and never 0: a client told "retry now" would
+    /// spin.
+    pub fn retry_after_secs(&self, now: OffsetDateTime) -> u64 {
+        let nanos = (self.retry_at - now).whole_nanoseconds().max(0) as u128;
+        (nanos.div_ceil(1_000_000_000) as u64).max(1)
+    }
+}
+
 impl Limit {
     fn interval_nanos(&self) -> i128 {
         (self.window.whole_nanoseconds() / i128::from(self.max.max(1))).max(1)

@@ -32,9 +32,7 @@ impl FailureThrottle {
         if decision.allowed {
             Ok(())
         } else {
-            // Whole seconds, rounded up, and never 0: a client told "retry now" would spin.
-            let nanos = (decision.retry_at - now).whole_nanoseconds().max(0) as u128;
-            Err((nanos.div_ceil(1_000_000_000) as u64).max(1))
+            Err(decision.retry_after_secs(now))
         }
     }
 

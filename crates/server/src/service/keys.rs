@@ -317,6 +317,29 @@ pub async fn get(state: &AppState, caller: &Caller, reach: Reach, id: Uuid) -> A
     visible(state, caller, reach, id).await
 }
 
+/// A key within the caller's reach that is not revoked, or 404 (the compatibility surfaces
+/// forget revoked keys, as the originals deleted them).
+pub async fn get_live(
+    state: &AppState,
+    caller: &Caller,
+    reach: Reach,
+    id: Uuid,
+) -> ApiResult<ApiKey> {
+    let key = get(state, caller, reach, id).await?;
+    if key.status(state.now()) == KeyStatus::Revoked {
+        return Err(ApiError::NotFound("api key"));
+    }
+    Ok(key)
+}
+
+/// The scopes of a key made through a compatibility surface (Estuary's `perms=all`): it may use
+/// keyward's API as its owner, read and write.
+pub fn owner_scopes() -> Vec<String> {
+    [KeywardRight::Read, KeywardRight::Write]
+        .map(|r| r.scope().to_owned())
+        .to_vec()
+}
+
 async fn visible(state: &AppState, caller: &Caller, reach: Reach, id: Uuid) -> ApiResult<ApiKey> {
     match state.store.get_key(id).await? {
         Some(key) if reach.covers(caller, &key) => Ok(key),

@@ -97,10 +97,7 @@ async fn get_one(
     InDialect(caller, ..): Who,
     InDialect(StringPath(id), ..): KeyId,
 ) -> FormResult<Response> {
-    let key = lifecycle::get(&state, &caller, Reach::Own, key_id(&id)?).await?;
-    if key.status(state.now()) == keyward_domain::KeyStatus::Revoked {
-        return Err(ApiError::NotFound("api key").into());
-    }
+    let key = lifecycle::get_live(&state, &caller, Reach::Own, key_id(&id)?).await?;
     Ok(Json(json!({"apiKey": FormKey::from(key)})).into_response())
 }
 
@@ -128,11 +125,10 @@ async fn create(
     let expiry = phrase
         .expires_at(state.now())
         .map_or(KeyExpiry::Never, KeyExpiry::At);
-    // Like Estuary's `perms=all`: the key may use this API as its owner.
     let req = NewKey {
         tenant: KeyTenant::CallersOwn,
         name: input.label,
-        scopes: vec!["keyward:read".into(), "keyward:write".into()],
+        scopes: lifecycle::owner_scopes(),
         metadata: None,
         rate_limit_max: None,
         rate_limit_window: None,

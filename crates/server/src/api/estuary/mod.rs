@@ -121,7 +121,7 @@ fn expiry_of(raw: Option<&str>) -> Result<KeyExpiry, ApiError> {
 /// scope for the team's own services to check at verify.
 fn scopes_of(perms: Option<&str>) -> Result<Vec<String>, ApiError> {
     match perms.map(str::trim) {
-        None | Some("") | Some("all") => Ok(vec!["keyward:read".into(), "keyward:write".into()]),
+        None | Some("") | Some("all") => Ok(lifecycle::owner_scopes()),
         Some("upload") => Ok(vec!["upload".into()]),
         Some(_) => Err(ApiError::invalid_field("perms", "expected all or upload")),
     }

@@ -94,13 +94,11 @@ pub async fn forward(
         (VerifyCode::InsufficientScopes, _) => {
             Err(ApiError::Forbidden("the key lacks a required scope".into()))
         }
-        (VerifyCode::RateLimited, _) => {
-            let retry_at = verdict.ratelimit.map_or(now, |(_, d)| d.retry_at);
-            let secs = (retry_at - now).as_seconds_f64().ceil().max(1.0) as u64;
-            Err(ApiError::TooManyRequests {
-                retry_after_secs: secs,
-            })
-        }
+        (VerifyCode::RateLimited, _) => Err(ApiError::TooManyRequests {
+            retry_after_secs: verdict
+                .ratelimit
+                .map_or(1, |(_, d)| d.retry_after_secs(now)),
+        }),
         _ => Err(ApiError::Unauthenticated(AuthFailure::Invalid)),
     }
 }

@@ -214,11 +214,10 @@ fn export_stream(
 impl Renderer {
     async fn step(&mut self) -> ApiResult<Bytes> {
         if let Some(head) = self.head.take() {
-            let mut out = serde_json::to_vec(&serde_json::json!({
-                "exported_at": crate::service::keys::rfc3339(head.exported_at),
-            }))
-            .map_err(internal)?;
-            out.pop(); // reopen the object to append the rest
+            // The document's object stays open: the sections follow, and the last step closes it.
+            let mut out = b"{\"exported_at\":".to_vec();
+            serde_json::to_writer(&mut out, &crate::service::keys::rfc3339(head.exported_at))
+                .map_err(internal)?;
             out.extend_from_slice(b",\"user\":");
             serde_json::to_writer(&mut out, &UserView::from(head.user)).map_err(internal)?;
             out.extend_from_slice(b",\"tenant\":");
