@@ -356,3 +356,69 @@ async fn rotation_and_tenant_deletion_reach_the_cache_at_once() {
     .expect(StatusCode::NO_CONTENT);
     assert_eq!(code(new).await, "REVOKED");
 }
+
+#[tokio::test]
+async fn time_is_checked_on_every_verify_and_malformed_keys_never_reach_the_cache() {
+    let app = crate::support::app().await;
+    let t = app.tenant("clock").await;
+    let member = app.member_of(t).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let soon = crate::support::start_time() + time::Duration::seconds(10);
+    let (_, expiring) = app
+        .key_from(
+            &member,
+            json!({"expires_at": soon.format(&time::format_description::well_known::Rfc3339).unwrap()}),
+        )
+        .await;
+    let (id, rotated) = app.key_with(&member, &[]).await;
+    let code = |key: String| {
+        let (app, verifier) = (&app, verifier.clone());
+        async move {
+            app.post(
+                "/api/v1/keys/verify",
+                As::ApiKey(&verifier),
+                json!({"key": key}),
+            )
+            .await
+            .expect(StatusCode::OK)
+            .body["code"]
+                .clone()
+        }
+    };
+    assert_eq!(code(expiring.clone()).await, "VALID");
+    assert_eq!(code(rotated.clone()).await, "VALID");
+    app.post(
+        &format!("/api/v1/api-keys/{id}/rotate"),
+        As::Bearer(&member),
+        json!({"grace_period": "5s"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    assert_eq!(
+        code(rotated.clone()).await,
+        "VALID",
+        "inside the grace period"
+    );
+
+    // Both keys stay cached (the safety TTL is 30 s); the clock alone ends them.
+    app.advance(time::Duration::seconds(11));
+    let misses = app.state.cache.misses();
+    assert_eq!(code(expiring).await, "EXPIRED");
+    assert_eq!(code(rotated).await, "REVOKED");
+    assert_eq!(app.state.cache.misses(), misses, "answered from the cache");
+
+    // A malformed key or a wrong checksum is answered without a lookup of any kind.
+    let (hits, misses) = (app.state.cache.hits(), app.state.cache.misses());
+    let verifier_lookup = 1;
+    for garbage in [
+        "nope",
+        "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        assert_eq!(code(garbage.into()).await, "NOT_FOUND");
+    }
+    assert_eq!(
+        (app.state.cache.hits(), app.state.cache.misses()),
+        (hits + 2 * verifier_lookup, misses),
+        "only the verifier's own key was looked up"
+    );
+}
