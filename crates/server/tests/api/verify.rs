@@ -322,20 +322,7 @@ async fn rotation_and_tenant_deletion_reach_the_cache_at_once() {
         )
         .await;
     let (id, old) = app.key_with(&member, &[]).await;
-    let code = |key: String| {
-        let (app, verifier) = (&app, verifier.clone());
-        async move {
-            app.post(
-                "/api/v1/keys/verify",
-                As::ApiKey(&verifier),
-                json!({"key": key}),
-            )
-            .await
-            .expect(StatusCode::OK)
-            .body["code"]
-                .clone()
-        }
-    };
+    let code = |key: String| verify_code(&app, &verifier, key);
     assert_eq!(code(old.clone()).await, "VALID");
     let rotated = app
         .post(
@@ -371,20 +358,7 @@ async fn time_is_checked_on_every_verify_and_malformed_keys_never_reach_the_cach
         )
         .await;
     let (id, rotated) = app.key_with(&member, &[]).await;
-    let code = |key: String| {
-        let (app, verifier) = (&app, verifier.clone());
-        async move {
-            app.post(
-                "/api/v1/keys/verify",
-                As::ApiKey(&verifier),
-                json!({"key": key}),
-            )
-            .await
-            .expect(StatusCode::OK)
-            .body["code"]
-                .clone()
-        }
-    };
+    let code = |key: String| verify_code(&app, &verifier, key);
     assert_eq!(code(expiring.clone()).await, "VALID");
     assert_eq!(code(rotated.clone()).await, "VALID");
     app.post(
@@ -421,4 +395,21 @@ async fn time_is_checked_on_every_verify_and_malformed_keys_never_reach_the_cach
         (hits + 2 * verifier_lookup, misses),
         "only the verifier's own key was looked up"
     );
+}
+
+/// The verdict's code for `key`, verified with the `verifier` key.
+async fn verify_code(
+    app: &crate::support::TestApp,
+    verifier: &str,
+    key: String,
+) -> serde_json::Value {
+    app.post(
+        "/api/v1/keys/verify",
+        As::ApiKey(verifier),
+        json!({"key": key}),
+    )
+    .await
+    .expect(StatusCode::OK)
+    .body["code"]
+        .clone()
 }
