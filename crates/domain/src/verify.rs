@@ -18,10 +18,12 @@ pub enum VerifyCode {
     RateLimited,
     /// The key has no credits left for this cost.
     UsageExceeded,
+    /// Storage could not be reached and nothing trustworthy was cached: no answer (fail closed).
+    Unavailable,
 }
 
 impl VerifyCode {
-    pub const ALL: [VerifyCode; 7] = [
+    pub const ALL: [VerifyCode; 8] = [
         Self::Valid,
         Self::NotFound,
         Self::Expired,
@@ -29,6 +31,7 @@ impl VerifyCode {
         Self::InsufficientScopes,
         Self::RateLimited,
         Self::UsageExceeded,
+        Self::Unavailable,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -44,6 +47,7 @@ impl VerifyCode {
             Self::InsufficientScopes => "INSUFFICIENT_SCOPES",
             Self::RateLimited => "RATE_LIMITED",
             Self::UsageExceeded => "USAGE_EXCEEDED",
+            Self::Unavailable => "UNAVAILABLE",
         }
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 fn verify_path(c: &mut Criterion) {
     let now = datetime!(2026-03-01 12:00 UTC);
-    let cache = KeyCache::new(CacheSettings::default());
+    let cache = KeyCache::new(CacheSettings::default(), true);
     let prefix = KeyPrefix::default_prefix();
     let mut plaintexts = Vec::new();
     for n in 0..100_000u32 {

@@ -24,6 +24,7 @@ use crate::auth::REQUEST_ID_HEADER;
 use crate::cache::{CacheSettings, KeyCache};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::outage::Outage;
 use crate::ratelimit::KeyRateLimiter;
 use crate::usage::UsageBuffer;
 
@@ -82,6 +83,7 @@ pub struct Shared {
     pub usage: Arc<UsageBuffer>,
     pub cache: Arc<KeyCache>,
     pub metrics: Arc<Metrics>,
+    pub outage: Arc<Outage>,
     pub started: Instant,
 }
 
@@ -94,6 +96,8 @@ impl AppState {
         settings: Settings,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
+        // On a shared database nothing cached is trusted until the change feed listens.
+        let coherent = !store.publishes_changes();
         Self(Arc::new(Shared {
             store,
             clock,
@@ -101,7 +105,8 @@ impl AppState {
             passwords,
             login_by_email: Arc::new(FailureThrottle::new(settings.login_failures_per_email)),
             login_by_addr: Arc::new(FailureThrottle::new(settings.login_failures_per_address)),
-            cache: Arc::new(KeyCache::new(settings.cache)),
+            cache: Arc::new(KeyCache::new(settings.cache, coherent)),
+            outage: Arc::new(Outage::default()),
             metrics: Arc::clone(&metrics),
             settings: Arc::new(settings),
             limiter: Arc::new(KeyRateLimiter::default()),

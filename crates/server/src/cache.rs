@@ -4,14 +4,20 @@
 //! Coherence on this node: every change that affects verification invalidates the entry in the
 //! same request, before its 2xx ([`KeyCache::invalidate`]). A fill that raced with an
 //! invalidation removes what it inserted (the epoch check), so a stale row never stays. Entries
-//! also expire after a safety TTL, which bounds staleness from writers this node does not see
-//! (the CLI, other nodes). Expiry and revocation times are checked against the clock on every
-//! verify, never at fill.
+//! also expire after a safety TTL, which bounds staleness from writers this node does not see.
+//! Expiry and revocation times are checked against the clock on every verify, never at fill.
+//!
+//! Across nodes (a shared PostgreSQL): the store's change feed calls the [`ChangeSink`] methods
+//! here. While the feed is down the cache is not *coherent*: every lookup misses (storage is read
+//! again), and an entry is used only as a fallback when storage cannot be reached, until its safety
+//! TTL plus the operator's stale window has passed. When the feed is back, everything cached
+//! before is forgotten, since changes made meanwhile went unheard.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use keyward_domain::{ApiKey, KeyDigest, User};
+use keyward_store::{Change, ChangeSink};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -24,6 +30,9 @@ pub struct CacheSettings {
     pub ttl: Duration,
     /// How long an unknown digest is remembered as unknown.
     pub negative_ttl: Duration,
+    /// How long past its TTL an entry may still answer while storage cannot be reached
+    /// (zero: fail closed as soon as the TTL is over).
+    pub stale_window: Duration,
 }
 
 impl Default for CacheSettings {
@@ -32,6 +41,7 @@ impl Default for CacheSettings {
             capacity: 250_000,
             ttl: Duration::seconds(30),
             negative_ttl: Duration::seconds(2),
+            stale_window: Duration::ZERO,
         }
     }
 }
@@ -48,11 +58,12 @@ enum Entry {
 }
 
 /// What a lookup found.
-pub enum Lookup {
-    /// The cache knows: the key, or that there is none.
-    Hit(Option<Arc<ApiKey>>),
-    /// Read storage, then [`KeyCache::fill`] with this epoch.
-    Miss(u64),
+pub enum Lookup<T> {
+    /// The cache knows (for keys: the key, or that there is none).
+    Hit(T),
+    /// Read storage, then fill with this epoch. If storage cannot be reached, `stale` (when
+    /// present) is what the cache last knew and may still be trusted.
+    Miss { epoch: u64, stale: Option<T> },
 }
 
 pub struct KeyCache {
@@ -60,6 +71,8 @@ pub struct KeyCache {
     users: quick_cache::sync::Cache<Uuid, (Arc<User>, OffsetDateTime)>,
     /// Bumped by every invalidation; a fill that saw another epoch undoes itself.
     epoch: AtomicU64,
+    /// False while the change feed of a shared database is down: then nothing is a hit.
+    coherent: AtomicBool,
     settings: CacheSettings,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -74,35 +87,60 @@ impl std::fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
-    pub fn new(settings: CacheSettings) -> Self {
+    /// `coherent`: whether the cache may trust its entries from the start (false for a shared
+    /// database, until its change feed listens).
+    pub fn new(settings: CacheSettings, coherent: bool) -> Self {
         let capacity = settings.capacity.max(1);
         Self {
             keys: quick_cache::sync::Cache::new(capacity),
             users: quick_cache::sync::Cache::new(capacity.clamp(1, 100_000)),
             epoch: AtomicU64::new(0),
+            coherent: AtomicBool::new(coherent),
             settings,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
 
-    pub fn lookup(&self, digest: &KeyDigest, now: OffsetDateTime) -> Lookup {
+    pub fn lookup(&self, digest: &KeyDigest, now: OffsetDateTime) -> Lookup<Option<Arc<ApiKey>>> {
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let found = match self.keys.get(digest) {
-            Some(Entry::Known { key, until }) if now < until => Some(Some(key)),
-            Some(Entry::Unknown { until }) if now < until => Some(None),
-            _ => None,
+        let coherent = self.coherent.load(Ordering::SeqCst);
+        let lookup = match self.keys.get(digest) {
+            Some(Entry::Known { key, until }) => self.judge(Some(key), until, coherent, now, epoch),
+            Some(Entry::Unknown { until }) if coherent && now < until => Lookup::Hit(None),
+            _ => Lookup::Miss { epoch, stale: None },
         };
-        match found {
-            Some(hit) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Lookup::Hit(hit)
-            }
-            None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                Lookup::Miss(epoch)
+        self.count(&lookup);
+        lookup
+    }
+
+    /// A hit while fresh and coherent; otherwise a miss, with the entry as a fallback while it
+    /// is inside its TTL plus the stale window.
+    fn judge<T>(
+        &self,
+        value: T,
+        until: OffsetDateTime,
+        coherent: bool,
+        now: OffsetDateTime,
+        epoch: u64,
+    ) -> Lookup<T> {
+        if coherent && now < until {
+            Lookup::Hit(value)
+        } else {
+            let usable = now < until + self.settings.stale_window;
+            Lookup::Miss {
+                epoch,
+                stale: usable.then_some(value),
             }
         }
+    }
+
+    fn count<T>(&self, lookup: &Lookup<T>) {
+        let counter = match lookup {
+            Lookup::Hit(_) => &self.hits,
+            Lookup::Miss { .. } => &self.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Remembers what storage said about `digest`, read after [`Lookup::Miss`] gave `epoch`.
@@ -144,18 +182,34 @@ impl KeyCache {
         self.users.clear();
     }
 
-    pub fn user(&self, id: Uuid, now: OffsetDateTime) -> Option<Arc<User>> {
+    pub fn user(&self, id: Uuid, now: OffsetDateTime) -> Lookup<Arc<User>> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
         match self.users.get(&id) {
-            Some((user, until)) if now < until => Some(user),
-            _ => None,
+            Some((user, until)) => self.judge(
+                user,
+                until,
+                self.coherent.load(Ordering::SeqCst),
+                now,
+                epoch,
+            ),
+            None => Lookup::Miss { epoch, stale: None },
         }
     }
 
-    pub fn fill_user(&self, user: User, now: OffsetDateTime) -> Arc<User> {
+    pub fn fill_user(&self, user: User, epoch: u64, now: OffsetDateTime) -> Arc<User> {
         let user = Arc::new(user);
+        let id = user.id;
         self.users
-            .insert(user.id, (Arc::clone(&user), now + self.settings.ttl));
+            .insert(id, (Arc::clone(&user), now + self.settings.ttl));
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.users.remove(&id);
+        }
         user
+    }
+
+    /// Whether entries are trusted (the change feed, if any, listens).
+    pub fn is_coherent(&self) -> bool {
+        self.coherent.load(Ordering::SeqCst)
     }
 
     pub fn len(&self) -> usize {
@@ -172,6 +226,29 @@ impl KeyCache {
 
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
+    }
+}
+
+/// The store's change feed, applied to this node's cache.
+impl ChangeSink for KeyCache {
+    fn changed(&self, change: Change) {
+        match change {
+            Change::Key(digest) => self.invalidate(&digest),
+            Change::All => self.clear(),
+        }
+    }
+
+    fn lost(&self) {
+        if self.coherent.swap(false, Ordering::SeqCst) {
+            tracing::warn!("change feed lost: the verify cache re-reads storage until it is back");
+        }
+    }
+
+    fn resumed(&self) {
+        // What was cached before may have changed unheard: start over, then trust again.
+        self.clear();
+        self.coherent.store(true, Ordering::SeqCst);
+        tracing::info!("change feed listening: the verify cache is coherent");
     }
 }
 
@@ -198,18 +275,25 @@ mod tests {
         (plain.digest(), key)
     }
 
-    fn hit(l: Lookup) -> Option<Option<Arc<ApiKey>>> {
+    fn hit(l: Lookup<Option<Arc<ApiKey>>>) -> Option<Option<Arc<ApiKey>>> {
         match l {
             Lookup::Hit(k) => Some(k),
-            Lookup::Miss(_) => None,
+            Lookup::Miss { .. } => None,
+        }
+    }
+
+    fn stale(l: Lookup<Option<Arc<ApiKey>>>) -> Option<Arc<ApiKey>> {
+        match l {
+            Lookup::Hit(_) => panic!("a hit, not a miss"),
+            Lookup::Miss { stale, .. } => stale.flatten(),
         }
     }
 
     #[test]
     fn fills_hits_expires_and_invalidates() {
-        let cache = KeyCache::new(CacheSettings::default());
+        let cache = KeyCache::new(CacheSettings::default(), true);
         let (digest, k) = key();
-        let Lookup::Miss(epoch) = cache.lookup(&digest, NOW) else {
+        let Lookup::Miss { epoch, .. } = cache.lookup(&digest, NOW) else {
             panic!("empty cache hit")
         };
         cache.fill(digest, Some(k), epoch, NOW);
@@ -225,7 +309,7 @@ mod tests {
 
     #[test]
     fn unknown_digests_are_remembered_briefly() {
-        let cache = KeyCache::new(CacheSettings::default());
+        let cache = KeyCache::new(CacheSettings::default(), true);
         let (digest, _) = key();
         cache.fill(digest, None, 0, NOW);
         assert!(matches!(hit(cache.lookup(&digest, NOW)), Some(None)));
@@ -234,14 +318,82 @@ mod tests {
 
     #[test]
     fn a_fill_racing_an_invalidation_does_not_stay() {
-        let cache = KeyCache::new(CacheSettings::default());
+        let cache = KeyCache::new(CacheSettings::default(), true);
         let (digest, k) = key();
-        let Lookup::Miss(epoch) = cache.lookup(&digest, NOW) else {
+        let Lookup::Miss { epoch, .. } = cache.lookup(&digest, NOW) else {
             panic!()
         };
         // The key is revoked (and invalidated) while the filler reads the old row.
         cache.invalidate(&digest);
         cache.fill(digest, Some(k), epoch, NOW);
+        assert!(hit(cache.lookup(&digest, NOW)).is_none());
+    }
+
+    #[test]
+    fn without_the_change_feed_nothing_hits_and_entries_are_only_a_fallback_within_their_ttl() {
+        let settings = CacheSettings {
+            stale_window: Duration::seconds(10),
+            ..CacheSettings::default()
+        };
+        let cache = KeyCache::new(settings, true);
+        let (digest, k) = key();
+        cache.fill(digest, Some(k), 0, NOW);
+        let owner = User {
+            id: Uuid::from_u128(2),
+            email: "owner@example.com".into(),
+            password_hash: String::new(),
+            role: keyward_domain::Role::Member,
+            tenant_id: None,
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        cache.fill_user(owner, 0, NOW);
+        assert!(hit(cache.lookup(&digest, NOW)).is_some());
+
+        cache.lost();
+        assert!(!cache.is_coherent());
+        let fallback = stale(cache.lookup(&digest, NOW + Duration::seconds(5)));
+        assert!(
+            fallback.is_some(),
+            "inside the TTL the entry may answer if storage is gone"
+        );
+        assert!(
+            stale(cache.lookup(&digest, NOW + Duration::seconds(39))).is_some(),
+            "TTL 30 s plus a stale window of 10 s"
+        );
+        assert!(stale(cache.lookup(&digest, NOW + Duration::seconds(40))).is_none());
+        assert!(matches!(
+            cache.user(Uuid::from_u128(2), NOW),
+            Lookup::Miss { stale: Some(_), .. }
+        ));
+
+        cache.resumed();
+        assert!(cache.is_coherent());
+        assert!(
+            matches!(cache.lookup(&digest, NOW), Lookup::Miss { stale: None, .. }),
+            "changes made while the feed was down went unheard: everything is forgotten"
+        );
+    }
+
+    #[test]
+    fn the_change_feed_invalidates_one_key_or_all() {
+        let cache = KeyCache::new(CacheSettings::default(), false);
+        let (digest, k) = key();
+        cache.fill(digest, Some(k.clone()), 0, NOW);
+        assert!(
+            hit(cache.lookup(&digest, NOW)).is_none(),
+            "a cache that starts incoherent trusts nothing until the feed listens"
+        );
+        cache.resumed();
+        let Lookup::Miss { epoch, .. } = cache.lookup(&digest, NOW) else {
+            panic!()
+        };
+        cache.fill(digest, Some(k.clone()), epoch, NOW);
+        assert!(hit(cache.lookup(&digest, NOW)).is_some());
+        cache.changed(Change::Key(digest));
+        assert!(hit(cache.lookup(&digest, NOW)).is_none());
+        cache.fill(digest, Some(k), cache.epoch.load(Ordering::SeqCst), NOW);
+        cache.changed(Change::All);
         assert!(hit(cache.lookup(&digest, NOW)).is_none());
     }
 }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use keyward_domain::{Actor, Role, SystemClock};
 use keyward_store::Store;
+use keyward_store_postgres::{PgSettings, PgStore};
 use keyward_store_sqlite::SqliteStore;
 
 use crate::app::{AppState, Settings};
@@ -22,7 +23,9 @@ use crate::service::{tenants, users};
 #[derive(Debug, Parser)]
 #[command(name = "keyward", version, about = "Self-hosted API key service")]
 pub struct Cli {
-    /// Database URL: sqlite://FILE (created if missing).
+    /// Database URL: sqlite://FILE (created if missing), or
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE]
+    /// (the database must exist; many nodes may share it).
     #[arg(
         long = "database",
         env = "KEYWARD_DATABASE_URL",
@@ -30,6 +33,31 @@ pub struct Cli {
         global = true
     )]
     pub database_url: String,
+
+    /// PostgreSQL: most connections this node holds (plus one for the change feed).
+    #[arg(
+        long,
+        env = "KEYWARD_DB_POOL_SIZE",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_pool_size: u32,
+    /// PostgreSQL: how long a request waits for a connection before answering 503, e.g. 3s.
+    #[arg(
+        long,
+        env = "KEYWARD_DB_ACQUIRE_TIMEOUT",
+        default_value = "3s",
+        global = true
+    )]
+    pub db_acquire_timeout: String,
+    /// PostgreSQL: the server-side limit of one statement (`statement_timeout`), e.g. 5s.
+    #[arg(
+        long,
+        env = "KEYWARD_DB_STATEMENT_TIMEOUT",
+        default_value = "5s",
+        global = true
+    )]
+    pub db_statement_timeout: String,
 
     #[command(subcommand)]
     pub command: Command,
@@ -87,9 +115,14 @@ pub struct ServeArgs {
     /// Most keys the verify cache holds.
     #[arg(long, env = "KEYWARD_CACHE_CAPACITY", default_value_t = 250_000)]
     pub cache_capacity: usize,
-    /// How long a cached key is trusted before storage is read again, e.g. 30s.
+    /// How long a cached key is trusted before storage is read again, e.g. 30s. On PostgreSQL
+    /// this bounds how long a node whose change feed is down could answer from old entries.
     #[arg(long, env = "KEYWARD_CACHE_TTL", default_value = "30s")]
     pub cache_ttl: String,
+    /// While storage is unreachable, how long past its TTL a cached key may still be answered
+    /// (0s: fail closed with UNAVAILABLE once the TTL is over).
+    #[arg(long, env = "KEYWARD_CACHE_STALE_WINDOW", default_value = "0s")]
+    pub cache_stale_window: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -184,19 +217,50 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Opens the store named by `url`'s scheme.
-pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store named by the URL's scheme.
+pub async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn Store>> {
+    let url = cli.database_url.as_str();
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url)
             .await
             .with_context(|| format!("opening the SQLite database {}", redact(url)))?;
         Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let settings = PgSettings {
+            pool_size: cli.db_pool_size,
+            acquire_timeout: std_duration("--db-acquire-timeout", &cli.db_acquire_timeout)?,
+            statement_timeout: Some(std_duration(
+                "--db-statement-timeout",
+                &cli.db_statement_timeout,
+            )?),
+        };
+        let store = PgStore::open_with(url, settings)
+            .await
+            .with_context(|| format!("opening the PostgreSQL database {}", redact(url)))?;
+        Ok(Arc::new(store))
     } else {
         bail!(
-            "unsupported database URL scheme in {}: use sqlite://FILE",
+            "unsupported database URL scheme in {}: use sqlite://FILE or postgres://…",
             redact(url)
         )
     }
+}
+
+/// `0`, `0s`, `0m`… or a duration as [`keyward_domain::duration::parse_short`] reads it.
+fn zero_or_duration(flag: &str, text: &str) -> anyhow::Result<time::Duration> {
+    let text = text.trim();
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if !digits.is_empty() && digits.bytes().all(|b| b == b'0') && text.len() - digits.len() <= 1 {
+        return Ok(time::Duration::ZERO);
+    }
+    keyward_domain::duration::parse_short(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+}
+
+fn std_duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    let d =
+        keyward_domain::duration::parse_short(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    d.try_into()
+        .map_err(|_| anyhow::anyhow!("{flag}: must not be negative"))
 }
 
 /// A database URL fit for logs: any password replaced.
@@ -212,7 +276,7 @@ pub fn redact(url: &str) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = open_store(&cli.database_url).await?;
+    let store = open_store(&cli).await?;
     match cli.command {
         Command::Serve(args) => serve(store, &cli.database_url, args).await,
         Command::User {
@@ -338,6 +402,12 @@ fn jwt_secret(database_url: &str, file: Option<PathBuf>) -> anyhow::Result<Vec<u
         None => {
             match sqlite_file(database_url) {
                 Some(db) => PathBuf::from(format!("{}.jwt-secret", db.display())),
+                // Every node must sign and check sessions alike: a per-node secret would log
+                // users out whenever the load balancer picks another node.
+                None if !database_url.starts_with("sqlite:") => bail!(
+                    "with a shared database, set KEYWARD_JWT_SECRET (the same on every node) \
+                     or --jwt-secret-file (a file every node reads)"
+                ),
                 None => {
                     tracing::warn!("in-memory database and no KEYWARD_JWT_SECRET: sessions end with this process");
                     return random_secret();
@@ -393,6 +463,7 @@ async fn serve(store: Arc<dyn Store>, database_url: &str, args: ServeArgs) -> an
         cache: crate::cache::CacheSettings {
             capacity: args.cache_capacity,
             ttl: cache_ttl,
+            stale_window: zero_or_duration("--cache-stale-window", &args.cache_stale_window)?,
             ..crate::cache::CacheSettings::default()
         },
         ..Settings::default()
@@ -462,6 +533,22 @@ mod tests {
             "postgres://kw:***@db:5432/kw"
         );
         assert_eq!(redact("sqlite://keyward.db"), "sqlite://keyward.db");
+    }
+
+    #[test]
+    fn durations_of_flags_may_be_zero_where_zero_means_off() {
+        assert_eq!(zero_or_duration("f", "0s").unwrap(), time::Duration::ZERO);
+        assert_eq!(zero_or_duration("f", "0").unwrap(), time::Duration::ZERO);
+        assert_eq!(
+            zero_or_duration("f", "90s").unwrap(),
+            time::Duration::seconds(90)
+        );
+        assert!(zero_or_duration("f", "0ss").is_err());
+        assert!(zero_or_duration("f", "soon").is_err());
+        assert_eq!(
+            std_duration("f", "3s").unwrap(),
+            std::time::Duration::from_secs(3)
+        );
     }
 
     #[test]

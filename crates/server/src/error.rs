@@ -132,6 +132,10 @@ impl ApiError {
             Self::TooManyRequests { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
+            // The node recovers by itself within seconds of the database's return.
+            Self::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
             Self::Unauthenticated(_) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod outage;
 pub mod ratelimit;
 pub mod serve;
 pub mod service;

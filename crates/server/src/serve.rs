@@ -3,6 +3,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use keyward_store::ChangeSink;
 
 use tokio::net::TcpListener;
 
@@ -14,11 +17,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flusher = state.usage.spawn_flusher(state.store.clone());
+    let watcher = {
+        let store = state.store.clone();
+        let sink: Arc<dyn ChangeSink> = state.cache.clone();
+        tokio::spawn(async move { store.watch(sink).await })
+    };
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     flusher.abort();
+    watcher.abort();
     state.usage.flush(state.store.as_ref()).await;
     state.store.close().await;
     tracing::info!("stopped; buffered writes flushed");

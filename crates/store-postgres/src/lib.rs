@@ -8,6 +8,7 @@
 //! database URL, which may carry a password.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,25 +17,57 @@ use keyward_domain::credits::{Credits, Spend};
 use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, VerifyCode};
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
-    AuditQuery, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError, UsageBatch, UsageCount,
-    UsagePosition,
+    AuditQuery, Change, ChangeSink, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError,
+    UsageBatch, UsageCount, UsagePosition,
 };
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// How long a caller waits for a pooled connection (sqlx keeps retrying a refused connect
 /// meanwhile) before the store reports `Unavailable`.
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Rows per multi-row INSERT: 21 parameters a key stays far below PostgreSQL's 65535.
 const INSERT_CHUNK: usize = 1000;
 
+/// The channel every node LISTENs on and every verification-affecting write NOTIFYs.
+/// Never change it: nodes of two versions must still hear each other during a rolling upgrade.
+const CHANGES_CHANNEL: &str = "keyward_changes";
+/// The payload of [`Change::All`]; a key's change is its digest in base64url (43 characters).
+const ALL_KEYS: &str = "*";
+/// How long the listening connection may stay silent before it is asked whether it still lives.
+const LISTEN_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Connection settings a deployment tunes. TLS is chosen in the URL (`sslmode`, `sslrootcert`).
+#[derive(Debug, Clone, Copy)]
+pub struct PgSettings {
+    /// Most connections this node holds (the listener's is one more).
+    pub pool_size: u32,
+    /// How long a caller waits for a connection before the store reports `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// Server-side limit of one statement (`statement_timeout`); `None` keeps the server's.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            statement_timeout: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// One connection, used only by [`Store::watch`]; its application name carries the process
+    /// id so an operator (or a test) can tell each node's listener apart in `pg_stat_activity`.
+    listen_pool: PgPool,
 }
 
 /// Prints nothing of the pool: its connect options hold the password.
@@ -48,23 +81,23 @@ impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database?...`) and brings its
     /// schema up to date. The database must exist. Errors never contain the URL.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Self::open_with_timeout(url, DEFAULT_ACQUIRE_TIMEOUT).await
+        Self::open_with(url, PgSettings::default()).await
     }
 
-    /// [`PgStore::open`], waiting at most `acquire_timeout` for a connection, at open and after.
-    pub async fn open_with_timeout(
-        url: &str,
-        acquire_timeout: Duration,
-    ) -> Result<Self, StoreError> {
+    /// [`PgStore::open`] with tuned connection settings.
+    pub async fn open_with(url: &str, settings: PgSettings) -> Result<Self, StoreError> {
         // sqlx's parse errors name the part that is wrong, not the URL; still, say nothing of it.
-        let options = PgConnectOptions::from_str(url)
+        let mut options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Other("invalid PostgreSQL URL".into()))?
             .application_name("keyward");
+        if let Some(limit) = settings.statement_timeout {
+            options = options.options([("statement_timeout", format!("{}ms", limit.as_millis()))]);
+        }
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(settings.pool_size.max(1))
             .min_connections(0)
-            .acquire_timeout(acquire_timeout)
-            .connect_with(options)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options.clone())
             .await
             .map_err(map_err)?;
         sqlx::migrate!("./migrations")
@@ -74,7 +107,24 @@ impl PgStore {
                 sqlx::migrate::MigrateError::Execute(e) => map_err(e),
                 other => StoreError::Other(format!("migration failed: {other}")),
             })?;
-        Ok(Self { pool })
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(
+                options.application_name(&format!("keyward-listener-{}", std::process::id())),
+            );
+        Ok(Self { pool, listen_pool })
+    }
+
+    /// A listener on [`CHANGES_CHANNEL`], on a connection of its own.
+    async fn listen(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.listen_pool).await?;
+        // A lost connection must surface to `watch` (which tells the cache), not be mended
+        // silently: notifications sent meanwhile are gone.
+        listener.eager_reconnect(false);
+        listener.listen(CHANGES_CHANNEL).await?;
+        Ok(listener)
     }
 
     async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -301,6 +351,53 @@ async fn revoke_in(
     key_from(&row.ok_or(StoreError::NotFound)?)
 }
 
+/// Announces `change` to every node when `tx` commits (PostgreSQL delivers a NOTIFY at commit,
+/// and never for a transaction that rolls back).
+async fn notify(tx: &mut Transaction<'static, Postgres>, change: Change) -> Result<(), StoreError> {
+    let payload = match change {
+        Change::Key(digest) => digest.to_base64url(),
+        Change::All => ALL_KEYS.to_owned(),
+    };
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(payload)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Hands every notification to `sink` until the listening connection fails.
+async fn relay(mut listener: PgListener, sink: &dyn ChangeSink) {
+    loop {
+        match tokio::time::timeout(LISTEN_HEARTBEAT, listener.try_recv()).await {
+            // A payload this version cannot read (a newer node's?): forgetting all is safe.
+            Ok(Ok(Some(n))) => sink.changed(parse_change(n.payload()).unwrap_or(Change::All)),
+            Ok(Ok(None)) | Ok(Err(_)) => return,
+            Err(_silent) => {
+                // A server that vanished without closing the socket would leave this node deaf
+                // until TCP gives up: ask the connection whether it still lives.
+                let alive = tokio::time::timeout(
+                    LISTEN_HEARTBEAT,
+                    sqlx::query("SELECT 1").execute(&mut listener),
+                )
+                .await;
+                if !matches!(alive, Ok(Ok(_))) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn parse_change(payload: &str) -> Option<Change> {
+    if payload == ALL_KEYS {
+        Some(Change::All)
+    } else {
+        KeyDigest::from_base64url(payload).map(Change::Key)
+    }
+}
+
 /// Appends `AND (created_at, id) > (c, id)` for keyset pagination on (created_at, id).
 fn push_after(qb: &mut QueryBuilder<'_, Postgres>, after: Option<Cursor>) {
     if let Some(c) = after {
@@ -357,7 +454,35 @@ impl Store for PgStore {
 
     async fn close(&self) {
         // Nothing is buffered here: every write committed before it returned.
+        self.listen_pool.close().await;
         self.pool.close().await;
+    }
+
+    fn publishes_changes(&self) -> bool {
+        true
+    }
+
+    async fn watch(&self, sink: Arc<dyn ChangeSink>) {
+        let mut retry = Duration::from_millis(100);
+        loop {
+            match self.listen().await {
+                Ok(listener) => {
+                    retry = Duration::from_millis(100);
+                    sink.resumed();
+                    relay(listener, sink.as_ref()).await;
+                    sink.lost();
+                    if self.listen_pool.is_closed() {
+                        return;
+                    }
+                }
+                Err(_) if self.listen_pool.is_closed() => return,
+                // Not listening yet: the sink is still in its "lost" state.
+                Err(_) => {}
+            }
+            tokio::time::sleep(retry).await;
+            // Back off to at most half a second, well inside the 5 s recovery promise.
+            retry = (retry * 2).min(Duration::from_millis(500));
+        }
     }
 
     async fn create_tenant(&self, t: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
@@ -495,6 +620,8 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
+        // Members lose their tenant too, which cached users must learn: forget everything.
+        notify(&mut tx, Change::All).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(revoked)
     }
@@ -693,6 +820,7 @@ impl Store for PgStore {
         }
         write_credits(&mut tx, k.id, k.credits.as_ref()).await?;
         insert_audit(&mut tx, audit).await?;
+        notify(&mut tx, Change::Key(k.digest)).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -706,6 +834,7 @@ impl Store for PgStore {
         let mut tx = self.write().await?;
         let key = revoke_in(&mut tx, id, at, now).await?;
         insert_audit(&mut tx, audit).await?;
+        notify(&mut tx, Change::Key(key.digest)).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(key)
     }
@@ -719,9 +848,10 @@ impl Store for PgStore {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        revoke_in(&mut tx, old_id, revoke_old_at, now).await?;
+        let old = revoke_in(&mut tx, old_id, revoke_old_at, now).await?;
         insert_keys(&mut tx, std::slice::from_ref(new_key)).await?;
         insert_audit(&mut tx, audit).await?;
+        notify(&mut tx, Change::Key(old.digest)).await?;
         tx.commit().await.map_err(map_err)
     }
 

@@ -347,9 +347,12 @@ async fn concurrent_spends_on_two_nodes_spend_exactly() {
 #[tokio::test]
 async fn an_unreachable_server_is_unavailable_and_the_password_stays_secret() {
     let port = free_port().unwrap();
-    let err = PgStore::open_with_timeout(
+    let err = PgStore::open_with(
         &format!("postgres://keyward:s3cret-pw@127.0.0.1:{port}/keyward"),
-        Duration::from_millis(500),
+        keyward_store_postgres::PgSettings {
+            acquire_timeout: Duration::from_millis(500),
+            ..Default::default()
+        },
     )
     .await
     .expect_err("nothing listens there");
@@ -360,4 +363,136 @@ async fn an_unreachable_server_is_unavailable_and_the_password_stays_secret() {
         .await
         .expect_err("not a URL");
     assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+}
+
+/// What a node's cache would be told, in order.
+#[derive(Default)]
+struct Recorder {
+    heard: Mutex<Vec<String>>,
+}
+
+impl keyward_store::ChangeSink for Recorder {
+    fn changed(&self, change: keyward_store::Change) {
+        let text = match change {
+            keyward_store::Change::Key(d) => format!("key {}", d.to_base64url()),
+            keyward_store::Change::All => "all".into(),
+        };
+        self.heard.lock().unwrap().push(text);
+    }
+    fn lost(&self) {
+        self.heard.lock().unwrap().push("lost".into());
+    }
+    fn resumed(&self) {
+        self.heard.lock().unwrap().push("resumed".into());
+    }
+}
+
+impl Recorder {
+    async fn wait_for(&self, what: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let heard = self.heard.lock().unwrap().clone();
+            if heard.iter().any(|h| h == what) {
+                return heard;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never heard {what:?}; heard {heard:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn clear(&self) {
+        self.heard.lock().unwrap().clear();
+    }
+}
+
+/// A revoke, an edit or a rotation on one node is announced to another node's watcher when it
+/// commits; a failed change announces nothing; a tenant delete says "all"; a killed listening
+/// connection is reported lost, then resumed once the watcher is listening again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
+    let (writer, url) = open_fresh().await;
+    let watcher = Arc::new(PgStore::open(&url).await.unwrap());
+    let recorder = Arc::new(Recorder::default());
+    let task = {
+        let (watcher, sink) = (Arc::clone(&watcher), Arc::clone(&recorder));
+        tokio::spawn(async move { watcher.watch(sink).await })
+    };
+    assert_eq!(recorder.wait_for("resumed").await, ["resumed"]);
+
+    let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [9; 32]);
+    let key = ApiKey::issued(
+        Uuid::from_u128(0xFEED),
+        &plain,
+        &KeyPrefix::default_prefix(),
+        Uuid::from_u128(7),
+        None,
+        vec![],
+        T0,
+    );
+    let said = format!("key {}", plain.digest().to_base64url());
+    writer
+        .create_key(&key, &audit("api_key.create", key.id))
+        .await
+        .unwrap();
+    writer
+        .update_key(&key, T0, &audit("api_key.update", key.id))
+        .await
+        .unwrap();
+    recorder.wait_for(&said).await;
+    recorder.clear();
+    writer
+        .revoke_key(key.id, T0, T0, &audit("api_key.revoke", key.id))
+        .await
+        .unwrap();
+    recorder.wait_for(&said).await;
+    recorder.clear();
+    // Revoking it again fails and rolls back: nothing is announced.
+    let again = writer
+        .revoke_key(key.id, T0, T0, &audit("api_key.revoke", key.id))
+        .await;
+    assert_eq!(again.unwrap_err(), StoreError::NotFound);
+    let tenant = keyward_domain::Tenant {
+        id: Uuid::from_u128(0x7E),
+        name: "Gone".into(),
+        slug: "gone".into(),
+        key_prefix: None,
+        metadata: serde_json::json!({}),
+        created_at: T0,
+        updated_at: T0,
+    };
+    writer
+        .create_tenant(&tenant, &audit("tenant.create", tenant.id))
+        .await
+        .unwrap();
+    writer
+        .delete_tenant(tenant.id, true, T0, &audit("tenant.delete", tenant.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        recorder.wait_for("all").await,
+        ["all"],
+        "the failed revoke and the tenant's creation announced nothing"
+    );
+    recorder.clear();
+
+    // Kill the watcher's listening connection, as an operator or a network might.
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name LIKE 'keyward-listener-%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true], "one listener, killed");
+    let heard = recorder.wait_for("resumed").await;
+    assert_eq!(heard, ["lost", "resumed"], "no change was made meanwhile");
+    admin.close().await.unwrap();
+
+    task.abort();
+    writer.close().await;
+    watcher.close().await;
 }

@@ -152,10 +152,43 @@ pub fn usage_day(t: OffsetDateTime) -> i64 {
     t.unix_timestamp().div_euclid(86_400)
 }
 
+/// A change to stored keys that a node's verify cache must forget, published by the store that
+/// made it (in the changing transaction, so it is seen no earlier than the change) to every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The key with this digest was revoked, rotated away or edited.
+    Key(KeyDigest),
+    /// Too many keys changed to name each (a tenant deleted with its keys): forget them all.
+    All,
+}
+
+/// Where [`Store::watch`] delivers what it hears. Called from the watching task; must not block.
+pub trait ChangeSink: Send + Sync {
+    fn changed(&self, change: Change);
+    /// The feed is down: changes made from now on may go unseen until [`ChangeSink::resumed`].
+    fn lost(&self);
+    /// The feed listens again. Changes made while it was down were not seen.
+    fn resumed(&self);
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether other processes may change keys behind this node's back and announce it through
+    /// [`Store::watch`] (a database shared by nodes). When false, this process is the only
+    /// writer that matters and `watch` has nothing to say.
+    fn publishes_changes(&self) -> bool {
+        false
+    }
+
+    /// Feeds `sink` with every node's changes for as long as the node runs, reconnecting by
+    /// itself. It starts in the "lost" state: the first call on `sink` is `resumed` once it
+    /// listens. The default, for a store without other writers, returns at once.
+    async fn watch(&self, sink: std::sync::Arc<dyn ChangeSink>) {
+        let _ = sink;
+    }
 
     /// Durably writes anything the backend buffers; called at shutdown.
     async fn close(&self);

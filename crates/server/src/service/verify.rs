@@ -26,6 +26,17 @@ pub struct Verdict {
     pub remaining: Option<i64>,
 }
 
+impl Verdict {
+    fn unavailable() -> Self {
+        Self {
+            code: VerifyCode::Unavailable,
+            key: None,
+            ratelimit: None,
+            remaining: None,
+        }
+    }
+}
+
 /// `verifier` is `None` only under `--public-verify`.
 pub async fn verify(
     state: &AppState,
@@ -43,9 +54,12 @@ pub async fn verify(
         });
     };
     let now = state.now();
-    let key = key_by_digest(state, parsed.digest())
-        .await?
-        .filter(|k| verifier.is_none_or(|p| p.sees_key(k.tenant_id, k.owner_id)));
+    let key = match key_by_digest(state, parsed.digest()).await {
+        Ok(key) => key,
+        Err(StoreError::Unavailable(_)) => return Ok(Verdict::unavailable()),
+        Err(e) => return Err(e.into()),
+    };
+    let key = key.filter(|k| verifier.is_none_or(|p| p.sees_key(k.tenant_id, k.owner_id)));
     let mut code = verify::check(key.as_deref(), scopes, now);
     let mut ratelimit = None;
     if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
@@ -62,14 +76,18 @@ pub async fn verify(
         if k.credits.is_some() {
             // The slow path, for keys with credits only: storage decides, so that no two
             // verifications (on any node) spend the same credit.
-            match state.store.spend_credits(k.id, cost, now).await? {
-                Some(Spend::Spent(c)) => remaining = Some(c.remaining),
-                Some(Spend::Exhausted(c)) => {
+            let spend = read_guarded(state, state.store.spend_credits(k.id, cost, now)).await;
+            match spend {
+                // Fail closed: no credit can be spent without storage.
+                Err(StoreError::Unavailable(_)) => return Ok(Verdict::unavailable()),
+                Err(e) => return Err(e.into()),
+                Ok(Some(Spend::Spent(c))) => remaining = Some(c.remaining),
+                Ok(Some(Spend::Exhausted(c))) => {
                     code = VerifyCode::UsageExceeded;
                     remaining = Some(c.remaining);
                 }
                 // The credits were removed since the key was cached: unlimited now.
-                None => {}
+                Ok(None) => {}
             }
         }
     }
@@ -92,9 +110,12 @@ pub async fn key_by_digest(
     let now = state.now();
     match state.cache.lookup(&digest, now) {
         Lookup::Hit(key) => Ok(key),
-        Lookup::Miss(epoch) => {
-            let key = state.store.get_key_by_digest(&digest).await?;
-            Ok(state.cache.fill(digest, key, epoch, now))
+        Lookup::Miss { epoch, stale } => {
+            let read = read_guarded(state, state.store.get_key_by_digest(&digest)).await;
+            match read {
+                Ok(key) => Ok(state.cache.fill(digest, key, epoch, now)),
+                Err(e) => stale.ok_or(e),
+            }
         }
     }
 }
@@ -102,14 +123,32 @@ pub async fn key_by_digest(
 /// The user with this id, from the cache while it is fresh, else from storage.
 pub async fn user_by_id(state: &AppState, id: Uuid) -> Result<Option<Arc<User>>, StoreError> {
     let now = state.now();
-    if let Some(user) = state.cache.user(id, now) {
-        return Ok(Some(user));
+    match state.cache.user(id, now) {
+        Lookup::Hit(user) => Ok(Some(user)),
+        Lookup::Miss { epoch, stale } => {
+            match read_guarded(state, state.store.get_user(id)).await {
+                Ok(user) => Ok(user.map(|u| state.cache.fill_user(u, epoch, now))),
+                Err(e) => stale.map(Some).ok_or(e),
+            }
+        }
     }
-    Ok(state
-        .store
-        .get_user(id)
-        .await?
-        .map(|u| state.cache.fill_user(u, now)))
+}
+
+/// A storage call on the verify path: skipped while storage is known to be gone, and any
+/// `Unavailable` reported so that the next requests do not each wait out the store's connect
+/// timeout. (Slowness alone is not an outage: a busy database still answers.)
+async fn read_guarded<T>(
+    state: &AppState,
+    read: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    if state.outage.is_down() {
+        return Err(StoreError::Unavailable("storage is down".into()));
+    }
+    let result = read.await;
+    if let Err(StoreError::Unavailable(_)) = &result {
+        state.outage.report(&state.store);
+    }
+    result
 }
 
 fn limit_of(key: &ApiKey) -> Option<Limit> {

@@ -45,6 +45,7 @@ pub struct ForwardParams {
         (status = 401, description = "No valid key (or no valid verifier credential)", body = super::Error),
         (status = 403, description = "The key lacks a required scope (or the verifier lacks keyward:verify)", body = super::Error),
         (status = 429, description = "The key is over its rate limit", body = super::Error, headers(("Retry-After" = u64))),
+        (status = 503, description = "Storage is unreachable and the key is not cached (fail closed)", body = super::Error),
     ))]
 pub async fn forward(
     State(state): State<AppState>,
@@ -90,6 +91,7 @@ pub async fn forward(
             set("x-keyward-scopes", key.scopes.join(","));
             Ok(response)
         }
+        (VerifyCode::Unavailable, _) => Err(ApiError::Unavailable),
         (VerifyCode::Expired, _) => Err(ApiError::Unauthenticated(AuthFailure::Expired)),
         (VerifyCode::InsufficientScopes, _) => {
             Err(ApiError::Forbidden("the key lacks a required scope".into()))

@@ -1,7 +1,8 @@
 //! `POST /api/v1/keys/verify`: 200 for every well-formed request, with the verdict in the body.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_domain::scope::KeywardRight;
 use keyward_domain::{Principal, VerifyCode};
@@ -45,8 +46,8 @@ pub struct RateLimitState {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyKeyResponse {
     pub valid: bool,
-    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `INSUFFICIENT_SCOPES`, `RATE_LIMITED` or
-    /// `USAGE_EXCEEDED` (no credits left for this cost).
+    /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `INSUFFICIENT_SCOPES`, `RATE_LIMITED`,
+    /// `USAGE_EXCEEDED` (no credits left for this cost), or, with status 503, `UNAVAILABLE`.
     #[schema(value_type = String)]
     pub code: VerifyCode,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,12 +106,13 @@ impl From<Verdict> for VerifyKeyResponse {
         (status = 400, description = "Malformed request", body = super::Error),
         (status = 401, description = "No valid verifier credential", body = super::Error),
         (status = 403, description = "The credential lacks keyward:verify", body = super::Error),
+        (status = 503, description = "Storage is unreachable and the key is not cached: code UNAVAILABLE (fail closed)", body = VerifyKeyResponse),
     ))]
 pub async fn verify(
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<VerifyKeyInput>,
-) -> ApiResult<Json<VerifyKeyResponse>> {
+) -> ApiResult<Response> {
     let started = Instant::now();
     let verifier = verifier(&state, presented_credential(&headers)).await?;
     let cost = input.cost.unwrap_or(1);
@@ -125,7 +127,17 @@ pub async fn verify(
     state
         .metrics
         .verified(VerifyRoute::Verify, verdict.code, started.elapsed());
-    Ok(Json(verdict.into()))
+    if verdict.code == VerifyCode::Unavailable {
+        // Fail closed, in the verify answer's own shape so that clients read `code` as usual.
+        let body = Json(VerifyKeyResponse::from(verdict));
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(VerifyKeyResponse::from(verdict)).into_response())
 }
 
 /// The principal a verifier credential speaks for; `None` under `--public-verify`. It must hold
