@@ -502,15 +502,19 @@ async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
                 role: Role::Admin,
                 tenant_id: None,
             };
-            let user = users::create_as(state, &Actor::system(), req)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "creating the admin from KEYWARD_ADMIN_EMAIL: {}",
-                        e.message()
-                    )
-                })?;
-            tracing::info!(user_id = %user.id, "created the first admin from KEYWARD_ADMIN_EMAIL");
+            match users::create_as(state, &Actor::system(), req).await {
+                Ok(user) => {
+                    tracing::info!(user_id = %user.id, "created the first admin from KEYWARD_ADMIN_EMAIL");
+                }
+                // Nodes starting together on one database: another one made it first.
+                Err(crate::error::ApiError::Conflict { .. }) => {
+                    tracing::info!("the admin from KEYWARD_ADMIN_EMAIL already exists");
+                }
+                Err(e) => bail!(
+                    "creating the admin from KEYWARD_ADMIN_EMAIL: {}",
+                    e.message()
+                ),
+            }
         }
         _ => {
             tracing::warn!(

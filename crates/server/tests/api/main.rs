@@ -1,5 +1,5 @@
 //! keyward's HTTP test suite: one binary, one module per area. Most tests drive the router
-//! in-process (`oneshot`); `process` runs the real binary on a real socket.
+//! in-process (`oneshot`); `process` runs the real binary on a real socket, `nodes` several of them on one PostgreSQL.
 
 mod support;
 
@@ -14,6 +14,7 @@ mod forward;
 mod health;
 mod keys;
 mod nginx;
+mod nodes;
 mod openapi;
 mod process;
 mod stats;

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const ADMIN_EMAIL: &str = "root@example.com";
-const ADMIN_PASSWORD: &str = "root password that is long";
+pub const ADMIN_EMAIL: &str = "root@example.com";
+pub const ADMIN_PASSWORD: &str = "root password that is long";
 
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
     log: PathBuf,
 }
 
@@ -39,10 +39,23 @@ fn keyward(dir: &Path) -> Command {
 }
 
 async fn start(dir: &Path, with_admin: bool) -> Server {
+    start_with(dir, with_admin, &[], &[]).await
+}
+
+/// `keyward serve` in `dir` on a free port, with extra environment (which may name another
+/// database) and arguments; returns once `/readyz` answers 200.
+pub async fn start_with(
+    dir: &Path,
+    with_admin: bool,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Server {
     let port = free_port();
     let log = dir.join(format!("server-{port}.log"));
     let mut cmd = keyward(dir);
+    cmd.envs(env.iter().copied());
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     if with_admin {
@@ -69,7 +82,11 @@ async fn start(dir: &Path, with_admin: bool) -> Server {
 }
 
 impl Server {
-    async fn call(
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -90,7 +107,7 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn login(&self, email: &str, password: &str) -> String {
+    pub async fn login(&self, email: &str, password: &str) -> String {
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
@@ -103,7 +120,7 @@ impl Server {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
     }
 
@@ -112,7 +129,8 @@ impl Server {
         self.child.wait().unwrap();
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
+    /// SIGTERM, then waits for the graceful exit (which flushes buffered usage).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()

@@ -1,0 +1,271 @@
+//! Throwaway PostgreSQL clusters for tests: `initdb` into a fresh temporary directory (trust
+//! auth, loopback TCP on a free port, its socket inside that directory), then `pg_ctl start`.
+//! Tests get a new database each ([`Cluster::fresh_database`]), so they stay isolated and run
+//! in parallel on one shared cluster ([`shared`]); a test that stops and restarts the server
+//! starts a cluster of its own ([`Cluster::start`]).
+//!
+//! Cleanup cannot be skipped: a small `sh` supervisor holds the read end of a pipe whose write end
+//! only the test process holds. When that process ends, however it ends, the pipe closes and the
+//! supervisor stops the server and deletes the directory. It must never skip a test: without the
+//! PostgreSQL binaries, starting fails and says how to install them.
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+
+/// Waits for end of file on stdin (the test process is gone), then stops the server and removes
+/// its directory. `$1` is the directory, the rest is the `pg_ctl` command line (as the server's
+/// user).
+const SUPERVISOR: &str = r#"dir=$1; shift
+cat >/dev/null
+"$@" stop -D "$dir/data" -m immediate >/dev/null 2>&1
+rm -rf "$dir""#;
+
+/// How long the server may take to start or stop on a slow, shared machine (seconds).
+const PG_CTL_WAIT: &str = "60";
+
+pub struct Cluster {
+    port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    root: bool,
+    /// Kept open (never written) for the life of the process; see [`SUPERVISOR`].
+    _supervisor: Mutex<Child>,
+}
+
+static SHARED: OnceLock<Cluster> = OnceLock::new();
+static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
+
+/// The cluster every test of this process shares, started on first use.
+pub fn shared() -> &'static Cluster {
+    SHARED.get_or_init(|| Cluster::start().unwrap_or_else(|e| panic!("{e}")))
+}
+
+impl Cluster {
+    /// The URL of `database` on this cluster (user `postgres`, no password: trust auth).
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates a new, empty database named `<prefix>_<n>` and returns its URL.
+    pub async fn fresh_database(&self, prefix: &str) -> String {
+        let name = format!("{prefix}_{}", NEXT_DATABASE.fetch_add(1, Ordering::Relaxed));
+        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("connect to the test cluster");
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create a database for the test");
+        admin.close().await.expect("close the admin connection");
+        self.url(&name)
+    }
+
+    /// Starts a new cluster of its own.
+    pub fn start() -> Result<Cluster, String> {
+        let bin = find_bin_dir()?;
+        let root = running_as_root();
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("keyward-pg-{}-{stamp}", std::process::id()));
+        let data = dir.join("data");
+        std::fs::create_dir(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        std::fs::create_dir(dir.join("sockets"))
+            .map_err(|e| format!("create the socket directory: {e}"))?;
+        if root {
+            let chown = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .map_err(|e| format!("chown: {e}"))?;
+            if !chown.success() {
+                return Err(format!(
+                    "could not hand {} to the postgres user (does it exist? \
+                     `bash scripts/test.sh` installs PostgreSQL, which creates it)",
+                    dir.display()
+                ));
+            }
+        }
+
+        // The supervisor first, so that even a failed initdb is cleaned up.
+        let pg_ctl = as_server_user(&bin.join("pg_ctl"), root);
+        let supervisor = Command::new("sh")
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("keyward-pg-supervisor")
+            .arg(&dir)
+            .arg(pg_ctl.get_program())
+            .args(pg_ctl.get_args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C on `cargo test` must not kill the supervisor
+            // before it has stopped the server and cleaned up.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("start the PostgreSQL supervisor: {e}"))?;
+
+        let initdb = as_server_user(&bin.join("initdb"), root)
+            .arg("--pgdata")
+            .arg(&data)
+            .args([
+                "--username=postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ])
+            .current_dir(&dir)
+            .output()
+            .map_err(|e| format!("run initdb: {e}"))?;
+        if !initdb.status.success() {
+            return Err(format!(
+                "initdb failed: {}{}",
+                String::from_utf8_lossy(&initdb.stdout),
+                String::from_utf8_lossy(&initdb.stderr)
+            ));
+        }
+        let cluster = Cluster {
+            port: free_port()?,
+            dir,
+            bin,
+            root,
+            _supervisor: Mutex::new(supervisor),
+        };
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    /// Starts the server (again, after [`Cluster::stop_server`]) on the same port and data.
+    pub fn start_server(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -h 127.0.0.1 -k {} \
+             -c fsync=off -c full_page_writes=off -c shared_buffers=32MB -c max_connections=300",
+            self.port,
+            self.dir.join("sockets").display()
+        );
+        // fsync is off (a throwaway cluster); synchronous_commit stays on, so a commit is
+        // acknowledged only once the server has it: a server stop loses nothing acknowledged.
+        self.pg_ctl(
+            &["start", "-w", "-t", PG_CTL_WAIT, "-o", &options, "-l"],
+            Some("server.log"),
+        )
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected, committed work is kept).
+    pub fn stop_server(&self) -> Result<(), String> {
+        self.pg_ctl(&["stop", "-w", "-t", PG_CTL_WAIT, "-m", "fast"], None)
+    }
+
+    fn pg_ctl(&self, args: &[&str], log: Option<&str>) -> Result<(), String> {
+        let mut cmd = as_server_user(&self.bin.join("pg_ctl"), self.root);
+        cmd.args(args);
+        if let Some(log) = log {
+            cmd.arg(self.dir.join(log));
+        }
+        let out = cmd
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("run pg_ctl: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctl {} failed: {}{}\n{}",
+                args.first().copied().unwrap_or(""),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+            ))
+        }
+    }
+}
+
+fn has_server_binaries(dir: &Path) -> bool {
+    ["initdb", "postgres", "pg_ctl"]
+        .iter()
+        .all(|b| dir.join(b).is_file())
+}
+
+/// `KEYWARD_PG_BIN`, else the newest `/usr/lib/postgresql/<version>/bin`, else `PATH`.
+fn find_bin_dir() -> Result<PathBuf, String> {
+    const HOW: &str = "run `bash scripts/test.sh`, which installs PostgreSQL, \
+                       or point KEYWARD_PG_BIN at a directory holding initdb, pg_ctl and postgres";
+    if let Some(dir) = std::env::var_os("KEYWARD_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        return if has_server_binaries(&dir) {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "KEYWARD_PG_BIN={} lacks initdb, pg_ctl or postgres; {HOW}",
+                dir.display()
+            ))
+        };
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            has_server_binaries(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|d| has_server_binaries(d)))
+        .ok_or_else(|| {
+            format!(
+                "the PostgreSQL tests need initdb, pg_ctl and postgres, found none under \
+                 /usr/lib/postgresql/*/bin nor on PATH: {HOW}"
+            )
+        })
+}
+
+/// PostgreSQL refuses to run as root; tests here often do, so the server then runs as the
+/// `postgres` system user that Debian's package creates.
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// A command that runs `program` as the server's user.
+fn as_server_user(program: &Path, root: bool) -> Command {
+    if root {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| format!("no free port: {e}"))?
+        .port())
+}

