@@ -46,6 +46,19 @@ impl Default for CacheSettings {
     }
 }
 
+/// How many epoch stripes (a power of two).
+const STRIPES: usize = 256;
+
+fn key_stripe(digest: &KeyDigest) -> usize {
+    // A SHA-256 digest: any byte is uniformly spread.
+    usize::from(digest.as_bytes()[0]) % STRIPES
+}
+
+fn user_stripe(id: Uuid) -> usize {
+    // The random tail of a v4/v7 UUID.
+    usize::from(id.as_bytes()[15]) % STRIPES
+}
+
 #[derive(Clone)]
 enum Entry {
     Known {
@@ -69,8 +82,10 @@ pub enum Lookup<T> {
 pub struct KeyCache {
     keys: quick_cache::sync::Cache<KeyDigest, Entry>,
     users: quick_cache::sync::Cache<Uuid, (Arc<User>, OffsetDateTime)>,
-    /// Bumped by every invalidation; a fill that saw another epoch undoes itself.
-    epoch: AtomicU64,
+    /// Epochs by stripe of digest (or user id): an invalidation bumps its stripe, a clear bumps
+    /// all; a fill whose stripe moved since its lookup undoes itself. Striped so that the many
+    /// invalidations of a busy node (every key creation makes one) do not undo unrelated fills.
+    epochs: Box<[AtomicU64; STRIPES]>,
     /// False while the change feed of a shared database is down: then nothing is a hit.
     coherent: AtomicBool,
     settings: CacheSettings,
@@ -94,7 +109,7 @@ impl KeyCache {
         Self {
             keys: quick_cache::sync::Cache::new(capacity),
             users: quick_cache::sync::Cache::new(capacity.clamp(1, 100_000)),
-            epoch: AtomicU64::new(0),
+            epochs: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             coherent: AtomicBool::new(coherent),
             settings,
             hits: AtomicU64::new(0),
@@ -103,7 +118,7 @@ impl KeyCache {
     }
 
     pub fn lookup(&self, digest: &KeyDigest, now: OffsetDateTime) -> Lookup<Option<Arc<ApiKey>>> {
-        let epoch = self.epoch.load(Ordering::SeqCst);
+        let epoch = self.epochs[key_stripe(digest)].load(Ordering::SeqCst);
         let coherent = self.coherent.load(Ordering::SeqCst);
         let lookup = match self.keys.get(digest) {
             Some(Entry::Known { key, until }) => self.judge(Some(key), until, coherent, now, epoch),
@@ -162,7 +177,7 @@ impl KeyCache {
             },
         };
         self.keys.insert(digest, entry);
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+        if self.epochs[key_stripe(&digest)].load(Ordering::SeqCst) != epoch {
             // An invalidation ran while storage was read: what was read may be stale.
             self.keys.remove(&digest);
         }
@@ -171,19 +186,21 @@ impl KeyCache {
 
     /// Forgets `digest`, after a change to its key was stored and before the change's answer.
     pub fn invalidate(&self, digest: &KeyDigest) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.epochs[key_stripe(digest)].fetch_add(1, Ordering::SeqCst);
         self.keys.remove(digest);
     }
 
     /// Forgets everything (after changes too broad to name each key, like deleting a tenant).
     pub fn clear(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for epoch in self.epochs.iter() {
+            epoch.fetch_add(1, Ordering::SeqCst);
+        }
         self.keys.clear();
         self.users.clear();
     }
 
     pub fn user(&self, id: Uuid, now: OffsetDateTime) -> Lookup<Arc<User>> {
-        let epoch = self.epoch.load(Ordering::SeqCst);
+        let epoch = self.epochs[user_stripe(id)].load(Ordering::SeqCst);
         match self.users.get(&id) {
             Some((user, until)) => self.judge(
                 user,
@@ -201,7 +218,7 @@ impl KeyCache {
         let id = user.id;
         self.users
             .insert(id, (Arc::clone(&user), now + self.settings.ttl));
-        if self.epoch.load(Ordering::SeqCst) != epoch {
+        if self.epochs[user_stripe(id)].load(Ordering::SeqCst) != epoch {
             self.users.remove(&id);
         }
         user
@@ -325,8 +342,18 @@ mod tests {
         };
         // The key is revoked (and invalidated) while the filler reads the old row.
         cache.invalidate(&digest);
-        cache.fill(digest, Some(k), epoch, NOW);
+        cache.fill(digest, Some(k.clone()), epoch, NOW);
         assert!(hit(cache.lookup(&digest, NOW)).is_none());
+
+        // An invalidation of another key does not undo the fill.
+        let Lookup::Miss { epoch, .. } = cache.lookup(&digest, NOW) else {
+            panic!()
+        };
+        let mut other = [0u8; 32];
+        other[0] = digest.as_bytes()[0].wrapping_add(1);
+        cache.invalidate(&KeyDigest::from_slice(&other).unwrap());
+        cache.fill(digest, Some(k), epoch, NOW);
+        assert!(hit(cache.lookup(&digest, NOW)).is_some());
     }
 
     #[test]
@@ -392,7 +419,10 @@ mod tests {
         assert!(hit(cache.lookup(&digest, NOW)).is_some());
         cache.changed(Change::Key(digest));
         assert!(hit(cache.lookup(&digest, NOW)).is_none());
-        cache.fill(digest, Some(k), cache.epoch.load(Ordering::SeqCst), NOW);
+        let Lookup::Miss { epoch, .. } = cache.lookup(&digest, NOW) else {
+            panic!()
+        };
+        cache.fill(digest, Some(k), epoch, NOW);
         cache.changed(Change::All);
         assert!(hit(cache.lookup(&digest, NOW)).is_none());
     }

@@ -27,7 +27,8 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn unavailable() -> Self {
+    /// No answer: storage is unreachable and nothing trustworthy is cached.
+    pub fn unavailable() -> Self {
         Self {
             code: VerifyCode::Unavailable,
             key: None,

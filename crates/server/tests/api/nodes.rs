@@ -20,7 +20,11 @@ const JWT_SECRET: &str = "nodes-test-secret-nodes-test-secret-0123";
 const CACHE_TTL_SECS: u64 = 5;
 
 async fn node(dir: &Path, url: &str, extra: &[&str]) -> Server {
-    let ttl = format!("{CACHE_TTL_SECS}s");
+    node_with_ttl(dir, url, CACHE_TTL_SECS, extra).await
+}
+
+async fn node_with_ttl(dir: &Path, url: &str, ttl_secs: u64, extra: &[&str]) -> Server {
+    let ttl = format!("{ttl_secs}s");
     let mut args = vec!["--cache-ttl", ttl.as_str()];
     args.extend_from_slice(extra);
     start_with(
@@ -282,4 +286,161 @@ async fn credits_are_exact_across_three_nodes_and_usage_adds_up() {
         .await
         .unwrap();
     assert_eq!(remaining, 0);
+}
+
+/// Keeps creating keys through `node` until `stop`; returns the ids it was given a 201 for, and
+/// how many 503s it saw. Any other answer fails the test.
+async fn keep_writing(
+    node: Arc<Server>,
+    admin: String,
+    tenant_id: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<String>, usize) {
+    let client = reqwest::Client::new();
+    let (mut acknowledged, mut unavailable) = (Vec::new(), 0);
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let res = client
+            .post(format!("{}/api/v1/api-keys", node.base))
+            .bearer_auth(&admin)
+            .json(&json!({"tenant_id": tenant_id, "name": "under load"}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.unwrap();
+        match status {
+            201 => acknowledged.push(body["id"].as_str().unwrap().to_owned()),
+            503 => {
+                assert_eq!(body["error"]["code"], "unavailable", "{body}");
+                unavailable += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    (acknowledged, unavailable)
+}
+
+/// PostgreSQL stops under load and comes back: while it is gone `/readyz` is 503, management
+/// calls are 503 in the error shape, verify answers a cached key until its TTL is over and then
+/// fails closed (503 `UNAVAILABLE`), like a key it never cached; within 5 s of the database's
+/// return the node serves again by itself, and every write it acknowledged is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_rides_out_a_database_restart() {
+    const TTL: Duration = Duration::from_secs(8);
+    let cluster = tokio::task::spawn_blocking(keyward_pg_testkit::Cluster::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cluster = Arc::new(cluster);
+    let url = cluster.fresh_database("outage").await;
+    let dir = tempfile::tempdir().unwrap();
+    let n = Arc::new(
+        node_with_ttl(
+            dir.path(),
+            &url,
+            TTL.as_secs(),
+            &["--db-acquire-timeout", "1s"],
+        )
+        .await,
+    );
+    let admin = n.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (tenant_id, verifier) = verifier_on(&n, &admin).await;
+    let client = reqwest::Client::new();
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn(keep_writing(
+        Arc::clone(&n),
+        admin.clone(),
+        tenant_id.clone(),
+        Arc::clone(&stop),
+    ));
+    let (_, cached) = create_key(&n, &admin, &tenant_id, json!({})).await;
+    let (_, uncached) = create_key(&n, &admin, &tenant_id, json!({})).await;
+    assert_eq!(
+        verify(&client, &n, &verifier, &cached).await,
+        (200, "VALID".into())
+    );
+    let filled = Instant::now();
+
+    let c = Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || c.stop_server())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        verify(&client, &n, &verifier, &cached).await,
+        (200, "VALID".into()),
+        "inside its TTL a cached key is still answered"
+    );
+    assert!(
+        filled.elapsed() < TTL,
+        "the test was too slow to check the cached answer"
+    );
+    assert_eq!(
+        verify(&client, &n, &verifier, &uncached).await,
+        (503, "UNAVAILABLE".into()),
+        "a key that cannot be read fails closed"
+    );
+    let (status, body) = n.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("unavailable"))
+    );
+    let (status, body) = n
+        .call(Method::GET, "/api/v1/api-keys", Some(&admin), None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable"))
+    );
+
+    tokio::time::sleep((TTL + Duration::from_millis(500)).saturating_sub(filled.elapsed())).await;
+    assert_eq!(
+        verify(&client, &n, &verifier, &cached).await,
+        (503, "UNAVAILABLE".into()),
+        "past its TTL a cached key fails closed too"
+    );
+
+    let c = Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || c.start_server())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = Instant::now();
+    loop {
+        let ready = n.call(Method::GET, "/readyz", None, None).await.0 == 200;
+        let verified = verify(&client, &n, &verifier, &uncached).await;
+        if ready && verified == (200, "VALID".to_owned()) {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "not recovered 5 s after the database came back: {verified:?}\n{}",
+            n.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "recovered {:.0} ms after the database came back",
+        back.elapsed().as_secs_f64() * 1e3
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acknowledged, unavailable) = writer.await.unwrap();
+    assert!(unavailable > 0, "the writer saw the outage");
+    assert!(acknowledged.len() > 2, "the writer wrote before and after");
+    for id in &acknowledged {
+        let (status, _) = n
+            .call(
+                Method::GET,
+                &format!("/api/v1/api-keys/{id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "acknowledged key {id} lost");
+    }
+    let n = Arc::into_inner(n).expect("the writer is done");
+    assert!(n.terminate().success());
 }

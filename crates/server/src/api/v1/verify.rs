@@ -114,7 +114,11 @@ pub async fn verify(
     JsonBody(input): JsonBody<VerifyKeyInput>,
 ) -> ApiResult<Response> {
     let started = Instant::now();
-    let verifier = verifier(&state, presented_credential(&headers)).await?;
+    let verifier = match verifier(&state, presented_credential(&headers)).await {
+        // The verifier's own credential could not be re-read: no answer either way.
+        Err(ApiError::Unavailable) => return Ok(unavailable()),
+        other => other?,
+    };
     let cost = input.cost.unwrap_or(1);
     if !(0..=MAX_COST).contains(&cost) {
         return Err(ApiError::invalid_field(
@@ -128,16 +132,20 @@ pub async fn verify(
         .metrics
         .verified(VerifyRoute::Verify, verdict.code, started.elapsed());
     if verdict.code == VerifyCode::Unavailable {
-        // Fail closed, in the verify answer's own shape so that clients read `code` as usual.
-        let body = Json(VerifyKeyResponse::from(verdict));
-        return Ok((
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            body,
-        )
-            .into_response());
+        return Ok(unavailable());
     }
     Ok(Json(VerifyKeyResponse::from(verdict)).into_response())
+}
+
+/// Fail closed, in the verify answer's own shape so that clients read `code` as usual.
+fn unavailable() -> Response {
+    let body = VerifyKeyResponse::from(Verdict::unavailable());
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        Json(body),
+    )
+        .into_response()
 }
 
 /// The principal a verifier credential speaks for; `None` under `--public-verify`. It must hold
