@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
-# The PostgreSQL store's conformance tests start a throwaway cluster of their own with these.
+# The PostgreSQL tests (store conformance, the HTTP suite, three nodes on one database) start
+# throwaway clusters of their own with these.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -29,3 +30,9 @@ fi
 
 # Tests spawn the real binary; build everything once, then run.
 cargo test --workspace --locked --no-fail-fast "$@"
+
+# The in-process HTTP suite once more on PostgreSQL (a throwaway cluster the tests start),
+# so that every surface is proven on both backends. The process and multi-node tests pick
+# their databases themselves and ran above.
+KEYWARD_TEST_DATABASE=postgres cargo test -p keyward-server --test api --locked --no-fail-fast \
+  -- --skip process:: --skip nodes::

@@ -36,7 +36,8 @@ const INSERT_CHUNK: usize = 1000;
 /// The channel every node LISTENs on and every verification-affecting write NOTIFYs.
 /// Never change it: nodes of two versions must still hear each other during a rolling upgrade.
 const CHANGES_CHANNEL: &str = "keyward_changes";
-/// The payload of [`Change::All`]; a key's change is its digest in base64url (43 characters).
+/// The payload is `<origin>:<what>`: the announcing store's [`PgStore::origin`], then `*` for
+/// [`Change::All`] or a key's digest in base64url (43 characters).
 const ALL_KEYS: &str = "*";
 /// How long the listening connection may stay silent before it is asked whether it still lives.
 const LISTEN_HEARTBEAT: Duration = Duration::from_secs(1);
@@ -68,6 +69,9 @@ pub struct PgStore {
     /// One connection, used only by [`Store::watch`]; its application name carries the process
     /// id so an operator (or a test) can tell each node's listener apart in `pg_stat_activity`.
     listen_pool: PgPool,
+    /// Names this store (one per node process) in its announcements, so that its own watcher
+    /// skips them: the node already applied each change to its cache before answering.
+    origin: Arc<str>,
 }
 
 /// Prints nothing of the pool: its connect options hold the password.
@@ -114,7 +118,12 @@ impl PgStore {
             .connect_lazy_with(
                 options.application_name(&format!("keyward-listener-{}", std::process::id())),
             );
-        Ok(Self { pool, listen_pool })
+        let origin = Uuid::new_v4().simple().to_string().into();
+        Ok(Self {
+            pool,
+            listen_pool,
+            origin,
+        })
     }
 
     /// A listener on [`CHANGES_CHANNEL`], on a connection of its own.
@@ -353,10 +362,14 @@ async fn revoke_in(
 
 /// Announces `change` to every node when `tx` commits (PostgreSQL delivers a NOTIFY at commit,
 /// and never for a transaction that rolls back).
-async fn notify(tx: &mut Transaction<'static, Postgres>, change: Change) -> Result<(), StoreError> {
+async fn notify(
+    tx: &mut Transaction<'static, Postgres>,
+    origin: &str,
+    change: Change,
+) -> Result<(), StoreError> {
     let payload = match change {
-        Change::Key(digest) => digest.to_base64url(),
-        Change::All => ALL_KEYS.to_owned(),
+        Change::Key(digest) => format!("{origin}:{}", digest.to_base64url()),
+        Change::All => format!("{origin}:{ALL_KEYS}"),
     };
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANGES_CHANNEL)
@@ -367,12 +380,16 @@ async fn notify(tx: &mut Transaction<'static, Postgres>, change: Change) -> Resu
     Ok(())
 }
 
-/// Hands every notification to `sink` until the listening connection fails.
-async fn relay(mut listener: PgListener, sink: &dyn ChangeSink) {
+/// Hands every other node's announcement to `sink` until the listening connection fails.
+async fn relay(mut listener: PgListener, sink: &dyn ChangeSink, own_origin: &str) {
     loop {
         match tokio::time::timeout(LISTEN_HEARTBEAT, listener.try_recv()).await {
-            // A payload this version cannot read (a newer node's?): forgetting all is safe.
-            Ok(Ok(Some(n))) => sink.changed(parse_change(n.payload()).unwrap_or(Change::All)),
+            Ok(Ok(Some(n))) => match parse_change(n.payload()) {
+                Some((origin, _)) if origin == own_origin => {}
+                Some((_, change)) => sink.changed(change),
+                // A payload this version cannot read (a newer node's?): forgetting all is safe.
+                None => sink.changed(Change::All),
+            },
             Ok(Ok(None)) | Ok(Err(_)) => return,
             Err(_silent) => {
                 // A server that vanished without closing the socket would leave this node deaf
@@ -390,11 +407,13 @@ async fn relay(mut listener: PgListener, sink: &dyn ChangeSink) {
     }
 }
 
-fn parse_change(payload: &str) -> Option<Change> {
-    if payload == ALL_KEYS {
-        Some(Change::All)
+/// The change a payload announces, and its origin.
+fn parse_change(payload: &str) -> Option<(&str, Change)> {
+    let (origin, what) = payload.split_once(':')?;
+    if what == ALL_KEYS {
+        Some((origin, Change::All))
     } else {
-        KeyDigest::from_base64url(payload).map(Change::Key)
+        KeyDigest::from_base64url(what).map(|d| (origin, Change::Key(d)))
     }
 }
 
@@ -469,7 +488,7 @@ impl Store for PgStore {
                 Ok(listener) => {
                     retry = Duration::from_millis(100);
                     sink.resumed();
-                    relay(listener, sink.as_ref()).await;
+                    relay(listener, sink.as_ref(), &self.origin).await;
                     sink.lost();
                     if self.listen_pool.is_closed() {
                         return;
@@ -621,7 +640,7 @@ impl Store for PgStore {
             .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
         // Members lose their tenant too, which cached users must learn: forget everything.
-        notify(&mut tx, Change::All).await?;
+        notify(&mut tx, &self.origin, Change::All).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(revoked)
     }
@@ -820,7 +839,7 @@ impl Store for PgStore {
         }
         write_credits(&mut tx, k.id, k.credits.as_ref()).await?;
         insert_audit(&mut tx, audit).await?;
-        notify(&mut tx, Change::Key(k.digest)).await?;
+        notify(&mut tx, &self.origin, Change::Key(k.digest)).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -834,7 +853,7 @@ impl Store for PgStore {
         let mut tx = self.write().await?;
         let key = revoke_in(&mut tx, id, at, now).await?;
         insert_audit(&mut tx, audit).await?;
-        notify(&mut tx, Change::Key(key.digest)).await?;
+        notify(&mut tx, &self.origin, Change::Key(key.digest)).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(key)
     }
@@ -851,7 +870,7 @@ impl Store for PgStore {
         let old = revoke_in(&mut tx, old_id, revoke_old_at, now).await?;
         insert_keys(&mut tx, std::slice::from_ref(new_key)).await?;
         insert_audit(&mut tx, audit).await?;
-        notify(&mut tx, Change::Key(old.digest)).await?;
+        notify(&mut tx, &self.origin, Change::Key(old.digest)).await?;
         tx.commit().await.map_err(map_err)
     }
 

@@ -1,5 +1,7 @@
-//! Test helpers: a fresh keyward on a temp SQLite file with a manual clock, and shortcuts
-//! (`admin()`, `member_of()`, `key_with()`) that keep tests short.
+//! Test helpers: a fresh keyward with a manual clock, on a temp SQLite file or, with
+//! `KEYWARD_TEST_DATABASE=postgres`, on a new database of a throwaway PostgreSQL cluster (the
+//! README's test command runs the suite both ways); and shortcuts (`admin()`, `member_of()`,
+//! `key_with()`) that keep tests short.
 
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use keyward_server::auth::jwt::JwtKeys;
 use keyward_server::auth::password::Passwords;
 use keyward_server::service::users::{self, NewUser};
 use keyward_server::{AppState, Settings};
+use keyward_store::{ChangeSink, Store};
+use keyward_store_postgres::PgStore;
 use keyward_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -81,23 +85,50 @@ pub fn start_time() -> time::OffsetDateTime {
     time::macros::datetime!(2026-03-01 12:00 UTC)
 }
 
+/// The backend named by `KEYWARD_TEST_DATABASE` (`sqlite`, the default, or `postgres`).
+async fn test_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    match std::env::var("KEYWARD_TEST_DATABASE").as_deref() {
+        Err(_) | Ok("sqlite") => {
+            let url = format!("sqlite://{}", dir.join("test.db").display());
+            Arc::new(SqliteStore::open(&url).await.unwrap())
+        }
+        Ok("postgres") => {
+            let url = keyward_pg_testkit::shared().fresh_database("http").await;
+            Arc::new(PgStore::open(&url).await.unwrap())
+        }
+        Ok(other) => panic!("KEYWARD_TEST_DATABASE={other}: use sqlite or postgres"),
+    }
+}
+
 pub async fn app() -> TestApp {
     app_with(Settings::default()).await
 }
 
 pub async fn app_with(settings: Settings) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
+    let store = test_store(dir.path()).await;
     let clock = Arc::new(ManualClock::new(start_time()));
     let jwt = JwtKeys::new(JWT_SECRET.to_vec(), SESSION_TTL).unwrap();
     let state = AppState::new(
-        Arc::new(store),
+        Arc::clone(&store),
         clock.clone(),
         jwt,
         Passwords::fast_insecure_for_tests(),
         settings,
     );
+    if store.publishes_changes() {
+        // As `serve` does: the cache trusts nothing until the change feed listens.
+        let sink: Arc<dyn ChangeSink> = state.cache.clone();
+        tokio::spawn(async move { store.watch(sink).await });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !state.cache.is_coherent() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the change feed never listened"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
     TestApp {
         state,
         clock,
