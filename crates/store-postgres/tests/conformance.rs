@@ -285,7 +285,7 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
         .await
         .unwrap();
     let said = format!("key {}", plain.digest().to_base64url());
-    assert_eq!(recorder.wait_for(&said).await, [said.clone()]);
+    assert_eq!(recorder.wait_for(&said).await, [said]);
 
     task.abort();
     writer.close().await;
