@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The verify benchmark: seeds KEYS keys straight through the store, starts keyward (release,
-# embedded SQLite), and loads /healthz, verify and forward auth with wrk in the same run and
-# with the same settings. Prints a table and writes it to BENCHMARKS.md.
+# The verify benchmark: for each backend, seeds KEYS keys straight through the store, starts
+# keyward (release build), and loads /healthz, verify and forward auth with wrk in the same run
+# and with the same settings. On PostgreSQL (a throwaway cluster this script starts) it also
+# loads two nodes behind one nginx. Prints the tables and writes them to BENCHMARKS.md.
 #
-# Usage: bash bench/run.sh            (env: KEYS=1000000 SAMPLE=100000 DURATION=10s
-#                                            CONNECTIONS=32 THREADS=1 WARMUP=5s PORT=3999)
+# Usage: bash bench/run.sh   (env: BACKENDS="sqlite postgres" KEYS=1000000 SAMPLE=100000
+#                             DURATION=10s CONNECTIONS=32 THREADS=1 WARMUP=5s PORT=3999)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BACKENDS=${BACKENDS:-"sqlite postgres"}
 KEYS=${KEYS:-1000000}
 SAMPLE=${SAMPLE:-100000}
 DURATION=${DURATION:-10s}
@@ -15,45 +17,64 @@ THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-5s}
 PORT=${PORT:-3999}
 
-if ! command -v wrk >/dev/null; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+case " $BACKENDS " in *" postgres "*)
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx) ;;
+esac
+if [ ${#missing[@]} -gt 0 ]; then
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 cargo build --release --locked --bin keyward >&2
 bin=$PWD/target/release/keyward
 work=$(mktemp -d)
-server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+chmod 755 "$work"
+pids=()
+pg_stop=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "$pg_stop" ] && eval "$pg_stop" >/dev/null 2>&1
+  rm -rf "$work"
+}
 trap cleanup EXIT
-db="sqlite://$work/bench.db"
+export KEYWARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
 
-echo "seeding $KEYS keys..." >&2
-seed_line=$("$bin" --database "$db" bench-seed --count "$KEYS" \
-  --keys-out "$work/keys.txt" --verifier-out "$work/verifier.txt" | tail -1)
-echo "$seed_line" >&2
-seed_rate=$(echo "$seed_line" | sed -E 's/.*\(([0-9]+) keys\/s\).*/\1/')
-seed_secs=$(echo "$seed_line" | sed -E 's/.* in ([0-9.]+) s .*/\1/')
-shuf -n "$SAMPLE" "$work/keys.txt" > "$work/sample.txt"
-export KEYWARD_KEYS_FILE="$work/sample.txt"
-KEYWARD_VERIFIER=$(cat "$work/verifier.txt")
-export KEYWARD_VERIFIER
+# A throwaway PostgreSQL cluster in $work/pg on port $((PORT + 10)); sets pg_url.
+start_postgres() {
+  local pgbin as="" port=$((PORT + 10))
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  mkdir -p "$work/pg/sockets"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown -R postgres:postgres "$work/pg"
+    as="setpriv --reuid=postgres --regid=postgres --init-groups --"
+  fi
+  $as "$pgbin/initdb" -D "$work/pg/data" -U postgres --auth=trust --no-locale -E UTF8 >/dev/null
+  # Durable as shipped (fsync, synchronous_commit on): the numbers are what a deployment sees.
+  $as "$pgbin/pg_ctl" start -w -D "$work/pg/data" -l "$work/pg/server.log" \
+    -o "-p $port -h 127.0.0.1 -k $work/pg/sockets -c shared_buffers=256MB -c max_connections=100" >/dev/null
+  pg_stop="$as $pgbin/pg_ctl stop -D $work/pg/data -m fast"
+  "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc 'CREATE DATABASE keyward' >/dev/null
+  pg_url="postgres://postgres@127.0.0.1:$port/keyward"
+}
 
-start=$(date +%s%N)
-"$bin" --database "$db" serve --listen "127.0.0.1:$PORT" --cache-capacity "$((SAMPLE * 2))" \
-  --log-format json 2>"$work/server.log" &
-server=$!
-until curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; do
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.005
-done
-startup_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+# serve <db> <port>: starts a node, waits until it is ready, sets node_pid and startup_ms.
+serve() {
+  local db=$1 port=$2 start
+  start=$(date +%s%N)
+  "$bin" --database "$db" serve --listen "127.0.0.1:$port" --cache-capacity "$((SAMPLE * 2))" \
+    --log-format json 2>"$work/server-$port.log" &
+  node_pid=$!
+  pids+=("$node_pid")
+  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+    kill -0 "$node_pid" 2>/dev/null || { cat "$work/server-$port.log" >&2; exit 1; }
+    sleep 0.005
+  done
+  startup_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+}
 
-one=$(head -1 "$work/sample.txt")
-check=$(curl -s "http://127.0.0.1:$PORT/api/v1/keys/verify" -H "x-api-key: $KEYWARD_VERIFIER" \
-  -H 'content-type: application/json' -d "{\"key\":\"$one\",\"scopes\":[\"bench:read\"]}")
-case "$check" in *'"code":"VALID"'*) ;; *) echo "a seeded key does not verify: $check" >&2; exit 1 ;; esac
-
-# wrk <name> <url> [script]: prints "<requests/s> <p50 ms> <p99 ms> <non-2xx>"
+# load <url> [script]: prints "<requests/s> <p50 ms> <p99 ms> <non-2xx>"
 load() {
   local url=$1 script=${2:-}
   local out
@@ -69,35 +90,118 @@ load() {
 to_ms() { # wrk prints 812.00us, 1.23ms or 1.02s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf "%.3f", n }'
 }
+# warm <base>: verifies every sample key at least once (in order), so that the runs that follow
+# measure answers from the cache; they run inside the cache's 30 s TTL of this warm-up.
+warm() {
+  echo "warming the cache for $WARMUP..." >&2
+  wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" -s bench/warm.lua "$1/api/v1/keys/verify" >/dev/null
+}
+row() { echo "| $1 | $2 | $3 | $4 | $5 |"; }
 
-echo "warming the cache for $WARMUP..." >&2
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s bench/verify.lua "http://127.0.0.1:$PORT/api/v1/keys/verify" >/dev/null
-read -r h_rps h_p50 h_p99 h_err < <(load "http://127.0.0.1:$PORT/healthz")
-read -r v_rps v_p50 v_p99 v_err < <(load "http://127.0.0.1:$PORT/api/v1/keys/verify" bench/verify.lua)
-read -r f_rps f_p50 f_p99 f_err < <(load "http://127.0.0.1:$PORT/api/v1/auth/forward?scopes=bench:read" bench/forward.lua)
-rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
-hits=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^keyward_cache_hits_total/ {print $2}')
-misses=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^keyward_cache_misses_total/ {print $2}')
+tables=""
+declare -A verify_rps
+for backend in $BACKENDS; do
+  case $backend in
+    sqlite) db="sqlite://$work/bench.db" ;;
+    postgres) start_postgres; db=$pg_url ;;
+    *) echo "unknown backend $backend (sqlite, postgres)" >&2; exit 2 ;;
+  esac
+  echo "[$backend] seeding $KEYS keys..." >&2
+  seed_line=$("$bin" --database "$db" bench-seed --count "$KEYS" \
+    --keys-out "$work/keys-$backend.txt" --verifier-out "$work/verifier-$backend.txt" | tail -1)
+  echo "$seed_line" >&2
+  seed_rate=$(echo "$seed_line" | sed -E 's/.*\(([0-9]+) keys\/s\).*/\1/')
+  seed_secs=$(echo "$seed_line" | sed -E 's/.* in ([0-9.]+) s .*/\1/')
+  shuf -n "$SAMPLE" "$work/keys-$backend.txt" > "$work/sample.txt"
+  export KEYWARD_KEYS_FILE="$work/sample.txt"
+  KEYWARD_VERIFIER=$(cat "$work/verifier-$backend.txt")
+  export KEYWARD_VERIFIER
 
-ratio=$(awk -v v="$v_rps" -v h="$h_rps" 'BEGIN { printf "%.2f", v / h }')
-fratio=$(awk -v f="$f_rps" -v v="$v_rps" 'BEGIN { printf "%.2f", f / v }')
-table=$(cat <<TABLE
+  serve "$db" "$PORT"
+  server=$node_pid
+  base="http://127.0.0.1:$PORT"
+  one=$(head -1 "$work/sample.txt")
+  check=$(curl -s "$base/api/v1/keys/verify" -H "x-api-key: $KEYWARD_VERIFIER" \
+    -H 'content-type: application/json' -d "{\"key\":\"$one\",\"scopes\":[\"bench:read\"]}")
+  case "$check" in *'"code":"VALID"'*) ;; *) echo "a seeded key does not verify: $check" >&2; exit 1 ;; esac
+
+  warm "$base"
+  read -r v_rps v_p50 v_p99 v_err < <(load "$base/api/v1/keys/verify" bench/verify.lua)
+  read -r f_rps f_p50 f_p99 f_err < <(load "$base/api/v1/auth/forward?scopes=bench:read" bench/forward.lua)
+  read -r h_rps h_p50 h_p99 h_err < <(load "$base/healthz")
+  verify_rps[$backend]=$v_rps
+  rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
+  metrics=$(curl -s "$base/metrics")
+  hits=$(echo "$metrics" | awk '/^keyward_cache_hits_total/ {print $2}')
+  misses=$(echo "$metrics" | awk '/^keyward_cache_misses_total/ {print $2}')
+  ratio=$(awk -v v="$v_rps" -v h="$h_rps" 'BEGIN { printf "%.2f", v / h }')
+  fratio=$(awk -v f="$f_rps" -v v="$v_rps" 'BEGIN { printf "%.2f", f / v }')
+  rows="$(row '`GET /healthz`' "$h_rps" "$h_p50" "$h_p99" "$h_err")
+$(row '`POST /api/v1/keys/verify`' "$v_rps" "$v_p50" "$v_p99" "$v_err")
+$(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err")"
+  notes="- verify / healthz requests/s: **$ratio** (target >= 0.85); forward / verify: **$fratio** (target >= 0.90)
+- server peak RSS (VmHWM): **$((rss_kb / 1024)) MB** (target <= 400); start-up to ready: **$startup_ms ms** (target <= 1000)
+- seeding: $KEYS keys in $seed_secs s (**$seed_rate keys/s**); cache hits/misses over the run: $hits / $misses"
+
+  if [ "$backend" = postgres ]; then
+    # Two nodes on the same database behind one nginx (round robin, keep-alive upstreams).
+    serve "$db" "$((PORT + 1))"
+    mkdir -p "$work/nginx"
+    cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream keyward { server 127.0.0.1:$PORT; server 127.0.0.1:$((PORT + 1)); keepalive 64; }
+  server {
+    listen 127.0.0.1:$((PORT + 2));
+    location / { proxy_pass http://keyward; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+    nginx=$(command -v nginx || echo /usr/sbin/nginx)
+    "$nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx/stderr" &
+    pids+=("$!")
+    lb="http://127.0.0.1:$((PORT + 2))"
+    until curl -sf "$lb/readyz" >/dev/null; do sleep 0.01; done
+    # Each node keeps its own cache: warm both, then load them together through nginx.
+    warm "$base"
+    warm "http://127.0.0.1:$((PORT + 1))"
+    read -r lv_rps lv_p50 lv_p99 lv_err < <(load "$lb/api/v1/keys/verify" bench/verify.lua)
+    read -r lh_rps lh_p50 lh_p99 lh_err < <(load "$lb/healthz")
+    rows="$rows
+$(row '2 nodes behind nginx: `GET /healthz`' "$lh_rps" "$lh_p50" "$lh_p99" "$lh_err")
+$(row '2 nodes behind nginx: `POST /api/v1/keys/verify`' "$lv_rps" "$lv_p50" "$lv_p99" "$lv_err")"
+    lratio=$(awk -v v="$lv_rps" -v h="$lh_rps" 'BEGIN { printf "%.2f", v / h }')
+    notes="$notes
+- two nodes behind nginx, verify / healthz through the same nginx: **$lratio** (nginx, two nodes and wrk share the machine's cores)"
+    if [ -n "${verify_rps[sqlite]:-}" ]; then
+      pratio=$(awk -v p="$v_rps" -v s="${verify_rps[sqlite]}" 'BEGIN { printf "%.2f", p / s }')
+      notes="$notes
+- cache-hit verify on PostgreSQL / on SQLite, one node each: **$pratio** (target >= 0.90)"
+    fi
+  fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  pids=()
+  table="### $backend
+
 | endpoint | requests/s | p50 ms | p99 ms | non-2xx |
 | --- | ---: | ---: | ---: | ---: |
-| \`GET /healthz\` | $h_rps | $h_p50 | $h_p99 | $h_err |
-| \`POST /api/v1/keys/verify\` | $v_rps | $v_p50 | $v_p99 | $v_err |
-| \`GET /api/v1/auth/forward\` | $f_rps | $f_p50 | $f_p99 | $f_err |
+$rows
 
-- verify / healthz requests/s: **$ratio** (target >= 0.85); forward / verify: **$fratio** (target >= 0.90)
-- server peak RSS (VmHWM): **$((rss_kb / 1024)) MB** (target <= 400); start-up to ready: **$startup_ms ms** (target <= 1000)
-- seeding: $KEYS keys in $seed_secs s (**$seed_rate keys/s**); cache hits/misses over the run: $hits / $misses
-TABLE
-)
-header="## $(date -u +%Y-%m-%d) — SQLite, $(nproc) cores, $KEYS keys stored, wrk -t$THREADS -c$CONNECTIONS -d$DURATION (random keys from a sample of $SAMPLE, after a $WARMUP warm-up)"
+$notes"
+  tables="$tables$table
+
+"
+done
+
+header="## $(date -u +%Y-%m-%d) — $(nproc) cores, $KEYS keys stored, wrk -t$THREADS -c$CONNECTIONS -d$DURATION (random keys from a sample of $SAMPLE, after a $WARMUP warm-up)"
 echo
 echo "$header"
 echo
-echo "$table"
+echo "$tables"
 # Keep earlier runs below the new one (the first four lines are the title and its note).
 if [ -f BENCHMARKS.md ]; then tail -n +5 BENCHMARKS.md > "$work/rest.md"; else : > "$work/rest.md"; fi
-{ printf '# Benchmarks\n\nWritten by `bash bench/run.sh`; newest first.\n\n%s\n\n%s\n\n' "$header" "$table"; cat "$work/rest.md"; } > BENCHMARKS.md
+{ printf '# Benchmarks\n\nWritten by `bash bench/run.sh`; newest first.\n\n%s\n\n%s' "$header" "$tables"; cat "$work/rest.md"; } > BENCHMARKS.md

@@ -12,6 +12,8 @@ command -v curl >/dev/null || missing+=(curl)
 # The PostgreSQL tests (store conformance, the HTTP suite, three nodes on one database) start
 # throwaway clusters of their own with these.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# ... and give them a certificate authority of their own, to prove TLS to PostgreSQL.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -49,9 +49,28 @@ pub fn shared() -> &'static Cluster {
 }
 
 impl Cluster {
-    /// The URL of `database` on this cluster (user `postgres`, no password: trust auth).
+    /// The URL of `database` on this cluster (user `postgres`, no password: trust auth), in
+    /// plain TCP.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// The URL of `database` over TLS, with the server's certificate verified against the
+    /// cluster's own certificate authority (and its name, 127.0.0.1).
+    pub fn tls_url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=verify-full&sslrootcert={}",
+            self.port,
+            self.ca_file().display()
+        )
+    }
+
+    /// The certificate authority that signed the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("tls").join("ca.crt")
     }
 
     /// Creates a new, empty database named `<prefix>_<n>` and returns its URL.
@@ -134,6 +153,7 @@ impl Cluster {
                 String::from_utf8_lossy(&initdb.stderr)
             ));
         }
+        make_certificates(&dir.join("tls"), root)?;
         let cluster = Cluster {
             port: free_port()?,
             dir,
@@ -147,11 +167,15 @@ impl Cluster {
 
     /// Starts the server (again, after [`Cluster::stop_server`]) on the same port and data.
     pub fn start_server(&self) -> Result<(), String> {
+        let tls = self.dir.join("tls");
         let options = format!(
             "-p {} -h 127.0.0.1 -k {} \
-             -c fsync=off -c full_page_writes=off -c shared_buffers=32MB -c max_connections=300",
+             -c fsync=off -c full_page_writes=off -c shared_buffers=32MB -c max_connections=300 \
+             -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
             self.port,
-            self.dir.join("sockets").display()
+            self.dir.join("sockets").display(),
+            tls.join("server.crt").display(),
+            tls.join("server.key").display()
         );
         // fsync is off (a throwaway cluster); synchronous_commit stays on, so a commit is
         // acknowledged only once the server has it: a server stop loses nothing acknowledged.
@@ -191,6 +215,99 @@ impl Cluster {
             ))
         }
     }
+}
+
+/// A certificate authority and a server certificate for 127.0.0.1 signed by it, made with the
+/// `openssl` command line (the server key readable by the server's user only, as PostgreSQL
+/// demands).
+fn make_certificates(dir: &Path, root: bool) -> Result<(), String> {
+    std::fs::create_dir(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let openssl = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("run openssl (is it installed?): {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "openssl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=keyward test CA",
+    ])?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| format!("write server.ext: {e}"))?;
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ])?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .map_err(|e| format!("chmod server.key: {e}"))?;
+    if root {
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .map_err(|e| format!("chown: {e}"))?;
+        if !chown.success() {
+            return Err("could not hand the TLS files to the postgres user".into());
+        }
+    }
+    Ok(())
 }
 
 fn has_server_binaries(dir: &Path) -> bool {

@@ -291,3 +291,54 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
     writer.close().await;
     watcher.close().await;
 }
+
+/// `sslmode` in the URL is honoured: with `verify-full` against the cluster's authority the
+/// store's connections are encrypted; against the public roots the same server is refused.
+#[tokio::test]
+async fn tls_is_chosen_in_the_url_and_verified() {
+    let cluster = keyward_pg_testkit::shared();
+    let plain_url = cluster.fresh_database("tls").await;
+    let database = plain_url
+        .rsplit('/')
+        .next()
+        .and_then(|rest| rest.split('?').next())
+        .unwrap()
+        .to_owned();
+    let store = PgStore::open(&cluster.tls_url(&database))
+        .await
+        .expect("TLS with the cluster's authority");
+    store.ping().await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&plain_url).await.unwrap();
+    let (encrypted, plain): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+         FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.application_name = 'keyward' AND a.datname = $1",
+    )
+    .bind(&database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(encrypted >= 1, "the store holds TLS connections");
+    assert_eq!(plain, 0, "and no plain ones");
+    store.close().await;
+
+    let untrusted = cluster
+        .tls_url(&database)
+        .split("&sslrootcert")
+        .next()
+        .unwrap()
+        .to_owned();
+    let refused = PgStore::open_with(
+        &untrusted,
+        keyward_store_postgres::PgSettings {
+            acquire_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        refused.is_err(),
+        "a certificate no trusted root signed is refused"
+    );
+    admin.close().await.unwrap();
+}
