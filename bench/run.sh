@@ -133,6 +133,8 @@ for backend in $BACKENDS; do
   rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
   metrics=$(curl -s "$base/metrics")
   hits=$(echo "$metrics" | awk '/^keyward_cache_hits_total/ {print $2}')
+  flushes=$(echo "$metrics" | awk '/^keyward_usage_flush_duration_seconds_count/ {print $2}')
+  flush_ms=$(echo "$metrics" | awk '/^keyward_usage_flush_duration_seconds_sum/ {s = $2} /^keyward_usage_flush_duration_seconds_count/ {c = $2} END { if (c > 0) printf "%.0f", s / c * 1000; else print 0 }')
   misses=$(echo "$metrics" | awk '/^keyward_cache_misses_total/ {print $2}')
   ratio=$(awk -v v="$v_rps" -v h="$h_rps" 'BEGIN { printf "%.2f", v / h }')
   fratio=$(awk -v f="$f_rps" -v v="$v_rps" 'BEGIN { printf "%.2f", f / v }')
@@ -141,7 +143,7 @@ $(row '`POST /api/v1/keys/verify`' "$v_rps" "$v_p50" "$v_p99" "$v_err")
 $(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err")"
   notes="- verify / healthz requests/s: **$ratio** (target >= 0.85); forward / verify: **$fratio** (target >= 0.90)
 - server peak RSS (VmHWM): **$((rss_kb / 1024)) MB** (target <= 400); start-up to ready: **$startup_ms ms** (target <= 1000)
-- seeding: $KEYS keys in $seed_secs s (**$seed_rate keys/s**); cache hits/misses over the run: $hits / $misses"
+- seeding: $KEYS keys in $seed_secs s (**$seed_rate keys/s**); cache hits/misses over the run: $hits / $misses; usage flushes: $flushes, $flush_ms ms each on average"
 
   if [ "$backend" = postgres ]; then
     # Two nodes on the same database behind one nginx (round robin, keep-alive upstreams).

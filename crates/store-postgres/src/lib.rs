@@ -306,7 +306,7 @@ async fn insert_keys(
         let mut qb = QueryBuilder::new(
             "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
              metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
-             revoked_at, last_used_at, remaining, refill_interval, refill_amount, refill_day, \
+             revoked_at, remaining, refill_interval, refill_amount, refill_day, \
              credits_set_at) ",
         );
         qb.push_values(chunk, |mut row, k| {
@@ -327,7 +327,6 @@ async fn insert_keys(
                 .push_bind(ms(k.created_at))
                 .push_bind(ms(k.updated_at))
                 .push_bind(opt_ms(k.revoked_at))
-                .push_bind(opt_ms(k.last_used_at))
                 .push_bind(credits.map(|c| c.remaining))
                 .push_bind(refill.map(|r| r.interval.as_str()))
                 .push_bind(refill.map(|r| r.amount))
@@ -335,6 +334,21 @@ async fn insert_keys(
                 .push_bind(credits.map(|c| ms(c.set_at)));
         });
         qb.build().execute(&mut **tx).await.map_err(map_err)?;
+    }
+    let used: Vec<(Uuid, i64)> = keys
+        .iter()
+        .filter_map(|k| Some((k.id, ms(k.last_used_at?))))
+        .collect();
+    if !used.is_empty() {
+        let (ids, ats): (Vec<Uuid>, Vec<i64>) = used.into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO key_last_used (key_id, at) SELECT * FROM UNNEST($1::uuid[], $2::bigint[])",
+        )
+        .bind(ids)
+        .bind(ats)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
     }
     Ok(())
 }
@@ -348,8 +362,10 @@ async fn revoke_in(
     now: OffsetDateTime,
 ) -> Result<ApiKey, StoreError> {
     let row = sqlx::query(
-        "UPDATE api_keys SET revoked_at = $1, updated_at = $2 \
-         WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $2) RETURNING *",
+        "WITH revoked AS (UPDATE api_keys SET revoked_at = $1, updated_at = $2 \
+         WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $2) RETURNING *) \
+         SELECT r.*, lu.at AS last_used_at FROM revoked r \
+         LEFT JOIN key_last_used lu ON lu.key_id = r.id",
     )
     .bind(ms(at))
     .bind(ms(now))
@@ -742,7 +758,7 @@ impl Store for PgStore {
     }
 
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+        sqlx::query("SELECT * FROM api_keys_in_use WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -753,7 +769,7 @@ impl Store for PgStore {
     }
 
     async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError> {
-        sqlx::query("SELECT * FROM api_keys WHERE digest = $1")
+        sqlx::query("SELECT * FROM api_keys_in_use WHERE digest = $1")
             .bind(digest.as_bytes().as_slice())
             .fetch_optional(&self.pool)
             .await
@@ -765,7 +781,7 @@ impl Store for PgStore {
 
     async fn list_keys(&self, q: &KeyQuery) -> Result<Vec<ApiKey>, StoreError> {
         let now = ms(q.now);
-        let mut qb = QueryBuilder::new("SELECT * FROM api_keys WHERE TRUE");
+        let mut qb = QueryBuilder::new("SELECT * FROM api_keys_in_use WHERE TRUE");
         if let Some(t) = q.tenant_id {
             qb.push(" AND tenant_id = ").push_bind(t);
         }
@@ -882,23 +898,17 @@ impl Store for PgStore {
         // so that two nodes flushing overlapping batches wait for each other, never deadlock.
         let mut tx = self.write().await?;
         if !batch.last_used.is_empty() {
-            let mut ids: Vec<Uuid> = batch.last_used.iter().map(|u| u.key_id).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            sqlx::query("SELECT 1 FROM api_keys WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
             let ids: Vec<Uuid> = batch.last_used.iter().map(|u| u.key_id).collect();
             let ats: Vec<i64> = batch.last_used.iter().map(|u| ms(u.at)).collect();
             // Only ever forward: an older use (a late flush, a slower node) changes nothing.
+            // Only keys that exist get a last use (the same rule as the counters).
             sqlx::query(
-                "UPDATE api_keys SET last_used_at = v.at \
-                 FROM (SELECT id, MAX(at) AS at FROM UNNEST($1::uuid[], $2::bigint[]) \
-                 AS t(id, at) GROUP BY id) AS v \
-                 WHERE api_keys.id = v.id \
-                 AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < v.at)",
+                "INSERT INTO key_last_used (key_id, at) \
+                 SELECT v.id, MAX(v.at) FROM UNNEST($1::uuid[], $2::bigint[]) AS v(id, at) \
+                 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.id) \
+                 GROUP BY v.id ORDER BY v.id \
+                 ON CONFLICT (key_id) DO UPDATE SET at = excluded.at \
+                 WHERE key_last_used.at < excluded.at",
             )
             .bind(ids)
             .bind(ats)
@@ -964,7 +974,7 @@ impl Store for PgStore {
             .push_bind(now)
             .push(") AND COALESCE(last_used_at, created_at) < ")
             .push_bind(ms(dormant_before))
-            .push(") AS dormant FROM api_keys WHERE TRUE");
+            .push(") AS dormant FROM api_keys_in_use WHERE TRUE");
         push_keys_of(&mut qb, of, "");
         let row = qb.build().fetch_one(&self.pool).await.map_err(map_err)?;
         rows::key_counts(&Cols(&row))
