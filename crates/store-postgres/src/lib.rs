@@ -142,10 +142,15 @@ impl PgStore {
 }
 
 /// SQLSTATEs that mean "the server cannot serve us right now", not "the request is wrong":
-/// class 08 (connection exception), too many connections, and the server shutting down or
+/// class 08 (connection exception), too many connections, a statement cancelled by
+/// `statement_timeout` (57014) or a lock not granted in time, and the server shutting down or
 /// starting up.
 fn is_unavailable_code(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03")
+    code.starts_with("08")
+        || matches!(
+            code,
+            "53300" | "57014" | "55P03" | "57P01" | "57P02" | "57P03"
+        )
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {

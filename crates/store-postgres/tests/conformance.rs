@@ -342,3 +342,74 @@ async fn tls_is_chosen_in_the_url_and_verified() {
     );
     admin.close().await.unwrap();
 }
+
+/// `statement_timeout` bounds every statement of the store: a spend stuck behind another
+/// session's row lock gives up after the timeout, as `Unavailable` (a 503, not a 500).
+#[tokio::test]
+async fn the_statement_timeout_bounds_a_statement_stuck_on_a_lock() {
+    let (first, url) = open_fresh().await;
+    let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [11; 32]);
+    let key = ApiKey {
+        credits: Some(Credits {
+            remaining: 5,
+            refill: None,
+            set_at: T0,
+        }),
+        ..ApiKey::issued(
+            Uuid::from_u128(0x10C),
+            &plain,
+            &KeyPrefix::default_prefix(),
+            Uuid::from_u128(7),
+            None,
+            vec![],
+            T0,
+        )
+    };
+    first
+        .create_key(&key, &audit("api_key.create", key.id))
+        .await
+        .unwrap();
+    let impatient = PgStore::open_with(
+        &url,
+        keyward_store_postgres::PgSettings {
+            statement_timeout: Some(Duration::from_millis(300)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
+        .bind(key.id)
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let stuck = tokio::time::timeout(
+        Duration::from_secs(5),
+        impatient.spend_credits(key.id, 1, T0),
+    )
+    .await
+    .expect("the statement timeout ended the wait");
+    let waited = started.elapsed();
+    assert!(
+        matches!(stuck, Err(StoreError::Unavailable(_))),
+        "{stuck:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "gave up after {waited:?}"
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    assert!(matches!(
+        first.spend_credits(key.id, 1, T0).await,
+        Ok(Some(Spend::Spent(_)))
+    ));
+    impatient.close().await;
+    first.close().await;
+}
