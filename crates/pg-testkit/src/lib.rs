@@ -133,7 +133,8 @@ impl Cluster {
             .spawn()
             .map_err(|e| format!("start the PostgreSQL supervisor: {e}"))?;
 
-        let initdb = as_server_user(&bin.join("initdb"), root)
+        let mut initdb = as_server_user(&bin.join("initdb"), root);
+        initdb
             .arg("--pgdata")
             .arg(&data)
             .args([
@@ -143,16 +144,8 @@ impl Cluster {
                 "--no-locale",
                 "--no-sync",
             ])
-            .current_dir(&dir)
-            .output()
-            .map_err(|e| format!("run initdb: {e}"))?;
-        if !initdb.status.success() {
-            return Err(format!(
-                "initdb failed: {}{}",
-                String::from_utf8_lossy(&initdb.stdout),
-                String::from_utf8_lossy(&initdb.stderr)
-            ));
-        }
+            .current_dir(&dir);
+        run(initdb, "initdb")?;
         make_certificates(&dir.join("tls"), root)?;
         let cluster = Cluster {
             port: free_port()?,
@@ -196,24 +189,30 @@ impl Cluster {
         if let Some(log) = log {
             cmd.arg(self.dir.join(log));
         }
-        let out = cmd
-            .arg("-D")
+        cmd.arg("-D")
             .arg(self.dir.join("data"))
             .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run pg_ctl: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "pg_ctl {} failed: {}{}\n{}",
-                args.first().copied().unwrap_or(""),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-            ))
-        }
+            .stdin(Stdio::null());
+        run(cmd, "pg_ctl").map_err(|e| {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            format!("{e}\n{log}")
+        })
+    }
+}
+
+/// Runs `cmd` to its end; an error names `what` and carries its output.
+fn run(mut cmd: Command, what: &str) -> Result<(), String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("run {what} (is it installed?): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
@@ -222,75 +221,42 @@ impl Cluster {
 /// demands).
 fn make_certificates(dir: &Path, root: bool) -> Result<(), String> {
     std::fs::create_dir(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    let openssl = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .map_err(|e| format!("run openssl (is it installed?): {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "openssl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+    let openssl = |args: &str| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(args.split(' ')).current_dir(dir);
+        run(cmd, "openssl")
     };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=keyward test CA",
-    ])?;
+    // A P-256 key made with each request: `<key file> <request file> <subject>`.
+    let new_key = |key: &str, out: &str, subject: &str| {
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-keyout", key, "-out", out, "-subj", subject])
+        .current_dir(dir);
+        cmd
+    };
+    let mut ca = new_key("ca.key", "ca.crt", "/CN=keyward test CA");
+    ca.args(["-x509", "-days", "2"]);
+    run(ca, "openssl req (CA)")?;
     std::fs::write(
         dir.join("server.ext"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     )
     .map_err(|e| format!("write server.ext: {e}"))?;
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ])?;
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ])?;
+    run(
+        new_key("server.key", "server.csr", "/CN=127.0.0.1"),
+        "openssl req (server)",
+    )?;
+    openssl(
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+         -out server.crt -days 2 -extfile server.ext",
+    )?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(
         dir.join("server.key"),

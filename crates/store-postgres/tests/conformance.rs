@@ -37,6 +37,28 @@ keyward_store::conformance_tests!(fresh);
 
 const T0: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 
+/// A fresh key (id `id`, secret bytes all `secret`), with `credits` when given, and its plaintext.
+fn test_key(id: u128, secret: u8, credits: Option<i64>) -> (PlainKey, ApiKey) {
+    let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [secret; 32]);
+    let key = ApiKey {
+        credits: credits.map(|remaining| Credits {
+            remaining,
+            refill: None,
+            set_at: T0,
+        }),
+        ..ApiKey::issued(
+            Uuid::from_u128(id),
+            &plain,
+            &KeyPrefix::default_prefix(),
+            Uuid::from_u128(7),
+            None,
+            vec![],
+            T0,
+        )
+    };
+    (plain, key)
+}
+
 fn audit(action: &str, id: Uuid) -> AuditEntry {
     Actor {
         id: "tester".into(),
@@ -57,23 +79,7 @@ async fn concurrent_spends_on_two_nodes_spend_exactly() {
     let second = PgStore::open(&url).await.expect("a second node opens it");
     let nodes: [Arc<dyn Store>; 2] = [Arc::new(first), Arc::new(second)];
 
-    let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [7; 32]);
-    let key = ApiKey {
-        credits: Some(Credits {
-            remaining: 20,
-            refill: None,
-            set_at: T0,
-        }),
-        ..ApiKey::issued(
-            Uuid::from_u128(0x4E07),
-            &plain,
-            &KeyPrefix::default_prefix(),
-            Uuid::from_u128(7),
-            None,
-            vec![],
-            T0,
-        )
-    };
+    let (_, key) = test_key(0x4E07, 7, Some(20));
     nodes[0]
         .create_key(&key, &audit("api_key.create", key.id))
         .await
@@ -189,16 +195,7 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
     };
     assert_eq!(recorder.wait_for("resumed").await, ["resumed"]);
 
-    let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [9; 32]);
-    let key = ApiKey::issued(
-        Uuid::from_u128(0xFEED),
-        &plain,
-        &KeyPrefix::default_prefix(),
-        Uuid::from_u128(7),
-        None,
-        vec![],
-        T0,
-    );
+    let (plain, key) = test_key(0xFEED, 9, None);
     let said = format!("key {}", plain.digest().to_base64url());
     writer
         .create_key(&key, &audit("api_key.create", key.id))
@@ -262,16 +259,7 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
 
     // A node's own changes are not echoed back to it (it applied them before answering);
     // announcements arrive in commit order, so hearing the writer's later one proves the skip.
-    let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [10; 32]);
-    let second = ApiKey::issued(
-        Uuid::from_u128(0xFEEE),
-        &plain,
-        &KeyPrefix::default_prefix(),
-        Uuid::from_u128(7),
-        None,
-        vec![],
-        T0,
-    );
+    let (plain, second) = test_key(0xFEEE, 10, None);
     writer
         .create_key(&second, &audit("api_key.create", second.id))
         .await
@@ -348,23 +336,7 @@ async fn tls_is_chosen_in_the_url_and_verified() {
 #[tokio::test]
 async fn the_statement_timeout_bounds_a_statement_stuck_on_a_lock() {
     let (first, url) = open_fresh().await;
-    let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [11; 32]);
-    let key = ApiKey {
-        credits: Some(Credits {
-            remaining: 5,
-            refill: None,
-            set_at: T0,
-        }),
-        ..ApiKey::issued(
-            Uuid::from_u128(0x10C),
-            &plain,
-            &KeyPrefix::default_prefix(),
-            Uuid::from_u128(7),
-            None,
-            vec![],
-            T0,
-        )
-    };
+    let (_, key) = test_key(0x10C, 11, Some(5));
     first
         .create_key(&key, &audit("api_key.create", key.id))
         .await
