@@ -130,10 +130,14 @@ impl Metrics {
             out,
             "# HELP keyward_cache_hits_total Key lookups answered from memory.\n# TYPE keyward_cache_hits_total counter\nkeyward_cache_hits_total {}\n\
              # HELP keyward_cache_misses_total Key lookups that read storage.\n# TYPE keyward_cache_misses_total counter\nkeyward_cache_misses_total {}\n\
-             # HELP keyward_cache_entries Keys (and unknown digests) in memory.\n# TYPE keyward_cache_entries gauge\nkeyward_cache_entries {}\n",
+             # HELP keyward_cache_entries Keys (and unknown digests) in memory.\n# TYPE keyward_cache_entries gauge\nkeyward_cache_entries {}\n\
+             # HELP keyward_cache_coherent 1 while cached entries are trusted (on PostgreSQL: the change feed listens).\n# TYPE keyward_cache_coherent gauge\nkeyward_cache_coherent {}\n\
+             # HELP keyward_storage_down 1 while the verify path knows storage to be unreachable.\n# TYPE keyward_storage_down gauge\nkeyward_storage_down {}\n",
             cache.hits(),
             cache.misses(),
-            cache.len()
+            cache.len(),
+            u8::from(cache.is_coherent()),
+            u8::from(state.outage.is_down())
         );
         let _ = write!(
             out,

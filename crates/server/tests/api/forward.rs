@@ -171,6 +171,8 @@ async fn metrics_count_verify_and_flushes() {
     assert!(text.contains("keyward_verify_duration_seconds_bucket{route=\"verify\",le=\"+Inf\"} 3"));
     assert!(text.contains("keyward_usage_flushes_total 1"));
     assert!(text.contains("keyward_usage_pending 0"));
+    assert!(text.contains("keyward_cache_coherent 1"), "{text}");
+    assert!(text.contains("keyward_storage_down 0"), "{text}");
     let hits: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("keyward_cache_hits_total "))

@@ -112,6 +112,20 @@ async fn until_revoked(node: &Server, verifier: &str, key: &str, since: Instant)
     }
 }
 
+/// The value of an unlabelled metric in `node`'s `/metrics`.
+async fn metric(node: &Server, name: &str) -> String {
+    let text = reqwest::get(format!("{}/metrics", node.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .to_owned()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -425,6 +439,15 @@ async fn a_node_rides_out_a_database_restart() {
         "recovered {:.0} ms after the database came back",
         back.elapsed().as_secs_f64() * 1e3
     );
+    assert_eq!(metric(&n, "keyward_storage_down").await, "0");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&n, "keyward_cache_coherent").await != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "the change feed did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (acknowledged, unavailable) = writer.await.unwrap();
