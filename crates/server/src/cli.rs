@@ -115,8 +115,8 @@ pub struct ServeArgs {
     /// Most keys the verify cache holds.
     #[arg(long, env = "KEYWARD_CACHE_CAPACITY", default_value_t = 250_000)]
     pub cache_capacity: usize,
-    /// How long a cached key is trusted before storage is read again, e.g. 30s. On PostgreSQL
-    /// this bounds how long a node whose change feed is down could answer from old entries.
+    /// How long a cached key is trusted before storage is read again, e.g. 30s; also how long it
+    /// may still be answered while the database is unreachable (see --cache-stale-window).
     #[arg(long, env = "KEYWARD_CACHE_TTL", default_value = "30s")]
     pub cache_ttl: String,
     /// While storage is unreachable, how long past its TTL a cached key may still be answered

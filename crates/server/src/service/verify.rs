@@ -115,7 +115,9 @@ pub async fn key_by_digest(
             let read = read_guarded(state, state.store.get_key_by_digest(&digest)).await;
             match read {
                 Ok(key) => Ok(state.cache.fill(digest, key, epoch, now)),
-                Err(e) => stale.ok_or(e),
+                // Only an unreachable database falls back to what the cache last knew.
+                Err(e @ StoreError::Unavailable(_)) => stale.ok_or(e),
+                Err(e) => Err(e),
             }
         }
     }
@@ -129,7 +131,8 @@ pub async fn user_by_id(state: &AppState, id: Uuid) -> Result<Option<Arc<User>>,
         Lookup::Miss { epoch, stale } => {
             match read_guarded(state, state.store.get_user(id)).await {
                 Ok(user) => Ok(user.map(|u| state.cache.fill_user(u, epoch, now))),
-                Err(e) => stale.map(Some).ok_or(e),
+                Err(e @ StoreError::Unavailable(_)) => stale.map(Some).ok_or(e),
+                Err(e) => Err(e),
             }
         }
     }
