@@ -1,6 +1,6 @@
 //! The storage contract: [`Store`] is everything keyward asks of a database, in domain terms.
 //!
-//! Backends (`keyward-store-sqlite`, later PostgreSQL) implement it and must pass the
+//! Backends (`keyward-store-sqlite`, `keyward-store-postgres`) implement it and must pass the
 //! [`conformance`] suite. This crate knows nothing of HTTP or of any database driver.
 //!
 //! Every mutation takes the [`AuditEntry`] that records it and writes both in one transaction:

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-use crate::process::{start_with, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::process::{keyward, start_with, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// Shared by every node: sessions made on one node are valid on all.
 const JWT_SECRET: &str = "nodes-test-secret-nodes-test-secret-0123";
@@ -466,4 +466,20 @@ async fn a_node_rides_out_a_database_restart() {
     }
     let n = Arc::into_inner(n).expect("the writer is done");
     assert!(n.terminate().success());
+}
+
+/// Nodes on a shared database must share the session secret: without one, `serve` refuses to
+/// start (and says how to fix it) rather than make sessions that other nodes reject.
+#[tokio::test]
+async fn a_shared_database_needs_a_shared_session_secret() {
+    let url = keyward_pg_testkit::shared().fresh_database("secret").await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = keyward(dir.path())
+        .env("KEYWARD_DATABASE_URL", &url)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("KEYWARD_JWT_SECRET"), "{stderr}");
 }

@@ -24,7 +24,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn keyward(dir: &Path) -> Command {
+/// The `keyward` binary in `dir`, on a SQLite file there, with no keyward settings inherited.
+pub fn keyward(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
     cmd.current_dir(dir)
         .env_remove("KEYWARD_JWT_SECRET")
