@@ -7,9 +7,11 @@
 # Usage: bash bench/run.sh   (env: BACKENDS="sqlite postgres" KEYS=1000000 SAMPLE=100000
 #                             DURATION=10s CONNECTIONS=32 THREADS=1 WARMUP=10s PORT=3999)
 #
-# The warm-up verifies every sampled key and lasts past the first usage flush (every 5 s),
-# which writes each key's first last_used_at; after it a key's last use is written at most once a
-# minute, so the runs measure the steady state: answers from the cache, counters flushed.
+# The warm-up verifies every sampled key, then waits until the usage it caused (each key's first
+# last_used_at, its counters) has been flushed, so that every run starts from the same steady
+# state: answers from the cache, counters flushed every 5 s. The server runs with a cache TTL of
+# 300 s: the warm-up fills every entry within seconds, and with the default 30 s they would all
+# expire together in the middle of a run, which a real cache filled over time does not do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKENDS=${BACKENDS:-"sqlite postgres"}
@@ -67,7 +69,7 @@ start_postgres() {
 serve() {
   local db=$1 port=$2 start
   start=$(date +%s%N)
-  "$bin" --database "$db" serve --listen "127.0.0.1:$port" --cache-capacity "$((SAMPLE * 2))" \
+  "$bin" --database "$db" serve --listen "127.0.0.1:$port" --cache-capacity "$((SAMPLE * 2))" --cache-ttl 300s \
     --log-format json 2>"$work/server-$port.log" &
   node_pid=$!
   pids+=("$node_pid")
@@ -99,6 +101,9 @@ to_ms() { # wrk prints 812.00us, 1.23ms or 1.02s
 warm() {
   echo "warming the cache for $WARMUP..." >&2
   KEYWARD_KEY_ORDER=sequential wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" -s bench/verify.lua "$1/api/v1/keys/verify" >/dev/null
+  # One flush interval, then until nothing is pending.
+  sleep 6
+  until curl -s "$1/metrics" | grep -q '^keyward_usage_pending 0$'; do sleep 0.5; done
 }
 row() { echo "| $1 | $2 | $3 | $4 | $5 |"; }
 
