@@ -66,8 +66,9 @@ impl Default for PgSettings {
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// One connection, used only by [`Store::watch`]; its application name carries the process
-    /// id so an operator (or a test) can tell each node's listener apart in `pg_stat_activity`.
+    /// One connection, used only by [`Store::watch`]; its application name
+    /// (`keyward-listener-<pid>-<origin prefix>`) lets an operator (or a test) tell each node's
+    /// listener apart in `pg_stat_activity`.
     listen_pool: PgPool,
     /// Names this store (one per node process) in its announcements, so that its own watcher
     /// skips them: the node already applied each change to its cache before answering.
@@ -111,14 +112,15 @@ impl PgStore {
                 sqlx::migrate::MigrateError::Execute(e) => map_err(e),
                 other => StoreError::Other(format!("migration failed: {other}")),
             })?;
+        let origin: Arc<str> = Uuid::new_v4().simple().to_string().into();
+        // The process id, and the start of the origin, which tells apart nodes that all run as
+        // process 1 in their containers.
+        let listener_name = format!("keyward-listener-{}-{}", std::process::id(), &origin[..8]);
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
             .acquire_timeout(settings.acquire_timeout)
-            .connect_lazy_with(
-                options.application_name(&format!("keyward-listener-{}", std::process::id())),
-            );
-        let origin = Uuid::new_v4().simple().to_string().into();
+            .connect_lazy_with(options.application_name(&listener_name));
         Ok(Self {
             pool,
             listen_pool,

@@ -135,9 +135,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn kill_listener(url: &str, pid: u32) -> usize {
     let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
     let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1",
     )
-    .bind(format!("keyward-listener-{pid}"))
+    .bind(format!("keyward-listener-{pid}-%"))
     .fetch_all(&mut admin)
     .await
     .unwrap();
@@ -210,12 +210,13 @@ async fn a_revoke_on_one_node_is_rejected_by_every_node_within_a_second() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut pg = sqlx::PgConnection::connect(&url).await.unwrap();
     loop {
-        let listening: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
-                .bind(format!("keyward-listener-{}", b.pid()))
-                .fetch_one(&mut pg)
-                .await
-                .unwrap();
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+        )
+        .bind(format!("keyward-listener-{}-%", b.pid()))
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
         if listening == 1 {
             break;
         }
