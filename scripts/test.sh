@@ -33,8 +33,8 @@ fi
 # Tests spawn the real binary; build everything once, then run.
 cargo test --workspace --locked --no-fail-fast "$@"
 
-# The in-process HTTP suite once more on PostgreSQL (a throwaway cluster the tests start),
-# so that every surface is proven on both backends. The process and multi-node tests pick
-# their databases themselves and ran above.
+# The HTTP suite once more on PostgreSQL (a throwaway cluster the tests start), so that every
+# surface and the real binary are proven on both backends. The multi-node tests always run on
+# PostgreSQL and ran above.
 KEYWARD_TEST_DATABASE=postgres cargo test -p keyward-server --test api --locked --no-fail-fast \
-  -- --skip process:: --skip nodes::
+  -- --skip nodes::

@@ -87,6 +87,17 @@ impl Cluster {
         self.url(&name)
     }
 
+    /// [`Cluster::fresh_database`] for callers outside an async runtime (through `psql`).
+    pub fn fresh_database_blocking(&self, prefix: &str) -> String {
+        let name = format!("{prefix}_{}", NEXT_DATABASE.fetch_add(1, Ordering::Relaxed));
+        let mut psql = Command::new(self.bin.join("psql"));
+        psql.args(["-q", "-d"])
+            .arg(self.url("postgres"))
+            .args(["-c", &format!("CREATE DATABASE {name}")]);
+        run(psql, "psql").unwrap_or_else(|e| panic!("create a database for the test: {e}"));
+        self.url(&name)
+    }
+
     /// Starts a new cluster of its own.
     pub fn start() -> Result<Cluster, String> {
         let bin = find_bin_dir()?;
@@ -277,7 +288,7 @@ fn make_certificates(dir: &Path, root: bool) -> Result<(), String> {
 }
 
 fn has_server_binaries(dir: &Path) -> bool {
-    ["initdb", "postgres", "pg_ctl"]
+    ["initdb", "postgres", "pg_ctl", "psql"]
         .iter()
         .all(|b| dir.join(b).is_file())
 }
@@ -285,14 +296,14 @@ fn has_server_binaries(dir: &Path) -> bool {
 /// `KEYWARD_PG_BIN`, else the newest `/usr/lib/postgresql/<version>/bin`, else `PATH`.
 fn find_bin_dir() -> Result<PathBuf, String> {
     const HOW: &str = "run `bash scripts/test.sh`, which installs PostgreSQL, \
-                       or point KEYWARD_PG_BIN at a directory holding initdb, pg_ctl and postgres";
+                       or point KEYWARD_PG_BIN at a directory holding initdb, pg_ctl, psql and postgres";
     if let Some(dir) = std::env::var_os("KEYWARD_PG_BIN") {
         let dir = PathBuf::from(dir);
         return if has_server_binaries(&dir) {
             Ok(dir)
         } else {
             Err(format!(
-                "KEYWARD_PG_BIN={} lacks initdb, pg_ctl or postgres; {HOW}",
+                "KEYWARD_PG_BIN={} lacks initdb, pg_ctl, psql or postgres; {HOW}",
                 dir.display()
             ))
         };
@@ -315,7 +326,7 @@ fn find_bin_dir() -> Result<PathBuf, String> {
         .and_then(|path| std::env::split_paths(&path).find(|d| has_server_binaries(d)))
         .ok_or_else(|| {
             format!(
-                "the PostgreSQL tests need initdb, pg_ctl and postgres, found none under \
+                "the PostgreSQL tests need initdb, pg_ctl, psql and postgres, found none under \
                  /usr/lib/postgresql/*/bin nor on PATH: {HOW}"
             )
         })

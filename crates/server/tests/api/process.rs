@@ -24,18 +24,32 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The `keyward` binary in `dir`, on a SQLite file there, with no keyward settings inherited.
+/// The `keyward` binary in `dir`, with no keyward settings inherited, on the test database of
+/// `dir`: a SQLite file there, or with `KEYWARD_TEST_DATABASE=postgres` a database of its own on
+/// the throwaway cluster (its URL kept in `dir`), with the session secret in the file a SQLite
+/// setup would generate it in.
 pub fn keyward(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
     cmd.current_dir(dir)
         .env_remove("KEYWARD_JWT_SECRET")
         .env_remove("KEYWARD_LISTEN")
         .env_remove("KEYWARD_ADMIN_EMAIL")
-        .env_remove("KEYWARD_ADMIN_PASSWORD")
-        .env(
+        .env_remove("KEYWARD_ADMIN_PASSWORD");
+    if std::env::var("KEYWARD_TEST_DATABASE").as_deref() == Ok("postgres") {
+        let saved = dir.join("database-url");
+        let url = std::fs::read_to_string(&saved).unwrap_or_else(|_| {
+            let url = keyward_pg_testkit::shared().fresh_database_blocking("process");
+            std::fs::write(&saved, &url).unwrap();
+            url
+        });
+        cmd.env("KEYWARD_DATABASE_URL", url)
+            .env("KEYWARD_JWT_SECRET_FILE", dir.join("kw.db.jwt-secret"));
+    } else {
+        cmd.env(
             "KEYWARD_DATABASE_URL",
             format!("sqlite://{}", dir.join("kw.db").display()),
         );
+    }
     cmd
 }
 
