@@ -58,13 +58,16 @@ impl Cluster {
         )
     }
 
-    /// The URL of `database` over TLS, with the server's certificate verified against the
-    /// cluster's own certificate authority (and its name, 127.0.0.1).
-    pub fn tls_url(&self, database: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=verify-full&sslrootcert={}",
-            self.port,
-            self.ca_file().display()
+    /// `plain_url` (from [`Cluster::url`] or [`Cluster::fresh_database`]) over TLS, with the
+    /// server's certificate verified against the cluster's own certificate authority (and its
+    /// name, 127.0.0.1).
+    pub fn tls_url(&self, plain_url: &str) -> String {
+        plain_url.replace(
+            "sslmode=disable",
+            &format!(
+                "sslmode=verify-full&sslrootcert={}",
+                self.ca_file().display()
+            ),
         )
     }
 
@@ -183,24 +186,28 @@ impl Cluster {
         );
         // fsync is off (a throwaway cluster); synchronous_commit stays on, so a commit is
         // acknowledged only once the server has it: a server stop loses nothing acknowledged.
-        self.pg_ctl(
-            &["start", "-w", "-t", PG_CTL_WAIT, "-o", &options, "-l"],
-            Some("server.log"),
-        )
+        self.pg_ctl(&[
+            "start",
+            "-w",
+            "-t",
+            PG_CTL_WAIT,
+            "-o",
+            &options,
+            "-l",
+            "server.log",
+        ])
     }
 
     /// Stops the server (fast shutdown: clients are disconnected, committed work is kept).
     pub fn stop_server(&self) -> Result<(), String> {
-        self.pg_ctl(&["stop", "-w", "-t", PG_CTL_WAIT, "-m", "fast"], None)
+        self.pg_ctl(&["stop", "-w", "-t", PG_CTL_WAIT, "-m", "fast"])
     }
 
-    fn pg_ctl(&self, args: &[&str], log: Option<&str>) -> Result<(), String> {
+    /// Runs `pg_ctl` on this cluster's data, in its directory (where `server.log` lives).
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
         let mut cmd = as_server_user(&self.bin.join("pg_ctl"), self.root);
-        cmd.args(args);
-        if let Some(log) = log {
-            cmd.arg(self.dir.join(log));
-        }
-        cmd.arg("-D")
+        cmd.args(args)
+            .arg("-D")
             .arg(self.dir.join("data"))
             .current_dir(&self.dir)
             .stdin(Stdio::null());

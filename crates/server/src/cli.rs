@@ -246,20 +246,25 @@ pub async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-/// `0`, `0s`, `0m`… or a duration as [`keyward_domain::duration::parse_short`] reads it.
+/// A flag's duration (`30s`, `5m`, `1h`…), as [`keyward_domain::duration::parse_short`] reads it.
+fn flag_duration(flag: &str, text: &str) -> anyhow::Result<time::Duration> {
+    keyward_domain::duration::parse_short(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+}
+
+/// [`flag_duration`], where `0` (with or without a unit) means off.
 fn zero_or_duration(flag: &str, text: &str) -> anyhow::Result<time::Duration> {
     let text = text.trim();
     let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     if !digits.is_empty() && digits.bytes().all(|b| b == b'0') && text.len() - digits.len() <= 1 {
         return Ok(time::Duration::ZERO);
     }
-    keyward_domain::duration::parse_short(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    flag_duration(flag, text)
 }
 
+/// [`flag_duration`] for the standard library's timers.
 fn std_duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
-    let d =
-        keyward_domain::duration::parse_short(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
-    d.try_into()
+    flag_duration(flag, text)?
+        .try_into()
         .map_err(|_| anyhow::anyhow!("{flag}: must not be negative"))
 }
 
@@ -453,11 +458,9 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
 
 async fn serve(store: Arc<dyn Store>, database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let ttl = keyward_domain::duration::parse_short(&args.session_ttl)
-        .map_err(|e| anyhow::anyhow!("--session-ttl: {e}"))?;
+    let ttl = flag_duration("--session-ttl", &args.session_ttl)?;
     let jwt = JwtKeys::new(jwt_secret(database_url, args.jwt_secret_file)?, ttl)?;
-    let cache_ttl = keyward_domain::duration::parse_short(&args.cache_ttl)
-        .map_err(|e| anyhow::anyhow!("--cache-ttl: {e}"))?;
+    let cache_ttl = flag_duration("--cache-ttl", &args.cache_ttl)?;
     let settings = Settings {
         public_verify: args.public_verify,
         cache: crate::cache::CacheSettings {

@@ -17,11 +17,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flusher = state.usage.spawn_flusher(state.store.clone());
-    let watcher = {
-        let store = state.store.clone();
-        let sink: Arc<dyn ChangeSink> = state.cache.clone();
-        tokio::spawn(async move { store.watch(sink).await })
-    };
+    let watcher = spawn_change_watcher(&state);
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -32,6 +28,14 @@ pub async fn serve(
     state.store.close().await;
     tracing::info!("stopped; buffered writes flushed");
     result
+}
+
+/// Feeds the store's change feed (other nodes' revocations and edits) into this node's cache
+/// until the returned handle is aborted.
+pub fn spawn_change_watcher(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let store = state.store.clone();
+    let sink: Arc<dyn ChangeSink> = state.cache.clone();
+    tokio::spawn(async move { store.watch(sink).await })
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -180,7 +180,7 @@ impl Recorder {
     }
 }
 
-/// A revoke, an edit or a rotation on one node is announced to another node's watcher when it
+/// An edit, a revoke or a rotation on one node is announced to another node's watcher when it
 /// commits; a failed change announces nothing; a tenant delete says "all"; a killed listening
 /// connection is reported lost, then resumed once the watcher is listening again; a node does not
 /// hear its own changes.
@@ -246,7 +246,7 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name LIKE 'keyward-listener-%'",
+         WHERE application_name LIKE 'keyward-listener-%' AND datname = current_database()",
     )
     .fetch_all(&mut admin)
     .await
@@ -273,6 +273,21 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
         .await
         .unwrap();
     let said = format!("key {}", plain.digest().to_base64url());
+    assert_eq!(recorder.wait_for(&said).await, std::slice::from_ref(&said));
+    recorder.clear();
+
+    // A rotation announces the key it retires.
+    let (_, third) = test_key(0xFEEF, 12, None);
+    writer
+        .rotate_key(
+            second.id,
+            T0,
+            &third,
+            T0,
+            &audit("api_key.rotate", second.id),
+        )
+        .await
+        .unwrap();
     assert_eq!(recorder.wait_for(&said).await, [said]);
 
     task.abort();
@@ -286,13 +301,7 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
 async fn tls_is_chosen_in_the_url_and_verified() {
     let cluster = keyward_pg_testkit::shared();
     let plain_url = cluster.fresh_database("tls").await;
-    let database = plain_url
-        .rsplit('/')
-        .next()
-        .and_then(|rest| rest.split('?').next())
-        .unwrap()
-        .to_owned();
-    let store = PgStore::open(&cluster.tls_url(&database))
+    let store = PgStore::open(&cluster.tls_url(&plain_url))
         .await
         .expect("TLS with the cluster's authority");
     store.ping().await.unwrap();
@@ -300,9 +309,8 @@ async fn tls_is_chosen_in_the_url_and_verified() {
     let (encrypted, plain): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
          FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
-         WHERE a.application_name = 'keyward' AND a.datname = $1",
+         WHERE a.application_name = 'keyward' AND a.datname = current_database()",
     )
-    .bind(&database)
     .fetch_one(&mut admin)
     .await
     .unwrap();
@@ -311,7 +319,7 @@ async fn tls_is_chosen_in_the_url_and_verified() {
     store.close().await;
 
     let untrusted = cluster
-        .tls_url(&database)
+        .tls_url(&plain_url)
         .split("&sslrootcert")
         .next()
         .unwrap()

@@ -77,7 +77,7 @@ pub async fn verify(
         if k.credits.is_some() {
             // The slow path, for keys with credits only: storage decides, so that no two
             // verifications (on any node) spend the same credit.
-            let spend = read_guarded(state, state.store.spend_credits(k.id, cost, now)).await;
+            let spend = guarded(state, state.store.spend_credits(k.id, cost, now)).await;
             match spend {
                 // Fail closed: no credit can be spent without storage.
                 Err(StoreError::Unavailable(_)) => return Ok(Verdict::unavailable()),
@@ -112,7 +112,7 @@ pub async fn key_by_digest(
     match state.cache.lookup(&digest, now) {
         Lookup::Hit(key) => Ok(key),
         Lookup::Miss { epoch, stale } => {
-            let read = read_guarded(state, state.store.get_key_by_digest(&digest)).await;
+            let read = guarded(state, state.store.get_key_by_digest(&digest)).await;
             match read {
                 Ok(key) => Ok(state.cache.fill(digest, key, epoch, now)),
                 // Only an unreachable database falls back to what the cache last knew.
@@ -128,20 +128,18 @@ pub async fn user_by_id(state: &AppState, id: Uuid) -> Result<Option<Arc<User>>,
     let now = state.now();
     match state.cache.user(id, now) {
         Lookup::Hit(user) => Ok(Some(user)),
-        Lookup::Miss { epoch, stale } => {
-            match read_guarded(state, state.store.get_user(id)).await {
-                Ok(user) => Ok(user.map(|u| state.cache.fill_user(u, epoch, now))),
-                Err(e @ StoreError::Unavailable(_)) => stale.map(Some).ok_or(e),
-                Err(e) => Err(e),
-            }
-        }
+        Lookup::Miss { epoch, stale } => match guarded(state, state.store.get_user(id)).await {
+            Ok(user) => Ok(user.map(|u| state.cache.fill_user(u, epoch, now))),
+            Err(e @ StoreError::Unavailable(_)) => stale.map(Some).ok_or(e),
+            Err(e) => Err(e),
+        },
     }
 }
 
 /// A storage call on the verify path: skipped while storage is known to be gone, and any
 /// `Unavailable` reported so that the next requests do not each wait out the store's connect
 /// timeout. (Slowness alone is not an outage: a busy database still answers.)
-async fn read_guarded<T>(
+async fn guarded<T>(
     state: &AppState,
     read: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {

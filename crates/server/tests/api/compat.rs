@@ -34,6 +34,10 @@ fn compat_python() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_estuary_client_works_unchanged() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("debug")
+        .with_test_writer()
+        .try_init();
     let app = app().await;
     let tenant = app.tenant("estuary").await;
     let email = format!("ann-{}@example.com", Uuid::new_v4().simple());

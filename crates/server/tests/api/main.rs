@@ -1,5 +1,6 @@
 //! keyward's HTTP test suite: one binary, one module per area. Most tests drive the router
-//! in-process (`oneshot`); `process` runs the real binary on a real socket, `nodes` several of them on one PostgreSQL.
+//! in-process (`oneshot`); `process` runs the real binary on a real socket, `nodes` several of
+//! them on one PostgreSQL.
 
 mod support;
 

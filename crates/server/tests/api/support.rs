@@ -14,7 +14,7 @@ use keyward_server::auth::jwt::JwtKeys;
 use keyward_server::auth::password::Passwords;
 use keyward_server::service::users::{self, NewUser};
 use keyward_server::{AppState, Settings};
-use keyward_store::{ChangeSink, Store};
+use keyward_store::Store;
 use keyward_store_postgres::PgStore;
 use keyward_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
@@ -30,6 +30,9 @@ pub const SESSION_TTL: time::Duration = time::Duration::days(400);
 pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<ManualClock>,
+    /// The change-feed watcher of an in-process app on PostgreSQL; [`TestApp::live`] stops it,
+    /// since `serve` runs its own (one listening connection per store).
+    watcher: Option<tokio::task::AbortHandle>,
     _dir: tempfile::TempDir,
 }
 
@@ -85,18 +88,24 @@ pub fn start_time() -> time::OffsetDateTime {
     time::macros::datetime!(2026-03-01 12:00 UTC)
 }
 
-/// The backend named by `KEYWARD_TEST_DATABASE` (`sqlite`, the default, or `postgres`).
-async fn test_store(dir: &std::path::Path) -> Arc<dyn Store> {
+/// Whether the suite runs on PostgreSQL: `KEYWARD_TEST_DATABASE` is `postgres`; it is
+/// `sqlite` (the default) otherwise.
+pub fn on_postgres() -> bool {
     match std::env::var("KEYWARD_TEST_DATABASE").as_deref() {
-        Err(_) | Ok("sqlite") => {
-            let url = format!("sqlite://{}", dir.join("test.db").display());
-            Arc::new(SqliteStore::open(&url).await.unwrap())
-        }
-        Ok("postgres") => {
-            let url = keyward_pg_testkit::shared().fresh_database("http").await;
-            Arc::new(PgStore::open(&url).await.unwrap())
-        }
+        Err(_) | Ok("sqlite") => false,
+        Ok("postgres") => true,
         Ok(other) => panic!("KEYWARD_TEST_DATABASE={other}: use sqlite or postgres"),
+    }
+}
+
+/// A fresh store on the suite's backend.
+async fn test_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    if on_postgres() {
+        let url = keyward_pg_testkit::shared().fresh_database("http").await;
+        Arc::new(PgStore::open(&url).await.unwrap())
+    } else {
+        let url = format!("sqlite://{}", dir.join("test.db").display());
+        Arc::new(SqliteStore::open(&url).await.unwrap())
     }
 }
 
@@ -116,10 +125,10 @@ pub async fn app_with(settings: Settings) -> TestApp {
         Passwords::fast_insecure_for_tests(),
         settings,
     );
+    let mut watcher = None;
     if store.publishes_changes() {
         // As `serve` does: the cache trusts nothing until the change feed listens.
-        let sink: Arc<dyn ChangeSink> = state.cache.clone();
-        tokio::spawn(async move { store.watch(sink).await });
+        watcher = Some(keyward_server::serve::spawn_change_watcher(&state).abort_handle());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !state.cache.is_coherent() {
             assert!(
@@ -132,6 +141,7 @@ pub async fn app_with(settings: Settings) -> TestApp {
     TestApp {
         state,
         clock,
+        watcher,
         _dir: dir,
     }
 }
@@ -303,6 +313,9 @@ impl Drop for LiveServer {
 
 impl TestApp {
     pub async fn live(&self) -> LiveServer {
+        if let Some(watcher) = &self.watcher {
+            watcher.abort();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
