@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::apikey::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(read_small_body))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response<axum::body::Body> {
@@ -194,6 +195,32 @@ impl MakeRequestId for RequestIds {
         axum::http::HeaderValue::from_str(&id.to_string())
             .ok()
             .map(RequestId::new)
+    }
+}
+
+/// Reads a request body of a declared size up to [`MAX_BODY_BYTES`] to its end before the
+/// handler runs. hyper keeps a connection alive only when the request's body was read to the end:
+/// a handler that answers without reading it (the Estuary client sends `{}` with every POST and
+/// DELETE; any request refused before its body is parsed) would now and then have the connection
+/// closed under the client's next request. Larger or unsized bodies go through untouched, to be
+/// refused by the handler's own extractor in its surface's error shape.
+async fn read_small_body(req: Request, next: axum::middleware::Next) -> Response<axum::body::Body> {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if !declared.is_some_and(|n| n > 0 && n <= MAX_BODY_BYTES) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
+        // The client stopped sending before the length it declared.
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::bad_request(
+            "body_unreadable",
+            "the request body ended before its Content-Length",
+        )),
     }
 }
 

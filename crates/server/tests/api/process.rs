@@ -1,5 +1,6 @@
 //! The real `keyward` binary on a real socket: bootstrap, durability across `kill -9`, graceful
-//! SIGTERM that flushes buffered usage, the CLI beside a running server, and logs free of secrets.
+//! SIGTERM that flushes buffered usage, the CLI beside a running server, logs free of secrets,
+//! and keep-alive connections that survive bodies a route never reads.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,7 +36,7 @@ pub fn keyward(dir: &Path) -> Command {
         .env_remove("KEYWARD_LISTEN")
         .env_remove("KEYWARD_ADMIN_EMAIL")
         .env_remove("KEYWARD_ADMIN_PASSWORD");
-    if std::env::var("KEYWARD_TEST_DATABASE").as_deref() == Ok("postgres") {
+    if crate::support::on_postgres() {
         let saved = dir.join("database-url");
         let url = std::fs::read_to_string(&saved).unwrap_or_else(|_| {
             let url = keyward_pg_testkit::shared().fresh_database_blocking("process");
@@ -411,5 +412,59 @@ async fn bench_seed_writes_real_keys_and_a_verifier() {
             .await
             .unwrap();
         assert_eq!(r["code"], "VALID", "{r}");
+    }
+}
+
+/// A client that sends a body the route never reads (the Estuary client sends `{}` with every
+/// POST and DELETE; any request refused before its body is parsed) keeps its connection: the
+/// same keep-alive connection answers every request, none is closed under the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_bodies_never_cost_the_client_its_connection() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), false).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // No Nagle delay between the two writes below (it would cost 40 ms per request).
+    stream.set_nodelay(true).unwrap();
+    let mut conn = BufReader::new(stream);
+    // Headers and body in two writes, as Python's http.client sends them.
+    let head = format!(
+        "DELETE /api/v1/api-keys/x HTTP/1.1\r\nHost: {address}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n"
+    );
+    for i in 0..500 {
+        let sent = async {
+            conn.get_mut().write_all(head.as_bytes()).await?;
+            conn.get_mut().write_all(b"{}").await
+        };
+        sent.await
+            .unwrap_or_else(|e| panic!("the connection was closed before request {i}: {e}"));
+        let mut status = String::new();
+        let read = conn.read_line(&mut status).await.unwrap();
+        assert!(
+            read > 0,
+            "the server closed the connection before request {i}"
+        );
+        assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            conn.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            assert!(
+                !lower.starts_with("connection: close"),
+                "request {i}: {line}"
+            );
+            if let Some(n) = lower.strip_prefix("content-length:") {
+                length = n.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        conn.read_exact(&mut body).await.unwrap();
     }
 }
