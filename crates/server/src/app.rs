@@ -130,12 +130,18 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(crate::api::health::healthz))
         .route("/readyz", get(crate::api::health::readyz))
         .route("/metrics", get(crate::metrics::metrics))
-        .merge(crate::api::v1::router())
-        .merge(crate::api::estuary::router())
-        .merge(crate::api::apikey::router())
+        // Verify reads its body before anything else and forward auth takes none, so the hot
+        // path skips the read-ahead that the management surfaces need.
+        .merge(crate::api::v1::verify_router())
+        .merge(
+            Router::new()
+                .merge(crate::api::v1::router())
+                .merge(crate::api::estuary::router())
+                .merge(crate::api::apikey::router())
+                .layer(axum::middleware::from_fn(read_small_body)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(read_small_body))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response<axum::body::Body> {

@@ -45,11 +45,16 @@ pub fn router() -> Router<AppState> {
             get(keys::get).patch(keys::update).delete(keys::revoke),
         )
         .route("/api/v1/api-keys/{id}/rotate", post(keys::rotate))
-        .route("/api/v1/keys/verify", post(verify::verify))
-        .route("/api/v1/auth/forward", any(forward::forward))
         .route("/api/v1/audit-logs", get(audit::list))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/export", get(stats::export))
+}
+
+/// The hot path, apart from the rest: verify and forward auth.
+pub fn verify_router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/keys/verify", post(verify::verify))
+        .route("/api/v1/auth/forward", any(forward::forward))
 }
 
 /// The reference's error shape.
