@@ -1,16 +1,17 @@
 -- wrk script: GET /api/v1/auth/forward as a proxy would send it, with a random key of the
 -- sample in X-API-Key and the proxy's verifier credential in X-Keyward-Verifier.
-local keys = {}
-for line in io.lines(os.getenv("KEYWARD_KEYS_FILE")) do
-  keys[#keys + 1] = line
-end
+-- Every request is formatted once, at load (as in verify.lua).
 local verifier = os.getenv("KEYWARD_VERIFIER")
+local requests = {}
+for line in io.lines(os.getenv("KEYWARD_KEYS_FILE")) do
+  requests[#requests + 1] = wrk.format("GET", nil, { ["X-Keyward-Verifier"] = verifier, ["X-API-Key"] = line })
+end
+local count = #requests
 
 function init(args)
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 end
 
 function request()
-  local key = keys[math.random(#keys)]
-  return wrk.format("GET", nil, { ["X-Keyward-Verifier"] = verifier, ["X-API-Key"] = key })
+  return requests[math.random(count)]
 end

@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             rotate_is_all_or_nothing,
             key_uses_only_move_forward,
             usage_counters_add_up_and_summarise,
+            a_large_usage_batch_is_written_whole,
             credits_round_trip_and_spend_exactly,
             audit_filters_and_pages,
         );
@@ -811,6 +812,53 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
         store.get_key(a.id).await.unwrap().unwrap().last_used_at,
         Some(t2),
         "an older use never moves last_used_at back"
+    );
+}
+
+/// A flush of a busy node carries far more rows than one statement takes: every row lands, and
+/// `last_used_at` is the newest use even when it sits in another chunk than the rest.
+pub async fn a_large_usage_batch_is_written_whole(store: &dyn Store) {
+    let owner = Uuid::from_u128(7);
+    let a = key(1, None, owner, T0);
+    store
+        .create_key(&a, &audit("api_key.create", "api_key", a.id, T0))
+        .await
+        .unwrap();
+    let day = crate::usage_day(T0);
+    const ROWS: i64 = 25_000;
+    let t1 = T0 + Duration::minutes(1);
+    let t2 = T0 + Duration::minutes(2);
+    let mut last_used = vec![KeyUse {
+        key_id: a.id,
+        at: t2,
+    }];
+    last_used.extend((1..ROWS).map(|_| KeyUse {
+        key_id: a.id,
+        at: t1,
+    }));
+    let batch = UsageBatch {
+        last_used,
+        counts: (0..ROWS)
+            .map(|i| UsageCount {
+                key_id: a.id,
+                day: day - i,
+                code: VerifyCode::Valid,
+                count: 2,
+            })
+            .collect(),
+    };
+    store.record_usage(&batch).await.unwrap();
+    let of_owner = KeysOf {
+        tenant_id: None,
+        owner_id: Some(owner),
+    };
+    assert_eq!(
+        store.usage_by_code(of_owner, day - ROWS).await.unwrap(),
+        [(VerifyCode::Valid, 2 * ROWS as u64)]
+    );
+    assert_eq!(
+        store.get_key(a.id).await.unwrap().unwrap().last_used_at,
+        Some(t2)
     );
 }
 
