@@ -83,33 +83,37 @@ impl UsageBuffer {
             .sum()
     }
 
-    /// Writes what is buffered. On failure the batch is put back to be tried again.
-    pub async fn flush(&self, store: &dyn Store) {
+    /// Empties the buffer into a batch, noting the uses as written. Each shard's lock is held
+    /// only to swap its maps out, so verifies of its keys never wait for the sorting-through.
+    fn take(&self) -> UsageBatch {
         let mut batch = UsageBatch::default();
         for shard in &self.shards {
-            let mut pending = shard.lock().expect("usage lock");
-            let pending = &mut *pending;
+            let (last_used, counts, mut written) = {
+                let mut pending = shard.lock().expect("usage lock");
+                (
+                    std::mem::take(&mut pending.last_used),
+                    std::mem::take(&mut pending.counts),
+                    // Meanwhile a use may be noted again, which costs a redundant write at most.
+                    std::mem::take(&mut pending.written),
+                )
+            };
             let first = batch.last_used.len();
             batch.last_used.extend(
-                pending
-                    .last_used
-                    .drain()
+                last_used
+                    .into_iter()
                     .map(|(key_id, at)| KeyUse { key_id, at }),
             );
             if let Some(newest) = batch.last_used[first..].iter().map(|u| u.at).max() {
-                pending
-                    .written
-                    .retain(|_, at| newest - *at < LAST_USED_RESOLUTION);
+                written.retain(|_, at| newest - *at < LAST_USED_RESOLUTION);
             }
             for u in &batch.last_used[first..] {
-                pending.written.insert(u.key_id, u.at);
+                written.insert(u.key_id, u.at);
             }
             batch
                 .counts
                 .extend(
-                    pending
-                        .counts
-                        .drain()
+                    counts
+                        .into_iter()
                         .map(|((key_id, day, code), count)| UsageCount {
                             key_id,
                             day,
@@ -117,7 +121,29 @@ impl UsageBuffer {
                             count,
                         }),
                 );
+            let mut pending = shard.lock().expect("usage lock");
+            // Only a flush writes `written`; another one running at the same time (shutdown's)
+            // may have put entries back: keep them too.
+            written.extend(pending.written.drain());
+            pending.written = written;
         }
+        batch
+    }
+
+    /// Writes what is buffered. On failure the batch is put back to be tried again.
+    pub async fn flush(self: &Arc<Self>, store: &dyn Store) {
+        // Draining a busy node's 100,000 entries takes milliseconds: off the async workers,
+        // where every other request on the same worker would wait for it.
+        let buffer = Arc::clone(self);
+        let batch = match tokio::task::spawn_blocking(move || buffer.take()).await {
+            Ok(batch) => batch,
+            // Only a panic while draining gets here; what was taken is lost, nothing else.
+            Err(e) => {
+                tracing::error!(error = %e, "could not take the usage batch");
+                return;
+            }
+        };
+
         if batch.is_empty() {
             return;
         }
@@ -178,7 +204,7 @@ mod tests {
         let store = keyward_store_sqlite::SqliteStore::open("sqlite::memory:")
             .await
             .unwrap();
-        let buffer = UsageBuffer::default();
+        let buffer = Arc::new(UsageBuffer::default());
         let key = Uuid::from_u128(1);
         let t0 = datetime!(2026-03-01 12:00 UTC);
         buffer.record_verification(key, t0, VerifyCode::Valid);

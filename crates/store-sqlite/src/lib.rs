@@ -196,6 +196,31 @@ fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
 /// Rows of a usage batch per statement.
 const USAGE_CHUNK: usize = 10_000;
 
+/// A usage batch as JSON texts of at most [`USAGE_CHUNK`] rows each, which SQLite unpacks with
+/// `json_each`: binding four parameters per row through sqlx cost several times the writing
+/// itself. Rows go in key order, so that each page of the indexes is read once per batch rather
+/// than once per row.
+fn usage_json(mut batch: UsageBatch) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    batch.last_used.sort_unstable_by_key(|u| u.key_id);
+    batch
+        .counts
+        .sort_unstable_by_key(|c| (c.key_id, c.day, c.code.as_str()));
+    let uses = batch
+        .last_used
+        .chunks(USAGE_CHUNK)
+        .map(|chunk| json_rows(chunk, |s, u| write!(s, "[\"{}\",{}]", u.key_id, ms(u.at))))
+        .collect();
+    let counts = batch
+        .counts
+        .chunks(USAGE_CHUNK)
+        .map(|chunk| {
+            json_rows_checked(chunk)
+                .ok_or_else(|| StoreError::Other("usage count out of range".into()))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((uses, counts))
+}
+
 /// `[row, row, ...]` as JSON, each row written by `row`.
 fn json_rows<T>(items: &[T], row: impl Fn(&mut String, &T) -> std::fmt::Result) -> String {
     let mut s = String::with_capacity(items.len() * 64 + 2);
@@ -790,27 +815,12 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        // Each chunk travels as one JSON text that SQLite unpacks with `json_each`: binding
-        // four parameters per row through sqlx cost several times the writing itself.
-        // In key order, so that each page of the indexes is read once per batch rather than
-        // once per row (a batch in random order read most rows' pages from disk anew).
-        let mut last_used = batch.last_used.clone();
-        last_used.sort_unstable_by_key(|u| u.key_id);
-        let mut sorted_counts = batch.counts.clone();
-        sorted_counts.sort_unstable_by_key(|c| (c.key_id, c.day, c.code.as_str()));
-        let mut uses = Vec::new();
-        for chunk in last_used.chunks(USAGE_CHUNK) {
-            uses.push(json_rows(chunk, |s, u| {
-                write!(s, "[\"{}\",{}]", u.key_id, ms(u.at))
-            }));
-        }
-        let mut counts = Vec::new();
-        for chunk in sorted_counts.chunks(USAGE_CHUNK) {
-            let Some(json) = json_rows_checked(chunk) else {
-                return Err(StoreError::Other("usage count out of range".into()));
-            };
-            counts.push(json);
-        }
+        // Preparing 100,000 rows takes milliseconds of CPU: off the async workers, where every
+        // other request on the same worker would wait for it.
+        let batch = batch.clone();
+        let (uses, counts) = tokio::task::spawn_blocking(move || usage_json(batch))
+            .await
+            .map_err(|e| StoreError::Other(format!("preparing usage: {e}")))??;
         let mut tx = self.write().await?;
         for json in &uses {
             sqlx::query(
