@@ -206,6 +206,10 @@ $notes"
   tables="$tables$table
 
 "
+  # A run with failed answers measured something else than keyward's answers: say so loudly.
+  if echo "$rows" | awk -F'|' '$6 + 0 > 0 { bad = 1 } END { exit !bad }'; then
+    echo "WARNING [$backend]: some runs had non-2xx answers (last column); their figures do not count" >&2
+  fi
 done
 
 header="## $(date -u +%Y-%m-%d) — $(nproc) cores, $KEYS keys stored, wrk -t$THREADS -c$CONNECTIONS -d$DURATION (random keys from a sample of $SAMPLE, after a $WARMUP warm-up)"
