@@ -8,6 +8,7 @@
 //! database URL, which may carry a password.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,13 +67,22 @@ impl Default for PgSettings {
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// One connection, used only by [`Store::watch`]; its application name
-    /// (`keyward-listener-<pid>-<origin prefix>`) lets an operator (or a test) tell each node's
-    /// listener apart in `pg_stat_activity`.
-    listen_pool: PgPool,
+    /// What [`Store::watch`] listens with.
+    listener: Arc<ListenerState>,
     /// Names this store (one per node process) in its announcements, so that its own watcher
     /// skips them: the node already applied each change to its cache before answering.
     origin: Arc<str>,
+}
+
+/// One connection, used only by [`Store::watch`]; its application name
+/// (`keyward-listener-<pid>-<origin prefix>`) lets an operator (or a test) tell each node's
+/// listener apart in `pg_stat_activity`.
+struct ListenerState {
+    options: PgConnectOptions,
+    acquire_timeout: Duration,
+    /// The pool of the current listening session, so that `close` can end it.
+    current: std::sync::Mutex<Option<PgPool>>,
+    closed: AtomicBool,
 }
 
 /// Prints nothing of the pool: its connect options hold the password.
@@ -116,21 +126,31 @@ impl PgStore {
         // The process id, and the start of the origin, which tells apart nodes that all run as
         // process 1 in their containers.
         let listener_name = format!("keyward-listener-{}-{}", std::process::id(), &origin[..8]);
-        let listen_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            .connect_lazy_with(options.application_name(&listener_name));
+        let listener = Arc::new(ListenerState {
+            options: options.application_name(&listener_name),
+            acquire_timeout: settings.acquire_timeout,
+            current: std::sync::Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
         Ok(Self {
             pool,
-            listen_pool,
+            listener,
             origin,
         })
     }
 
     /// A listener on [`CHANGES_CHANNEL`], on a connection of its own.
     async fn listen(&self) -> Result<PgListener, sqlx::Error> {
-        let mut listener = PgListener::connect_with(&self.listen_pool).await?;
+        // A pool of its own for each listening session: when a connection goes silent, sqlx's
+        // listener says goodbye on it (UNLISTEN) before giving it back, which never finishes,
+        // and a shared one-connection pool would wait for that slot for good.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(self.listener.acquire_timeout)
+            .connect_lazy_with(self.listener.options.clone());
+        *self.listener.current.lock().expect("listener lock") = Some(pool.clone());
+        let mut listener = PgListener::connect_with(&pool).await?;
         // A lost connection must surface to `watch` (which tells the cache), not be mended
         // silently: notifications sent meanwhile are gone.
         listener.eager_reconnect(false);
@@ -496,7 +516,11 @@ impl Store for PgStore {
 
     async fn close(&self) {
         // Nothing is buffered here: every write committed before it returned.
-        self.listen_pool.close().await;
+        self.listener.closed.store(true, Ordering::SeqCst);
+        let current = self.listener.current.lock().expect("listener lock").take();
+        if let Some(listen_pool) = current {
+            listen_pool.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -513,11 +537,11 @@ impl Store for PgStore {
                     sink.resumed();
                     relay(listener, sink.as_ref(), &self.origin).await;
                     sink.lost();
-                    if self.listen_pool.is_closed() {
+                    if self.listener.closed.load(Ordering::SeqCst) {
                         return;
                     }
                 }
-                Err(_) if self.listen_pool.is_closed() => return,
+                Err(_) if self.listener.closed.load(Ordering::SeqCst) => return,
                 // Not listening yet: the sink is still in its "lost" state.
                 Err(_) => {}
             }

@@ -4,6 +4,7 @@
 //! new database of its own. It must never skip: without the PostgreSQL binaries every case
 //! fails, saying how to install them.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,9 @@ use keyward_store_postgres::PgStore;
 use sqlx::Connection;
 use time::macros::datetime;
 use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
 
 /// A fresh, empty, migrated store on a database of its own.
@@ -293,6 +297,116 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
     task.abort();
     writer.close().await;
     watcher.close().await;
+}
+
+/// A TCP proxy whose connections can be frozen: bytes stop flowing both ways and nothing is
+/// closed, as when a server or a network vanishes without a word (no FIN, no RST).
+struct FreezingProxy {
+    port: u16,
+    opened: Arc<AtomicUsize>,
+    /// Connections numbered below this are frozen.
+    frozen_below: Arc<AtomicUsize>,
+}
+
+impl FreezingProxy {
+    async fn start(target_port: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let opened = Arc::new(AtomicUsize::new(0));
+        let frozen_below = Arc::new(AtomicUsize::new(0));
+        let (count, frozen) = (Arc::clone(&opened), Arc::clone(&frozen_below));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pipe(client_read, server_write, n, Arc::clone(&frozen)));
+                tokio::spawn(pipe(server_read, client_write, n, Arc::clone(&frozen)));
+            }
+        });
+        Self {
+            port,
+            opened,
+            frozen_below,
+        }
+    }
+
+    /// Freezes every connection open now; later ones flow.
+    fn freeze_open_connections(&self) {
+        self.frozen_below
+            .store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, n: usize, frozen: Arc<AtomicUsize>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if n < frozen.load(Ordering::SeqCst) {
+            // Hold both sockets open and silent for good.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A listening connection that goes silent without closing (a vanished server or network) is
+/// noticed by the heartbeat within about two seconds, reported lost, and replaced; changes then
+/// reach the watcher again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_listener_is_noticed_and_replaced() {
+    let (writer, url) = open_fresh().await;
+    let (_, rest) = url.split_once("@127.0.0.1:").unwrap();
+    let (port, _) = rest.split_once('/').unwrap();
+    let proxy = FreezingProxy::start(port.parse().unwrap()).await;
+    let proxied = url.replace(
+        &format!("@127.0.0.1:{port}/"),
+        &format!("@127.0.0.1:{}/", proxy.port),
+    );
+    let watcher = Arc::new(PgStore::open(&proxied).await.unwrap());
+    let recorder = Arc::new(Recorder::default());
+    let task = {
+        let (watcher, sink) = (Arc::clone(&watcher), Arc::clone(&recorder));
+        tokio::spawn(async move { watcher.watch(sink).await })
+    };
+    assert_eq!(recorder.wait_for("resumed").await, ["resumed"]);
+    recorder.clear();
+
+    proxy.freeze_open_connections();
+    let frozen_at = Instant::now();
+    recorder.wait_for("lost").await;
+    let noticed = frozen_at.elapsed();
+    assert!(
+        noticed < Duration::from_secs(4),
+        "the silent listener was noticed only after {noticed:?}"
+    );
+    assert_eq!(recorder.wait_for("resumed").await, ["lost", "resumed"]);
+    recorder.clear();
+
+    // The new listening connection hears the next change.
+    let (plain, key) = test_key(0xDEAD, 13, None);
+    writer
+        .create_key(&key, &audit("api_key.create", key.id))
+        .await
+        .unwrap();
+    writer
+        .update_key(&key, T0, &audit("api_key.update", key.id))
+        .await
+        .unwrap();
+    let said = format!("key {}", plain.digest().to_base64url());
+    assert_eq!(recorder.wait_for(&said).await, [said]);
+
+    task.abort();
+    writer.close().await;
+    // The watcher's frozen connections would never answer a goodbye: it is dropped, not closed.
 }
 
 /// `sslmode` in the URL is honoured: with `verify-full` against the cluster's authority the
