@@ -453,6 +453,88 @@ async fn tls_is_chosen_in_the_url_and_verified() {
     admin.close().await.unwrap();
 }
 
+/// `pool_size` (`--db-pool-size`) caps the connections a node holds: six spends stuck behind a
+/// row lock occupy two connections and wait for them, never open a third, and all finish
+/// (exactly, 5 credits for 6 spends) once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_size_caps_the_connections_a_node_holds() {
+    let (first, url) = open_fresh().await;
+    let (_, key) = test_key(0x9001, 14, Some(5));
+    first
+        .create_key(&key, &audit("api_key.create", key.id))
+        .await
+        .unwrap();
+    // Only the small store's connections are to be counted in this database.
+    first.close().await;
+    let small = Arc::new(
+        PgStore::open_with(
+            &url,
+            keyward_store_postgres::PgSettings {
+                pool_size: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap(),
+    );
+
+    let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
+        .bind(key.id)
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let spends: Vec<_> = (0..6)
+        .map(|_| {
+            let small = Arc::clone(&small);
+            tokio::spawn(async move { small.spend_credits(key.id, 1, T0).await })
+        })
+        .collect();
+    let held = || async {
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'keyward'",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        admin.close().await.unwrap();
+        n
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while held().await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the spends never took two connections"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(held().await, 2, "no more connections than the pool size");
+    assert!(
+        spends.iter().all(|s| !s.is_finished()),
+        "all wait on the lock"
+    );
+
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let mut spent = 0;
+    let mut exhausted = 0;
+    for s in spends {
+        match s.await.unwrap().unwrap() {
+            Some(Spend::Spent(_)) => spent += 1,
+            Some(Spend::Exhausted(_)) => exhausted += 1,
+            None => panic!("the key has credits"),
+        }
+    }
+    assert_eq!((spent, exhausted), (5, 1));
+    small.close().await;
+}
+
 /// `statement_timeout` bounds every statement of the store: a spend stuck behind another
 /// session's row lock gives up after the timeout, as `Unavailable` (a 503, not a 500).
 #[tokio::test]
