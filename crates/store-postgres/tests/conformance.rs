@@ -184,23 +184,22 @@ impl Recorder {
     }
 }
 
-/// An edit, a revoke or a rotation on one node is announced to another node's watcher when it
-/// commits; a failed change announces nothing; a tenant delete says "all"; a killed listening
-/// connection is reported lost, then resumed once the watcher is listening again; a node does not
-/// hear its own changes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
-    let (writer, url) = open_fresh().await;
-    let watcher = Arc::new(PgStore::open(&url).await.unwrap());
+/// Starts `store` watching the change feed; returns what it hears once it listens.
+async fn watching(store: &Arc<PgStore>) -> (Arc<Recorder>, tokio::task::JoinHandle<()>) {
     let recorder = Arc::new(Recorder::default());
     let task = {
-        let (watcher, sink) = (Arc::clone(&watcher), Arc::clone(&recorder));
-        tokio::spawn(async move { watcher.watch(sink).await })
+        let (store, sink) = (Arc::clone(store), Arc::clone(&recorder));
+        tokio::spawn(async move { store.watch(sink).await })
     };
     assert_eq!(recorder.wait_for("resumed").await, ["resumed"]);
+    recorder.clear();
+    (recorder, task)
+}
 
-    let (plain, key) = test_key(0xFEED, 9, None);
-    let said = format!("key {}", plain.digest().to_base64url());
+/// Creates a key (from `id` and `secret`) and edits it through `writer`; returns how a watcher
+/// hears the edit.
+async fn create_and_edit(writer: &PgStore, id: u128, secret: u8) -> (ApiKey, String) {
+    let (plain, key) = test_key(id, secret, None);
     writer
         .create_key(&key, &audit("api_key.create", key.id))
         .await
@@ -209,6 +208,20 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
         .update_key(&key, T0, &audit("api_key.update", key.id))
         .await
         .unwrap();
+    (key, format!("key {}", plain.digest().to_base64url()))
+}
+
+/// An edit, a revoke or a rotation on one node is announced to another node's watcher when it
+/// commits; a failed change announces nothing; a tenant delete says "all"; a killed listening
+/// connection is reported lost, then resumed once the watcher is listening again; a node does not
+/// hear its own changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
+    let (writer, url) = open_fresh().await;
+    let watcher = Arc::new(PgStore::open(&url).await.unwrap());
+    let (recorder, task) = watching(&watcher).await;
+
+    let (key, said) = create_and_edit(&writer, 0xFEED, 9).await;
     recorder.wait_for(&said).await;
     recorder.clear();
     writer
@@ -372,13 +385,7 @@ async fn a_silently_dead_listener_is_noticed_and_replaced() {
         &format!("@127.0.0.1:{}/", proxy.port),
     );
     let watcher = Arc::new(PgStore::open(&proxied).await.unwrap());
-    let recorder = Arc::new(Recorder::default());
-    let task = {
-        let (watcher, sink) = (Arc::clone(&watcher), Arc::clone(&recorder));
-        tokio::spawn(async move { watcher.watch(sink).await })
-    };
-    assert_eq!(recorder.wait_for("resumed").await, ["resumed"]);
-    recorder.clear();
+    let (recorder, task) = watching(&watcher).await;
 
     proxy.freeze_open_connections();
     let frozen_at = Instant::now();
@@ -392,16 +399,7 @@ async fn a_silently_dead_listener_is_noticed_and_replaced() {
     recorder.clear();
 
     // The new listening connection hears the next change.
-    let (plain, key) = test_key(0xDEAD, 13, None);
-    writer
-        .create_key(&key, &audit("api_key.create", key.id))
-        .await
-        .unwrap();
-    writer
-        .update_key(&key, T0, &audit("api_key.update", key.id))
-        .await
-        .unwrap();
-    let said = format!("key {}", plain.digest().to_base64url());
+    let (_, said) = create_and_edit(&writer, 0xDEAD, 13).await;
     assert_eq!(recorder.wait_for(&said).await, [said]);
 
     task.abort();
@@ -453,18 +451,50 @@ async fn tls_is_chosen_in_the_url_and_verified() {
     admin.close().await.unwrap();
 }
 
+/// A fresh store holding one key with 5 credits, the URL of its database, and the key.
+async fn credited_key(id: u128, secret: u8) -> (PgStore, String, ApiKey) {
+    let (store, url) = open_fresh().await;
+    let (_, key) = test_key(id, secret, Some(5));
+    store
+        .create_key(&key, &audit("api_key.create", key.id))
+        .await
+        .unwrap();
+    (store, url, key)
+}
+
+/// Another session that holds the key's row lock until it rolls back.
+async fn lock_key_row(url: &str, key_id: Uuid) -> sqlx::PgConnection {
+    let mut locker = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
+        .bind(key_id)
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    locker
+}
+
 /// `pool_size` (`--db-pool-size`) caps the connections a node holds: six spends stuck behind a
 /// row lock occupy two connections and wait for them, never open a third, and all finish
 /// (exactly, 5 credits for 6 spends) once the lock is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_size_caps_the_connections_a_node_holds() {
-    let (first, url) = open_fresh().await;
-    let (_, key) = test_key(0x9001, 14, Some(5));
-    first
-        .create_key(&key, &audit("api_key.create", key.id))
+    let (first, url, key) = credited_key(0x9001, 14).await;
+    // Connections of keyward's pools in this database that wait on the lock (idle ones, such as
+    // a closed store's that the server has not reaped yet, do not count).
+    let held = || async {
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'keyward' \
+             AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut admin)
         .await
         .unwrap();
-    // Only the small store's connections are to be counted in this database.
+        admin.close().await.unwrap();
+        n
+    };
     first.close().await;
     let small = Arc::new(
         PgStore::open_with(
@@ -478,31 +508,13 @@ async fn the_pool_size_caps_the_connections_a_node_holds() {
         .unwrap(),
     );
 
-    let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut locker).await.unwrap();
-    sqlx::query("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
-        .bind(key.id)
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let mut locker = lock_key_row(&url, key.id).await;
     let spends: Vec<_> = (0..6)
         .map(|_| {
             let small = Arc::clone(&small);
             tokio::spawn(async move { small.spend_credits(key.id, 1, T0).await })
         })
         .collect();
-    let held = || async {
-        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = 'keyward'",
-        )
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-        admin.close().await.unwrap();
-        n
-    };
     let deadline = Instant::now() + Duration::from_secs(2);
     while held().await < 2 {
         assert!(
@@ -539,12 +551,7 @@ async fn the_pool_size_caps_the_connections_a_node_holds() {
 /// session's row lock gives up after the timeout, as `Unavailable` (a 503, not a 500).
 #[tokio::test]
 async fn the_statement_timeout_bounds_a_statement_stuck_on_a_lock() {
-    let (first, url) = open_fresh().await;
-    let (_, key) = test_key(0x10C, 11, Some(5));
-    first
-        .create_key(&key, &audit("api_key.create", key.id))
-        .await
-        .unwrap();
+    let (first, url, key) = credited_key(0x10C, 11).await;
     let impatient = PgStore::open_with(
         &url,
         keyward_store_postgres::PgSettings {
@@ -555,13 +562,7 @@ async fn the_statement_timeout_bounds_a_statement_stuck_on_a_lock() {
     .await
     .unwrap();
 
-    let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut locker).await.unwrap();
-    sqlx::query("SELECT 1 FROM api_keys WHERE id = $1 FOR UPDATE")
-        .bind(key.id)
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let mut locker = lock_key_row(&url, key.id).await;
     let started = Instant::now();
     let stuck = tokio::time::timeout(
         Duration::from_secs(5),
