@@ -127,6 +127,11 @@ impl UsageBuffer {
             written.extend(pending.written.drain());
             pending.written = written;
         }
+        // In key order, so that storage reads each index page once per batch, not once per row.
+        batch.last_used.sort_unstable_by_key(|u| u.key_id);
+        batch
+            .counts
+            .sort_unstable_by_key(|c| (c.key_id, c.day, c.code.as_str()));
         batch
     }
 
@@ -148,17 +153,18 @@ impl UsageBuffer {
             return;
         }
         let started = std::time::Instant::now();
-        let written = store.record_usage(&batch).await;
+        let batch = Arc::new(batch);
+        let written = store.record_usage(Arc::clone(&batch)).await;
         self.metrics.flushed(written.is_ok(), started.elapsed());
         if let Err(e) = written {
             tracing::warn!(error = %e, keys = batch.last_used.len(), counters = batch.counts.len(), "could not write key usage; will retry");
-            for u in batch.last_used {
+            for u in batch.last_used.iter().copied() {
                 let mut pending = self.shard(u.key_id);
                 // Not written after all: the next flush must send it.
                 pending.written.remove(&u.key_id);
                 note_use(&mut pending, u.key_id, u.at);
             }
-            for c in batch.counts {
+            for c in batch.counts.iter().copied() {
                 *self
                     .shard(c.key_id)
                     .counts

@@ -150,6 +150,12 @@ impl PgStore {
             .acquire_timeout(self.listener.acquire_timeout)
             .connect_lazy_with(self.listener.options.clone());
         *self.listener.current.lock().expect("listener lock") = Some(pool.clone());
+        // `close` marks first, then closes the current pool: a session that started meanwhile
+        // must not outlive it.
+        if self.listener.closed.load(Ordering::SeqCst) {
+            pool.close().await;
+            return Err(sqlx::Error::PoolClosed);
+        }
         let mut listener = PgListener::connect_with(&pool).await?;
         // A lost connection must surface to `watch` (which tells the cache), not be mended
         // silently: notifications sent meanwhile are gone.
@@ -921,7 +927,7 @@ impl Store for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+    async fn record_usage(&self, batch: Arc<UsageBatch>) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }

@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -198,13 +199,8 @@ const USAGE_CHUNK: usize = 10_000;
 
 /// A usage batch as JSON texts of at most [`USAGE_CHUNK`] rows each, which SQLite unpacks with
 /// `json_each`: binding four parameters per row through sqlx cost several times the writing
-/// itself. Rows go in key order, so that each page of the indexes is read once per batch rather
-/// than once per row.
-fn usage_json(mut batch: UsageBatch) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    batch.last_used.sort_unstable_by_key(|u| u.key_id);
-    batch
-        .counts
-        .sort_unstable_by_key(|c| (c.key_id, c.day, c.code.as_str()));
+/// itself. (The server's buffer hands batches in key order, so each index page is read once.)
+fn usage_json(batch: &UsageBatch) -> Result<(Vec<String>, Vec<String>), StoreError> {
     let uses = batch
         .last_used
         .chunks(USAGE_CHUNK)
@@ -811,14 +807,13 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError> {
+    async fn record_usage(&self, batch: Arc<UsageBatch>) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         // Preparing 100,000 rows takes milliseconds of CPU: off the async workers, where every
         // other request on the same worker would wait for it.
-        let batch = batch.clone();
-        let (uses, counts) = tokio::task::spawn_blocking(move || usage_json(batch))
+        let (uses, counts) = tokio::task::spawn_blocking(move || usage_json(&batch))
             .await
             .map_err(|e| StoreError::Other(format!("preparing usage: {e}")))??;
         let mut tx = self.write().await?;

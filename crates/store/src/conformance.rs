@@ -8,6 +8,7 @@ use keyward_domain::{
     Actor, ActorType, ApiKey, AuditEntry, KeyPrefix, KeyStatus, PlainKey, Role, Tenant, User,
 };
 use serde_json::json;
+use std::sync::Arc;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -787,18 +788,20 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
     }
     let t1 = T0 + Duration::minutes(1);
     let t2 = T0 + Duration::minutes(2);
-    let uses = |list: &[(Uuid, OffsetDateTime)]| UsageBatch {
-        last_used: list
-            .iter()
-            .map(|&(key_id, at)| KeyUse { key_id, at })
-            .collect(),
-        counts: vec![],
+    let uses = |list: &[(Uuid, OffsetDateTime)]| {
+        Arc::new(UsageBatch {
+            last_used: list
+                .iter()
+                .map(|&(key_id, at)| KeyUse { key_id, at })
+                .collect(),
+            counts: vec![],
+        })
     };
     store
-        .record_usage(&uses(&[(a.id, t2), (a.id, t1), (Uuid::from_u128(404), t2)]))
+        .record_usage(uses(&[(a.id, t2), (a.id, t1), (Uuid::from_u128(404), t2)]))
         .await
         .expect("unknown ids are ignored");
-    store.record_usage(&UsageBatch::default()).await.unwrap();
+    store.record_usage(Default::default()).await.unwrap();
     assert_eq!(
         store.get_key(a.id).await.unwrap().unwrap().last_used_at,
         Some(t2)
@@ -807,7 +810,7 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
         store.get_key(b.id).await.unwrap().unwrap().last_used_at,
         None
     );
-    store.record_usage(&uses(&[(a.id, t1)])).await.unwrap();
+    store.record_usage(uses(&[(a.id, t1)])).await.unwrap();
     assert_eq!(
         store.get_key(a.id).await.unwrap().unwrap().last_used_at,
         Some(t2),
@@ -847,7 +850,7 @@ pub async fn a_large_usage_batch_is_written_whole(store: &dyn Store) {
             })
             .collect(),
     };
-    store.record_usage(&batch).await.unwrap();
+    store.record_usage(Arc::new(batch)).await.unwrap();
     let of_owner = KeysOf {
         tenant_id: None,
         owner_id: Some(owner),
@@ -966,7 +969,7 @@ pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
             count(Uuid::from_u128(404), day, VerifyCode::Valid, 1),
         ],
     };
-    store.record_usage(&first).await.unwrap();
+    store.record_usage(Arc::new(first)).await.unwrap();
     // A second batch (another flush, or another node) adds to the same counters.
     let second = UsageBatch {
         last_used: vec![],
@@ -975,7 +978,7 @@ pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
             count(b.id, day, VerifyCode::InsufficientScopes, 4),
         ],
     };
-    store.record_usage(&second).await.unwrap();
+    store.record_usage(Arc::new(second)).await.unwrap();
 
     let all = KeysOf::default();
     let mut by_code = store.usage_by_code(all, day - 29).await.unwrap();

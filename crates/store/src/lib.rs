@@ -6,6 +6,8 @@
 //! Every mutation takes the [`AuditEntry`] that records it and writes both in one transaction:
 //! either the change and its audit entry are stored, or neither is.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, VerifyCode};
 use thiserror::Error;
@@ -275,8 +277,9 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEntry,
     ) -> Result<(), StoreError>;
     /// In one transaction: moves each key's `last_used_at` forward (never backwards) and adds
-    /// the counts to the per-key, per-day counters. Unknown key ids are ignored.
-    async fn record_usage(&self, batch: &UsageBatch) -> Result<(), StoreError>;
+    /// the counts to the per-key, per-day counters. Unknown key ids are ignored. Shared rather
+    /// than borrowed, so that a store may prepare it on another thread without copying it.
+    async fn record_usage(&self, batch: Arc<UsageBatch>) -> Result<(), StoreError>;
     /// Key states of `of` as of `now`; dormant means last use (or creation) before `dormant_before`.
     async fn count_keys(
         &self,
