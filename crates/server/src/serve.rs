@@ -16,15 +16,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let flusher = state.usage.spawn_flusher(state.store.clone());
+    let flusher = state
+        .usage
+        .spawn_flusher(state.store.clone(), state.clock.clone());
     let watcher = spawn_change_watcher(&state);
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    flusher.abort();
+    flusher.stop().await;
     watcher.abort();
-    state.usage.flush(state.store.as_ref()).await;
+    state.usage.flush(state.store.as_ref(), state.now()).await;
     state.store.close().await;
     tracing::info!("stopped; buffered writes flushed");
     result

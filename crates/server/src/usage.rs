@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keyward_domain::VerifyCode;
+use keyward_domain::{Clock, VerifyCode};
 
 use crate::metrics::Metrics;
 use keyward_store::{usage_day, KeyUse, Store, UsageBatch, UsageCount};
@@ -39,14 +39,19 @@ const SHARDS: usize = 16;
 #[derive(Debug, Default)]
 pub struct UsageBuffer {
     shards: [Mutex<Pending>; SHARDS],
+    /// A batch whose write failed. It goes again first, unchanged and under its id: its write
+    /// may have landed with only the answer lost, and storage then knows the id and skips it.
+    unsent: Mutex<Option<Arc<UsageBatch>>>,
+    /// One flush at a time (the periodic one and shutdown's), so that batches go in order.
+    flushing: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
 }
 
 impl UsageBuffer {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
-            shards: Default::default(),
             metrics,
+            ..Self::default()
         }
     }
 
@@ -74,19 +79,27 @@ impl UsageBuffer {
 
     /// How many keys and counters wait to be written.
     pub fn pending(&self) -> usize {
-        self.shards
+        let unsent = self
+            .unsent
+            .lock()
+            .expect("usage lock")
+            .as_ref()
+            .map_or(0, |b| b.len());
+        let buffered: usize = self
+            .shards
             .iter()
             .map(|s| {
                 let p = s.lock().expect("usage lock");
                 p.last_used.len() + p.counts.len()
             })
-            .sum()
+            .sum();
+        unsent + buffered
     }
 
     /// Empties the buffer into a batch, noting the uses as written. Each shard's lock is held
     /// only to swap its maps out, so verifies of its keys never wait for the sorting-through.
-    fn take(&self) -> UsageBatch {
-        let mut batch = UsageBatch::default();
+    fn take(&self, now: OffsetDateTime) -> UsageBatch {
+        let mut batch = UsageBatch::new(now);
         for shard in &self.shards {
             let (last_used, counts, mut written) = {
                 let mut pending = shard.lock().expect("usage lock");
@@ -121,11 +134,8 @@ impl UsageBuffer {
                             count,
                         }),
                 );
-            let mut pending = shard.lock().expect("usage lock");
-            // Only a flush writes `written`; another one running at the same time (shutdown's)
-            // may have put entries back: keep them too.
-            written.extend(pending.written.drain());
-            pending.written = written;
+            // Only a flush writes `written`, one flush at a time.
+            shard.lock().expect("usage lock").written = written;
         }
         // In key order, so that storage reads each index page once per batch, not once per row.
         batch.last_used.sort_unstable_by_key(|u| u.key_id);
@@ -135,12 +145,19 @@ impl UsageBuffer {
         batch
     }
 
-    /// Writes what is buffered. On failure the batch is put back to be tried again.
-    pub async fn flush(self: &Arc<Self>, store: &dyn Store) {
+    /// Writes what is buffered. On failure the batch is kept, to go again (first) next time.
+    pub async fn flush(self: &Arc<Self>, store: &dyn Store, now: OffsetDateTime) {
+        let _one_at_a_time = self.flushing.lock().await;
+        let unsent = self.unsent.lock().expect("usage lock").take();
+        if let Some(batch) = unsent {
+            if !self.send(store, batch).await {
+                return;
+            }
+        }
         // Draining a busy node's 100,000 entries takes milliseconds: off the async workers,
         // where every other request on the same worker would wait for it.
         let buffer = Arc::clone(self);
-        let batch = match tokio::task::spawn_blocking(move || buffer.take()).await {
+        let batch = match tokio::task::spawn_blocking(move || buffer.take(now)).await {
             Ok(batch) => batch,
             // Only a panic while draining gets here; what was taken is lost, nothing else.
             Err(e) => {
@@ -148,43 +165,64 @@ impl UsageBuffer {
                 return;
             }
         };
-
-        if batch.is_empty() {
-            return;
+        if !batch.is_empty() {
+            self.send(store, Arc::new(batch)).await;
         }
+    }
+
+    /// Writes one batch; on failure keeps it as the unsent one. Whether it was written.
+    async fn send(&self, store: &dyn Store, batch: Arc<UsageBatch>) -> bool {
         let started = std::time::Instant::now();
-        let batch = Arc::new(batch);
         let written = store.record_usage(Arc::clone(&batch)).await;
         self.metrics.flushed(written.is_ok(), started.elapsed());
-        if let Err(e) = written {
-            tracing::warn!(error = %e, keys = batch.last_used.len(), counters = batch.counts.len(), "could not write key usage; will retry");
-            for u in batch.last_used.iter().copied() {
-                let mut pending = self.shard(u.key_id);
-                // Not written after all: the next flush must send it.
-                pending.written.remove(&u.key_id);
-                note_use(&mut pending, u.key_id, u.at);
-            }
-            for c in batch.counts.iter().copied() {
-                *self
-                    .shard(c.key_id)
-                    .counts
-                    .entry((c.key_id, c.day, c.code))
-                    .or_default() += c.count;
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, keys = batch.last_used.len(), counters = batch.counts.len(), "could not write key usage; will retry");
+                *self.unsent.lock().expect("usage lock") = Some(batch);
+                false
             }
         }
     }
 
-    /// Flushes every [`FLUSH_EVERY`] until the returned handle is aborted.
-    pub fn spawn_flusher(self: &Arc<Self>, store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+    /// Flushes every [`FLUSH_EVERY`] until [`Flusher::stop`].
+    pub fn spawn_flusher(
+        self: &Arc<Self>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Flusher {
         let buffer = Arc::clone(self);
-        tokio::spawn(async move {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(FLUSH_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                buffer.flush(store.as_ref()).await;
+                // Only the wait is raced: a flush under way is never cut off (its batch would
+                // be lost).
+                tokio::select! {
+                    _ = tick.tick() => buffer.flush(store.as_ref(), clock.now()).await,
+                    () = stopped.notified() => return,
+                }
             }
-        })
+        });
+        Flusher { stop, task }
+    }
+}
+
+/// The periodic flush task.
+pub struct Flusher {
+    stop: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Flusher {
+    /// Returns once a flush under way (if any) has finished and no other will start.
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the usage flusher failed");
+        }
     }
 }
 
@@ -215,7 +253,7 @@ mod tests {
         let t0 = datetime!(2026-03-01 12:00 UTC);
         buffer.record_verification(key, t0, VerifyCode::Valid);
         assert_eq!(buffer.pending(), 2, "a use and a counter");
-        buffer.flush(&store).await;
+        buffer.flush(&store, t0).await;
         assert_eq!(buffer.pending(), 0);
         buffer.record_verification(key, t0 + time::Duration::seconds(30), VerifyCode::Valid);
         assert_eq!(
@@ -223,12 +261,58 @@ mod tests {
             1,
             "only the counter: the use is within the minute"
         );
-        buffer.flush(&store).await;
+        buffer.flush(&store, t0).await;
         buffer.record(key, t0 + time::Duration::seconds(61));
         assert_eq!(
             buffer.pending(),
             1,
             "a minute later the use is written again"
         );
+    }
+
+    /// A write that landed but whose answer was lost: the batch goes again unchanged, and
+    /// storage counts it once; what was buffered meanwhile follows in a batch of its own.
+    #[tokio::test]
+    async fn a_failed_batch_goes_again_unchanged_and_counts_once() {
+        use keyward_store::conformance::{audit, key};
+        use keyward_store::KeysOf;
+        use keyward_store_sqlite::SqliteStore;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("usage.db").display());
+        let t0 = datetime!(2026-03-01 12:00 UTC);
+        let owner = Uuid::from_u128(7);
+        let k = key(1, None, owner, t0);
+        let store = SqliteStore::open(&url).await.unwrap();
+        store
+            .create_key(&k, &audit("api_key.create", "api_key", k.id, t0))
+            .await
+            .unwrap();
+        store.close().await;
+
+        let buffer = Arc::new(UsageBuffer::default());
+        for _ in 0..3 {
+            buffer.record_verification(k.id, t0, VerifyCode::Valid);
+        }
+        buffer.flush(&store, t0).await;
+        assert_eq!(buffer.pending(), 2, "kept: the store is closed");
+        let unsent = buffer.unsent.lock().unwrap().clone().expect("kept whole");
+
+        let store = SqliteStore::open(&url).await.unwrap();
+        // The first write did land; only its answer was lost.
+        store.record_usage(Arc::clone(&unsent)).await.unwrap();
+        buffer.record_verification(k.id, t0, VerifyCode::Valid);
+        buffer.flush(&store, t0).await;
+        assert_eq!(buffer.pending(), 0);
+        let of_owner = KeysOf {
+            tenant_id: None,
+            owner_id: Some(owner),
+        };
+        assert_eq!(
+            store.usage_by_code(of_owner, 0).await.unwrap(),
+            [(VerifyCode::Valid, 4)],
+            "3 once, then 1"
+        );
+        store.close().await;
     }
 }

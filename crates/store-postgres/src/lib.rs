@@ -19,7 +19,7 @@ use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, Ver
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
     AuditQuery, Change, ChangeSink, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError,
-    UsageBatch, UsageCount, UsagePosition,
+    UsageBatch, UsageCount, UsagePosition, USAGE_BATCH_MEMORY,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
@@ -934,6 +934,29 @@ impl Store for PgStore {
         // Each list goes as arrays in one statement; rows are locked in (key, day, code) order
         // so that two nodes flushing overlapping batches wait for each other, never deadlock.
         let mut tx = self.write().await?;
+        // Old ids another node is forgetting right now are left to it, rather than waited for.
+        sqlx::query(
+            "DELETE FROM usage_batches WHERE id IN (SELECT id FROM usage_batches \
+             WHERE taken_at < $1 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(ms(batch.taken_at - USAGE_BATCH_MEMORY))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let first_time = sqlx::query(
+            "INSERT INTO usage_batches (id, taken_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(batch.id)
+        .bind(ms(batch.taken_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected()
+            == 1;
+        if !first_time {
+            // Written before: only the answer was lost.
+            return tx.commit().await.map_err(map_err);
+        }
         if !batch.last_used.is_empty() {
             let ids: Vec<Uuid> = batch.last_used.iter().map(|u| u.key_id).collect();
             let ats: Vec<i64> = batch.last_used.iter().map(|u| ms(u.at)).collect();

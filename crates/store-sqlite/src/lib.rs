@@ -18,7 +18,7 @@ use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, Ver
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
     AuditQuery, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError, UsageBatch, UsageCount,
-    UsagePosition,
+    UsagePosition, USAGE_BATCH_MEMORY,
 };
 use serde_json::Value;
 use sqlx::sqlite::{
@@ -849,10 +849,30 @@ impl Store for SqliteStore {
         }
         // Preparing 100,000 rows takes milliseconds of CPU: off the async workers, where every
         // other request on the same worker would wait for it.
+        let (id, taken_at) = (batch.id, batch.taken_at);
         let (uses, counts) = tokio::task::spawn_blocking(move || usage_json(&batch))
             .await
             .map_err(|e| StoreError::Other(format!("preparing usage: {e}")))??;
         let mut tx = begin_write(self.usage_pool()).await?;
+        sqlx::query("DELETE FROM usage_batches WHERE taken_at < ?1")
+            .bind(ms(taken_at - USAGE_BATCH_MEMORY))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let first_time = sqlx::query(
+            "INSERT INTO usage_batches (id, taken_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(ms(taken_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected()
+            == 1;
+        if !first_time {
+            // Written before: only the answer was lost.
+            return tx.commit().await.map_err(map_err);
+        }
         for json in &uses {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = MAX(COALESCE(api_keys.last_used_at, 0), v.at) \

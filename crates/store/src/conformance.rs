@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             key_uses_only_move_forward,
             usage_counters_add_up_and_summarise,
             a_large_usage_batch_is_written_whole,
+            a_usage_batch_sent_again_is_counted_once,
             credits_round_trip_and_spend_exactly,
             audit_filters_and_pages,
         );
@@ -66,7 +67,13 @@ fn actor() -> Actor {
     }
 }
 
-fn audit(action: &str, resource_type: &str, id: impl ToString, at: OffsetDateTime) -> AuditEntry {
+/// An audit entry by a fixed admin (a fixture, also for other crates' tests).
+pub fn audit(
+    action: &str,
+    resource_type: &str,
+    id: impl ToString,
+    at: OffsetDateTime,
+) -> AuditEntry {
     actor().entry(at, action, resource_type, id)
 }
 
@@ -94,7 +101,8 @@ fn user(n: u128, email: &str, tenant_id: Option<Uuid>) -> User {
     }
 }
 
-fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> ApiKey {
+/// Key number `n` (a fixture, also for other crates' tests).
+pub fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> ApiKey {
     let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [n; 32]);
     ApiKey {
         id: Uuid::from_u128(0x4E00 + u128::from(n)),
@@ -794,14 +802,17 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
                 .iter()
                 .map(|&(key_id, at)| KeyUse { key_id, at })
                 .collect(),
-            counts: vec![],
+            ..UsageBatch::new(T0)
         })
     };
     store
         .record_usage(uses(&[(a.id, t2), (a.id, t1), (Uuid::from_u128(404), t2)]))
         .await
         .expect("unknown ids are ignored");
-    store.record_usage(Default::default()).await.unwrap();
+    store
+        .record_usage(Arc::new(UsageBatch::new(T0)))
+        .await
+        .unwrap();
     assert_eq!(
         store.get_key(a.id).await.unwrap().unwrap().last_used_at,
         Some(t2)
@@ -815,6 +826,75 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
         store.get_key(a.id).await.unwrap().unwrap().last_used_at,
         Some(t2),
         "an older use never moves last_used_at back"
+    );
+}
+
+/// A node whose write landed but whose answer was lost sends the same batch again: storage
+/// knows its id and counts it once. Another batch with the same rows counts again, and so does
+/// this one once storage has forgotten it, a day on (so that remembering costs a day of ids).
+pub async fn a_usage_batch_sent_again_is_counted_once(store: &dyn Store) {
+    let owner = Uuid::from_u128(7);
+    let a = key(1, None, owner, T0);
+    store
+        .create_key(&a, &audit("api_key.create", "api_key", a.id, T0))
+        .await
+        .unwrap();
+    let day = crate::usage_day(T0);
+    let batch = Arc::new(UsageBatch {
+        last_used: vec![KeyUse {
+            key_id: a.id,
+            at: T0,
+        }],
+        counts: vec![UsageCount {
+            key_id: a.id,
+            day,
+            code: VerifyCode::Valid,
+            count: 3,
+        }],
+        ..UsageBatch::new(T0)
+    });
+    let of_owner = KeysOf {
+        tenant_id: None,
+        owner_id: Some(owner),
+    };
+    let valid = || async { store.usage_by_code(of_owner, day).await.unwrap() };
+    store.record_usage(Arc::clone(&batch)).await.unwrap();
+    store.record_usage(Arc::clone(&batch)).await.unwrap();
+    assert_eq!(
+        valid().await,
+        [(VerifyCode::Valid, 3)],
+        "sent twice, counted once"
+    );
+
+    let same_rows = Arc::new(UsageBatch {
+        id: Uuid::new_v4(),
+        ..(*batch).clone()
+    });
+    store.record_usage(same_rows).await.unwrap();
+    assert_eq!(
+        valid().await,
+        [(VerifyCode::Valid, 6)],
+        "another batch adds up"
+    );
+
+    // A later batch (counting a day before `day`, outside the sums read here) makes storage
+    // forget the first one.
+    let a_day_on = Arc::new(UsageBatch {
+        counts: vec![UsageCount {
+            key_id: a.id,
+            day: day - 1,
+            code: VerifyCode::Valid,
+            count: 1,
+        }],
+        ..UsageBatch::new(T0 + crate::USAGE_BATCH_MEMORY + Duration::seconds(1))
+    });
+    store.record_usage(a_day_on).await.unwrap();
+    assert_eq!(valid().await, [(VerifyCode::Valid, 6)]);
+    store.record_usage(batch).await.unwrap();
+    assert_eq!(
+        valid().await,
+        [(VerifyCode::Valid, 9)],
+        "a batch older than the memory is no longer known"
     );
 }
 
@@ -849,6 +929,7 @@ pub async fn a_large_usage_batch_is_written_whole(store: &dyn Store) {
                 count: 2,
             })
             .collect(),
+        ..UsageBatch::new(T0)
     };
     store.record_usage(Arc::new(batch)).await.unwrap();
     let of_owner = KeysOf {
@@ -968,6 +1049,7 @@ pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
             count(c.id, day, VerifyCode::RateLimited, 7),
             count(Uuid::from_u128(404), day, VerifyCode::Valid, 1),
         ],
+        ..UsageBatch::new(T0)
     };
     store.record_usage(Arc::new(first)).await.unwrap();
     // A second batch (another flush, or another node) adds to the same counters.
@@ -977,6 +1059,7 @@ pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
             count(a.id, day, VerifyCode::Valid, 3),
             count(b.id, day, VerifyCode::InsufficientScopes, 4),
         ],
+        ..UsageBatch::new(T0)
     };
     store.record_usage(Arc::new(second)).await.unwrap();
 

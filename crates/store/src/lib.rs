@@ -99,15 +99,40 @@ pub struct UsageCount {
     pub count: u64,
 }
 
-/// What the verify path buffered since the last flush; written in one transaction.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What the verify path buffered since the last flush; written in one transaction, once.
+#[derive(Debug, Clone, PartialEq)]
 pub struct UsageBatch {
+    /// Storage remembers the ids it wrote for [`USAGE_BATCH_MEMORY`]: a batch sent again
+    /// because the answer to a write that did land was lost is not counted twice.
+    pub id: Uuid,
+    /// When the batch was taken; storage forgets the ids of batches taken
+    /// [`USAGE_BATCH_MEMORY`] before it.
+    pub taken_at: OffsetDateTime,
     pub last_used: Vec<KeyUse>,
     /// Added to the stored counters (never replacing them), so nodes' counts add up.
     pub counts: Vec<UsageCount>,
 }
 
+/// How long storage remembers a written usage batch's id. A retry comes seconds later; the
+/// memory only has to outlast the longest outage a node sits through with the batch in hand.
+pub const USAGE_BATCH_MEMORY: time::Duration = time::Duration::days(1);
+
 impl UsageBatch {
+    /// An empty batch with a new id.
+    pub fn new(taken_at: OffsetDateTime) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            taken_at,
+            last_used: Vec::new(),
+            counts: Vec::new(),
+        }
+    }
+
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.last_used.len() + self.counts.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.last_used.is_empty() && self.counts.is_empty()
     }
@@ -277,7 +302,8 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEntry,
     ) -> Result<(), StoreError>;
     /// In one transaction: moves each key's `last_used_at` forward (never backwards) and adds
-    /// the counts to the per-key, per-day counters. Unknown key ids are ignored. Shared rather
+    /// the counts to the per-key, per-day counters. Unknown key ids are ignored. A batch whose
+    /// id was written before (within [`USAGE_BATCH_MEMORY`]) changes nothing. Shared rather
     /// than borrowed, so that a store may prepare it on another thread without copying it.
     async fn record_usage(&self, batch: Arc<UsageBatch>) -> Result<(), StoreError>;
     /// Key states of `of` as of `now`; dormant means last use (or creation) before `dormant_before`.

@@ -154,7 +154,10 @@ async fn metrics_count_verify_and_flushes() {
         .await
         .expect(StatusCode::OK);
     }
-    app.state.usage.flush(app.state.store.as_ref()).await;
+    app.state
+        .usage
+        .flush(app.state.store.as_ref(), app.state.now())
+        .await;
     let r = app
         .get("/metrics", crate::support::As::Nobody)
         .await

@@ -644,7 +644,10 @@ async fn dormant_counts_from_last_use_or_creation() {
     )
     .await
     .expect(StatusCode::OK);
-    app.state.usage.flush(app.state.store.as_ref()).await;
+    app.state
+        .usage
+        .flush(app.state.store.as_ref(), app.state.now())
+        .await;
     app.advance(time::Duration::days(5));
     let d = dormant("?days=7").await;
     assert!(d.contains(&unused_id) && !d.contains(&used_id), "{d:?}");

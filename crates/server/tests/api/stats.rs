@@ -50,7 +50,10 @@ async fn stats_count_keys_and_verifications_by_outcome() {
         .expect(StatusCode::NO_CONTENT);
     verify(&app, &admin_verifier, &bobs, &[], 1).await;
     // Counters reach storage in batches; the flusher's work is done here at once.
-    app.state.usage.flush(app.state.store.as_ref()).await;
+    app.state
+        .usage
+        .flush(app.state.store.as_ref(), app.state.now())
+        .await;
 
     let mine = app
         .get("/api/v1/stats", As::Bearer(&ann))
@@ -151,7 +154,10 @@ async fn export_streams_everything_about_the_caller_and_no_secret() {
     let (used_id, used) = app.key_with(&ann, &["orders:read"]).await;
     app.key_with(&other, &["orders:read"]).await;
     verify(&app, &verifier, &used, &["orders:read"], 2).await;
-    app.state.usage.flush(app.state.store.as_ref()).await;
+    app.state
+        .usage
+        .flush(app.state.store.as_ref(), app.state.now())
+        .await;
     // More keys than one storage page, so the export crosses page boundaries.
     let mut plaintexts = vec![used.clone(), verifier.clone()];
     for i in 0..520 {

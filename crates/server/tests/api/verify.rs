@@ -237,7 +237,10 @@ async fn use_is_recorded_in_batches() {
         "not written per request"
     );
     assert!(app.state.usage.pending() >= 1);
-    app.state.usage.flush(app.state.store.as_ref()).await;
+    app.state
+        .usage
+        .flush(app.state.store.as_ref(), app.state.now())
+        .await;
     let after = app
         .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
         .await
