@@ -41,6 +41,8 @@ async fn file_database_is_wal_with_full_sync_and_survives_reopen() {
     assert_eq!(store.usage_pragma("cache_size").await.unwrap(), "-98304");
     assert_eq!(store.pragma("cache_size").await.unwrap(), "-2000");
     assert_eq!(store.usage_pragma("synchronous").await.unwrap(), "2");
+    // 2 = MEMORY
+    assert_eq!(store.usage_pragma("temp_store").await.unwrap(), "2");
     store.close().await;
     // Opening again runs no migration twice and finds the same database.
     let again = SqliteStore::open(&url).await.expect("reopen");
@@ -52,4 +54,62 @@ async fn file_database_is_wal_with_full_sync_and_survives_reopen() {
 async fn an_unusable_url_is_an_error_not_a_panic() {
     let err = SqliteStore::open("sqlite:///nonexistent-dir/deeper/x.db").await;
     assert!(err.is_err());
+}
+
+/// Databases made before `last_used_at` had a table of its own keep every key's last use.
+#[tokio::test]
+async fn last_uses_survive_the_move_to_their_own_table() {
+    use std::str::FromStr;
+
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("migrations-before");
+    std::fs::create_dir(&before).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0004" {
+            std::fs::copy(&path, before.join(&name)).unwrap();
+        }
+    }
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let used = uuid::Uuid::from_u128(1);
+    let unused = uuid::Uuid::from_u128(2);
+    for (id, last_used) in [(used, Some(1_750_000_000_123_i64)), (unused, None)] {
+        sqlx::query(
+            "INSERT INTO api_keys (id, owner_id, prefix, start, digest, scopes, metadata, \
+             created_at, updated_at, last_used_at) \
+             VALUES (?, ?, 'kw', 'kw_abc', ?, '[]', '{}', 1700000000000, 1700000000000, ?)",
+        )
+        .bind(id.to_string())
+        .bind(uuid::Uuid::from_u128(7).to_string())
+        .bind(vec![id.as_bytes()[15]; 32])
+        .bind(last_used)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&url).await.expect("migrates");
+    let at = |ms: i64| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
+    assert_eq!(
+        store.get_key(used).await.unwrap().unwrap().last_used_at,
+        Some(at(1_750_000_000_123).unwrap())
+    );
+    assert_eq!(
+        store.get_key(unused).await.unwrap().unwrap().last_used_at,
+        None
+    );
+    store.close().await;
 }
