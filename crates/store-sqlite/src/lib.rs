@@ -21,9 +21,7 @@ use keyward_store::{
     UsagePosition, USAGE_BATCH_MEMORY,
 };
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -62,14 +60,12 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Full);
-        let options = if in_memory {
-            options
-        } else {
-            options.journal_mode(SqliteJournalMode::Wal)
-        };
         // One connection for a memory database: each connection would see its own database.
         let max = if in_memory { 1 } else { 8 };
         let pool = pool_of(max, options.clone()).await?;
+        if !in_memory {
+            use_wal(&pool).await?;
+        }
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
@@ -105,6 +101,35 @@ impl SqliteStore {
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         begin_write(&self.pool).await
     }
+}
+
+/// Switches the file to WAL once, here, rather than in every connection's options: a connection
+/// opened while another changes the mode failed at once ("database is locked"), since that lock
+/// is not one SQLite's busy timeout waits for. Retried for as long as the busy timeout instead.
+async fn use_wal(pool: &SqlitePool) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode = sqlx::query_scalar::<_, String>("PRAGMA journal_mode = WAL")
+            .fetch_one(pool)
+            .await;
+        match mode {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(StoreError::Other(format!(
+                    "the database stays in journal mode {mode}, not WAL"
+                )))
+            }
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(map_err(e)),
+        }
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED.
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "5" || c == "6"))
 }
 
 async fn pool_of(size: u32, options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
@@ -159,7 +184,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StoreError::Unavailable(e.to_string())
         }
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "5" || c == "6") => {
+        sqlx::Error::Database(db) if is_busy(&e) => {
             // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout.
             StoreError::Unavailable(db.message().to_owned())
         }
