@@ -894,6 +894,8 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| StoreError::Other(format!("preparing usage: {e}")))??;
         let mut tx = begin_write(self.usage_pool()).await?;
+        // Written once (see `UsageBatch::id`); the same steps as the other backend's, in this
+        // backend's own SQL.
         sqlx::query("DELETE FROM usage_batches WHERE taken_at < ?1")
             .bind(ms(taken_at - USAGE_BATCH_MEMORY))
             .execute(&mut *tx)

@@ -829,16 +829,22 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
     );
 }
 
+/// Key 1 of `owner`, stored at `T0`.
+async fn created_key(store: &dyn Store, owner: Uuid) -> ApiKey {
+    let k = key(1, None, owner, T0);
+    store
+        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .await
+        .unwrap();
+    k
+}
+
 /// A node whose write landed but whose answer was lost sends the same batch again: storage
 /// knows its id and counts it once. Another batch with the same rows counts again, and so does
 /// this one once storage has forgotten it, a day on (so that remembering costs a day of ids).
 pub async fn a_usage_batch_sent_again_is_counted_once(store: &dyn Store) {
     let owner = Uuid::from_u128(7);
-    let a = key(1, None, owner, T0);
-    store
-        .create_key(&a, &audit("api_key.create", "api_key", a.id, T0))
-        .await
-        .unwrap();
+    let a = created_key(store, owner).await;
     let day = crate::usage_day(T0);
     let batch = Arc::new(UsageBatch {
         last_used: vec![KeyUse {
@@ -902,11 +908,7 @@ pub async fn a_usage_batch_sent_again_is_counted_once(store: &dyn Store) {
 /// `last_used_at` is the newest use even when it sits in another chunk than the rest.
 pub async fn a_large_usage_batch_is_written_whole(store: &dyn Store) {
     let owner = Uuid::from_u128(7);
-    let a = key(1, None, owner, T0);
-    store
-        .create_key(&a, &audit("api_key.create", "api_key", a.id, T0))
-        .await
-        .unwrap();
+    let a = created_key(store, owner).await;
     let day = crate::usage_day(T0);
     const ROWS: i64 = 25_000;
     let t1 = T0 + Duration::minutes(1);
