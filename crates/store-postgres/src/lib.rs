@@ -934,9 +934,8 @@ impl Store for PgStore {
         // Each list goes as arrays in one statement; rows are locked in (key, day, code) order
         // so that two nodes flushing overlapping batches wait for each other, never deadlock.
         let mut tx = self.write().await?;
-        // Written once (see `UsageBatch::id`); the same steps as the other backend's, in this
-        // backend's own SQL.
-        // Old ids another node is forgetting right now are left to it, rather than waited for.
+        // Written once (see `UsageBatch::id`): the same steps as the other backend's, in this
+        // backend's own SQL. Old ids that another node is forgetting right now are left to it.
         sqlx::query(
             "DELETE FROM usage_batches WHERE id IN (SELECT id FROM usage_batches \
              WHERE taken_at < $1 FOR UPDATE SKIP LOCKED)",
