@@ -80,18 +80,33 @@ serve() {
   startup_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 }
 
-# load <url> [script]: prints "<requests/s> <p50 ms> <p99 ms> <non-2xx>"
+# cpu_ticks <pid>...: the processes' user + system CPU so far, in clock ticks.
+cpu_ticks() {
+  local pid total=0
+  for pid in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  echo "$total"
+}
+# load <url> [script]: prints "<requests/s> <p50 ms> <p99 ms> <non-2xx> <server µs> <wrk µs>",
+# the last two being CPU time per request of the nodes in $measured (all of their threads,
+# the usage flush included) and of wrk, both on the same cores: they explain a ratio that the
+# machine's own speed moves.
 load() {
   local url=$1 script=${2:-}
-  local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency ${script:+-s "$script"} "$url")
+  local out before after
+  before=$(cpu_ticks "${measured[@]}")
+  out=$( { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+    ${script:+-s "$script"} "$url"; } 2>"$work/wrk.time")
+  after=$(cpu_ticks "${measured[@]}")
   echo "$out" >&2
-  local rps p50 p99 errors
+  local rps p50 p99 errors requests
   rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   errors=$(echo "$out" | awk '/Non-2xx or 3xx responses:/ {print $5}')
-  echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${errors:-0}"
+  requests=$(echo "$out" | awk '/ requests in / {print $1}')
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${errors:-0}" \
+    "$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')" \
+    "$(tail -1 "$work/wrk.time" | awk -v n="$requests" '{ printf "%.1f", ($1 + $2) * 1e6 / n }')"
 }
 to_ms() { # wrk prints 812.00us, 1.23ms or 1.02s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf "%.3f", n }'
@@ -105,7 +120,7 @@ warm() {
   sleep 6
   until curl -s "$1/metrics" | grep -q '^keyward_usage_pending 0$'; do sleep 0.5; done
 }
-row() { echo "| $1 | $2 | $3 | $4 | $5 |"; }
+row() { echo "| $1 | $2 | $3 | $4 | $5 | $6 | $7 |"; }
 
 tables=""
 declare -A verify_rps
@@ -128,6 +143,7 @@ for backend in $BACKENDS; do
 
   serve "$db" "$PORT"
   server=$node_pid
+  measured=("$server")
   base="http://127.0.0.1:$PORT"
   one=$(head -1 "$work/sample.txt")
   check=$(curl -s "$base/api/v1/keys/verify" -H "x-api-key: $KEYWARD_VERIFIER" \
@@ -135,9 +151,9 @@ for backend in $BACKENDS; do
   case "$check" in *'"code":"VALID"'*) ;; *) echo "a seeded key does not verify: $check" >&2; exit 1 ;; esac
 
   warm "$base"
-  read -r v_rps v_p50 v_p99 v_err < <(load "$base/api/v1/keys/verify" bench/verify.lua)
-  read -r f_rps f_p50 f_p99 f_err < <(load "$base/api/v1/auth/forward?scopes=bench:read" bench/forward.lua)
-  read -r h_rps h_p50 h_p99 h_err < <(load "$base/healthz")
+  read -r v_rps v_p50 v_p99 v_err v_cpu v_wrk < <(load "$base/api/v1/keys/verify" bench/verify.lua)
+  read -r f_rps f_p50 f_p99 f_err f_cpu f_wrk < <(load "$base/api/v1/auth/forward?scopes=bench:read" bench/forward.lua)
+  read -r h_rps h_p50 h_p99 h_err h_cpu h_wrk < <(load "$base/healthz")
   verify_rps[$backend]=$v_rps
   rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
   metrics=$(curl -s "$base/metrics")
@@ -147,9 +163,9 @@ for backend in $BACKENDS; do
   misses=$(echo "$metrics" | awk '/^keyward_cache_misses_total/ {print $2}')
   ratio=$(awk -v v="$v_rps" -v h="$h_rps" 'BEGIN { printf "%.2f", v / h }')
   fratio=$(awk -v f="$f_rps" -v v="$v_rps" 'BEGIN { printf "%.2f", f / v }')
-  rows="$(row '`GET /healthz`' "$h_rps" "$h_p50" "$h_p99" "$h_err")
-$(row '`POST /api/v1/keys/verify`' "$v_rps" "$v_p50" "$v_p99" "$v_err")
-$(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err")"
+  rows="$(row '`GET /healthz`' "$h_rps" "$h_p50" "$h_p99" "$h_err" "$h_cpu" "$h_wrk")
+$(row '`POST /api/v1/keys/verify`' "$v_rps" "$v_p50" "$v_p99" "$v_err" "$v_cpu" "$v_wrk")
+$(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err" "$f_cpu" "$f_wrk")"
   notes="- verify / healthz requests/s: **$ratio** (target >= 0.85); forward / verify: **$fratio** (target >= 0.90)
 - server peak RSS (VmHWM): **$((rss_kb / 1024)) MB** (target <= 400); start-up to ready: **$startup_ms ms** (target <= 1000)
 - seeding: $KEYS keys in $seed_secs s (**$seed_rate keys/s**); cache hits/misses over the run: $hits / $misses; usage flushes: $flushes, $flush_ms ms each on average"
@@ -157,6 +173,7 @@ $(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err")"
   if [ "$backend" = postgres ]; then
     # Two nodes on the same database behind one nginx (round robin, keep-alive upstreams).
     serve "$db" "$((PORT + 1))"
+    measured=("$server" "$node_pid")
     mkdir -p "$work/nginx"
     cat > "$work/nginx/nginx.conf" <<NGINX
 worker_processes 1;
@@ -180,11 +197,11 @@ NGINX
     # Each node keeps its own cache: warm both, then load them together through nginx.
     warm "$base"
     warm "http://127.0.0.1:$((PORT + 1))"
-    read -r lv_rps lv_p50 lv_p99 lv_err < <(load "$lb/api/v1/keys/verify" bench/verify.lua)
-    read -r lh_rps lh_p50 lh_p99 lh_err < <(load "$lb/healthz")
+    read -r lv_rps lv_p50 lv_p99 lv_err lv_cpu lv_wrk < <(load "$lb/api/v1/keys/verify" bench/verify.lua)
+    read -r lh_rps lh_p50 lh_p99 lh_err lh_cpu lh_wrk < <(load "$lb/healthz")
     rows="$rows
-$(row '2 nodes behind nginx: `GET /healthz`' "$lh_rps" "$lh_p50" "$lh_p99" "$lh_err")
-$(row '2 nodes behind nginx: `POST /api/v1/keys/verify`' "$lv_rps" "$lv_p50" "$lv_p99" "$lv_err")"
+$(row '2 nodes behind nginx: `GET /healthz`' "$lh_rps" "$lh_p50" "$lh_p99" "$lh_err" "$lh_cpu" "$lh_wrk")
+$(row '2 nodes behind nginx: `POST /api/v1/keys/verify`' "$lv_rps" "$lv_p50" "$lv_p99" "$lv_err" "$lv_cpu" "$lv_wrk")"
     lratio=$(awk -v v="$lv_rps" -v h="$lh_rps" 'BEGIN { printf "%.2f", v / h }')
     notes="$notes
 - two nodes behind nginx, verify / healthz through the same nginx: **$lratio** (nginx, two nodes and wrk share the machine's cores)"
@@ -198,8 +215,8 @@ $(row '2 nodes behind nginx: `POST /api/v1/keys/verify`' "$lv_rps" "$lv_p50" "$l
   pids=()
   table="### $backend
 
-| endpoint | requests/s | p50 ms | p99 ms | non-2xx |
-| --- | ---: | ---: | ---: | ---: |
+| endpoint | requests/s | p50 ms | p99 ms | non-2xx | keyward CPU µs/request | wrk CPU µs/request |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
 $rows
 
 $notes"
