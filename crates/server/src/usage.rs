@@ -199,10 +199,11 @@ impl UsageBuffer {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 // Only the wait is raced: a flush under way is never cut off (its batch would
-                // be lost).
+                // be lost). A stop asked for during a flush wins over the next tick.
                 tokio::select! {
-                    _ = tick.tick() => buffer.flush(store.as_ref(), clock.now()).await,
+                    biased;
                     () = stopped.notified() => return,
+                    _ = tick.tick() => buffer.flush(store.as_ref(), clock.now()).await,
                 }
             }
         });
@@ -270,29 +271,43 @@ mod tests {
         );
     }
 
-    /// A write that landed but whose answer was lost: the batch goes again unchanged, and
-    /// storage counts it once; what was buffered meanwhile follows in a batch of its own.
-    #[tokio::test]
-    async fn a_failed_batch_goes_again_unchanged_and_counts_once() {
+    /// A SQLite file holding key 1 of owner 7; its URL and the key.
+    async fn file_with_a_key(dir: &std::path::Path, t0: OffsetDateTime) -> (String, Uuid) {
         use keyward_store::conformance::{audit, key};
-        use keyward_store::KeysOf;
-        use keyward_store_sqlite::SqliteStore;
-
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("usage.db").display());
-        let t0 = datetime!(2026-03-01 12:00 UTC);
-        let owner = Uuid::from_u128(7);
-        let k = key(1, None, owner, t0);
-        let store = SqliteStore::open(&url).await.unwrap();
+        let url = format!("sqlite://{}", dir.join("usage.db").display());
+        let k = key(1, None, Uuid::from_u128(7), t0);
+        let store = keyward_store_sqlite::SqliteStore::open(&url).await.unwrap();
         store
             .create_key(&k, &audit("api_key.create", "api_key", k.id, t0))
             .await
             .unwrap();
         store.close().await;
+        (url, k.id)
+    }
+
+    async fn valid_count(store: &dyn Store) -> Vec<(VerifyCode, u64)> {
+        let of_owner = keyward_store::KeysOf {
+            tenant_id: None,
+            owner_id: Some(Uuid::from_u128(7)),
+        };
+        store.usage_by_code(of_owner, 0).await.unwrap()
+    }
+
+    /// A write that landed but whose answer was lost: the batch goes again unchanged, and
+    /// storage counts it once; what was buffered meanwhile follows in a batch of its own.
+    #[tokio::test]
+    async fn a_failed_batch_goes_again_unchanged_and_counts_once() {
+        use keyward_store_sqlite::SqliteStore;
+
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = datetime!(2026-03-01 12:00 UTC);
+        let (url, key) = file_with_a_key(dir.path(), t0).await;
+        let store = SqliteStore::open(&url).await.unwrap();
+        store.close().await;
 
         let buffer = Arc::new(UsageBuffer::default());
         for _ in 0..3 {
-            buffer.record_verification(k.id, t0, VerifyCode::Valid);
+            buffer.record_verification(key, t0, VerifyCode::Valid);
         }
         buffer.flush(&store, t0).await;
         assert_eq!(buffer.pending(), 2, "kept: the store is closed");
@@ -301,18 +316,52 @@ mod tests {
         let store = SqliteStore::open(&url).await.unwrap();
         // The first write did land; only its answer was lost.
         store.record_usage(Arc::clone(&unsent)).await.unwrap();
-        buffer.record_verification(k.id, t0, VerifyCode::Valid);
+        buffer.record_verification(key, t0, VerifyCode::Valid);
         buffer.flush(&store, t0).await;
         assert_eq!(buffer.pending(), 0);
-        let of_owner = KeysOf {
-            tenant_id: None,
-            owner_id: Some(owner),
-        };
         assert_eq!(
-            store.usage_by_code(of_owner, 0).await.unwrap(),
+            valid_count(&store).await,
             [(VerifyCode::Valid, 4)],
             "3 once, then 1"
         );
+        store.close().await;
+    }
+
+    /// Shutdown stops the periodic flusher without cutting off the flush under way: here one
+    /// that waits for another connection's write lock. (Aborting it lost that batch.)
+    #[tokio::test]
+    async fn stopping_the_flusher_lets_the_flush_under_way_finish() {
+        use keyward_store_sqlite::SqliteStore;
+        use sqlx::Connection;
+
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = datetime!(2026-03-01 12:00 UTC);
+        let (url, key) = file_with_a_key(dir.path(), t0).await;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+        let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+
+        let buffer = Arc::new(UsageBuffer::default());
+        for _ in 0..5 {
+            buffer.record_verification(key, t0, VerifyCode::Valid);
+        }
+        let clock = Arc::new(keyward_domain::clock::ManualClock::new(t0));
+        // The first tick is at once: the flush starts and waits for the lock.
+        let flusher = buffer.spawn_flusher(Arc::clone(&store), clock);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stopping = tokio::spawn(flusher.stop());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !stopping.is_finished(),
+            "stop waits for the flush under way"
+        );
+        sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+        stopping.await.unwrap();
+        assert_eq!(buffer.pending(), 0);
+        assert_eq!(valid_count(store.as_ref()).await, [(VerifyCode::Valid, 5)]);
         store.close().await;
     }
 }
