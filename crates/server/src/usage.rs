@@ -272,15 +272,10 @@ mod tests {
     }
 
     /// A SQLite file holding key 1 of owner 7; its URL and the key.
-    async fn file_with_a_key(dir: &std::path::Path, t0: OffsetDateTime) -> (String, Uuid) {
-        use keyward_store::conformance::{audit, key};
+    async fn file_with_a_key(dir: &std::path::Path) -> (String, Uuid) {
         let url = format!("sqlite://{}", dir.join("usage.db").display());
-        let k = key(1, None, Uuid::from_u128(7), t0);
         let store = keyward_store_sqlite::SqliteStore::open(&url).await.unwrap();
-        store
-            .create_key(&k, &audit("api_key.create", "api_key", k.id, t0))
-            .await
-            .unwrap();
+        let k = keyward_store::conformance::created_key(&store, Uuid::from_u128(7)).await;
         store.close().await;
         (url, k.id)
     }
@@ -301,7 +296,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let t0 = datetime!(2026-03-01 12:00 UTC);
-        let (url, key) = file_with_a_key(dir.path(), t0).await;
+        let (url, key) = file_with_a_key(dir.path()).await;
         let store = SqliteStore::open(&url).await.unwrap();
         store.close().await;
 
@@ -336,7 +331,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let t0 = datetime!(2026-03-01 12:00 UTC);
-        let (url, key) = file_with_a_key(dir.path(), t0).await;
+        let (url, key) = file_with_a_key(dir.path()).await;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
         let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::query("BEGIN IMMEDIATE")

@@ -103,27 +103,19 @@ impl SqliteStore {
     }
 }
 
-/// Switches the file to WAL once, here, rather than in every connection's options: a connection
-/// opened while another changes the mode failed at once ("database is locked"), since that lock
-/// is not one SQLite's busy timeout waits for. Retried for as long as the busy timeout instead.
+/// Switches the file to WAL once, here, rather than in every connection's options (each pool
+/// connection asked for the mode again as it opened).
 async fn use_wal(pool: &SqlitePool) -> Result<(), StoreError> {
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-    loop {
-        let mode = sqlx::query_scalar::<_, String>("PRAGMA journal_mode = WAL")
-            .fetch_one(pool)
-            .await;
-        match mode {
-            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
-            Ok(mode) => {
-                return Err(StoreError::Other(format!(
-                    "the database stays in journal mode {mode}, not WAL"
-                )))
-            }
-            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => return Err(map_err(e)),
-        }
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
+        .fetch_one(pool)
+        .await
+        .map_err(map_err)?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(StoreError::Other(format!(
+            "the database stays in journal mode {mode}, not WAL"
+        )))
     }
 }
 

@@ -829,8 +829,8 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
     );
 }
 
-/// Key 1 of `owner`, stored at `T0`.
-async fn created_key(store: &dyn Store, owner: Uuid) -> ApiKey {
+/// Key 1 of `owner`, stored at `T0` (a fixture, also for other crates' tests).
+pub async fn created_key(store: &dyn Store, owner: Uuid) -> ApiKey {
     let k = key(1, None, owner, T0);
     store
         .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
