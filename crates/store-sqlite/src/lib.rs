@@ -66,10 +66,7 @@ impl SqliteStore {
         if !in_memory {
             use_wal(&pool).await?;
         }
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        migrate(&pool).await?;
         let usage = if in_memory {
             None
         } else {
@@ -104,12 +101,23 @@ impl SqliteStore {
 }
 
 /// Switches the file to WAL once, here, rather than in every connection's options (each pool
-/// connection asked for the mode again as it opened).
+/// connection asked for the mode again as it opened). The switch needs the file to itself, and
+/// when two processes switch a new file at the same moment SQLite answers one of them "database
+/// is locked" at once, without waiting out the busy timeout (each held a lock the other
+/// needed): that one tries again, within the busy timeout, and finds the file in WAL.
 async fn use_wal(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode = WAL")
-        .fetch_one(pool)
-        .await
-        .map_err(map_err)?;
+    let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
+    let mode: String = loop {
+        match sqlx::query_scalar("PRAGMA journal_mode = WAL")
+            .fetch_one(pool)
+            .await
+        {
+            Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            mode => break mode.map_err(map_err)?,
+        }
+    };
     if mode.eq_ignore_ascii_case("wal") {
         Ok(())
     } else {
@@ -117,6 +125,23 @@ async fn use_wal(pool: &SqlitePool) -> Result<(), StoreError> {
             "the database stays in journal mode {mode}, not WAL"
         )))
     }
+}
+
+/// Brings the schema up to date, all pending migrations in one `IMMEDIATE` transaction (each
+/// migration a savepoint in it). sqlx takes a migration lock on PostgreSQL only: on SQLite, two
+/// processes opening a new file at once (a server and the CLI) both started migration 1 and the
+/// later one failed on the tables the other had just made. Holding the write lock from the first
+/// read of `_sqlx_migrations` makes the later one wait (the busy timeout), then find the work done.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let failed = |e: &dyn std::fmt::Display| StoreError::Other(format!("migration failed: {e}"));
+    let mut tx = begin_write(pool).await?;
+    // run_direct: `run(&mut *tx)` makes the future not Send ("Acquire is not general enough"),
+    // the sqlx issue this public function exists for.
+    sqlx::migrate!("./migrations")
+        .run_direct(&mut *tx)
+        .await
+        .map_err(|e| failed(&e))?;
+    tx.commit().await.map_err(|e| failed(&e))
 }
 
 /// SQLITE_BUSY or SQLITE_LOCKED.
