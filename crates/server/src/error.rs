@@ -11,6 +11,8 @@ use keyward_domain::Forbidden;
 use keyward_store::StoreError;
 use serde::Serialize;
 
+use crate::request_label::Label;
+
 /// Why a request failed to authenticate. Surfaces word these differently (Estuary has its own
 /// reason codes), so the cause is kept apart from any message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,11 +148,23 @@ impl ApiError {
         }
     }
 
-    /// Logs what the client is not told. Called by every surface's renderer.
+    /// Logs what the client is not told, with the request it answers. Called by every
+    /// surface's renderer.
     pub fn log(&self) {
+        self.log_for(Label::current().as_ref());
+    }
+
+    /// [`Self::log`] for an error met outside the request's task (a streamed body).
+    pub fn log_for(&self, request: Option<&Label>) {
+        let (method, route, request_id) =
+            request.map_or(("", "", ""), |l| (l.method(), l.route(), l.request_id()));
         match self {
-            Self::Internal(cause) => tracing::error!(%cause, "internal error"),
-            Self::Unavailable => tracing::warn!("storage unavailable"),
+            Self::Internal(cause) => {
+                tracing::error!(%cause, method, route, request_id, "internal error");
+            }
+            Self::Unavailable => {
+                tracing::warn!(method, route, request_id, "storage unavailable");
+            }
             _ => {}
         }
     }

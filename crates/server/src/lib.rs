@@ -14,6 +14,7 @@ pub mod extract;
 pub mod metrics;
 pub mod outage;
 pub mod ratelimit;
+pub mod request_label;
 pub mod serve;
 pub mod service;
 pub mod usage;

@@ -21,6 +21,7 @@ use super::users::UserView;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::request_label::Label;
 use crate::service::export::{self, Export, ExportPart, Profile};
 use crate::service::keys::Reach;
 use crate::service::stats::{self, Stats, DORMANT_DAYS};
@@ -158,7 +159,12 @@ pub async fn export(State(state): State<AppState>, caller: Caller) -> ApiResult<
 pub async fn export_response(state: &AppState, caller: &Caller) -> ApiResult<Response> {
     let (profile, export) = export::start(state, caller).await?;
     let filename = format!("keyward-export-{}.json", profile.user.id);
-    let body = Body::from_stream(export_stream(profile, export, state.now()));
+    let body = Body::from_stream(export_stream(
+        profile,
+        export,
+        state.now(),
+        Label::current(),
+    ));
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -180,12 +186,15 @@ struct Renderer {
     open: Option<(&'static str, bool)>,
     head: Option<Profile>,
     finished: bool,
+    /// The request, for the log: the body is read after the handler's task has moved on.
+    request: Option<Label>,
 }
 
 fn export_stream(
     profile: Profile,
     export: Export,
     now: OffsetDateTime,
+    request: Option<Label>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     let renderer = Renderer {
         export,
@@ -193,6 +202,7 @@ fn export_stream(
         open: None,
         head: Some(profile),
         finished: false,
+        request,
     };
     futures_util::stream::unfold(renderer, |mut r| async move {
         if r.finished {
@@ -203,7 +213,7 @@ fn export_stream(
             Err(e) => {
                 // Headers are gone already: cut the body short so the client sees a broken
                 // document, and log why.
-                e.log();
+                e.log_for(r.request.as_ref());
                 r.finished = true;
                 Some((Err(std::io::Error::other("export aborted")), r))
             }
