@@ -12,6 +12,7 @@ use keyward_domain::Clock;
 use keyward_store::Store;
 use time::OffsetDateTime;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -26,6 +27,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::outage::Outage;
 use crate::ratelimit::KeyRateLimiter;
+use crate::request_label::Label;
 use crate::usage::UsageBuffer;
 
 /// The largest request body any route accepts.
@@ -150,28 +152,39 @@ pub fn router(state: AppState) -> Router {
                 ))
             },
         ))
-        .layer(axum::middleware::from_fn(crate::request_label::label))
         .layer(
             // The span names the route template, never the raw path: some paths carry a key.
             // DEBUG: what the default level's log lines need of the request comes from
             // `request_label`, at a fraction of a span's cost.
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map(MatchedPath::as_str)
-                    .unwrap_or("unmatched");
-                let id = req
-                    .headers()
-                    .get(REQUEST_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::debug_span!("request", method = %req.method(), route, request_id = id)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("unmatched");
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::debug_span!("request", method = %req.method(), route, request_id = id)
+                })
+                .on_failure(log_failure),
         )
+        // Outside the trace layer, so that its failure log (and everything inside) sees the label.
+        .layer(axum::middleware::from_fn(crate::request_label::label))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, RequestIds::new()))
         .with_state(state)
+}
+
+/// A 5xx answer (or a response body that failed), logged with the request it answers.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _: &tracing::Span) {
+    let label = Label::current();
+    let (method, route, request_id) = Label::fields(label.as_ref());
+    let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+    tracing::error!(%class, latency_ms, method, route, request_id, "response failed");
 }
 
 /// Request ids as UUIDs (version 8): a random 64-bit prefix drawn once per process, then a

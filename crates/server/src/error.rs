@@ -156,8 +156,7 @@ impl ApiError {
 
     /// [`Self::log`] for an error met outside the request's task (a streamed body).
     pub fn log_for(&self, request: Option<&Label>) {
-        let (method, route, request_id) =
-            request.map_or(("", "", ""), |l| (l.method(), l.route(), l.request_id()));
+        let (method, route, request_id) = Label::fields(request);
         match self {
             Self::Internal(cause) => {
                 tracing::error!(%cause, method, route, request_id, "internal error");

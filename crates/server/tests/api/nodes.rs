@@ -417,7 +417,8 @@ async fn a_node_rides_out_a_database_restart() {
             "{path}: {body}"
         );
     }
-    // Each such 503 is logged with the request it answers, so that an operator can find it.
+    // Each such 503 is logged with the request it answers (its cause, and the failed answer),
+    // so that an operator can find it.
     let res = client
         .get(format!("{}/api/v1/api-keys", n.base))
         .bearer_auth(&admin)
@@ -427,12 +428,14 @@ async fn a_node_rides_out_a_database_restart() {
     assert_eq!(res.status(), 503);
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     let logs = n.logs();
-    let line = logs
-        .lines()
-        .find(|l| l.contains(&id))
-        .unwrap_or_else(|| panic!("no log line names request {id}:\n{logs}"));
-    for part in ["storage unavailable", "GET", "/api/v1/api-keys"] {
-        assert!(line.contains(part), "{part} missing from {line}");
+    for event in ["storage unavailable", "response failed"] {
+        let line = logs
+            .lines()
+            .find(|l| l.contains(&id) && l.contains(event))
+            .unwrap_or_else(|| panic!("no {event:?} line names request {id}:\n{logs}"));
+        for part in ["GET", "/api/v1/api-keys"] {
+            assert!(line.contains(part), "{part} missing from {line}");
+        }
     }
     // Forward auth fails closed too, and says when to try again.
     let res = client
