@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, Response};
 use axum::routing::get;
 use axum::Router;
@@ -158,17 +158,8 @@ pub fn router(state: AppState) -> Router {
             // `request_label`, at a fraction of a span's cost.
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map(MatchedPath::as_str)
-                        .unwrap_or("unmatched");
-                    let id = req
-                        .headers()
-                        .get(REQUEST_ID_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    tracing::debug_span!("request", method = %req.method(), route, request_id = id)
+                    let (method, route, request_id) = Label::fields_of(req);
+                    tracing::debug_span!("request", method, route, request_id)
                 })
                 .on_failure(log_failure),
         )

@@ -41,24 +41,32 @@ impl Label {
 
     /// Method, route and request id for a log line; empty when no request is known.
     pub fn fields(label: Option<&Self>) -> (&str, &str, &str) {
-        label.map_or(("", "", ""), |l| (l.method(), l.route(), l.request_id()))
+        label.map_or(("", "", ""), |l| {
+            (
+                l.method.as_str(),
+                route_of(l.route.as_ref()),
+                id_of(l.request_id.as_ref()),
+            )
+        })
     }
 
-    pub fn method(&self) -> &str {
-        self.method.as_str()
+    /// The same fields of a request, borrowed from it (for the DEBUG span, which needs no label).
+    pub fn fields_of(req: &Request) -> (&str, &str, &str) {
+        (
+            req.method().as_str(),
+            route_of(req.extensions().get::<MatchedPath>()),
+            id_of(req.headers().get(REQUEST_ID_HEADER)),
+        )
     }
+}
 
-    /// The route template (never the raw path: some paths carry a key).
-    pub fn route(&self) -> &str {
-        self.route.as_ref().map_or("unmatched", MatchedPath::as_str)
-    }
+/// The route template (never the raw path: some paths carry a key).
+fn route_of(route: Option<&MatchedPath>) -> &str {
+    route.map_or("unmatched", MatchedPath::as_str)
+}
 
-    pub fn request_id(&self) -> &str {
-        self.request_id
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
+fn id_of(request_id: Option<&HeaderValue>) -> &str {
+    request_id.and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 /// Middleware: serves the request with its label current.

@@ -67,13 +67,7 @@ fn actor() -> Actor {
     }
 }
 
-/// An audit entry by a fixed admin (a fixture, also for other crates' tests).
-pub fn audit(
-    action: &str,
-    resource_type: &str,
-    id: impl ToString,
-    at: OffsetDateTime,
-) -> AuditEntry {
+fn audit(action: &str, resource_type: &str, id: impl ToString, at: OffsetDateTime) -> AuditEntry {
     actor().entry(at, action, resource_type, id)
 }
 
@@ -101,8 +95,7 @@ fn user(n: u128, email: &str, tenant_id: Option<Uuid>) -> User {
     }
 }
 
-/// Key number `n` (a fixture, also for other crates' tests).
-pub fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> ApiKey {
+fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> ApiKey {
     let plain = PlainKey::from_secret_bytes(&KeyPrefix::default_prefix(), [n; 32]);
     ApiKey {
         id: Uuid::from_u128(0x4E00 + u128::from(n)),
