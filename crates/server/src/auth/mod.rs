@@ -115,7 +115,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
             .jwt
             .verify(token, now)
             .map_err(ApiError::Unauthenticated)?;
-        let user = user_by_id(state, user_id)
+        let user = user_by_id(state, user_id, now)
             .await?
             .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
         return Ok(Principal {
@@ -127,7 +127,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     }
     let parsed =
         ParsedKey::parse(token).map_err(|_| ApiError::Unauthenticated(AuthFailure::Invalid))?;
-    let key = key_by_digest(state, parsed.digest())
+    let key = key_by_digest(state, parsed.digest(), now)
         .await?
         .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
     match key.status(now) {
@@ -135,7 +135,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         KeyStatus::Expired => return Err(ApiError::Unauthenticated(AuthFailure::Expired)),
         KeyStatus::Revoked => return Err(ApiError::Unauthenticated(AuthFailure::Invalid)),
     }
-    let owner = user_by_id(state, key.owner_id)
+    let owner = user_by_id(state, key.owner_id, now)
         .await?
         .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
     state.usage.record(key.id, now);

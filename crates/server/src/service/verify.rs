@@ -10,6 +10,7 @@ use keyward_domain::credits::Spend;
 use keyward_domain::ratelimit::{Decision, Limit};
 use keyward_domain::{verify, ApiKey, KeyDigest, ParsedKey, Principal, User, VerifyCode};
 use keyward_store::StoreError;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -55,7 +56,7 @@ pub async fn verify(
         });
     };
     let now = state.now();
-    let key = match key_by_digest(state, parsed.digest()).await {
+    let key = match key_by_digest(state, parsed.digest(), now).await {
         Ok(key) => key,
         Err(StoreError::Unavailable(_)) => return Ok(Verdict::unavailable()),
         Err(e) => return Err(e.into()),
@@ -107,8 +108,8 @@ pub async fn verify(
 pub async fn key_by_digest(
     state: &AppState,
     digest: KeyDigest,
+    now: OffsetDateTime,
 ) -> Result<Option<Arc<ApiKey>>, StoreError> {
-    let now = state.now();
     match state.cache.lookup(&digest, now) {
         Lookup::Hit(key) => Ok(key),
         Lookup::Miss { epoch, stale } => {
@@ -124,8 +125,11 @@ pub async fn key_by_digest(
 }
 
 /// The user with this id, from the cache while it is fresh, else from storage.
-pub async fn user_by_id(state: &AppState, id: Uuid) -> Result<Option<Arc<User>>, StoreError> {
-    let now = state.now();
+pub async fn user_by_id(
+    state: &AppState,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Option<Arc<User>>, StoreError> {
     match state.cache.user(id, now) {
         Lookup::Hit(user) => Ok(Some(user)),
         Lookup::Miss { epoch, stale } => match guarded(state, state.store.get_user(id)).await {

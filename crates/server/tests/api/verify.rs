@@ -416,3 +416,63 @@ async fn verify_code(
     .body["code"]
         .clone()
 }
+
+/// The verifier's own credential is served from the cache like any key: a revocation, a scope
+/// change and its expiry reach it on the very next request.
+#[tokio::test]
+async fn the_verifiers_own_credential_is_checked_again_on_every_request() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (_, key) = app.key_with(&member, &[]).await;
+    let verify_as = |verifier: String| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            app.post(
+                "/api/v1/keys/verify",
+                As::ApiKey(&verifier),
+                json!({"key": key}),
+            )
+            .await
+        }
+    };
+
+    let (_, expiring) = app
+        .key_from(
+            &member,
+            json!({"scopes": ["keyward:verify"], "expires_in": "1h"}),
+        )
+        .await;
+    app.advance(time::Duration::hours(1) - time::Duration::milliseconds(500));
+    let r = verify_as(expiring.clone()).await.expect(StatusCode::OK);
+    assert_eq!(r.body["code"], "VALID");
+    app.advance(time::Duration::milliseconds(600));
+    let r = verify_as(expiring).await.expect(StatusCode::UNAUTHORIZED);
+    assert_eq!(r.error_code(), "credential_expired");
+
+    let (id, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    verify_as(verifier.clone()).await.expect(StatusCode::OK);
+    app.patch(
+        &format!("/api/v1/api-keys/{id}"),
+        As::Bearer(&member),
+        json!({"scopes": ["keyward:read"]}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    verify_as(verifier.clone())
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    app.patch(
+        &format!("/api/v1/api-keys/{id}"),
+        As::Bearer(&member),
+        json!({"scopes": ["keyward:verify"]}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    verify_as(verifier.clone()).await.expect(StatusCode::OK);
+    app.delete(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    verify_as(verifier).await.expect(StatusCode::UNAUTHORIZED);
+}
