@@ -3,6 +3,9 @@
 # keyward (release build), and loads /healthz, verify and forward auth with wrk in the same run
 # and with the same settings. On PostgreSQL (a throwaway cluster this script starts) it also
 # loads two nodes behind one nginx. Prints the tables and writes them to BENCHMARKS.md.
+# Beside them, the stack's ceiling for verify's request: `examples/ceiling.rs`, keyward's router
+# and layers with one route that takes verify's request through verify's extractors and answers
+# a real verify answer's bytes without doing any of verify's work, loaded with verify's script.
 #
 # Usage: bash bench/run.sh   (env: BACKENDS="sqlite postgres" KEYS=1000000 SAMPLE=100000
 #                             DURATION=10s CONNECTIONS=32 THREADS=1 WARMUP=10s PORT=3999)
@@ -33,8 +36,9 @@ esac
 if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release --locked --bin keyward >&2
+cargo build --release --locked --bin keyward --example ceiling >&2
 bin=$PWD/target/release/keyward
+ceiling_bin=$PWD/target/release/examples/ceiling
 work=$(mktemp -d)
 chmod 755 "$work"
 pids=()
@@ -149,11 +153,23 @@ for backend in $BACKENDS; do
   check=$(curl -s "$base/api/v1/keys/verify" -H "x-api-key: $KEYWARD_VERIFIER" \
     -H 'content-type: application/json' -d "{\"key\":\"$one\",\"scopes\":[\"bench:read\"]}")
   case "$check" in *'"code":"VALID"'*) ;; *) echo "a seeded key does not verify: $check" >&2; exit 1 ;; esac
+  printf '%s' "$check" > "$work/answer.json"
 
   warm "$base"
   read -r v_rps v_p50 v_p99 v_err v_cpu v_wrk < <(load "$base/api/v1/keys/verify" bench/verify.lua)
   read -r f_rps f_p50 f_p99 f_err f_cpu f_wrk < <(load "$base/api/v1/auth/forward?scopes=bench:read" bench/forward.lua)
   read -r h_rps h_p50 h_p99 h_err h_cpu h_wrk < <(load "$base/healthz")
+  "$ceiling_bin" "127.0.0.1:$((PORT + 3))" "$work/answer.json" 2>"$work/ceiling.log" &
+  ceiling=$!
+  pids+=("$ceiling")
+  until curl -sf "http://127.0.0.1:$((PORT + 3))/healthz" >/dev/null; do
+    kill -0 "$ceiling" 2>/dev/null || { cat "$work/ceiling.log" >&2; exit 1; }
+    sleep 0.005
+  done
+  measured=("$ceiling")
+  read -r c_rps c_p50 c_p99 c_err c_cpu c_wrk < <(load "http://127.0.0.1:$((PORT + 3))/bench/ceiling" bench/verify.lua)
+  kill "$ceiling"; wait "$ceiling" 2>/dev/null || true
+  measured=("$server")
   verify_rps[$backend]=$v_rps
   rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
   metrics=$(curl -s "$base/metrics")
@@ -163,10 +179,14 @@ for backend in $BACKENDS; do
   misses=$(echo "$metrics" | awk '/^keyward_cache_misses_total/ {print $2}')
   ratio=$(awk -v v="$v_rps" -v h="$h_rps" 'BEGIN { printf "%.2f", v / h }')
   fratio=$(awk -v f="$f_rps" -v v="$v_rps" 'BEGIN { printf "%.2f", f / v }')
+  cratio=$(awk -v c="$c_rps" -v h="$h_rps" 'BEGIN { printf "%.2f", c / h }')
+  vcratio=$(awk -v v="$v_rps" -v c="$c_rps" 'BEGIN { printf "%.2f", v / c }')
   rows="$(row '`GET /healthz`' "$h_rps" "$h_p50" "$h_p99" "$h_err" "$h_cpu" "$h_wrk")
 $(row '`POST /api/v1/keys/verify`' "$v_rps" "$v_p50" "$v_p99" "$v_err" "$v_cpu" "$v_wrk")
-$(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err" "$f_cpu" "$f_wrk")"
+$(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err" "$f_cpu" "$f_wrk")
+$(row 'ceiling: verify'"'"'s request, a fixed answer (`examples/ceiling.rs`)' "$c_rps" "$c_p50" "$c_p99" "$c_err" "$c_cpu" "$c_wrk")"
   notes="- verify / healthz requests/s: **$ratio** (target >= 0.85); forward / verify: **$fratio** (target >= 0.90)
+- the stack's ceiling for verify's request (verify's extractors and a real answer's bytes, none of verify's work) / healthz: **$cratio**; verify / ceiling: **$vcratio**
 - server peak RSS (VmHWM): **$((rss_kb / 1024)) MB** (target <= 400); start-up to ready: **$startup_ms ms** (target <= 1000)
 - seeding: $KEYS keys in $seed_secs s (**$seed_rate keys/s**); cache hits/misses over the run: $hits / $misses; usage flushes: $flushes, $flush_ms ms each on average"
 

@@ -127,7 +127,11 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    layered(routes(), state)
+}
+
+/// Every route of every surface.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(crate::api::health::healthz))
         .route("/readyz", get(crate::api::health::readyz))
@@ -144,6 +148,13 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// `routes` inside the layers that every request passes. (The benchmark's ceiling server,
+/// `examples/ceiling.rs`, puts one route of its own among keyward's.)
+pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response<axum::body::Body> {
