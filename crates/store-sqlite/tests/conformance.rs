@@ -1,6 +1,7 @@
 //! The store conformance suite on SQLite, plus the durability settings only SQLite has.
 
-use keyward_store::Store;
+use keyward_domain::VerifyCode;
+use keyward_store::{KeysOf, Store};
 use keyward_store_sqlite::SqliteStore;
 
 async fn fresh() -> Box<dyn Store> {
@@ -56,23 +57,25 @@ async fn an_unusable_url_is_an_error_not_a_panic() {
     assert!(err.is_err());
 }
 
-/// Databases made before `last_used_at` had a table of its own keep every key's last use.
-#[tokio::test]
-async fn last_uses_survive_the_move_to_their_own_table() {
+/// A database file in `dir` made by the shipped migrations older than `first_left_out`, and a
+/// pool on it (the store is then opened on the URL to run the rest).
+async fn database_before(
+    dir: &std::path::Path,
+    first_left_out: &str,
+) -> (String, sqlx::SqlitePool) {
     use std::str::FromStr;
 
-    let dir = tempfile::tempdir().unwrap();
-    let before = dir.path().join("migrations-before");
+    let before = dir.join("migrations-before");
     std::fs::create_dir(&before).unwrap();
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     for entry in std::fs::read_dir(&shipped).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.as_str() < "0004" {
+        if name.as_str() < first_left_out {
             std::fs::copy(&path, before.join(&name)).unwrap();
         }
     }
-    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let url = format!("sqlite://{}", dir.join("old.db").display());
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
         .unwrap()
         .create_if_missing(true);
@@ -83,6 +86,14 @@ async fn last_uses_survive_the_move_to_their_own_table() {
         .run(&pool)
         .await
         .unwrap();
+    (url, pool)
+}
+
+/// Databases made before `last_used_at` had a table of its own keep every key's last use.
+#[tokio::test]
+async fn last_uses_survive_the_move_to_their_own_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pool) = database_before(dir.path(), "0004").await;
     let used = uuid::Uuid::from_u128(1);
     let unused = uuid::Uuid::from_u128(2);
     for (id, last_used) in [(used, Some(1_750_000_000_123_i64)), (unused, None)] {
@@ -112,6 +123,60 @@ async fn last_uses_survive_the_move_to_their_own_table() {
         None
     );
     store.close().await;
+}
+
+/// Databases made before `key_usage` was ordered by key keep every counter, and the table is
+/// one B-tree (no rowid) from then on.
+#[tokio::test]
+async fn usage_counters_survive_the_move_to_a_key_ordered_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pool) = database_before(dir.path(), "0005").await;
+    let key = uuid::Uuid::from_u128(1);
+    sqlx::query(
+        "INSERT INTO api_keys (id, owner_id, prefix, start, digest, scopes, metadata, \
+         created_at, updated_at) \
+         VALUES (?, ?, 'kw', 'kw_abc', ?, '[]', '{}', 1700000000000, 1700000000000)",
+    )
+    .bind(key.to_string())
+    .bind(uuid::Uuid::from_u128(7).to_string())
+    .bind(vec![1u8; 32])
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (day, code, count) in [
+        (20_000, "VALID", 5),
+        (20_000, "REVOKED", 2),
+        (20_001, "VALID", 3),
+    ] {
+        sqlx::query("INSERT INTO key_usage (key_id, day, code, count) VALUES (?, ?, ?, ?)")
+            .bind(key.to_string())
+            .bind(day)
+            .bind(code)
+            .bind(count)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&url).await.expect("migrates");
+    let mut by_code = store
+        .usage_by_code(KeysOf::default(), 20_000)
+        .await
+        .unwrap();
+    by_code.sort_by_key(|(code, _)| code.as_str());
+    assert_eq!(
+        by_code,
+        vec![(VerifyCode::Revoked, 2), (VerifyCode::Valid, 8)]
+    );
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let (sql,): (String,) =
+        sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'key_usage'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(sql.ends_with("WITHOUT ROWID"), "{sql}");
 }
 
 /// Processes that start on a new file at the same moment (a server and the CLI, or several
