@@ -69,6 +69,15 @@ start_postgres() {
   pg_url="postgres://postgres@127.0.0.1:$port/keyward"
 }
 
+# until_ready <pid> <url> <log>: waits until the process answers the URL (shows its log and
+# stops if it exited instead).
+until_ready() {
+  until curl -sf "$2" >/dev/null; do
+    kill -0 "$1" 2>/dev/null || { cat "$3" >&2; exit 1; }
+    sleep 0.005
+  done
+}
+
 # serve <db> <port>: starts a node, waits until it is ready, sets node_pid and startup_ms.
 serve() {
   local db=$1 port=$2 start
@@ -77,10 +86,7 @@ serve() {
     --log-format json 2>"$work/server-$port.log" &
   node_pid=$!
   pids+=("$node_pid")
-  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
-    kill -0 "$node_pid" 2>/dev/null || { cat "$work/server-$port.log" >&2; exit 1; }
-    sleep 0.005
-  done
+  until_ready "$node_pid" "http://127.0.0.1:$port/readyz" "$work/server-$port.log"
   startup_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 }
 
@@ -162,10 +168,7 @@ for backend in $BACKENDS; do
   "$ceiling_bin" "127.0.0.1:$((PORT + 3))" "$work/answer.json" 2>"$work/ceiling.log" &
   ceiling=$!
   pids+=("$ceiling")
-  until curl -sf "http://127.0.0.1:$((PORT + 3))/healthz" >/dev/null; do
-    kill -0 "$ceiling" 2>/dev/null || { cat "$work/ceiling.log" >&2; exit 1; }
-    sleep 0.005
-  done
+  until_ready "$ceiling" "http://127.0.0.1:$((PORT + 3))/healthz" "$work/ceiling.log"
   measured=("$ceiling")
   read -r c_rps c_p50 c_p99 c_err c_cpu c_wrk < <(load "http://127.0.0.1:$((PORT + 3))/bench/ceiling" bench/verify.lua)
   kill "$ceiling"; wait "$ceiling" 2>/dev/null || true

@@ -495,14 +495,10 @@ async fn rotate_issues_a_like_key_and_revokes_the_old_one_now_or_after_grace() {
         let app = &app;
         let verifier = verifier.clone();
         async move {
-            app.post(
-                "/api/v1/keys/verify",
-                As::ApiKey(&verifier),
-                json!({"key": key}),
-            )
-            .await
-            .expect(StatusCode::OK)
-            .body["code"]
+            app.verify(&verifier, &key)
+                .await
+                .expect(StatusCode::OK)
+                .body["code"]
                 .as_str()
                 .unwrap()
                 .to_owned()

@@ -209,6 +209,16 @@ impl TestApp {
         self.call(Method::DELETE, path, who, None).await
     }
 
+    /// `POST /api/v1/keys/verify` of `key`, with the `verifier` key as the credential.
+    pub async fn verify(&self, verifier: &str, key: &str) -> Resp {
+        self.post(
+            "/api/v1/keys/verify",
+            As::ApiKey(verifier),
+            json!({"key": key}),
+        )
+        .await
+    }
+
     /// Creates a user straight through the service (as the CLI does) and returns its id.
     pub async fn user(&self, email: &str, role: Role, tenant_id: Option<Uuid>) -> Uuid {
         let req = NewUser {

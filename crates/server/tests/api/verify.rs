@@ -406,15 +406,7 @@ async fn verify_code(
     verifier: &str,
     key: String,
 ) -> serde_json::Value {
-    app.post(
-        "/api/v1/keys/verify",
-        As::ApiKey(verifier),
-        json!({"key": key}),
-    )
-    .await
-    .expect(StatusCode::OK)
-    .body["code"]
-        .clone()
+    app.verify(verifier, &key).await.expect(StatusCode::OK).body["code"].clone()
 }
 
 /// The verifier's own credential is served from the cache like any key: a revocation, a scope
@@ -428,14 +420,7 @@ async fn the_verifiers_own_credential_is_checked_again_on_every_request() {
     let verify_as = |verifier: String| {
         let app = &app;
         let key = key.clone();
-        async move {
-            app.post(
-                "/api/v1/keys/verify",
-                As::ApiKey(&verifier),
-                json!({"key": key}),
-            )
-            .await
-        }
+        async move { app.verify(&verifier, &key).await }
     };
 
     let (_, expiring) = app
