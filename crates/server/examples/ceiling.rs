@@ -4,7 +4,8 @@
 //! request through verify's own extractors (the headers, the JSON body into verify's input
 //! type). Then it answers a fixed body, a real verify answer read from a file, without any of
 //! verify's work: no credential, no key parsing or digest, no cache, no usage count. The process
-//! is set up as `keyward serve` is (allocator, runtime, JSON logs, connect info).
+//! is set up as `keyward serve` is: the same allocator, and the same functions for the runtime
+//! (`cli::runtime`), the JSON logs and the serving (`serve::serve_router`).
 //!
 //! `bench/run.sh` loads it with verify's wrk script in the same run as verify and `/healthz`:
 //! ceiling / healthz is what verify's request and answer alone cost the stack and the load
@@ -26,8 +27,9 @@ use keyward_server::api::v1::verify::VerifyKeyInput;
 use keyward_server::app::{layered, routes, AppState, Settings};
 use keyward_server::auth::jwt::JwtKeys;
 use keyward_server::auth::password::Passwords;
-use keyward_server::cli::{init_tracing, LogFormat};
+use keyward_server::cli::{init_tracing, runtime, LogFormat};
 use keyward_server::extract::JsonBody;
+use keyward_server::serve::{serve_router, shutdown_signal};
 use keyward_store_sqlite::SqliteStore;
 
 // As the `keyward` binary: the allocator is part of what the stack costs.
@@ -43,9 +45,7 @@ fn main() -> anyhow::Result<()> {
     let answer =
         Bytes::from(std::fs::read(&answer_file).with_context(|| format!("reading {answer_file}"))?);
     init_tracing(LogFormat::Json);
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    runtime()
         .context("starting the async runtime")?
         .block_on(serve(listen, answer))
 }
@@ -67,14 +67,12 @@ async fn serve(listen: SocketAddr, answer: Bytes) -> anyhow::Result<()> {
     let app = layered(
         routes().route("/bench/ceiling", post(ceiling).with_state(answer)),
         state,
-    )
-    .into_make_service_with_connect_info::<SocketAddr>();
+    );
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, "ceiling listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(keyward_server::serve::shutdown_signal())
+    serve_router(listener, app, shutdown_signal())
         .await
         .context("serving")
 }

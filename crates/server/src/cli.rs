@@ -186,10 +186,7 @@ pub fn main() -> std::process::ExitCode {
         _ => LogFormat::Human,
     };
     init_tracing(log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -203,6 +200,13 @@ pub fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The async runtime keyward runs on (also the benchmark's ceiling server's).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 /// Logs to stderr in `format`, at the level `KEYWARD_LOG` names (default `info`).

@@ -20,16 +20,28 @@ pub async fn serve(
         .usage
         .spawn_flusher(state.store.clone(), state.clock.clone());
     let watcher = spawn_change_watcher(&state);
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = serve_router(listener, router(state.clone()), shutdown).await;
     flusher.stop().await;
     watcher.abort();
     state.usage.flush(state.store.as_ref(), state.now()).await;
     state.store.close().await;
     tracing::info!("stopped; buffered writes flushed");
     result
+}
+
+/// Serves `app` as keyward serves its router (with each request's peer address, which the audit
+/// log records) until `shutdown` resolves. Also the benchmark's ceiling server's way to serve.
+pub async fn serve_router(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Feeds the store's change feed (other nodes' revocations and edits) into this node's cache

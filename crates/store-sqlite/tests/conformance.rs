@@ -177,6 +177,7 @@ async fn usage_counters_survive_the_move_to_a_key_ordered_table() {
             .await
             .unwrap();
     assert!(sql.ends_with("WITHOUT ROWID"), "{sql}");
+    pool.close().await;
 }
 
 /// Processes that start on a new file at the same moment (a server and the CLI, or several
