@@ -13,6 +13,7 @@ pub mod model;
 pub mod policy;
 pub mod ratelimit;
 pub mod scope;
+pub mod text;
 pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};

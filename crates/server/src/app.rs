@@ -178,7 +178,27 @@ pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::request_label::label))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, RequestIds::new()))
+        .layer(axum::middleware::map_request(drop_unacceptable_request_id))
         .with_state(state)
+}
+
+/// A caller's `X-Request-Id` is echoed, logged and stored in the audit log, so only a short
+/// visible-ASCII one (and only one) is kept; otherwise the request gets a new id like a request
+/// that sent none.
+async fn drop_unacceptable_request_id(mut req: Request) -> Request {
+    let headers = req.headers_mut();
+    let mut ids = headers.get_all(REQUEST_ID_HEADER).iter();
+    let acceptable = match (ids.next(), ids.next()) {
+        (None, _) => true,
+        (Some(id), None) => id
+            .to_str()
+            .is_ok_and(keyward_domain::text::is_acceptable_request_id),
+        (Some(_), Some(_)) => false,
+    };
+    if !acceptable {
+        headers.remove(REQUEST_ID_HEADER);
+    }
+    req
 }
 
 /// A 5xx answer (or a response body that failed), logged with the request it answers.

@@ -25,7 +25,12 @@ pub enum AuthFailure {
     Invalid,
     /// A credential that was valid and has expired.
     Expired,
+    /// More than one credential, and they differ (RFC 6750 section 3.1: `invalid_request`, 400).
+    Ambiguous,
 }
+
+/// The longest message a 400 carries, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 300;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -54,23 +59,25 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 400. Messages may quote what the caller sent (a parser's complaint), so they are cut
+    /// to [`MAX_MESSAGE_CHARS`]: a caller's text is never echoed at any length.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
+        let message = message.into();
+        let message = match keyward_domain::text::excerpt(&message, MAX_MESSAGE_CHARS) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(cut) => cut,
+        };
+        Self::BadRequest { code, message }
     }
 
     pub fn invalid_field(field: &str, why: impl std::fmt::Display) -> Self {
-        Self::BadRequest {
-            code: "invalid_field",
-            message: format!("{field}: {why}"),
-        }
+        Self::bad_request("invalid_field", format!("{field}: {why}"))
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(AuthFailure::Ambiguous) => StatusCode::BAD_REQUEST,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -90,6 +97,7 @@ impl ApiError {
             Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
             Self::Unauthenticated(AuthFailure::Expired) => "credential_expired",
             Self::Unauthenticated(AuthFailure::Missing) => "unauthenticated",
+            Self::Unauthenticated(AuthFailure::Ambiguous) => "ambiguous_credential",
             Self::Unauthenticated(_) => "invalid_credential",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
@@ -114,6 +122,9 @@ impl ApiError {
             }
             Self::Unauthenticated(AuthFailure::Invalid) => "the credential is not valid".into(),
             Self::Unauthenticated(AuthFailure::Expired) => "the credential has expired".into(),
+            Self::Unauthenticated(AuthFailure::Ambiguous) => {
+                "more than one credential: send one, in X-API-Key or Authorization: Bearer".into()
+            }
             Self::Forbidden(why) => why.clone(),
             Self::NotFound(what) => format!("{what} not found"),
             Self::MethodNotAllowed => "method not allowed on this route".into(),

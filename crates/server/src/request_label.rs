@@ -43,7 +43,7 @@ impl Label {
     pub fn fields(label: Option<&Self>) -> (&str, &str, &str) {
         label.map_or(("", "", ""), |l| {
             (
-                l.method.as_str(),
+                method_of(&l.method),
                 route_of(l.route.as_ref()),
                 id_of(l.request_id.as_ref()),
             )
@@ -53,10 +53,20 @@ impl Label {
     /// The same fields of a request, borrowed from it (for the DEBUG span, which needs no label).
     pub fn fields_of(req: &Request) -> (&str, &str, &str) {
         (
-            req.method().as_str(),
+            method_of(req.method()),
             route_of(req.extensions().get::<MatchedPath>()),
             id_of(req.headers().get(REQUEST_ID_HEADER)),
         )
+    }
+}
+
+/// The method, unless it is a long extension method a caller made up (logged as `OTHER`).
+fn method_of(method: &Method) -> &str {
+    let name = method.as_str();
+    if name.len() <= 16 {
+        name
+    } else {
+        "OTHER"
     }
 }
 

@@ -386,7 +386,8 @@ async fn insert_keys(
     Ok(())
 }
 
-/// Revokes a key live at `now`; `NotFound` when there is none. The UPDATE locks the row, and
+/// Revokes a key live at `now` at `at`, or keeps the earlier end it already has (a key's end of
+/// life only ever moves earlier); `NotFound` when there is none. The UPDATE locks the row, and
 /// PostgreSQL re-checks the condition after any concurrent revocation commits.
 async fn revoke_in(
     tx: &mut Transaction<'static, Postgres>,
@@ -395,7 +396,8 @@ async fn revoke_in(
     now: OffsetDateTime,
 ) -> Result<ApiKey, StoreError> {
     let row = sqlx::query(
-        "WITH revoked AS (UPDATE api_keys SET revoked_at = $1, updated_at = $2 \
+        "WITH revoked AS (UPDATE api_keys SET revoked_at = LEAST(COALESCE(revoked_at, $1), $1), \
+         updated_at = $2 \
          WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $2) RETURNING *) \
          SELECT r.*, lu.at AS last_used_at FROM revoked r \
          LEFT JOIN key_last_used lu ON lu.key_id = r.id",

@@ -444,7 +444,8 @@ async fn insert_keys(
     Ok(())
 }
 
-/// Revokes a key live at `now`; `NotFound` when there is none.
+/// Revokes a key live at `now` at `at`, or keeps the earlier end it already has (a key's end of
+/// life only ever moves earlier); `NotFound` when there is none.
 async fn revoke_in(
     tx: &mut Transaction<'static, Sqlite>,
     id: Uuid,
@@ -452,14 +453,13 @@ async fn revoke_in(
     now: OffsetDateTime,
 ) -> Result<ApiKey, StoreError> {
     let row = sqlx::query(
-        "UPDATE api_keys SET revoked_at = ?, updated_at = ? \
-         WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?) \
+        "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, ?1), ?1), updated_at = ?2 \
+         WHERE id = ?3 AND (revoked_at IS NULL OR revoked_at > ?2) \
          RETURNING *, (SELECT at FROM key_last_used WHERE key_id = api_keys.id) AS last_used_at",
     )
     .bind(ms(at))
     .bind(ms(now))
     .bind(id.to_string())
-    .bind(ms(now))
     .fetch_optional(&mut **tx)
     .await
     .map_err(map_err)?;

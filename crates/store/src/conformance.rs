@@ -36,6 +36,7 @@ macro_rules! conformance_tests {
             update_key_only_while_not_revoked,
             revoke_with_grace_then_for_good,
             rotate_is_all_or_nothing,
+            a_keys_end_of_life_only_moves_earlier,
             key_uses_only_move_forward,
             usage_counters_add_up_and_summarise,
             a_large_usage_batch_is_written_whole,
@@ -776,6 +777,65 @@ pub async fn rotate_is_all_or_nothing(store: &dyn Store) {
         audit_actions(store).await,
         ["api_key.create", "api_key.rotate"]
     );
+}
+
+/// However a key is revoked or rotated again, a `revoked_at` once set never moves later (a grace
+/// period cannot be renewed by rotating the old key again).
+pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
+    let old = key(1, None, Uuid::from_u128(7), T0);
+    store
+        .create_key(&old, &audit("api_key.create", "api_key", old.id, T0))
+        .await
+        .unwrap();
+    let first_end = T0 + Duration::minutes(1);
+    let successor = key(2, None, Uuid::from_u128(7), T0);
+    store
+        .rotate_key(
+            old.id,
+            first_end,
+            &successor,
+            T0,
+            &audit("api_key.rotate", "api_key", old.id, T0),
+        )
+        .await
+        .unwrap();
+    let later = T0 + Duration::seconds(30);
+    let second = key(3, None, Uuid::from_u128(7), later);
+    store
+        .rotate_key(
+            old.id,
+            later + Duration::days(7),
+            &second,
+            later,
+            &audit("api_key.rotate", "api_key", old.id, later),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_key(old.id).await.unwrap().unwrap().revoked_at,
+        Some(first_end),
+        "a second rotation leaves the earlier end"
+    );
+    let r = store
+        .revoke_key(
+            old.id,
+            later + Duration::hours(1),
+            later,
+            &audit("api_key.revoke", "api_key", old.id, later),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.revoked_at, Some(first_end), "a later revocation is no revocation");
+    let r = store
+        .revoke_key(
+            old.id,
+            later,
+            later,
+            &audit("api_key.revoke", "api_key", old.id, later),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.revoked_at, Some(later), "an earlier one wins");
 }
 
 pub async fn key_uses_only_move_forward(store: &dyn Store) {

@@ -283,7 +283,9 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEntry,
     ) -> Result<(), StoreError>;
     /// Sets `revoked_at = at` on a key not revoked as of `now` (`at` may be later than `now`:
-    /// a grace period). `NotFound` if unknown or already revoked. Returns the updated key.
+    /// a grace period), unless the key already has an earlier `revoked_at`: a key's end of life
+    /// only ever moves earlier, whatever the writes. `NotFound` if unknown or already revoked.
+    /// Returns the updated key.
     async fn revoke_key(
         &self,
         id: Uuid,

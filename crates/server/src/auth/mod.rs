@@ -84,18 +84,54 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The credential a request presents: `X-API-Key` first, then `Authorization: Bearer`.
+/// The one credential a request presents, in `X-API-Key` or `Authorization: Bearer`. An empty
+/// header is no credential. Two different credentials (two `X-API-Key` values, or a key and a
+/// different bearer token) are ambiguous and refused: a proxy or upstream that reads another of
+/// them than keyward did would act on a credential keyward never checked.
 pub fn presented_credential(headers: &HeaderMap) -> Result<&str, AuthFailure> {
-    if let Some(value) = headers.get(API_KEY_HEADER) {
-        return value
-            .to_str()
-            .map(str::trim)
-            .map_err(|_| AuthFailure::Invalid);
+    let mut found = None;
+    offer_all(&mut found, headers.get_all(API_KEY_HEADER), Ok)?;
+    let mut not_bearer = false;
+    offer_all(&mut found, headers.get_all(AUTHORIZATION), |value| {
+        bearer_token(value).inspect_err(|_| not_bearer = true)
+    })?;
+    match found {
+        Some(token) => Ok(token),
+        None if not_bearer => Err(AuthFailure::NotBearer),
+        None => Err(AuthFailure::Missing),
     }
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        return Err(AuthFailure::Missing);
-    };
-    bearer_token(value.to_str().map_err(|_| AuthFailure::NotBearer)?)
+}
+
+/// The one credential of a header that carries nothing else (the forward-auth verifier's).
+pub fn single_credential<'a>(
+    values: axum::http::header::GetAll<'a, axum::http::HeaderValue>,
+) -> Result<&'a str, AuthFailure> {
+    let mut found = None;
+    offer_all(&mut found, values, Ok)?;
+    found.ok_or(AuthFailure::Missing)
+}
+
+/// Adds each non-empty value of a header, as `token_of` reads it, to `found`; a second credential
+/// that differs from the first is [`AuthFailure::Ambiguous`]. A value that `token_of` refuses is
+/// skipped (it remembers why).
+fn offer_all<'a>(
+    found: &mut Option<&'a str>,
+    values: axum::http::header::GetAll<'a, axum::http::HeaderValue>,
+    mut token_of: impl FnMut(&'a str) -> Result<&'a str, AuthFailure>,
+) -> Result<(), AuthFailure> {
+    for value in values {
+        // Header values that are not visible ASCII are no credential keyward issued.
+        let value = value.to_str().map_err(|_| AuthFailure::Invalid)?.trim();
+        if value.is_empty() {
+            continue;
+        }
+        let Ok(token) = token_of(value) else { continue };
+        match found {
+            Some(first) if *first != token => return Err(AuthFailure::Ambiguous),
+            _ => *found = Some(token),
+        }
+    }
+    Ok(())
 }
 
 /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
@@ -170,6 +206,17 @@ mod tests {
         h.insert(AUTHORIZATION, "Token x".parse().unwrap());
         assert_eq!(presented_credential(&h), Err(AuthFailure::NotBearer));
         h.insert(API_KEY_HEADER, "kw_x".parse().unwrap());
-        assert_eq!(presented_credential(&h), Ok("kw_x"));
+        assert_eq!(presented_credential(&h), Ok("kw_x"), "a key beside another scheme");
+        h.insert(AUTHORIZATION, "Bearer kw_x".parse().unwrap());
+        assert_eq!(presented_credential(&h), Ok("kw_x"), "the same credential twice");
+        h.insert(AUTHORIZATION, "Bearer kw_y".parse().unwrap());
+        assert_eq!(presented_credential(&h), Err(AuthFailure::Ambiguous));
+        h.insert(API_KEY_HEADER, "".parse().unwrap());
+        assert_eq!(presented_credential(&h), Ok("kw_y"), "an empty header is none");
+        h.append(API_KEY_HEADER, "kw_z".parse().unwrap());
+        assert_eq!(presented_credential(&h), Err(AuthFailure::Ambiguous));
+        h.remove(AUTHORIZATION);
+        h.append(API_KEY_HEADER, "kw_w".parse().unwrap());
+        assert_eq!(presented_credential(&h), Err(AuthFailure::Ambiguous));
     }
 }

@@ -1,13 +1,14 @@
 //! Reading the audit log, each caller seeing what its role covers.
 
 use keyward_domain::scope::KeywardRight;
+use keyward_domain::text;
 use keyward_domain::{AuditEntry, Role};
 use keyward_store::{AuditQuery, Cursor};
 
 use super::{paginate, Page};
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 pub async fn list(
     state: &AppState,
@@ -16,6 +17,17 @@ pub async fn list(
 ) -> ApiResult<Page<AuditEntry>> {
     let p = &caller.principal;
     p.require(KeywardRight::Read)?;
+    for (field, value) in [
+        ("resource_type", &query.resource_type),
+        ("resource_id", &query.resource_id),
+        ("action", &query.action),
+    ] {
+        if let Some(value) = value {
+            text::FILTER
+                .check(value)
+                .map_err(|e| ApiError::invalid_field(field, e))?;
+        }
+    }
     match p.role {
         Role::Admin => {}
         Role::TenantAdmin if p.tenant_id.is_some() => {

@@ -7,6 +7,7 @@
 use keyward_domain::credits::{Credits, Refill};
 use keyward_domain::duration::{parse_window, MAX_DURATION_SECONDS};
 use keyward_domain::scope::{parse_scopes, KeywardRight};
+use keyward_domain::text;
 use keyward_domain::{ApiKey, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
 use keyward_store::{Cursor, KeyQuery, KeysOf, StoreError};
 use serde_json::{json, Value};
@@ -18,7 +19,6 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
-pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_RATE_LIMIT: i64 = 100_000;
 /// The longest grace period a rotation may leave the old key alive for.
 pub const MAX_GRACE: Duration = Duration::days(7);
@@ -131,10 +131,10 @@ pub fn cursor_of(key: &ApiKey) -> Cursor {
 
 fn validate_name(name: &Option<String>) -> ApiResult<()> {
     match name {
-        Some(n) if n.chars().count() > MAX_NAME_LEN => {
-            Err(ApiError::invalid_field("name", "at most 255 characters"))
-        }
-        _ => Ok(()),
+        Some(n) => text::KEY_NAME
+            .check(n)
+            .map_err(|e| ApiError::invalid_field("name", e)),
+        None => Ok(()),
     }
 }
 
@@ -519,6 +519,11 @@ async fn revoke_now(state: &AppState, caller: &Caller, key: ApiKey) -> ApiResult
 
 /// A new key with the old one's tenant, owner, scopes, metadata, limits and lifetime; the old
 /// one is revoked now or when `grace` ends.
+///
+/// A key still in the grace period of an earlier rotation may be rotated again (say, the first
+/// successor's plaintext was lost): another successor is made, and the old key ends at the
+/// earlier of its current end and `now + grace`. No rotation ever moves an end later, so a grace
+/// period cannot be renewed past [`MAX_GRACE`] (the store holds this invariant for every write).
 pub async fn rotate(
     state: &AppState,
     caller: &Caller,
@@ -547,6 +552,7 @@ pub async fn rotate(
     });
     let plaintext = PlainKey::generate(&prefix)
         .map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
+    let old_end = old.revoked_at.map_or(now + grace, |end| end.min(now + grace));
     let lifetime = old.expires_at.map(|exp| exp - old.created_at);
     let key = ApiKey {
         id: Uuid::now_v7(),
@@ -566,10 +572,10 @@ pub async fn rotate(
         .entry(now, "api_key.rotate", "api_key", old.id)
         .tenant(old.tenant_id)
         .subject(old.owner_id)
-        .changes(json!({"new_key_id": key.id, "old_key_revoked_at": rfc3339(now + grace)}));
+        .changes(json!({"new_key_id": key.id, "old_key_revoked_at": rfc3339(old_end)}));
     let stored = state
         .store
-        .rotate_key(old.id, now + grace, &key, now, &audit)
+        .rotate_key(old.id, old_end, &key, now, &audit)
         .await;
     state.cache.invalidate(&old.digest);
     state.cache.invalidate(&key.digest);

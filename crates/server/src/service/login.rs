@@ -2,7 +2,7 @@
 //! answer in the same time; failures are throttled per email and per client address, and every
 //! attempt is audited (without the password).
 
-use keyward_domain::model::normalize_email;
+use keyward_domain::model::{normalize_email, MAX_PASSWORD_LEN};
 use keyward_domain::Actor;
 use serde_json::json;
 
@@ -23,7 +23,12 @@ pub async fn login(
     password: String,
 ) -> ApiResult<Session> {
     let now = state.now();
-    let email = normalize_email(email).unwrap_or_else(|| email.trim().to_ascii_lowercase());
+    // Refused before anything is counted, stored or hashed: neither can be any user's.
+    let email =
+        normalize_email(email).ok_or_else(|| ApiError::invalid_field("email", "not an email address"))?;
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(ApiError::invalid_field("password", "must be at most 1024 bytes"));
+    }
     let address = meta.source_ip.clone().unwrap_or_else(|| "unknown".into());
     for (throttle, subject) in [
         (&state.login_by_email, &email),

@@ -1,6 +1,7 @@
 //! Tenants: installation-wide administration, for admins only.
 
 use keyward_domain::model::validate_slug;
+use keyward_domain::text;
 use keyward_domain::{KeyPrefix, Tenant};
 use keyward_store::{Cursor, StoreError};
 use serde_json::{json, Value};
@@ -10,8 +11,6 @@ use super::{paginate, validate_metadata, Page};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-
-pub const MAX_TENANT_NAME_LEN: usize = 255;
 
 #[derive(Debug, Clone, Default)]
 pub struct TenantChanges {
@@ -24,9 +23,9 @@ pub struct TenantChanges {
 
 fn validate(changes: &TenantChanges) -> ApiResult<()> {
     if let Some(name) = &changes.name {
-        if name.trim().is_empty() || name.chars().count() > MAX_TENANT_NAME_LEN {
-            return Err(ApiError::invalid_field("name", "1 to 255 characters"));
-        }
+        text::TENANT_NAME
+            .check(name)
+            .map_err(|e| ApiError::invalid_field("name", e))?;
     }
     if let Some(slug) = &changes.slug {
         validate_slug(slug).map_err(|e| ApiError::invalid_field("slug", e))?;

@@ -13,6 +13,7 @@ mod credits;
 mod estuary;
 mod forward;
 mod health;
+mod hostile;
 mod keys;
 mod nginx;
 mod nodes;

@@ -32,6 +32,7 @@ impl Dialect for Estuary {
             ApiError::Unauthenticated(AuthFailure::NotBearer) => "ERR_AUTH_MISSING_BEARER",
             ApiError::Unauthenticated(AuthFailure::Invalid) => "ERR_INVALID_TOKEN",
             ApiError::Unauthenticated(AuthFailure::Expired) => "ERR_TOKEN_EXPIRED",
+            ApiError::Unauthenticated(AuthFailure::Ambiguous) => "ERR_INVALID_INPUT",
             ApiError::BadRequest { .. } | ApiError::UnsupportedMediaType(_) => "ERR_INVALID_INPUT",
             ApiError::Forbidden(_) => "ERR_NOT_AUTHORIZED",
             ApiError::NotFound(_) => "ERR_RECORD_NOT_FOUND",

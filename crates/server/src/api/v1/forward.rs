@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::verify::verifier;
 use crate::app::AppState;
-use crate::auth::presented_credential;
+use crate::auth::{presented_credential, single_credential};
 use crate::error::{ApiError, ApiResult, AuthFailure};
 use crate::extract::QueryParams;
 use crate::metrics::VerifyRoute;
@@ -53,12 +53,14 @@ pub async fn forward(
     QueryParams(params): QueryParams<ForwardParams>,
 ) -> ApiResult<Response> {
     let started = Instant::now();
-    let credential = headers
-        .get(VERIFIER_HEADER)
-        .ok_or(AuthFailure::Missing)
-        .and_then(|v| v.to_str().map(str::trim).map_err(|_| AuthFailure::Invalid));
-    let verifier = verifier(&state, credential).await?;
-    let key = presented_credential(&headers).map_err(ApiError::Unauthenticated)?;
+    let verifier = verifier(&state, single_credential(headers.get_all(VERIFIER_HEADER))).await?;
+    // Proxies pass on 401 and 403 only: an ambiguous client credential is denied as invalid.
+    let key = presented_credential(&headers).map_err(|failure| {
+        ApiError::Unauthenticated(match failure {
+            AuthFailure::Ambiguous => AuthFailure::Invalid,
+            other => other,
+        })
+    })?;
     let scopes: Vec<String> = params
         .scopes
         .as_deref()
@@ -73,34 +75,42 @@ pub async fn forward(
         .metrics
         .verified(VerifyRoute::Forward, verdict.code, started.elapsed());
     let now = state.now();
-    match (verdict.code, verdict.key) {
-        (VerifyCode::Valid, Some(key)) => {
-            let mut response = StatusCode::OK.into_response();
-            let h = response.headers_mut();
-            let mut set = |name: &'static str, value: String| {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    h.insert(HeaderName::from_static(name), v);
-                }
-            };
-            set("x-keyward-key-id", key.id.to_string());
-            set(
-                "x-keyward-tenant-id",
-                key.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
-            );
-            set("x-keyward-owner-id", key.owner_id.to_string());
-            set("x-keyward-scopes", key.scopes.join(","));
-            Ok(response)
+    let refusal = match verdict.code {
+        VerifyCode::Valid => None,
+        VerifyCode::NotFound | VerifyCode::Revoked => {
+            Some(ApiError::Unauthenticated(AuthFailure::Invalid))
         }
-        (VerifyCode::Unavailable, _) => Err(ApiError::Unavailable),
-        (VerifyCode::Expired, _) => Err(ApiError::Unauthenticated(AuthFailure::Expired)),
-        (VerifyCode::InsufficientScopes, _) => {
-            Err(ApiError::Forbidden("the key lacks a required scope".into()))
+        VerifyCode::Expired => Some(ApiError::Unauthenticated(AuthFailure::Expired)),
+        VerifyCode::InsufficientScopes => {
+            Some(ApiError::Forbidden("the key lacks a required scope".into()))
         }
-        (VerifyCode::RateLimited, _) => Err(ApiError::TooManyRequests {
+        VerifyCode::UsageExceeded => Some(ApiError::Forbidden("the key has no credits left".into())),
+        VerifyCode::RateLimited => Some(ApiError::TooManyRequests {
             retry_after_secs: verdict
                 .ratelimit
                 .map_or(1, |(_, d)| d.retry_after_secs(now)),
         }),
-        _ => Err(ApiError::Unauthenticated(AuthFailure::Invalid)),
+        VerifyCode::Unavailable => Some(ApiError::Unavailable),
+    };
+    if let Some(refusal) = refusal {
+        return Err(refusal);
     }
+    let Some(key) = verdict.key else {
+        return Err(ApiError::Internal("a VALID verdict without its key".into()));
+    };
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set("x-keyward-key-id", key.id.to_string());
+    set(
+        "x-keyward-tenant-id",
+        key.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+    );
+    set("x-keyward-owner-id", key.owner_id.to_string());
+    set("x-keyward-scopes", key.scopes.join(","));
+    Ok(response)
 }

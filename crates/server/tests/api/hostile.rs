@@ -1,0 +1,351 @@
+//! Hostile input, kind by kind (issue 14): every case here was an example of a fault class and
+//! failed before its fix. Each answer is a clear 4xx in the surface's own shape, the same on both
+//! backends (the suite runs on SQLite and again on PostgreSQL), and nothing is half-written.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use keyward_domain::Role;
+use serde_json::json;
+
+use crate::support::{app, rfc3339, As};
+
+/// Kind 1: a key's end of life only ever moves earlier. A second rotation of a key in its grace
+/// period makes another successor and leaves the old key's earlier end.
+#[tokio::test]
+async fn a_second_rotation_never_moves_the_old_keys_end_later() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let (id, old) = app.key_with(&member, &[]).await;
+    let rotate = |grace: &'static str| {
+        let (app, member, id) = (&app, member.clone(), id.clone());
+        async move {
+            app.post(
+                &format!("/api/v1/api-keys/{id}/rotate"),
+                As::Bearer(&member),
+                json!({ "grace_period": grace }),
+            )
+            .await
+            .expect(StatusCode::CREATED)
+        }
+    };
+    let first = rotate("1m").await;
+    let second = rotate("7d").await;
+    assert_ne!(first.body["id"], second.body["id"], "a second successor");
+    let end = || {
+        let (app, member, id) = (&app, member.clone(), id.clone());
+        async move {
+            let r = app
+                .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+                .await
+                .expect(StatusCode::OK);
+            rfc3339(&r.body["revoked_at"])
+        }
+    };
+    let first_end = crate::support::start_time() + time::Duration::minutes(1);
+    assert_eq!(end().await, first_end);
+    app.advance(time::Duration::minutes(1));
+    assert_eq!(app.verify(&verifier, &old).await.body["code"], "REVOKED");
+    for successor in [&first, &second] {
+        let key = successor.body["key"].as_str().unwrap();
+        assert_eq!(app.verify(&verifier, key).await.body["code"], "VALID");
+    }
+}
+
+/// Kind 8: every verify outcome maps explicitly on every surface that reports one. Each code of
+/// `VerifyCode::ALL` is made to happen for real, then read from verify's body and from forward
+/// auth's status (a proxy passes on 401 and 403 only, 429 with `Retry-After`, and 503).
+#[tokio::test]
+async fn every_verify_outcome_has_its_answer_on_every_surface() {
+    use keyward_domain::{KeyPrefix, PlainKey, VerifyCode};
+    let app = crate::support::app_with(keyward_server::Settings {
+        public_verify: true,
+        ..keyward_server::Settings::default()
+    })
+    .await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let key = |body: serde_json::Value| app.key_from(&member, body);
+    let valid = key(json!({})).await.1;
+    let expired = key(json!({"expires_in": "1m"})).await.1;
+    let (revoked_id, revoked) = key(json!({})).await;
+    app.delete(&format!("/api/v1/api-keys/{revoked_id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let unscoped = key(json!({})).await.1;
+    let limited = key(json!({"rate_limit_max": 1, "rate_limit_window": "1 hour"})).await.1;
+    let spent = key(json!({"remaining": 0})).await.1;
+    let unknown = PlainKey::generate(&KeyPrefix::default_prefix()).unwrap();
+    app.advance(time::Duration::minutes(2));
+    // The first use of the limited key passes; verify and forward auth each meet the limit.
+    let r = app.post("/api/v1/keys/verify", As::Nobody, json!({"key": limited})).await;
+    assert_eq!(r.body["code"], "VALID");
+    let limited_once_more = key(json!({"rate_limit_max": 1, "rate_limit_window": "1 hour"})).await.1;
+    app.post("/api/v1/keys/verify", As::Nobody, json!({"key": limited_once_more}))
+        .await
+        .expect(StatusCode::OK);
+
+    for code in VerifyCode::ALL {
+        // (key for verify, key for forward auth, scopes both require)
+        let (for_verify, for_forward, scopes): (&str, &str, &[&str]) = match code {
+            VerifyCode::Valid => (&valid, &valid, &[]),
+            VerifyCode::NotFound => ("kw_not-a-key", "kw_not-a-key", &[]),
+            VerifyCode::Expired => (&expired, &expired, &[]),
+            VerifyCode::Revoked => (&revoked, &revoked, &[]),
+            VerifyCode::InsufficientScopes => (&unscoped, &unscoped, &["orders:read"]),
+            VerifyCode::RateLimited => (&limited, &limited_once_more, &[]),
+            VerifyCode::UsageExceeded => (&spent, &spent, &[]),
+            // Last: storage goes away, and a key never seen before cannot be answered.
+            VerifyCode::Unavailable => {
+                app.state.store.close().await;
+                (unknown.expose(), unknown.expose(), &[])
+            }
+        };
+        let r = app
+            .post(
+                "/api/v1/keys/verify",
+                As::Nobody,
+                json!({"key": for_verify, "scopes": scopes}),
+            )
+            .await;
+        assert_eq!(r.body["code"], code.as_str(), "verify: {}", r.body);
+        let verify_status = if code == VerifyCode::Unavailable {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(r.status, verify_status, "verify of {code:?}");
+        let req = Request::get(format!("/api/v1/auth/forward?scopes={}", scopes.join(",")))
+            .header("x-api-key", for_forward)
+            .body(Body::empty())
+            .unwrap();
+        let r = app.send(req).await;
+        let (status, native_code) = match code {
+            VerifyCode::Valid => (StatusCode::OK, None),
+            VerifyCode::NotFound | VerifyCode::Revoked => {
+                (StatusCode::UNAUTHORIZED, Some("invalid_credential"))
+            }
+            VerifyCode::Expired => (StatusCode::UNAUTHORIZED, Some("credential_expired")),
+            VerifyCode::InsufficientScopes | VerifyCode::UsageExceeded => {
+                (StatusCode::FORBIDDEN, Some("forbidden"))
+            }
+            VerifyCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests")),
+            VerifyCode::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
+        };
+        assert_eq!(r.status, status, "forward auth of {code:?}: {}", r.body);
+        if let Some(native_code) = native_code {
+            assert_eq!(r.error_code(), native_code, "forward auth of {code:?}");
+        }
+        if matches!(code, VerifyCode::RateLimited | VerifyCode::Unavailable) {
+            assert!(r.header("retry-after").is_some(), "{code:?} says when to retry");
+        }
+    }
+}
+
+/// Kinds 4 and 7: an empty credential header is no credential, and two different credentials
+/// are refused (RFC 6750: 400 `invalid_request`), on every surface that authenticates, and by
+/// forward auth (as 401, which proxies pass on).
+#[tokio::test]
+async fn empty_and_ambiguous_credentials() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify", "keyward:read"]).await;
+    let (_, other) = app.key_with(&member, &["keyward:read"]).await;
+    let send = |path: &'static str, headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let mut req = Request::get(path);
+            for (name, value) in headers {
+                req = req.header(name, value);
+            }
+            app.send(req.body(Body::empty()).unwrap()).await
+        }
+    };
+    for path in ["/api/v1/users/me", "/user/api-keys", "/api/apikey"] {
+        // An empty X-API-Key beside a valid bearer credential: the bearer one is the credential.
+        send(
+            path,
+            vec![("authorization", format!("Bearer {member}")), ("x-api-key", String::new())],
+        )
+        .await
+        .expect(StatusCode::OK);
+        send(path, vec![("x-api-key", " ".into()), ("authorization", String::new())])
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+        // Two keys, valid first: refused, never the first one silently.
+        let r = send(
+            path,
+            vec![("x-api-key", verifier.clone()), ("x-api-key", "kw_bogus".into())],
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+        assert!(r.body.to_string().contains("more than one credential"), "{}", r.body);
+        send(
+            path,
+            vec![("x-api-key", verifier.clone()), ("authorization", format!("Bearer {other}"))],
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+        // The same credential twice is one credential.
+        send(
+            path,
+            vec![("x-api-key", verifier.clone()), ("authorization", format!("Bearer {verifier}"))],
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    let valid = app.key_with(&member, &[]).await.1;
+    let forward = |headers: Vec<(&'static str, String)>| send("/api/v1/auth/forward", headers);
+    forward(vec![("x-keyward-verifier", verifier.clone()), ("x-api-key", valid.clone())])
+        .await
+        .expect(StatusCode::OK);
+    forward(vec![
+        ("x-keyward-verifier", verifier.clone()),
+        ("x-api-key", valid.clone()),
+        ("x-api-key", "kw_bogus".into()),
+    ])
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
+    forward(vec![
+        ("x-keyward-verifier", verifier.clone()),
+        ("x-keyward-verifier", other.clone()),
+        ("x-api-key", valid.clone()),
+    ])
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    forward(vec![("x-keyward-verifier", String::new()), ("x-api-key", valid.clone())])
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    // Verify's own verifier credential follows the same rule.
+    let r = app
+        .send(
+            Request::post("/api/v1/keys/verify")
+                .header("content-type", "application/json")
+                .header("x-api-key", &verifier)
+                .header("authorization", format!("Bearer {other}"))
+                .body(Body::from(json!({"key": valid}).to_string()))
+                .unwrap(),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "ambiguous_credential");
+    let _ = (Method::GET, Role::Member);
+}
+
+/// Kind 3: text that the strictest backend cannot store (PostgreSQL refuses U+0000 in `text`) is
+/// refused at the edge with a 400 in each surface's shape, on both backends, and nothing is
+/// written, including in fields a caller sends without signing in.
+#[tokio::test]
+async fn control_characters_are_refused_in_every_free_text_field() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let bearer = |token: &str| format!("Bearer {token}");
+    let requests: Vec<(Request<Body>, &str)> = vec![
+        (
+            Request::post("/api/v1/api-keys")
+                .header("authorization", bearer(&member))
+                .header("content-type", "application/json")
+                .body(Body::from(json!({"name": "a\u{0}b"}).to_string()))
+                .unwrap(),
+            "native",
+        ),
+        (
+            Request::post("/api/v1/tenants")
+                .header("authorization", bearer(&admin))
+                .header("content-type", "application/json")
+                .body(Body::from(json!({"name": "x\u{1b}[2J", "slug": "ctl"}).to_string()))
+                .unwrap(),
+            "native",
+        ),
+        (
+            Request::post("/user/api-keys?label=a%00b")
+                .header("authorization", bearer(&member))
+                .body(Body::empty())
+                .unwrap(),
+            "estuary",
+        ),
+        (
+            Request::post("/api/apikey")
+                .header("authorization", bearer(&member))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("label=a%00b&expires=Never"))
+                .unwrap(),
+            "form",
+        ),
+        (
+            Request::post("/api/v1/auth/login")
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"email": "a\u{0}@example.com", "password": "whatever it is"}).to_string(),
+                ))
+                .unwrap(),
+            "native",
+        ),
+        (
+            Request::get("/api/v1/audit-logs?action=a%00b")
+                .header("authorization", bearer(&admin))
+                .body(Body::empty())
+                .unwrap(),
+            "native",
+        ),
+    ];
+    for (req, shape) in requests {
+        let what = format!("{} {}", req.method(), req.uri());
+        let r = app.send(req).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.body);
+        match shape {
+            "native" => assert_eq!(r.error_code(), "invalid_field", "{what}"),
+            "estuary" => assert_eq!(r.body["error"]["reason"], "ERR_INVALID_INPUT", "{what}"),
+            _ => assert_eq!(r.body["code"], "INVALID_FIELD", "{what}"),
+        }
+    }
+    let keys = app.get("/api/v1/api-keys", As::Bearer(&member)).await;
+    assert_eq!(keys.body.as_array().unwrap().len(), 0, "no key was written");
+    let tenants = app.get("/api/v1/tenants", As::Bearer(&admin)).await;
+    assert_eq!(tenants.body.as_array().unwrap().len(), 1, "no tenant was written");
+}
+
+/// Kind 6: a value the caller chooses is bounded before it is echoed, logged or stored. A long
+/// or odd `X-Request-Id` is replaced by a new one, in the answer and in the audit log.
+#[tokio::test]
+async fn a_callers_request_id_is_kept_only_when_short_and_visible() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let login = |request_id: Vec<String>| {
+        let app = &app;
+        async move {
+            let mut req = Request::post("/api/v1/auth/login").header("content-type", "application/json");
+            for id in request_id {
+                req = req.header("x-request-id", id);
+            }
+            app.send(
+                req.body(Body::from(
+                    json!({"email": "nobody@example.com", "password": "not the password"}).to_string(),
+                ))
+                .unwrap(),
+            )
+            .await
+            .expect(StatusCode::UNAUTHORIZED)
+        }
+    };
+    let long = "x".repeat(100_000);
+    for ids in [vec![long.clone()], vec!["has space".into()], vec!["a".into(), "b".into()]] {
+        let r = login(ids.clone()).await;
+        let echoed = r.header("x-request-id").unwrap();
+        assert_eq!(echoed.len(), 36, "a new id instead of {:?}", &ids[0][..ids[0].len().min(20)]);
+    }
+    let r = login(vec!["trace-123".into()]).await;
+    assert_eq!(r.header("x-request-id"), Some("trace-123"));
+    let audit = app
+        .get("/api/v1/audit-logs?action=auth.login_failed", As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
+    let ids: Vec<&str> = audit.body.as_array().unwrap().iter().map(|e| e["request_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 4);
+    assert!(ids.iter().take(3).all(|id| id.len() == 36), "{ids:?}");
+    assert_eq!(ids[3], "trace-123");
+}
