@@ -95,9 +95,16 @@ mod tests {
         assert_eq!(KEY_NAME.check(""), Ok(()));
         assert_eq!(TENANT_NAME.check(" "), Err(TextError::Blank));
         assert_eq!(KEY_NAME.check("a\u{0}b"), Err(TextError::ControlCharacter));
-        assert_eq!(KEY_NAME.check("tab\there"), Err(TextError::ControlCharacter));
+        assert_eq!(
+            KEY_NAME.check("tab\there"),
+            Err(TextError::ControlCharacter)
+        );
         assert_eq!(KEY_NAME.check("c1\u{85}"), Err(TextError::ControlCharacter));
-        assert_eq!(KEY_NAME.check(&"é".repeat(255)), Ok(()), "characters, not bytes");
+        assert_eq!(
+            KEY_NAME.check(&"é".repeat(255)),
+            Ok(()),
+            "characters, not bytes"
+        );
         assert_eq!(
             KEY_NAME.check(&"é".repeat(256)),
             Err(TextError::TooLong { max: 255 })

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, Response};
+use axum::extract::Request;
+use axum::http::{HeaderName, Method, Response, Uri};
 use axum::routing::get;
 use axum::Router;
 use keyward_domain::ratelimit::Limit;
@@ -18,6 +18,7 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 
+use crate::api::dialect::Surface;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::auth::throttle::FailureThrottle;
@@ -30,8 +31,7 @@ use crate::ratelimit::KeyRateLimiter;
 use crate::request_label::Label;
 use crate::usage::UsageBuffer;
 
-/// The largest request body any route accepts.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use crate::extract::MAX_BODY_BYTES;
 
 /// Operator choices that change behaviour.
 #[derive(Debug, Clone)]
@@ -41,6 +41,8 @@ pub struct Settings {
     pub login_failures_per_email: Limit,
     pub login_failures_per_address: Limit,
     pub cache: CacheSettings,
+    /// What slow, idle or oversized clients may hold of the server.
+    pub http: crate::serve::HttpLimits,
 }
 
 impl Default for Settings {
@@ -56,6 +58,7 @@ impl Default for Settings {
                 window: time::Duration::minutes(15),
             },
             cache: CacheSettings::default(),
+            http: crate::serve::HttpLimits::default(),
         }
     }
 }
@@ -127,11 +130,11 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    layered(routes(), state)
+    layered(routes(&state), state)
 }
 
 /// Every route of every surface.
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/healthz", get(crate::api::health::healthz))
         .route("/readyz", get(crate::api::health::readyz))
@@ -144,7 +147,10 @@ pub fn routes() -> Router<AppState> {
                 .merge(crate::api::v1::router())
                 .merge(crate::api::estuary::router())
                 .merge(crate::api::apikey::router())
-                .layer(axum::middleware::from_fn(read_small_body)),
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    body_policy,
+                )),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -155,7 +161,6 @@ pub fn routes() -> Router<AppState> {
 pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     routes
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response<axum::body::Body> {
                 axum::response::IntoResponse::into_response(ApiError::Internal(
@@ -176,6 +181,8 @@ pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
         )
         // Outside the trace layer, so that its failure log (and everything inside) sees the label.
         .layer(axum::middleware::from_fn(crate::request_label::label))
+        // Inside the request-id layers, so that its refusals carry an id too.
+        .layer(axum::middleware::from_fn(crate::serve::head_limits))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, RequestIds::new()))
         .layer(axum::middleware::map_request(drop_unacceptable_request_id))
@@ -242,36 +249,38 @@ impl MakeRequestId for RequestIds {
     }
 }
 
-/// Reads a request body of a declared size up to [`MAX_BODY_BYTES`] to its end before the
-/// handler runs. hyper keeps a connection alive only when the request's body was read to the end:
-/// a handler that answers without reading it (the Estuary client sends `{}` with every POST and
-/// DELETE; any request refused before its body is parsed) would now and then have the connection
-/// closed under the client's next request. Larger or unsized bodies go through untouched, to be
-/// refused by the handler's own extractor in its surface's error shape.
-async fn read_small_body(req: Request, next: axum::middleware::Next) -> Response<axum::body::Body> {
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if !declared.is_some_and(|n| n > 0 && n <= MAX_BODY_BYTES) {
-        return next.run(req).await;
-    }
+/// The body policy of the management surfaces, before any handler: a body is read whole (as
+/// `extract::read_body` says: 415 for a content coding, 413 over the limit, 408 when it stalls)
+/// so that hyper keeps the connection alive whatever the handler reads (the Estuary client sends
+/// `{}` with every POST and DELETE), and a request whose method takes no body (GET, HEAD,
+/// DELETE, OPTIONS) may carry none, or an empty JSON object: anything else would be dropped
+/// unread, so it is a 400. Refusals speak the path's surface.
+async fn body_policy(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response<axum::body::Body> {
     let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
-        // The client stopped sending before the length it declared.
-        Err(_) => axum::response::IntoResponse::into_response(ApiError::bad_request(
-            "body_unreadable",
-            "the request body ended before its Content-Length",
-        )),
+    let surface = Surface::of(parts.uri.path());
+    let timeout = state.settings.http.body_read_timeout;
+    let bytes = match crate::extract::read_body(&parts.headers, body, timeout).await {
+        Ok(bytes) => bytes,
+        Err(e) => return surface.render(e),
+    };
+    let takes_no_body = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
+    );
+    if takes_no_body && !crate::extract::is_empty_body(&bytes) {
+        return surface.render(crate::extract::unexpected_body(&parts));
     }
+    next.run(Request::from_parts(parts, bytes.into())).await
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("route")
+async fn not_found(uri: Uri) -> Response<axum::body::Body> {
+    Surface::of(uri.path()).render(ApiError::NotFound("route"))
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+async fn method_not_allowed(uri: Uri) -> Response<axum::body::Body> {
+    Surface::of(uri.path()).render(ApiError::MethodNotAllowed)
 }

@@ -123,6 +123,19 @@ pub struct ServeArgs {
     /// (0s: fail closed with UNAVAILABLE once the TTL is over).
     #[arg(long, env = "KEYWARD_CACHE_STALE_WINDOW", default_value = "0s")]
     pub cache_stale_window: String,
+    /// How long a request's head (request line and header fields) may take to arrive from its
+    /// first byte; then the connection is closed.
+    #[arg(long, env = "KEYWARD_HEADER_READ_TIMEOUT", default_value = "10s")]
+    pub header_read_timeout: String,
+    /// How long a request's body may take to arrive; then 408.
+    #[arg(long, env = "KEYWARD_BODY_READ_TIMEOUT", default_value = "10s")]
+    pub body_read_timeout: String,
+    /// How long an idle connection is kept for its next request; then it is closed.
+    #[arg(long, env = "KEYWARD_IDLE_TIMEOUT", default_value = "75s")]
+    pub idle_timeout: String,
+    /// Most connections served at once; more wait in the listen backlog until one closes.
+    #[arg(long, env = "KEYWARD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -473,6 +486,12 @@ async fn serve(store: Arc<dyn Store>, database_url: &str, args: ServeArgs) -> an
             ttl: cache_ttl,
             stale_window: zero_or_duration("--cache-stale-window", &args.cache_stale_window)?,
             ..crate::cache::CacheSettings::default()
+        },
+        http: crate::serve::HttpLimits {
+            header_read_timeout: std_duration("--header-read-timeout", &args.header_read_timeout)?,
+            body_read_timeout: std_duration("--body-read-timeout", &args.body_read_timeout)?,
+            idle_timeout: std_duration("--idle-timeout", &args.idle_timeout)?,
+            max_connections: args.max_connections,
         },
         ..Settings::default()
     };

@@ -50,6 +50,12 @@ pub enum ApiError {
         message: String,
     },
     PayloadTooLarge,
+    /// 408: the request's body stopped arriving.
+    RequestTimeout,
+    /// 414: the request's target is longer than keyward reads.
+    UriTooLong,
+    /// 431: the request's header fields are more or larger than keyward reads.
+    HeadersTooLarge,
     UnsupportedMediaType(String),
     TooManyRequests {
         retry_after_secs: u64,
@@ -84,6 +90,9 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -103,6 +112,9 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable => "unavailable",
@@ -129,6 +141,11 @@ impl ApiError {
             Self::NotFound(what) => format!("{what} not found"),
             Self::MethodNotAllowed => "method not allowed on this route".into(),
             Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
+            Self::RequestTimeout => "the request body did not arrive in time".into(),
+            Self::UriTooLong => "the request target is longer than 8 KiB".into(),
+            Self::HeadersTooLarge => {
+                "the request's header fields are larger than 16 KiB or more than 64".into()
+            }
             Self::UnsupportedMediaType(why) => why.clone(),
             Self::TooManyRequests { retry_after_secs } => {
                 format!("too many attempts; retry in {retry_after_secs} s")
@@ -144,6 +161,10 @@ impl ApiError {
         match self {
             Self::TooManyRequests { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            // The connection is not reused after a body that was not read to its end.
+            Self::RequestTimeout | Self::PayloadTooLarge => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             // The node recovers by itself within seconds of the database's return.
             Self::Unavailable => {

@@ -1,107 +1,296 @@
 //! Extractors that turn every malformed request into an [`ApiError`] (a 4xx in the surface's
-//! own shape) instead of axum's plain-text rejections.
+//! own shape) instead of axum's plain-text rejections, and that never alter input silently:
+//!
+//! - A body's media type is parsed (RFC 9110 section 8.3.1: type and subtype case-insensitive,
+//!   parameters allowed; `charset`, when given, must be UTF-8), the same way on every surface.
+//! - A compressed body (`Content-Encoding` other than `identity`) is a 415 (RFC 9110 section
+//!   15.5.16), never read as if it were plain.
+//! - A declared body larger than [`MAX_BODY_BYTES`] is a 413 before any of it is read (so an
+//!   `Expect: 100-continue` client is told at once); a body that stops arriving before the
+//!   operator's body-read timeout is a 408.
+//! - URL-encoded text (query strings, form bodies) must decode to UTF-8: invalid bytes are a 400,
+//!   never replaced with U+FFFD.
+//! - Bodies are read whole and parsed with unknown fields refused (each input type says
+//!   `deny_unknown_fields`), so no part of a body is dropped unread.
 
-use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::app::AppState;
 use crate::error::ApiError;
 
-/// A JSON body. Malformed JSON 400, wrong content type 415, too large 413, wrong field 400.
+/// The largest request body any route accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What a request's `Content-Type` says its body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    /// `application/json`, or any `application/*+json` (RFC 6839).
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// Some other type.
+    Other,
+    /// No `Content-Type` header.
+    Absent,
+}
+
+impl MediaType {
+    /// Parses the request's `Content-Type`. A header that is not a media type, or that names a
+    /// charset other than UTF-8, is a 415.
+    pub fn of(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return if headers.contains_key(header::CONTENT_TYPE) {
+                Err(unsupported("more than one Content-Type"))
+            } else {
+                Ok(Self::Absent)
+            };
+        };
+        let mime: mime::Mime = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| unsupported("Content-Type is not a media type"))?;
+        if let Some(charset) = mime.get_param(mime::CHARSET) {
+            if !charset.as_str().eq_ignore_ascii_case("utf-8") {
+                return Err(unsupported("the only charset accepted is utf-8"));
+            }
+        }
+        // `mime` keeps type and subtype lower-cased, so these comparisons are case-insensitive.
+        Ok(match (mime.type_(), mime.subtype(), mime.suffix()) {
+            (mime::APPLICATION, mime::JSON, _) | (mime::APPLICATION, _, Some(mime::JSON)) => {
+                Self::Json
+            }
+            (mime::APPLICATION, mime::WWW_FORM_URLENCODED, _) => Self::Form,
+            _ => Self::Other,
+        })
+    }
+}
+
+fn unsupported(why: &str) -> ApiError {
+    ApiError::UnsupportedMediaType(why.into())
+}
+
+/// Reads a request's body whole, as the module's rules say: 415 for a content coding, 413 for
+/// a body (declared or sent) over [`MAX_BODY_BYTES`], 408 when it stops arriving for longer
+/// than `timeout`, 400 when the client ends it early.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    for coding in headers.get_all(header::CONTENT_ENCODING) {
+        let identity = coding.to_str().is_ok_and(|c| {
+            c.split(',')
+                .all(|c| c.trim().eq_ignore_ascii_case("identity"))
+        });
+        if !identity {
+            return Err(unsupported(
+                "Content-Encoding is not supported: send the body uncompressed",
+            ));
+        }
+    }
+    if declared_length(headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Err(_) => Err(ApiError::RequestTimeout),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_length_limit(&e) => Err(ApiError::PayloadTooLarge),
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "body_unreadable",
+            "the request body ended before it was complete",
+        )),
+    }
+}
+
+/// The `Content-Length` a request declares (a malformed one is left to hyper, which refuses it).
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+async fn body_of(req: Request, state: &AppState) -> Result<(Parts, Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, state.settings.http.body_read_timeout).await?;
+    Ok((parts, bytes))
+}
+
+/// `T` from JSON text. Malformed JSON is `malformed_json`; well-formed JSON that is not a `T`
+/// (a wrong type, an unknown or missing field) is `invalid_body`, naming the field.
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| (e.path().to_string(), e.into_inner()))
+        .and_then(|v| de.end().map(|()| v).map_err(|e| (String::new(), e)));
+    value.map_err(|(path, inner)| {
+        let code = match inner.classify() {
+            serde_json::error::Category::Data => "invalid_body",
+            _ => "malformed_json",
+        };
+        let message = if path == "." || path.is_empty() {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        };
+        ApiError::bad_request(code, message)
+    })
+}
+
+/// `T` from `application/x-www-form-urlencoded` text (a query string or a form body), which
+/// must decode to UTF-8.
+pub fn from_urlencoded<T: DeserializeOwned>(raw: &[u8], what: &'static str) -> Result<T, ApiError> {
+    strict_urlencoded(raw, what)?;
+    serde_urlencoded::from_bytes(raw).map_err(|e| ApiError::bad_request(what, e.to_string()))
+}
+
+/// Checks that every name and value of URL-encoded text decodes to UTF-8 (the WHATWG URL
+/// standard's `application/x-www-form-urlencoded` parser would replace what does not).
+pub fn strict_urlencoded(raw: &[u8], what: &'static str) -> Result<(), ApiError> {
+    let valid = raw.split(|b| *b == b'&').all(|pair| {
+        let decoded: Vec<u8> = percent_encoding::percent_decode(pair).collect();
+        std::str::from_utf8(&decoded).is_ok()
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            what,
+            "the text is not UTF-8 once percent-decoded",
+        ))
+    }
+}
+
+/// A JSON body. 415 unless the request says JSON; then as [`from_json`].
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if MediaType::of(req.headers())? != MediaType::Json {
+            return Err(unsupported("expected Content-Type: application/json"));
         }
+        let (_, bytes) = body_of(req, state).await?;
+        from_json(&bytes).map(Self)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
-        }
-        StatusCode::UNPROCESSABLE_ENTITY => {
-            ApiError::bad_request("invalid_body", rejection.body_text())
-        }
-        _ => ApiError::bad_request("malformed_json", rejection.body_text()),
-    }
-}
-
-/// A form-encoded body (for the `/api/apikey` surface).
-pub struct FormBody<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Form::<T>::from_request(req, state).await {
-            Ok(axum::Form(v)) => Ok(Self(v)),
-            Err(rejection) => Err(form_rejection(rejection)),
-        }
-    }
-}
-
-fn form_rejection(rejection: FormRejection) -> ApiError {
-    match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(
-            "expected Content-Type: application/x-www-form-urlencoded".into(),
-        ),
-        _ => ApiError::bad_request("invalid_form", rejection.body_text()),
-    }
-}
-
-/// A form-encoded body, or a JSON one when the request says `Content-Type: application/json`
-/// (the `/api/apikey` surface accepts both).
+/// A form-encoded body, or a JSON one (the `/api/apikey` surface accepts both): chosen by the
+/// parsed `Content-Type`; any other type is a 415.
 pub struct FormOrJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormOrJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for FormOrJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("application/json"));
-        if is_json {
-            JsonBody::from_request(req, state)
-                .await
-                .map(|JsonBody(v)| Self(v))
-        } else {
-            FormBody::from_request(req, state)
-                .await
-                .map(|FormBody(v)| Self(v))
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let kind = MediaType::of(req.headers())?;
+        if !matches!(kind, MediaType::Json | MediaType::Form) {
+            return Err(unsupported(
+                "expected Content-Type: application/x-www-form-urlencoded or application/json",
+            ));
+        }
+        let (_, bytes) = body_of(req, state).await?;
+        match kind {
+            MediaType::Json => from_json(&bytes).map(Self),
+            _ => from_urlencoded(&bytes, "invalid_form").map(Self),
         }
     }
 }
 
-/// Query parameters; a wrong one is a 400 naming it.
+/// A JSON body that may be absent altogether: an empty body means `T::default()`. A body that is
+/// there must be JSON (415 otherwise), so that it is never ignored.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let kind = MediaType::of(req.headers())?;
+        let (_, bytes) = body_of(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(Self(T::default()));
+        }
+        if kind != MediaType::Json {
+            return Err(unsupported(
+                "a body was sent: expected Content-Type: application/json",
+            ));
+        }
+        from_json(&bytes).map(Self)
+    }
+}
+
+/// The body of a route that takes none: empty, or an empty JSON object (which some clients send
+/// by habit, the Estuary client with every POST and DELETE). Anything else would be dropped
+/// unread, so it is a 400.
+pub struct NoBody;
+
+impl FromRequest<AppState> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, bytes) = body_of(req, state).await?;
+        if is_empty_body(&bytes) {
+            Ok(Self)
+        } else {
+            Err(unexpected_body(&parts))
+        }
+    }
+}
+
+/// No body, or one that says nothing: an empty JSON object.
+pub fn is_empty_body(bytes: &[u8]) -> bool {
+    let text = bytes.trim_ascii();
+    text.is_empty()
+        || text
+            .strip_prefix(b"{")
+            .and_then(|t| t.strip_suffix(b"}"))
+            .is_some_and(|t| t.trim_ascii().is_empty())
+}
+
+/// The 400 for a body sent to a route that takes none.
+pub fn unexpected_body(parts: &Parts) -> ApiError {
+    ApiError::bad_request(
+        "unexpected_body",
+        format!(
+            "{} {} takes no request body",
+            parts.method,
+            parts.uri.path()
+        ),
+    )
+}
+
+/// Query parameters, decoded strictly; a wrong one is a 400 naming it.
 pub struct QueryParams<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(v)) => Ok(Self(v)),
-            Err(rejection) => Err(query_rejection(rejection)),
-        }
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        from_urlencoded(query.as_bytes(), "invalid_query").map(Self)
     }
-}
-
-fn query_rejection(rejection: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", rejection.body_text())
 }
 
 /// A UUID path segment; anything else is a 400.
@@ -111,16 +300,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(raw)) => Uuid::try_parse(&raw)
-                .map(Self)
-                .map_err(|_| ApiError::bad_request("invalid_id", "id: not a UUID")),
-            Err(rejection) => Err(path_rejection(rejection)),
-        }
+        let StringPath(raw) = StringPath::from_request_parts(parts, state).await?;
+        Uuid::try_parse(&raw)
+            .map(Self)
+            .map_err(|_| ApiError::bad_request("invalid_id", "id: not a UUID"))
     }
 }
 
-/// A raw string path segment.
+/// A raw string path segment (percent-decoded; invalid UTF-8 is a 400).
 pub struct StringPath(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for StringPath {
@@ -147,23 +334,74 @@ where
     serde::Deserialize::deserialize(deserializer).map(Some)
 }
 
-/// A JSON body that may be absent altogether (an empty body means `T::default()`).
-pub struct OptionalJsonBody<T>(pub T);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
 
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
-    type Rejection = ApiError;
+    fn kind(content_type: &str) -> Result<MediaType, ApiError> {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap(),
+        );
+        MediaType::of(&h)
+    }
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let has_body = req
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
-            .is_none_or(|len| len.as_bytes() != b"0")
-            && req.headers().contains_key(axum::http::header::CONTENT_TYPE);
-        if !has_body {
-            return Ok(Self(T::default()));
+    #[test]
+    fn media_types_are_parsed_not_matched() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/merge-patch+json",
+        ] {
+            assert_eq!(kind(json).unwrap(), MediaType::Json, "{json}");
         }
-        JsonBody::from_request(req, state)
-            .await
-            .map(|JsonBody(v)| Self(v))
+        for form in [
+            "application/x-www-form-urlencoded",
+            "APPLICATION/X-WWW-FORM-URLENCODED; charset=utf-8",
+        ] {
+            assert_eq!(kind(form).unwrap(), MediaType::Form, "{form}");
+        }
+        assert_eq!(kind("text/plain").unwrap(), MediaType::Other);
+        assert_eq!(kind("application/jsonx").unwrap(), MediaType::Other);
+        assert!(kind("application/json; charset=latin1").is_err());
+        assert!(kind("json").is_err());
+        assert_eq!(MediaType::of(&HeaderMap::new()).unwrap(), MediaType::Absent);
+    }
+
+    #[test]
+    fn urlencoded_text_must_be_utf8() {
+        assert!(strict_urlencoded(b"label=caf%C3%A9&x=1", "q").is_ok());
+        assert!(strict_urlencoded(b"label=%FF", "q").is_err());
+        assert!(strict_urlencoded(b"label=\xff", "q").is_err());
+        assert!(strict_urlencoded(b"%C3=1", "q").is_err());
+    }
+
+    proptest! {
+        /// The content-type parser never panics, and anything it calls JSON has the JSON
+        /// essence or a `+json` suffix, whatever the case.
+        #[test]
+        fn content_types_never_panic(value in "[ -~]{0,80}") {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                let mut h = HeaderMap::new();
+                h.insert(header::CONTENT_TYPE, v);
+                if let Ok(MediaType::Json) = MediaType::of(&h) {
+                    let lower = value.to_ascii_lowercase();
+                    let essence = lower.split(';').next().unwrap().trim().to_owned();
+                    prop_assert!(essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")), "{}", value);
+                }
+            }
+        }
+
+        /// Strict decoding agrees with decoding and then checking UTF-8, on any bytes.
+        #[test]
+        fn strict_decoding_agrees_with_utf8(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let lossless = raw.split(|b| *b == b'&').all(|p| String::from_utf8(percent_encoding::percent_decode(p).collect()).is_ok());
+            prop_assert_eq!(strict_urlencoded(&raw, "q").is_ok(), lossless);
+        }
     }
 }

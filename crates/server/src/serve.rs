@@ -2,14 +2,23 @@
 //! writes. `main` binds the listener; tests call [`serve`] on port 0.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use keyward_store::ChangeSink;
-
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
 
+use crate::api::dialect::Surface;
 use crate::app::{router, AppState};
+use crate::error::ApiError;
 
 pub async fn serve(
     listener: TcpListener,
@@ -20,7 +29,8 @@ pub async fn serve(
         .usage
         .spawn_flusher(state.store.clone(), state.clock.clone());
     let watcher = spawn_change_watcher(&state);
-    let result = serve_router(listener, router(state.clone()), shutdown).await;
+    let limits = state.settings.http;
+    let result = serve_router(listener, router(state.clone()), limits, shutdown).await;
     flusher.stop().await;
     watcher.abort();
     state.usage.flush(state.store.as_ref(), state.now()).await;
@@ -29,19 +39,245 @@ pub async fn serve(
     result
 }
 
-/// Serves `app` as keyward serves its router (with each request's peer address, which the audit
-/// log records) until `shutdown` resolves. Also the benchmark's ceiling server's way to serve.
+/// What slow, idle or oversized clients may hold of the server. Each is a `keyward serve` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// How long a request's head (request line and header fields) may take to arrive, from its
+    /// first byte; then the connection is closed. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive, once its head is in; then 408. Default 10 s.
+    pub body_read_timeout: Duration,
+    /// How long a connection may wait, idle, for its next request (counted to the end of that
+    /// request's head); then it is closed. Default 75 s: longer than the keep-alive time of the
+    /// usual proxies in front (nginx 60 s), so that a proxy closes first and never reuses a
+    /// connection as keyward closes it.
+    pub idle_timeout: Duration,
+    /// Most connections served at once. Past it, new connections wait in the listen backlog
+    /// until one closes. Default 10,000.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Header fields hyper itself reads at most (it answers 431, with no body, past it). keyward's own
+/// limit ([`MAX_HEADERS`]) is lower, so that a client that sends too many is told in the
+/// surface's shape.
+const HYPER_MAX_HEADERS: usize = 4 * MAX_HEADERS;
+/// Header fields keyward reads at most (431 past it).
+pub const MAX_HEADERS: usize = 64;
+/// Bytes of header fields (names and values) keyward reads at most (431 past it).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Bytes of request target keyward reads at most (414 past it).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Serves `app` as keyward serves its router until `shutdown` resolves: HTTP/1.1 on each accepted
+/// connection with the peer address as `ConnectInfo` (the audit log records it), within `limits`.
+/// Also the benchmark's ceiling server's way to serve. On shutdown, stops accepting and waits for
+/// the connections to finish their requests.
 pub async fn serve_router(
     listener: TcpListener,
     app: axum::Router,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        // hyper starts this when it waits for a head, so it bounds idle time plus the head's
+        // arrival; `HeadTimeout` bounds the head alone.
+        .header_read_timeout(limits.idle_timeout)
+        .max_headers(HYPER_MAX_HEADERS);
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // the listener itself is fine, so wait a moment and go on.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::new(ConnState::default());
+        let io = TokioIo::new(HeadTimeout::new(
+            stream,
+            Arc::clone(&state),
+            limits.header_read_timeout,
+        ));
+        let service = {
+            let state_in = Arc::clone(&state);
+            app.clone()
+                .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                    state_in.begin_request();
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                })
+                .map_response(move |res| {
+                    state.end_request();
+                    res
+                })
+        };
+        let conn = http.serve_connection(io, TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away or times out ends its connection; nothing to report.
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Where a connection is between requests, shared by its I/O and its service.
+#[derive(Debug, Default)]
+struct ConnState {
+    /// Requests whose head hyper has handed to the service so far.
+    begun: AtomicU64,
+    /// A request is being served (its head is in, its response not yet made).
+    serving: AtomicBool,
+}
+
+impl ConnState {
+    fn begin_request(&self) {
+        self.begun.fetch_add(1, Ordering::Relaxed);
+        self.serving.store(true, Ordering::Relaxed);
+    }
+
+    fn end_request(&self) {
+        self.serving.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A connection's reads, closed with `TimedOut` when a request's head has not been handed to the
+/// service within the header-read timeout of its first byte (a slowloris client). Body reads
+/// (while a request is served) are the body-read timeout's business, in the extractors.
+struct HeadTimeout {
+    stream: tokio::net::TcpStream,
+    state: Arc<ConnState>,
+    limit: Duration,
+    /// The deadline of the head being read, and the request count when it started.
+    head: Option<(Pin<Box<tokio::time::Sleep>>, u64)>,
+}
+
+impl HeadTimeout {
+    fn new(stream: tokio::net::TcpStream, state: Arc<ConnState>, limit: Duration) -> Self {
+        Self {
+            stream,
+            state,
+            limit,
+            head: None,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for HeadTimeout {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let begun = this.state.begun.load(Ordering::Relaxed);
+        // The head being timed was handed over: its deadline is done with.
+        if this.head.as_ref().is_some_and(|(_, at)| *at != begun) {
+            this.head = None;
+        }
+        if let Some((deadline, _)) = &mut this.head {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "request head not complete within the header-read timeout",
+                )));
+            }
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        let got_bytes = buf.filled().len() > before;
+        if got_bytes && this.head.is_none() && !this.state.serving.load(Ordering::Relaxed) {
+            let mut deadline = Box::pin(tokio::time::sleep(this.limit));
+            // Registers the waker, so that a client that then sends nothing is timed out too.
+            let _ = deadline.as_mut().poll(cx);
+            this.head = Some((deadline, begun));
+        }
+        read
+    }
+}
+
+impl tokio::io::AsyncWrite for HeadTimeout {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Refuses, in the surface's own shape, a request whose target or header fields are larger than
+/// keyward reads (hyper's own limits sit above these and answer without a body).
+pub async fn head_limits(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let too_long = req.uri().path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES;
+    let headers = req.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let error = if too_long {
+        ApiError::UriTooLong
+    } else if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        ApiError::HeadersTooLarge
+    } else {
+        return next.run(req).await;
+    };
+    Surface::of(req.uri().path()).render(error)
 }
 
 /// Feeds the store's change feed (other nodes' revocations and edits) into this node's cache

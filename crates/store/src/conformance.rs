@@ -825,7 +825,11 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(r.revoked_at, Some(first_end), "a later revocation is no revocation");
+    assert_eq!(
+        r.revoked_at,
+        Some(first_end),
+        "a later revocation is no revocation"
+    );
     let r = store
         .revoke_key(
             old.id,

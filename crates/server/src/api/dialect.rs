@@ -12,6 +12,40 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::error::ApiError;
 
+/// Which surface a path belongs to, for the answers made before (or instead of) a handler: an
+/// unknown route, a method a route does not take, a body refused by the body policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Native,
+    Estuary,
+    Form,
+}
+
+impl Surface {
+    pub fn of(path: &str) -> Self {
+        let under = |root: &str| {
+            path.strip_prefix(root)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if under("/user") {
+            Self::Estuary
+        } else if under("/api/apikey") {
+            Self::Form
+        } else {
+            Self::Native
+        }
+    }
+
+    /// `error` in this surface's shape.
+    pub fn render(self, error: ApiError) -> Response {
+        match self {
+            Self::Native => error.into_response(),
+            Self::Estuary => DialectError::<super::estuary::Estuary>::from(error).into_response(),
+            Self::Form => DialectError::<super::apikey::FormApi>::from(error).into_response(),
+        }
+    }
+}
+
 /// A wire dialect's error body.
 pub trait Dialect: Send + Sync + 'static {
     fn error_body(error: &ApiError) -> serde_json::Value;

@@ -206,13 +206,25 @@ mod tests {
         h.insert(AUTHORIZATION, "Token x".parse().unwrap());
         assert_eq!(presented_credential(&h), Err(AuthFailure::NotBearer));
         h.insert(API_KEY_HEADER, "kw_x".parse().unwrap());
-        assert_eq!(presented_credential(&h), Ok("kw_x"), "a key beside another scheme");
+        assert_eq!(
+            presented_credential(&h),
+            Ok("kw_x"),
+            "a key beside another scheme"
+        );
         h.insert(AUTHORIZATION, "Bearer kw_x".parse().unwrap());
-        assert_eq!(presented_credential(&h), Ok("kw_x"), "the same credential twice");
+        assert_eq!(
+            presented_credential(&h),
+            Ok("kw_x"),
+            "the same credential twice"
+        );
         h.insert(AUTHORIZATION, "Bearer kw_y".parse().unwrap());
         assert_eq!(presented_credential(&h), Err(AuthFailure::Ambiguous));
         h.insert(API_KEY_HEADER, "".parse().unwrap());
-        assert_eq!(presented_credential(&h), Ok("kw_y"), "an empty header is none");
+        assert_eq!(
+            presented_credential(&h),
+            Ok("kw_y"),
+            "an empty header is none"
+        );
         h.append(API_KEY_HEADER, "kw_z".parse().unwrap());
         assert_eq!(presented_credential(&h), Err(AuthFailure::Ambiguous));
         h.remove(AUTHORIZATION);

@@ -49,9 +49,14 @@ pub struct Export {
     next: Next,
 }
 
+/// Whether the caller may export (all that a `HEAD` of the export checks).
+pub fn may_export(caller: &Caller) -> ApiResult<()> {
+    Ok(caller.principal.require(KeywardRight::Read)?)
+}
+
 /// Checks the caller may read, and reads the head of its export.
 pub async fn start(state: &AppState, caller: &Caller) -> ApiResult<(Profile, Export)> {
-    caller.principal.require(KeywardRight::Read)?;
+    may_export(caller)?;
     let now = state.now();
     let user = state
         .store

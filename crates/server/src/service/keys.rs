@@ -552,7 +552,9 @@ pub async fn rotate(
     });
     let plaintext = PlainKey::generate(&prefix)
         .map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
-    let old_end = old.revoked_at.map_or(now + grace, |end| end.min(now + grace));
+    let old_end = old
+        .revoked_at
+        .map_or(now + grace, |end| end.min(now + grace));
     let lifetime = old.expires_at.map(|exp| exp - old.created_at);
     let key = ApiKey {
         id: Uuid::now_v7(),

@@ -24,10 +24,13 @@ pub async fn login(
 ) -> ApiResult<Session> {
     let now = state.now();
     // Refused before anything is counted, stored or hashed: neither can be any user's.
-    let email =
-        normalize_email(email).ok_or_else(|| ApiError::invalid_field("email", "not an email address"))?;
+    let email = normalize_email(email)
+        .ok_or_else(|| ApiError::invalid_field("email", "not an email address"))?;
     if password.len() > MAX_PASSWORD_LEN {
-        return Err(ApiError::invalid_field("password", "must be at most 1024 bytes"));
+        return Err(ApiError::invalid_field(
+            "password",
+            "must be at most 1024 bytes",
+        ));
     }
     let address = meta.source_ip.clone().unwrap_or_else(|| "unknown".into());
     for (throttle, subject) in [

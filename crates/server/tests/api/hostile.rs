@@ -70,21 +70,34 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
     let valid = key(json!({})).await.1;
     let expired = key(json!({"expires_in": "1m"})).await.1;
     let (revoked_id, revoked) = key(json!({})).await;
-    app.delete(&format!("/api/v1/api-keys/{revoked_id}"), As::Bearer(&member))
-        .await
-        .expect(StatusCode::NO_CONTENT);
+    app.delete(
+        &format!("/api/v1/api-keys/{revoked_id}"),
+        As::Bearer(&member),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
     let unscoped = key(json!({})).await.1;
-    let limited = key(json!({"rate_limit_max": 1, "rate_limit_window": "1 hour"})).await.1;
+    let limited = key(json!({"rate_limit_max": 1, "rate_limit_window": "1 hour"}))
+        .await
+        .1;
     let spent = key(json!({"remaining": 0})).await.1;
     let unknown = PlainKey::generate(&KeyPrefix::default_prefix()).unwrap();
     app.advance(time::Duration::minutes(2));
     // The first use of the limited key passes; verify and forward auth each meet the limit.
-    let r = app.post("/api/v1/keys/verify", As::Nobody, json!({"key": limited})).await;
+    let r = app
+        .post("/api/v1/keys/verify", As::Nobody, json!({"key": limited}))
+        .await;
     assert_eq!(r.body["code"], "VALID");
-    let limited_once_more = key(json!({"rate_limit_max": 1, "rate_limit_window": "1 hour"})).await.1;
-    app.post("/api/v1/keys/verify", As::Nobody, json!({"key": limited_once_more}))
+    let limited_once_more = key(json!({"rate_limit_max": 1, "rate_limit_window": "1 hour"}))
         .await
-        .expect(StatusCode::OK);
+        .1;
+    app.post(
+        "/api/v1/keys/verify",
+        As::Nobody,
+        json!({"key": limited_once_more}),
+    )
+    .await
+    .expect(StatusCode::OK);
 
     for code in VerifyCode::ALL {
         // (key for verify, key for forward auth, scopes both require)
@@ -138,7 +151,10 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
             assert_eq!(r.error_code(), native_code, "forward auth of {code:?}");
         }
         if matches!(code, VerifyCode::RateLimited | VerifyCode::Unavailable) {
-            assert!(r.header("retry-after").is_some(), "{code:?} says when to retry");
+            assert!(
+                r.header("retry-after").is_some(),
+                "{code:?} says when to retry"
+            );
         }
     }
 }
@@ -151,7 +167,9 @@ async fn empty_and_ambiguous_credentials() {
     let app = app().await;
     let t = app.tenant("acme").await;
     let member = app.member_of(t).await;
-    let (_, verifier) = app.key_with(&member, &["keyward:verify", "keyward:read"]).await;
+    let (_, verifier) = app
+        .key_with(&member, &["keyward:verify", "keyward:read"])
+        .await;
     let (_, other) = app.key_with(&member, &["keyward:read"]).await;
     let send = |path: &'static str, headers: Vec<(&'static str, String)>| {
         let app = &app;
@@ -167,40 +185,62 @@ async fn empty_and_ambiguous_credentials() {
         // An empty X-API-Key beside a valid bearer credential: the bearer one is the credential.
         send(
             path,
-            vec![("authorization", format!("Bearer {member}")), ("x-api-key", String::new())],
+            vec![
+                ("authorization", format!("Bearer {member}")),
+                ("x-api-key", String::new()),
+            ],
         )
         .await
         .expect(StatusCode::OK);
-        send(path, vec![("x-api-key", " ".into()), ("authorization", String::new())])
-            .await
-            .expect(StatusCode::UNAUTHORIZED);
+        send(
+            path,
+            vec![("x-api-key", " ".into()), ("authorization", String::new())],
+        )
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
         // Two keys, valid first: refused, never the first one silently.
         let r = send(
             path,
-            vec![("x-api-key", verifier.clone()), ("x-api-key", "kw_bogus".into())],
+            vec![
+                ("x-api-key", verifier.clone()),
+                ("x-api-key", "kw_bogus".into()),
+            ],
         )
         .await
         .expect(StatusCode::BAD_REQUEST);
-        assert!(r.body.to_string().contains("more than one credential"), "{}", r.body);
+        assert!(
+            r.body.to_string().contains("more than one credential"),
+            "{}",
+            r.body
+        );
         send(
             path,
-            vec![("x-api-key", verifier.clone()), ("authorization", format!("Bearer {other}"))],
+            vec![
+                ("x-api-key", verifier.clone()),
+                ("authorization", format!("Bearer {other}")),
+            ],
         )
         .await
         .expect(StatusCode::BAD_REQUEST);
         // The same credential twice is one credential.
         send(
             path,
-            vec![("x-api-key", verifier.clone()), ("authorization", format!("Bearer {verifier}"))],
+            vec![
+                ("x-api-key", verifier.clone()),
+                ("authorization", format!("Bearer {verifier}")),
+            ],
         )
         .await
         .expect(StatusCode::OK);
     }
     let valid = app.key_with(&member, &[]).await.1;
     let forward = |headers: Vec<(&'static str, String)>| send("/api/v1/auth/forward", headers);
-    forward(vec![("x-keyward-verifier", verifier.clone()), ("x-api-key", valid.clone())])
-        .await
-        .expect(StatusCode::OK);
+    forward(vec![
+        ("x-keyward-verifier", verifier.clone()),
+        ("x-api-key", valid.clone()),
+    ])
+    .await
+    .expect(StatusCode::OK);
     forward(vec![
         ("x-keyward-verifier", verifier.clone()),
         ("x-api-key", valid.clone()),
@@ -215,9 +255,12 @@ async fn empty_and_ambiguous_credentials() {
     ])
     .await
     .expect(StatusCode::BAD_REQUEST);
-    forward(vec![("x-keyward-verifier", String::new()), ("x-api-key", valid.clone())])
-        .await
-        .expect(StatusCode::UNAUTHORIZED);
+    forward(vec![
+        ("x-keyward-verifier", String::new()),
+        ("x-api-key", valid.clone()),
+    ])
+    .await
+    .expect(StatusCode::UNAUTHORIZED);
     // Verify's own verifier credential follows the same rule.
     let r = app
         .send(
@@ -257,7 +300,9 @@ async fn control_characters_are_refused_in_every_free_text_field() {
             Request::post("/api/v1/tenants")
                 .header("authorization", bearer(&admin))
                 .header("content-type", "application/json")
-                .body(Body::from(json!({"name": "x\u{1b}[2J", "slug": "ctl"}).to_string()))
+                .body(Body::from(
+                    json!({"name": "x\u{1b}[2J", "slug": "ctl"}).to_string(),
+                ))
                 .unwrap(),
             "native",
         ),
@@ -280,7 +325,8 @@ async fn control_characters_are_refused_in_every_free_text_field() {
             Request::post("/api/v1/auth/login")
                 .header("content-type", "application/json")
                 .body(Body::from(
-                    json!({"email": "a\u{0}@example.com", "password": "whatever it is"}).to_string(),
+                    json!({"email": "a\u{0}@example.com", "password": "whatever it is"})
+                        .to_string(),
                 ))
                 .unwrap(),
             "native",
@@ -306,7 +352,11 @@ async fn control_characters_are_refused_in_every_free_text_field() {
     let keys = app.get("/api/v1/api-keys", As::Bearer(&member)).await;
     assert_eq!(keys.body.as_array().unwrap().len(), 0, "no key was written");
     let tenants = app.get("/api/v1/tenants", As::Bearer(&admin)).await;
-    assert_eq!(tenants.body.as_array().unwrap().len(), 1, "no tenant was written");
+    assert_eq!(
+        tenants.body.as_array().unwrap().len(),
+        1,
+        "no tenant was written"
+    );
 }
 
 /// Kind 6: a value the caller chooses is bounded before it is echoed, logged or stored. A long
@@ -318,13 +368,15 @@ async fn a_callers_request_id_is_kept_only_when_short_and_visible() {
     let login = |request_id: Vec<String>| {
         let app = &app;
         async move {
-            let mut req = Request::post("/api/v1/auth/login").header("content-type", "application/json");
+            let mut req =
+                Request::post("/api/v1/auth/login").header("content-type", "application/json");
             for id in request_id {
                 req = req.header("x-request-id", id);
             }
             app.send(
                 req.body(Body::from(
-                    json!({"email": "nobody@example.com", "password": "not the password"}).to_string(),
+                    json!({"email": "nobody@example.com", "password": "not the password"})
+                        .to_string(),
                 ))
                 .unwrap(),
             )
@@ -333,19 +385,420 @@ async fn a_callers_request_id_is_kept_only_when_short_and_visible() {
         }
     };
     let long = "x".repeat(100_000);
-    for ids in [vec![long.clone()], vec!["has space".into()], vec!["a".into(), "b".into()]] {
+    for ids in [
+        vec![long.clone()],
+        vec!["has space".into()],
+        vec!["a".into(), "b".into()],
+    ] {
         let r = login(ids.clone()).await;
         let echoed = r.header("x-request-id").unwrap();
-        assert_eq!(echoed.len(), 36, "a new id instead of {:?}", &ids[0][..ids[0].len().min(20)]);
+        assert_eq!(
+            echoed.len(),
+            36,
+            "a new id instead of {:?}",
+            &ids[0][..ids[0].len().min(20)]
+        );
     }
     let r = login(vec!["trace-123".into()]).await;
     assert_eq!(r.header("x-request-id"), Some("trace-123"));
     let audit = app
-        .get("/api/v1/audit-logs?action=auth.login_failed", As::Bearer(&admin))
+        .get(
+            "/api/v1/audit-logs?action=auth.login_failed",
+            As::Bearer(&admin),
+        )
         .await
         .expect(StatusCode::OK);
-    let ids: Vec<&str> = audit.body.as_array().unwrap().iter().map(|e| e["request_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = audit
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 4);
     assert!(ids.iter().take(3).all(|id| id.len() == 36), "{ids:?}");
     assert_eq!(ids[3], "trace-123");
+}
+
+fn raw(
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> Request<Body> {
+    let mut req = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.body(body.into()).unwrap()
+}
+
+/// Kind 2: media types are parsed (RFC 9110: case-insensitive type and subtype, parameters
+/// allowed), the same way on every surface.
+#[tokio::test]
+async fn media_types_are_parsed_on_every_surface() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let auth = format!("Bearer {member}");
+    for content_type in ["Application/JSON", "application/json; charset=UTF-8"] {
+        app.send(raw(
+            Method::POST,
+            "/api/apikey",
+            &[("authorization", &auth), ("content-type", content_type)],
+            json!({"label": "x", "expires": "Never"}).to_string(),
+        ))
+        .await
+        .expect(StatusCode::CREATED);
+        app.send(raw(
+            Method::POST,
+            "/api/v1/api-keys",
+            &[("authorization", &auth), ("content-type", content_type)],
+            json!({"name": "x"}).to_string(),
+        ))
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    app.send(raw(
+        Method::POST,
+        "/api/apikey",
+        &[
+            ("authorization", &auth),
+            (
+                "content-type",
+                "APPLICATION/X-WWW-FORM-URLENCODED; charset=utf-8",
+            ),
+        ],
+        "label=y&expires=Never",
+    ))
+    .await
+    .expect(StatusCode::CREATED);
+    let r = app
+        .send(raw(
+            Method::POST,
+            "/api/apikey",
+            &[("authorization", &auth), ("content-type", "text/plain")],
+            "label=y&expires=Never",
+        ))
+        .await
+        .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(r.body["code"], "UNSUPPORTED_MEDIA_TYPE");
+    let r = app
+        .send(raw(
+            Method::POST,
+            "/api/v1/api-keys",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json; charset=latin1"),
+            ],
+            json!({"name": "x"}).to_string(),
+        ))
+        .await
+        .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(r.error_code(), "unsupported_media_type");
+    let keys = app.get("/api/v1/api-keys", As::Bearer(&member)).await;
+    assert_eq!(keys.body.as_array().unwrap().len(), 5);
+}
+
+/// Kind 5: a request body is never silently dropped: a body the route cannot read as what it
+/// takes is a 415 or a 400, and nothing changes.
+#[tokio::test]
+async fn a_request_body_is_never_ignored() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let auth = format!("Bearer {member}");
+    let (id, _) = app.key_with(&member, &[]).await;
+    let rotate = format!("/api/v1/api-keys/{id}/rotate");
+    let body = json!({"grace_period": "10m", "name": "renamed"}).to_string();
+    app.send(raw(
+        Method::POST,
+        &rotate,
+        &[("authorization", &auth)],
+        body.clone(),
+    ))
+    .await
+    .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A misspelt field is not a default.
+    let r = app
+        .send(raw(
+            Method::POST,
+            &rotate,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            json!({"grace": "10m"}).to_string(),
+        ))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("grace"),
+        "{}",
+        r.body
+    );
+    // Routes that take no body refuse one, in their surface's shape.
+    let r = app
+        .send(raw(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            json!({"reason": "leaked"}).to_string(),
+        ))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "unexpected_body");
+    let r = app
+        .send(raw(
+            Method::POST,
+            "/user/api-keys?label=x",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            json!({"expiry": "false"}).to_string(),
+        ))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"]["reason"], "ERR_INVALID_INPUT");
+    let r = app
+        .send(raw(
+            Method::GET,
+            "/api/apikey",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            "label=x",
+        ))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["code"], "UNEXPECTED_BODY");
+    let key = app
+        .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        key.body["revoked_at"],
+        serde_json::Value::Null,
+        "nothing was rotated or revoked"
+    );
+    let keys = app.get("/api/v1/api-keys", As::Bearer(&member)).await;
+    assert_eq!(keys.body.as_array().unwrap().len(), 1, "no key was made");
+    // What clients send by habit still works: `{}` with a DELETE, no body with a rotation.
+    app.send(raw(
+        Method::POST,
+        &rotate,
+        &[("authorization", &auth)],
+        Body::empty(),
+    ))
+    .await
+    .expect(StatusCode::CREATED);
+}
+
+/// Kind 12: input is never silently altered: URL-encoded text that is not UTF-8 is refused,
+/// not replaced with U+FFFD, and a compressed body is refused, not read as plain text.
+#[tokio::test]
+async fn input_is_never_silently_altered() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let auth = format!("Bearer {member}");
+    let r = app
+        .send(raw(
+            Method::POST,
+            "/api/apikey",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            "label=caf%E9&expires=Never",
+        ))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["code"], "INVALID_FORM");
+    let r = app
+        .send(raw(
+            Method::POST,
+            "/user/api-keys?label=caf%E9",
+            &[("authorization", &auth)],
+            Body::empty(),
+        ))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"]["reason"], "ERR_INVALID_INPUT");
+    let r = app
+        .send(raw(
+            Method::GET,
+            "/api/v1/api-keys?status=%FF",
+            &[("authorization", &auth)],
+            Body::empty(),
+        ))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.error_code(), "invalid_query");
+    // A gzip body (these bytes are gzip's magic number and more) is refused whatever it holds.
+    let gzip: &[u8] = &[0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03];
+    for (path, content_type) in [
+        ("/api/v1/api-keys", "application/json"),
+        ("/api/apikey", "application/x-www-form-urlencoded"),
+        ("/api/v1/keys/verify", "application/json"),
+    ] {
+        let r = app
+            .send(raw(
+                Method::POST,
+                path,
+                &[
+                    ("authorization", &auth),
+                    ("content-type", content_type),
+                    ("content-encoding", "gzip"),
+                ],
+                gzip.to_vec(),
+            ))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{path}: {}",
+            r.body
+        );
+    }
+    let keys = app.get("/api/v1/api-keys", As::Bearer(&member)).await;
+    assert_eq!(keys.body.as_array().unwrap().len(), 0, "no key was made");
+}
+
+/// Kind 13: every answer is in the surface's own shape, also those made before any handler:
+/// unknown subpaths, trailing slashes, methods a route does not take, OPTIONS, and the limits on
+/// the request's target and header fields.
+#[tokio::test]
+async fn every_answer_speaks_its_surface() {
+    let app = app().await;
+    let estuary = |r: &crate::support::Resp| r.body["error"]["reason"].as_str().map(str::to_owned);
+    let form = |r: &crate::support::Resp| r.body["code"].as_str().map(str::to_owned);
+    let long = format!("/user/api-keys?label={}", "x".repeat(9000));
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            raw(Method::GET, "/user/nope", &[], Body::empty()),
+            StatusCode::NOT_FOUND,
+            "estuary",
+        ),
+        (
+            raw(Method::GET, "/user/api-keys/", &[], Body::empty()),
+            StatusCode::NOT_FOUND,
+            "estuary",
+        ),
+        (
+            raw(Method::PUT, "/user/api-keys", &[], Body::empty()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "estuary",
+        ),
+        (
+            raw(Method::OPTIONS, "/user/stats", &[], Body::empty()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "estuary",
+        ),
+        (
+            raw(Method::GET, &long, &[], Body::empty()),
+            StatusCode::URI_TOO_LONG,
+            "estuary",
+        ),
+        (
+            raw(Method::GET, "/api/apikey/x/y", &[], Body::empty()),
+            StatusCode::NOT_FOUND,
+            "form",
+        ),
+        (
+            raw(Method::GET, "/api/apikey/", &[], Body::empty()),
+            StatusCode::NOT_FOUND,
+            "form",
+        ),
+        (
+            raw(Method::PUT, "/api/apikey", &[], Body::empty()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "form",
+        ),
+        (
+            raw(Method::OPTIONS, "/api/apikey", &[], Body::empty()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "form",
+        ),
+        (
+            raw(Method::PUT, "/api/v1/api-keys", &[], Body::empty()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "native",
+        ),
+        (
+            raw(Method::GET, "/api/v1/nope/", &[], Body::empty()),
+            StatusCode::NOT_FOUND,
+            "native",
+        ),
+    ];
+    for (req, status, shape) in cases {
+        let what = format!(
+            "{} {}",
+            req.method(),
+            &req.uri().to_string()[..req.uri().to_string().len().min(40)]
+        );
+        let r = app.send(req).await;
+        assert_eq!(r.status, status, "{what}: {}", r.body);
+        match shape {
+            "estuary" => {
+                assert!(estuary(&r).is_some(), "{what}: {}", r.body);
+                assert_eq!(r.body["error"]["code"], status.as_u16(), "{what}");
+            }
+            "form" => assert!(
+                form(&r).is_some_and(|c| c == c.to_ascii_uppercase()),
+                "{what}: {}",
+                r.body
+            ),
+            _ => {
+                r.error_code();
+            }
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(
+                r.header("allow").is_some(),
+                "{what}: a 405 says what is allowed"
+            );
+        }
+    }
+    let mut req = Request::get("/api/apikey");
+    for i in 0..70 {
+        req = req.header(format!("x-filler-{i}"), "1");
+    }
+    let r = app.send(req.body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(r.body["code"], "HEADERS_TOO_LARGE");
+}
+
+/// Kind 13 (HEAD): `HEAD /api/v1/export` answers the export's headers and does none of its work:
+/// with storage gone it still answers, where GET cannot.
+#[tokio::test]
+async fn head_of_the_export_does_not_run_it() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    app.get("/api/v1/users/me", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    app.state.store.close().await;
+    for path in ["/api/v1/export", "/user/export"] {
+        let r = app
+            .call(Method::HEAD, path, As::Bearer(&member), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert!(r
+            .header("content-disposition")
+            .unwrap()
+            .starts_with("attachment"));
+        app.get(path, As::Bearer(&member))
+            .await
+            .expect(StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

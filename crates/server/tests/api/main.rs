@@ -19,6 +19,7 @@ mod nginx;
 mod nodes;
 mod openapi;
 mod process;
+mod slow_clients;
 mod stats;
 mod tenants;
 mod users;

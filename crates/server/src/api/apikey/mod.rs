@@ -102,6 +102,7 @@ async fn get_one(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateInput {
     label: Option<String>,
     expires: Option<String>,
@@ -148,6 +149,7 @@ async fn create(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UpdateInput {
     label: Option<String>,
 }

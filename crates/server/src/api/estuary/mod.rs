@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::Duration;
 
-use super::dialect::{Dialect, DialectResult, InDialect};
+use super::dialect::{BodyInDialect, Dialect, DialectResult, InDialect};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthFailure};
-use crate::extract::{QueryParams, StringPath};
+use crate::extract::{NoBody, QueryParams, StringPath};
 use crate::service::keys::{self as lifecycle, KeyExpiry, KeyTenant, NewKey, Reach};
 
 /// Estuary's `{"error": {"code": <status>, "reason": "ERR_...", "details": "..."}}`.
@@ -39,6 +39,8 @@ impl Dialect for Estuary {
             ApiError::MethodNotAllowed => "ERR_METHOD_NOT_ALLOWED",
             ApiError::Conflict { .. } => "ERR_CONFLICT",
             ApiError::PayloadTooLarge => "ERR_CONTENT_SIZE_OVER_LIMIT",
+            ApiError::RequestTimeout => "ERR_REQUEST_TIMEOUT",
+            ApiError::UriTooLong | ApiError::HeadersTooLarge => "ERR_INVALID_INPUT",
             ApiError::TooManyRequests { .. } => "ERR_TOO_MANY_REQUESTS",
             ApiError::Unavailable => "ERR_SERVICE_UNAVAILABLE",
             ApiError::Internal(_) => "ERR_INTERNAL_SERVER",
@@ -132,6 +134,8 @@ async fn create(
     State(state): State<AppState>,
     InDialect(caller, ..): Who,
     InDialect(QueryParams(params), ..): InDialect<Estuary, QueryParams<CreateParams>>,
+    // Estuary takes its inputs as query parameters: a body would be dropped unread.
+    _: BodyInDialect<Estuary, NoBody>,
 ) -> EstuaryResult<Response> {
     let req = NewKey {
         tenant: KeyTenant::CallersOwn,
@@ -176,9 +180,11 @@ async fn stats(
 
 async fn export(
     State(state): State<AppState>,
+    method: axum::http::Method,
     InDialect(caller, ..): Who,
 ) -> EstuaryResult<Response> {
-    Ok(super::v1::stats::export_response(&state, &caller).await?)
+    let head = method == axum::http::Method::HEAD;
+    Ok(super::v1::stats::export_response(&state, &caller, head).await?)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::extract::JsonBody;
 use crate::service::login;
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginInput {
     pub email: String,
     pub password: String,

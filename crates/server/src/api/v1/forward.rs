@@ -84,7 +84,9 @@ pub async fn forward(
         VerifyCode::InsufficientScopes => {
             Some(ApiError::Forbidden("the key lacks a required scope".into()))
         }
-        VerifyCode::UsageExceeded => Some(ApiError::Forbidden("the key has no credits left".into())),
+        VerifyCode::UsageExceeded => {
+            Some(ApiError::Forbidden("the key has no credits left".into()))
+        }
         VerifyCode::RateLimited => Some(ApiError::TooManyRequests {
             retry_after_secs: verdict
                 .ratelimit

@@ -122,6 +122,7 @@ fn issued_response(issued: IssuedKey) -> Response {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateApiKeyInput {
     /// Required from admins; everyone else may omit it and gets their own tenant.
     #[schema(required = true)]
@@ -303,6 +304,7 @@ pub async fn get(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateApiKeyInput {
     #[serde(default, deserialize_with = "nullable")]
     pub name: Option<Option<String>>,
@@ -327,6 +329,7 @@ pub struct UpdateApiKeyInput {
 
 /// A refill of a key's credits: back to `amount` every UTC day, or every month on `day`.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefillInput {
     /// `daily` or `monthly`.
     #[schema(value_type = String)]
@@ -403,6 +406,7 @@ pub async fn revoke(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RotateApiKeyInput {
     #[schema(max_length = 255)]
     pub name: Option<String>,

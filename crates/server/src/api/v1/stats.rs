@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_store::UsageCount;
@@ -151,21 +151,31 @@ impl From<UsageCount> for UsageView {
         (status = 401, description = "No valid credential", body = super::Error),
         (status = 403, description = "The credential lacks keyward:read", body = super::Error),
     ))]
-pub async fn export(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    export_response(&state, &caller).await
+pub async fn export(
+    State(state): State<AppState>,
+    method: Method,
+    caller: Caller,
+) -> ApiResult<Response> {
+    export_response(&state, &caller, method == Method::HEAD).await
 }
 
-/// The export document as a streamed attachment; the Estuary surface serves it too.
-pub async fn export_response(state: &AppState, caller: &Caller) -> ApiResult<Response> {
-    let (profile, export) = export::start(state, caller).await?;
-    let filename = format!("keyward-export-{}.json", profile.user.id);
-    let body = Body::from_stream(export_stream(
-        profile,
-        export,
-        state.now(),
-        Label::current(),
-    ));
-    let mut response = body.into_response();
+/// The export document as a streamed attachment; the Estuary surface serves it too. For `HEAD`
+/// (`head`), the same headers and none of the export's work.
+pub async fn export_response(state: &AppState, caller: &Caller, head: bool) -> ApiResult<Response> {
+    let filename = format!("keyward-export-{}.json", caller.principal.user_id);
+    let mut response = if head {
+        export::may_export(caller)?;
+        Body::empty().into_response()
+    } else {
+        let (profile, export) = export::start(state, caller).await?;
+        Body::from_stream(export_stream(
+            profile,
+            export,
+            state.now(),
+            Label::current(),
+        ))
+        .into_response()
+    };
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

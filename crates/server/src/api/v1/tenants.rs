@@ -49,6 +49,7 @@ impl From<Tenant> for TenantView {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTenantInput {
     pub name: String,
     /// `[a-z0-9-]{1,63}`, unique.
@@ -60,6 +61,7 @@ pub struct CreateTenantInput {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateTenantInput {
     pub name: Option<String>,
     pub slug: Option<String>,

@@ -44,6 +44,7 @@ impl From<User> for UserView {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUserInput {
     pub email: String,
     /// At least 12 characters.

@@ -21,6 +21,7 @@ use crate::metrics::VerifyRoute;
 use crate::service::verify::{self, Verdict};
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VerifyKeyInput {
     /// The key to check.
     pub key: String,

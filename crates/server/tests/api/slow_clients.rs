@@ -1,0 +1,170 @@
+//! Kind 11 of issue 14: a slow or incomplete client cannot hold the server. The real binary, with
+//! short limits, against raw sockets: a head sent a byte at a time, a body that never completes,
+//! a declared oversized body behind `Expect: 100-continue`, idle connections, and more
+//! connections than the server serves at once.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::process::{start_with, Server};
+
+async fn server(dir: &std::path::Path, max_connections: &str) -> Server {
+    start_with(
+        dir,
+        false,
+        &[],
+        &[
+            "--header-read-timeout",
+            "1s",
+            "--body-read-timeout",
+            "1s",
+            "--idle-timeout",
+            "2s",
+            "--max-connections",
+            max_connections,
+        ],
+    )
+    .await
+}
+
+async fn connect(server: &Server) -> TcpStream {
+    TcpStream::connect(server.base.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Everything the server sends until it closes the connection (or `within` passes: then
+/// `None`).
+async fn until_closed(conn: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok()
+        .map(|()| String::from_utf8_lossy(&seen).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_sent_a_byte_at_a_time_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), "100").await;
+    let mut conn = connect(&server).await;
+    let started = Instant::now();
+    for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n" {
+        if conn.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    let answer = until_closed(&mut conn, Duration::from_secs(3)).await;
+    assert!(answer.is_some(), "the connection is still open");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "closed after {took:?}, limit 1 s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_arriving_is_answered_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), "100").await;
+    for (path, content_type) in [
+        ("/api/v1/auth/login", "application/json"),
+        ("/api/v1/keys/verify", "application/json"),
+        ("/api/apikey", "application/x-www-form-urlencoded"),
+    ] {
+        let mut conn = connect(&server).await;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n\
+             Content-Length: 100\r\n\r\n{{\"email\":\"a@b.c\"}}"
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let answer = until_closed(&mut conn, Duration::from_secs(4))
+            .await
+            .unwrap_or_else(|| panic!("{path}: no answer"));
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_oversized_body_is_refused_before_it_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), "100").await;
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/keys/verify",
+        "/user/api-keys",
+    ] {
+        let mut conn = connect(&server).await;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 10000000\r\nExpect: 100-continue\r\n\r\n"
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let answer = until_closed(&mut conn, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|| panic!("{path}: no answer without the body"));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(!answer.contains("100 Continue"), "{path}: {answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_and_the_cap_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), "4").await;
+    let started = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(connect(&server).await);
+    }
+    // A fifth connection is not served while four are open...
+    let mut fifth = connect(&server).await;
+    fifth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let early = until_closed(&mut fifth, Duration::from_millis(800)).await;
+    assert!(early.is_none(), "served past the cap: {early:?}");
+    // ... until the idle ones are closed (2 s), and then it is.
+    let answer = until_closed(&mut fifth, Duration::from_secs(4))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    for conn in &mut idle {
+        let closed = until_closed(conn, Duration::from_secs(1)).await;
+        assert_eq!(
+            closed.as_deref(),
+            Some(""),
+            "an idle connection stayed open"
+        );
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A connection idle after a request is closed too.
+    let mut conn = connect(&server).await;
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut conn, Duration::from_secs(4))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
