@@ -36,6 +36,11 @@ impl Limit {
         (self.window.whole_nanoseconds() / i128::from(self.max.max(1))).max(1)
     }
 
+    /// The TAT after giving back one request that `decide` allowed (it turned out not to count).
+    pub fn give_back(&self, tat_nanos: i128) -> i128 {
+        tat_nanos - self.interval_nanos()
+    }
+
     /// Decides one request arriving at `now`, given the stored TAT (0 when none).
     pub fn decide(&self, tat_nanos: i128, now: OffsetDateTime) -> Decision {
         let now_n = now.unix_timestamp_nanos();

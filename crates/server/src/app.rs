@@ -40,6 +40,9 @@ pub struct Settings {
     pub public_verify: bool,
     pub login_failures_per_email: Limit,
     pub login_failures_per_address: Limit,
+    /// Credentials that fail to authenticate (unknown keys, bad tokens) on the management
+    /// surfaces, per client address: past it, 429 before any lookup.
+    pub auth_failures_per_address: Limit,
     pub cache: CacheSettings,
     /// What slow, idle or oversized clients may hold of the server.
     pub http: crate::serve::HttpLimits,
@@ -56,6 +59,10 @@ impl Default for Settings {
             login_failures_per_address: Limit {
                 max: 50,
                 window: time::Duration::minutes(15),
+            },
+            auth_failures_per_address: Limit {
+                max: 600,
+                window: time::Duration::minutes(1),
             },
             cache: CacheSettings::default(),
             http: crate::serve::HttpLimits::default(),
@@ -84,6 +91,7 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     pub login_by_email: Arc<FailureThrottle>,
     pub login_by_addr: Arc<FailureThrottle>,
+    pub auth_failures_by_addr: Arc<FailureThrottle>,
     pub limiter: Arc<KeyRateLimiter>,
     pub usage: Arc<UsageBuffer>,
     pub cache: Arc<KeyCache>,
@@ -110,6 +118,9 @@ impl AppState {
             passwords,
             login_by_email: Arc::new(FailureThrottle::new(settings.login_failures_per_email)),
             login_by_addr: Arc::new(FailureThrottle::new(settings.login_failures_per_address)),
+            auth_failures_by_addr: Arc::new(FailureThrottle::new(
+                settings.auth_failures_per_address,
+            )),
             cache: Arc::new(KeyCache::new(settings.cache, coherent)),
             outage: Arc::new(Outage::default()),
             metrics: Arc::clone(&metrics),

@@ -61,6 +61,8 @@ pub enum ApiError {
         retry_after_secs: u64,
     },
     Unavailable,
+    /// 503: more work of this kind is waiting than keyward takes on (password hashing).
+    Busy,
     Internal(String),
 }
 
@@ -95,7 +97,7 @@ impl ApiError {
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +120,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable => "unavailable",
+            Self::Busy => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -151,6 +154,7 @@ impl ApiError {
                 format!("too many attempts; retry in {retry_after_secs} s")
             }
             Self::Unavailable => "the service is temporarily unavailable".into(),
+            Self::Busy => "too many requests of this kind at once; retry shortly".into(),
             Self::Internal(_) => "internal error".into(),
         }
     }
@@ -167,7 +171,7 @@ impl ApiError {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             // The node recovers by itself within seconds of the database's return.
-            Self::Unavailable => {
+            Self::Unavailable | Self::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
             }
             Self::Unauthenticated(_) => {

@@ -76,11 +76,25 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = presented_credential(&parts.headers).map_err(ApiError::Unauthenticated)?;
-        let principal = authenticate(state, token).await?;
-        Ok(Self {
-            principal,
-            meta: RequestMeta::of(parts),
-        })
+        let meta = RequestMeta::of(parts);
+        // A caller that keeps presenting credentials that fail (guessing keys) is stopped before
+        // each guess costs a lookup.
+        let failures = &state.auth_failures_by_addr;
+        if let Some(address) = &meta.source_ip {
+            failures
+                .check(address, state.now())
+                .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+        }
+        match authenticate(state, token).await {
+            Ok(principal) => Ok(Self { principal, meta }),
+            Err(e @ ApiError::Unauthenticated(_)) => {
+                if let Some(address) = &meta.source_ip {
+                    let _ = failures.attempt(address, state.now());
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -3,6 +3,11 @@
 //!
 //! Unknown emails are checked against a dummy hash made with the same parameters, so a wrong
 //! password and an unknown email take the same time.
+//!
+//! A hash costs 19 MiB and tens of milliseconds, and callers who have not signed in can ask for
+//! one: at most one hash runs per core at a time, at most [`MAX_QUEUED`] more wait, and past that
+//! the answer is 503 with `Retry-After` (so that no flood of sign-ins can take the machine's
+//! memory or every blocking thread).
 
 use std::sync::Arc;
 
@@ -11,11 +16,60 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::error::ApiError;
 
+/// Hashes that may wait for a core at once; more are refused with 503.
+pub const MAX_QUEUED: usize = 64;
+
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
     /// A hash of a random password, verified against when the email is unknown.
     dummy_hash: Arc<String>,
+    gate: Arc<HashGate>,
+}
+
+/// Bounds the hashes running (one per core) and waiting ([`MAX_QUEUED`]).
+#[derive(Debug)]
+struct HashGate {
+    running: tokio::sync::Semaphore,
+    /// Hashes waiting for or holding a permit.
+    admitted: std::sync::atomic::AtomicUsize,
+    most_admitted: usize,
+}
+
+impl HashGate {
+    fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            running: tokio::sync::Semaphore::new(cores),
+            admitted: std::sync::atomic::AtomicUsize::new(0),
+            most_admitted: cores + MAX_QUEUED,
+        }
+    }
+
+    /// Runs `hash` on a blocking thread once a core is free; 503 when too many already wait.
+    async fn run<T: Send + 'static>(
+        &self,
+        hash: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        use std::sync::atomic::Ordering;
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.most_admitted {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::Busy);
+        }
+        let result = async {
+            let _permit = self
+                .running
+                .acquire()
+                .await
+                .map_err(|e| ApiError::Internal(format!("hashing gate: {e}")))?;
+            tokio::task::spawn_blocking(hash)
+                .await
+                .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))
+        }
+        .await;
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
 }
 
 impl std::fmt::Debug for Passwords {
@@ -44,14 +98,15 @@ impl Passwords {
         Self {
             params,
             dummy_hash: Arc::new(dummy),
+            gate: Arc::new(HashGate::new()),
         }
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || hash_with(&params, password.as_bytes()))
-            .await
-            .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
+        self.gate
+            .run(move || hash_with(&params, password.as_bytes()))
+            .await?
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when `stored` is `None`
@@ -59,17 +114,18 @@ impl Passwords {
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?;
+        let ok = self
+            .gate
+            .run(move || {
+                PasswordHash::new(&hash)
+                    .map(|parsed| {
+                        Argon2::default()
+                            .verify_password(password.as_bytes(), &parsed)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await?;
         Ok(known && ok)
     }
 }

@@ -24,20 +24,11 @@ impl FailureThrottle {
         }
     }
 
-    /// `Err(retry_after_secs)` while `subject` has used up its failures.
-    pub fn check(&self, subject: &str, now: OffsetDateTime) -> Result<(), u64> {
-        let tats = self.tats.lock().expect("throttle lock");
-        let tat = tats.get(subject).copied().unwrap_or(0);
-        let decision = self.limit.decide(tat, now);
-        if decision.allowed {
-            Ok(())
-        } else {
-            Err(decision.retry_after_secs(now))
-        }
-    }
-
-    /// Counts one failure against `subject`.
-    pub fn record_failure(&self, subject: &str, now: OffsetDateTime) {
+    /// Counts one attempt against `subject`, as a failure until [`Self::forgive`] says otherwise:
+    /// `Err(retry_after_secs)`, counting nothing, while `subject` has used up its failures. The
+    /// check and the count are one step under the lock, so that attempts made at the same moment
+    /// cannot all pass the check before any of them is counted.
+    pub fn attempt(&self, subject: &str, now: OffsetDateTime) -> Result<(), u64> {
         let mut tats = self.tats.lock().expect("throttle lock");
         if tats.len() >= SWEEP_AT {
             let now_n = now.unix_timestamp_nanos();
@@ -45,12 +36,32 @@ impl FailureThrottle {
         }
         let tat = tats.get(subject).copied().unwrap_or(0);
         let decision = self.limit.decide(tat, now);
-        let next = if decision.allowed {
-            decision.new_tat_nanos
+        if !decision.allowed {
+            return Err(decision.retry_after_secs(now));
+        }
+        tats.insert(subject.to_owned(), decision.new_tat_nanos);
+        Ok(())
+    }
+
+    /// The attempt counted by [`Self::attempt`] succeeded: it is not a failure.
+    pub fn forgive(&self, subject: &str) {
+        let mut tats = self.tats.lock().expect("throttle lock");
+        if let Some(tat) = tats.get_mut(subject) {
+            *tat = self.limit.give_back(*tat);
+        }
+    }
+
+    /// Whether `subject` may try again now (without counting an attempt).
+    pub fn check(&self, subject: &str, now: OffsetDateTime) -> Result<(), u64> {
+        let tats = self.tats.lock().expect("throttle lock");
+        let decision = self
+            .limit
+            .decide(tats.get(subject).copied().unwrap_or(0), now);
+        if decision.allowed {
+            Ok(())
         } else {
-            tat
-        };
-        tats.insert(subject.to_owned(), next);
+            Err(decision.retry_after_secs(now))
+        }
     }
 }
 
@@ -66,12 +77,28 @@ mod tests {
             window: time::Duration::minutes(10),
         });
         let now = datetime!(2026-01-01 00:00 UTC);
-        assert!(t.check("a", now).is_ok());
-        t.record_failure("a", now);
-        t.record_failure("a", now);
-        let retry = t.check("a", now).unwrap_err();
+        assert!(t.attempt("a", now).is_ok());
+        assert!(t.attempt("a", now).is_ok());
+        let retry = t.attempt("a", now).unwrap_err();
         assert!((299..=301).contains(&retry), "{retry}");
-        assert!(t.check("b", now).is_ok());
-        assert!(t.check("a", now + time::Duration::minutes(5)).is_ok());
+        assert!(t.check("a", now).is_err());
+        assert!(t.attempt("b", now).is_ok());
+        assert!(t.attempt("a", now + time::Duration::minutes(5)).is_ok());
+    }
+
+    #[test]
+    fn a_forgiven_attempt_is_no_failure() {
+        let t = FailureThrottle::new(Limit {
+            max: 2,
+            window: time::Duration::minutes(10),
+        });
+        let now = datetime!(2026-01-01 00:00 UTC);
+        for _ in 0..10 {
+            t.attempt("a", now).unwrap();
+            t.forgive("a");
+        }
+        t.attempt("a", now).unwrap();
+        t.attempt("a", now).unwrap();
+        assert!(t.attempt("a", now).is_err());
     }
 }

@@ -33,22 +33,35 @@ pub async fn login(
         ));
     }
     let address = meta.source_ip.clone().unwrap_or_else(|| "unknown".into());
-    for (throttle, subject) in [
-        (&state.login_by_email, &email),
-        (&state.login_by_addr, &address),
-    ] {
-        throttle
-            .check(subject, now)
-            .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    // Counted before the password is hashed, so that concurrent attempts cannot all pass.
+    state
+        .login_by_email
+        .attempt(&email, now)
+        .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    if let Err(retry_after_secs) = state.login_by_addr.attempt(&address, now) {
+        state.login_by_email.forgive(&email);
+        return Err(ApiError::TooManyRequests { retry_after_secs });
     }
-    let user = state.store.get_user_by_email(&email).await?;
-    let ok = state
-        .passwords
-        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
-        .await?;
+    let checked = async {
+        let user = state.store.get_user_by_email(&email).await?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = state.passwords.verify(password, stored).await?;
+        Ok::<_, ApiError>((user, ok))
+    };
+    let (user, ok) = match checked.await {
+        Ok(checked) => checked,
+        // Nothing was decided (storage or the hashing queue refused): not a failure.
+        Err(e) => {
+            state.login_by_email.forgive(&email);
+            state.login_by_addr.forgive(&address);
+            return Err(e);
+        }
+    };
     let anonymous = Actor::anonymous(meta.source_ip.clone(), meta.request_id.clone());
     match user {
         Some(user) if ok => {
+            state.login_by_email.forgive(&email);
+            state.login_by_addr.forgive(&address);
             let actor = Actor {
                 id: user.id.to_string(),
                 kind: keyward_domain::ActorType::Jwt,
@@ -66,8 +79,6 @@ pub async fn login(
             })
         }
         user => {
-            state.login_by_email.record_failure(&email, now);
-            state.login_by_addr.record_failure(&address, now);
             let mut entry = anonymous
                 .entry(
                     now,

@@ -802,3 +802,51 @@ async fn head_of_the_export_does_not_run_it() {
             .expect(StatusCode::SERVICE_UNAVAILABLE);
     }
 }
+
+/// Kind 14 (unknown keys): an address that keeps presenting credentials that fail is answered
+/// 429 before each guess costs a lookup, on every surface.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_credentials_is_bounded_per_address() {
+    let app = crate::support::app_with(keyward_server::Settings {
+        auth_failures_per_address: keyward_domain::ratelimit::Limit {
+            max: 5,
+            window: time::Duration::minutes(1),
+        },
+        ..keyward_server::Settings::default()
+    })
+    .await;
+    let live = app.live().await;
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for (i, path) in ["/api/v1/users/me", "/user/api-keys", "/api/apikey"]
+        .iter()
+        .cycle()
+        .take(9)
+        .enumerate()
+    {
+        let guess =
+            keyward_domain::PlainKey::generate(&keyward_domain::KeyPrefix::default_prefix())
+                .unwrap();
+        let r = client
+            .get(format!("{}{path}", live.base))
+            .header("x-api-key", guess.expose())
+            .send()
+            .await
+            .unwrap();
+        statuses.push((
+            i,
+            r.status().as_u16(),
+            r.headers().contains_key("retry-after"),
+        ));
+    }
+    assert!(
+        statuses[..5].iter().all(|(_, s, _)| *s == 401),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[5..]
+            .iter()
+            .all(|(_, s, retry)| *s == 429 && *retry),
+        "{statuses:?}"
+    );
+}

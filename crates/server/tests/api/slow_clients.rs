@@ -168,3 +168,51 @@ async fn idle_connections_are_closed_and_the_cap_holds() {
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// Peak resident memory of a process, in bytes (Linux `VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Kind 14: the work a caller without credentials can cause is bounded. 400 failed sign-ins at
+/// once from one address (each a different email, real argon2id parameters): attempts are counted
+/// before any password is hashed, so at most the address's 50 are hashed (the rest are 429, or
+/// 503 when too many wait for a core), and memory stays far from what 400 hashes at once take
+/// (19 MiB each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_failed_sign_ins_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), false, &[], &[]).await;
+    let client = reqwest::Client::new();
+    let before = peak_rss(server.pid());
+    let attempts = (0..400).map(|i| {
+        let client = client.clone();
+        let url = format!("{}/api/v1/auth/login", server.base);
+        async move {
+            client
+                .post(url)
+                .json(&serde_json::json!({"email": format!("guess-{i}@example.com"), "password": "a guessed password"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let count = |s: u16| statuses.iter().filter(|&&x| x == s).count();
+    assert!(count(401) <= 50, "{} hashed, the limit is 50", count(401));
+    assert!(count(401) >= 1, "some were answered");
+    assert_eq!(count(401) + count(429) + count(503), 400, "{statuses:?}");
+    let grown = peak_rss(server.pid()).saturating_sub(before);
+    assert!(
+        grown < 200 * 1024 * 1024,
+        "peak memory grew by {} MiB",
+        grown / (1024 * 1024)
+    );
+}

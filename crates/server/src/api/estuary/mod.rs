@@ -42,7 +42,7 @@ impl Dialect for Estuary {
             ApiError::RequestTimeout => "ERR_REQUEST_TIMEOUT",
             ApiError::UriTooLong | ApiError::HeadersTooLarge => "ERR_INVALID_INPUT",
             ApiError::TooManyRequests { .. } => "ERR_TOO_MANY_REQUESTS",
-            ApiError::Unavailable => "ERR_SERVICE_UNAVAILABLE",
+            ApiError::Unavailable | ApiError::Busy => "ERR_SERVICE_UNAVAILABLE",
             ApiError::Internal(_) => "ERR_INTERNAL_SERVER",
         };
         json!({"error": {"code": error.status().as_u16(), "reason": reason, "details": error.message()}})
