@@ -73,7 +73,7 @@ async fn bench_owner(state: &AppState) -> anyhow::Result<(Uuid, Uuid)> {
             let password = PlainKey::generate(&KeyPrefix::default_prefix())
                 .map_err(|e| anyhow::anyhow!("OS random source: {e}"))?
                 .expose()
-                .to_owned();
+                .into();
             let req = users::NewUser {
                 email: BENCH_EMAIL.into(),
                 password,

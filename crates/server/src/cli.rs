@@ -32,7 +32,7 @@ pub struct Cli {
         default_value = "sqlite://keyward.db",
         global = true
     )]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 
     /// PostgreSQL: most connections this node holds (plus one for the change feed).
     #[arg(
@@ -237,11 +237,11 @@ pub fn init_tracing(format: LogFormat) {
 
 /// Opens the store named by the URL's scheme.
 pub async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn Store>> {
-    let url = cli.database_url.as_str();
+    let url = cli.database_url.expose();
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url)
             .await
-            .with_context(|| format!("opening the SQLite database {}", redact(url)))?;
+            .with_context(|| format!("opening the SQLite database {:?}", cli.database_url))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let settings = PgSettings {
@@ -254,12 +254,12 @@ pub async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn Store>> {
         };
         let store = PgStore::open_with(url, settings)
             .await
-            .with_context(|| format!("opening the PostgreSQL database {}", redact(url)))?;
+            .with_context(|| format!("opening the PostgreSQL database {:?}", cli.database_url))?;
         Ok(Arc::new(store))
     } else {
         bail!(
-            "unsupported database URL scheme in {}: use sqlite://FILE or postgres://…",
-            redact(url)
+            "unsupported database URL scheme in {:?}: use sqlite://FILE or postgres://…",
+            cli.database_url
         )
     }
 }
@@ -286,15 +286,60 @@ fn std_duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
         .map_err(|_| anyhow::anyhow!("{flag}: must not be negative"))
 }
 
-/// A database URL fit for logs: any password replaced.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+/// A database URL as the operator gave it. It may carry a password (in its user information or
+/// as a `password` query parameter, which PostgreSQL's URLs allow), so it is only ever printed
+/// redacted: its `Debug` is [`DatabaseUrl::redacted`], and reading the URL itself takes
+/// [`DatabaseUrl::expose`].
+#[derive(Clone)]
+pub struct DatabaseUrl(secrecy::SecretString);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.0)
+    }
+
+    /// The URL with every password replaced by `***`: the user information's, and the value of
+    /// any query parameter whose name contains `pass` (`password`, `sslpassword`, ...). A URL
+    /// that does not parse shows its scheme alone.
+    pub fn redacted(&self) -> String {
+        let raw = self.expose();
+        let Ok(mut url) = url::Url::parse(raw) else {
+            let scheme = raw.split_once("://").map_or("", |(scheme, _)| scheme);
+            return format!("{scheme}://(unparsable URL, not shown)");
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
         }
-        _ => url.to_owned(),
+        if url.query().is_some() {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(name, value)| {
+                    let secret = name.to_ascii_lowercase().contains("pass");
+                    let value = if secret {
+                        "***".into()
+                    } else {
+                        value.into_owned()
+                    };
+                    (name.into_owned(), value)
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.into()
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.into()))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
     }
 }
 
@@ -315,11 +360,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdin()
                 .read_to_string(&mut password)
                 .context("reading the password from standard input")?;
-            let password = password
+            let password: secrecy::SecretString = password
                 .strip_suffix('\n')
                 .map(|p| p.strip_suffix('\r').unwrap_or(p))
                 .unwrap_or(&password)
-                .to_owned();
+                .into();
             let state = offline_state(store.clone())?;
             let tenant_id = match tenant {
                 None => None,
@@ -474,10 +519,14 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
-async fn serve(store: Arc<dyn Store>, database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(
+    store: Arc<dyn Store>,
+    database: &DatabaseUrl,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let ttl = flag_duration("--session-ttl", &args.session_ttl)?;
-    let jwt = JwtKeys::new(jwt_secret(database_url, args.jwt_secret_file)?, ttl)?;
+    let jwt = JwtKeys::new(jwt_secret(database.expose(), args.jwt_secret_file)?, ttl)?;
     let cache_ttl = flag_duration("--cache-ttl", &args.cache_ttl)?;
     let settings = Settings {
         public_verify: args.public_verify,
@@ -507,7 +556,7 @@ async fn serve(store: Arc<dyn Store>, database_url: &str, args: ServeArgs) -> an
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(%addr, database = %redact(database_url), startup_ms = started.elapsed().as_millis() as u64, "keyward listening");
+    tracing::info!(%addr, database = ?database, startup_ms = started.elapsed().as_millis() as u64, "keyward listening");
     crate::serve::serve(listener, state, crate::serve::shutdown_signal())
         .await
         .context("serving")
@@ -525,7 +574,7 @@ async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
         (Ok(email), Ok(password)) => {
             let req = users::NewUser {
                 email,
-                password,
+                password: password.into(),
                 role: Role::Admin,
                 tenant_id: None,
             };
@@ -559,11 +608,21 @@ mod tests {
 
     #[test]
     fn redacts_passwords_in_urls() {
+        let redacted = |url: &str| format!("{:?}", url.parse::<DatabaseUrl>().unwrap());
         assert_eq!(
-            redact("postgres://kw:s3cret@db:5432/kw"),
+            redacted("postgres://kw:s3cret@db:5432/kw"),
             "postgres://kw:***@db:5432/kw"
         );
-        assert_eq!(redact("sqlite://keyward.db"), "sqlite://keyward.db");
+        assert_eq!(
+            redacted("postgres://kw@db/kw?sslmode=require&password=s3cret"),
+            "postgres://kw@db/kw?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redacted("postgresql://db/kw?sslpassword=s3cret&user=kw"),
+            "postgresql://db/kw?sslpassword=***&user=kw"
+        );
+        assert_eq!(redacted("sqlite://keyward.db"), "sqlite://keyward.db");
+        assert!(!redacted("postgres://kw:s3cret@[bad/kw").contains("s3cret"));
     }
 
     #[test]

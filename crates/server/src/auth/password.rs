@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ApiError;
 
@@ -102,16 +103,20 @@ impl Passwords {
         }
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
         let params = self.params.clone();
         self.gate
-            .run(move || hash_with(&params, password.as_bytes()))
+            .run(move || hash_with(&params, password.expose_secret().as_bytes()))
             .await?
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when `stored` is `None`
     /// (and then always answers false), taking the same time either way.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<bool, ApiError> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let ok = self
@@ -120,7 +125,7 @@ impl Passwords {
                 PasswordHash::new(&hash)
                     .map(|parsed| {
                         Argon2::default()
-                            .verify_password(password.as_bytes(), &parsed)
+                            .verify_password(password.expose_secret().as_bytes(), &parsed)
                             .is_ok()
                     })
                     .unwrap_or(false)

@@ -4,15 +4,17 @@
 
 use keyward_domain::model::{normalize_email, MAX_PASSWORD_LEN};
 use keyward_domain::Actor;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::auth::RequestMeta;
 use crate::error::{ApiError, ApiResult, AuthFailure};
 
+/// A signed-in session: its JWT (which no `Debug` prints) and seconds to its expiry.
 #[derive(Debug)]
 pub struct Session {
-    pub access_token: String,
+    pub access_token: SecretString,
     pub expires_in: i64,
 }
 
@@ -20,13 +22,13 @@ pub async fn login(
     state: &AppState,
     meta: &RequestMeta,
     email: &str,
-    password: String,
+    password: SecretString,
 ) -> ApiResult<Session> {
     let now = state.now();
     // Refused before anything is counted, stored or hashed: neither can be any user's.
     let email = normalize_email(email)
         .ok_or_else(|| ApiError::invalid_field("email", "not an email address"))?;
-    if password.len() > MAX_PASSWORD_LEN {
+    if password.expose_secret().len() > MAX_PASSWORD_LEN {
         return Err(ApiError::invalid_field(
             "password",
             "must be at most 1024 bytes",
@@ -74,7 +76,7 @@ pub async fn login(
                 .subject(user.id);
             state.store.append_audit(&entry).await?;
             Ok(Session {
-                access_token: state.jwt.issue(user.id, now),
+                access_token: state.jwt.issue(user.id, now).into(),
                 expires_in: state.jwt.ttl.whole_seconds(),
             })
         }

@@ -3,6 +3,7 @@
 use keyward_domain::model::{normalize_email, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use keyward_domain::{Actor, Role, User};
 use keyward_store::StoreError;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -10,35 +11,27 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
-#[derive(Clone)]
+/// A user to create; its password prints as redacted.
+#[derive(Debug, Clone)]
 pub struct NewUser {
     pub email: String,
-    pub password: String,
+    pub password: SecretString,
     pub role: Role,
     pub tenant_id: Option<Uuid>,
-}
-
-impl std::fmt::Debug for NewUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewUser")
-            .field("email", &self.email)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Creates a user on behalf of `actor` once rights are settled (the CLI has them all).
 pub async fn create_as(state: &AppState, actor: &Actor, req: NewUser) -> ApiResult<User> {
     let email = normalize_email(&req.email)
         .ok_or_else(|| ApiError::invalid_field("email", "not an email address"))?;
-    let len = req.password.chars().count();
+    let len = req.password.expose_secret().chars().count();
     if len < MIN_PASSWORD_LEN {
         return Err(ApiError::invalid_field(
             "password",
             "must be at least 12 characters",
         ));
     }
-    if req.password.len() > MAX_PASSWORD_LEN {
+    if req.password.expose_secret().len() > MAX_PASSWORD_LEN {
         return Err(ApiError::invalid_field(
             "password",
             "must be at most 1024 bytes",

@@ -69,7 +69,8 @@ pub fn router() -> Router<AppState> {
 struct EstuaryKey {
     /// The plaintext, only in the answer to its creation; `""` in listings (keyward keeps no
     /// plaintext).
-    token: String,
+    #[serde(serialize_with = "super::v1::expose_secret")]
+    token: secrecy::SecretString,
     /// base64url (no padding) of SHA-256 of the key.
     token_hash: String,
     label: String,
@@ -79,7 +80,7 @@ struct EstuaryKey {
 }
 
 impl EstuaryKey {
-    fn of(key: &ApiKey, token: String) -> Self {
+    fn of(key: &ApiKey, token: secrecy::SecretString) -> Self {
         Self {
             token,
             token_hash: key.digest.to_base64url(),
@@ -95,10 +96,7 @@ async fn list(
     InDialect(caller, ..): Who,
 ) -> EstuaryResult<Response> {
     let keys = lifecycle::list_live_own(&state, &caller).await?;
-    let body: Vec<EstuaryKey> = keys
-        .iter()
-        .map(|k| EstuaryKey::of(k, String::new()))
-        .collect();
+    let body: Vec<EstuaryKey> = keys.iter().map(|k| EstuaryKey::of(k, "".into())).collect();
     Ok(Json(body).into_response())
 }
 
@@ -149,7 +147,7 @@ async fn create(
         expiry: expiry_of(params.expiry.as_deref())?,
     };
     let issued = lifecycle::create(&state, &caller, req).await?;
-    let body = EstuaryKey::of(&issued.key, issued.plaintext.expose().to_owned());
+    let body = EstuaryKey::of(&issued.key, issued.plaintext.expose().into());
     let mut response = Json(body).into_response();
     response
         .headers_mut()

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -15,12 +16,15 @@ use crate::service::login;
 #[serde(deny_unknown_fields)]
 pub struct LoginInput {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String, min_length = 1, max_length = 1024, format = Password)]
+    pub password: SecretString,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
-    pub access_token: String,
+    #[serde(serialize_with = "super::expose_secret")]
+    #[schema(value_type = String)]
+    pub access_token: SecretString,
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Seconds until the token expires.
@@ -46,4 +50,22 @@ pub async fn login(
         token_type: "Bearer",
         expires_in: session.expires_in,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_prints_without_its_token() {
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        let response = LoginResponse {
+            access_token: token.into(),
+            token_type: "Bearer",
+            expires_in: 3600,
+        };
+        assert!(!format!("{response:?}").contains(token));
+        let wire = serde_json::to_string(&response).unwrap();
+        assert!(wire.contains(token), "the body carries it: {wire}");
+    }
 }

@@ -95,7 +95,9 @@ impl ApiKeyView {
 pub struct ApiKeyCreated {
     pub id: Uuid,
     /// The plaintext API key. Only returned once at creation time.
-    pub key: String,
+    #[serde(serialize_with = "super::expose_secret")]
+    #[schema(value_type = String)]
+    pub key: secrecy::SecretString,
     pub prefix: String,
     pub tenant_id: Option<Uuid>,
     pub name: Option<String>,
@@ -110,7 +112,7 @@ fn issued_response(issued: IssuedKey) -> Response {
     let k = issued.key;
     let body = ApiKeyCreated {
         id: k.id,
-        key: issued.plaintext.expose().to_owned(),
+        key: issued.plaintext.expose().into(),
         prefix: k.prefix,
         tenant_id: k.tenant_id,
         name: k.name,

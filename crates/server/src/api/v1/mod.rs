@@ -69,6 +69,15 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// Writes a secret (a plaintext key shown once, a session's JWT) into a response body: the one
+/// place a secret is exposed to the wire, never to a log.
+pub fn expose_secret<S: serde::Serializer>(
+    secret: &secrecy::SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secrecy::ExposeSecret::expose_secret(secret))
+}
+
 /// Header carrying the cursor of the next page, so list bodies stay plain arrays.
 pub const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
 

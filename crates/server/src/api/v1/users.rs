@@ -48,7 +48,8 @@ impl From<User> for UserView {
 pub struct CreateUserInput {
     pub email: String,
     /// At least 12 characters.
-    pub password: String,
+    #[schema(value_type = String, min_length = 12, max_length = 1024, format = Password)]
+    pub password: secrecy::SecretString,
     /// `admin`, `tenant_admin` or `member` (default).
     pub role: Option<String>,
     /// Defaults to the calling tenant admin's tenant.
