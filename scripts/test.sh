@@ -30,6 +30,17 @@ if ! cmp -s "$requirements" "$venv/installed.txt" 2>/dev/null; then
   cp "$requirements" "$venv/installed.txt"
 fi
 
+# schemathesis, the API fuzzer the HTTP suite runs (crates/server/tests/api/fuzz.rs), in a
+# virtualenv of its own (its dependencies differ from the Estuary client's), made once and reused.
+fuzz_venv=target/fuzz-venv
+fuzz_requirements=crates/server/tests/fuzz/requirements.txt
+if ! cmp -s "$fuzz_requirements" "$fuzz_venv/installed.txt" 2>/dev/null; then
+  rm -rf "$fuzz_venv"
+  python3 -m venv "$fuzz_venv"
+  "$fuzz_venv/bin/pip" install --quiet --disable-pip-version-check -r "$fuzz_requirements"
+  cp "$fuzz_requirements" "$fuzz_venv/installed.txt"
+fi
+
 # Tests spawn the real binary; build everything once, then run.
 cargo test --workspace --locked --no-fail-fast "$@"
 

@@ -98,16 +98,28 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// Emails are compared case-insensitively; keyward stores them lower-cased and trimmed.
+/// The most characters an email has (RFC 5321's path limit, less its brackets).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// What [`normalize_email`] accepts, for the OpenAPI document (with `maxLength` 254): one `@`
+/// between two non-empty parts with no white space or control characters.
+pub fn email_pattern() -> String {
+    let part = crate::text::VISIBLE_CLASS.replacen("[^", "[^@", 1);
+    format!("^{part}+@{part}+$")
+}
+
+/// Emails are compared case-insensitively: keyward stores them with ASCII letters lower-cased.
+/// Anything else about them is taken as sent, or refused (`None`).
 pub fn normalize_email(email: &str) -> Option<String> {
-    let email = email.trim().to_ascii_lowercase();
     let (local, domain) = email.split_once('@')?;
     let ok = !local.is_empty()
         && !domain.is_empty()
         && !domain.contains('@')
-        && email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    ok.then_some(email)
+        && email.chars().count() <= MAX_EMAIL_CHARS
+        && !email
+            .chars()
+            .any(|c| crate::text::is_space(c) || c.is_control());
+    ok.then(|| email.to_ascii_lowercase())
 }
 
 pub const MIN_PASSWORD_LEN: usize = 12;
@@ -422,9 +434,27 @@ mod tests {
         assert!(validate_slug("").is_err());
         assert!(validate_slug(&"a".repeat(64)).is_err());
         assert_eq!(
-            normalize_email(" Ann@Example.COM ").as_deref(),
+            normalize_email("Ann@Example.COM").as_deref(),
             Some("ann@example.com")
         );
+        assert!(normalize_email(" ann@example.com").is_none(), "not trimmed");
+        let pattern = regex::Regex::new(&email_pattern()).unwrap();
+        for email in [
+            "a@b",
+            "Ann@Example.COM",
+            "a b@c",
+            "a@b@c",
+            "@b",
+            "a@",
+            "a\u{feff}@b",
+            "a\u{0}@b",
+        ] {
+            assert_eq!(
+                pattern.is_match(email),
+                normalize_email(email).is_some(),
+                "{email:?}"
+            );
+        }
         assert!(normalize_email("nope").is_none());
         assert!(normalize_email("a@b@c").is_none());
     }

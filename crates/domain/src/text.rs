@@ -48,13 +48,35 @@ pub const FILTER: TextRule = TextRule {
     may_be_blank: false,
 };
 
+/// The regular-expression class (ECMA-262 and Rust `regex` alike) of characters that are neither
+/// control characters nor white space: what a non-blank text needs one of. White space is
+/// Unicode's `White_Space` plus U+FEFF, which ECMA-262's `\s` counts too.
+pub const VISIBLE_CLASS: &str =
+    r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF]";
+/// The class of characters that are not control characters.
+pub const NOT_CONTROL_CLASS: &str = r"[^\x00-\x1F\x7F-\x9F]";
+
+/// White space as [`VISIBLE_CLASS`] counts it.
+pub fn is_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{FEFF}'
+}
+
 impl TextRule {
+    /// The rule's character pattern, for the OpenAPI document (its length goes in `maxLength`).
+    pub fn pattern(&self) -> String {
+        if self.may_be_blank {
+            format!("^{NOT_CONTROL_CLASS}*$")
+        } else {
+            format!("^{NOT_CONTROL_CLASS}*{VISIBLE_CLASS}{NOT_CONTROL_CLASS}*$")
+        }
+    }
+
     /// Checks `text` against this rule.
     pub fn check(&self, text: &str) -> Result<(), TextError> {
         if text.chars().any(char::is_control) {
             return Err(TextError::ControlCharacter);
         }
-        if !self.may_be_blank && text.trim().is_empty() {
+        if !self.may_be_blank && text.chars().all(is_space) {
             return Err(TextError::Blank);
         }
         // Bytes bound chars from above: the count is only needed for long texts.
@@ -124,7 +146,7 @@ mod tests {
             let rule = TextRule { max_chars: max, may_be_blank: blank };
             let expected = if text.chars().any(char::is_control) {
                 Err(TextError::ControlCharacter)
-            } else if !blank && text.trim().is_empty() {
+            } else if !blank && text.chars().all(is_space) {
                 Err(TextError::Blank)
             } else if text.chars().count() > max {
                 Err(TextError::TooLong { max })
@@ -132,6 +154,16 @@ mod tests {
                 Ok(())
             };
             prop_assert_eq!(rule.check(&text), expected);
+        }
+
+        /// The documented pattern says what the rule does about characters, on any text.
+        #[test]
+        fn patterns_agree_with_the_rules(text in "\\PC{0,8}|[ \u{feff}\u{a0}\u{2028}a\u{0}\u{85}]{0,4}") {
+            for rule in [KEY_NAME, TENANT_NAME] {
+                let pattern = regex::Regex::new(&rule.pattern()).unwrap();
+                let by_chars = !matches!(rule.check(&text), Err(TextError::ControlCharacter | TextError::Blank));
+                prop_assert_eq!(pattern.is_match(&text), by_chars, "{:?}", text);
+            }
         }
 
         #[test]

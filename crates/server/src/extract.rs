@@ -139,7 +139,54 @@ async fn body_of(req: Request, state: &AppState) -> Result<(Parts, Bytes), ApiEr
 
 /// `T` from JSON text. Malformed JSON is `malformed_json`; well-formed JSON that is not a `T`
 /// (a wrong type, an unknown or missing field) is `invalid_body`, naming the field.
+///
+/// A number written with a zero fraction (`20.0`) is the integer it equals, as JSON Schema says:
+/// a body refused for a float where an integer belongs is read again with such numbers as
+/// integers (only then, so that the usual body costs one parse).
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = parse_json(bytes);
+    if let Err(ApiError::BadRequest {
+        code: "invalid_body",
+        ..
+    }) = &first
+    {
+        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if integral_floats_as_integers(&mut value) {
+                if let Ok(again) = serde_json::to_vec(&value) {
+                    if let Ok(parsed) = parse_json(&again) {
+                        return Ok(parsed);
+                    }
+                }
+            }
+        }
+    }
+    first
+}
+
+/// Rewrites every number with a zero fraction that fits an `i64` as that integer; true when any
+/// was rewritten.
+fn integral_floats_as_integers(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            match n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                Some(f) => {
+                    *value = serde_json::Value::from(f as i64);
+                    true
+                }
+                None => false,
+            }
+        }
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, v| integral_floats_as_integers(v) || any),
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, v| integral_floats_as_integers(v) || any),
+        _ => false,
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de)
         .map_err(|e| (e.path().to_string(), e.into_inner()))
@@ -371,6 +418,25 @@ mod tests {
         assert!(kind("application/json; charset=latin1").is_err());
         assert!(kind("json").is_err());
         assert_eq!(MediaType::of(&HeaderMap::new()).unwrap(), MediaType::Absent);
+    }
+
+    #[test]
+    fn integral_floats_read_as_integers() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Limits {
+            max: i64,
+            day: Option<u8>,
+        }
+        let limits: Limits = from_json(br#"{"max": 20.0, "day": 5.0}"#).unwrap();
+        assert_eq!(
+            limits,
+            Limits {
+                max: 20,
+                day: Some(5)
+            }
+        );
+        assert!(from_json::<Limits>(br#"{"max": 20.5}"#).is_err());
+        assert!(from_json::<Limits>(br#"{"max": 1e300}"#).is_err());
     }
 
     #[test]

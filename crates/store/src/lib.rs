@@ -18,7 +18,7 @@ pub mod conformance;
 mod cursor;
 pub mod rows;
 
-pub use cursor::{Cursor, InvalidCursor};
+pub use cursor::{Cursor, InvalidCursor, CURSOR_PATTERN};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum StoreError {

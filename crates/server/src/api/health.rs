@@ -35,7 +35,8 @@ pub struct HealthResponse {
 }
 
 /// Service health.
-#[utoipa::path(get, path = "/api/v1/health", tag = "Health",
+#[utoipa::path(get, path = "/api/v1/health", tag = "Health", operation_id = "getHealth",
+    security(()),
     responses((status = 200, description = "Health of the service", body = HealthResponse)))]
 pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     let db_ok = state.store.ping().await.is_ok();

@@ -1,7 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations, and a page that renders it.
 
-use axum::response::Html;
-use axum::Json;
+use crate::service::keys::{GRACE_PATTERN, MAX_CREDITS, MAX_RATE_LIMIT};
+use axum::response::{Html, IntoResponse};
+use keyward_domain::duration;
+use keyward_domain::model::{email_pattern, MAX_EMAIL_CHARS};
+use keyward_domain::scope::{MAX_SCOPES, MAX_SCOPE_LEN};
+use keyward_domain::text;
+use keyward_store::CURSOR_PATTERN;
+use serde_json::{json, Value};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -48,9 +54,304 @@ impl Modify for Security {
     }
 }
 
-/// `GET /api/v1/openapi.json`.
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// `GET /api/v1/openapi.json`: [`document`], made once.
+pub async fn openapi_json() -> axum::response::Response {
+    static DOCUMENT: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| {
+        serde_json::to_vec(&document())
+            .map(Into::into)
+            .unwrap_or_default()
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.clone(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI document: what the handlers' annotations say, then what the server enforces that
+/// annotations cannot say (see [`state_what_is_enforced`]).
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    state_what_is_enforced(&mut doc);
+    doc
+}
+
+/// Completes the generated document with the rules the server enforces, taken from the code
+/// that enforces them (the domain's patterns and limits), so that the two cannot drift:
+///
+/// - each input field's length, pattern, range or values;
+/// - the answers every route may give besides its own: the body policy's 400, 408, 413 and 415,
+///   the header limits' 414 and 431, a refused credential's 429, and 503 while storage is
+///   unreachable or too many sign-ins wait;
+/// - forward auth once per method it answers, each with its own operation id;
+/// - nullable fields with a format written as `anyOf`, so that no tool reads `""` as valid.
+pub fn state_what_is_enforced(doc: &mut Value) {
+    let name = json!({"maxLength": 255, "pattern": text::KEY_NAME.pattern()});
+    let tenant_name =
+        json!({"minLength": 1, "maxLength": 255, "pattern": text::TENANT_NAME.pattern()});
+    let filter = json!({"minLength": 1, "maxLength": 255, "pattern": text::FILTER.pattern()});
+    let scopes = json!({"maxItems": MAX_SCOPES, "items": {
+        "type": "string", "minLength": 1, "maxLength": MAX_SCOPE_LEN,
+        "pattern": "^[A-Za-z0-9:._/*-]{1,128}$"}});
+    let short = json!({"pattern": duration::SHORT_PATTERN});
+    let window = json!({"pattern": duration::WINDOW_PATTERN});
+    let credits = json!({"minimum": 0, "maximum": MAX_CREDITS});
+    let fields: &[(&str, &str, Value)] = &[
+        ("CreateApiKeyInput", "name", name.clone()),
+        ("CreateApiKeyInput", "scopes", scopes.clone()),
+        ("CreateApiKeyInput", "rate_limit_window", window.clone()),
+        (
+            "CreateApiKeyInput",
+            "rate_limit_max",
+            json!({"minimum": 1, "maximum": MAX_RATE_LIMIT}),
+        ),
+        ("CreateApiKeyInput", "expires_in", short.clone()),
+        ("CreateApiKeyInput", "remaining", credits.clone()),
+        ("UpdateApiKeyInput", "name", name.clone()),
+        ("UpdateApiKeyInput", "scopes", scopes),
+        ("UpdateApiKeyInput", "rate_limit_window", window),
+        (
+            "UpdateApiKeyInput",
+            "rate_limit_max",
+            json!({"minimum": 1, "maximum": MAX_RATE_LIMIT}),
+        ),
+        ("UpdateApiKeyInput", "remaining", credits),
+        ("RotateApiKeyInput", "name", name),
+        (
+            "RotateApiKeyInput",
+            "grace_period",
+            json!({"pattern": GRACE_PATTERN}),
+        ),
+        (
+            "RefillInput",
+            "interval",
+            json!({"enum": ["daily", "monthly"]}),
+        ),
+        (
+            "RefillInput",
+            "amount",
+            json!({"minimum": 1, "maximum": MAX_CREDITS}),
+        ),
+        ("RefillInput", "day", json!({"minimum": 1, "maximum": 31})),
+        ("CreateTenantInput", "name", tenant_name.clone()),
+        (
+            "CreateTenantInput",
+            "slug",
+            json!({"pattern": "^[a-z0-9-]{1,63}$"}),
+        ),
+        (
+            "CreateTenantInput",
+            "key_prefix",
+            json!({"pattern": "^[a-z0-9]{1,16}$"}),
+        ),
+        ("UpdateTenantInput", "name", tenant_name),
+        (
+            "UpdateTenantInput",
+            "slug",
+            json!({"pattern": "^[a-z0-9-]{1,63}$"}),
+        ),
+        (
+            "UpdateTenantInput",
+            "key_prefix",
+            json!({"pattern": "^[a-z0-9]{1,16}$"}),
+        ),
+        (
+            "CreateUserInput",
+            "email",
+            json!({"maxLength": MAX_EMAIL_CHARS, "pattern": email_pattern()}),
+        ),
+        (
+            "CreateUserInput",
+            "role",
+            json!({"enum": ["admin", "tenant_admin", "member"]}),
+        ),
+        (
+            "LoginInput",
+            "email",
+            json!({"maxLength": MAX_EMAIL_CHARS, "pattern": email_pattern()}),
+        ),
+        (
+            "VerifyKeyInput",
+            "cost",
+            json!({"minimum": 0, "maximum": crate::api::v1::verify::MAX_COST}),
+        ),
+    ];
+    for (schema, field, rules) in fields {
+        if let Some(Value::Object(property)) =
+            doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{field}"))
+        {
+            merge(property, rules);
+        }
+    }
+    let page = [
+        (
+            "limit",
+            json!({"minimum": 1, "maximum": crate::service::MAX_PAGE}),
+        ),
+        ("cursor", json!({"pattern": CURSOR_PATTERN})),
+        ("days", json!({"minimum": 1, "maximum": 365})),
+        ("status", json!({"enum": ["active", "expired", "revoked"]})),
+        ("action", filter.clone()),
+        ("resource_type", filter.clone()),
+        ("resource_id", filter),
+    ];
+    let Some(Value::Object(paths)) = doc.get_mut("paths") else {
+        return;
+    };
+    if let Some(Value::Object(forward)) = paths.get_mut("/api/v1/auth/forward") {
+        if let Some(get) = forward.get("get").cloned() {
+            for method in ["head", "post", "put", "patch", "delete", "options"] {
+                let mut op = get.clone();
+                op["operationId"] = json!(format!(
+                    "forwardAuth{}{}",
+                    method[..1].to_uppercase(),
+                    &method[1..]
+                ));
+                forward.insert(method.into(), op);
+            }
+        }
+    }
+    for (path, item) in paths.iter_mut() {
+        let Value::Object(item) = item else { continue };
+        for (method, op) in item.iter_mut() {
+            let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+            for param in params.into_iter().flatten() {
+                if param["in"] != "query" {
+                    continue;
+                }
+                let Some(name) = param["name"].as_str() else {
+                    continue;
+                };
+                if let Some((_, rules)) = page.iter().find(|(n, _)| *n == name) {
+                    if let Some(Value::Object(schema)) = param.get_mut("schema") {
+                        merge(schema, rules);
+                    }
+                }
+            }
+            add_common_answers(path, method, op);
+        }
+    }
+    nullable_formats_as_any_of(doc);
+}
+
+/// Adds `rules` to a schema object (a nullable one keeps its `null`: enums gain it).
+fn merge(schema: &mut serde_json::Map<String, Value>, rules: &Value) {
+    let nullable = schema
+        .get("type")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|t| t == "null"));
+    for (key, value) in rules.as_object().into_iter().flatten() {
+        let mut value = value.clone();
+        if key == "enum" && nullable {
+            if let Value::Array(values) = &mut value {
+                values.push(Value::Null);
+            }
+        }
+        if key == "items" {
+            if let Some(Value::Object(items)) = schema.get_mut("items") {
+                merge(items, &value);
+                continue;
+            }
+        }
+        schema.insert(key.clone(), value);
+    }
+}
+
+/// The answers a route may give besides those its annotation names.
+fn add_common_answers(path: &str, method: &str, op: &mut Value) {
+    let forward = path == "/api/v1/auth/forward";
+    let signs_in = path == "/api/v1/auth/login";
+    let anonymous = op["security"].as_array().is_some_and(|s| {
+        s.iter()
+            .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+    });
+    let mut common: Vec<(&str, &str)> = vec![
+        ("414", "The request target is longer than keyward reads"),
+        (
+            "431",
+            "The header fields are more or larger than keyward reads",
+        ),
+        (
+            "503",
+            "Storage is unreachable (or, signing in, too many sign-ins wait); see Retry-After",
+        ),
+    ];
+    if !forward {
+        common.extend([
+            ("400", "A malformed request, a body on a route that takes none, or more than one credential"),
+            ("408", "The request body did not arrive within the body-read timeout"),
+            ("413", "The request body is larger than 64 KiB (refused before it is read)"),
+            ("415", "The body's media type is not the route's, or it is compressed"),
+        ]);
+    }
+    if !anonymous || signs_in {
+        common.push((
+            "429",
+            "Too many failed credentials (or sign-ins) from this address; see Retry-After",
+        ));
+    }
+    let Some(Value::Object(responses)) = op.get_mut("responses") else {
+        return;
+    };
+    for (status, description) in common {
+        responses.entry(status.to_owned()).or_insert_with(|| {
+            let mut answer = json!({
+                "description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            });
+            if matches!(status, "429" | "503") {
+                answer["headers"] = json!({"Retry-After": {"schema": {"type": "integer"}}});
+            }
+            if method == "head" {
+                answer.as_object_mut().map(|a| a.remove("content"));
+            }
+            answer
+        });
+    }
+    if method == "head" {
+        for answer in responses.values_mut() {
+            answer.as_object_mut().map(|a| a.remove("content"));
+        }
+    }
+}
+
+/// `{"type": ["string", "null"], "format": F}` becomes `{"anyOf": [{"type": "string",
+/// "format": F, ...}, {"type": "null"}]}` wherever it stands: the same schema, in the form that
+/// tools read as "a string of format F, or null" (some take `""` for valid in the other).
+fn nullable_formats_as_any_of(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let nullable_format = map.contains_key("format")
+                && map
+                    .get("type")
+                    .and_then(Value::as_array)
+                    .is_some_and(|t| t.len() == 2 && t.iter().any(|t| t == "null"));
+            if nullable_format {
+                let kind = map["type"]
+                    .as_array()
+                    .and_then(|t| t.iter().find(|t| *t != "null").cloned())
+                    .unwrap_or(Value::Null);
+                let mut inner = serde_json::Map::new();
+                inner.insert("type".into(), kind);
+                for key in ["format", "pattern", "minLength", "maxLength"] {
+                    if let Some(v) = map.remove(key) {
+                        inner.insert(key.into(), v);
+                    }
+                }
+                map.remove("type");
+                map.insert(
+                    "anyOf".into(),
+                    json!([Value::Object(inner), {"type": "null"}]),
+                );
+            }
+            for v in map.values_mut() {
+                nullable_formats_as_any_of(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(nullable_formats_as_any_of),
+        _ => {}
+    }
 }
 
 /// `GET /docs`: a self-contained page (no CDN: keyward runs offline too) that lists every

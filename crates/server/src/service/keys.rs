@@ -5,7 +5,7 @@
 //! rights of the caller.
 
 use keyward_domain::credits::{Credits, Refill};
-use keyward_domain::duration::{parse_window, MAX_DURATION_SECONDS};
+use keyward_domain::duration::{parse_window_input, MAX_DURATION_SECONDS};
 use keyward_domain::scope::{parse_scopes, KeywardRight};
 use keyward_domain::text;
 use keyward_domain::{ApiKey, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
@@ -22,6 +22,9 @@ use crate::error::{ApiError, ApiResult};
 pub const MAX_RATE_LIMIT: i64 = 100_000;
 /// The longest grace period a rotation may leave the old key alive for.
 pub const MAX_GRACE: Duration = Duration::days(7);
+/// The grace periods a rotation takes ([`keyward_domain::duration::SHORT_PATTERN`] up to
+/// [`MAX_GRACE`]), as the OpenAPI document states them.
+pub const GRACE_PATTERN: &str = r"^(([1-9][0-9]{0,4}|[1-5][0-9]{5}|60[0-3][0-9]{3}|604[0-7][0-9]{2}|604800)s|([1-9][0-9]{0,3}|100[0-7][0-9]|10080)m|([1-9][0-9]?|1[0-5][0-9]|16[0-8])h|[1-7]d|1w)$";
 
 /// When a new key stops working.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,7 +151,7 @@ fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> ApiResult<()> 
                     "must be between 1 and 100000",
                 ));
             }
-            parse_window(window)
+            parse_window_input(window)
                 .map(|_| ())
                 .map_err(|e| ApiError::invalid_field("rate_limit_window", e))
         }
@@ -595,4 +598,26 @@ fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> ApiError {
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A grace period is taken exactly when it matches the documented pattern.
+        #[test]
+        fn grace_periods_agree_with_their_pattern(
+            text in "[0-9]{1,7}[smhdw]",
+            drawn in GRACE_PATTERN.trim_start_matches('^').trim_end_matches('$'),
+        ) {
+            let pattern = regex::Regex::new(GRACE_PATTERN).unwrap();
+            for text in [text, drawn] {
+                let taken = keyward_domain::duration::parse_short(&text)
+                    .is_ok_and(|g| g <= MAX_GRACE);
+                prop_assert_eq!(pattern.is_match(&text), taken, "{:?}", text);
+            }
+        }
+    }
 }

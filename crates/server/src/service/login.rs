@@ -28,10 +28,10 @@ pub async fn login(
     // Refused before anything is counted, stored or hashed: neither can be any user's.
     let email = normalize_email(email)
         .ok_or_else(|| ApiError::invalid_field("email", "not an email address"))?;
-    if password.expose_secret().len() > MAX_PASSWORD_LEN {
+    if password.expose_secret().chars().count() > MAX_PASSWORD_LEN {
         return Err(ApiError::invalid_field(
             "password",
-            "must be at most 1024 bytes",
+            "must be at most 1024 characters",
         ));
     }
     let address = meta.source_ip.clone().unwrap_or_else(|| "unknown".into());

@@ -31,10 +31,10 @@ pub async fn create_as(state: &AppState, actor: &Actor, req: NewUser) -> ApiResu
             "must be at least 12 characters",
         ));
     }
-    if req.password.expose_secret().len() > MAX_PASSWORD_LEN {
+    if len > MAX_PASSWORD_LEN {
         return Err(ApiError::invalid_field(
             "password",
-            "must be at most 1024 bytes",
+            "must be at most 1024 characters",
         ));
     }
     if req.role == Role::TenantAdmin && req.tenant_id.is_none() {

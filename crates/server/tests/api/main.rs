@@ -12,6 +12,7 @@ mod compat;
 mod credits;
 mod estuary;
 mod forward;
+mod fuzz;
 mod health;
 mod hostile;
 mod keys;

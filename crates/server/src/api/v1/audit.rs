@@ -78,7 +78,7 @@ pub struct AuditParams {
 
 /// The audit log, oldest first: admins see all, tenant admins their tenant, members what they
 /// did or what concerns them.
-#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "Audit", params(AuditParams),
+#[utoipa::path(get, path = "/api/v1/audit-logs", tag = "Audit", operation_id = "listAuditLogs", params(AuditParams),
     responses(
         (status = 200, description = "Audit entries", body = Vec<AuditLogEntry>, headers(("X-Next-Cursor" = String))),
         (status = 400, description = "Bad query parameter", body = super::Error),

@@ -32,7 +32,7 @@ pub struct LoginResponse {
 }
 
 /// Log in with email and password; returns a JWT for `Authorization: Bearer`.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "Auth", request_body = LoginInput,
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "Auth", operation_id = "login", request_body = LoginInput,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Malformed request", body = super::Error),

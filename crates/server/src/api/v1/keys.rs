@@ -126,13 +126,13 @@ fn issued_response(issued: IssuedKey) -> Response {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyInput {
-    /// Required from admins; everyone else may omit it and gets their own tenant.
-    #[schema(required = true)]
+    /// Required from admins; everyone else may omit it and gets their own tenant. (The reference
+    /// requires it of everyone: every request it takes, keyward takes too.)
     pub tenant_id: Option<Uuid>,
     pub name: Option<String>,
     #[schema(minimum = 1, maximum = 100000)]
     pub rate_limit_max: Option<i64>,
-    #[schema(pattern = r"^\d+\s+(second|minute|hour|day)s?$")]
+    /// `<number> <second|minute|hour|day>[s]`; the document states the pattern.
     pub rate_limit_window: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,

@@ -12,7 +12,7 @@ pub mod verify;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -54,7 +54,17 @@ pub fn router() -> Router<AppState> {
 pub fn verify_router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/keys/verify", post(verify::verify))
-        .route("/api/v1/auth/forward", any(forward::forward))
+        // The methods a proxy forwards; TRACE and CONNECT are not among them (405).
+        .route(
+            "/api/v1/auth/forward",
+            get(forward::forward)
+                .head(forward::forward)
+                .post(forward::forward)
+                .put(forward::forward)
+                .patch(forward::forward)
+                .delete(forward::forward)
+                .options(forward::forward),
+        )
 }
 
 /// The reference's error shape.

@@ -73,7 +73,7 @@ pub struct UpdateTenantInput {
 }
 
 /// Create a tenant.
-#[utoipa::path(post, path = "/api/v1/tenants", tag = "Tenants", request_body = CreateTenantInput,
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "Tenants", operation_id = "createTenant", request_body = CreateTenantInput,
     responses(
         (status = 201, description = "Created", body = TenantView),
         (status = 400, description = "Validation error", body = super::Error),
@@ -108,7 +108,7 @@ pub struct PageParams {
 }
 
 /// List tenants, oldest first.
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "Tenants", params(PageParams),
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "Tenants", operation_id = "listTenants", params(PageParams),
     responses(
         (status = 200, description = "Tenants", body = Vec<TenantView>),
         (status = 400, description = "Bad query parameter", body = super::Error),
@@ -126,7 +126,7 @@ pub async fn list(
 }
 
 /// Get a tenant.
-#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "Tenants", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "Tenants", operation_id = "getTenant", params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The tenant", body = TenantView),
         (status = 400, description = "id is not a UUID", body = super::Error),
@@ -143,7 +143,7 @@ pub async fn get(
 }
 
 /// Edit a tenant.
-#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "Tenants", params(("id" = Uuid, Path)), request_body = UpdateTenantInput,
+#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "Tenants", operation_id = "updateTenant", params(("id" = Uuid, Path)), request_body = UpdateTenantInput,
     responses(
         (status = 200, description = "The tenant", body = TenantView),
         (status = 400, description = "Validation error", body = super::Error),
@@ -177,7 +177,7 @@ pub struct DeleteParams {
 }
 
 /// Delete a tenant. With active keys: 409 unless `force=true`.
-#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "Tenants", params(("id" = Uuid, Path), DeleteParams),
+#[utoipa::path(delete, path = "/api/v1/tenants/{id}", tag = "Tenants", operation_id = "deleteTenant", params(("id" = Uuid, Path), DeleteParams),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "id is not a UUID", body = super::Error),

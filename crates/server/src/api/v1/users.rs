@@ -57,7 +57,7 @@ pub struct CreateUserInput {
 }
 
 /// Create a user: admins anywhere, tenant admins in their own tenant.
-#[utoipa::path(post, path = "/api/v1/users", tag = "Users", request_body = CreateUserInput,
+#[utoipa::path(post, path = "/api/v1/users", tag = "Users", operation_id = "createUser", request_body = CreateUserInput,
     responses(
         (status = 201, description = "Created", body = UserView),
         (status = 400, description = "Validation error", body = super::Error),
@@ -91,7 +91,7 @@ pub async fn create(
 }
 
 /// The calling user.
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "Users",
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "Users", operation_id = "getCurrentUser",
     responses(
         (status = 200, description = "The caller", body = UserView),
         (status = 401, description = "No valid credential", body = super::Error),

@@ -105,7 +105,7 @@ impl<'a> From<&'a Verdict> for VerifyKeyResponse<'a> {
 
 /// Verify a key: valid? whose? may it do these scopes? over its rate limit? The caller needs a
 /// credential with `keyward:verify` unless keyward runs with `--public-verify`.
-#[utoipa::path(post, path = "/api/v1/keys/verify", tag = "Verify", request_body = VerifyKeyInput,
+#[utoipa::path(post, path = "/api/v1/keys/verify", tag = "Verify", operation_id = "verifyKey", request_body = VerifyKeyInput,
     responses(
         (status = 200, description = "The verdict", body = VerifyKeyResponse),
         (status = 400, description = "Malformed request", body = super::Error),

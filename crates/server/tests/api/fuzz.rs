@@ -1,0 +1,100 @@
+//! schemathesis, the property-based API fuzzer, against the real binary on the suite's backend
+//! (the README's test command runs the HTTP suite on SQLite, then on PostgreSQL): every check
+//! and every phase (examples, coverage, fuzzing, and the stateful phase that follows create ->
+//! get -> rotate -> revoke through the document's links), once as an admin and once as a member.
+//! Any failure fails the test.
+//!
+//! Bounded and reproducible: a fixed seed and 25 examples per operation (`KEYWARD_FUZZ_EXAMPLES`
+//! sets another number for a longer run). The configuration, with the few semantic rules it
+//! relaxes and why, is `tests/fuzz/schemathesis.toml`; `scripts/test.sh` installs schemathesis
+//! from `tests/fuzz/requirements.txt` into `target/fuzz-venv`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::process::{start_with, ADMIN_EMAIL, ADMIN_PASSWORD};
+
+fn fuzz_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz")
+}
+
+/// The schemathesis of `KEYWARD_FUZZ_SCHEMATHESIS`, or of the venv `scripts/test.sh` makes.
+fn schemathesis() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEYWARD_FUZZ_SCHEMATHESIS") {
+        return PathBuf::from(p);
+    }
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fuzz-venv/bin/schemathesis");
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/test.sh`, which installs it from tests/fuzz/requirements.txt",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_fuzzer_finds_nothing_as_admin_or_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), true, &[], &[]).await;
+    let post = reqwest::Method::POST;
+    let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (status, tenant) = server
+        .call(
+            post.clone(),
+            "/api/v1/tenants",
+            Some(&admin),
+            Some(json!({"name": "Acme", "slug": "acme"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{tenant}");
+    let password = "member password that is long";
+    let (status, member) = server
+        .call(
+            post,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"email": "ann@example.com", "password": password, "tenant_id": tenant["id"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{member}");
+    let member = server.login("ann@example.com", password).await;
+    let examples = std::env::var("KEYWARD_FUZZ_EXAMPLES").unwrap_or_else(|_| "25".into());
+    for (who, token) in [("admin", admin), ("member", member)] {
+        let junit = dir.path().join(format!("junit-{who}.xml"));
+        let output = Command::new(schemathesis())
+            .current_dir(dir.path())
+            .env("KEYWARD_FUZZ_AUTH", format!("Bearer {token}"))
+            .arg("--config-file")
+            .arg(fuzz_dir().join("schemathesis.toml"))
+            .arg("run")
+            .arg(format!("{}/api/v1/openapi.json", server.base))
+            .args(["--url", &server.base])
+            .args(["--checks", "all"])
+            .args(["--phases", "examples,coverage,fuzzing,stateful"])
+            .args(["--max-examples", &examples])
+            .args(["--report", "junit", "--report-junit-path"])
+            .arg(&junit)
+            .arg("--no-color")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "schemathesis as {who} failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("passed"),
+            "schemathesis as {who} tested nothing:\n{stdout}"
+        );
+    }
+    let logs = server.logs();
+    assert!(
+        !logs.contains("internal error"),
+        "a 5xx was logged:\n{logs}"
+    );
+}
