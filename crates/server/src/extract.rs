@@ -176,12 +176,15 @@ fn integral_floats_as_integers(value: &mut serde_json::Value) -> bool {
                 None => false,
             }
         }
+        // Every element is visited: no short circuit.
         serde_json::Value::Array(items) => items
             .iter_mut()
-            .fold(false, |any, v| integral_floats_as_integers(v) || any),
+            .map(integral_floats_as_integers)
+            .fold(false, |a, b| a | b),
         serde_json::Value::Object(map) => map
             .values_mut()
-            .fold(false, |any, v| integral_floats_as_integers(v) || any),
+            .map(integral_floats_as_integers)
+            .fold(false, |a, b| a | b),
         _ => false,
     }
 }
