@@ -159,6 +159,11 @@ impl ApiError {
         }
     }
 
+    /// The native surface's body for this error, `{"error": {"code", "message"}}`.
+    pub fn native_body(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"code": self.code(), "message": self.message()}})
+    }
+
     /// Headers every surface adds for this error (e.g. `Retry-After`, `WWW-Authenticate`).
     pub fn decorate(&self, response: &mut Response) {
         let headers = response.headers_mut();

@@ -18,6 +18,7 @@ use tower::ServiceExt as _;
 
 use crate::api::dialect::Surface;
 use crate::app::{router, AppState};
+use crate::auth::REQUEST_ID_HEADER;
 use crate::error::ApiError;
 
 pub async fn serve(
@@ -92,7 +93,7 @@ pub async fn serve_router(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         // hyper starts this when it waits for a head, so it bounds idle time plus the head's
-        // arrival; `HeadTimeout` bounds the head alone.
+        // arrival; `ClientIo` bounds the head alone.
         .header_read_timeout(limits.idle_timeout)
         .max_headers(HYPER_MAX_HEADERS);
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -121,7 +122,7 @@ pub async fn serve_router(
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::new(ConnState::default());
-        let io = TokioIo::new(HeadTimeout::new(
+        let io = TokioIo::new(ClientIo::new(
             stream,
             Arc::clone(&state),
             limits.header_read_timeout,
@@ -173,29 +174,140 @@ impl ConnState {
     }
 }
 
-/// A connection's reads, closed with `TimedOut` when a request's head has not been handed to the
-/// service within the header-read timeout of its first byte (a slowloris client). Body reads
-/// (while a request is served) are the body-read timeout's business, in the extractors.
-struct HeadTimeout {
+/// A connection's I/O as keyward guards it:
+///
+/// - Reads are closed with `TimedOut` when a request's head has not been handed to the service
+///   within the header-read timeout of its first byte (a slowloris client). Body reads (while a
+///   request is served) are the body-read timeout's business, in the extractors.
+/// - When hyper answers a head it could not parse (400, 414, 431: bodiless, made before any
+///   router sees the request), keyward's answer goes out in its place: the same refusal with a
+///   body in the shape of the surface the head's path names.
+struct ClientIo {
     stream: tokio::net::TcpStream,
     state: Arc<ConnState>,
     limit: Duration,
     /// The deadline of the head being read, and the request count when it started.
     head: Option<(Pin<Box<tokio::time::Sleep>>, u64)>,
+    /// The first bytes of the head being read, to find its path should hyper refuse it.
+    head_sample: Vec<u8>,
+    /// keyward's refusal in place of hyper's, and how much of it is written; once it is there,
+    /// hyper's own bytes are dropped (hyper closes the connection after a refusal).
+    refusal: Option<(Vec<u8>, usize)>,
 }
 
-impl HeadTimeout {
+/// How much of a head is kept to find its path.
+const HEAD_SAMPLE_BYTES: usize = 2048;
+
+impl ClientIo {
     fn new(stream: tokio::net::TcpStream, state: Arc<ConnState>, limit: Duration) -> Self {
         Self {
             stream,
             state,
             limit,
             head: None,
+            head_sample: Vec::new(),
+            refusal: None,
         }
+    }
+
+    /// Writes `bufs`, or keyward's refusal in place of hyper's own answer to an unparsable head.
+    fn write(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if self.refusal.is_none() && !self.state.serving.load(Ordering::Relaxed) {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            if is_hypers_own_refusal(first) {
+                self.refusal = Some((refusal_for(first, &self.head_sample), 0));
+            }
+        }
+        let Some((bytes, written)) = &mut self.refusal else {
+            return tokio::io::AsyncWrite::poll_write_vectored(
+                Pin::new(&mut self.stream),
+                cx,
+                bufs,
+            );
+        };
+        while *written < bytes.len() {
+            match tokio::io::AsyncWrite::poll_write(
+                Pin::new(&mut self.stream),
+                cx,
+                &bytes[*written..],
+            ) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(total))
     }
 }
 
-impl tokio::io::AsyncRead for HeadTimeout {
+/// Whether `head` (the start of a write) is the head of an answer hyper made itself: a final
+/// status whose header section lacks the `x-request-id` that every answer of keyward's router
+/// carries (an interim `100 Continue` lacks it too, and is left alone).
+fn is_hypers_own_refusal(head: &[u8]) -> bool {
+    let Some(section_end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let section = &head[..section_end];
+    section.starts_with(b"HTTP/1.")
+        && section.get(9) != Some(&b'1')
+        && !section
+            .windows(REQUEST_ID_HEADER.len())
+            .any(|w| w.eq_ignore_ascii_case(REQUEST_ID_HEADER.as_bytes()))
+}
+
+/// keyward's answer in place of hyper's bodiless `answer` (its first bytes: the status line) to
+/// a head that began with `head`: the same status (a 400 for anything but 414 and 431), with a
+/// body in the shape of the surface the head's path names.
+fn refusal_for(answer: &[u8], head: &[u8]) -> Vec<u8> {
+    let status = answer.get(9..12).and_then(|s| std::str::from_utf8(s).ok());
+    let error = match status {
+        Some("414") => ApiError::UriTooLong,
+        Some("431") => ApiError::HeadersTooLarge,
+        _ => ApiError::bad_request(
+            "malformed_request",
+            "the request is not well-formed HTTP/1.1",
+        ),
+    };
+    // The refused head is the last one the sample holds (earlier requests on the connection may
+    // have come in the same read): the last non-empty stretch between blank lines.
+    let last_head = head
+        .split(|b| *b == b'\n')
+        .collect::<Vec<_>>()
+        .split(|line| line.trim_ascii().is_empty())
+        .rfind(|lines| !lines.is_empty())
+        .and_then(|lines| lines.first().copied())
+        .unwrap_or_default();
+    let path = last_head
+        .split(|b| *b == b' ')
+        .nth(1)
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .unwrap_or("/");
+    let body = serde_json::to_vec(&Surface::of(path).error_body(&error)).unwrap_or_default();
+    let status = error.status();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+impl tokio::io::AsyncRead for ClientIo {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -206,6 +318,7 @@ impl tokio::io::AsyncRead for HeadTimeout {
         // The head being timed was handed over: its deadline is done with.
         if this.head.as_ref().is_some_and(|(_, at)| *at != begun) {
             this.head = None;
+            this.head_sample.clear();
         }
         if let Some((deadline, _)) = &mut this.head {
             if deadline.as_mut().poll(cx).is_ready() {
@@ -217,24 +330,30 @@ impl tokio::io::AsyncRead for HeadTimeout {
         }
         let before = buf.filled().len();
         let read = Pin::new(&mut this.stream).poll_read(cx, buf);
-        let got_bytes = buf.filled().len() > before;
-        if got_bytes && this.head.is_none() && !this.state.serving.load(Ordering::Relaxed) {
+        let got = &buf.filled()[before..];
+        if got.is_empty() || this.state.serving.load(Ordering::Relaxed) {
+            return read;
+        }
+        if this.head.is_none() {
             let mut deadline = Box::pin(tokio::time::sleep(this.limit));
             // Registers the waker, so that a client that then sends nothing is timed out too.
             let _ = deadline.as_mut().poll(cx);
             this.head = Some((deadline, begun));
         }
+        let room = HEAD_SAMPLE_BYTES.saturating_sub(this.head_sample.len());
+        this.head_sample
+            .extend_from_slice(&got[..got.len().min(room)]);
         read
     }
 }
 
-impl tokio::io::AsyncWrite for HeadTimeout {
+impl tokio::io::AsyncWrite for ClientIo {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        self.get_mut().write(cx, &[std::io::IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -242,7 +361,7 @@ impl tokio::io::AsyncWrite for HeadTimeout {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        self.get_mut().write(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

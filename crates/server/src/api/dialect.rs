@@ -36,6 +36,15 @@ impl Surface {
         }
     }
 
+    /// `error`'s body in this surface's shape.
+    pub fn error_body(self, error: &ApiError) -> serde_json::Value {
+        match self {
+            Self::Native => error.native_body(),
+            Self::Estuary => super::estuary::Estuary::error_body(error),
+            Self::Form => super::apikey::FormApi::error_body(error),
+        }
+    }
+
     /// `error` in this surface's shape.
     pub fn render(self, error: ApiError) -> Response {
         match self {

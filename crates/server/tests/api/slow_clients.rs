@@ -216,3 +216,43 @@ async fn a_flood_of_failed_sign_ins_is_bounded() {
         grown / (1024 * 1024)
     );
 }
+
+/// Kind 13: what hyper refuses before any router sees it (a head that is not HTTP/1.1, a header
+/// section larger than hyper reads) is answered in the shape of the surface its path names,
+/// also after an earlier request on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unparsable_heads_are_answered_in_the_surfaces_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), "100").await;
+    let huge = format!(
+        "GET /api/apikey HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n",
+        "a".repeat(500_000)
+    );
+    let cases: [(&str, String, &str); 5] = [
+        ("garbage", "GARBAGE\r\n\r\n".into(), "\"code\":\"malformed_request\""),
+        ("a bad header line", "GET /user/api-keys HTTP/1.1\r\nBad Header\r\n\r\n".into(), "\"reason\":\"ERR_INVALID_INPUT\""),
+        ("an unknown version", "GET /api/apikey HTTP/2.0\r\n\r\n".into(), "\"code\":\"MALFORMED_REQUEST\""),
+        ("a huge header", huge, "\"code\":\"HEADERS_TOO_LARGE\""),
+        (
+            "garbage after a good request",
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /user/x HTTP/1.1\r\nContent-Length: x\r\n\r\n".into(),
+            "\"reason\":\"ERR_INVALID_INPUT\"",
+        ),
+    ];
+    for (what, request, shape) in cases {
+        let mut conn = connect(&server).await;
+        let _ = conn.write_all(request.as_bytes()).await;
+        let answer = until_closed(&mut conn, Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|| panic!("{what}: no answer"));
+        let last = answer
+            .rfind("HTTP/1.1 ")
+            .map_or(answer.as_str(), |i| &answer[i..]);
+        assert!(last.starts_with("HTTP/1.1 4"), "{what}: {answer}");
+        assert!(
+            last.contains("content-type: application/json"),
+            "{what}: {last}"
+        );
+        assert!(last.contains(shape), "{what}: {last}");
+    }
+}
