@@ -252,5 +252,38 @@ mod tests {
         fn whole_hours_round_trip(h in 1i64..800_000) {
             prop_assert_eq!(parse_go_duration(&format!("{h}h")), Ok(Duration::hours(h)));
         }
+
+        /// Whatever parses is spelt as Go's grammar says (an optional `+`, then numbers with
+        /// units), and sums of whole units parse to their sum.
+        #[test]
+        fn go_durations_agree_with_their_grammar(
+            text in "\\PC{0,16}|\\+?([0-9.]{1,4}(ns|us|µs|ms|s|m|h|d)){1,3}",
+            parts in proptest::collection::vec((1i64..500, 0usize..3), 1..4),
+        ) {
+            let grammar = regex::Regex::new(r"^\+?(([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$").unwrap();
+            if parse_go_duration(&text).is_ok() {
+                prop_assert!(grammar.is_match(&text), "{:?}", text);
+            }
+            let units = [("s", 1i64), ("m", 60), ("h", 3_600)];
+            let spelt: String = parts.iter().map(|(n, u)| format!("{n}{}", units[*u].0)).collect();
+            let seconds: i64 = parts.iter().map(|(n, u)| n * units[*u].1).sum();
+            prop_assert_eq!(parse_go_duration(&spelt), Ok(Duration::seconds(seconds)));
+        }
+
+        /// The form surface's phrases in any case (and `M`) parse to what they name.
+        #[test]
+        fn phrases_parse_in_any_case(upper in proptest::collection::vec(any::<bool>(), 9)) {
+            let case = |text: &str| -> String {
+                text.chars().zip(upper.iter().cycle()).map(|(c, u)| if *u { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() }).collect()
+            };
+            for (phrase, value) in [
+                ("One Day", ExpiryPhrase::Day), ("one week", ExpiryPhrase::Week),
+                ("One Month", ExpiryPhrase::Month), ("one year", ExpiryPhrase::Year),
+                ("never", ExpiryPhrase::Never), ("day", ExpiryPhrase::Day), ("month", ExpiryPhrase::Month),
+            ] {
+                prop_assert_eq!(ExpiryPhrase::parse(&case(phrase)), Ok(value));
+            }
+            prop_assert_eq!(ExpiryPhrase::parse("M"), Ok(ExpiryPhrase::Month));
+        }
     }
 }

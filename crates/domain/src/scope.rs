@@ -116,4 +116,29 @@ mod tests {
     fn scopes_are_sorted_and_deduplicated() {
         assert_eq!(parse_scopes(&["b", "a", "b"]).unwrap(), vec!["a", "b"]);
     }
+
+    proptest::proptest! {
+        /// A scope list is taken exactly when it has at most 64 scopes, each of the documented
+        /// characters and length and, under `keyward:`, one of keyward's four; what is taken
+        /// comes back sorted and without repeats.
+        #[test]
+        fn scope_lists_agree_with_their_grammar(
+            raw in proptest::collection::vec("\\PC{0,6}|[a-z:.*/_-]{1,10}|keyward:(read|write|verify|admin|root)", 0..70),
+        ) {
+            let pattern = regex::Regex::new("^[A-Za-z0-9:._/*-]{1,128}$").unwrap();
+            let valid = |s: &str| {
+                pattern.is_match(s)
+                    && (!s.starts_with(KEYWARD_NAMESPACE) || KeywardRight::ALL.iter().any(|r| r.scope() == s))
+            };
+            let expected = raw.len() <= MAX_SCOPES && raw.iter().all(|s| valid(s));
+            let parsed = parse_scopes(&raw);
+            proptest::prop_assert_eq!(parsed.is_ok(), expected, "{:?}", raw);
+            if let Ok(scopes) = parsed {
+                let mut sorted: Vec<String> = raw.clone();
+                sorted.sort();
+                sorted.dedup();
+                proptest::prop_assert_eq!(scopes, sorted);
+            }
+        }
+    }
 }
