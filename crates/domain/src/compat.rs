@@ -103,21 +103,18 @@ pub enum ExpiryPhrase {
 }
 
 impl ExpiryPhrase {
-    /// The documented phrases in any case, and the short forms; `M` (month) only in upper case,
-    /// since a lower-case `m` reads as minutes.
+    /// The documented phrases in any case (words apart by one space, nothing around them), and
+    /// the short forms; `M` (month) only in upper case, since a lower-case `m` reads as minutes.
     pub fn parse(input: &str) -> Result<Self, CompatExpiryError> {
-        let input = input.trim();
         if input == "M" {
             return Ok(Self::Month);
         }
-        let lower = input.to_lowercase();
-        let words: Vec<&str> = lower.split_whitespace().collect();
-        match words.as_slice() {
-            ["one", "day"] | ["day"] => Ok(Self::Day),
-            ["one", "week"] | ["week"] => Ok(Self::Week),
-            ["one", "month"] | ["month"] => Ok(Self::Month),
-            ["one", "year"] | ["year"] => Ok(Self::Year),
-            ["never"] => Ok(Self::Never),
+        match input.to_ascii_lowercase().as_str() {
+            "one day" | "day" => Ok(Self::Day),
+            "one week" | "week" => Ok(Self::Week),
+            "one month" | "month" => Ok(Self::Month),
+            "one year" | "year" => Ok(Self::Year),
+            "never" => Ok(Self::Never),
             _ => Err(CompatExpiryError::UnknownPhrase),
         }
     }

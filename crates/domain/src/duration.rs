@@ -29,10 +29,10 @@ pub const SHORT_PATTERN: &str =
     r"^([1-9][0-9]{0,8}s|[1-9][0-9]{0,6}m|[1-9][0-9]{0,4}h|[1-9][0-9]{0,3}d|[1-9][0-9]{0,2}w)$";
 
 /// The grammar of a rate-limit window a caller may set, as the OpenAPI document states it: the
-/// reference's `^\d+\s+(second|minute|hour|day)s?$`, with no leading zeros, spaces or tabs
-/// between number and unit, and at most 9 digits of seconds, 7 of minutes, 5 of hours or 4 of
+/// reference's `^\d+\s+(second|minute|hour|day)s?$`, with no leading zeros, spaces (not tabs: control
+/// characters) between number and unit, and at most 9 digits of seconds, 7 of minutes, 5 of hours or 4 of
 /// days.
-pub const WINDOW_PATTERN: &str = r"^([1-9][0-9]{0,8}[ \t]+seconds?|[1-9][0-9]{0,6}[ \t]+minutes?|[1-9][0-9]{0,4}[ \t]+hours?|[1-9][0-9]{0,3}[ \t]+days?)$";
+pub const WINDOW_PATTERN: &str = r"^([1-9][0-9]{0,8} +seconds?|[1-9][0-9]{0,6} +minutes?|[1-9][0-9]{0,4} +hours?|[1-9][0-9]{0,3} +days?)$";
 
 /// Most digits of a duration's number, by the unit's length in seconds (see the patterns).
 fn max_digits(unit_seconds: i64) -> usize {
@@ -93,7 +93,7 @@ pub fn parse_window_input(input: &str) -> Result<Duration, DurationError> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or(DurationError::MalformedWindow)?;
     let (digits, rest) = input.split_at(number_end);
-    let unit = rest.trim_start_matches([' ', '\t']);
+    let unit = rest.trim_start_matches(' ');
     if unit.len() == rest.len() {
         return Err(DurationError::MalformedWindow);
     }

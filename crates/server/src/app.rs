@@ -147,14 +147,14 @@ pub fn router(state: AppState) -> Router {
 /// Every route of every surface.
 pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(crate::api::health::healthz))
-        .route("/readyz", get(crate::api::health::readyz))
-        .route("/metrics", get(crate::metrics::metrics))
         // Verify reads its body before anything else and forward auth takes none, so the hot
         // path skips the read-ahead that the management surfaces need.
         .merge(crate::api::v1::verify_router())
         .merge(
             Router::new()
+                .route("/healthz", get(crate::api::health::healthz))
+                .route("/readyz", get(crate::api::health::readyz))
+                .route("/metrics", get(crate::metrics::metrics))
                 .merge(crate::api::v1::router())
                 .merge(crate::api::estuary::router())
                 .merge(crate::api::apikey::router())
@@ -260,28 +260,52 @@ impl MakeRequestId for RequestIds {
     }
 }
 
-/// The body policy of the management surfaces, before any handler: a body is read whole (as
-/// `extract::read_body` says: 415 for a content coding, 413 over the limit, 408 when it stalls)
-/// so that hyper keeps the connection alive whatever the handler reads (the Estuary client sends
-/// `{}` with every POST and DELETE), and a request whose method takes no body (GET, HEAD,
-/// DELETE, OPTIONS) may carry none, or an empty JSON object: anything else would be dropped
-/// unread, so it is a 400. Refusals speak the path's surface.
+/// The body policy of every route but verify (whose extractor applies the same rules) and
+/// forward auth (the forwarded request's body is its upstream's, never keyward's input), before
+/// any handler:
+///
+/// - A body is read whole (as `extract::read_body` says: 415 for a content coding, 413 over the
+///   limit, 408 when it stalls) so that hyper keeps the connection alive whatever the handler
+///   reads (the Estuary client sends `{}` with every POST and DELETE).
+/// - A request that asks `Expect: 100-continue` is not invited to send its body here: the
+///   handler reads it, after its credential is checked, so that nobody without one is asked
+///   for a body (the limits are checked at once all the same).
+/// - A request whose method takes no body (GET, HEAD, DELETE, OPTIONS) may carry none, or an
+///   empty JSON object: anything else would be dropped unread, so it is a 400.
+///
+/// Refusals speak the path's surface. A request with no body at all (its framing says so) costs
+/// nothing here.
 async fn body_policy(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: Request,
     next: axum::middleware::Next,
 ) -> Response<axum::body::Body> {
+    use axum::body::HttpBody as _;
+    use axum::http::header::EXPECT;
+    if req.body().size_hint().exact() == Some(0) {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     let surface = Surface::of(parts.uri.path());
+    let takes_no_body = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
+    );
+    let continues = parts
+        .headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if continues && !takes_no_body {
+        if let Err(e) = crate::extract::check_declared(&parts.headers) {
+            return surface.render(e);
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let timeout = state.settings.http.body_read_timeout;
     let bytes = match crate::extract::read_body(&parts.headers, body, timeout).await {
         Ok(bytes) => bytes,
         Err(e) => return surface.render(e),
     };
-    let takes_no_body = matches!(
-        parts.method,
-        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
-    );
     if takes_no_body && !crate::extract::is_empty_body(&bytes) {
         return surface.render(crate::extract::unexpected_body(&parts));
     }

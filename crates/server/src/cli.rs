@@ -136,6 +136,9 @@ pub struct ServeArgs {
     /// Most connections served at once; more wait in the listen backlog until one closes.
     #[arg(long, env = "KEYWARD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// How long an answer may wait for the client to take it; then the connection is closed.
+    #[arg(long, env = "KEYWARD_WRITE_TIMEOUT", default_value = "30s")]
+    pub write_timeout: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -541,6 +544,7 @@ async fn serve(
             body_read_timeout: std_duration("--body-read-timeout", &args.body_read_timeout)?,
             idle_timeout: std_duration("--idle-timeout", &args.idle_timeout)?,
             max_connections: args.max_connections,
+            write_timeout: std_duration("--write-timeout", &args.write_timeout)?,
         },
         ..Settings::default()
     };

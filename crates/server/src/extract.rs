@@ -54,15 +54,20 @@ impl MediaType {
                 Ok(Self::Absent)
             };
         };
+        // RFC 9110 allows optional white space around each `;`, which `mime` does not read.
         let mime: mime::Mime = value
             .to_str()
             .ok()
+            .map(|v| v.split(';').map(str::trim).collect::<Vec<_>>().join(";"))
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| unsupported("Content-Type is not a media type"))?;
-        if let Some(charset) = mime.get_param(mime::CHARSET) {
-            if !charset.as_str().eq_ignore_ascii_case("utf-8") {
+        let mut charsets = mime.params().filter(|(name, _)| *name == mime::CHARSET);
+        match (charsets.next(), charsets.next()) {
+            (Some((_, charset)), None) if !charset.as_str().eq_ignore_ascii_case("utf-8") => {
                 return Err(unsupported("the only charset accepted is utf-8"));
             }
+            (Some(_), Some(_)) => return Err(unsupported("more than one charset")),
+            _ => {}
         }
         // `mime` keeps type and subtype lower-cased, so these comparisons are case-insensitive.
         Ok(match (mime.type_(), mime.subtype(), mime.suffix()) {
@@ -87,6 +92,21 @@ pub async fn read_body(
     body: Body,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
+    check_declared(headers)?;
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Err(_) => Err(ApiError::RequestTimeout),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_length_limit(&e) => Err(ApiError::PayloadTooLarge),
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "body_unreadable",
+            "the request body ended before it was complete",
+        )),
+    }
+}
+
+/// What a request says of its body before any of it is read: 415 for a content coding, 413 for
+/// a declared length over [`MAX_BODY_BYTES`].
+pub fn check_declared(headers: &HeaderMap) -> Result<(), ApiError> {
     for coding in headers.get_all(header::CONTENT_ENCODING) {
         let identity = coding.to_str().is_ok_and(|c| {
             c.split(',')
@@ -101,15 +121,7 @@ pub async fn read_body(
     if declared_length(headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
-        Err(_) => Err(ApiError::RequestTimeout),
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) if is_length_limit(&e) => Err(ApiError::PayloadTooLarge),
-        Ok(Err(_)) => Err(ApiError::bad_request(
-            "body_unreadable",
-            "the request body ended before it was complete",
-        )),
-    }
+    Ok(())
 }
 
 /// The `Content-Length` a request declares (a malformed one is left to hyper, which refuses it).
@@ -331,7 +343,29 @@ pub fn unexpected_body(parts: &Parts) -> ApiError {
     )
 }
 
-/// Query parameters, decoded strictly; a wrong one is a 400 naming it.
+/// The query of a route that takes none: a query string would be dropped unread (a misspelt
+/// parameter taken for no parameter), so it is a 400.
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.uri.query() {
+            None | Some("") => Ok(Self),
+            Some(_) => Err(ApiError::bad_request(
+                "unexpected_query",
+                format!(
+                    "{} {} takes no query parameters",
+                    parts.method,
+                    parts.uri.path()
+                ),
+            )),
+        }
+    }
+}
+
+/// Query parameters, decoded strictly (each parameter type refuses names it does not know); a wrong one is a 400 naming it.
 pub struct QueryParams<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
@@ -406,6 +440,8 @@ mod tests {
             "Application/JSON",
             "application/json; charset=utf-8",
             "application/json;charset=\"UTF-8\"",
+            "application/json ; charset=utf-8",
+            "application/json\t;charset=utf-8",
             "application/merge-patch+json",
         ] {
             assert_eq!(kind(json).unwrap(), MediaType::Json, "{json}");
@@ -419,6 +455,7 @@ mod tests {
         assert_eq!(kind("text/plain").unwrap(), MediaType::Other);
         assert_eq!(kind("application/jsonx").unwrap(), MediaType::Other);
         assert!(kind("application/json; charset=latin1").is_err());
+        assert!(kind("application/json; charset=utf-8; charset=latin1").is_err());
         assert!(kind("json").is_err());
         assert_eq!(MediaType::of(&HeaderMap::new()).unwrap(), MediaType::Absent);
     }

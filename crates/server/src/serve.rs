@@ -56,6 +56,10 @@ pub struct HttpLimits {
     /// Most connections served at once. Past it, new connections wait in the listen backlog
     /// until one closes. Default 10,000.
     pub max_connections: usize,
+    /// How long an answer may wait for the client to take it (a write that makes no progress);
+    /// then the connection is closed. Default 30 s: a client that sends requests and never reads
+    /// the answers cannot hold a connection.
+    pub write_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -65,6 +69,7 @@ impl Default for HttpLimits {
             body_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
             max_connections: 10_000,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -122,11 +127,7 @@ pub async fn serve_router(
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::new(ConnState::default());
-        let io = TokioIo::new(ClientIo::new(
-            stream,
-            Arc::clone(&state),
-            limits.header_read_timeout,
-        ));
+        let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&state), limits));
         let service = {
             let state_in = Arc::clone(&state);
             app.clone()
@@ -185,7 +186,9 @@ impl ConnState {
 struct ClientIo {
     stream: tokio::net::TcpStream,
     state: Arc<ConnState>,
-    limit: Duration,
+    limits: HttpLimits,
+    /// Since when writes have made no progress (armed at a write that could not go on).
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The deadline of the head being read, and the request count when it started.
     head: Option<(Pin<Box<tokio::time::Sleep>>, u64)>,
     /// The first bytes of the head being read, to find its path should hyper refuse it.
@@ -199,19 +202,48 @@ struct ClientIo {
 const HEAD_SAMPLE_BYTES: usize = 2048;
 
 impl ClientIo {
-    fn new(stream: tokio::net::TcpStream, state: Arc<ConnState>, limit: Duration) -> Self {
+    fn new(stream: tokio::net::TcpStream, state: Arc<ConnState>, limits: HttpLimits) -> Self {
         Self {
             stream,
             state,
-            limit,
+            limits,
+            stalled: None,
             head: None,
             head_sample: Vec::new(),
             refusal: None,
         }
     }
 
-    /// Writes `bufs`, or keyward's refusal in place of hyper's own answer to an unparsable head.
+    /// Writes `bufs` (see [`Self::write_now`]), closing the connection with `TimedOut` once
+    /// writes have made no progress for the write timeout: the client stopped reading.
     fn write(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.write_now(cx, bufs) {
+            Poll::Pending => {
+                let limit = self.limits.write_timeout;
+                let stalled = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if stalled.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client took no answer within the write timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            done => {
+                self.stalled = None;
+                done
+            }
+        }
+    }
+
+    /// Writes `bufs`, or keyward's refusal in place of hyper's own answer to an unparsable head.
+    fn write_now(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
@@ -335,7 +367,7 @@ impl tokio::io::AsyncRead for ClientIo {
             return read;
         }
         if this.head.is_none() {
-            let mut deadline = Box::pin(tokio::time::sleep(this.limit));
+            let mut deadline = Box::pin(tokio::time::sleep(this.limits.header_read_timeout));
             // Registers the waker, so that a client that then sends nothing is timed out too.
             let _ = deadline.as_mut().poll(cx);
             this.head = Some((deadline, begun));

@@ -77,24 +77,8 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let token = presented_credential(&parts.headers).map_err(ApiError::Unauthenticated)?;
         let meta = RequestMeta::of(parts);
-        // A caller that keeps presenting credentials that fail (guessing keys) is stopped before
-        // each guess costs a lookup.
-        let failures = &state.auth_failures_by_addr;
-        if let Some(address) = &meta.source_ip {
-            failures
-                .check(address, state.now())
-                .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
-        }
-        match authenticate(state, token).await {
-            Ok(principal) => Ok(Self { principal, meta }),
-            Err(e @ ApiError::Unauthenticated(_)) => {
-                if let Some(address) = &meta.source_ip {
-                    let _ = failures.attempt(address, state.now());
-                }
-                Err(e)
-            }
-            Err(e) => Err(e),
-        }
+        let principal = authenticate_from(state, token, meta.source_ip.as_deref()).await?;
+        Ok(Self { principal, meta })
     }
 }
 
@@ -105,6 +89,11 @@ impl FromRequestParts<AppState> for Caller {
 pub fn presented_credential(headers: &HeaderMap) -> Result<&str, AuthFailure> {
     let mut found = None;
     offer_all(&mut found, headers.get_all(API_KEY_HEADER), Ok)?;
+    // `Authorization` holds one value (RFC 9110 section 11.6.2): a second one, of any scheme,
+    // is one a proxy or upstream may read instead of the one keyward checked.
+    if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+        return Err(AuthFailure::Ambiguous);
+    }
     let mut not_bearer = false;
     offer_all(&mut found, headers.get_all(AUTHORIZATION), |value| {
         bearer_token(value).inspect_err(|_| not_bearer = true)
@@ -155,6 +144,31 @@ pub fn bearer_token(value: &str) -> Result<&str, AuthFailure> {
         return Err(AuthFailure::NotBearer);
     }
     Ok(token.trim())
+}
+
+/// The client address of a request, when the server knows it (not in in-process tests): an
+/// extractor cheap enough for the verify path (no allocation).
+pub type Peer = Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>;
+
+/// [`authenticate`], for a request from `address`: an address that keeps presenting credentials
+/// that fail (guessing keys) is answered 429 before each guess costs a lookup, on every route
+/// that authenticates (the management surfaces, and verify's and forward auth's verifier).
+pub async fn authenticate_from(
+    state: &AppState,
+    token: &str,
+    address: Option<&str>,
+) -> Result<Principal, ApiError> {
+    let failures = &state.auth_failures_by_addr;
+    if let Some(address) = address {
+        failures
+            .check(address, state.now())
+            .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+    }
+    let result = authenticate(state, token).await;
+    if let (Err(ApiError::Unauthenticated(_)), Some(address)) = (&result, address) {
+        let _ = failures.attempt(address, state.now());
+    }
+    result
 }
 
 /// Resolves a presented token (a login JWT or a keyward key) to the principal it speaks for.
@@ -244,5 +258,13 @@ mod tests {
         h.remove(AUTHORIZATION);
         h.append(API_KEY_HEADER, "kw_w".parse().unwrap());
         assert_eq!(presented_credential(&h), Err(AuthFailure::Ambiguous));
+        let mut h = HeaderMap::new();
+        h.append(AUTHORIZATION, "Basic Zm9vOmJhcg==".parse().unwrap());
+        h.append(AUTHORIZATION, "Bearer kw_x".parse().unwrap());
+        assert_eq!(
+            presented_credential(&h),
+            Err(AuthFailure::Ambiguous),
+            "two Authorization values"
+        );
     }
 }

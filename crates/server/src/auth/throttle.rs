@@ -2,6 +2,7 @@
 //! speed. In memory, per node: a restart forgets them, which only ever loosens the limit.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use keyward_domain::ratelimit::Limit;
@@ -14,6 +15,10 @@ const SWEEP_AT: usize = 10_000;
 pub struct FailureThrottle {
     limit: Limit,
     tats: Mutex<HashMap<String, i128>>,
+    /// Until when (Unix seconds) some subject may be out of attempts: before it, [`Self::check`]
+    /// must look; after it, nobody is, and a check costs one atomic load (the verify path checks
+    /// every verifier's address).
+    blocked_until: AtomicI64,
 }
 
 impl FailureThrottle {
@@ -21,6 +26,7 @@ impl FailureThrottle {
         Self {
             limit,
             tats: Mutex::new(HashMap::new()),
+            blocked_until: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -40,6 +46,11 @@ impl FailureThrottle {
             return Err(decision.retry_after_secs(now));
         }
         tats.insert(subject.to_owned(), decision.new_tat_nanos);
+        if decision.remaining == 0 {
+            // Out of attempts until its TAT falls back within the window.
+            let until = decision.reset.unix_timestamp() + 1;
+            self.blocked_until.fetch_max(until, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -51,8 +62,16 @@ impl FailureThrottle {
         }
     }
 
+    /// Whether some subject may be out of attempts now (when not, no check can fail).
+    pub fn may_block(&self, now: OffsetDateTime) -> bool {
+        now.unix_timestamp() <= self.blocked_until.load(Ordering::Relaxed)
+    }
+
     /// Whether `subject` may try again now (without counting an attempt).
     pub fn check(&self, subject: &str, now: OffsetDateTime) -> Result<(), u64> {
+        if now.unix_timestamp() > self.blocked_until.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let tats = self.tats.lock().expect("throttle lock");
         let decision = self
             .limit

@@ -72,7 +72,6 @@ async fn the_api_fuzzer_finds_nothing_as_admin_or_member() {
             .arg("run")
             .arg(format!("{}/api/v1/openapi.json", server.base))
             .args(["--url", &server.base])
-            .args(["--checks", "all"])
             .args(["--phases", "examples,coverage,fuzzing,stateful"])
             .args(["--max-examples", &examples])
             .args(["--report", "junit", "--report-junit-path"])

@@ -182,6 +182,16 @@ async fn empty_and_ambiguous_credentials() {
         }
     };
     for path in ["/api/v1/users/me", "/user/api-keys", "/api/apikey"] {
+        // Two Authorization values, whatever their schemes.
+        send(
+            path,
+            vec![
+                ("authorization", "Basic Zm9vOmJhcg==".into()),
+                ("authorization", format!("Bearer {member}")),
+            ],
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
         // An empty X-API-Key beside a valid bearer credential: the bearer one is the credential.
         send(
             path,
@@ -254,7 +264,7 @@ async fn empty_and_ambiguous_credentials() {
         ("x-api-key", valid.clone()),
     ])
     .await
-    .expect(StatusCode::BAD_REQUEST);
+    .expect(StatusCode::UNAUTHORIZED);
     forward(vec![
         ("x-keyward-verifier", String::new()),
         ("x-api-key", valid.clone()),
@@ -818,21 +828,31 @@ async fn guessing_credentials_is_bounded_per_address() {
     let live = app.live().await;
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
-    for (i, path) in ["/api/v1/users/me", "/user/api-keys", "/api/apikey"]
-        .iter()
-        .cycle()
-        .take(9)
-        .enumerate()
-    {
+    let paths = [
+        "/api/v1/users/me",
+        "/user/api-keys",
+        "/api/apikey",
+        "/api/v1/keys/verify",
+        "/api/v1/auth/forward",
+    ];
+    for (i, path) in paths.iter().cycle().take(10).enumerate() {
         let guess =
             keyward_domain::PlainKey::generate(&keyward_domain::KeyPrefix::default_prefix())
                 .unwrap();
-        let r = client
-            .get(format!("{}{path}", live.base))
-            .header("x-api-key", guess.expose())
-            .send()
-            .await
-            .unwrap();
+        let url = format!("{}{path}", live.base);
+        let request = match *path {
+            // The verifier's credential is what is guessed on verify and forward auth.
+            "/api/v1/keys/verify" => client
+                .post(url)
+                .header("x-api-key", guess.expose())
+                .json(&json!({"key": "kw_x"})),
+            "/api/v1/auth/forward" => client
+                .get(url)
+                .header("x-keyward-verifier", guess.expose())
+                .header("x-api-key", "kw_x"),
+            _ => client.get(url).header("x-api-key", guess.expose()),
+        };
+        let r = request.send().await.unwrap();
         statuses.push((
             i,
             r.status().as_u16(),
@@ -848,5 +868,63 @@ async fn guessing_credentials_is_bounded_per_address() {
             .iter()
             .all(|(_, s, retry)| *s == 429 && *retry),
         "{statuses:?}"
+    );
+}
+
+/// Kind 5 (queries): a query parameter a route does not take is refused, never dropped: a
+/// misspelt `scopes` on forward auth would otherwise require no scope at all.
+#[tokio::test]
+async fn unknown_query_parameters_are_refused() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (_, key) = app
+        .key_with(&member, &["keyward:verify", "keyward:read"])
+        .await;
+    let auth = format!("Bearer {member}");
+    let r = app
+        .send(raw(
+            Method::GET,
+            "/api/v1/auth/forward?scope=admin:all",
+            &[("x-keyward-verifier", &key), ("x-api-key", &key)],
+            Body::empty(),
+        ))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert!(r.body.to_string().contains("scope"), "{}", r.body);
+    let cases = [
+        (Method::GET, "/api/v1/api-keys?statu=revoked", "native"),
+        (Method::GET, "/api/v1/users/me?x=1", "native"),
+        (Method::GET, "/api/v1/stats?days=1", "native"),
+        (Method::POST, "/user/api-keys?expiry=1h&bogus=1", "estuary"),
+        (Method::GET, "/user/api-keys?page=2", "estuary"),
+        (Method::GET, "/api/apikey?label=x", "form"),
+    ];
+    for (method, path, shape) in cases {
+        let r = app
+            .send(raw(
+                method,
+                path,
+                &[("authorization", &auth)],
+                Body::empty(),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
+        match shape {
+            "estuary" => assert_eq!(r.body["error"]["reason"], "ERR_INVALID_INPUT", "{path}"),
+            "form" => assert!(r.body["code"].is_string(), "{path}: {}", r.body),
+            _ => {
+                r.error_code();
+            }
+        }
+    }
+    let keys = app
+        .get("/api/v1/api-keys", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        keys.body.as_array().unwrap().len(),
+        1,
+        "the Estuary POST made no key"
     );
 }

@@ -16,6 +16,8 @@ async fn server(dir: &std::path::Path, max_connections: &str) -> Server {
         false,
         &[],
         &[
+            "--write-timeout",
+            "1s",
             "--header-read-timeout",
             "1s",
             "--body-read-timeout",
@@ -255,4 +257,38 @@ async fn unparsable_heads_are_answered_in_the_surfaces_shape() {
         );
         assert!(last.contains(shape), "{what}: {last}");
     }
+}
+
+/// A client that sends requests and never reads the answers cannot hold its connection: once
+/// writes make no progress for the write timeout (1 s), the connection is closed, and the one
+/// connection the server serves here is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), "1").await;
+    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(address).await.unwrap();
+    let request = "GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(300);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        stalled.write_all(request.as_bytes()),
+    )
+    .await;
+    let started = Instant::now();
+    let mut next = connect(&server).await;
+    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut next, Duration::from_secs(6))
+        .await
+        .expect("the stalled client still holds the only connection");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stalled);
 }

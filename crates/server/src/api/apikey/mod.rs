@@ -20,7 +20,7 @@ use super::dialect::{BodyInDialect, Dialect, DialectResult, InDialect};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{FormOrJson, StringPath};
+use crate::extract::{FormOrJson, NoQuery, StringPath};
 use crate::service::keys::{self as lifecycle, KeyExpiry, KeyPatch, KeyTenant, NewKey, Reach};
 
 /// `{"code": "NOT_FOUND", "message": "..."}`: the native code in upper case.
@@ -85,7 +85,11 @@ fn key_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::NotFound("api key"))
 }
 
-async fn list(State(state): State<AppState>, InDialect(caller, ..): Who) -> FormResult<Response> {
+async fn list(
+    State(state): State<AppState>,
+    _: InDialect<FormApi, NoQuery>,
+    InDialect(caller, ..): Who,
+) -> FormResult<Response> {
     let keys = lifecycle::list_live_own(&state, &caller).await?;
     let total = keys.len();
     let api_keys: Vec<FormKey> = keys.into_iter().map(FormKey::from).collect();
@@ -94,6 +98,7 @@ async fn list(State(state): State<AppState>, InDialect(caller, ..): Who) -> Form
 
 async fn get_one(
     State(state): State<AppState>,
+    _: InDialect<FormApi, NoQuery>,
     InDialect(caller, ..): Who,
     InDialect(StringPath(id), ..): KeyId,
 ) -> FormResult<Response> {
@@ -110,6 +115,7 @@ struct CreateInput {
 
 async fn create(
     State(state): State<AppState>,
+    _: InDialect<FormApi, NoQuery>,
     InDialect(caller, ..): Who,
     BodyInDialect(FormOrJson(input), ..): BodyInDialect<FormApi, FormOrJson<CreateInput>>,
 ) -> FormResult<Response> {
@@ -156,6 +162,7 @@ struct UpdateInput {
 
 async fn update(
     State(state): State<AppState>,
+    _: InDialect<FormApi, NoQuery>,
     InDialect(caller, ..): Who,
     InDialect(StringPath(id), ..): KeyId,
     BodyInDialect(FormOrJson(input), ..): BodyInDialect<FormApi, FormOrJson<UpdateInput>>,
@@ -174,6 +181,7 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
+    _: InDialect<FormApi, NoQuery>,
     InDialect(caller, ..): Who,
     InDialect(StringPath(id), ..): KeyId,
 ) -> FormResult<Response> {

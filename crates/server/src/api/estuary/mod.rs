@@ -19,7 +19,7 @@ use super::dialect::{BodyInDialect, Dialect, DialectResult, InDialect};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthFailure};
-use crate::extract::{NoBody, QueryParams, StringPath};
+use crate::extract::{NoBody, NoQuery, QueryParams, StringPath};
 use crate::service::keys::{self as lifecycle, KeyExpiry, KeyTenant, NewKey, Reach};
 
 /// Estuary's `{"error": {"code": <status>, "reason": "ERR_...", "details": "..."}}`.
@@ -93,6 +93,7 @@ impl EstuaryKey {
 
 async fn list(
     State(state): State<AppState>,
+    _: InDialect<Estuary, NoQuery>,
     InDialect(caller, ..): Who,
 ) -> EstuaryResult<Response> {
     let keys = lifecycle::list_live_own(&state, &caller).await?;
@@ -101,6 +102,7 @@ async fn list(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateParams {
     expiry: Option<String>,
     perms: Option<String>,
@@ -109,7 +111,7 @@ struct CreateParams {
 
 /// `expiry`: a Go duration, `false` for never, absent or empty for [`DEFAULT_EXPIRY`].
 fn expiry_of(raw: Option<&str>) -> Result<KeyExpiry, ApiError> {
-    match raw.map(str::trim) {
+    match raw {
         None | Some("") => Ok(KeyExpiry::After(DEFAULT_EXPIRY)),
         Some("false") => Ok(KeyExpiry::Never),
         Some(s) => parse_go_duration(s)
@@ -121,7 +123,7 @@ fn expiry_of(raw: Option<&str>) -> Result<KeyExpiry, ApiError> {
 /// `perms`: `all` (the default) may use keyward's API as the user; `upload` is an application
 /// scope for the team's own services to check at verify.
 fn scopes_of(perms: Option<&str>) -> Result<Vec<String>, ApiError> {
-    match perms.map(str::trim) {
+    match perms {
         None | Some("") | Some("all") => Ok(lifecycle::owner_scopes()),
         Some("upload") => Ok(vec!["upload".into()]),
         Some(_) => Err(ApiError::invalid_field("perms", "expected all or upload")),
@@ -158,6 +160,7 @@ async fn create(
 /// The path names a key by its plaintext or its `tokenHash`; anything else matches no key.
 async fn revoke(
     State(state): State<AppState>,
+    _: InDialect<Estuary, NoQuery>,
     InDialect(caller, ..): Who,
     InDialect(StringPath(key_or_hash), ..): InDialect<Estuary, StringPath>,
 ) -> EstuaryResult<Response> {
@@ -171,6 +174,7 @@ async fn revoke(
 
 async fn stats(
     State(state): State<AppState>,
+    _: InDialect<Estuary, NoQuery>,
     InDialect(caller, ..): Who,
 ) -> EstuaryResult<Response> {
     Ok(super::v1::stats::stats_response(&state, &caller, Reach::Own).await?)
@@ -178,6 +182,7 @@ async fn stats(
 
 async fn export(
     State(state): State<AppState>,
+    _: InDialect<Estuary, NoQuery>,
     method: axum::http::Method,
     InDialect(caller, ..): Who,
 ) -> EstuaryResult<Response> {

@@ -56,6 +56,7 @@ impl From<AuditEntry> for AuditLogEntry {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     pub tenant_id: Option<Uuid>,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::auth::RequestMeta;
 use crate::error::ApiResult;
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, NoQuery};
 use crate::service::login;
 
 #[derive(Deserialize, ToSchema)]
@@ -41,6 +41,7 @@ pub struct LoginResponse {
     ), security(()))]
 pub async fn login(
     State(state): State<AppState>,
+    _: NoQuery,
     meta: RequestMeta,
     JsonBody(input): JsonBody<LoginInput>,
 ) -> ApiResult<Json<LoginResponse>> {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::verify::verifier;
 use crate::app::AppState;
-use crate::auth::{presented_credential, single_credential};
+use crate::auth::{presented_credential, single_credential, Peer};
 use crate::error::{ApiError, ApiResult, AuthFailure};
 use crate::extract::QueryParams;
 use crate::metrics::VerifyRoute;
@@ -25,6 +25,7 @@ use crate::service::verify;
 pub const VERIFIER_HEADER: &str = "x-keyward-verifier";
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ForwardParams {
     /// Scopes the key must hold, comma-separated.
@@ -49,27 +50,27 @@ pub struct ForwardParams {
     ))]
 pub async fn forward(
     State(state): State<AppState>,
+    peer: Peer,
     headers: HeaderMap,
     QueryParams(params): QueryParams<ForwardParams>,
 ) -> ApiResult<Response> {
     let started = Instant::now();
-    let verifier = verifier(&state, single_credential(headers.get_all(VERIFIER_HEADER))).await?;
-    // Proxies pass on 401 and 403 only: an ambiguous client credential is denied as invalid.
-    let key = presented_credential(&headers).map_err(|failure| {
-        ApiError::Unauthenticated(match failure {
-            AuthFailure::Ambiguous => AuthFailure::Invalid,
-            other => other,
-        })
-    })?;
-    let scopes: Vec<String> = params
-        .scopes
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    // Proxies pass on 401 and 403 only: an ambiguous credential (the verifier's or the
+    // client's) is denied as invalid.
+    let unambiguous = |failure| match failure {
+        AuthFailure::Ambiguous => AuthFailure::Invalid,
+        other => other,
+    };
+    let verifier_credential =
+        single_credential(headers.get_all(VERIFIER_HEADER)).map_err(unambiguous);
+    let verifier = verifier(&state, verifier_credential, &peer).await?;
+    let key = presented_credential(&headers)
+        .map_err(|failure| ApiError::Unauthenticated(unambiguous(failure)))?;
+    // Taken as sent: the list is the proxy's configuration, comma-separated, nothing trimmed.
+    let scopes: Vec<String> = match params.scopes.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(list) => list.split(',').map(str::to_owned).collect(),
+    };
     let verdict = verify::verify(&state, verifier.as_ref(), key, &scopes, 1).await?;
     state
         .metrics

@@ -18,7 +18,7 @@ use super::{created, page_response};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{nullable, IdPath, JsonBody, OptionalJsonBody, QueryParams};
+use crate::extract::{nullable, IdPath, JsonBody, NoQuery, OptionalJsonBody, QueryParams};
 use crate::service::keys::{
     self as lifecycle, IssuedKey, KeyExpiry, KeyFilter, KeyPatch, KeyTenant, NewKey, Reach,
 };
@@ -161,6 +161,7 @@ pub struct CreateApiKeyInput {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    _: NoQuery,
     caller: Caller,
     JsonBody(input): JsonBody<CreateApiKeyInput>,
 ) -> ApiResult<Response> {
@@ -194,6 +195,7 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Filter by tenant ID.
@@ -244,6 +246,7 @@ pub async fn list(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DormantParams {
     /// Number of days of inactivity, 1..365 (default 90).
@@ -298,6 +301,7 @@ pub async fn dormant(
     ))]
 pub async fn get(
     State(state): State<AppState>,
+    _: NoQuery,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<ApiKeyView>> {
@@ -370,6 +374,7 @@ fn nullable_time<'de, D: serde::Deserializer<'de>>(
     ))]
 pub async fn update(
     State(state): State<AppState>,
+    _: NoQuery,
     caller: Caller,
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateApiKeyInput>,
@@ -400,6 +405,7 @@ pub async fn update(
     ))]
 pub async fn revoke(
     State(state): State<AppState>,
+    _: NoQuery,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<StatusCode> {
@@ -429,6 +435,7 @@ pub struct RotateApiKeyInput {
     ))]
 pub async fn rotate(
     State(state): State<AppState>,
+    _: NoQuery,
     caller: Caller,
     IdPath(id): IdPath,
     OptionalJsonBody(input): OptionalJsonBody<RotateApiKeyInput>,

@@ -21,6 +21,7 @@ use super::users::UserView;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::NoQuery;
 use crate::request_label::Label;
 use crate::service::export::{self, Export, ExportPart, Profile};
 use crate::service::keys::Reach;
@@ -104,7 +105,11 @@ impl From<Stats> for StatsResponse {
         (status = 401, description = "No valid credential", body = super::Error),
         (status = 403, description = "The credential lacks keyward:read", body = super::Error),
     ))]
-pub async fn stats(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+pub async fn stats(
+    State(state): State<AppState>,
+    _: NoQuery,
+    caller: Caller,
+) -> ApiResult<Response> {
     stats_response(&state, &caller, Reach::Role).await
 }
 
@@ -153,6 +158,7 @@ impl From<UsageCount> for UsageView {
     ))]
 pub async fn export(
     State(state): State<AppState>,
+    _: NoQuery,
     method: Method,
     caller: Caller,
 ) -> ApiResult<Response> {

@@ -15,7 +15,7 @@ use super::{created, page_response};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{nullable, IdPath, JsonBody, QueryParams};
+use crate::extract::{nullable, IdPath, JsonBody, NoQuery, QueryParams};
 use crate::service::page_params;
 use crate::service::tenants::{self, TenantChanges};
 
@@ -83,6 +83,7 @@ pub struct UpdateTenantInput {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    _: NoQuery,
     caller: Caller,
     JsonBody(input): JsonBody<CreateTenantInput>,
 ) -> ApiResult<Response> {
@@ -101,6 +102,7 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     pub limit: Option<u32>,
@@ -136,6 +138,7 @@ pub async fn list(
     ))]
 pub async fn get(
     State(state): State<AppState>,
+    _: NoQuery,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<TenantView>> {
@@ -154,6 +157,7 @@ pub async fn get(
     ))]
 pub async fn update(
     State(state): State<AppState>,
+    _: NoQuery,
     caller: Caller,
     IdPath(id): IdPath,
     JsonBody(input): JsonBody<UpdateTenantInput>,
@@ -170,6 +174,7 @@ pub async fn update(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteParams {
     /// Revoke the tenant's active keys in the same transaction.

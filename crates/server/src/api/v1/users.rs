@@ -13,7 +13,7 @@ use super::created;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, NoQuery};
 use crate::service::users::{self, NewUser};
 
 /// A user; never its password hash.
@@ -68,6 +68,7 @@ pub struct CreateUserInput {
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    _: NoQuery,
     caller: Caller,
     JsonBody(input): JsonBody<CreateUserInput>,
 ) -> ApiResult<Response> {
@@ -97,6 +98,10 @@ pub async fn create(
         (status = 401, description = "No valid credential", body = super::Error),
         (status = 403, description = "The credential lacks keyward:read", body = super::Error),
     ))]
-pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<UserView>> {
+pub async fn me(
+    State(state): State<AppState>,
+    _: NoQuery,
+    caller: Caller,
+) -> ApiResult<Json<UserView>> {
     Ok(Json(users::me(&state, &caller).await?.into()))
 }

@@ -14,9 +14,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::{authenticate, presented_credential};
+use crate::auth::{authenticate_from, presented_credential, Peer};
 use crate::error::{ApiError, ApiResult, AuthFailure};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, NoQuery};
 use crate::metrics::VerifyRoute;
 use crate::service::verify::{self, Verdict};
 
@@ -115,11 +115,13 @@ impl<'a> From<&'a Verdict> for VerifyKeyResponse<'a> {
     ))]
 pub async fn verify(
     State(state): State<AppState>,
+    _: NoQuery,
+    peer: Peer,
     headers: HeaderMap,
     JsonBody(input): JsonBody<VerifyKeyInput>,
 ) -> ApiResult<Response> {
     let started = Instant::now();
-    let verifier = match verifier(&state, presented_credential(&headers)).await {
+    let verifier = match verifier(&state, presented_credential(&headers), &peer).await {
         // The verifier's own credential could not be re-read: no answer either way.
         Err(ApiError::Unavailable) => return Ok(unavailable()),
         other => other?,
@@ -158,11 +160,28 @@ fn unavailable() -> Response {
 pub async fn verifier(
     state: &AppState,
     credential: Result<&str, AuthFailure>,
+    peer: &Peer,
 ) -> ApiResult<Option<Principal>> {
     if state.settings.public_verify {
         return Ok(None);
     }
-    let principal = authenticate(state, credential.map_err(ApiError::Unauthenticated)?).await?;
+    let credential = credential.map_err(ApiError::Unauthenticated)?;
+    // The address is only spelt out on a failure's path, or while some address is blocked.
+    let throttle = &state.auth_failures_by_addr;
+    let address = |peer: &Peer| peer.as_ref().map(|p| p.0 .0.ip().to_string());
+    let checked = throttle
+        .may_block(state.now())
+        .then(|| address(peer))
+        .flatten();
+    let principal = match authenticate_from(state, credential, checked.as_deref()).await {
+        Err(e @ ApiError::Unauthenticated(_)) if checked.is_none() => {
+            if let Some(address) = address(peer) {
+                let _ = throttle.attempt(&address, state.now());
+            }
+            return Err(e);
+        }
+        other => other?,
+    };
     principal.require(KeywardRight::Verify)?;
     Ok(Some(principal))
 }
