@@ -601,6 +601,10 @@ async fn a_request_body_is_never_ignored() {
     );
     let keys = app.get("/api/v1/api-keys", As::Bearer(&member)).await;
     assert_eq!(keys.body.as_array().unwrap().len(), 1, "no key was made");
+    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/health"] {
+        let r = app.send(raw(Method::GET, path, &[], "hello")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
+    }
     // What clients send by habit still works: `{}` with a DELETE, no body with a rotation.
     app.send(raw(
         Method::POST,

@@ -85,7 +85,7 @@ async fn a_body_that_stops_arriving_is_answered_408() {
     let server = server(dir.path(), "100").await;
     for (path, content_type) in [
         ("/api/v1/auth/login", "application/json"),
-        ("/api/v1/keys/verify", "application/json"),
+        ("/api/v1/tenants", "application/json"),
         ("/api/apikey", "application/x-www-form-urlencoded"),
     ] {
         let mut conn = connect(&server).await;
@@ -111,7 +111,7 @@ async fn a_declared_oversized_body_is_refused_before_it_is_sent() {
     let server = server(dir.path(), "100").await;
     for path in [
         "/api/v1/auth/login",
-        "/api/v1/keys/verify",
+        "/api/v1/tenants",
         "/user/api-keys",
     ] {
         let mut conn = connect(&server).await;
@@ -291,4 +291,25 @@ async fn a_client_that_never_reads_is_let_go() {
         started.elapsed()
     );
     drop(stalled);
+}
+
+/// Kind 11/14: a request that asks `Expect: 100-continue` is not invited to send its body before
+/// its credential is checked: without one it is refused at once, with no `100 Continue`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_body_is_invited_before_the_credential_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), "100").await;
+    for path in ["/api/v1/api-keys", "/api/apikey", "/api/v1/keys/verify"] {
+        let mut conn = connect(&server).await;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 60000\r\nExpect: 100-continue\r\n\r\n"
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let answer = until_closed(&mut conn, Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|| panic!("{path}: no answer without the body"));
+        assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
+        assert!(!answer.contains("100 Continue"), "{path}: {answer}");
+    }
 }

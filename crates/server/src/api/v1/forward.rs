@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyward_domain::VerifyCode;
@@ -63,7 +63,8 @@ pub async fn forward(
     };
     let verifier_credential =
         single_credential(headers.get_all(VERIFIER_HEADER)).map_err(unambiguous);
-    let verifier = verifier(&state, verifier_credential, &peer).await?;
+    let peer = peer.map(|axum::Extension(ConnectInfo(addr))| addr.ip());
+    let verifier = verifier(&state, verifier_credential, peer).await?;
     let key = presented_credential(&headers)
         .map_err(|failure| ApiError::Unauthenticated(unambiguous(failure)))?;
     // Taken as sent: the list is the proxy's configuration, comma-separated, nothing trimmed.

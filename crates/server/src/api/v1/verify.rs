@@ -1,7 +1,10 @@
 //! `POST /api/v1/keys/verify`: 200 for every well-formed request, with the verdict in the body.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_domain::scope::KeywardRight;
@@ -14,7 +17,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::{authenticate_from, presented_credential, Peer};
+use crate::auth::{authenticate_from, presented_credential};
 use crate::error::{ApiError, ApiResult, AuthFailure};
 use crate::extract::{JsonBody, NoQuery};
 use crate::metrics::VerifyRoute;
@@ -116,16 +119,10 @@ impl<'a> From<&'a Verdict> for VerifyKeyResponse<'a> {
 pub async fn verify(
     State(state): State<AppState>,
     _: NoQuery,
-    peer: Peer,
-    headers: HeaderMap,
+    Verifier(verifier): Verifier,
     JsonBody(input): JsonBody<VerifyKeyInput>,
 ) -> ApiResult<Response> {
     let started = Instant::now();
-    let verifier = match verifier(&state, presented_credential(&headers), &peer).await {
-        // The verifier's own credential could not be re-read: no answer either way.
-        Err(ApiError::Unavailable) => return Ok(unavailable()),
-        other => other?,
-    };
     let cost = input.cost.unwrap_or(1);
     if !(0..=MAX_COST).contains(&cost) {
         return Err(ApiError::invalid_field(
@@ -155,12 +152,34 @@ fn unavailable() -> Response {
         .into_response()
 }
 
+/// Verify's caller, checked before its body is read (so that nobody without a credential is
+/// invited to send one): the principal of its credential, `None` under `--public-verify`. A
+/// credential that could not be re-read answers 503 in the verify answer's shape.
+pub struct Verifier(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for Verifier {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        match verifier(state, presented_credential(&parts.headers), peer).await {
+            Ok(principal) => Ok(Self(principal)),
+            // The verifier's own credential could not be re-read: no answer either way.
+            Err(ApiError::Unavailable) => Err(unavailable()),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
 /// The principal a verifier credential speaks for; `None` under `--public-verify`. It must hold
-/// `keyward:verify`.
+/// `keyward:verify`. `peer` is the client's address, for the limit on failing credentials.
 pub async fn verifier(
     state: &AppState,
     credential: Result<&str, AuthFailure>,
-    peer: &Peer,
+    peer: Option<IpAddr>,
 ) -> ApiResult<Option<Principal>> {
     if state.settings.public_verify {
         return Ok(None);
@@ -168,7 +187,7 @@ pub async fn verifier(
     let credential = credential.map_err(ApiError::Unauthenticated)?;
     // The address is only spelt out on a failure's path, or while some address is blocked.
     let throttle = &state.auth_failures_by_addr;
-    let address = |peer: &Peer| peer.as_ref().map(|p| p.0 .0.ip().to_string());
+    let address = |peer: Option<IpAddr>| peer.map(|ip| ip.to_string());
     let checked = throttle
         .may_block(state.now())
         .then(|| address(peer))
