@@ -377,7 +377,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// A UUID path segment; anything else is a 400.
+/// The UUID a path segment names in its standard form (see [`IdPath`]), if it does.
+pub fn standard_uuid(raw: &str) -> Option<Uuid> {
+    Some(raw)
+        .filter(|raw| raw.len() == 36)
+        .and_then(|raw| Uuid::try_parse(raw).ok())
+}
+
+/// A UUID path segment in its standard form (RFC 9562: 36 characters, hyphenated; hex digits
+/// in either case); anything else, braced, URN or hyphenless forms included, is a 400.
 pub struct IdPath(pub Uuid);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdPath {
@@ -385,9 +393,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let StringPath(raw) = StringPath::from_request_parts(parts, state).await?;
-        Uuid::try_parse(&raw)
+        standard_uuid(&raw)
             .map(Self)
-            .map_err(|_| ApiError::bad_request("invalid_id", "id: not a UUID"))
+            .ok_or_else(|| ApiError::bad_request("invalid_id", "id: not a UUID"))
     }
 }
 

@@ -23,13 +23,15 @@ pub enum Surface {
 
 impl Surface {
     pub fn of(path: &str) -> Self {
+        // `//user/x` names no route, but its client meant the Estuary surface.
+        let path = path.trim_start_matches('/');
         let under = |root: &str| {
             path.strip_prefix(root)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         };
-        if under("/user") {
+        if under("user") {
             Self::Estuary
-        } else if under("/api/apikey") {
+        } else if under("api/apikey") {
             Self::Form
         } else {
             Self::Native

@@ -12,8 +12,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::json;
-
 use crate::process::{start_with, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 fn fuzz_dir() -> PathBuf {
@@ -39,28 +37,8 @@ fn schemathesis() -> PathBuf {
 async fn the_api_fuzzer_finds_nothing_as_admin_or_member() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_with(dir.path(), true, &[], &[]).await;
-    let post = reqwest::Method::POST;
     let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let (status, tenant) = server
-        .call(
-            post.clone(),
-            "/api/v1/tenants",
-            Some(&admin),
-            Some(json!({"name": "Acme", "slug": "acme"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{tenant}");
-    let password = "member password that is long";
-    let (status, member) = server
-        .call(
-            post,
-            "/api/v1/users",
-            Some(&admin),
-            Some(json!({"email": "ann@example.com", "password": password, "tenant_id": tenant["id"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{member}");
-    let member = server.login("ann@example.com", password).await;
+    let member = server.tenant_and_member(&admin).await;
     let examples = std::env::var("KEYWARD_FUZZ_EXAMPLES").unwrap_or_else(|_| "25".into());
     for (who, token) in [("admin", admin), ("member", member)] {
         let junit = dir.path().join(format!("junit-{who}.xml"));

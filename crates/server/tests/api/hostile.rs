@@ -752,6 +752,11 @@ async fn every_answer_speaks_its_surface() {
             StatusCode::NOT_FOUND,
             "native",
         ),
+        (
+            raw(Method::GET, "//user/api-keys", &[], Body::empty()),
+            StatusCode::NOT_FOUND,
+            "estuary",
+        ),
     ];
     for (req, status, shape) in cases {
         let what = format!(
@@ -931,4 +936,37 @@ async fn unknown_query_parameters_are_refused() {
         1,
         "the Estuary POST made no key"
     );
+}
+
+/// Kind 10/12: an id in a path is a UUID in its standard form (what the document's `format:
+/// uuid` says), not any form a parser could read (braced, URN, hyphenless).
+#[tokio::test]
+async fn ids_in_paths_are_uuids_in_their_standard_form() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (id, _) = app.key_with(&member, &[]).await;
+    let uuid: uuid::Uuid = id.parse().unwrap();
+    app.get(
+        &format!("/api/v1/api-keys/{}", id.to_uppercase()),
+        As::Bearer(&member),
+    )
+    .await
+    .expect(StatusCode::OK);
+    for other in [
+        format!("{{{id}}}"),
+        format!("urn:uuid:{id}"),
+        uuid.simple().to_string(),
+    ] {
+        let r = app
+            .get(&format!("/api/v1/api-keys/{other}"), As::Bearer(&member))
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.error_code(), "invalid_id");
+        let r = app
+            .get(&format!("/api/apikey/{other}"), As::Bearer(&member))
+            .await
+            .expect(StatusCode::NOT_FOUND);
+        assert_eq!(r.body["code"], "NOT_FOUND");
+    }
 }

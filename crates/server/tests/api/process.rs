@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 pub const ADMIN_EMAIL: &str = "root@example.com";
 pub const ADMIN_PASSWORD: &str = "root password that is long";
+pub const MEMBER_PASSWORD: &str = "member password that is long";
 
 pub struct Server {
     child: Child,
@@ -134,6 +135,23 @@ impl Server {
             .await;
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// As `admin`: a tenant `acme` and a member of it (`ann@example.com`, [`MEMBER_PASSWORD`]);
+    /// the member's session token.
+    pub async fn tenant_and_member(&self, admin: &str) -> String {
+        let post = reqwest::Method::POST;
+        let tenant = json!({"name": "Acme", "slug": "acme"});
+        let (status, tenant) = self
+            .call(post.clone(), "/api/v1/tenants", Some(admin), Some(tenant))
+            .await;
+        assert_eq!(status, 201, "{tenant}");
+        let member = json!({"email": "ann@example.com", "password": MEMBER_PASSWORD, "tenant_id": tenant["id"]});
+        let (status, member) = self
+            .call(post, "/api/v1/users", Some(admin), Some(member))
+            .await;
+        assert_eq!(status, 201, "{member}");
+        self.login("ann@example.com", MEMBER_PASSWORD).await
     }
 
     pub fn logs(&self) -> String {
@@ -495,26 +513,8 @@ async fn secrets_never_reach_a_trace_log() {
     let post = reqwest::Method::POST;
     let admin = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     secrets.push(admin.clone());
-    let (_, tenant) = server
-        .call(
-            post.clone(),
-            "/api/v1/tenants",
-            Some(&admin),
-            Some(json!({"name": "Acme", "slug": "acme"})),
-        )
-        .await;
-    let member_password = "member password that is long";
-    secrets.push(member_password.into());
-    let (status, _) = server
-        .call(
-            post.clone(),
-            "/api/v1/users",
-            Some(&admin),
-            Some(json!({"email": "ann@example.com", "password": member_password, "tenant_id": tenant["id"]})),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let member = server.login("ann@example.com", member_password).await;
+    secrets.push(MEMBER_PASSWORD.into());
+    let member = server.tenant_and_member(&admin).await;
     secrets.push(member.clone());
     let (_, created) = server
         .call(

@@ -109,11 +109,7 @@ async fn a_body_that_stops_arriving_is_answered_408() {
 async fn a_declared_oversized_body_is_refused_before_it_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), "100").await;
-    for path in [
-        "/api/v1/auth/login",
-        "/api/v1/tenants",
-        "/user/api-keys",
-    ] {
+    for path in ["/api/v1/auth/login", "/api/v1/tenants", "/user/api-keys"] {
         let mut conn = connect(&server).await;
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\

@@ -82,7 +82,7 @@ impl From<ApiKey> for FormKey {
 
 /// An id that is not a UUID names no key: 404, like an unknown one.
 fn key_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(raw).map_err(|_| ApiError::NotFound("api key"))
+    crate::extract::standard_uuid(raw).ok_or(ApiError::NotFound("api key"))
 }
 
 async fn list(
