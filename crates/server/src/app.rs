@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
-use axum::http::{HeaderName, Method, Response, Uri};
+use axum::http::{Method, Response, Uri};
 use axum::routing::get;
 use axum::Router;
 use keyward_domain::ratelimit::Limit;
@@ -13,16 +13,12 @@ use keyward_store::Store;
 use time::OffsetDateTime;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::ServerErrorsFailureClass;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
 use tower_http::trace::TraceLayer;
 
 use crate::api::dialect::Surface;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Passwords;
 use crate::auth::throttle::FailureThrottle;
-use crate::auth::REQUEST_ID_HEADER;
 use crate::cache::{CacheSettings, KeyCache};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -170,7 +166,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
 /// `routes` inside the layers that every request passes. (The benchmark's ceiling server,
 /// `examples/ceiling.rs`, puts one route of its own among keyward's.)
 pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
-    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     routes
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| -> Response<axum::body::Body> {
@@ -190,33 +185,10 @@ pub fn layered(routes: Router<AppState>, state: AppState) -> Router {
                 })
                 .on_failure(log_failure),
         )
-        // Outside the trace layer, so that its failure log (and everything inside) sees the label.
-        .layer(axum::middleware::from_fn(crate::request_label::label))
-        // Inside the request-id layers, so that its refusals carry an id too.
-        .layer(axum::middleware::from_fn(crate::serve::head_limits))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, RequestIds::new()))
-        .layer(axum::middleware::map_request(drop_unacceptable_request_id))
+        // Outside the trace layer, so that its failure log (and everything inside) sees the label
+        // and the request id.
+        .layer(axum::middleware::from_fn(crate::request_label::front))
         .with_state(state)
-}
-
-/// A caller's `X-Request-Id` is echoed, logged and stored in the audit log, so only a short
-/// visible-ASCII one (and only one) is kept; otherwise the request gets a new id like a request
-/// that sent none.
-async fn drop_unacceptable_request_id(mut req: Request) -> Request {
-    let headers = req.headers_mut();
-    let mut ids = headers.get_all(REQUEST_ID_HEADER).iter();
-    let acceptable = match (ids.next(), ids.next()) {
-        (None, _) => true,
-        (Some(id), None) => id
-            .to_str()
-            .is_ok_and(keyward_domain::text::is_acceptable_request_id),
-        (Some(_), Some(_)) => false,
-    };
-    if !acceptable {
-        headers.remove(REQUEST_ID_HEADER);
-    }
-    req
 }
 
 /// A 5xx answer (or a response body that failed), logged with the request it answers.
@@ -225,39 +197,6 @@ fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _: &tracing::
     let (method, route, request_id) = Label::fields(label.as_ref());
     let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
     tracing::error!(%class, latency_ms, method, route, request_id, "response failed");
-}
-
-/// Request ids as UUIDs (version 8): a random 64-bit prefix drawn once per process, then a
-/// counter. Unique like a v4 UUID per process, without a system call for randomness per request.
-#[derive(Clone)]
-struct RequestIds {
-    prefix: u64,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        let mut bytes = [0u8; 8];
-        // Without OS randomness ids stay unique within the process: only the prefix is lost.
-        let _ = getrandom::fill(&mut bytes);
-        Self {
-            prefix: u64::from_le_bytes(bytes),
-            next: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        }
-    }
-}
-
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&self.prefix.to_be_bytes());
-        bytes[8..].copy_from_slice(&n.to_be_bytes());
-        let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
-        axum::http::HeaderValue::from_str(&id.to_string())
-            .ok()
-            .map(RequestId::new)
-    }
 }
 
 /// The body policy of every route but verify (whose extractor applies the same rules) and

@@ -8,10 +8,14 @@
 //! Per-request spans remain at DEBUG (`KEYWARD_LOG=debug`).
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderValue, Method};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::api::dialect::Surface;
 use crate::auth::REQUEST_ID_HEADER;
 
 tokio::task_local! {
@@ -79,8 +83,70 @@ fn id_of(request_id: Option<&HeaderValue>) -> &str {
     request_id.and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-/// Middleware: serves the request with its label current.
-pub async fn label(req: Request, next: Next) -> Response {
-    let label = Label::of(&req);
-    CURRENT.scope(label, next.run(req)).await
+/// Middleware, the first every request passes (one layer, where there were five): refuses a
+/// target or header section larger than keyward reads (414, 431, in the path's surface's
+/// shape); gives the request its id, the caller's `X-Request-Id` when that is one value of short
+/// visible ASCII (it is echoed, logged and stored in the audit log), else a new one; serves it
+/// with its label current; and puts the id on the answer.
+pub async fn front(mut req: Request, next: Next) -> Response {
+    let refusal = crate::serve::head_limit_refusal(&req);
+    let id = request_id(req.headers_mut());
+    let mut response = match refusal {
+        Some(refusal) => Surface::of(req.uri().path()).render(refusal),
+        None => {
+            let label = Label::of(&req);
+            CURRENT.scope(label, next.run(req)).await
+        }
+    };
+    response.headers_mut().insert(REQUEST_ID_HEADER, id);
+    response
+}
+
+/// The request's id, set on its headers: the caller's when acceptable, else a new one.
+fn request_id(headers: &mut HeaderMap) -> HeaderValue {
+    let mut ids = headers.get_all(REQUEST_ID_HEADER).iter();
+    if let (Some(id), None) = (ids.next(), ids.next()) {
+        if id
+            .to_str()
+            .is_ok_and(keyward_domain::text::is_acceptable_request_id)
+        {
+            return id.clone();
+        }
+    }
+    let id = RequestIds::process().next();
+    headers.insert(REQUEST_ID_HEADER, id.clone());
+    id
+}
+
+/// Request ids as UUIDs (version 8): a random 64-bit prefix drawn once per process, then a
+/// counter. Unique like a v4 UUID per process, without a system call for randomness per request.
+struct RequestIds {
+    prefix: u64,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn process() -> &'static Self {
+        static IDS: OnceLock<RequestIds> = OnceLock::new();
+        IDS.get_or_init(|| {
+            let mut bytes = [0u8; 8];
+            // Without OS randomness ids stay unique within the process: only the prefix is lost.
+            let _ = getrandom::fill(&mut bytes);
+            Self {
+                prefix: u64::from_le_bytes(bytes),
+                next: AtomicU64::new(0),
+            }
+        })
+    }
+
+    fn next(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.prefix.to_be_bytes());
+        bytes[8..].copy_from_slice(&n.to_be_bytes());
+        let id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        HeaderValue::from_bytes(id.hyphenated().encode_lower(&mut text).as_bytes())
+            .unwrap_or_else(|_| HeaderValue::from_static("unidentified"))
+    }
 }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use keyward_store::ChangeSink;
 use tokio::net::TcpListener;
@@ -96,12 +96,10 @@ pub async fn serve_router(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        // hyper starts this when it waits for a head, so it bounds idle time plus the head's
-        // arrival; `ClientIo` bounds the head alone.
-        .header_read_timeout(limits.idle_timeout)
-        .max_headers(HYPER_MAX_HEADERS);
+    http.max_headers(HYPER_MAX_HEADERS);
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let deadlines = Deadlines::new(limits);
+    let sweeper = tokio::spawn(Arc::clone(&deadlines).sweep());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -126,10 +124,11 @@ pub async fn serve_router(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let state = Arc::new(ConnState::default());
-        let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&state), limits));
+        let state = deadlines.watch();
+        let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&state)));
         let service = {
             let state_in = Arc::clone(&state);
+            let state_out = Arc::clone(&state);
             app.clone()
                 .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
                     state_in.begin_request();
@@ -138,61 +137,169 @@ pub async fn serve_router(
                     req
                 })
                 .map_response(move |res| {
-                    state.end_request();
+                    state_out.end_request();
                     res
                 })
         };
-        let conn = http.serve_connection(io, TowerToHyperService::new(service));
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(http.serve_connection(io, TowerToHyperService::new(service)));
         tokio::spawn(async move {
-            // A client that goes away or times out ends its connection; nothing to report.
-            let _ = conn.await;
+            // A client that goes away ends its connection; one past a deadline is dropped (and
+            // with it the socket). Nothing to report either way.
+            tokio::select! {
+                _ = conn => {}
+                () = state.expired.notified() => {}
+            }
             drop(permit);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+    sweeper.abort();
     Ok(())
 }
 
-/// Where a connection is between requests, shared by its I/O and its service.
-#[derive(Debug, Default)]
+/// The connections' deadlines (header-read, idle, write), kept without a timer per request: each
+/// connection notes, in a few atomics, the coarse time when its head began, when it last made
+/// progress and when a write began to wait; a sweeper looks at them all every
+/// [`SWEEP_EVERY`] and ends those past a limit. So the limits hold to within that, and the
+/// request path pays a few relaxed stores for them.
+struct Deadlines {
+    limits: HttpLimits,
+    started: std::time::Instant,
+    /// Milliseconds since `started`, plus one (0 means "not set" below), as of the last sweep.
+    now_ms: AtomicU64,
+    connections: std::sync::Mutex<Vec<std::sync::Weak<ConnState>>>,
+}
+
+/// How often the sweeper looks: the precision of the connection limits.
+const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+impl Deadlines {
+    fn new(limits: HttpLimits) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            started: std::time::Instant::now(),
+            now_ms: AtomicU64::new(1),
+            connections: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A new connection's state, watched from now on.
+    fn watch(self: &Arc<Self>) -> Arc<ConnState> {
+        let state = Arc::new(ConnState {
+            deadlines: Arc::clone(self),
+            begun: AtomicU64::new(0),
+            serving: AtomicBool::new(false),
+            head_since: AtomicU64::new(0),
+            active_at: AtomicU64::new(self.now()),
+            write_waits_since: AtomicU64::new(0),
+            expired: tokio::sync::Notify::new(),
+        });
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .push(Arc::downgrade(&state));
+        state
+    }
+
+    fn now(&self) -> u64 {
+        self.now_ms.load(Ordering::Relaxed)
+    }
+
+    async fn sweep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+            self.now_ms.store(now, Ordering::Relaxed);
+            self.connections
+                .lock()
+                .expect("connections lock")
+                .retain(|conn| match conn.upgrade() {
+                    None => false,
+                    Some(conn) => {
+                        if conn.past_a_deadline(now, &self.limits) {
+                            conn.expired.notify_one();
+                        }
+                        true
+                    }
+                });
+        }
+    }
+}
+
+/// Where a connection is between requests, shared by its I/O, its service and the sweeper.
+/// Times are [`Deadlines::now_ms`] readings; 0 is "not set".
+#[derive(Debug)]
 struct ConnState {
+    deadlines: Arc<Deadlines>,
     /// Requests whose head hyper has handed to the service so far.
     begun: AtomicU64,
     /// A request is being served (its head is in, its response not yet made).
     serving: AtomicBool,
+    /// When the head being read began to arrive.
+    head_since: AtomicU64,
+    /// When the connection last made progress (read, wrote, or finished an answer).
+    active_at: AtomicU64,
+    /// When a write began to wait for the client to take its bytes.
+    write_waits_since: AtomicU64,
+    /// Told by the sweeper: the connection is past a deadline and must end.
+    expired: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Deadlines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deadlines")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConnState {
     fn begin_request(&self) {
         self.begun.fetch_add(1, Ordering::Relaxed);
         self.serving.store(true, Ordering::Relaxed);
+        self.head_since.store(0, Ordering::Relaxed);
     }
 
     fn end_request(&self) {
         self.serving.store(false, Ordering::Relaxed);
+        self.active_at
+            .store(self.deadlines.now(), Ordering::Relaxed);
+    }
+
+    /// Whether the connection is past one of `limits` at `now`: its head has taken longer than
+    /// the header-read timeout, a write has waited longer than the write timeout, or, idle
+    /// between requests, it has been quiet longer than the idle timeout. (A request being served
+    /// is the body-read timeout's business, in the extractors.)
+    fn past_a_deadline(&self, now: u64, limits: &HttpLimits) -> bool {
+        let older_than = |since: u64, limit: Duration| {
+            since != 0 && u128::from(now.saturating_sub(since)) > limit.as_millis()
+        };
+        let serving = self.serving.load(Ordering::Relaxed);
+        let head_since = self.head_since.load(Ordering::Relaxed);
+        let write_waits = self.write_waits_since.load(Ordering::Relaxed);
+        older_than(write_waits, limits.write_timeout)
+            || (!serving && older_than(head_since, limits.header_read_timeout))
+            || (!serving
+                && head_since == 0
+                && write_waits == 0
+                && older_than(self.active_at.load(Ordering::Relaxed), limits.idle_timeout))
     }
 }
 
-/// A connection's I/O as keyward guards it:
-///
-/// - Reads are closed with `TimedOut` when a request's head has not been handed to the service
-///   within the header-read timeout of its first byte (a slowloris client). Body reads (while a
-///   request is served) are the body-read timeout's business, in the extractors.
-/// - When hyper answers a head it could not parse (400, 414, 431: bodiless, made before any
-///   router sees the request), keyward's answer goes out in its place: the same refusal with a
-///   body in the shape of the surface the head's path names.
+/// A connection's I/O as keyward guards it: it notes the times [`Deadlines`] needs, and when
+/// hyper answers a head it could not parse (400, 414, 431: bodiless, made before any router sees
+/// the request), keyward's answer goes out in its place: the same refusal with a body in the
+/// shape of the surface the head's path names.
 struct ClientIo {
     stream: tokio::net::TcpStream,
     state: Arc<ConnState>,
-    limits: HttpLimits,
-    /// Since when writes have made no progress (armed at a write that could not go on).
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// The deadline of the head being read, and the request count when it started.
-    head: Option<(Pin<Box<tokio::time::Sleep>>, u64)>,
-    /// The first bytes of the head being read, to find its path should hyper refuse it.
+    /// The first bytes of the head being read, to find its path should hyper refuse it, and the
+    /// request count they were read at.
     head_sample: Vec<u8>,
+    sampled_at: u64,
     /// keyward's refusal in place of hyper's, and how much of it is written; once it is there,
     /// hyper's own bytes are dropped (hyper closes the connection after a refusal).
     refusal: Option<(Vec<u8>, usize)>,
@@ -202,44 +309,38 @@ struct ClientIo {
 const HEAD_SAMPLE_BYTES: usize = 2048;
 
 impl ClientIo {
-    fn new(stream: tokio::net::TcpStream, state: Arc<ConnState>, limits: HttpLimits) -> Self {
+    fn new(stream: tokio::net::TcpStream, state: Arc<ConnState>) -> Self {
         Self {
             stream,
             state,
-            limits,
-            stalled: None,
-            head: None,
             head_sample: Vec::new(),
+            sampled_at: 0,
             refusal: None,
         }
     }
 
-    /// Writes `bufs` (see [`Self::write_now`]), closing the connection with `TimedOut` once
-    /// writes have made no progress for the write timeout: the client stopped reading.
+    /// Writes `bufs` (see [`Self::write_now`]), noting when a write begins to wait for the client
+    /// (a client that stops reading is past the write timeout soon after).
     fn write(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match self.write_now(cx, bufs) {
+        let written = self.write_now(cx, bufs);
+        match &written {
             Poll::Pending => {
-                let limit = self.limits.write_timeout;
-                let stalled = self
-                    .stalled
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                if stalled.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the client took no answer within the write timeout",
-                    )));
+                if self.state.write_waits_since.load(Ordering::Relaxed) == 0 {
+                    let now = self.state.deadlines.now();
+                    self.state.write_waits_since.store(now, Ordering::Relaxed);
                 }
-                Poll::Pending
             }
-            done => {
-                self.stalled = None;
-                done
+            Poll::Ready(_) => {
+                if self.state.write_waits_since.load(Ordering::Relaxed) != 0 {
+                    self.state.write_waits_since.store(0, Ordering::Relaxed);
+                }
             }
         }
+        written
     }
 
     /// Writes `bufs`, or keyward's refusal in place of hyper's own answer to an unparsable head.
@@ -346,31 +447,26 @@ impl tokio::io::AsyncRead for ClientIo {
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        let begun = this.state.begun.load(Ordering::Relaxed);
-        // The head being timed was handed over: its deadline is done with.
-        if this.head.as_ref().is_some_and(|(_, at)| *at != begun) {
-            this.head = None;
-            this.head_sample.clear();
-        }
-        if let Some((deadline, _)) = &mut this.head {
-            if deadline.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "request head not complete within the header-read timeout",
-                )));
-            }
-        }
         let before = buf.filled().len();
         let read = Pin::new(&mut this.stream).poll_read(cx, buf);
         let got = &buf.filled()[before..];
-        if got.is_empty() || this.state.serving.load(Ordering::Relaxed) {
+        if got.is_empty() {
             return read;
         }
-        if this.head.is_none() {
-            let mut deadline = Box::pin(tokio::time::sleep(this.limits.header_read_timeout));
-            // Registers the waker, so that a client that then sends nothing is timed out too.
-            let _ = deadline.as_mut().poll(cx);
-            this.head = Some((deadline, begun));
+        let state = &this.state;
+        let now = state.deadlines.now();
+        state.active_at.store(now, Ordering::Relaxed);
+        if state.serving.load(Ordering::Relaxed) {
+            return read;
+        }
+        // Bytes while no request is served: a head begins (or goes on).
+        if state.head_since.load(Ordering::Relaxed) == 0 {
+            state.head_since.store(now, Ordering::Relaxed);
+        }
+        let begun = state.begun.load(Ordering::Relaxed);
+        if this.sampled_at != begun {
+            this.head_sample.clear();
+            this.sampled_at = begun;
         }
         let room = HEAD_SAMPLE_BYTES.saturating_sub(this.head_sample.len());
         this.head_sample
@@ -409,26 +505,19 @@ impl tokio::io::AsyncWrite for ClientIo {
     }
 }
 
-/// Refuses, in the surface's own shape, a request whose target or header fields are larger than
-/// keyward reads (hyper's own limits sit above these and answer without a body).
-pub async fn head_limits(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let too_long = req.uri().path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES;
+/// The refusal of a request whose target or header fields are larger than keyward reads (hyper's
+/// own limits sit above these, and what hyper refuses `ClientIo` answers).
+pub fn head_limit_refusal(req: &axum::extract::Request) -> Option<ApiError> {
+    if req.uri().path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES {
+        return Some(ApiError::UriTooLong);
+    }
     let headers = req.headers();
     let header_bytes: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
-    let error = if too_long {
-        ApiError::UriTooLong
-    } else if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
-        ApiError::HeadersTooLarge
-    } else {
-        return next.run(req).await;
-    };
-    Surface::of(req.uri().path()).render(error)
+    (headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES)
+        .then_some(ApiError::HeadersTooLarge)
 }
 
 /// Feeds the store's change feed (other nodes' revocations and edits) into this node's cache
