@@ -18,24 +18,13 @@ PORT=${PORT:-3990}
 command -v wrk >/dev/null || { echo "wrk is missing (Debian package wrk)" >&2; exit 2; }
 work=$(mktemp -d)
 chmod 755 "$work"
-cleanup=("rm -rf $work")
-trap 'for c in "${cleanup[@]}"; do eval "$c" >/dev/null 2>&1 || true; done' EXIT
+pg_stop=""
+trap '[ -n "$pg_stop" ] && eval "$pg_stop" >/dev/null 2>&1; rm -rf "$work"' EXIT
 export KEYWARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
-
+. bench/postgres.sh
 if [ "$BACKEND" = postgres ]; then
-  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-  as=""
-  mkdir -p "$work/pg/sockets"
-  if [ "$(id -u)" -eq 0 ]; then
-    chown -R postgres:postgres "$work/pg"
-    as="setpriv --reuid=postgres --regid=postgres --init-groups --"
-  fi
-  $as "$pgbin/initdb" -D "$work/pg/data" -U postgres --auth=trust --no-locale -E UTF8 >/dev/null
-  $as "$pgbin/pg_ctl" start -w -D "$work/pg/data" -l "$work/pg/server.log" \
-    -o "-p $((PORT + 10)) -h 127.0.0.1 -k $work/pg/sockets -c shared_buffers=256MB" >/dev/null
-  cleanup=("$as $pgbin/pg_ctl stop -D $work/pg/data -m fast" "${cleanup[@]}")
-  "$pgbin/psql" -h 127.0.0.1 -p $((PORT + 10)) -U postgres -qc 'CREATE DATABASE keyward'
-  db="postgres://postgres@127.0.0.1:$((PORT + 10))/keyward"
+  start_postgres
+  db=$pg_url
 else
   db="sqlite://$work/bench.db"
 fi

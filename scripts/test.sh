@@ -19,27 +19,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The published Estuary client (unmodified) is the acceptance test of the /user/* surface:
-# it lives in its own virtualenv under target/, made once and reused.
-venv=target/compat-venv
-requirements=crates/server/tests/compat/requirements.txt
-if ! cmp -s "$requirements" "$venv/installed.txt" 2>/dev/null; then
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  cp "$requirements" "$venv/installed.txt"
-fi
-
-# schemathesis, the API fuzzer the HTTP suite runs (crates/server/tests/api/fuzz.rs), in a
-# virtualenv of its own (its dependencies differ from the Estuary client's), made once and reused.
-fuzz_venv=target/fuzz-venv
-fuzz_requirements=crates/server/tests/fuzz/requirements.txt
-if ! cmp -s "$fuzz_requirements" "$fuzz_venv/installed.txt" 2>/dev/null; then
-  rm -rf "$fuzz_venv"
-  python3 -m venv "$fuzz_venv"
-  "$fuzz_venv/bin/pip" install --quiet --disable-pip-version-check -r "$fuzz_requirements"
-  cp "$fuzz_requirements" "$fuzz_venv/installed.txt"
-fi
+# venv DIR REQUIREMENTS: a Python virtualenv under target/ with exactly REQUIREMENTS installed,
+# made once and remade when the requirements change.
+venv() {
+  if ! cmp -s "$2" "$1/installed.txt" 2>/dev/null; then
+    rm -rf "$1"
+    python3 -m venv "$1"
+    "$1/bin/pip" install --quiet --disable-pip-version-check -r "$2"
+    cp "$2" "$1/installed.txt"
+  fi
+}
+# The published Estuary client (unmodified), the acceptance test of the /user/* surface; and
+# schemathesis, the API fuzzer the HTTP suite runs (crates/server/tests/api/fuzz.rs), apart
+# (their dependencies differ).
+venv target/compat-venv crates/server/tests/compat/requirements.txt
+venv target/fuzz-venv crates/server/tests/fuzz/requirements.txt
 
 # Tests spawn the real binary; build everything once, then run.
 cargo test --workspace --locked --no-fail-fast "$@"
