@@ -66,9 +66,45 @@ pub fn truncate_millis(t: OffsetDateTime) -> OffsetDateTime {
     from_millis(to_millis(t))
 }
 
+/// Parses an RFC 3339 `date-time` exactly as written there (and as JSON Schema's `date-time`
+/// format reads it): a `T` between date and time, never a space, and no leap second (`:60`),
+/// which no stored time can hold. Anything else is `None`: never read as a nearby time.
+pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
+    let bytes = text.as_bytes();
+    let t_between = matches!(bytes.get(10), Some(b'T' | b't'));
+    let leap_second = bytes.get(17..19) == Some(b"60");
+    if !t_between || leap_second {
+        return None;
+    }
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_exactly() {
+        assert!(parse_rfc3339("2030-01-01T00:00:00Z").is_some());
+        assert!(parse_rfc3339("2030-01-01t00:00:00.123+02:00").is_some());
+        assert!(parse_rfc3339("2030-01-01 00:00:00Z").is_none(), "a space");
+        assert!(
+            parse_rfc3339("2030-06-30T23:59:60Z").is_none(),
+            "a leap second"
+        );
+        assert!(parse_rfc3339("2030-01-01").is_none());
+    }
+
+    proptest::proptest! {
+        /// Never panics, and whatever it reads writes back to the same instant.
+        #[test]
+        fn rfc3339_never_panics_and_round_trips(text in "\\PC{0,32}|[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})") {
+            if let Some(t) = parse_rfc3339(&text) {
+                let again = t.format(&time::format_description::well_known::Rfc3339).unwrap();
+                proptest::prop_assert_eq!(parse_rfc3339(&again), Some(t));
+            }
+        }
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

@@ -108,7 +108,8 @@ pub fn email_pattern() -> String {
     format!("^{part}+@{part}+$")
 }
 
-/// Emails are compared case-insensitively: keyward stores them with ASCII letters lower-cased.
+/// Emails are compared case-insensitively: keyward stores them lower-cased (Unicode's lower
+/// case, so that `ÄNN@` and `änn@` are one address).
 /// Anything else about them is taken as sent, or refused (`None`).
 pub fn normalize_email(email: &str) -> Option<String> {
     let (local, domain) = email.split_once('@')?;
@@ -119,7 +120,7 @@ pub fn normalize_email(email: &str) -> Option<String> {
         && !email
             .chars()
             .any(|c| crate::text::is_space(c) || c.is_control());
-    ok.then(|| email.to_ascii_lowercase())
+    ok.then(|| email.to_lowercase())
 }
 
 pub const MIN_PASSWORD_LEN: usize = 12;

@@ -19,6 +19,8 @@ pub enum ScopeError {
     UnknownKeyward(String),
     #[error("a key carries at most 64 scopes")]
     TooMany,
+    #[error("scope {0:?} is listed twice")]
+    Repeated(String),
 }
 
 /// keyward's own rights, as carried by `keyward:` scopes.
@@ -49,6 +51,11 @@ pub struct Scope(String);
 
 impl Scope {
     pub fn parse(s: &str) -> Result<Self, ScopeError> {
+        Self::check(s).map(|()| Self(s.to_owned()))
+    }
+
+    /// Whether `s` is a scope, without making one (the verify path checks required scopes).
+    pub fn check(s: &str) -> Result<(), ScopeError> {
         let valid_chars = s.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-' | b'/' | b'*')
         });
@@ -58,7 +65,16 @@ impl Scope {
         if s.starts_with(KEYWARD_NAMESPACE) && !KeywardRight::ALL.iter().any(|r| r.scope() == s) {
             return Err(ScopeError::UnknownKeyward(s.to_owned()));
         }
-        Ok(Self(s.to_owned()))
+        Ok(())
+    }
+
+    /// Checks scopes a caller requires (at verify): each a scope, at most [`MAX_SCOPES`].
+    /// Unlike [`parse_scopes`], nothing is made, sorted or merged.
+    pub fn check_required<S: AsRef<str>>(required: &[S]) -> Result<(), ScopeError> {
+        if required.len() > MAX_SCOPES {
+            return Err(ScopeError::TooMany);
+        }
+        required.iter().try_for_each(|s| Self::check(s.as_ref()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -85,8 +101,11 @@ pub fn parse_scopes<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, ScopeError>
         .iter()
         .map(|s| Scope::parse(s.as_ref()).map(|s| s.0))
         .collect::<Result<Vec<_>, _>>()?;
+    // A set, kept sorted; a scope listed twice is refused rather than silently merged.
     scopes.sort();
-    scopes.dedup();
+    if let Some(twice) = scopes.windows(2).find(|w| w[0] == w[1]) {
+        return Err(ScopeError::Repeated(twice[0].clone()));
+    }
     Ok(scopes)
 }
 
@@ -113,14 +132,18 @@ mod tests {
     }
 
     #[test]
-    fn scopes_are_sorted_and_deduplicated() {
-        assert_eq!(parse_scopes(&["b", "a", "b"]).unwrap(), vec!["a", "b"]);
+    fn scopes_are_sorted_and_never_merged() {
+        assert_eq!(parse_scopes(&["b", "a"]).unwrap(), vec!["a", "b"]);
+        assert_eq!(
+            parse_scopes(&["b", "a", "b"]),
+            Err(ScopeError::Repeated("b".into()))
+        );
     }
 
     proptest::proptest! {
-        /// A scope list is taken exactly when it has at most 64 scopes, each of the documented
-        /// characters and length and, under `keyward:`, one of keyward's four; what is taken
-        /// comes back sorted and without repeats.
+        /// A scope list is taken exactly when it has at most 64 scopes, none twice, each of the
+        /// documented characters and length and, under `keyward:`, one of keyward's four; what
+        /// is taken comes back sorted.
         #[test]
         fn scope_lists_agree_with_their_grammar(
             raw in proptest::collection::vec("\\PC{0,6}|[a-z:.*/_-]{1,10}|keyward:(read|write|verify|admin|root)", 0..70),
@@ -130,7 +153,8 @@ mod tests {
                 pattern.is_match(s)
                     && (!s.starts_with(KEYWARD_NAMESPACE) || KeywardRight::ALL.iter().any(|r| r.scope() == s))
             };
-            let expected = raw.len() <= MAX_SCOPES && raw.iter().all(|s| valid(s));
+            let distinct = raw.iter().collect::<std::collections::BTreeSet<_>>().len() == raw.len();
+            let expected = raw.len() <= MAX_SCOPES && distinct && raw.iter().all(|s| valid(s));
             let parsed = parse_scopes(&raw);
             proptest::prop_assert_eq!(parsed.is_ok(), expected, "{:?}", raw);
             if let Ok(scopes) = parsed {

@@ -140,6 +140,18 @@ pub fn check_declared(headers: &HeaderMap) -> Result<(), ApiError> {
             ));
         }
     }
+    // hyper decodes `chunked` alone: any other transfer coding would be read as if it were none.
+    for coding in headers.get_all(header::TRANSFER_ENCODING) {
+        let chunked_only = coding.to_str().is_ok_and(|c| {
+            c.split(',')
+                .all(|c| c.trim().eq_ignore_ascii_case("chunked"))
+        });
+        if !chunked_only {
+            return Err(unsupported(
+                "Transfer-Encoding other than chunked is not supported",
+            ));
+        }
+    }
     if declared_length(headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
@@ -437,6 +449,38 @@ impl<S: Send + Sync> FromRequestParts<S> for StringPath {
 
 fn path_rejection(rejection: PathRejection) -> ApiError {
     ApiError::bad_request("invalid_path", rejection.body_text())
+}
+
+/// Deserializes an optional UUID in its standard form only (see [`standard_uuid`]).
+pub fn optional_uuid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Uuid>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(d)?;
+    text.map(|t| {
+        standard_uuid(&t).ok_or_else(|| {
+            serde::de::Error::custom("not a UUID in its standard form (36 characters, hyphenated)")
+        })
+    })
+    .transpose()
+}
+
+/// Deserializes an optional RFC 3339 time, read exactly (see
+/// [`keyward_domain::clock::parse_rfc3339`]).
+pub fn optional_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<time::OffsetDateTime>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(d)?;
+    text.map(|t| {
+        keyward_domain::clock::parse_rfc3339(&t).ok_or_else(|| {
+            serde::de::Error::custom("not an RFC 3339 date-time (YYYY-MM-DDThh:mm:ss[.f]Z|±hh:mm)")
+        })
+    })
+    .transpose()
+}
+
+/// [`optional_time`] for PATCH: absent is `None`, `null` is `Some(None)`.
+pub fn nullable_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<time::OffsetDateTime>>, D::Error> {
+    optional_time(d).map(Some)
 }
 
 /// Deserializes a field that distinguishes "absent" (`None`) from `null` (`Some(None)`), for PATCH.

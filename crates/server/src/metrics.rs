@@ -158,6 +158,7 @@ impl Metrics {
 /// `GET /metrics`.
 pub async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
+    _: crate::extract::NoQuery,
 ) -> impl axum::response::IntoResponse {
     (
         [(

@@ -412,20 +412,20 @@ fn refusal_for(answer: &[u8], head: &[u8]) -> Vec<u8> {
             "the request is not well-formed HTTP/1.1",
         ),
     };
-    // The refused head is the last one the sample holds (earlier requests on the connection may
-    // have come in the same read): the last non-empty stretch between blank lines.
-    let last_head = head
+    // The refused head is the last request line the sample holds (earlier requests on the
+    // connection, and their bodies, may have come in the same read); its target is read as far
+    // as it is text.
+    let target = head
         .split(|b| *b == b'\n')
-        .collect::<Vec<_>>()
-        .split(|line| line.trim_ascii().is_empty())
-        .rfind(|lines| !lines.is_empty())
-        .and_then(|lines| lines.first().copied())
+        .rfind(|line| line.windows(6).any(|w| w == b" HTTP/"))
+        .and_then(|line| line.split(|b| *b == b' ').nth(1))
+        .map(String::from_utf8_lossy)
         .unwrap_or_default();
-    let path = last_head
-        .split(|b| *b == b' ')
-        .nth(1)
-        .and_then(|p| std::str::from_utf8(p).ok())
-        .unwrap_or("/");
+    let path = if target.starts_with('/') {
+        &target[..]
+    } else {
+        "/"
+    };
     let body = serde_json::to_vec(&Surface::of(path).error_body(&error)).unwrap_or_default();
     let status = error.status();
     let mut out = format!(

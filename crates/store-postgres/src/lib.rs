@@ -398,7 +398,8 @@ async fn revoke_in(
     let row = sqlx::query(
         "WITH revoked AS (UPDATE api_keys SET revoked_at = LEAST(COALESCE(revoked_at, $1), $1), \
          updated_at = $2 \
-         WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $2) RETURNING *) \
+         WHERE id = $3 AND (revoked_at IS NULL OR (revoked_at > $2 AND revoked_at > updated_at)) \
+         RETURNING *) \
          SELECT r.*, lu.at AS last_used_at FROM revoked r \
          LEFT JOIN key_last_used lu ON lu.key_id = r.id",
     )

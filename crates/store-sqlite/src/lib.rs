@@ -454,7 +454,7 @@ async fn revoke_in(
 ) -> Result<ApiKey, StoreError> {
     let row = sqlx::query(
         "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, ?1), ?1), updated_at = ?2 \
-         WHERE id = ?3 AND (revoked_at IS NULL OR revoked_at > ?2) \
+         WHERE id = ?3 AND (revoked_at IS NULL OR (revoked_at > ?2 AND revoked_at > updated_at)) \
          RETURNING *, (SELECT at FROM key_last_used WHERE key_id = api_keys.id) AS last_used_at",
     )
     .bind(ms(at))

@@ -840,6 +840,44 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(r.revoked_at, Some(later), "an earlier one wins");
+    // Two revocations racing: the one that writes second read the clock first. It finds the key
+    // revoked, not in a grace period, and writes nothing.
+    let raced = key(4, None, Uuid::from_u128(7), T0);
+    store
+        .create_key(&raced, &audit("api_key.create", "api_key", raced.id, T0))
+        .await
+        .unwrap();
+    let first = T0 + Duration::milliseconds(5);
+    store
+        .revoke_key(
+            raced.id,
+            first,
+            first,
+            &audit("api_key.revoke", "api_key", raced.id, first),
+        )
+        .await
+        .unwrap();
+    let second = T0 + Duration::milliseconds(2);
+    assert_eq!(
+        store
+            .revoke_key(
+                raced.id,
+                second,
+                second,
+                &audit("api_key.revoke", "api_key", raced.id, second)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    let revocations = audit_actions(store)
+        .await
+        .iter()
+        .filter(|a| *a == "api_key.revoke")
+        .count();
+    assert_eq!(
+        revocations, 3,
+        "the racing second revocation wrote no audit entry"
+    );
 }
 
 pub async fn key_uses_only_move_forward(store: &dyn Store) {

@@ -284,7 +284,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Sets `revoked_at = at` on a key not revoked as of `now` (`at` may be later than `now`:
     /// a grace period), unless the key already has an earlier `revoked_at`: a key's end of life
-    /// only ever moves earlier, whatever the writes. `NotFound` if unknown or already revoked.
+    /// only ever moves earlier, whatever the writes. `NotFound` if unknown or already revoked:
+    /// a key counts as still revocable only in a grace period (an end later than both `now` and
+    /// its last change), so that of two revocations racing, whichever `now` is earlier, one wins.
     /// Returns the updated key.
     async fn revoke_key(
         &self,

@@ -7,14 +7,18 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::extract::NoQuery;
 
 /// `GET /healthz`: the process is up.
-pub async fn healthz() -> Json<serde_json::Value> {
+pub async fn healthz(_: NoQuery) -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: the database answers.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+pub async fn readyz(
+    State(state): State<AppState>,
+    _: NoQuery,
+) -> (StatusCode, Json<serde_json::Value>) {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
         Err(_) => (
@@ -38,7 +42,7 @@ pub struct HealthResponse {
 #[utoipa::path(get, path = "/api/v1/health", tag = "Health", operation_id = "getHealth",
     security(()),
     responses((status = 200, description = "Health of the service", body = HealthResponse)))]
-pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
+pub async fn health(State(state): State<AppState>, _: NoQuery) -> Json<HealthResponse> {
     let db_ok = state.store.ping().await.is_ok();
     Json(HealthResponse {
         status: if db_ok { "ok" } else { "degraded" },

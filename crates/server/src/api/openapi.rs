@@ -55,7 +55,7 @@ impl Modify for Security {
 }
 
 /// `GET /api/v1/openapi.json`: [`document`], made once.
-pub async fn openapi_json() -> axum::response::Response {
+pub async fn openapi_json(_: crate::extract::NoQuery) -> axum::response::Response {
     static DOCUMENT: std::sync::OnceLock<axum::body::Bytes> = std::sync::OnceLock::new();
     let body = DOCUMENT.get_or_init(|| {
         serde_json::to_vec(&document())
@@ -109,7 +109,8 @@ pub fn state_what_is_enforced(doc: &mut Value) {
         ("CreateApiKeyInput", "expires_in", short.clone()),
         ("CreateApiKeyInput", "remaining", credits.clone()),
         ("UpdateApiKeyInput", "name", name.clone()),
-        ("UpdateApiKeyInput", "scopes", scopes),
+        ("UpdateApiKeyInput", "scopes", scopes.clone()),
+        ("VerifyKeyInput", "scopes", scopes),
         ("UpdateApiKeyInput", "rate_limit_window", window),
         (
             "UpdateApiKeyInput",
@@ -356,6 +357,6 @@ fn nullable_formats_as_any_of(value: &mut Value) {
 
 /// `GET /docs`: a self-contained page (no CDN: keyward runs offline too) that lists every
 /// operation of the document with its parameters and responses.
-pub async fn docs() -> Html<&'static str> {
+pub async fn docs(_: crate::extract::NoQuery) -> Html<&'static str> {
     Html(include_str!("docs.html"))
 }

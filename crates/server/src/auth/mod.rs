@@ -95,9 +95,22 @@ pub fn presented_credential(headers: &HeaderMap) -> Result<&str, AuthFailure> {
         return Err(AuthFailure::Ambiguous);
     }
     let mut not_bearer = false;
-    offer_all(&mut found, headers.get_all(AUTHORIZATION), |value| {
-        bearer_token(value).inspect_err(|_| not_bearer = true)
-    })?;
+    // Beside a key, an `Authorization` of another scheme is a second credential too (one an
+    // upstream may act on): it counts as itself, so it differs. Alone, it is just not one
+    // keyward takes.
+    let beside_a_key = found.is_some();
+    offer_all(
+        &mut found,
+        headers.get_all(AUTHORIZATION),
+        |value| match bearer_token(value) {
+            Ok(token) => Ok(token),
+            Err(_) if beside_a_key => Ok(value),
+            Err(failure) => {
+                not_bearer = true;
+                Err(failure)
+            }
+        },
+    )?;
     match found {
         Some(token) => Ok(token),
         None if not_bearer => Err(AuthFailure::NotBearer),
@@ -236,7 +249,7 @@ mod tests {
         h.insert(API_KEY_HEADER, "kw_x".parse().unwrap());
         assert_eq!(
             presented_credential(&h),
-            Ok("kw_x"),
+            Err(AuthFailure::Ambiguous),
             "a key beside another scheme"
         );
         h.insert(AUTHORIZATION, "Bearer kw_x".parse().unwrap());

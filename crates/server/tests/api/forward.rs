@@ -70,7 +70,7 @@ async fn every_answer_of_forward_auth() {
 
     let r = forward(
         &app,
-        "?scopes=orders:write,%20orders:read",
+        "?scopes=orders:write,orders:read",
         v,
         Some(&key),
         false,

@@ -129,7 +129,12 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
             StatusCode::OK
         };
         assert_eq!(r.status, verify_status, "verify of {code:?}");
-        let req = Request::get(format!("/api/v1/auth/forward?scopes={}", scopes.join(",")))
+        let query = if scopes.is_empty() {
+            String::new()
+        } else {
+            format!("?scopes={}", scopes.join(","))
+        };
+        let req = Request::get(format!("/api/v1/auth/forward{query}"))
             .header("x-api-key", for_forward)
             .body(Body::empty())
             .unwrap();
@@ -950,6 +955,71 @@ async fn unknown_query_parameters_are_refused() {
         1,
         "the Estuary POST made no key"
     );
+    // An empty scope list or item on forward auth (an unset variable in a proxy's configuration)
+    // is no "no scope required".
+    for query in [
+        "?scopes=",
+        "?scopes=orders:read,,orders:read",
+        "?scopes=a%00b",
+    ] {
+        let r = app
+            .send(raw(
+                Method::GET,
+                &format!("/api/v1/auth/forward{query}"),
+                &[("x-keyward-verifier", &key), ("x-api-key", &key)],
+                Body::empty(),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+    }
+}
+
+/// Kind 12 (more): a scope listed twice, a time written with a space or a leap second, an id in
+/// a non-standard form, a transfer coding hyper does not decode: each refused, never read as
+/// something near it.
+#[tokio::test]
+async fn near_misses_are_refused_not_read_as_something_near() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let auth = format!("Bearer {member}");
+    for body in [
+        json!({"scopes": ["a", "a"]}),
+        json!({"expires_at": "2030-01-01 00:00:00Z"}),
+        json!({"expires_at": "2030-06-30T23:59:60Z"}),
+        json!({"tenant_id": format!("{{{t}}}")}),
+    ] {
+        let r = app
+            .post("/api/v1/api-keys", As::Bearer(&member), body.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+    }
+    let r = app
+        .send(raw(
+            Method::GET,
+            &format!("/api/v1/api-keys?tenant_id=urn:uuid:{t}"),
+            &[("authorization", &auth)],
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = app
+        .send(raw(
+            Method::POST,
+            "/api/v1/auth/login",
+            &[
+                ("content-type", "application/json"),
+                ("transfer-encoding", "gzip, chunked"),
+            ],
+            json!({"email": "a@b.c", "password": "x"}).to_string(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.body);
+    let keys = app
+        .get("/api/v1/api-keys", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(keys.body.as_array().unwrap().len(), 0, "no key was made");
 }
 
 /// Kind 10/12: an id in a path is a UUID in its standard form (what the document's `format:

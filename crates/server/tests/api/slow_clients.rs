@@ -226,20 +226,40 @@ async fn unparsable_heads_are_answered_in_the_surfaces_shape() {
         "GET /api/apikey HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n",
         "a".repeat(500_000)
     );
-    let cases: [(&str, String, &str); 5] = [
-        ("garbage", "GARBAGE\r\n\r\n".into(), "\"code\":\"malformed_request\""),
-        ("a bad header line", "GET /user/api-keys HTTP/1.1\r\nBad Header\r\n\r\n".into(), "\"reason\":\"ERR_INVALID_INPUT\""),
-        ("an unknown version", "GET /api/apikey HTTP/2.0\r\n\r\n".into(), "\"code\":\"MALFORMED_REQUEST\""),
-        ("a huge header", huge, "\"code\":\"HEADERS_TOO_LARGE\""),
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("garbage", b"GARBAGE\r\n\r\n".to_vec(), "\"code\":\"malformed_request\""),
+        (
+            "a bad header line",
+            b"GET /user/api-keys HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(),
+            "\"reason\":\"ERR_INVALID_INPUT\"",
+        ),
+        (
+            "an unknown version",
+            b"GET /api/apikey HTTP/2.0\r\n\r\n".to_vec(),
+            "\"code\":\"MALFORMED_REQUEST\"",
+        ),
+        ("a huge header", huge.into_bytes(), "\"code\":\"HEADERS_TOO_LARGE\""),
         (
             "garbage after a good request",
-            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /user/x HTTP/1.1\r\nContent-Length: x\r\n\r\n".into(),
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /user/x HTTP/1.1\r\nContent-Length: x\r\n\r\n"
+                .to_vec(),
             "\"reason\":\"ERR_INVALID_INPUT\"",
+        ),
+        (
+            "two lengths, and a body",
+            b"GET /user/api-keys HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"
+                .to_vec(),
+            "\"reason\":\"ERR_INVALID_INPUT\"",
+        ),
+        (
+            "a byte that is no text in the target",
+            b"GET /api/apikey/\xff HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "\"code\":\"MALFORMED_REQUEST\"",
         ),
     ];
     for (what, request, shape) in cases {
         let mut conn = connect(&server).await;
-        let _ = conn.write_all(request.as_bytes()).await;
+        let _ = conn.write_all(&request).await;
         let answer = until_closed(&mut conn, Duration::from_secs(3))
             .await
             .unwrap_or_else(|| panic!("{what}: no answer"));

@@ -59,6 +59,7 @@ impl From<AuditEntry> for AuditLogEntry {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    #[serde(default, deserialize_with = "crate::extract::optional_uuid")]
     pub tenant_id: Option<Uuid>,
     /// e.g. `api_key`, `tenant`, `user`.
     pub resource_type: Option<String>,
@@ -66,11 +67,11 @@ pub struct AuditParams {
     /// e.g. `api_key.revoke`.
     pub action: Option<String>,
     /// RFC 3339; entries at or after.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, deserialize_with = "crate::extract::optional_time")]
     #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<OffsetDateTime>,
     /// RFC 3339; entries before.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, deserialize_with = "crate::extract::optional_time")]
     #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<OffsetDateTime>,
     pub limit: Option<u32>,

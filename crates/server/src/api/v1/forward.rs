@@ -9,6 +9,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use keyward_domain::scope::Scope;
 use keyward_domain::VerifyCode;
 use serde::Deserialize;
 
@@ -68,10 +69,13 @@ pub async fn forward(
     let key = presented_credential(&headers)
         .map_err(|failure| ApiError::Unauthenticated(unambiguous(failure)))?;
     // Taken as sent: the list is the proxy's configuration, comma-separated, nothing trimmed.
-    let scopes: Vec<String> = match params.scopes.as_deref() {
-        None | Some("") => Vec::new(),
-        Some(list) => list.split(',').map(str::to_owned).collect(),
+    // An empty list or item (an unset variable in that configuration) is no "no scope": a 400.
+    let scopes: Vec<&str> = match params.scopes.as_deref() {
+        None => Vec::new(),
+        Some(list) => list.split(',').collect(),
     };
+    Scope::check_required(&scopes).map_err(|e| ApiError::invalid_field("scopes", e))?;
+    let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
     let verdict = verify::verify(&state, verifier.as_ref(), key, &scopes, 1).await?;
     state
         .metrics

@@ -18,7 +18,10 @@ use super::{created, page_response};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{nullable, IdPath, JsonBody, NoQuery, OptionalJsonBody, QueryParams};
+use crate::extract::{
+    nullable, nullable_time, optional_time, optional_uuid, IdPath, JsonBody, NoQuery,
+    OptionalJsonBody, QueryParams,
+};
 use crate::service::keys::{
     self as lifecycle, IssuedKey, KeyExpiry, KeyFilter, KeyPatch, KeyTenant, NewKey, Reach,
 };
@@ -128,13 +131,15 @@ fn issued_response(issued: IssuedKey) -> Response {
 pub struct CreateApiKeyInput {
     /// Required from admins; everyone else may omit it and gets their own tenant. (The reference
     /// requires it of everyone: every request it takes, keyward takes too.)
+    #[serde(default, deserialize_with = "optional_uuid")]
     pub tenant_id: Option<Uuid>,
     pub name: Option<String>,
     #[schema(minimum = 1, maximum = 100000)]
     pub rate_limit_max: Option<i64>,
     /// `<number> <second|minute|hour|day>[s]`; the document states the pattern.
     pub rate_limit_window: Option<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    /// RFC 3339, in the future and within 100 years.
+    #[serde(default, deserialize_with = "optional_time")]
     pub expires_at: Option<OffsetDateTime>,
     /// Lifetime from now, e.g. `90d`, `12h`, `30m`. Not together with `expires_at`.
     pub expires_in: Option<String>,
@@ -199,6 +204,7 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Filter by tenant ID.
+    #[serde(default, deserialize_with = "optional_uuid")]
     pub tenant_id: Option<Uuid>,
     /// `active`, `expired` or `revoked`.
     pub status: Option<String>,
@@ -251,6 +257,7 @@ pub async fn list(
 pub struct DormantParams {
     /// Number of days of inactivity, 1..365 (default 90).
     pub days: Option<i64>,
+    #[serde(default, deserialize_with = "optional_uuid")]
     pub tenant_id: Option<Uuid>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -353,12 +360,6 @@ impl From<RefillInput> for Refill {
             day: r.day.unwrap_or(1),
         }
     }
-}
-
-fn nullable_time<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
-    time::serde::rfc3339::option::deserialize(d).map(Some)
 }
 
 /// Edit a key's name, scopes, expiry, metadata or rate limit. Scopes can only be granted by a

@@ -53,6 +53,7 @@ pub struct CreateUserInput {
     /// `admin`, `tenant_admin` or `member` (default).
     pub role: Option<String>,
     /// Defaults to the calling tenant admin's tenant.
+    #[serde(default, deserialize_with = "crate::extract::optional_uuid")]
     pub tenant_id: Option<Uuid>,
 }
 

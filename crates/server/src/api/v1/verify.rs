@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use keyward_domain::scope::KeywardRight;
+use keyward_domain::scope::{KeywardRight, Scope};
 use keyward_domain::{Principal, VerifyCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -99,7 +99,7 @@ impl<'a> From<&'a Verdict> for VerifyKeyResponse<'a> {
             ratelimit: v.ratelimit.map(|(limit, d)| RateLimitState {
                 limit: limit.max,
                 remaining: d.remaining,
-                reset: d.reset,
+                reset: keyward_domain::clock::truncate_millis(d.reset),
             }),
             remaining: v.remaining,
         }
@@ -123,6 +123,7 @@ pub async fn verify(
     JsonBody(input): JsonBody<VerifyKeyInput>,
 ) -> ApiResult<Response> {
     let started = Instant::now();
+    Scope::check_required(&input.scopes).map_err(|e| ApiError::invalid_field("scopes", e))?;
     let cost = input.cost.unwrap_or(1);
     if !(0..=MAX_COST).contains(&cost) {
         return Err(ApiError::invalid_field(
