@@ -108,8 +108,9 @@ pub fn email_pattern() -> String {
     format!("^{part}+@{part}+$")
 }
 
-/// Emails are compared case-insensitively: keyward stores them lower-cased (Unicode's lower
-/// case, so that `ÄNN@` and `änn@` are one address).
+/// Emails are compared case-insensitively in their ASCII letters: keyward stores those
+/// lower-cased and keeps every other character as sent. (Unicode lower-casing would need a
+/// migration of the addresses already stored, and is not case-folding either.)
 /// Anything else about them is taken as sent, or refused (`None`).
 pub fn normalize_email(email: &str) -> Option<String> {
     let (local, domain) = email.split_once('@')?;
@@ -120,7 +121,7 @@ pub fn normalize_email(email: &str) -> Option<String> {
         && !email
             .chars()
             .any(|c| crate::text::is_space(c) || c.is_control());
-    ok.then(|| email.to_lowercase())
+    ok.then(|| email.to_ascii_lowercase())
 }
 
 pub const MIN_PASSWORD_LEN: usize = 12;

@@ -869,6 +869,44 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
             .await,
         Err(StoreError::NotFound)
     );
+    // Two rotations racing without a grace period: likewise, one wins.
+    let rotated = key(5, None, Uuid::from_u128(7), T0);
+    store
+        .create_key(
+            &rotated,
+            &audit("api_key.create", "api_key", rotated.id, T0),
+        )
+        .await
+        .unwrap();
+    let successor = key(6, None, Uuid::from_u128(7), first);
+    store
+        .rotate_key(
+            rotated.id,
+            first,
+            &successor,
+            first,
+            &audit("api_key.rotate", "api_key", rotated.id, first),
+        )
+        .await
+        .unwrap();
+    let other = key(7, None, Uuid::from_u128(7), second);
+    assert_eq!(
+        store
+            .rotate_key(
+                rotated.id,
+                second,
+                &other,
+                second,
+                &audit("api_key.rotate", "api_key", rotated.id, second)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store.get_key(other.id).await.unwrap(),
+        None,
+        "no second successor"
+    );
     let revocations = audit_actions(store)
         .await
         .iter()
