@@ -142,6 +142,13 @@ fn validate_name(name: &Option<String>) -> ApiResult<()> {
 }
 
 fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> ApiResult<()> {
+    // The range first: a value out of range is named as such, whatever else is missing.
+    if max.is_some_and(|max| !(1..=MAX_RATE_LIMIT).contains(&max)) {
+        return Err(ApiError::invalid_field(
+            "rate_limit_max",
+            "must be between 1 and 100000",
+        ));
+    }
     match (max, window) {
         (None, None) => Ok(()),
         (Some(max), Some(window)) => {

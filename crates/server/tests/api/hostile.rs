@@ -1020,6 +1020,24 @@ async fn near_misses_are_refused_not_read_as_something_near() {
         .await
         .expect(StatusCode::OK);
     assert_eq!(keys.body.as_array().unwrap().len(), 0, "no key was made");
+    // An out-of-range limit is named as such, before the rule that pairs it with a window.
+    let (id, _) = app.key_with(&member, &[]).await;
+    let r = app
+        .patch(
+            &format!("/api/v1/api-keys/{id}"),
+            As::Bearer(&member),
+            json!({"rate_limit_max": 100_001}),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("between 1 and 100000"),
+        "{}",
+        r.body
+    );
 }
 
 /// Kind 10/12: an id in a path is a UUID in its standard form (what the document's `format:
