@@ -159,9 +159,24 @@ pub fn bearer_token(value: &str) -> Result<&str, AuthFailure> {
     Ok(token.trim())
 }
 
-/// The client address of a request, when the server knows it (not in in-process tests): an
-/// extractor cheap enough for the verify path (no allocation).
-pub type Peer = Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>;
+/// The client's address, when the server knows it (not in in-process tests): cheap enough for
+/// the verify path (no allocation), for the limit on failing credentials.
+pub fn peer_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// [`peer_ip`] as an extractor (it clones nothing).
+pub struct PeerIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(peer_ip(&parts.extensions)))
+    }
+}
 
 /// [`authenticate`], for a request from `address`: an address that keeps presenting credentials
 /// that fail (guessing keys) is answered 429 before each guess costs a lookup, on every route

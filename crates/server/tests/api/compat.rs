@@ -18,18 +18,12 @@ fn compat_dir() -> PathBuf {
 /// The venv's Python: `KEYWARD_COMPAT_PYTHON`, or `target/compat-venv` as `scripts/test.sh`
 /// makes it.
 fn compat_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYWARD_COMPAT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let python =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/compat-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `bash scripts/test.sh`, which creates it with the published \
-         estuary-client (see crates/server/tests/compat/requirements.txt)",
-        python.display()
-    );
-    python
+    crate::support::venv_tool(
+        "KEYWARD_COMPAT_PYTHON",
+        "compat-venv",
+        "python",
+        "the published estuary-client (crates/server/tests/compat/requirements.txt)",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

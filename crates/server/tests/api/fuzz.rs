@@ -20,17 +20,12 @@ fn fuzz_dir() -> PathBuf {
 
 /// The schemathesis of `KEYWARD_FUZZ_SCHEMATHESIS`, or of the venv `scripts/test.sh` makes.
 fn schemathesis() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEYWARD_FUZZ_SCHEMATHESIS") {
-        return PathBuf::from(p);
-    }
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/fuzz-venv/bin/schemathesis");
-    assert!(
-        path.exists(),
-        "{} is missing: run `bash scripts/test.sh`, which installs it from tests/fuzz/requirements.txt",
-        path.display()
-    );
-    path
+    crate::support::venv_tool(
+        "KEYWARD_FUZZ_SCHEMATHESIS",
+        "fuzz-venv",
+        "schemathesis",
+        "it from tests/fuzz/requirements.txt",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -306,6 +306,25 @@ impl TestApp {
     }
 }
 
+/// A program of a test virtualenv that `scripts/test.sh` makes under `target/` (`venv/bin/…`), or
+/// the one the environment variable `env` names; `installs` says what the venv holds.
+pub fn venv_tool(env: &str, venv: &str, program: &str, installs: &str) -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return path.into();
+    }
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target")
+        .join(venv)
+        .join("bin")
+        .join(program);
+    assert!(
+        path.exists(),
+        "{} is missing: run `bash scripts/test.sh`, which installs {installs}",
+        path.display()
+    );
+    path
+}
+
 /// The app on a real socket (port 0), for clients that speak HTTP themselves (the published
 /// Estuary client, curl). Stops, flushing buffered writes, when dropped.
 pub struct LiveServer {

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyward_domain::scope::Scope;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::verify::verifier;
 use crate::app::AppState;
-use crate::auth::{presented_credential, single_credential, Peer};
+use crate::auth::{presented_credential, single_credential, PeerIp};
 use crate::error::{ApiError, ApiResult, AuthFailure};
 use crate::extract::QueryParams;
 use crate::metrics::VerifyRoute;
@@ -51,7 +51,7 @@ pub struct ForwardParams {
     ))]
 pub async fn forward(
     State(state): State<AppState>,
-    peer: Peer,
+    PeerIp(peer): PeerIp,
     headers: HeaderMap,
     QueryParams(params): QueryParams<ForwardParams>,
 ) -> ApiResult<Response> {
@@ -64,7 +64,6 @@ pub async fn forward(
     };
     let verifier_credential =
         single_credential(headers.get_all(VERIFIER_HEADER)).map_err(unambiguous);
-    let peer = peer.map(|axum::Extension(ConnectInfo(addr))| addr.ip());
     let verifier = verifier(&state, verifier_credential, peer).await?;
     let key = presented_credential(&headers)
         .map_err(|failure| ApiError::Unauthenticated(unambiguous(failure)))?;

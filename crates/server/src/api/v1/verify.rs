@@ -1,8 +1,8 @@
 //! `POST /api/v1/keys/verify`: 200 for every well-formed request, with the verdict in the body.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -162,10 +162,7 @@ impl FromRequestParts<AppState> for Verifier {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let peer = crate::auth::peer_ip(&parts.extensions);
         match verifier(state, presented_credential(&parts.headers), peer).await {
             Ok(principal) => Ok(Self(principal)),
             // The verifier's own credential could not be re-read: no answer either way.
