@@ -4,8 +4,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use keyward_core::cache::{CacheSettings, KeyCache, Lookup};
 use keyward_domain::{ApiKey, KeyPrefix, ParsedKey, PlainKey};
-use keyward_server::cache::{CacheSettings, KeyCache, Lookup};
 use time::macros::datetime;
 use uuid::Uuid;
 

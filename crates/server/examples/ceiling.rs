@@ -5,7 +5,7 @@
 //! type). Then it answers a fixed body, a real verify answer read from a file, without any of
 //! verify's work: no credential, no key parsing or digest, no cache, no usage count. The process
 //! is set up as `keyward serve` is: the same allocator, and the same functions for the runtime
-//! (`cli::runtime`), the JSON logs and the serving (`serve::serve_router`).
+//! (`serve::runtime`), the JSON logs and the serving (`serve::serve_router`).
 //!
 //! `bench/run.sh` loads it with verify's wrk script in the same run as verify and `/healthz`:
 //! ceiling / healthz is what verify's request and answer alone cost the stack and the load
@@ -22,13 +22,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use keyward_core::auth::jwt::JwtKeys;
+use keyward_core::auth::password::Passwords;
 use keyward_domain::SystemClock;
 use keyward_server::api::v1::verify::VerifyKeyInput;
 use keyward_server::app::{layered, routes, AppState, Settings};
-use keyward_server::auth::jwt::JwtKeys;
-use keyward_server::auth::password::Passwords;
-use keyward_server::cli::{init_tracing, runtime, LogFormat};
 use keyward_server::extract::{JsonBody, NoQuery};
+use keyward_server::serve::{init_tracing, runtime, LogFormat};
 use keyward_server::serve::{serve_router, shutdown_signal, HttpLimits};
 use keyward_store_sqlite::SqliteStore;
 

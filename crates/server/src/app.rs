@@ -7,96 +7,51 @@ use axum::extract::Request;
 use axum::http::{Method, Response, Uri};
 use axum::routing::get;
 use axum::Router;
-use keyward_domain::ratelimit::Limit;
+use keyward_core::auth::jwt::JwtKeys;
+use keyward_core::auth::password::Passwords;
+use keyward_core::Keyward;
 use keyward_domain::Clock;
 use keyward_store::Store;
-use time::OffsetDateTime;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::TraceLayer;
 
 use crate::api::dialect::Surface;
-use crate::auth::jwt::JwtKeys;
-use crate::auth::password::Passwords;
-use crate::auth::throttle::FailureThrottle;
-use crate::cache::{CacheSettings, KeyCache};
 use crate::error::ApiError;
-use crate::metrics::Metrics;
-use crate::outage::Outage;
-use crate::ratelimit::KeyRateLimiter;
 use crate::request_label::Label;
-use crate::usage::UsageBuffer;
 
 pub use crate::extract::MAX_BODY_BYTES;
 
-/// Operator choices that change behaviour.
-#[derive(Debug, Clone)]
+/// Operator choices: what operations do, and what HTTP clients may hold of the server.
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// Verify answers callers that present no credential.
-    pub public_verify: bool,
-    pub login_failures_per_email: Limit,
-    pub login_failures_per_address: Limit,
-    /// Credentials that fail to authenticate (unknown keys, bad tokens) on the management
-    /// surfaces, per client address: past it, 429 before any lookup.
-    pub auth_failures_per_address: Limit,
-    pub cache: CacheSettings,
+    pub core: keyward_core::Settings,
     /// What slow, idle or oversized clients may hold of the server.
     pub http: crate::serve::HttpLimits,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            public_verify: false,
-            login_failures_per_email: Limit {
-                max: 10,
-                window: time::Duration::minutes(15),
-            },
-            login_failures_per_address: Limit {
-                max: 50,
-                window: time::Duration::minutes(15),
-            },
-            auth_failures_per_address: Limit {
-                max: 600,
-                window: time::Duration::minutes(1),
-            },
-            cache: CacheSettings::default(),
-            http: crate::serve::HttpLimits::default(),
-        }
-    }
-}
-
 /// Shared by every request: one `Arc`, so that extracting it (once or more per request) is a
-/// single reference-count increment rather than one per field.
+/// single reference-count increment rather than one per field. It dereferences to the
+/// operations' context, [`Keyward`], which handlers hand to `keyward_core`.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
-impl std::ops::Deref for AppState {
-    type Target = Shared;
+struct Shared {
+    keyward: Keyward,
+    http: crate::serve::HttpLimits,
+    started: Instant,
+}
 
-    fn deref(&self) -> &Shared {
-        &self.0
+impl std::ops::Deref for AppState {
+    type Target = Keyward;
+
+    fn deref(&self) -> &Keyward {
+        &self.0.keyward
     }
 }
 
-pub struct Shared {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub jwt: JwtKeys,
-    pub passwords: Passwords,
-    pub settings: Arc<Settings>,
-    pub login_by_email: Arc<FailureThrottle>,
-    pub login_by_addr: Arc<FailureThrottle>,
-    pub auth_failures_by_addr: Arc<FailureThrottle>,
-    pub limiter: Arc<KeyRateLimiter>,
-    pub usage: Arc<UsageBuffer>,
-    pub cache: Arc<KeyCache>,
-    pub metrics: Arc<Metrics>,
-    pub outage: Arc<Outage>,
-    pub started: Instant,
-}
-
 impl AppState {
+    /// The state of a server that signs users in with `jwt`.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -104,35 +59,21 @@ impl AppState {
         passwords: Passwords,
         settings: Settings,
     ) -> Self {
-        let metrics = Arc::new(Metrics::default());
-        // On a shared database nothing cached is trusted until the change feed listens.
-        let coherent = !store.publishes_changes();
+        let keyward = Keyward::new(store, clock, Some(jwt), passwords, settings.core);
         Self(Arc::new(Shared {
-            store,
-            clock,
-            jwt,
-            passwords,
-            login_by_email: Arc::new(FailureThrottle::new(settings.login_failures_per_email)),
-            login_by_addr: Arc::new(FailureThrottle::new(settings.login_failures_per_address)),
-            auth_failures_by_addr: Arc::new(FailureThrottle::new(
-                settings.auth_failures_per_address,
-            )),
-            cache: Arc::new(KeyCache::new(settings.cache, coherent)),
-            outage: Arc::new(Outage::default()),
-            metrics: Arc::clone(&metrics),
-            settings: Arc::new(settings),
-            limiter: Arc::new(KeyRateLimiter::default()),
-            usage: Arc::new(UsageBuffer::new(Arc::clone(&metrics))),
+            keyward,
+            http: settings.http,
             started: Instant::now(),
         }))
     }
 
-    pub fn now(&self) -> OffsetDateTime {
-        self.clock.now()
+    /// The limits on slow, idle and oversized clients.
+    pub fn http(&self) -> &crate::serve::HttpLimits {
+        &self.0.http
     }
 
     pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
+        self.0.started.elapsed()
     }
 }
 
@@ -150,7 +91,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             Router::new()
                 .route("/healthz", get(crate::api::health::healthz))
                 .route("/readyz", get(crate::api::health::readyz))
-                .route("/metrics", get(crate::metrics::metrics))
+                .route("/metrics", get(crate::api::health::metrics))
                 .merge(crate::api::v1::router())
                 .merge(crate::api::estuary::router())
                 .merge(crate::api::apikey::router())
@@ -240,7 +181,7 @@ async fn body_policy(
         }
         return next.run(Request::from_parts(parts, body)).await;
     }
-    let timeout = state.settings.http.body_read_timeout;
+    let timeout = state.http().body_read_timeout;
     let bytes = match crate::extract::read_body(&parts.headers, body, timeout).await {
         Ok(bytes) => bytes,
         Err(e) => return surface.render(e),

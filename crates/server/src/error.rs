@@ -1,6 +1,7 @@
 //! The one error type of the HTTP layer. [`ApiError`] decides every status code; the native
 //! surface renders it as `{"error":{"code","message"}}` here, and each compatibility surface maps
-//! the same values onto its own wire shape in one place.
+//! the same values onto its own wire shape in one place. An operation's [`keyward_core::Error`]
+//! becomes an `ApiError` in one exhaustive `From`.
 //!
 //! A 5xx never tells the client why: it says "internal error" and logs the cause inside the
 //! request's span. Messages of 4xx name the offending field and never echo a secret.
@@ -13,24 +14,7 @@ use serde::Serialize;
 
 use crate::request_label::Label;
 
-/// Why a request failed to authenticate. Surfaces word these differently (Estuary has its own
-/// reason codes), so the cause is kept apart from any message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    /// No credential at all.
-    Missing,
-    /// An `Authorization` header that is not `Bearer <token>`.
-    NotBearer,
-    /// A credential that is unknown, malformed, revoked or badly signed.
-    Invalid,
-    /// A credential that was valid and has expired.
-    Expired,
-    /// More than one credential, and they differ (RFC 6750 section 3.1: `invalid_request`, 400).
-    Ambiguous,
-}
-
-/// The longest message a 400 carries, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 300;
+pub use keyward_core::error::{AuthFailure, MAX_MESSAGE_CHARS};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -236,23 +220,32 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<keyward_core::Error> for ApiError {
+    fn from(e: keyward_core::Error) -> Self {
+        use keyward_core::Error as E;
+        match e {
+            E::Invalid { code, message } => Self::BadRequest { code, message },
+            E::Unauthenticated(failure) => Self::Unauthenticated(failure),
+            E::Forbidden(why) => Self::Forbidden(why),
+            E::NotFound(what) => Self::NotFound(what),
+            E::Conflict { code, message } => Self::Conflict { code, message },
+            E::Throttled { retry_after_secs } => Self::TooManyRequests { retry_after_secs },
+            E::Unavailable => Self::Unavailable,
+            E::Busy => Self::Busy,
+            E::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => Self::NotFound("resource"),
-            StoreError::Conflict(what) => Self::Conflict {
-                code: "conflict",
-                message: format!("{what} already exists"),
-            },
-            StoreError::Unavailable(_) => Self::Unavailable,
-            StoreError::Other(cause) => Self::Internal(cause),
-        }
+        keyward_core::Error::from(e).into()
     }
 }
 
 impl From<Forbidden> for ApiError {
     fn from(e: Forbidden) -> Self {
-        Self::Forbidden(e.to_string())
+        keyward_core::Error::from(e).into()
     }
 }
 

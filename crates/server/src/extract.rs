@@ -179,7 +179,7 @@ fn is_length_limit(e: &axum::Error) -> bool {
 
 async fn body_of(req: Request, state: &AppState) -> Result<(Parts, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
-    let bytes = read_body(&parts.headers, body, state.settings.http.body_read_timeout).await?;
+    let bytes = read_body(&parts.headers, body, state.http().body_read_timeout).await?;
     Ok((parts, bytes))
 }
 

@@ -6,18 +6,10 @@
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod bench;
-pub mod cache;
-pub mod cli;
 pub mod error;
 pub mod extract;
-pub mod metrics;
-pub mod outage;
-pub mod ratelimit;
 pub mod request_label;
 pub mod serve;
-pub mod service;
-pub mod usage;
 
 pub use app::{router, AppState, Settings};
 pub use serve::serve;

@@ -30,7 +30,7 @@ pub async fn serve(
         .usage
         .spawn_flusher(state.store.clone(), state.clock.clone());
     let watcher = spawn_change_watcher(&state);
-    let limits = state.settings.http;
+    let limits = *state.http();
     let result = serve_router(listener, router(state.clone()), limits, shutdown).await;
     flusher.stop().await;
     watcher.abort();
@@ -549,4 +549,31 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+/// How the process logs: lines for people, or one JSON object per line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The async runtime keyward runs on (also the benchmark's ceiling server's).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// Logs to stderr in `format`, at the level `KEYWARD_LOG` names (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }

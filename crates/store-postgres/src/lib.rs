@@ -744,6 +744,28 @@ impl Store for PgStore {
             .transpose()
     }
 
+    async fn list_users(
+        &self,
+        tenant_id: Option<Uuid>,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM users WHERE TRUE");
+        if let Some(t) = tenant_id {
+            qb.push(" AND tenant_id = ").push_bind(t);
+        }
+        push_after(&mut qb, after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         sqlx::query("SELECT * FROM users WHERE email = $1")
             .bind(email)

@@ -6,6 +6,10 @@
 //! processes on one file (a server and the CLI) wait for each other instead of failing.
 //! It must never see a plaintext key: keys arrive here as digests.
 
+mod backup;
+
+pub use backup::backup;
+
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -27,7 +31,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// How long a writer waits for another process's write lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -180,7 +184,7 @@ async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, 
     pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
 }
 
-fn map_err(e: sqlx::Error) -> StoreError {
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             let msg = db.message();
@@ -710,6 +714,28 @@ impl Store for SqliteStore {
             .as_ref()
             .map(user_from)
             .transpose()
+    }
+
+    async fn list_users(
+        &self,
+        tenant_id: Option<Uuid>,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM users WHERE 1 = 1");
+        if let Some(t) = tenant_id {
+            qb.push(" AND tenant_id = ").push_bind(t.to_string());
+        }
+        push_after(&mut qb, after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(user_from)
+            .collect()
     }
 
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {

@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             tenants_page_in_creation_order,
             tenant_delete_refuses_active_keys_unless_forced,
             users_round_trip_and_email_conflict,
+            users_list_by_tenant_in_pages,
             key_round_trip_by_id_and_digest,
             duplicate_digest_writes_nothing,
             import_is_all_or_nothing,
@@ -357,6 +358,70 @@ pub async fn users_round_trip_and_email_conflict(store: &dyn Store) {
         .unwrap();
     assert_eq!(store.count_users().await.unwrap(), 2);
     assert_eq!(store.get_user(admin.id).await.unwrap(), Some(admin));
+}
+
+pub async fn users_list_by_tenant_in_pages(store: &dyn Store) {
+    let acme = tenant(1, "acme", T0);
+    let other = tenant(2, "other", T0);
+    for t in [&acme, &other] {
+        store
+            .create_tenant(t, &audit("tenant.create", "tenant", t.id, T0))
+            .await
+            .unwrap();
+    }
+    // Created out of id order, so that the order proven is (created_at, id).
+    let people = [
+        (5, "e@example.com", Some(acme.id), 0),
+        (1, "a@example.com", Some(acme.id), 1),
+        (3, "c@example.com", None, 1),
+        (2, "b@example.com", Some(other.id), 2),
+        (4, "d@example.com", Some(acme.id), 2),
+    ];
+    for (n, email, tenant_id, secs) in people {
+        let at = T0 + Duration::seconds(secs);
+        let u = User {
+            created_at: at,
+            updated_at: at,
+            ..user(n, email, tenant_id)
+        };
+        store
+            .create_user(&u, &audit("user.create", "user", u.id, at))
+            .await
+            .unwrap();
+    }
+    let all_pages = |tenant_id: Option<Uuid>| async move {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.list_users(tenant_id, after, 2).await.unwrap();
+            assert!(page.len() <= 2, "limit is honoured");
+            let Some(last) = page.last() else { break };
+            after = Some(Cursor {
+                created_at: last.created_at,
+                id: last.id,
+            });
+            seen.extend(page.iter().map(|u| u.email.clone()));
+        }
+        seen
+    };
+    assert_eq!(
+        all_pages(None).await,
+        [
+            "e@example.com",
+            "a@example.com",
+            "c@example.com",
+            "b@example.com",
+            "d@example.com"
+        ]
+    );
+    assert_eq!(
+        all_pages(Some(acme.id)).await,
+        ["e@example.com", "a@example.com", "d@example.com"]
+    );
+    assert_eq!(
+        all_pages(Some(Uuid::from_u128(0xDEAD))).await,
+        Vec::<String>::new()
+    );
 }
 
 pub async fn key_round_trip_by_id_and_digest(store: &dyn Store) {

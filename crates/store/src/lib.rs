@@ -253,6 +253,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
     /// `email` is already normalized (lower case).
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// Users of `tenant_id` (all users when `None`), ordered by (created_at, id).
+    async fn list_users(
+        &self,
+        tenant_id: Option<Uuid>,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError>;
 
     // --- keys ----------------------------------------------------------------------------
 

@@ -71,6 +71,12 @@ impl<D> From<ApiError> for DialectError<D> {
     }
 }
 
+impl<D> From<keyward_core::Error> for DialectError<D> {
+    fn from(e: keyward_core::Error) -> Self {
+        Self(e.into(), PhantomData)
+    }
+}
+
 impl<D> From<keyward_store::StoreError> for DialectError<D> {
     fn from(e: keyward_store::StoreError) -> Self {
         Self(e.into(), PhantomData)

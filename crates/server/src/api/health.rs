@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness, readiness, health and metrics.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -50,4 +50,18 @@ pub async fn health(State(state): State<AppState>, _: NoQuery) -> Json<HealthRes
         database: if db_ok { "ok" } else { "unavailable" },
         uptime_seconds: state.uptime().as_secs(),
     })
+}
+
+/// `GET /metrics`: Prometheus' text exposition format (version 0.0.4).
+pub async fn metrics(
+    State(state): State<AppState>,
+    _: NoQuery,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&state),
+    )
 }

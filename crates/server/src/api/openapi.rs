@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, and a page that renders it.
 
-use crate::service::keys::{GRACE_PATTERN, MAX_CREDITS, MAX_RATE_LIMIT};
 use axum::response::{Html, IntoResponse};
+use keyward_core::keys::{GRACE_PATTERN, MAX_CREDITS, MAX_RATE_LIMIT};
 use keyward_domain::duration;
 use keyward_domain::model::{email_pattern, MAX_EMAIL_CHARS};
 use keyward_domain::scope::{MAX_SCOPES, MAX_SCOPE_LEN};
@@ -188,7 +188,7 @@ pub fn state_what_is_enforced(doc: &mut Value) {
     let page = [
         (
             "limit",
-            json!({"minimum": 1, "maximum": crate::service::MAX_PAGE}),
+            json!({"minimum": 1, "maximum": keyward_core::page::MAX_PAGE}),
         ),
         ("cursor", json!({"pattern": CURSOR_PATTERN})),
         ("days", json!({"minimum": 1, "maximum": 365})),

@@ -1,70 +1,54 @@
-//! Who is calling. One authentication path for every surface: a credential comes from
-//! `X-API-Key` or `Authorization: Bearer`, and is either a login JWT or a keyward key.
-//!
-//! Keys are shape- and checksum-checked before any storage lookup. Nothing here logs a
-//! credential.
-
-pub mod jwt;
-pub mod password;
-pub mod throttle;
+//! Who is calling, as HTTP says it: the one credential a request presents (in `X-API-Key` or
+//! `Authorization: Bearer`), where the request came from, and the extractors that hand both to
+//! `keyward_core::auth`, which authenticates. Nothing here logs a credential.
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use keyward_domain::{Actor, Credential, KeyStatus, ParsedKey, Principal};
+pub use keyward_core::auth::authenticate_from;
+use keyward_core::auth::RequestMeta;
 
 use crate::app::AppState;
 use crate::error::{ApiError, AuthFailure};
-use crate::service::verify::{key_by_digest, user_by_id};
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Where a request came from, for the audit log.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    pub source_ip: Option<String>,
-    pub request_id: Option<String>,
-}
+/// Where a request came from (its client's address and request id), for the audit log.
+pub struct Origin(pub RequestMeta);
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::of(parts))
+        Ok(Self(meta_of(parts)))
     }
 }
 
-impl RequestMeta {
-    pub fn of(parts: &Parts) -> Self {
-        let source_ip = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        let request_id = parts
-            .headers
-            .get(REQUEST_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Self {
-            source_ip,
-            request_id,
-        }
+/// The audit facts of a request: the client's address and the `X-Request-Id` it carries.
+pub fn meta_of(parts: &Parts) -> RequestMeta {
+    let source_ip = peer_ip(&parts.extensions).map(|ip| ip.to_string());
+    let request_id = parts
+        .headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    RequestMeta {
+        source_ip,
+        request_id,
     }
 }
 
-/// An authenticated caller of the management API.
+/// An authenticated caller of the management API (a `keyward_core` caller, as an extractor).
 #[derive(Debug, Clone)]
-pub struct Caller {
-    pub principal: Principal,
-    pub meta: RequestMeta,
-}
+pub struct Caller(pub keyward_core::auth::Caller);
 
-impl Caller {
-    pub fn actor(&self) -> Actor {
-        self.principal
-            .actor(self.meta.source_ip.clone(), self.meta.request_id.clone())
+impl std::ops::Deref for Caller {
+    type Target = keyward_core::auth::Caller;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -76,9 +60,9 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = presented_credential(&parts.headers).map_err(ApiError::Unauthenticated)?;
-        let meta = RequestMeta::of(parts);
+        let meta = meta_of(parts);
         let principal = authenticate_from(state, token, meta.source_ip.as_deref()).await?;
-        Ok(Self { principal, meta })
+        Ok(Self(keyward_core::auth::Caller::new(principal, meta)))
     }
 }
 
@@ -176,70 +160,6 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Self(peer_ip(&parts.extensions)))
     }
-}
-
-/// [`authenticate`], for a request from `address`: an address that keeps presenting credentials
-/// that fail (guessing keys) is answered 429 before each guess costs a lookup, on every route
-/// that authenticates (the management surfaces, and verify's and forward auth's verifier).
-pub async fn authenticate_from(
-    state: &AppState,
-    token: &str,
-    address: Option<&str>,
-) -> Result<Principal, ApiError> {
-    let failures = &state.auth_failures_by_addr;
-    if let Some(address) = address {
-        failures
-            .check(address, state.now())
-            .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
-    }
-    let result = authenticate(state, token).await;
-    if let (Err(ApiError::Unauthenticated(_)), Some(address)) = (&result, address) {
-        let _ = failures.attempt(address, state.now());
-    }
-    result
-}
-
-/// Resolves a presented token (a login JWT or a keyward key) to the principal it speaks for.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    let now = state.now();
-    if jwt::looks_like_jwt(token) {
-        let user_id = state
-            .jwt
-            .verify(token, now)
-            .map_err(ApiError::Unauthenticated)?;
-        let user = user_by_id(state, user_id, now)
-            .await?
-            .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
-        return Ok(Principal {
-            user_id: user.id,
-            role: user.role,
-            tenant_id: user.tenant_id,
-            credential: Credential::Session,
-        });
-    }
-    let parsed =
-        ParsedKey::parse(token).map_err(|_| ApiError::Unauthenticated(AuthFailure::Invalid))?;
-    let key = key_by_digest(state, parsed.digest(), now)
-        .await?
-        .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
-    match key.status(now) {
-        KeyStatus::Active => {}
-        KeyStatus::Expired => return Err(ApiError::Unauthenticated(AuthFailure::Expired)),
-        KeyStatus::Revoked => return Err(ApiError::Unauthenticated(AuthFailure::Invalid)),
-    }
-    let owner = user_by_id(state, key.owner_id, now)
-        .await?
-        .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
-    state.usage.record(key.id, now);
-    Ok(Principal {
-        user_id: owner.id,
-        role: owner.role,
-        tenant_id: owner.tenant_id,
-        credential: Credential::ApiKey {
-            key_id: key.id,
-            scopes: key.scopes.clone(),
-        },
-    })
 }
 
 #[cfg(test)]

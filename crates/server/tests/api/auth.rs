@@ -1,10 +1,10 @@
 //! Login, JWT rejection, credential failures and login throttling.
 
 use axum::http::StatusCode;
+use keyward_core::auth::jwt::{JwtKeys, AUDIENCE, ISSUER};
+use keyward_core::Settings;
 use keyward_domain::ratelimit::Limit;
 use keyward_domain::Role;
-use keyward_server::auth::jwt::{JwtKeys, AUDIENCE, ISSUER};
-use keyward_server::Settings;
 use serde_json::json;
 
 use crate::support::{app, app_with, As, JWT_SECRET, PASSWORD, SESSION_TTL};

@@ -59,9 +59,9 @@ async fn a_second_rotation_never_moves_the_old_keys_end_later() {
 #[tokio::test]
 async fn every_verify_outcome_has_its_answer_on_every_surface() {
     use keyward_domain::{KeyPrefix, PlainKey, VerifyCode};
-    let app = crate::support::app_with(keyward_server::Settings {
+    let app = crate::support::app_with(keyward_core::Settings {
         public_verify: true,
-        ..keyward_server::Settings::default()
+        ..keyward_core::Settings::default()
     })
     .await;
     let t = app.tenant("acme").await;
@@ -845,12 +845,12 @@ async fn head_of_the_export_does_not_run_it() {
 /// 429 before each guess costs a lookup, on every surface.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_credentials_is_bounded_per_address() {
-    let app = crate::support::app_with(keyward_server::Settings {
+    let app = crate::support::app_with(keyward_core::Settings {
         auth_failures_per_address: keyward_domain::ratelimit::Limit {
             max: 5,
             window: time::Duration::minutes(1),
         },
-        ..keyward_server::Settings::default()
+        ..keyward_core::Settings::default()
     })
     .await;
     let live = app.live().await;

@@ -9,11 +9,12 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
+use keyward_core::auth::jwt::JwtKeys;
+use keyward_core::auth::password::Passwords;
+use keyward_core::users::{self, NewUser};
+use keyward_core::Settings;
 use keyward_domain::{Actor, ManualClock, Role};
-use keyward_server::auth::jwt::JwtKeys;
-use keyward_server::auth::password::Passwords;
-use keyward_server::service::users::{self, NewUser};
-use keyward_server::{AppState, Settings};
+use keyward_server::AppState;
 use keyward_store::Store;
 use keyward_store_postgres::PgStore;
 use keyward_store_sqlite::SqliteStore;
@@ -123,7 +124,10 @@ pub async fn app_with(settings: Settings) -> TestApp {
         clock.clone(),
         jwt,
         Passwords::fast_insecure_for_tests(),
-        settings,
+        keyward_server::Settings {
+            core: settings,
+            ..keyward_server::Settings::default()
+        },
     );
     let mut watcher = None;
     if store.publishes_changes() {

@@ -1,7 +1,7 @@
 //! `POST /api/v1/keys/verify`: every code, the verifier credential, and rate limits.
 
 use axum::http::StatusCode;
-use keyward_server::Settings;
+use keyward_core::Settings;
 use serde_json::json;
 
 use crate::support::{app, app_with, As};

@@ -6,7 +6,6 @@
 //! 400 listing what is accepted, never a silent key that does not expire.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,11 +16,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::dialect::{BodyInDialect, Dialect, DialectResult, InDialect};
+use super::ShownOnce;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{FormOrJson, NoQuery, StringPath};
-use crate::service::keys::{self as lifecycle, KeyExpiry, KeyPatch, KeyTenant, NewKey, Reach};
+use keyward_core::keys::{self as lifecycle, KeyExpiry, KeyPatch, KeyTenant, NewKey, Reach};
 
 /// `{"code": "NOT_FOUND", "message": "..."}`: the native code in upper case.
 pub struct FormApi;
@@ -144,14 +144,21 @@ async fn create(
         expiry,
     };
     let issued = lifecycle::create(&state, &caller, req).await?;
-    let body = json!({"code": "ADDED", "message": "Added new API Key", "api_key": issued.plaintext.expose()});
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/apikey/{}", issued.key.id)) {
-        headers.insert(header::LOCATION, v);
-    }
-    Ok(response)
+    let body = Added {
+        code: "ADDED",
+        message: "Added new API Key",
+        api_key: issued.plaintext.expose().into(),
+    };
+    Ok(ShownOnce::created(format!("/api/apikey/{}", issued.key.id), body).into_response())
+}
+
+/// The answer to an added key, with its plaintext (shown this once).
+#[derive(Debug, Serialize)]
+struct Added {
+    code: &'static str,
+    message: &'static str,
+    #[serde(serialize_with = "super::v1::expose_secret")]
+    api_key: secrecy::SecretString,
 }
 
 #[derive(Debug, Deserialize)]

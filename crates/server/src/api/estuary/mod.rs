@@ -5,7 +5,7 @@
 //! 500), and DELETE answers 404 when no key of the caller matched (not 200).
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -16,11 +16,12 @@ use serde_json::json;
 use time::Duration;
 
 use super::dialect::{BodyInDialect, Dialect, DialectResult, InDialect};
+use super::ShownOnce;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, AuthFailure};
 use crate::extract::{NoBody, NoQuery, QueryParams, StringPath};
-use crate::service::keys::{self as lifecycle, KeyExpiry, KeyTenant, NewKey, Reach};
+use keyward_core::keys::{self as lifecycle, KeyExpiry, KeyTenant, NewKey, Reach};
 
 /// Estuary's `{"error": {"code": <status>, "reason": "ERR_...", "details": "..."}}`.
 pub struct Estuary;
@@ -150,11 +151,7 @@ async fn create(
     };
     let issued = lifecycle::create(&state, &caller, req).await?;
     let body = EstuaryKey::of(&issued.key, issued.plaintext.expose().into());
-    let mut response = Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(ShownOnce::with_status(StatusCode::OK, body).into_response())
 }
 
 /// The path names a key by its plaintext or its `tokenHash`; anything else matches no key.

@@ -15,7 +15,8 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::QueryParams;
-use crate::service::{audit, page_params};
+use keyward_core::audit;
+use keyward_core::page::page_params;
 
 /// The reference's `AuditLogEntry`. `actor_type` is `api_key` or `jwt`, and also `system` (the
 /// command line) or `anonymous` (a failed login).

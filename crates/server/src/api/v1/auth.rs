@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::auth::RequestMeta;
+use crate::auth::Origin;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, NoQuery};
-use crate::service::login;
+use keyward_core::login;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +42,7 @@ pub struct LoginResponse {
 pub async fn login(
     State(state): State<AppState>,
     _: NoQuery,
-    meta: RequestMeta,
+    Origin(meta): Origin,
     JsonBody(input): JsonBody<LoginInput>,
 ) -> ApiResult<Json<LoginResponse>> {
     let session = login::login(&state, &meta, &input.email, input.password).await?;

@@ -13,13 +13,13 @@ use keyward_domain::scope::Scope;
 use keyward_domain::VerifyCode;
 use serde::Deserialize;
 
-use super::verify::verifier;
 use crate::app::AppState;
 use crate::auth::{presented_credential, single_credential, PeerIp};
 use crate::error::{ApiError, ApiResult, AuthFailure};
 use crate::extract::QueryParams;
-use crate::metrics::VerifyRoute;
-use crate::service::verify;
+use keyward_core::auth::verifier;
+use keyward_core::metrics::VerifyRoute;
+use keyward_core::verify;
 
 /// The header in which the proxy presents keyward's verifier credential (a key with
 /// `keyward:verify`, or a login JWT of a user whose role allows it).

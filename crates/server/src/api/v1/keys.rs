@@ -1,9 +1,9 @@
 //! `/api/v1/api-keys`: the reference's routes (create, list, dormant, revoke, rotate) plus get
-//! and edit. Wire shapes only; the lifecycle lives in `service::keys`.
+//! and edit. Wire shapes only; the lifecycle lives in `keyward_core::keys`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_domain::credits::{Refill, RefillInterval};
 use keyward_domain::duration::parse_short;
@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{created, page_response};
+use super::page_response;
+use crate::api::ShownOnce;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -22,10 +23,10 @@ use crate::extract::{
     nullable, nullable_time, optional_time, optional_uuid, IdPath, JsonBody, NoQuery,
     OptionalJsonBody, QueryParams,
 };
-use crate::service::keys::{
+use keyward_core::keys::{
     self as lifecycle, IssuedKey, KeyExpiry, KeyFilter, KeyPatch, KeyTenant, NewKey, Reach,
 };
-use crate::service::page_params;
+use keyward_core::page::page_params;
 
 /// An API key as listed: never its plaintext or digest.
 #[derive(Debug, Serialize, ToSchema)]
@@ -111,19 +112,25 @@ pub struct ApiKeyCreated {
     pub scopes: Vec<String>,
 }
 
+impl From<IssuedKey> for ApiKeyCreated {
+    fn from(issued: IssuedKey) -> Self {
+        let k = issued.key;
+        Self {
+            id: k.id,
+            key: issued.plaintext.expose().into(),
+            prefix: k.prefix,
+            tenant_id: k.tenant_id,
+            name: k.name,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            scopes: k.scopes,
+        }
+    }
+}
+
 fn issued_response(issued: IssuedKey) -> Response {
-    let k = issued.key;
-    let body = ApiKeyCreated {
-        id: k.id,
-        key: issued.plaintext.expose().into(),
-        prefix: k.prefix,
-        tenant_id: k.tenant_id,
-        name: k.name,
-        created_at: k.created_at,
-        expires_at: k.expires_at,
-        scopes: k.scopes,
-    };
-    created(format!("/api/v1/api-keys/{}", k.id), body, true)
+    let body = ApiKeyCreated::from(issued);
+    ShownOnce::created(format!("/api/v1/api-keys/{}", body.id), body).into_response()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -194,9 +201,9 @@ pub async fn create(
         remaining: input.remaining,
         refill: input.refill.map(Refill::from),
     };
-    lifecycle::create(&state, &caller, req)
-        .await
-        .map(issued_response)
+    Ok(issued_response(
+        lifecycle::create(&state, &caller, req).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -445,7 +452,7 @@ pub async fn rotate(
         .grace_period
         .map(|g| parse_short(&g).map_err(|e| ApiError::invalid_field("grace_period", e)))
         .transpose()?;
-    lifecycle::rotate(&state, &caller, id, input.name, grace)
-        .await
-        .map(issued_response)
+    Ok(issued_response(
+        lifecycle::rotate(&state, &caller, id, input.name, grace).await?,
+    ))
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::service::Page;
+use keyward_core::page::Page;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -104,16 +104,11 @@ pub fn page_response<T, W: Serialize>(page: Page<T>, view: impl Fn(T) -> W) -> R
     response
 }
 
-/// 201 with `Location`; `no_store` for bodies that carry a plaintext key.
-pub fn created<B: Serialize>(location: String, body: B, no_store: bool) -> Response {
+/// 201 with `Location` (a body with a plaintext key is a [`crate::api::ShownOnce`] instead).
+pub fn created<B: Serialize>(location: String, body: B) -> Response {
     let mut response = (axum::http::StatusCode::CREATED, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
-    }
-    if no_store {
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }

@@ -23,9 +23,9 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::NoQuery;
 use crate::request_label::Label;
-use crate::service::export::{self, Export, ExportPart, Profile};
-use crate::service::keys::Reach;
-use crate::service::stats::{self, Stats, DORMANT_DAYS};
+use keyward_core::export::{self, Export, ExportPart, Profile};
+use keyward_core::keys::Reach;
+use keyward_core::stats::{self, Stats, DORMANT_DAYS};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyCountsView {
@@ -190,7 +190,8 @@ pub async fn export_response(state: &AppState, caller: &Caller, head: bool) -> A
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // A person's whole record: no cache on the way keeps a copy.
+    crate::api::no_store(headers);
     Ok(response)
 }
 
@@ -242,7 +243,7 @@ impl Renderer {
         if let Some(head) = self.head.take() {
             // The document's object stays open: the sections follow, and the last step closes it.
             let mut out = b"{\"exported_at\":".to_vec();
-            serde_json::to_writer(&mut out, &crate::service::keys::rfc3339(head.exported_at))
+            serde_json::to_writer(&mut out, &keyward_core::keys::rfc3339(head.exported_at))
                 .map_err(internal)?;
             out.extend_from_slice(b",\"user\":");
             serde_json::to_writer(&mut out, &UserView::from(head.user)).map_err(internal)?;

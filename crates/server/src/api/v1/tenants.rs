@@ -16,8 +16,8 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{nullable, IdPath, JsonBody, NoQuery, QueryParams};
-use crate::service::page_params;
-use crate::service::tenants::{self, TenantChanges};
+use keyward_core::page::page_params;
+use keyward_core::tenants::{self, TenantChanges};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {
@@ -97,7 +97,6 @@ pub async fn create(
     Ok(created(
         format!("/api/v1/tenants/{}", tenant.id),
         TenantView::from(tenant),
-        false,
     ))
 }
 

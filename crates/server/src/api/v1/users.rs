@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery};
-use crate::service::users::{self, NewUser};
+use keyward_core::users::{self, NewUser};
 
 /// A user; never its password hash.
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,7 +88,6 @@ pub async fn create(
     Ok(created(
         format!("/api/v1/users/{}", user.id),
         UserView::from(user),
-        false,
     ))
 }
 

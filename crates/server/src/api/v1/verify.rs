@@ -1,13 +1,11 @@
 //! `POST /api/v1/keys/verify`: 200 for every well-formed request, with the verdict in the body.
 
-use std::net::IpAddr;
-
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use keyward_domain::scope::{KeywardRight, Scope};
+use keyward_domain::scope::Scope;
 use keyward_domain::{Principal, VerifyCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,11 +15,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::auth::{authenticate_from, presented_credential};
-use crate::error::{ApiError, ApiResult, AuthFailure};
+use crate::auth::presented_credential;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery};
-use crate::metrics::VerifyRoute;
-use crate::service::verify::{self, Verdict};
+use keyward_core::auth::verifier;
+use keyward_core::metrics::VerifyRoute;
+use keyward_core::verify::{self, Verdict};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -166,39 +165,8 @@ impl FromRequestParts<AppState> for Verifier {
         match verifier(state, presented_credential(&parts.headers), peer).await {
             Ok(principal) => Ok(Self(principal)),
             // The verifier's own credential could not be re-read: no answer either way.
-            Err(ApiError::Unavailable) => Err(unavailable()),
-            Err(e) => Err(e.into_response()),
+            Err(keyward_core::Error::Unavailable) => Err(unavailable()),
+            Err(e) => Err(ApiError::from(e).into_response()),
         }
     }
-}
-
-/// The principal a verifier credential speaks for; `None` under `--public-verify`. It must hold
-/// `keyward:verify`. `peer` is the client's address, for the limit on failing credentials.
-pub async fn verifier(
-    state: &AppState,
-    credential: Result<&str, AuthFailure>,
-    peer: Option<IpAddr>,
-) -> ApiResult<Option<Principal>> {
-    if state.settings.public_verify {
-        return Ok(None);
-    }
-    let credential = credential.map_err(ApiError::Unauthenticated)?;
-    // The address is only spelt out on a failure's path, or while some address is blocked.
-    let throttle = &state.auth_failures_by_addr;
-    let address = |peer: Option<IpAddr>| peer.map(|ip| ip.to_string());
-    let checked = throttle
-        .may_block(state.now())
-        .then(|| address(peer))
-        .flatten();
-    let principal = match authenticate_from(state, credential, checked.as_deref()).await {
-        Err(e @ ApiError::Unauthenticated(_)) if checked.is_none() => {
-            if let Some(address) = address(peer) {
-                let _ = throttle.attempt(&address, state.now());
-            }
-            return Err(e);
-        }
-        other => other?,
-    };
-    principal.require(KeywardRight::Verify)?;
-    Ok(Some(principal))
 }

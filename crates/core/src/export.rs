@@ -8,10 +8,10 @@ use keyward_domain::{ApiKey, AuditEntry, Tenant, User};
 use keyward_store::{AuditQuery, Cursor, KeyQuery, KeysOf, UsageCount, UsagePosition};
 use time::OffsetDateTime;
 
-use super::keys::{cursor_of, Reach};
-use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
+use crate::keys::{cursor_of, Reach};
+use crate::Keyward;
 
 /// Rows read from storage per step.
 const EXPORT_PAGE: u32 = 500;
@@ -42,7 +42,7 @@ enum Next {
 
 /// An export in progress: call [`Export::next`] until it returns `None`.
 pub struct Export {
-    state: AppState,
+    store: std::sync::Arc<dyn keyward_store::Store>,
     user: uuid::Uuid,
     of: KeysOf,
     now: OffsetDateTime,
@@ -50,25 +50,25 @@ pub struct Export {
 }
 
 /// Whether the caller may export (all that a `HEAD` of the export checks).
-pub fn may_export(caller: &Caller) -> ApiResult<()> {
+pub fn may_export(caller: &Caller) -> Result<()> {
     Ok(caller.principal.require(KeywardRight::Read)?)
 }
 
 /// Checks the caller may read, and reads the head of its export.
-pub async fn start(state: &AppState, caller: &Caller) -> ApiResult<(Profile, Export)> {
+pub async fn start(state: &Keyward, caller: &Caller) -> Result<(Profile, Export)> {
     may_export(caller)?;
     let now = state.now();
     let user = state
         .store
         .get_user(caller.principal.user_id)
         .await?
-        .ok_or(ApiError::NotFound("user"))?;
+        .ok_or(Error::NotFound("user"))?;
     let tenant = match user.tenant_id {
         Some(t) => state.store.get_tenant(t).await?,
         None => None,
     };
     let export = Export {
-        state: state.clone(),
+        store: std::sync::Arc::clone(&state.store),
         user: user.id,
         of: Reach::Own.keys_of(caller),
         now,
@@ -90,8 +90,8 @@ fn full<T>(page: &[T]) -> bool {
 }
 
 impl Export {
-    pub async fn next(&mut self) -> ApiResult<Option<ExportPart>> {
-        let store = &self.state.store;
+    pub async fn next(&mut self) -> Result<Option<ExportPart>> {
+        let store = &self.store;
         let (part, next) = match self.next {
             Next::Done => return Ok(None),
             Next::Keys(after) => {

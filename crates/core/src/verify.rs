@@ -8,14 +8,12 @@ use std::sync::Arc;
 
 use keyward_domain::credits::Spend;
 use keyward_domain::ratelimit::{Decision, Limit};
-use keyward_domain::{verify, ApiKey, KeyDigest, ParsedKey, Principal, User, VerifyCode};
+use keyward_domain::{verify, ApiKey, ParsedKey, Principal, VerifyCode};
 use keyward_store::StoreError;
-use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::cache::Lookup;
-use crate::error::ApiResult;
+use crate::error::Result;
+use crate::lookup::{guarded, key_by_digest};
+use crate::Keyward;
 
 #[derive(Debug)]
 pub struct Verdict {
@@ -41,12 +39,12 @@ impl Verdict {
 
 /// `verifier` is `None` only under `--public-verify`.
 pub async fn verify(
-    state: &AppState,
+    state: &Keyward,
     verifier: Option<&Principal>,
     key: &str,
     scopes: &[String],
     cost: i64,
-) -> ApiResult<Verdict> {
+) -> Result<Verdict> {
     let Ok(parsed) = ParsedKey::parse(key) else {
         return Ok(Verdict {
             code: VerifyCode::NotFound,
@@ -102,59 +100,6 @@ pub async fn verify(
         ratelimit,
         remaining,
     })
-}
-
-/// The key with this digest, from the cache when it knows, else from storage (and cached).
-pub async fn key_by_digest(
-    state: &AppState,
-    digest: KeyDigest,
-    now: OffsetDateTime,
-) -> Result<Option<Arc<ApiKey>>, StoreError> {
-    match state.cache.lookup(&digest, now) {
-        Lookup::Hit(key) => Ok(key),
-        Lookup::Miss { epoch, stale } => {
-            let read = guarded(state, state.store.get_key_by_digest(&digest)).await;
-            match read {
-                Ok(key) => Ok(state.cache.fill(digest, key, epoch, now)),
-                // Only an unreachable database falls back to what the cache last knew.
-                Err(e @ StoreError::Unavailable(_)) => stale.ok_or(e),
-                Err(e) => Err(e),
-            }
-        }
-    }
-}
-
-/// The user with this id, from the cache while it is fresh, else from storage.
-pub async fn user_by_id(
-    state: &AppState,
-    id: Uuid,
-    now: OffsetDateTime,
-) -> Result<Option<Arc<User>>, StoreError> {
-    match state.cache.user(id, now) {
-        Lookup::Hit(user) => Ok(Some(user)),
-        Lookup::Miss { epoch, stale } => match guarded(state, state.store.get_user(id)).await {
-            Ok(user) => Ok(user.map(|u| state.cache.fill_user(u, epoch, now))),
-            Err(e @ StoreError::Unavailable(_)) => stale.map(Some).ok_or(e),
-            Err(e) => Err(e),
-        },
-    }
-}
-
-/// A storage call on the verify path: skipped while storage is known to be gone, and any
-/// `Unavailable` reported so that the next requests do not each wait out the store's connect
-/// timeout. (Slowness alone is not an outage: a busy database still answers.)
-async fn guarded<T>(
-    state: &AppState,
-    read: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    if state.outage.is_down() {
-        return Err(StoreError::Unavailable("storage is down".into()));
-    }
-    let result = read.await;
-    if let Err(StoreError::Unavailable(_)) = &result {
-        state.outage.report(&state.store);
-    }
-    result
 }
 
 fn limit_of(key: &ApiKey) -> Option<Limit> {

@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{paginate, validate_metadata, Page};
-use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
+use crate::page::{paginate, validate_metadata, Page};
+use crate::Keyward;
 
 pub const MAX_RATE_LIMIT: i64 = 100_000;
 /// The longest grace period a rotation may leave the old key alive for.
@@ -132,19 +132,19 @@ pub fn cursor_of(key: &ApiKey) -> Cursor {
     }
 }
 
-fn validate_name(name: &Option<String>) -> ApiResult<()> {
+fn validate_name(name: &Option<String>) -> Result<()> {
     match name {
         Some(n) => text::KEY_NAME
             .check(n)
-            .map_err(|e| ApiError::invalid_field("name", e)),
+            .map_err(|e| Error::invalid_field("name", e)),
         None => Ok(()),
     }
 }
 
-fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> ApiResult<()> {
+fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> Result<()> {
     // The range first: a value out of range is named as such, whatever else is missing.
     if max.is_some_and(|max| !(1..=MAX_RATE_LIMIT).contains(&max)) {
-        return Err(ApiError::invalid_field(
+        return Err(Error::invalid_field(
             "rate_limit_max",
             "must be between 1 and 100000",
         ));
@@ -153,16 +153,16 @@ fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> ApiResult<()> 
         (None, None) => Ok(()),
         (Some(max), Some(window)) => {
             if !(1..=MAX_RATE_LIMIT).contains(&max) {
-                return Err(ApiError::invalid_field(
+                return Err(Error::invalid_field(
                     "rate_limit_max",
                     "must be between 1 and 100000",
                 ));
             }
             parse_window_input(window)
                 .map(|_| ())
-                .map_err(|e| ApiError::invalid_field("rate_limit_window", e))
+                .map_err(|e| Error::invalid_field("rate_limit_window", e))
         }
-        _ => Err(ApiError::invalid_field(
+        _ => Err(Error::invalid_field(
             "rate_limit_max",
             "rate_limit_max and rate_limit_window are set together",
         )),
@@ -172,15 +172,15 @@ fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> ApiResult<()> 
 /// The most credits a key may hold.
 pub const MAX_CREDITS: i64 = 1_000_000_000_000;
 
-fn validate_refill(refill: &Refill) -> ApiResult<()> {
+fn validate_refill(refill: &Refill) -> Result<()> {
     if !(1..=MAX_CREDITS).contains(&refill.amount) {
-        return Err(ApiError::invalid_field(
+        return Err(Error::invalid_field(
             "refill.amount",
             "must be between 1 and 10^12",
         ));
     }
     if !(1..=31).contains(&refill.day) {
-        return Err(ApiError::invalid_field(
+        return Err(Error::invalid_field(
             "refill.day",
             "must be between 1 and 31",
         ));
@@ -193,7 +193,7 @@ fn credits_of(
     remaining: Option<i64>,
     refill: Option<Refill>,
     now: OffsetDateTime,
-) -> ApiResult<Option<Credits>> {
+) -> Result<Option<Credits>> {
     if let Some(r) = &refill {
         validate_refill(r)?;
     }
@@ -203,7 +203,7 @@ fn credits_of(
         (None, Some(r)) => r.amount,
     };
     if !(0..=MAX_CREDITS).contains(&remaining) {
-        return Err(ApiError::invalid_field(
+        return Err(Error::invalid_field(
             "remaining",
             "must be between 0 and 10^12",
         ));
@@ -215,36 +215,35 @@ fn credits_of(
     }))
 }
 
-fn resolve_expiry(expiry: KeyExpiry, now: OffsetDateTime) -> ApiResult<Option<OffsetDateTime>> {
+fn resolve_expiry(expiry: KeyExpiry, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
     match expiry {
         KeyExpiry::Never => Ok(None),
-        KeyExpiry::At(at) if at <= now => Err(ApiError::invalid_field(
-            "expires_at",
-            "must be in the future",
-        )),
+        KeyExpiry::At(at) if at <= now => {
+            Err(Error::invalid_field("expires_at", "must be in the future"))
+        }
         KeyExpiry::At(at) if at > now + Duration::seconds(MAX_DURATION_SECONDS) => Err(
-            ApiError::invalid_field("expires_at", "must be within 100 years"),
+            Error::invalid_field("expires_at", "must be within 100 years"),
         ),
         KeyExpiry::At(at) => Ok(Some(keyward_domain::clock::truncate_millis(at))),
         KeyExpiry::After(d) if d <= Duration::ZERO => {
-            Err(ApiError::invalid_field("expires_in", "must be positive"))
+            Err(Error::invalid_field("expires_in", "must be positive"))
         }
         KeyExpiry::After(d) => Ok(Some(keyward_domain::clock::truncate_millis(now + d))),
     }
 }
 
-fn validated_scopes(caller: &Caller, raw: &[String]) -> ApiResult<Vec<String>> {
-    let scopes = parse_scopes(raw).map_err(|e| ApiError::invalid_field("scopes", e))?;
+fn validated_scopes(caller: &Caller, raw: &[String]) -> Result<Vec<String>> {
+    let scopes = parse_scopes(raw).map_err(|e| Error::invalid_field("scopes", e))?;
     caller.principal.may_grant(&scopes)?;
     Ok(scopes)
 }
 
 /// The tenant a new key of `caller` goes to. Admins name one; everyone else gets their own.
 async fn key_tenant(
-    state: &AppState,
+    state: &Keyward,
     caller: &Caller,
     choice: KeyTenant,
-) -> ApiResult<Option<keyward_domain::Tenant>> {
+) -> Result<Option<keyward_domain::Tenant>> {
     let p = &caller.principal;
     let requested = match choice {
         KeyTenant::Requested(t) => t,
@@ -253,13 +252,10 @@ async fn key_tenant(
     let tenant_id = match (p.role, requested) {
         (Role::Admin, None) if choice == KeyTenant::CallersOwn => None,
         (Role::Admin, None) => {
-            return Err(ApiError::invalid_field(
-                "tenant_id",
-                "is required for admins",
-            ))
+            return Err(Error::invalid_field("tenant_id", "is required for admins"))
         }
         (Role::Admin, Some(t)) => Some(t),
-        (_, Some(t)) if Some(t) != p.tenant_id => return Err(ApiError::NotFound("tenant")),
+        (_, Some(t)) if Some(t) != p.tenant_id => return Err(Error::NotFound("tenant")),
         (_, _) => p.tenant_id,
     };
     match tenant_id {
@@ -269,11 +265,11 @@ async fn key_tenant(
             .get_tenant(id)
             .await?
             .map(Some)
-            .ok_or(ApiError::NotFound("tenant")),
+            .ok_or(Error::NotFound("tenant")),
     }
 }
 
-pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult<IssuedKey> {
+pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<IssuedKey> {
     caller.principal.require(KeywardRight::Write)?;
     validate_name(&req.name)?;
     validate_rate_limit(req.rate_limit_max, req.rate_limit_window.as_deref())?;
@@ -289,7 +285,7 @@ pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult
         .map(|t| t.prefix())
         .unwrap_or_else(KeyPrefix::default_prefix);
     let plaintext = PlainKey::generate(&prefix)
-        .map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
+        .map_err(|e| Error::Internal(format!("OS random source: {e}")))?;
     let fresh = ApiKey::issued(
         Uuid::now_v7(),
         &plaintext,
@@ -322,22 +318,17 @@ pub async fn create(state: &AppState, caller: &Caller, req: NewKey) -> ApiResult
 }
 
 /// A key within the caller's reach, or 404.
-pub async fn get(state: &AppState, caller: &Caller, reach: Reach, id: Uuid) -> ApiResult<ApiKey> {
+pub async fn get(state: &Keyward, caller: &Caller, reach: Reach, id: Uuid) -> Result<ApiKey> {
     caller.principal.require(KeywardRight::Read)?;
     visible(state, caller, reach, id).await
 }
 
 /// A key within the caller's reach that is not revoked, or 404 (the compatibility surfaces
 /// forget revoked keys, as the originals deleted them).
-pub async fn get_live(
-    state: &AppState,
-    caller: &Caller,
-    reach: Reach,
-    id: Uuid,
-) -> ApiResult<ApiKey> {
+pub async fn get_live(state: &Keyward, caller: &Caller, reach: Reach, id: Uuid) -> Result<ApiKey> {
     let key = get(state, caller, reach, id).await?;
     if key.status(state.now()) == KeyStatus::Revoked {
-        return Err(ApiError::NotFound("api key"));
+        return Err(Error::NotFound("api key"));
     }
     Ok(key)
 }
@@ -350,14 +341,14 @@ pub fn owner_scopes() -> Vec<String> {
         .to_vec()
 }
 
-async fn visible(state: &AppState, caller: &Caller, reach: Reach, id: Uuid) -> ApiResult<ApiKey> {
+async fn visible(state: &Keyward, caller: &Caller, reach: Reach, id: Uuid) -> Result<ApiKey> {
     match state.store.get_key(id).await? {
         Some(key) if reach.covers(caller, &key) => Ok(key),
-        _ => Err(ApiError::NotFound("api key")),
+        _ => Err(Error::NotFound("api key")),
     }
 }
 
-pub async fn list(state: &AppState, caller: &Caller, filter: KeyFilter) -> ApiResult<Page<ApiKey>> {
+pub async fn list(state: &Keyward, caller: &Caller, filter: KeyFilter) -> Result<Page<ApiKey>> {
     let p = &caller.principal;
     p.require(KeywardRight::Read)?;
     let now = state.now();
@@ -384,14 +375,14 @@ pub async fn list(state: &AppState, caller: &Caller, filter: KeyFilter) -> ApiRe
 
 /// Every live (not revoked) key the caller owns, oldest first: the compatibility surfaces list
 /// without pages.
-pub async fn list_live_own(state: &AppState, caller: &Caller) -> ApiResult<Vec<ApiKey>> {
+pub async fn list_live_own(state: &Keyward, caller: &Caller) -> Result<Vec<ApiKey>> {
     let mut keys = Vec::new();
     let mut after = None;
     loop {
         let filter = KeyFilter {
             exclude_revoked: true,
             reach: Reach::Own,
-            limit: super::MAX_PAGE,
+            limit: crate::page::MAX_PAGE,
             after,
             ..KeyFilter::default()
         };
@@ -405,12 +396,12 @@ pub async fn list_live_own(state: &AppState, caller: &Caller) -> ApiResult<Vec<A
 }
 
 pub async fn update(
-    state: &AppState,
+    state: &Keyward,
     caller: &Caller,
     reach: Reach,
     id: Uuid,
     patch: KeyPatch,
-) -> ApiResult<ApiKey> {
+) -> Result<ApiKey> {
     caller.principal.require(KeywardRight::Write)?;
     let mut key = visible(state, caller, reach, id).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
@@ -485,12 +476,7 @@ pub async fn update(
     Ok(key)
 }
 
-pub async fn revoke(
-    state: &AppState,
-    caller: &Caller,
-    reach: Reach,
-    id: Uuid,
-) -> ApiResult<ApiKey> {
+pub async fn revoke(state: &Keyward, caller: &Caller, reach: Reach, id: Uuid) -> Result<ApiKey> {
     caller.principal.require(KeywardRight::Write)?;
     let key = visible(state, caller, reach, id).await?;
     revoke_now(state, caller, key).await
@@ -500,22 +486,22 @@ pub async fn revoke(
 /// plaintext or its hash; `None` when the name was neither); 404 when there is no such key of
 /// the caller's, or it is already revoked.
 pub async fn revoke_own_by_digest(
-    state: &AppState,
+    state: &Keyward,
     caller: &Caller,
     digest: Option<&KeyDigest>,
-) -> ApiResult<ApiKey> {
+) -> Result<ApiKey> {
     caller.principal.require(KeywardRight::Write)?;
     let Some(digest) = digest else {
-        return Err(ApiError::NotFound("api key"));
+        return Err(Error::NotFound("api key"));
     };
     let key = match state.store.get_key_by_digest(digest).await? {
         Some(key) if Reach::Own.covers(caller, &key) => key,
-        _ => return Err(ApiError::NotFound("api key")),
+        _ => return Err(Error::NotFound("api key")),
     };
     revoke_now(state, caller, key).await
 }
 
-async fn revoke_now(state: &AppState, caller: &Caller, key: ApiKey) -> ApiResult<ApiKey> {
+async fn revoke_now(state: &Keyward, caller: &Caller, key: ApiKey) -> Result<ApiKey> {
     let now = keyward_domain::clock::truncate_millis(state.now());
     let audit = caller
         .actor()
@@ -535,22 +521,22 @@ async fn revoke_now(state: &AppState, caller: &Caller, key: ApiKey) -> ApiResult
 /// earlier of its current end and `now + grace`. No rotation ever moves an end later, so a grace
 /// period cannot be renewed past [`MAX_GRACE`] (the store holds this invariant for every write).
 pub async fn rotate(
-    state: &AppState,
+    state: &Keyward,
     caller: &Caller,
     id: Uuid,
     name: Option<String>,
     grace: Option<Duration>,
-) -> ApiResult<IssuedKey> {
+) -> Result<IssuedKey> {
     caller.principal.require(KeywardRight::Write)?;
     validate_name(&name)?;
     let grace = grace.unwrap_or(Duration::ZERO);
     if grace < Duration::ZERO || grace > MAX_GRACE {
-        return Err(ApiError::invalid_field("grace_period", "at most 7d"));
+        return Err(Error::invalid_field("grace_period", "at most 7d"));
     }
     let old = visible(state, caller, Reach::Role, id).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
     if old.status(now) == KeyStatus::Revoked {
-        return Err(ApiError::NotFound("api key"));
+        return Err(Error::NotFound("api key"));
     }
     caller.principal.may_grant(&old.scopes)?;
     let prefix = match old.tenant_id {
@@ -561,7 +547,7 @@ pub async fn rotate(
         KeyPrefix::parse(&old.prefix).unwrap_or_else(|_| KeyPrefix::default_prefix())
     });
     let plaintext = PlainKey::generate(&prefix)
-        .map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
+        .map_err(|e| Error::Internal(format!("OS random source: {e}")))?;
     let old_end = old
         .revoked_at
         .map_or(now + grace, |end| end.min(now + grace));
@@ -595,9 +581,9 @@ pub async fn rotate(
     Ok(IssuedKey { key, plaintext })
 }
 
-fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> Error {
     move |e| match e {
-        StoreError::NotFound => ApiError::NotFound(what),
+        StoreError::NotFound => Error::NotFound(what),
         other => other.into(),
     }
 }

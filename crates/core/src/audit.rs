@@ -5,16 +5,16 @@ use keyward_domain::text;
 use keyward_domain::{AuditEntry, Role};
 use keyward_store::{AuditQuery, Cursor};
 
-use super::{paginate, Page};
-use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
+use crate::page::{paginate, Page};
+use crate::Keyward;
 
 pub async fn list(
-    state: &AppState,
+    state: &Keyward,
     caller: &Caller,
     mut query: AuditQuery,
-) -> ApiResult<Page<AuditEntry>> {
+) -> Result<Page<AuditEntry>> {
     let p = &caller.principal;
     p.require(KeywardRight::Read)?;
     for (field, value) in [
@@ -25,7 +25,7 @@ pub async fn list(
         if let Some(value) = value {
             text::FILTER
                 .check(value)
-                .map_err(|e| ApiError::invalid_field(field, e))?;
+                .map_err(|e| Error::invalid_field(field, e))?;
         }
     }
     match p.role {

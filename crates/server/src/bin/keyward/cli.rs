@@ -1,4 +1,5 @@
-//! The `keyward` command line: `serve`, `user create`, `tenant create`.
+//! The `keyward` command line: `serve`, the operator's commands (`user`, `tenant`, `key`,
+//! `backup`) and `bench-seed`.
 //!
 //! `anyhow` lives here, at the edge, with context on every I/O step. Nothing here prints a
 //! password, a key, a JWT or the JWT secret.
@@ -10,15 +11,17 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use keyward_core::auth::jwt::{JwtKeys, MIN_SECRET_LEN};
+use keyward_core::auth::password::Passwords;
+use keyward_core::{tenants, users, Keyward};
 use keyward_domain::{Actor, Role, SystemClock};
+use keyward_server::serve::{init_tracing, runtime, LogFormat};
+use keyward_server::{AppState, Settings};
 use keyward_store::Store;
 use keyward_store_postgres::{PgSettings, PgStore};
 use keyward_store_sqlite::SqliteStore;
 
-use crate::app::{AppState, Settings};
-use crate::auth::jwt::JwtKeys;
-use crate::auth::password::Passwords;
-use crate::service::{tenants, users};
+use crate::commands::{self, KeyCommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "keyward", version, about = "Self-hosted API key service")]
@@ -76,6 +79,18 @@ pub enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Manage keys directly in the database (works while a server runs on it).
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Copy a SQLite database consistently, even while a server writes to it (with
+    /// PostgreSQL, use pg_dump: exits with status 2).
+    Backup {
+        /// The new file to write (never overwritten).
+        #[arg(long)]
+        to: PathBuf,
     },
     /// Seed keys for the benchmark (see bench/run.sh): straight through the store, in large
     /// transactions, into the tenant `bench`.
@@ -141,12 +156,6 @@ pub struct ServeArgs {
     pub write_timeout: String,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user; the password is read from standard input. Prints the new id.
@@ -161,6 +170,14 @@ pub enum UserCommand {
         tenant: Option<String>,
         #[arg(long, value_enum, default_value = "member")]
         role: RoleArg,
+    },
+    /// List users (of one tenant, or all), oldest first.
+    List {
+        /// Slug of the tenant whose users to list.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -193,6 +210,11 @@ pub enum TenantCommand {
         #[arg(long)]
         key_prefix: Option<String>,
     },
+    /// List tenants, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -211,30 +233,14 @@ pub fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<commands::NotSqlite>() => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// The async runtime keyward runs on (also the benchmark's ceiling server's).
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-}
-
-/// Logs to stderr in `format`, at the level `KEYWARD_LOG` names (default `info`).
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 
@@ -347,9 +353,29 @@ impl std::fmt::Debug for DatabaseUrl {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // A backup opens the file itself, read-only in spirit: it must not migrate what it copies.
+    if let Command::Backup { to } = cli.command {
+        let to = commands::backup_target(to)?;
+        return commands::backup(cli.database_url.expose(), &to).await;
+    }
     let store = open_store(&cli).await?;
-    match cli.command {
-        Command::Serve(args) => serve(store, &cli.database_url, args).await,
+    let result = match cli.command {
+        Command::Serve(args) => return serve(store, &cli.database_url, args).await,
+        command => {
+            operate(
+                &Keyward::offline(store.clone(), Arc::new(SystemClock)),
+                command,
+            )
+            .await
+        }
+    };
+    store.close().await;
+    result
+}
+
+/// An operator's command, on the database through `keyward_core` (audited as `system`).
+async fn operate(kw: &Keyward, command: Command) -> anyhow::Result<()> {
+    match command {
         Command::User {
             command:
                 UserCommand::Create {
@@ -368,16 +394,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|p| p.strip_suffix('\r').unwrap_or(p))
                 .unwrap_or(&password)
                 .into();
-            let state = offline_state(store.clone())?;
             let tenant_id = match tenant {
                 None => None,
-                Some(slug) => Some(
-                    store
-                        .get_tenant_by_slug(&slug)
-                        .await?
-                        .with_context(|| format!("no tenant with slug {slug:?}"))?
-                        .id,
-                ),
+                Some(slug) => Some(commands::tenant_by_slug(kw, &slug).await?.id),
             };
             let req = users::NewUser {
                 email,
@@ -385,37 +404,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 role: role.into(),
                 tenant_id,
             };
-            let user = users::create_as(&state, &Actor::system(), req)
+            let user = users::create_as(kw, &Actor::system(), req)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.message()))?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", user.id);
-            store.close().await;
             Ok(())
         }
-        Command::BenchSeed {
-            count,
-            batch,
-            keys_out,
-            verifier_out,
-        } => {
-            let state = offline_state(store.clone())?;
-            let report = crate::bench::seed(
-                &state,
-                count,
-                batch.max(1),
-                keys_out.as_deref(),
-                &verifier_out,
-            )
-            .await?;
-            store.close().await;
-            println!(
-                "seeded {} keys in {:.1} s ({:.0} keys/s)",
-                report.count,
-                report.seconds,
-                report.count as f64 / report.seconds.max(1e-9)
-            );
-            Ok(())
-        }
+        Command::User {
+            command: UserCommand::List { tenant, json },
+        } => commands::user_list(kw, tenant, json).await,
         Command::Tenant {
             command:
                 TenantCommand::Create {
@@ -424,33 +421,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     key_prefix,
                 },
         } => {
-            let state = offline_state(store.clone())?;
             let changes = tenants::TenantChanges {
                 name: Some(name),
                 slug: Some(slug),
                 metadata: None,
                 key_prefix: Some(key_prefix),
             };
-            let tenant = tenants::create_as(&state, &Actor::system(), changes)
+            let tenant = tenants::create_as(kw, &Actor::system(), changes)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.message()))?;
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", tenant.id);
-            store.close().await;
             Ok(())
         }
+        Command::Tenant {
+            command: TenantCommand::List { json },
+        } => commands::tenant_list(kw, json).await,
+        Command::Key { command } => commands::key(kw, command).await,
+        Command::BenchSeed {
+            count,
+            batch,
+            keys_out,
+            verifier_out,
+        } => {
+            let report = crate::bench_seed::seed(
+                kw,
+                count,
+                batch.max(1),
+                keys_out.as_deref(),
+                &verifier_out,
+            )
+            .await?;
+            println!(
+                "seeded {} keys in {:.1} s ({:.0} keys/s)",
+                report.count,
+                report.seconds,
+                report.count as f64 / report.seconds.max(1e-9)
+            );
+            Ok(())
+        }
+        Command::Serve(_) | Command::Backup { .. } => unreachable!("handled by run"),
     }
-}
-
-/// State for commands that act on the database without serving: a throwaway signing key.
-fn offline_state(store: Arc<dyn Store>) -> anyhow::Result<AppState> {
-    let jwt = JwtKeys::new(random_secret()?, time::Duration::hours(1))?;
-    Ok(AppState::new(
-        store,
-        Arc::new(SystemClock),
-        jwt,
-        Passwords::production(),
-        Settings::default(),
-    ))
 }
 
 fn random_secret() -> anyhow::Result<Vec<u8>> {
@@ -463,7 +473,7 @@ fn random_secret() -> anyhow::Result<Vec<u8>> {
 /// restarts keep sessions valid.
 fn jwt_secret(database_url: &str, file: Option<PathBuf>) -> anyhow::Result<Vec<u8>> {
     if let Ok(secret) = std::env::var("KEYWARD_JWT_SECRET") {
-        if secret.len() < crate::auth::jwt::MIN_SECRET_LEN {
+        if secret.len() < MIN_SECRET_LEN {
             bail!("KEYWARD_JWT_SECRET must be at least 32 bytes");
         }
         return Ok(secret.into_bytes());
@@ -487,7 +497,7 @@ fn jwt_secret(database_url: &str, file: Option<PathBuf>) -> anyhow::Result<Vec<u
         }
     };
     match std::fs::read(&path) {
-        Ok(secret) if secret.len() >= crate::auth::jwt::MIN_SECRET_LEN => Ok(secret),
+        Ok(secret) if secret.len() >= MIN_SECRET_LEN => Ok(secret),
         Ok(_) => bail!(
             "the JWT secret in {} is shorter than 32 bytes",
             path.display()
@@ -532,21 +542,23 @@ async fn serve(
     let jwt = JwtKeys::new(jwt_secret(database.expose(), args.jwt_secret_file)?, ttl)?;
     let cache_ttl = flag_duration("--cache-ttl", &args.cache_ttl)?;
     let settings = Settings {
-        public_verify: args.public_verify,
-        cache: crate::cache::CacheSettings {
-            capacity: args.cache_capacity,
-            ttl: cache_ttl,
-            stale_window: zero_or_duration("--cache-stale-window", &args.cache_stale_window)?,
-            ..crate::cache::CacheSettings::default()
+        core: keyward_core::Settings {
+            public_verify: args.public_verify,
+            cache: keyward_core::cache::CacheSettings {
+                capacity: args.cache_capacity,
+                ttl: cache_ttl,
+                stale_window: zero_or_duration("--cache-stale-window", &args.cache_stale_window)?,
+                ..keyward_core::cache::CacheSettings::default()
+            },
+            ..keyward_core::Settings::default()
         },
-        http: crate::serve::HttpLimits {
+        http: keyward_server::serve::HttpLimits {
             header_read_timeout: std_duration("--header-read-timeout", &args.header_read_timeout)?,
             body_read_timeout: std_duration("--body-read-timeout", &args.body_read_timeout)?,
             idle_timeout: std_duration("--idle-timeout", &args.idle_timeout)?,
             max_connections: args.max_connections,
             write_timeout: std_duration("--write-timeout", &args.write_timeout)?,
         },
-        ..Settings::default()
     };
     let state = AppState::new(
         store.clone(),
@@ -561,7 +573,7 @@ async fn serve(
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%addr, database = ?database, startup_ms = started.elapsed().as_millis() as u64, "keyward listening");
-    crate::serve::serve(listener, state, crate::serve::shutdown_signal())
+    keyward_server::serve(listener, state, keyward_server::serve::shutdown_signal())
         .await
         .context("serving")
 }
@@ -587,13 +599,10 @@ async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
                     tracing::info!(user_id = %user.id, "created the first admin from KEYWARD_ADMIN_EMAIL");
                 }
                 // Nodes starting together on one database: another one made it first.
-                Err(crate::error::ApiError::Conflict { .. }) => {
+                Err(keyward_core::Error::Conflict { .. }) => {
                     tracing::info!("the admin from KEYWARD_ADMIN_EMAIL already exists");
                 }
-                Err(e) => bail!(
-                    "creating the admin from KEYWARD_ADMIN_EMAIL: {}",
-                    e.message()
-                ),
+                Err(e) => bail!("creating the admin from KEYWARD_ADMIN_EMAIL: {e}"),
             }
         }
         _ => {

@@ -15,7 +15,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier,
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// Hashes that may wait for a core at once; more are refused with 503.
 pub const MAX_QUEUED: usize = 64;
@@ -51,21 +51,21 @@ impl HashGate {
     async fn run<T: Send + 'static>(
         &self,
         hash: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, Error> {
         use std::sync::atomic::Ordering;
         if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.most_admitted {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::Busy);
+            return Err(Error::Busy);
         }
         let result = async {
             let _permit = self
                 .running
                 .acquire()
                 .await
-                .map_err(|e| ApiError::Internal(format!("hashing gate: {e}")))?;
+                .map_err(|e| Error::Internal(format!("hashing gate: {e}")))?;
             tokio::task::spawn_blocking(hash)
                 .await
-                .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))
+                .map_err(|e| Error::Internal(format!("hashing task: {e}")))
         }
         .await;
         self.admitted.fetch_sub(1, Ordering::AcqRel);
@@ -103,7 +103,7 @@ impl Passwords {
         }
     }
 
-    pub async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: SecretString) -> Result<String, Error> {
         let params = self.params.clone();
         self.gate
             .run(move || hash_with(&params, password.expose_secret().as_bytes()))
@@ -116,7 +116,7 @@ impl Passwords {
         &self,
         password: SecretString,
         stored: Option<String>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let ok = self
@@ -135,14 +135,14 @@ impl Passwords {
     }
 }
 
-fn hash_with(params: &Params, password: &[u8]) -> Result<String, ApiError> {
+fn hash_with(params: &Params, password: &[u8]) -> Result<String, Error> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    getrandom::fill(&mut salt).map_err(|e| Error::Internal(format!("OS random source: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Internal(e.to_string()))?;
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
         .hash_password(password, &salt)
         .map(|h| h.to_string())
-        .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+        .map_err(|e| Error::Internal(format!("argon2: {e}")))
 }
 
 #[cfg(test)]

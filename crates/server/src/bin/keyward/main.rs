@@ -1,4 +1,10 @@
-//! The `keyward` binary: everything is in the library; see `keyward_server::cli`.
+//! The `keyward` binary: the command line (`cli`), the operator's commands on the database
+//! (`commands`, through `keyward_core`), and the benchmark's seeding (`bench_seed`). Serving is
+//! `keyward_server`'s.
+
+mod bench_seed;
+mod cli;
+mod commands;
 
 // glibc's allocator showed as ~19% of the verify path's CPU under load (malloc, free,
 // unlink_chunk, malloc_consolidate); mimalloc's thread-local free lists cost a fraction of that.
@@ -6,5 +12,5 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    keyward_server::cli::main()
+    cli::main()
 }

@@ -14,8 +14,8 @@ use keyward_store::Store;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::service::{tenants, users};
+use keyward_core::Keyward;
+use keyward_core::{tenants, users};
 
 const BENCH_TENANT: &str = "bench";
 const BENCH_EMAIL: &str = "bench@keyward.invalid";
@@ -50,7 +50,7 @@ fn new_key(
 }
 
 /// The bench tenant and its user, made on first use.
-async fn bench_owner(state: &AppState) -> anyhow::Result<(Uuid, Uuid)> {
+async fn bench_owner(state: &Keyward) -> anyhow::Result<(Uuid, Uuid)> {
     let store = &state.store;
     let tenant = match store.get_tenant_by_slug(BENCH_TENANT).await? {
         Some(t) => t.id,
@@ -63,7 +63,7 @@ async fn bench_owner(state: &AppState) -> anyhow::Result<(Uuid, Uuid)> {
             };
             tenants::create_as(state, &Actor::system(), changes)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.message()))?
+                .map_err(|e| anyhow::anyhow!("{e}"))?
                 .id
         }
     };
@@ -82,7 +82,7 @@ async fn bench_owner(state: &AppState) -> anyhow::Result<(Uuid, Uuid)> {
             };
             users::create_as(state, &Actor::system(), req)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.message()))?
+                .map_err(|e| anyhow::anyhow!("{e}"))?
                 .id
         }
     };
@@ -92,7 +92,7 @@ async fn bench_owner(state: &AppState) -> anyhow::Result<(Uuid, Uuid)> {
 /// Seeds `count` keys (scope `bench:read`) in transactions of `batch`, writing their plaintexts
 /// to `keys_out` (one per line) when given, and a new `keyward:verify` key to `verifier_out`.
 pub async fn seed(
-    state: &AppState,
+    state: &Keyward,
     count: u64,
     batch: usize,
     keys_out: Option<&Path>,

@@ -1,19 +1,10 @@
-//! keyward's operations: what a caller may do, checked against policy and carried out on the
-//! store with its audit entry. Every surface (native v1, Estuary, form-encoded) calls these and
-//! only translates wire shapes; no surface has lifecycle logic of its own.
-
-pub mod audit;
-pub mod export;
-pub mod keys;
-pub mod login;
-pub mod stats;
-pub mod tenants;
-pub mod users;
-pub mod verify;
+//! Listings in pages: the size a caller may ask for, the cursor where the next page starts, and
+//! the one-more-than-asked read that tells whether there is one. Also the size rule of the
+//! free-form metadata that keys and tenants carry.
 
 use keyward_store::Cursor;
 
-use crate::error::ApiError;
+use crate::error::Error;
 
 /// The largest page any listing returns, and the default.
 pub const MAX_PAGE: u32 = 1000;
@@ -30,18 +21,15 @@ pub struct Page<T> {
 pub fn page_params(
     limit: Option<u32>,
     cursor: Option<&str>,
-) -> Result<(u32, Option<Cursor>), ApiError> {
+) -> Result<(u32, Option<Cursor>), Error> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 1000",
-        ));
+        return Err(Error::invalid_field("limit", "must be between 1 and 1000"));
     }
     let cursor = cursor
         .map(|c| {
             c.parse::<Cursor>()
-                .map_err(|e| ApiError::invalid_field("cursor", e))
+                .map_err(|e| Error::invalid_field("cursor", e))
         })
         .transpose()?;
     Ok((limit, cursor))
@@ -59,12 +47,12 @@ pub fn paginate<T>(mut items: Vec<T>, limit: u32, position: impl Fn(&T) -> Curso
 }
 
 /// Metadata must be a JSON object of at most 4 KiB.
-pub fn validate_metadata(field: &str, value: &serde_json::Value) -> Result<(), ApiError> {
+pub fn validate_metadata(field: &str, value: &serde_json::Value) -> Result<(), Error> {
     if !value.is_object() {
-        return Err(ApiError::invalid_field(field, "must be a JSON object"));
+        return Err(Error::invalid_field(field, "must be a JSON object"));
     }
     if value.to_string().len() > keyward_domain::model::MAX_METADATA_BYTES {
-        return Err(ApiError::invalid_field(
+        return Err(Error::invalid_field(
             field,
             "must be at most 4 KiB when serialized",
         ));

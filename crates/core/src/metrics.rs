@@ -1,5 +1,6 @@
 //! Prometheus metrics, recorded with relaxed atomics only: the hot path takes no lock to count.
-//! `GET /metrics` renders them in the text exposition format.
+//! [`Metrics::render`] writes them in Prometheus' text exposition format (version 0.0.4),
+//! which the server's `GET /metrics` answers.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use keyward_domain::VerifyCode;
 
-use crate::app::AppState;
+use crate::Keyward;
 
 /// Upper bounds of the verify latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -97,7 +98,7 @@ impl Metrics {
     }
 
     /// The text exposition of every metric, with the gauges read from `state`.
-    pub fn render(&self, state: &AppState) -> String {
+    pub fn render(&self, state: &Keyward) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP keyward_verifications_total Verifications answered, by route and outcome code.\n# TYPE keyward_verifications_total counter\n");
         for (r, route) in ["verify", "forward"].iter().enumerate() {
@@ -153,18 +154,4 @@ impl Metrics {
             .render(&mut out, "keyward_usage_flush_duration_seconds", "");
         out
     }
-}
-
-/// `GET /metrics`.
-pub async fn metrics(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    _: crate::extract::NoQuery,
-) -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(&state),
-    )
 }

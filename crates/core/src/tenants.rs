@@ -7,10 +7,10 @@ use keyward_store::{Cursor, StoreError};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{paginate, validate_metadata, Page};
-use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
+use crate::page::{paginate, validate_metadata, Page};
+use crate::Keyward;
 
 #[derive(Debug, Clone, Default)]
 pub struct TenantChanges {
@@ -21,43 +21,43 @@ pub struct TenantChanges {
     pub key_prefix: Option<Option<String>>,
 }
 
-fn validate(changes: &TenantChanges) -> ApiResult<()> {
+fn validate(changes: &TenantChanges) -> Result<()> {
     if let Some(name) = &changes.name {
         text::TENANT_NAME
             .check(name)
-            .map_err(|e| ApiError::invalid_field("name", e))?;
+            .map_err(|e| Error::invalid_field("name", e))?;
     }
     if let Some(slug) = &changes.slug {
-        validate_slug(slug).map_err(|e| ApiError::invalid_field("slug", e))?;
+        validate_slug(slug).map_err(|e| Error::invalid_field("slug", e))?;
     }
     if let Some(metadata) = &changes.metadata {
         validate_metadata("metadata", metadata)?;
     }
     if let Some(Some(prefix)) = &changes.key_prefix {
-        KeyPrefix::parse(prefix).map_err(|e| ApiError::invalid_field("key_prefix", e))?;
+        KeyPrefix::parse(prefix).map_err(|e| Error::invalid_field("key_prefix", e))?;
     }
     Ok(())
 }
 
-fn slug_conflict(e: StoreError) -> ApiError {
+fn slug_conflict(e: StoreError) -> Error {
     match e {
-        StoreError::Conflict(_) => ApiError::Conflict {
+        StoreError::Conflict(_) => Error::Conflict {
             code: "slug_taken",
             message: "slug: a tenant with this slug exists".into(),
         },
-        StoreError::NotFound => ApiError::NotFound("tenant"),
+        StoreError::NotFound => Error::NotFound("tenant"),
         other => other.into(),
     }
 }
 
 /// Creates a tenant. `actor` is the caller's, or the CLI's.
 pub async fn create_as(
-    state: &AppState,
+    state: &Keyward,
     actor: &keyward_domain::Actor,
     changes: TenantChanges,
-) -> ApiResult<Tenant> {
+) -> Result<Tenant> {
     let (Some(name), Some(slug)) = (changes.name.clone(), changes.slug.clone()) else {
-        return Err(ApiError::invalid_field(
+        return Err(Error::invalid_field(
             if changes.name.is_none() {
                 "name"
             } else {
@@ -91,30 +91,26 @@ pub async fn create_as(
     Ok(tenant)
 }
 
-pub async fn create(
-    state: &AppState,
-    caller: &Caller,
-    changes: TenantChanges,
-) -> ApiResult<Tenant> {
+pub async fn create(state: &Keyward, caller: &Caller, changes: TenantChanges) -> Result<Tenant> {
     caller.principal.require_admin()?;
     create_as(state, &caller.actor(), changes).await
 }
 
-pub async fn get(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<Tenant> {
+pub async fn get(state: &Keyward, caller: &Caller, id: Uuid) -> Result<Tenant> {
     caller.principal.require_admin()?;
     state
         .store
         .get_tenant(id)
         .await?
-        .ok_or(ApiError::NotFound("tenant"))
+        .ok_or(Error::NotFound("tenant"))
 }
 
 pub async fn list(
-    state: &AppState,
+    state: &Keyward,
     caller: &Caller,
     limit: u32,
     after: Option<Cursor>,
-) -> ApiResult<Page<Tenant>> {
+) -> Result<Page<Tenant>> {
     caller.principal.require_admin()?;
     let tenants = state.store.list_tenants(after, limit + 1).await?;
     Ok(paginate(tenants, limit, |t| Cursor {
@@ -124,18 +120,18 @@ pub async fn list(
 }
 
 pub async fn update(
-    state: &AppState,
+    state: &Keyward,
     caller: &Caller,
     id: Uuid,
     changes: TenantChanges,
-) -> ApiResult<Tenant> {
+) -> Result<Tenant> {
     caller.principal.require_admin()?;
     validate(&changes)?;
     let mut tenant = state
         .store
         .get_tenant(id)
         .await?
-        .ok_or(ApiError::NotFound("tenant"))?;
+        .ok_or(Error::NotFound("tenant"))?;
     let now = keyward_domain::clock::truncate_millis(state.now());
     let mut diff = serde_json::Map::new();
     if let Some(name) = changes.name {
@@ -170,12 +166,7 @@ pub async fn update(
 
 /// Deletes a tenant; with active keys only when `force`, which revokes them in the same
 /// transaction. Returns the ids of the revoked keys.
-pub async fn delete(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    force: bool,
-) -> ApiResult<Vec<Uuid>> {
+pub async fn delete(state: &Keyward, caller: &Caller, id: Uuid, force: bool) -> Result<Vec<Uuid>> {
     caller.principal.require_admin()?;
     let now = keyward_domain::clock::truncate_millis(state.now());
     let audit = caller
@@ -188,8 +179,8 @@ pub async fn delete(
     // (rare, and refilled on demand).
     state.cache.clear();
     deleted.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound("tenant"),
-        StoreError::Conflict(_) => ApiError::Conflict {
+        StoreError::NotFound => Error::NotFound("tenant"),
+        StoreError::Conflict(_) => Error::Conflict {
             code: "tenant_has_active_keys",
             message: "the tenant still has active keys; delete with ?force=true to revoke them"
                 .into(),

@@ -7,9 +7,9 @@ use keyward_domain::Actor;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::auth::RequestMeta;
-use crate::error::{ApiError, ApiResult, AuthFailure};
+use crate::error::{AuthFailure, Error, Result};
+use crate::Keyward;
 
 /// A signed-in session: its JWT (which no `Debug` prints) and seconds to its expiry.
 #[derive(Debug)]
@@ -19,17 +19,22 @@ pub struct Session {
 }
 
 pub async fn login(
-    state: &AppState,
+    state: &Keyward,
     meta: &RequestMeta,
     email: &str,
     password: SecretString,
-) -> ApiResult<Session> {
+) -> Result<Session> {
     let now = state.now();
+    // A context that signs nobody in (the CLI's) has no sessions to give.
+    let sessions = state
+        .sessions
+        .as_ref()
+        .ok_or_else(|| Error::Internal("sign-in without a session key".into()))?;
     // Refused before anything is counted, stored or hashed: neither can be any user's.
     let email = normalize_email(email)
-        .ok_or_else(|| ApiError::invalid_field("email", "not an email address"))?;
+        .ok_or_else(|| Error::invalid_field("email", "not an email address"))?;
     if password.expose_secret().chars().count() > MAX_PASSWORD_LEN {
-        return Err(ApiError::invalid_field(
+        return Err(Error::invalid_field(
             "password",
             "must be at most 1024 characters",
         ));
@@ -39,16 +44,16 @@ pub async fn login(
     state
         .login_by_email
         .attempt(&email, now)
-        .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+        .map_err(|retry_after_secs| Error::Throttled { retry_after_secs })?;
     if let Err(retry_after_secs) = state.login_by_addr.attempt(&address, now) {
         state.login_by_email.forgive(&email);
-        return Err(ApiError::TooManyRequests { retry_after_secs });
+        return Err(Error::Throttled { retry_after_secs });
     }
     let checked = async {
         let user = state.store.get_user_by_email(&email).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let ok = state.passwords.verify(password, stored).await?;
-        Ok::<_, ApiError>((user, ok))
+        Ok::<_, Error>((user, ok))
     };
     let (user, ok) = match checked.await {
         Ok(checked) => checked,
@@ -76,8 +81,8 @@ pub async fn login(
                 .subject(user.id);
             state.store.append_audit(&entry).await?;
             Ok(Session {
-                access_token: state.jwt.issue(user.id, now).into(),
-                expires_in: state.jwt.ttl.whole_seconds(),
+                access_token: sessions.issue(user.id, now).into(),
+                expires_in: sessions.ttl.whole_seconds(),
             })
         }
         user => {
@@ -93,7 +98,7 @@ pub async fn login(
                 entry = entry.tenant(u.tenant_id).subject(u.id);
             }
             state.store.append_audit(&entry).await?;
-            Err(ApiError::Unauthenticated(AuthFailure::Invalid))
+            Err(Error::Unauthenticated(AuthFailure::Invalid))
         }
     }
 }

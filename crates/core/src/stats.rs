@@ -9,10 +9,10 @@ use keyward_store::{usage_day, KeyCounts};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::keys::Reach;
-use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::ApiResult;
+use crate::error::Result;
+use crate::keys::Reach;
+use crate::Keyward;
 
 /// Keys not used for this long count as dormant in the stats.
 pub const DORMANT_DAYS: i64 = 90;
@@ -40,7 +40,7 @@ pub struct TopKey {
     pub verifications: u64,
 }
 
-pub async fn stats(state: &AppState, caller: &Caller, reach: Reach) -> ApiResult<Stats> {
+pub async fn stats(state: &Keyward, caller: &Caller, reach: Reach) -> Result<Stats> {
     caller.principal.require(KeywardRight::Read)?;
     let now = state.now();
     let of = reach.keys_of(caller);

@@ -1,0 +1,168 @@
+//! Who is calling: a presented credential (a session token or a keyward key) authenticated into
+//! the [`Principal`] it speaks for, and the failure throttle that keeps guessing expensive.
+//! Reading a credential out of a request is the surface's business; nothing here logs one.
+//!
+//! Keys are shape- and checksum-checked before any storage lookup, and read through
+//! [`crate::lookup`] (the verify path's memory).
+
+pub mod jwt;
+pub mod password;
+pub mod throttle;
+
+use std::net::IpAddr;
+
+use keyward_domain::scope::KeywardRight;
+use keyward_domain::{Actor, Credential, KeyStatus, ParsedKey, Principal};
+
+use crate::error::{AuthFailure, Error, Result};
+use crate::lookup::{key_by_digest, user_by_id};
+use crate::Keyward;
+
+/// Where a request came from, for the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// The client's address as the server saw it (`None` in-process and on the CLI).
+    pub source_ip: Option<String>,
+    /// The request id the client sent or the server made.
+    pub request_id: Option<String>,
+}
+
+/// An authenticated caller of an operation.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub meta: RequestMeta,
+    /// Who the audit log names instead of the principal: the operator at the command line, who
+    /// acts with a principal's rights and is audited as `system`.
+    audited_as: Option<Actor>,
+}
+
+impl Caller {
+    /// A caller that presented a credential for `principal`.
+    pub fn new(principal: Principal, meta: RequestMeta) -> Self {
+        Self {
+            principal,
+            meta,
+            audited_as: None,
+        }
+    }
+
+    /// The operator at the command line, acting with `principal`'s rights; audited as
+    /// [`Actor::system`].
+    pub fn operator(principal: Principal) -> Self {
+        Self {
+            principal,
+            meta: RequestMeta::default(),
+            audited_as: Some(Actor::system()),
+        }
+    }
+
+    /// Who the audit log names for what this caller does.
+    pub fn actor(&self) -> Actor {
+        match &self.audited_as {
+            Some(actor) => actor.clone(),
+            None => self
+                .principal
+                .actor(self.meta.source_ip.clone(), self.meta.request_id.clone()),
+        }
+    }
+}
+
+/// [`authenticate`], for a request from `address`: an address that keeps presenting credentials
+/// that fail (guessing keys) is refused ([`Error::Throttled`]) before each guess costs a lookup.
+pub async fn authenticate_from(
+    kw: &Keyward,
+    token: &str,
+    address: Option<&str>,
+) -> Result<Principal> {
+    let failures = &kw.auth_failures_by_addr;
+    if let Some(address) = address {
+        failures
+            .check(address, kw.now())
+            .map_err(|retry_after_secs| Error::Throttled { retry_after_secs })?;
+    }
+    let result = authenticate(kw, token).await;
+    if let (Err(Error::Unauthenticated(_)), Some(address)) = (&result, address) {
+        let _ = failures.attempt(address, kw.now());
+    }
+    result
+}
+
+/// Resolves a presented token (a session JWT or a keyward key) to the principal it speaks for.
+pub async fn authenticate(kw: &Keyward, token: &str) -> Result<Principal> {
+    let now = kw.now();
+    if jwt::looks_like_jwt(token) {
+        let sessions = kw
+            .sessions
+            .as_ref()
+            .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
+        let user_id = sessions
+            .verify(token, now)
+            .map_err(Error::Unauthenticated)?;
+        let user = user_by_id(kw, user_id, now)
+            .await?
+            .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
+        return Ok(Principal {
+            user_id: user.id,
+            role: user.role,
+            tenant_id: user.tenant_id,
+            credential: Credential::Session,
+        });
+    }
+    let parsed =
+        ParsedKey::parse(token).map_err(|_| Error::Unauthenticated(AuthFailure::Invalid))?;
+    let key = key_by_digest(kw, parsed.digest(), now)
+        .await?
+        .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
+    match key.status(now) {
+        KeyStatus::Active => {}
+        KeyStatus::Expired => return Err(Error::Unauthenticated(AuthFailure::Expired)),
+        KeyStatus::Revoked => return Err(Error::Unauthenticated(AuthFailure::Invalid)),
+    }
+    let owner = user_by_id(kw, key.owner_id, now)
+        .await?
+        .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
+    kw.usage.record(key.id, now);
+    Ok(Principal {
+        user_id: owner.id,
+        role: owner.role,
+        tenant_id: owner.tenant_id,
+        credential: Credential::ApiKey {
+            key_id: key.id,
+            scopes: key.scopes.clone(),
+        },
+    })
+}
+
+/// The principal a verifier credential speaks for (verify's and forward auth's caller); `None`
+/// under `--public-verify`. It must hold `keyward:verify`. `credential` is what the request
+/// presented (or why it presented none); `peer` is the client's address, for the limit on failing
+/// credentials.
+pub async fn verifier(
+    kw: &Keyward,
+    credential: Result<&str, AuthFailure>,
+    peer: Option<IpAddr>,
+) -> Result<Option<Principal>> {
+    if kw.settings.public_verify {
+        return Ok(None);
+    }
+    let credential = credential.map_err(Error::Unauthenticated)?;
+    // The address is only spelt out on a failure's path, or while some address is blocked.
+    let throttle = &kw.auth_failures_by_addr;
+    let address = |peer: Option<IpAddr>| peer.map(|ip| ip.to_string());
+    let checked = throttle
+        .may_block(kw.now())
+        .then(|| address(peer))
+        .flatten();
+    let principal = match authenticate_from(kw, credential, checked.as_deref()).await {
+        Err(e @ Error::Unauthenticated(_)) if checked.is_none() => {
+            if let Some(address) = address(peer) {
+                let _ = throttle.attempt(&address, kw.now());
+            }
+            return Err(e);
+        }
+        other => other?,
+    };
+    principal.require(KeywardRight::Verify)?;
+    Ok(Some(principal))
+}

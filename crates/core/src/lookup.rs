@@ -1,0 +1,69 @@
+//! Reads through the verify path's memory: keys by digest and users by id, answered by the
+//! [`crate::cache`] when it knows, else by storage (and cached). Authentication and verification
+//! both read here; this module calls neither.
+//!
+//! A storage call made here is skipped while storage is known to be gone ([`crate::outage`]),
+//! and a cached entry answers past its TTL only when storage cannot be reached.
+
+use std::sync::Arc;
+
+use keyward_domain::{ApiKey, KeyDigest, User};
+use keyward_store::StoreError;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::cache::Lookup;
+use crate::Keyward;
+
+/// The key with this digest, from the cache when it knows, else from storage (and cached).
+pub async fn key_by_digest(
+    kw: &Keyward,
+    digest: KeyDigest,
+    now: OffsetDateTime,
+) -> Result<Option<Arc<ApiKey>>, StoreError> {
+    match kw.cache.lookup(&digest, now) {
+        Lookup::Hit(key) => Ok(key),
+        Lookup::Miss { epoch, stale } => {
+            let read = guarded(kw, kw.store.get_key_by_digest(&digest)).await;
+            match read {
+                Ok(key) => Ok(kw.cache.fill(digest, key, epoch, now)),
+                // Only an unreachable database falls back to what the cache last knew.
+                Err(e @ StoreError::Unavailable(_)) => stale.ok_or(e),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// The user with this id, from the cache while it is fresh, else from storage.
+pub async fn user_by_id(
+    kw: &Keyward,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Option<Arc<User>>, StoreError> {
+    match kw.cache.user(id, now) {
+        Lookup::Hit(user) => Ok(Some(user)),
+        Lookup::Miss { epoch, stale } => match guarded(kw, kw.store.get_user(id)).await {
+            Ok(user) => Ok(user.map(|u| kw.cache.fill_user(u, epoch, now))),
+            Err(e @ StoreError::Unavailable(_)) => stale.map(Some).ok_or(e),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// A storage call on the verify path: skipped while storage is known to be gone, and any
+/// `Unavailable` reported so that the next requests do not each wait out the store's connect
+/// timeout. (Slowness alone is not an outage: a busy database still answers.)
+pub async fn guarded<T>(
+    kw: &Keyward,
+    read: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    if kw.outage.is_down() {
+        return Err(StoreError::Unavailable("storage is down".into()));
+    }
+    let result = read.await;
+    if let Err(StoreError::Unavailable(_)) = &result {
+        kw.outage.report(&kw.store);
+    }
+    result
+}
