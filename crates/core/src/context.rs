@@ -123,14 +123,14 @@ impl Keyward {
 
     /// A context for commands run beside (or without) a server: no sessions, production
     /// password hashing, default settings.
-    pub fn offline(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self::new(
+    pub fn offline(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> crate::Result<Self> {
+        Ok(Self::new(
             store,
             clock,
             None,
-            Passwords::production(),
+            Passwords::production()?,
             Settings::default(),
-        )
+        ))
     }
 
     pub fn now(&self) -> OffsetDateTime {

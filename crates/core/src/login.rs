@@ -81,7 +81,7 @@ pub async fn login(
                 .subject(user.id);
             state.store.append_audit(&entry).await?;
             Ok(Session {
-                access_token: sessions.issue(user.id, now).into(),
+                access_token: sessions.issue(user.id, now)?.into(),
                 expires_in: sessions.ttl.whole_seconds(),
             })
         }

@@ -3,7 +3,7 @@
 //! rarely contend.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use keyward_domain::ratelimit::{Decision, Limit};
 use time::OffsetDateTime;
@@ -28,7 +28,7 @@ impl KeyRateLimiter {
     /// Decides one request of `key_id` under `limit`, spending it when allowed.
     pub fn check(&self, key_id: Uuid, limit: Limit, now: OffsetDateTime) -> Decision {
         let shard = &self.shards[(key_id.as_u128() % SHARDS as u128) as usize];
-        let mut tats = shard.lock().expect("rate limiter lock");
+        let mut tats = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let tat = tats.get(&key_id).copied().unwrap_or(0);
         let decision = limit.decide(tat, now);
         if decision.allowed {

@@ -5,7 +5,7 @@
 //! `FLUSH_EVERY` plus [`LAST_USED_RESOLUTION`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keyward_domain::{Clock, VerifyCode};
@@ -57,7 +57,9 @@ impl UsageBuffer {
 
     fn shard(&self, key_id: Uuid) -> std::sync::MutexGuard<'_, Pending> {
         let i = (key_id.as_u128() % SHARDS as u128) as usize;
-        self.shards[i].lock().expect("usage lock")
+        self.shards[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Notes that the key was used at `at` (moves `last_used_at` forward only).
@@ -82,14 +84,14 @@ impl UsageBuffer {
         let unsent = self
             .unsent
             .lock()
-            .expect("usage lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .map_or(0, |b| b.len());
         let buffered: usize = self
             .shards
             .iter()
             .map(|s| {
-                let p = s.lock().expect("usage lock");
+                let p = s.lock().unwrap_or_else(PoisonError::into_inner);
                 p.last_used.len() + p.counts.len()
             })
             .sum();
@@ -102,7 +104,7 @@ impl UsageBuffer {
         let mut batch = UsageBatch::new(now);
         for shard in &self.shards {
             let (last_used, counts, mut written) = {
-                let mut pending = shard.lock().expect("usage lock");
+                let mut pending = shard.lock().unwrap_or_else(PoisonError::into_inner);
                 (
                     std::mem::take(&mut pending.last_used),
                     std::mem::take(&mut pending.counts),
@@ -135,7 +137,7 @@ impl UsageBuffer {
                         }),
                 );
             // Only a flush writes `written`, one flush at a time.
-            shard.lock().expect("usage lock").written = written;
+            shard.lock().unwrap_or_else(PoisonError::into_inner).written = written;
         }
         // In key order, so that storage reads each index page once per batch, not once per row.
         batch.last_used.sort_unstable_by_key(|u| u.key_id);
@@ -148,7 +150,11 @@ impl UsageBuffer {
     /// Writes what is buffered. On failure the batch is kept, to go again (first) next time.
     pub async fn flush(self: &Arc<Self>, store: &dyn Store, now: OffsetDateTime) {
         let _one_at_a_time = self.flushing.lock().await;
-        let unsent = self.unsent.lock().expect("usage lock").take();
+        let unsent = self
+            .unsent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(batch) = unsent {
             if !self.send(store, batch).await {
                 return;
@@ -172,6 +178,8 @@ impl UsageBuffer {
 
     /// Writes one batch; on failure keeps it as the unsent one. Whether it was written.
     async fn send(&self, store: &dyn Store, batch: Arc<UsageBatch>) -> bool {
+        // A duration measured, not a time of day: the clock of operations is not for this.
+        #[allow(clippy::disallowed_methods)]
         let started = std::time::Instant::now();
         let written = store.record_usage(Arc::clone(&batch)).await;
         self.metrics.flushed(written.is_ok(), started.elapsed());
@@ -179,7 +187,7 @@ impl UsageBuffer {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, keys = batch.last_used.len(), counters = batch.counts.len(), "could not write key usage; will retry");
-                *self.unsent.lock().expect("usage lock") = Some(batch);
+                *self.unsent.lock().unwrap_or_else(PoisonError::into_inner) = Some(batch);
                 false
             }
         }

@@ -243,7 +243,7 @@ fn base62_fixed(bytes: &[u8], width: usize) -> String {
         *slot = BASE62[rem as usize];
     }
     debug_assert!(num.iter().all(|&b| b == 0), "width too small for the value");
-    String::from_utf8(digits).expect("base62 is ASCII")
+    digits.into_iter().map(char::from).collect()
 }
 
 #[cfg(test)]

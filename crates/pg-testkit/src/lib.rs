@@ -9,6 +9,15 @@
 //! supervisor stops the server and deletes the directory. It must never skip a test: without the
 //! PostgreSQL binaries, starting fails and says how to install them.
 
+// A test kit: a cluster that cannot start is a failed test, said as loudly as a test says it;
+// the wall clock only names its directories.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;

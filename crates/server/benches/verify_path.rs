@@ -1,6 +1,15 @@
 //! The verify hot path without HTTP: parse a presented key (shape and checksum), digest it, and
 //! look it up in a warm cache of 100,000 keys. Run: `cargo bench -p keyward-server`.
 
+// Test code: a failed step is a failed test, and waits on real processes and sockets are timed
+// by the real clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -65,7 +65,7 @@ async fn serve(listen: SocketAddr, answer: Bytes) -> anyhow::Result<()> {
         Arc::new(store),
         Arc::new(SystemClock),
         JwtKeys::new(secret, time::Duration::hours(1))?,
-        Passwords::production(),
+        Passwords::production()?,
         Settings::default(),
     );
     let app = layered(routes(&state).route("/bench/ceiling", post(ceiling)), state);

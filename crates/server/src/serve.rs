@@ -178,7 +178,11 @@ impl Deadlines {
     fn new(limits: HttpLimits) -> Arc<Self> {
         Arc::new(Self {
             limits,
-            started: std::time::Instant::now(),
+            // Deadlines are durations since the server began, not times of day.
+            started: {
+                #[allow(clippy::disallowed_methods)]
+                std::time::Instant::now()
+            },
             now_ms: AtomicU64::new(1),
             connections: std::sync::Mutex::new(Vec::new()),
         })
@@ -197,7 +201,7 @@ impl Deadlines {
         });
         self.connections
             .lock()
-            .expect("connections lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Arc::downgrade(&state));
         state
     }
@@ -215,7 +219,7 @@ impl Deadlines {
             self.now_ms.store(now, Ordering::Relaxed);
             self.connections
                 .lock()
-                .expect("connections lock")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .retain(|conn| match conn.upgrade() {
                     None => false,
                     Some(conn) => {

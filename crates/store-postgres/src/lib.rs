@@ -7,8 +7,9 @@
 //! It must never see a plaintext key (keys arrive as digests), and never print or log the
 //! database URL, which may carry a password.
 
+mod change_feed;
+
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,10 +23,12 @@ use keyward_store::{
     UsageBatch, UsageCount, UsagePosition, USAGE_BATCH_MEMORY,
 };
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::change_feed::{notify, ListenerState};
 
 /// How long a caller waits for a pooled connection (sqlx keeps retrying a refused connect
 /// meanwhile) before the store reports `Unavailable`.
@@ -33,15 +36,6 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Rows per multi-row INSERT: 21 parameters a key stays far below PostgreSQL's 65535.
 const INSERT_CHUNK: usize = 1000;
-
-/// The channel every node LISTENs on and every verification-affecting write NOTIFYs.
-/// Never change it: nodes of two versions must still hear each other during a rolling upgrade.
-const CHANGES_CHANNEL: &str = "keyward_changes";
-/// The payload is `<origin>:<what>`: the announcing store's [`PgStore::origin`], then `*` for
-/// [`Change::All`] or a key's digest in base64url (43 characters).
-const ALL_KEYS: &str = "*";
-/// How long the listening connection may stay silent before it is asked whether it still lives.
-const LISTEN_HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Connection settings a deployment tunes. TLS is chosen in the URL (`sslmode`, `sslrootcert`).
 #[derive(Debug, Clone, Copy)]
@@ -72,17 +66,6 @@ pub struct PgStore {
     /// Names this store (one per node process) in its announcements, so that its own watcher
     /// skips them: the node already applied each change to its cache before answering.
     origin: Arc<str>,
-}
-
-/// One connection, used only by [`Store::watch`]; its application name
-/// (`keyward-listener-<pid>-<origin prefix>`) lets an operator (or a test) tell each node's
-/// listener apart in `pg_stat_activity`.
-struct ListenerState {
-    options: PgConnectOptions,
-    acquire_timeout: Duration,
-    /// The pool of the current listening session, so that `close` can end it.
-    current: std::sync::Mutex<Option<PgPool>>,
-    closed: AtomicBool,
 }
 
 /// Prints nothing of the pool: its connect options hold the password.
@@ -126,42 +109,15 @@ impl PgStore {
         // The process id, and the start of the origin, which tells apart nodes that all run as
         // process 1 in their containers.
         let listener_name = format!("keyward-listener-{}-{}", std::process::id(), &origin[..8]);
-        let listener = Arc::new(ListenerState {
-            options: options.application_name(&listener_name),
-            acquire_timeout: settings.acquire_timeout,
-            current: std::sync::Mutex::new(None),
-            closed: AtomicBool::new(false),
-        });
+        let listener = Arc::new(ListenerState::new(
+            options.application_name(&listener_name),
+            settings.acquire_timeout,
+        ));
         Ok(Self {
             pool,
             listener,
             origin,
         })
-    }
-
-    /// A listener on [`CHANGES_CHANNEL`], on a connection of its own.
-    async fn listen(&self) -> Result<PgListener, sqlx::Error> {
-        // A pool of its own for each listening session: when a connection goes silent, sqlx's
-        // listener says goodbye on it (UNLISTEN) before giving it back, which never finishes,
-        // and a shared one-connection pool would wait for that slot for good.
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(self.listener.acquire_timeout)
-            .connect_lazy_with(self.listener.options.clone());
-        *self.listener.current.lock().expect("listener lock") = Some(pool.clone());
-        // `close` marks first, then closes the current pool: a session that started meanwhile
-        // must not outlive it.
-        if self.listener.closed.load(Ordering::SeqCst) {
-            pool.close().await;
-            return Err(sqlx::Error::PoolClosed);
-        }
-        let mut listener = PgListener::connect_with(&pool).await?;
-        // A lost connection must surface to `watch` (which tells the cache), not be mended
-        // silently: notifications sent meanwhile are gone.
-        listener.eager_reconnect(false);
-        listener.listen(CHANGES_CHANNEL).await?;
-        Ok(listener)
     }
 
     async fn write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -395,6 +351,9 @@ async fn revoke_in(
     at: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<ApiKey, StoreError> {
+    // Not the "not revoked as of now" rule (`NOT_REVOKED_AS_OF`): a key that has an end is still
+    // revocable only while that end lies after both `now` and its last change (a grace period),
+    // so that of two revocations racing, whichever `now` is earlier, one wins.
     let row = sqlx::query(
         "WITH revoked AS (UPDATE api_keys SET revoked_at = LEAST(COALESCE(revoked_at, $1), $1), \
          updated_at = $2 \
@@ -410,63 +369,6 @@ async fn revoke_in(
     .await
     .map_err(map_err)?;
     key_from(&row.ok_or(StoreError::NotFound)?)
-}
-
-/// Announces `change` to every node when `tx` commits (PostgreSQL delivers a NOTIFY at commit,
-/// and never for a transaction that rolls back).
-async fn notify(
-    tx: &mut Transaction<'static, Postgres>,
-    origin: &str,
-    change: Change,
-) -> Result<(), StoreError> {
-    let payload = match change {
-        Change::Key(digest) => format!("{origin}:{}", digest.to_base64url()),
-        Change::All => format!("{origin}:{ALL_KEYS}"),
-    };
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANGES_CHANNEL)
-        .bind(payload)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    Ok(())
-}
-
-/// Hands every other node's announcement to `sink` until the listening connection fails.
-async fn relay(mut listener: PgListener, sink: &dyn ChangeSink, own_origin: &str) {
-    loop {
-        match tokio::time::timeout(LISTEN_HEARTBEAT, listener.try_recv()).await {
-            Ok(Ok(Some(n))) => match parse_change(n.payload()) {
-                Some((origin, _)) if origin == own_origin => {}
-                Some((_, change)) => sink.changed(change),
-                // A payload this version cannot read (a newer node's?): forgetting all is safe.
-                None => sink.changed(Change::All),
-            },
-            Ok(Ok(None)) | Ok(Err(_)) => return,
-            Err(_silent) => {
-                // A server that vanished without closing the socket would leave this node deaf
-                // until TCP gives up: ask the connection whether it still lives.
-                let alive = tokio::time::timeout(
-                    LISTEN_HEARTBEAT,
-                    sqlx::query("SELECT 1").execute(&mut listener),
-                )
-                .await;
-                if !matches!(alive, Ok(Ok(_))) {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// The change a payload announces, and its origin.
-fn parse_change(payload: &str) -> Option<(&str, Change)> {
-    let (origin, what) = payload.split_once(':')?;
-    if what == ALL_KEYS {
-        Some((origin, Change::All))
-    } else {
-        KeyDigest::from_base64url(what).map(|d| (origin, Change::Key(d)))
-    }
 }
 
 /// Appends `AND (created_at, id) > (c, id)` for keyset pagination on (created_at, id).
@@ -492,11 +394,29 @@ fn push_keys_of(qb: &mut QueryBuilder<'_, Postgres>, of: KeysOf, column_prefix: 
     }
 }
 
+/// The rule "not revoked as of a moment", spelled here once for this backend (a key whose
+/// `revoked_at` is still ahead, in a grace period, is not revoked yet): the SQL before the moment
+/// it compares with and after it. Statements use it through [`not_revoked_as_of`],
+/// [`push_not_revoked_as_of`] and [`push_not_revoked`], never written out again.
+const NOT_REVOKED_AS_OF: (&str, &str) = ("(revoked_at IS NULL OR revoked_at > ", ")");
+
+/// "Not revoked as of `now`" for a plain statement, where `now` is the SQL of the moment (a
+/// placeholder such as `$2`).
+fn not_revoked_as_of(now: &str) -> String {
+    let (before, after) = NOT_REVOKED_AS_OF;
+    format!("{before}{now}{after}")
+}
+
+/// Appends "not revoked as of `now`" as a condition of its own (e.g. inside a `FILTER`).
+fn push_not_revoked_as_of(qb: &mut QueryBuilder<'_, Postgres>, now: i64) {
+    let (before, after) = NOT_REVOKED_AS_OF;
+    qb.push(before).push_bind(now).push(after);
+}
+
 /// Appends "not revoked as of `now`" (a key in its grace period is not revoked yet).
 fn push_not_revoked(qb: &mut QueryBuilder<'_, Postgres>, now: i64) {
-    qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
-        .push_bind(now)
-        .push(")");
+    qb.push(" AND ");
+    push_not_revoked_as_of(qb, now);
 }
 
 /// `SELECT u.<column> AS grp, SUM(u.count) AS n` over the usage of the keys of `of` on days
@@ -525,11 +445,7 @@ impl Store for PgStore {
 
     async fn close(&self) {
         // Nothing is buffered here: every write committed before it returned.
-        self.listener.closed.store(true, Ordering::SeqCst);
-        let current = self.listener.current.lock().expect("listener lock").take();
-        if let Some(listen_pool) = current {
-            listen_pool.close().await;
-        }
+        self.listener.close().await;
         self.pool.close().await;
     }
 
@@ -538,26 +454,7 @@ impl Store for PgStore {
     }
 
     async fn watch(&self, sink: Arc<dyn ChangeSink>) {
-        let mut retry = Duration::from_millis(100);
-        loop {
-            match self.listen().await {
-                Ok(listener) => {
-                    retry = Duration::from_millis(100);
-                    sink.resumed();
-                    relay(listener, sink.as_ref(), &self.origin).await;
-                    sink.lost();
-                    if self.listener.closed.load(Ordering::SeqCst) {
-                        return;
-                    }
-                }
-                Err(_) if self.listener.closed.load(Ordering::SeqCst) => return,
-                // Not listening yet: the sink is still in its "lost" state.
-                Err(_) => {}
-            }
-            tokio::time::sleep(retry).await;
-            // Back off to at most half a second, well inside the 5 s recovery promise.
-            retry = (retry * 2).min(Duration::from_millis(500));
-        }
+        self.listener.watch(sink, &self.origin).await;
     }
 
     async fn create_tenant(&self, t: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
@@ -661,10 +558,11 @@ impl Store for PgStore {
             return Err(StoreError::NotFound);
         }
         // Its unrevoked keys are locked too, so none is revoked or edited under the decision.
-        let unrevoked = sqlx::query(
-            "SELECT id, expires_at FROM api_keys WHERE tenant_id = $1 \
-             AND (revoked_at IS NULL OR revoked_at > $2) ORDER BY id FOR UPDATE",
-        )
+        let unrevoked = sqlx::query(&format!(
+            "SELECT id, expires_at FROM api_keys WHERE tenant_id = $1 AND {} \
+             ORDER BY id FOR UPDATE",
+            not_revoked_as_of("$2")
+        ))
         .bind(id)
         .bind(now)
         .fetch_all(&mut *tx)
@@ -680,10 +578,11 @@ impl Store for PgStore {
         // Expired-but-unrevoked keys are revoked too, so no key of a deleted tenant can come
         // back to life through a later expiry change. By tenant, not by the ids read above, so a
         // key another node created meanwhile is revoked as well.
-        let revoked: Vec<Uuid> = sqlx::query_scalar(
+        let revoked: Vec<Uuid> = sqlx::query_scalar(&format!(
             "UPDATE api_keys SET revoked_at = $1, updated_at = $1 \
-             WHERE tenant_id = $2 AND (revoked_at IS NULL OR revoked_at > $1) RETURNING id",
-        )
+             WHERE tenant_id = $2 AND {} RETURNING id",
+            not_revoked_as_of("$1")
+        ))
         .bind(now)
         .bind(id)
         .fetch_all(&mut *tx)
@@ -895,11 +794,12 @@ impl Store for PgStore {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
+        let done = sqlx::query(&format!(
             "UPDATE api_keys SET name = $1, scopes = $2, metadata = $3, rate_limit_max = $4, \
              rate_limit_window = $5, expires_at = $6, updated_at = $7 \
-             WHERE id = $8 AND (revoked_at IS NULL OR revoked_at > $9)",
-        )
+             WHERE id = $8 AND {}",
+            not_revoked_as_of("$9")
+        ))
         .bind(&k.name)
         .bind(rows::scopes_json(&k.scopes))
         .bind(k.metadata.to_string())
@@ -1052,13 +952,13 @@ impl Store for PgStore {
              COUNT(*) FILTER (WHERE revoked_at IS NOT NULL AND revoked_at <= ",
         );
         qb.push_bind(now)
-            .push(") AS revoked, COUNT(*) FILTER (WHERE (revoked_at IS NULL OR revoked_at > ")
+            .push(") AS revoked, COUNT(*) FILTER (WHERE ");
+        push_not_revoked_as_of(&mut qb, now);
+        qb.push(" AND expires_at IS NOT NULL AND expires_at <= ")
             .push_bind(now)
-            .push(") AND expires_at IS NOT NULL AND expires_at <= ")
-            .push_bind(now)
-            .push(") AS expired, COUNT(*) FILTER (WHERE (revoked_at IS NULL OR revoked_at > ")
-            .push_bind(now)
-            .push(") AND COALESCE(last_used_at, created_at) < ")
+            .push(") AS expired, COUNT(*) FILTER (WHERE ");
+        push_not_revoked_as_of(&mut qb, now);
+        qb.push(" AND COALESCE(last_used_at, created_at) < ")
             .push_bind(ms(dormant_before))
             .push(") AS dormant FROM api_keys_in_use WHERE TRUE");
         push_keys_of(&mut qb, of, "");

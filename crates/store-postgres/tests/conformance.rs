@@ -4,6 +4,15 @@
 //! new database of its own. It must never skip: without the PostgreSQL binaries every case
 //! fails, saying how to install them.
 
+// Test code: a failed step is a failed test, and waits on real processes and sockets are timed
+// by the real clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

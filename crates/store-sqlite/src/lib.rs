@@ -7,10 +7,10 @@
 //! It must never see a plaintext key: keys arrive here as digests.
 
 mod backup;
+mod usage_writer;
 
 pub use backup::backup;
 
-use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, Ver
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
     AuditQuery, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError, UsageBatch, UsageCount,
-    UsagePosition, USAGE_BATCH_MEMORY,
+    UsagePosition,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -37,15 +37,10 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     pool: SqlitePool,
     /// The usage flush's own connection, whose page cache stays warm from one flush to the
-    /// next (see [`USAGE_CACHE_KIB`]); `None` for a memory database, which has one connection.
+    /// next (see [`usage_writer::open_pool`]); `None` for a memory database, which has one
+    /// connection.
     usage: Option<SqlitePool>,
 }
-
-/// The usage writer's page cache: the index pages one flush of a busy node touches (the
-/// counters of ~100,000 keys and the key-id index of a million keys). Pool connections keep
-/// SQLite's default 2 MB, and a flush that took turns over them read nearly every page it
-/// touched from the file again (~700,000 reads per flush).
-const USAGE_CACHE_KIB: i64 = 96 * 1024;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,13 +69,7 @@ impl SqliteStore {
         let usage = if in_memory {
             None
         } else {
-            let cache = format!("-{USAGE_CACHE_KIB}");
-            // temp_store=MEMORY keeps each statement's journal (the pages it changed, for undoing
-            // just that statement) in memory: on disk it was ~60,000 page writes per flush.
-            let options = options
-                .pragma("cache_size", cache)
-                .pragma("temp_store", "MEMORY");
-            Some(pool_of(1, options).await?)
+            Some(usage_writer::open_pool(options).await?)
         };
         Ok(Self { pool, usage })
     }
@@ -109,6 +98,8 @@ impl SqliteStore {
 /// when two processes switch a new file at the same moment SQLite answers one of them "database
 /// is locked" at once, without waiting out the busy timeout (each held a lock the other
 /// needed): that one tries again, within the busy timeout, and finds the file in WAL.
+// A timeout of the retry loop, measured, not a time of day operations reason about.
+#[allow(clippy::disallowed_methods)]
 async fn use_wal(pool: &SqlitePool) -> Result<(), StoreError> {
     let deadline = tokio::time::Instant::now() + BUSY_TIMEOUT;
     let mode: String = loop {
@@ -278,62 +269,6 @@ fn uuid_col(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
     Cols(row).uuid(col)?.ok_or_else(|| rows::corrupt(col))
 }
 
-/// Rows of a usage batch per statement.
-const USAGE_CHUNK: usize = 10_000;
-
-/// A usage batch as JSON texts of at most [`USAGE_CHUNK`] rows each, which SQLite unpacks with
-/// `json_each`: binding four parameters per row through sqlx cost several times the writing
-/// itself. (The server's buffer hands batches in key order, so each index page is read once.)
-fn usage_json(batch: &UsageBatch) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    let uses = batch
-        .last_used
-        .chunks(USAGE_CHUNK)
-        .map(|chunk| json_rows(chunk, |s, u| write!(s, "[\"{}\",{}]", u.key_id, ms(u.at))))
-        .collect();
-    let counts = batch
-        .counts
-        .chunks(USAGE_CHUNK)
-        .map(|chunk| {
-            json_rows_checked(chunk)
-                .ok_or_else(|| StoreError::Other("usage count out of range".into()))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((uses, counts))
-}
-
-/// `[row, row, ...]` as JSON, each row written by `row`.
-fn json_rows<T>(items: &[T], row: impl Fn(&mut String, &T) -> std::fmt::Result) -> String {
-    let mut s = String::with_capacity(items.len() * 64 + 2);
-    s.push('[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        // Writing to a String cannot fail.
-        let _ = row(&mut s, item);
-    }
-    s.push(']');
-    s
-}
-
-/// Usage counters as JSON rows `[key_id, day, code, count]`; `None` when a count does not fit
-/// SQLite's integers.
-fn json_rows_checked(counts: &[UsageCount]) -> Option<String> {
-    if counts.iter().any(|c| i64::try_from(c.count).is_err()) {
-        return None;
-    }
-    Some(json_rows(counts, |s, c| {
-        write!(
-            s,
-            "[\"{}\",{},\"{}\",{}]",
-            c.key_id,
-            c.day,
-            c.code.as_str(),
-            c.count
-        )
-    }))
-}
-
 fn ms(t: OffsetDateTime) -> i64 {
     to_millis(t)
 }
@@ -456,6 +391,9 @@ async fn revoke_in(
     at: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<ApiKey, StoreError> {
+    // Not the "not revoked as of now" rule (`NOT_REVOKED_AS_OF`): a key that has an end is still
+    // revocable only while that end lies after both `now` and its last change (a grace period),
+    // so that of two revocations racing, whichever `now` is earlier, one wins.
     let row = sqlx::query(
         "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, ?1), ?1), updated_at = ?2 \
          WHERE id = ?3 AND (revoked_at IS NULL OR (revoked_at > ?2 AND revoked_at > updated_at)) \
@@ -494,6 +432,31 @@ fn push_keys_of(qb: &mut QueryBuilder<'_, Sqlite>, of: KeysOf, column_prefix: &s
         qb.push(format_args!(" AND {column_prefix}owner_id = "))
             .push_bind(o.to_string());
     }
+}
+
+/// The rule "not revoked as of a moment", spelled here once for this backend (a key whose
+/// `revoked_at` is still ahead, in a grace period, is not revoked yet): the SQL before the moment
+/// it compares with and after it. Statements use it through [`not_revoked_as_of`],
+/// [`push_not_revoked_as_of`] and [`push_not_revoked`], never written out again.
+const NOT_REVOKED_AS_OF: (&str, &str) = ("(revoked_at IS NULL OR revoked_at > ", ")");
+
+/// "Not revoked as of `now`" for a plain statement, where `now` is the SQL of the moment (a
+/// placeholder such as `?`).
+fn not_revoked_as_of(now: &str) -> String {
+    let (before, after) = NOT_REVOKED_AS_OF;
+    format!("{before}{now}{after}")
+}
+
+/// Appends "not revoked as of `now`" as a condition of its own (e.g. inside a `SUM`).
+fn push_not_revoked_as_of(qb: &mut QueryBuilder<'_, Sqlite>, now: i64) {
+    let (before, after) = NOT_REVOKED_AS_OF;
+    qb.push(before).push_bind(now).push(after);
+}
+
+/// Appends "not revoked as of `now`" (a key in its grace period is not revoked yet).
+fn push_not_revoked(qb: &mut QueryBuilder<'_, Sqlite>, now: i64) {
+    qb.push(" AND ");
+    push_not_revoked_as_of(qb, now);
 }
 
 /// `SELECT u.<column> AS grp, SUM(u.count) AS n` over the usage of the keys of `of` on days
@@ -631,10 +594,11 @@ impl Store for SqliteStore {
         if exists.is_none() {
             return Err(StoreError::NotFound);
         }
-        let live: Vec<String> = sqlx::query(
+        let live: Vec<String> = sqlx::query(&format!(
             "SELECT id FROM api_keys WHERE tenant_id = ? \
-             AND (revoked_at IS NULL OR revoked_at > ?) AND (expires_at IS NULL OR expires_at > ?)",
-        )
+             AND {} AND (expires_at IS NULL OR expires_at > ?)",
+            not_revoked_as_of("?")
+        ))
         .bind(id.to_string())
         .bind(ms(now))
         .bind(ms(now))
@@ -649,10 +613,11 @@ impl Store for SqliteStore {
         }
         // Expired-but-unrevoked keys are revoked too, so no key of a deleted tenant can come
         // back to life through a later expiry change.
-        let revoked: Vec<Uuid> = sqlx::query(
+        let revoked: Vec<Uuid> = sqlx::query(&format!(
             "UPDATE api_keys SET revoked_at = ?, updated_at = ? \
-             WHERE tenant_id = ? AND (revoked_at IS NULL OR revoked_at > ?) RETURNING id",
-        )
+             WHERE tenant_id = ? AND {} RETURNING id",
+            not_revoked_as_of("?")
+        ))
         .bind(ms(now))
         .bind(ms(now))
         .bind(id.to_string())
@@ -829,28 +794,23 @@ impl Store for SqliteStore {
                     .push_bind(now);
             }
             Some(KeyStatus::Expired) => {
-                qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
-                    .push_bind(now)
-                    .push(") AND expires_at IS NOT NULL AND expires_at <= ")
+                push_not_revoked(&mut qb, now);
+                qb.push(" AND expires_at IS NOT NULL AND expires_at <= ")
                     .push_bind(now);
             }
             Some(KeyStatus::Active) => {
-                qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
-                    .push_bind(now)
-                    .push(") AND (expires_at IS NULL OR expires_at > ")
+                push_not_revoked(&mut qb, now);
+                qb.push(" AND (expires_at IS NULL OR expires_at > ")
                     .push_bind(now)
                     .push(")");
             }
         }
         if q.exclude_revoked {
-            qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
-                .push_bind(now)
-                .push(")");
+            push_not_revoked(&mut qb, now);
         }
         if let Some(before) = q.dormant_before {
-            qb.push(" AND (revoked_at IS NULL OR revoked_at > ")
-                .push_bind(now)
-                .push(") AND COALESCE(last_used_at, created_at) < ")
+            push_not_revoked(&mut qb, now);
+            qb.push(" AND COALESCE(last_used_at, created_at) < ")
                 .push_bind(ms(before));
         }
         push_after(&mut qb, q.after);
@@ -872,11 +832,12 @@ impl Store for SqliteStore {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
+        let done = sqlx::query(&format!(
             "UPDATE api_keys SET name = ?, scopes = ?, metadata = ?, rate_limit_max = ?, \
              rate_limit_window = ?, expires_at = ?, updated_at = ? \
-             WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?)",
-        )
+             WHERE id = ? AND {}",
+            not_revoked_as_of("?")
+        ))
         .bind(&k.name)
         .bind(rows::scopes_json(&k.scopes))
         .bind(k.metadata.to_string())
@@ -927,63 +888,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_usage(&self, batch: Arc<UsageBatch>) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        // Preparing 100,000 rows takes milliseconds of CPU: off the async workers, where every
-        // other request on the same worker would wait for it.
-        let (id, taken_at) = (batch.id, batch.taken_at);
-        let (uses, counts) = tokio::task::spawn_blocking(move || usage_json(&batch))
-            .await
-            .map_err(|e| StoreError::Other(format!("preparing usage: {e}")))??;
-        let mut tx = begin_write(self.usage_pool()).await?;
-        // Written once (see `UsageBatch::id`); the same steps as the other backend's, in this
-        // backend's own SQL.
-        sqlx::query("DELETE FROM usage_batches WHERE taken_at < ?1")
-            .bind(ms(taken_at - USAGE_BATCH_MEMORY))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let first_time = sqlx::query(
-            "INSERT INTO usage_batches (id, taken_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(ms(taken_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected()
-            == 1;
-        if !first_time {
-            // Written before: only the answer was lost.
-            return tx.commit().await.map_err(map_err);
-        }
-        for json in &uses {
-            sqlx::query(
-                "INSERT INTO key_last_used (key_id, at) \
-                 SELECT value ->> 0, MAX(value ->> 1) FROM json_each(?1) AS v \
-                 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.value ->> 0) GROUP BY 1 \
-                 ON CONFLICT (key_id) DO UPDATE SET at = MAX(at, excluded.at)",
-            )
-            .bind(json)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        for json in &counts {
-            // Only keys that exist get counters (the same rule as `last_used_at`).
-            sqlx::query(
-                "INSERT INTO key_usage (key_id, day, code, count) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) AS v \
-                 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.value ->> 0) \
-                 ON CONFLICT (key_id, day, code) DO UPDATE SET count = count + excluded.count",
-            )
-            .bind(json)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
+        usage_writer::record(self.usage_pool(), batch).await
     }
 
     async fn count_keys(
@@ -996,14 +901,13 @@ impl Store for SqliteStore {
         let mut qb = QueryBuilder::new(
             "SELECT COUNT(*) AS total, COALESCE(SUM(revoked_at IS NOT NULL AND revoked_at <= ",
         );
-        qb.push_bind(now)
-            .push("), 0) AS revoked, COALESCE(SUM((revoked_at IS NULL OR revoked_at > ")
+        qb.push_bind(now).push("), 0) AS revoked, COALESCE(SUM(");
+        push_not_revoked_as_of(&mut qb, now);
+        qb.push(" AND expires_at IS NOT NULL AND expires_at <= ")
             .push_bind(now)
-            .push(") AND expires_at IS NOT NULL AND expires_at <= ")
-            .push_bind(now)
-            .push("), 0) AS expired, COALESCE(SUM((revoked_at IS NULL OR revoked_at > ")
-            .push_bind(now)
-            .push(") AND COALESCE(last_used_at, created_at) < ")
+            .push("), 0) AS expired, COALESCE(SUM(");
+        push_not_revoked_as_of(&mut qb, now);
+        qb.push(" AND COALESCE(last_used_at, created_at) < ")
             .push_bind(ms(dormant_before))
             .push("), 0) AS dormant FROM api_keys_in_use WHERE 1 = 1");
         push_keys_of(&mut qb, of, "");

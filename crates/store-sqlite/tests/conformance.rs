@@ -1,5 +1,14 @@
 //! The store conformance suite on SQLite, plus the durability settings only SQLite has.
 
+// Test code: a failed step is a failed test, and waits on real processes and sockets are timed
+// by the real clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
 use keyward_domain::VerifyCode;
 use keyward_store::{KeysOf, Store};
 use keyward_store_sqlite::SqliteStore;

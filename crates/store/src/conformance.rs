@@ -4,6 +4,10 @@
 //! factory that returns a fresh, empty store (`Box<dyn Store>`) for each case. Cases use fixed
 //! times, never the wall clock, and panic with a message naming the broken rule.
 
+// Test code (compiled into the library so that every backend's tests run it): a broken rule is a
+// failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use keyward_domain::{
     Actor, ActorType, ApiKey, AuditEntry, KeyPrefix, KeyStatus, PlainKey, Role, Tenant, User,
 };

@@ -1,18 +1,16 @@
-//! Login sessions as JWTs, HS256 only.
+//! Sign-in sessions as JSON Web Tokens (RFC 7519), HS256 only, through the `jsonwebtoken` crate.
 //!
-//! The algorithm is pinned: the header must say `HS256`, so `alg: none` and algorithm-confusion
-//! tokens are rejected before the signature is even looked at. `exp`, `iss`, `aud`, `sub` and `jti`
-//! are required. A token is never logged.
+//! The algorithm is pinned: a header that says anything but `HS256` (`none`, `HS512`, `RS256`:
+//! algorithm confusion) is refused before the signature counts. `exp`, `iss`, `aud` and `sub` are
+//! required; `iss` and `aud` must be keyward's. Expiry is checked against the `now` the caller
+//! passes (time is a parameter), never the wall clock. A token is never logged.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::AuthFailure;
+use crate::error::{AuthFailure, Error};
 
 /// Issuer and audience keyward puts in and requires of its tokens. NEVER CHANGE without
 /// accepting that every live session is logged out.
@@ -21,20 +19,25 @@ pub const AUDIENCE: &str = "keyward";
 /// The shortest secret keyward accepts, in bytes.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// What a session token says (RFC 7519 section 4.1): times in seconds since the Unix epoch.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
+    /// The user's id.
     pub sub: String,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// A random id per token.
     pub jti: String,
 }
 
-/// The signing secret. `Debug` never prints it.
+/// The signing secret and session lifetime. `Debug` never prints the secret.
 #[derive(Clone)]
 pub struct JwtKeys {
-    secret: Vec<u8>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
     pub ttl: time::Duration,
 }
 
@@ -51,19 +54,29 @@ impl std::fmt::Debug for JwtKeys {
 pub struct SecretTooShort;
 
 impl JwtKeys {
+    /// Keys from a shared secret of at least [`MIN_SECRET_LEN`] bytes; sessions last `ttl`.
     pub fn new(secret: Vec<u8>, ttl: time::Duration) -> Result<Self, SecretTooShort> {
         if secret.len() < MIN_SECRET_LEN {
             return Err(SecretTooShort);
         }
-        Ok(Self { secret, ttl })
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // `exp` is checked against the caller's `now` in `verify`, not the wall clock.
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+            validation,
+            ttl,
+        })
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length")
-    }
-
-    /// A signed token for `user_id`, valid from `now` for the configured TTL.
-    pub fn issue(&self, user_id: Uuid, now: OffsetDateTime) -> String {
+    /// A signed token for `user_id`, valid from `now` for the configured TTL. `Internal` only
+    /// if signing fails.
+    pub fn issue(&self, user_id: Uuid, now: OffsetDateTime) -> Result<String, Error> {
         let claims = Claims {
             sub: user_id.to_string(),
             iat: now.unix_timestamp(),
@@ -72,68 +85,19 @@ impl JwtKeys {
             aud: AUDIENCE.into(),
             jti: Uuid::new_v4().to_string(),
         };
-        self.sign(&serde_json::json!({"alg": "HS256", "typ": "JWT"}), &claims)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(format!("signing a session: {e}")))
     }
 
-    /// Signs any header and claims; public so tests can forge the tokens keyward must refuse.
-    pub fn sign<C: Serialize>(&self, header: &serde_json::Value, claims: &C) -> String {
-        let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
-        token.push('.');
-        token.push_str(
-            &URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize")),
-        );
-        let mut mac = self.mac();
-        mac.update(token.as_bytes());
-        let signature = mac.finalize().into_bytes();
-        token.push('.');
-        token.push_str(&URL_SAFE_NO_PAD.encode(signature));
-        token
-    }
-
-    /// Checks algorithm, signature, `exp`, `iss` and `aud`; returns the user id.
+    /// Checks algorithm, signature, `iss`, `aud` and `exp` (against `now`); returns the user id.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Uuid, AuthFailure> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(AuthFailure::Invalid);
-        };
-        let header: Header = decode_json(header)?;
-        if header.alg != "HS256" {
-            return Err(AuthFailure::Invalid);
-        }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| AuthFailure::Invalid)?;
-        let mut mac = self.mac();
-        mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
-        mac.verify_slice(&signature)
-            .map_err(|_| AuthFailure::Invalid)?;
-        let claims: Claims = decode_json(payload)?;
-        if claims.iss != ISSUER || claims.aud != AUDIENCE {
-            return Err(AuthFailure::Invalid);
-        }
-        if claims.exp <= now.unix_timestamp() {
+        if data.claims.exp <= now.unix_timestamp() {
             return Err(AuthFailure::Expired);
         }
-        Uuid::try_parse(&claims.sub).map_err(|_| AuthFailure::Invalid)
+        Uuid::try_parse(&data.claims.sub).map_err(|_| AuthFailure::Invalid)
     }
-}
-
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-}
-
-fn header_and_payload_len(token: &str) -> usize {
-    token.rfind('.').unwrap_or(0)
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthFailure> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| AuthFailure::Invalid)?;
-    serde_json::from_slice(&bytes).map_err(|_| AuthFailure::Invalid)
 }
 
 /// Tokens look like `xxx.yyy.zzz`; keys never contain a dot.
@@ -143,12 +107,30 @@ pub fn looks_like_jwt(token: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
     use serde_json::json;
     use time::macros::datetime;
 
+    use super::*;
+
+    const SECRET: [u8; 32] = [7; 32];
+
     fn keys() -> JwtKeys {
-        JwtKeys::new(vec![7; 32], time::Duration::hours(1)).unwrap()
+        JwtKeys::new(SECRET.to_vec(), time::Duration::hours(1)).unwrap()
+    }
+
+    /// Any header and claims, signed with HMAC-SHA256 by hand: the tokens keyward must refuse.
+    fn forge(secret: &[u8], header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(token.as_bytes());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+        token
     }
 
     fn claims(now: OffsetDateTime) -> serde_json::Value {
@@ -160,12 +142,24 @@ mod tests {
     fn issued_tokens_verify_until_they_expire() {
         let now = datetime!(2026-01-01 00:00 UTC);
         let user = Uuid::now_v7();
-        let token = keys().issue(user, now);
+        let token = keys().issue(user, now).unwrap();
         assert_eq!(keys().verify(&token, now), Ok(user));
         assert_eq!(
             keys().verify(&token, now + time::Duration::hours(1)),
             Err(AuthFailure::Expired)
         );
+    }
+
+    #[test]
+    fn a_forged_token_of_the_right_shape_verifies() {
+        // The forging helper is right, so the refusals below are the verifier's doing.
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let token = forge(
+            &SECRET,
+            &json!({"alg": "HS256", "typ": "JWT"}),
+            &claims(now),
+        );
+        assert_eq!(keys().verify(&token, now), Ok(Uuid::nil()));
     }
 
     #[test]
@@ -175,19 +169,20 @@ mod tests {
         let hs = json!({"alg": "HS256", "typ": "JWT"});
         let mut no_exp = claims(now);
         no_exp.as_object_mut().unwrap().remove("exp");
+        let mut no_sub = claims(now);
+        no_sub.as_object_mut().unwrap().remove("sub");
         let mut wrong_iss = claims(now);
         wrong_iss["iss"] = json!("someone-else");
         let mut wrong_aud = claims(now);
         wrong_aud["aud"] = json!("someone-else");
         let cases = [
-            k.sign(&json!({"alg": "none"}), &claims(now)),
-            k.sign(&json!({"alg": "HS512"}), &claims(now)),
-            k.sign(&hs, &no_exp),
-            k.sign(&hs, &wrong_iss),
-            k.sign(&hs, &wrong_aud),
-            JwtKeys::new(vec![8; 32], time::Duration::hours(1))
-                .unwrap()
-                .sign(&hs, &claims(now)),
+            forge(&SECRET, &json!({"alg": "none"}), &claims(now)),
+            forge(&SECRET, &json!({"alg": "HS512"}), &claims(now)),
+            forge(&SECRET, &hs, &no_exp),
+            forge(&SECRET, &hs, &no_sub),
+            forge(&SECRET, &hs, &wrong_iss),
+            forge(&SECRET, &hs, &wrong_aud),
+            forge(&[8; 32], &hs, &claims(now)),
             "a.b".into(),
             "".into(),
         ];
@@ -195,7 +190,7 @@ mod tests {
             assert_eq!(k.verify(&token, now), Err(AuthFailure::Invalid), "{token}");
         }
         let unsigned = {
-            let t = k.sign(&json!({"alg": "none"}), &claims(now));
+            let t = forge(&SECRET, &json!({"alg": "none"}), &claims(now));
             format!("{}.", &t[..t.rfind('.').unwrap()])
         };
         assert_eq!(k.verify(&unsigned, now), Err(AuthFailure::Invalid));

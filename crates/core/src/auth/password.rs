@@ -82,25 +82,31 @@ impl std::fmt::Debug for Passwords {
 }
 
 impl Passwords {
-    /// OWASP's argon2id baseline: 19 MiB, 2 iterations, 1 lane.
-    pub fn production() -> Self {
-        Self::with_params(Params::new(19 * 1024, 2, 1, None).expect("valid argon2 params"))
+    /// OWASP's argon2id baseline: 19 MiB, 2 iterations, 1 lane. `Internal` when the OS random
+    /// source fails (the dummy hash needs a salt).
+    pub fn production() -> Result<Self, Error> {
+        let params = Params::new(19 * 1024, 2, 1, None)
+            .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))?;
+        Self::with_params(params)
     }
 
     /// Cheap parameters for tests only.
-    pub fn fast_insecure_for_tests() -> Self {
-        Self::with_params(Params::new(256, 1, 1, None).expect("valid argon2 params"))
+    pub fn fast_insecure_for_tests() -> Result<Self, Error> {
+        let params = Params::new(256, 1, 1, None)
+            .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))?;
+        Self::with_params(params)
     }
 
-    fn with_params(params: Params) -> Self {
+    fn with_params(params: Params) -> Result<Self, Error> {
         let mut random = [0u8; 32];
-        getrandom::fill(&mut random).expect("OS random source");
-        let dummy = hash_with(&params, &random).expect("hashing a dummy password");
-        Self {
+        getrandom::fill(&mut random)
+            .map_err(|e| Error::Internal(format!("OS random source: {e}")))?;
+        let dummy = hash_with(&params, &random)?;
+        Ok(Self {
             params,
             dummy_hash: Arc::new(dummy),
             gate: Arc::new(HashGate::new()),
-        }
+        })
     }
 
     pub async fn hash(&self, password: SecretString) -> Result<String, Error> {
@@ -151,7 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_unknown_users_never_match() {
-        let p = Passwords::fast_insecure_for_tests();
+        let p = Passwords::fast_insecure_for_tests().unwrap();
         let hash = p.hash("correct horse battery".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(p

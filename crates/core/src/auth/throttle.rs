@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use keyward_domain::ratelimit::Limit;
 use time::OffsetDateTime;
@@ -35,7 +35,7 @@ impl FailureThrottle {
     /// check and the count are one step under the lock, so that attempts made at the same moment
     /// cannot all pass the check before any of them is counted.
     pub fn attempt(&self, subject: &str, now: OffsetDateTime) -> Result<(), u64> {
-        let mut tats = self.tats.lock().expect("throttle lock");
+        let mut tats = self.tats.lock().unwrap_or_else(PoisonError::into_inner);
         if tats.len() >= SWEEP_AT {
             let now_n = now.unix_timestamp_nanos();
             tats.retain(|_, tat| *tat > now_n);
@@ -56,7 +56,7 @@ impl FailureThrottle {
 
     /// The attempt counted by [`Self::attempt`] succeeded: it is not a failure.
     pub fn forgive(&self, subject: &str) {
-        let mut tats = self.tats.lock().expect("throttle lock");
+        let mut tats = self.tats.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(tat) = tats.get_mut(subject) {
             *tat = self.limit.give_back(*tat);
         }
@@ -72,7 +72,7 @@ impl FailureThrottle {
         if now.unix_timestamp() > self.blocked_until.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let tats = self.tats.lock().expect("throttle lock");
+        let tats = self.tats.lock().unwrap_or_else(PoisonError::into_inner);
         let decision = self
             .limit
             .decide(tats.get(subject).copied().unwrap_or(0), now);

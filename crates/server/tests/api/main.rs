@@ -2,6 +2,15 @@
 //! in-process (`oneshot`); `process` runs the real binary on a real socket, `nodes` several of
 //! them on one PostgreSQL.
 
+// Test code: a failed step is a failed test, and waits on real processes and sockets are timed
+// by the real clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods
+)]
+
 mod support;
 
 mod apikey;

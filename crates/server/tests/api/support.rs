@@ -123,7 +123,7 @@ pub async fn app_with(settings: Settings) -> TestApp {
         Arc::clone(&store),
         clock.clone(),
         jwt,
-        Passwords::fast_insecure_for_tests(),
+        Passwords::fast_insecure_for_tests().unwrap(),
         keyward_server::Settings {
             core: settings,
             ..keyward_server::Settings::default()

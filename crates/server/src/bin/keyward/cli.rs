@@ -70,6 +70,20 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server.
     Serve(ServeArgs),
+    /// Copy a SQLite database consistently, even while a server writes to it (with
+    /// PostgreSQL, use pg_dump: exits with status 2).
+    Backup {
+        /// The new file to write (never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    #[command(flatten)]
+    Operate(Operation),
+}
+
+/// What an operator does on the database through `keyward_core`, audited as `system`.
+#[derive(Debug, Subcommand)]
+pub enum Operation {
     /// Manage users directly in the database (works while a server runs on it).
     User {
         #[command(subcommand)]
@@ -84,13 +98,6 @@ pub enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
-    },
-    /// Copy a SQLite database consistently, even while a server writes to it (with
-    /// PostgreSQL, use pg_dump: exits with status 2).
-    Backup {
-        /// The new file to write (never overwritten).
-        #[arg(long)]
-        to: PathBuf,
     },
     /// Seed keys for the benchmark (see bench/run.sh): straight through the store, in large
     /// transactions, into the tenant `bench`.
@@ -361,12 +368,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = open_store(&cli).await?;
     let result = match cli.command {
         Command::Serve(args) => return serve(store, &cli.database_url, args).await,
-        command => {
-            operate(
-                &Keyward::offline(store.clone(), Arc::new(SystemClock)),
-                command,
-            )
-            .await
+        Command::Backup { .. } => Ok(()),
+        Command::Operate(operation) => {
+            match Keyward::offline(store.clone(), Arc::new(SystemClock)) {
+                Ok(kw) => operate(&kw, operation).await,
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            }
         }
     };
     store.close().await;
@@ -374,8 +381,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// An operator's command, on the database through `keyward_core` (audited as `system`).
-async fn operate(kw: &Keyward, command: Command) -> anyhow::Result<()> {
-    match command {
+async fn operate(kw: &Keyward, operation: Operation) -> anyhow::Result<()> {
+    use Operation as Command;
+    match operation {
         Command::User {
             command:
                 UserCommand::Create {
@@ -459,7 +467,6 @@ async fn operate(kw: &Keyward, command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Serve(_) | Command::Backup { .. } => unreachable!("handled by run"),
     }
 }
 
@@ -564,7 +571,7 @@ async fn serve(
         store.clone(),
         Arc::new(SystemClock),
         jwt,
-        Passwords::production(),
+        Passwords::production()?,
         settings,
     );
     bootstrap_admin(&state).await?;

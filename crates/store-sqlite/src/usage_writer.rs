@@ -1,0 +1,155 @@
+//! The usage writer: how a [`UsageBatch`] reaches the file.
+//!
+//! Owns the usage flush's own connection (a large page cache that stays warm from one flush to
+//! the next, statement journals in memory), the packing of a batch into JSON texts that SQLite
+//! unpacks with `json_each`, and the one transaction that writes it: forget old batch ids, record
+//! this batch's id, move last uses forward, add to the per-day counters. It must never write a
+//! batch twice (a batch whose id is recorded changes nothing: only the answer was lost), never
+//! write outside that one transaction, never give a key that does not exist a last use or a
+//! counter, and never pack a batch on the async workers.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use keyward_store::{StoreError, UsageBatch, UsageCount, USAGE_BATCH_MEMORY};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::SqlitePool;
+
+use crate::{begin_write, map_err, ms, pool_of};
+
+/// The usage writer's page cache: the index pages one flush of a busy node touches (the
+/// counters of ~100,000 keys and the key-id index of a million keys). Pool connections keep
+/// SQLite's default 2 MB, and a flush that took turns over them read nearly every page it
+/// touched from the file again (~700,000 reads per flush).
+const USAGE_CACHE_KIB: i64 = 96 * 1024;
+
+/// Rows of a usage batch per statement.
+const USAGE_CHUNK: usize = 10_000;
+
+/// The usage flush's own connection (one), on the file `options` open, with its page cache of
+/// [`USAGE_CACHE_KIB`]. A memory database gets none: it has one connection, and a second would
+/// see a database of its own.
+pub(crate) async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let cache = format!("-{USAGE_CACHE_KIB}");
+    // temp_store=MEMORY keeps each statement's journal (the pages it changed, for undoing
+    // just that statement) in memory: on disk it was ~60,000 page writes per flush.
+    let options = options
+        .pragma("cache_size", cache)
+        .pragma("temp_store", "MEMORY");
+    pool_of(1, options).await
+}
+
+/// Writes `batch` on `pool` (the usage writer's own, or the only one of a memory database), as
+/// [`keyward_store::Store::record_usage`] promises.
+pub(crate) async fn record(pool: &SqlitePool, batch: Arc<UsageBatch>) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    // Preparing 100,000 rows takes milliseconds of CPU: off the async workers, where every
+    // other request on the same worker would wait for it.
+    let (id, taken_at) = (batch.id, batch.taken_at);
+    let (uses, counts) = tokio::task::spawn_blocking(move || usage_json(&batch))
+        .await
+        .map_err(|e| StoreError::Other(format!("preparing usage: {e}")))??;
+    let mut tx = begin_write(pool).await?;
+    // Written once (see `UsageBatch::id`); the same steps as the other backend's, in this
+    // backend's own SQL.
+    sqlx::query("DELETE FROM usage_batches WHERE taken_at < ?1")
+        .bind(ms(taken_at - USAGE_BATCH_MEMORY))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let first_time = sqlx::query(
+        "INSERT INTO usage_batches (id, taken_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(ms(taken_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected()
+        == 1;
+    if !first_time {
+        // Written before: only the answer was lost.
+        return tx.commit().await.map_err(map_err);
+    }
+    for json in &uses {
+        sqlx::query(
+            "INSERT INTO key_last_used (key_id, at) \
+             SELECT value ->> 0, MAX(value ->> 1) FROM json_each(?1) AS v \
+             WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.value ->> 0) GROUP BY 1 \
+             ON CONFLICT (key_id) DO UPDATE SET at = MAX(at, excluded.at)",
+        )
+        .bind(json)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    }
+    for json in &counts {
+        // Only keys that exist get counters (the same rule as `last_used_at`).
+        sqlx::query(
+            "INSERT INTO key_usage (key_id, day, code, count) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) AS v \
+             WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.value ->> 0) \
+             ON CONFLICT (key_id, day, code) DO UPDATE SET count = count + excluded.count",
+        )
+        .bind(json)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    }
+    tx.commit().await.map_err(map_err)
+}
+
+/// A usage batch as JSON texts of at most [`USAGE_CHUNK`] rows each, which SQLite unpacks with
+/// `json_each`: binding four parameters per row through sqlx cost several times the writing
+/// itself. (The server's buffer hands batches in key order, so each index page is read once.)
+fn usage_json(batch: &UsageBatch) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let uses = batch
+        .last_used
+        .chunks(USAGE_CHUNK)
+        .map(|chunk| json_rows(chunk, |s, u| write!(s, "[\"{}\",{}]", u.key_id, ms(u.at))))
+        .collect();
+    let counts = batch
+        .counts
+        .chunks(USAGE_CHUNK)
+        .map(|chunk| {
+            json_rows_checked(chunk)
+                .ok_or_else(|| StoreError::Other("usage count out of range".into()))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((uses, counts))
+}
+
+/// `[row, row, ...]` as JSON, each row written by `row`.
+fn json_rows<T>(items: &[T], row: impl Fn(&mut String, &T) -> std::fmt::Result) -> String {
+    let mut s = String::with_capacity(items.len() * 64 + 2);
+    s.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        // Writing to a String cannot fail.
+        let _ = row(&mut s, item);
+    }
+    s.push(']');
+    s
+}
+
+/// Usage counters as JSON rows `[key_id, day, code, count]`; `None` when a count does not fit
+/// SQLite's integers.
+fn json_rows_checked(counts: &[UsageCount]) -> Option<String> {
+    if counts.iter().any(|c| i64::try_from(c.count).is_err()) {
+        return None;
+    }
+    Some(json_rows(counts, |s, c| {
+        write!(
+            s,
+            "[\"{}\",{},\"{}\",{}]",
+            c.key_id,
+            c.day,
+            c.code.as_str(),
+            c.count
+        )
+    }))
+}
