@@ -286,7 +286,7 @@ mod tests {
             &prefix,
             Uuid::from_u128(2),
             None,
-            vec![],
+            keyward_domain::Scopes::none(),
             NOW,
         );
         (plain.digest(), key)

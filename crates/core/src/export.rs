@@ -96,7 +96,7 @@ impl Export {
             Next::Done => return Ok(None),
             Next::Keys(after) => {
                 let mut q = KeyQuery::new(self.now, EXPORT_PAGE);
-                q.owner_id = self.of.owner_id;
+                q.of = self.of;
                 q.after = after;
                 let page = store.list_keys(&q).await?;
                 let next = match page.last() {

@@ -5,9 +5,13 @@
 //! rights of the caller.
 
 use keyward_domain::credits::{Credits, Refill};
-use keyward_domain::duration::{parse_window_input, MAX_DURATION_SECONDS};
-use keyward_domain::scope::{parse_scopes, KeywardRight};
+use keyward_domain::duration::MAX_DURATION_SECONDS;
+pub use keyward_domain::ratelimit::MAX_RATE_LIMIT;
+use keyward_domain::ratelimit::{KeyRateLimit, RateLimitError};
+use keyward_domain::scope::{KeywardRight, Scopes};
 use keyward_domain::text;
+use keyward_domain::AuditAction;
+use keyward_domain::Patch;
 use keyward_domain::{ApiKey, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
 use keyward_store::{Cursor, KeyQuery, KeysOf, StoreError};
 use serde_json::{json, Value};
@@ -19,7 +23,6 @@ use crate::error::{Error, Result};
 use crate::page::{paginate, validate_metadata, Page};
 use crate::Keyward;
 
-pub const MAX_RATE_LIMIT: i64 = 100_000;
 /// The longest grace period a rotation may leave the old key alive for.
 pub const MAX_GRACE: Duration = Duration::days(7);
 /// The grace periods a rotation takes ([`keyward_domain::duration::SHORT_PATTERN`] up to
@@ -99,30 +102,22 @@ pub struct IssuedKey {
     pub plaintext: PlainKey,
 }
 
-/// Changes to a key; `None` leaves a field as it is, `Some(None)` clears a nullable one.
+/// Changes to a key: a [`Patch`] keeps, clears or sets a nullable field; `None` leaves the
+/// others as they are.
 #[derive(Debug, Default, Clone)]
 pub struct KeyPatch {
-    pub name: Option<Option<String>>,
+    pub name: Patch<String>,
     pub scopes: Option<Vec<String>>,
     pub metadata: Option<Value>,
-    pub expires_at: Option<Option<OffsetDateTime>>,
-    pub rate_limit_max: Option<Option<i64>>,
-    pub rate_limit_window: Option<Option<String>>,
-    /// `Some(None)` removes the credits (and their refill): the key becomes unlimited.
-    pub remaining: Option<Option<i64>>,
-    /// `Some(None)` removes the refill only.
-    pub refill: Option<Option<Refill>>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct KeyFilter {
-    pub tenant_id: Option<Uuid>,
-    pub status: Option<KeyStatus>,
-    pub dormant_days: Option<i64>,
-    pub exclude_revoked: bool,
-    pub reach: Reach,
-    pub limit: u32,
-    pub after: Option<Cursor>,
+    /// Cleared: the key never expires.
+    pub expires_at: Patch<OffsetDateTime>,
+    /// With the window: both set, or both cleared.
+    pub rate_limit_max: Patch<i64>,
+    pub rate_limit_window: Patch<String>,
+    /// Cleared: the credits (and their refill) go, and the key becomes unlimited.
+    pub remaining: Patch<i64>,
+    /// Cleared: the refill goes, the credits stay.
+    pub refill: Patch<Refill>,
 }
 
 pub fn cursor_of(key: &ApiKey) -> Cursor {
@@ -141,26 +136,24 @@ fn validate_name(name: &Option<String>) -> Result<()> {
     }
 }
 
-fn validate_rate_limit(max: Option<i64>, window: Option<&str>) -> Result<()> {
+/// A rate limit from what a caller asked for: both fields, or neither.
+fn rate_limit_of(max: Option<i64>, window: Option<&str>) -> Result<Option<KeyRateLimit>> {
     // The range first: a value out of range is named as such, whatever else is missing.
     if max.is_some_and(|max| !(1..=MAX_RATE_LIMIT).contains(&max)) {
         return Err(Error::invalid_field(
             "rate_limit_max",
-            "must be between 1 and 100000",
+            RateLimitError::MaxOutOfRange,
         ));
     }
     match (max, window) {
-        (None, None) => Ok(()),
+        (None, None) => Ok(None),
         (Some(max), Some(window)) => {
-            if !(1..=MAX_RATE_LIMIT).contains(&max) {
-                return Err(Error::invalid_field(
-                    "rate_limit_max",
-                    "must be between 1 and 100000",
-                ));
-            }
-            parse_window_input(window)
-                .map(|_| ())
-                .map_err(|e| Error::invalid_field("rate_limit_window", e))
+            KeyRateLimit::set(max, window)
+                .map(Some)
+                .map_err(|e| match e {
+                    RateLimitError::MaxOutOfRange => Error::invalid_field("rate_limit_max", e),
+                    RateLimitError::Window(e) => Error::invalid_field("rate_limit_window", e),
+                })
         }
         _ => Err(Error::invalid_field(
             "rate_limit_max",
@@ -232,8 +225,8 @@ fn resolve_expiry(expiry: KeyExpiry, now: OffsetDateTime) -> Result<Option<Offse
     }
 }
 
-fn validated_scopes(caller: &Caller, raw: &[String]) -> Result<Vec<String>> {
-    let scopes = parse_scopes(raw).map_err(|e| Error::invalid_field("scopes", e))?;
+fn validated_scopes(caller: &Caller, raw: &[String]) -> Result<Scopes> {
+    let scopes = Scopes::parse(raw).map_err(|e| Error::invalid_field("scopes", e))?;
     caller.principal.may_grant(&scopes)?;
     Ok(scopes)
 }
@@ -272,7 +265,7 @@ async fn key_tenant(
 pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<IssuedKey> {
     caller.principal.require(KeywardRight::Write)?;
     validate_name(&req.name)?;
-    validate_rate_limit(req.rate_limit_max, req.rate_limit_window.as_deref())?;
+    let rate_limit = rate_limit_of(req.rate_limit_max, req.rate_limit_window.as_deref())?;
     if let Some(m) = &req.metadata {
         validate_metadata("metadata", m)?;
     }
@@ -298,15 +291,14 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<Iss
     let key = ApiKey {
         name: req.name,
         metadata: req.metadata.unwrap_or_else(|| json!({})),
-        rate_limit_max: req.rate_limit_max,
-        rate_limit_window: req.rate_limit_window,
+        rate_limit,
         expires_at,
         credits: credits_of(req.remaining, req.refill, now)?,
         ..fresh
     };
     let audit = caller
         .actor()
-        .entry(now, "api_key.create", "api_key", key.id)
+        .entry(now, AuditAction::ApiKeyCreate, key.id)
         .tenant(key.tenant_id)
         .subject(key.owner_id)
         .changes(json!({"name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(rfc3339)}));
@@ -348,29 +340,42 @@ async fn visible(state: &Keyward, caller: &Caller, reach: Reach, id: Uuid) -> Re
     }
 }
 
-pub async fn list(state: &Keyward, caller: &Caller, filter: KeyFilter) -> Result<Page<ApiKey>> {
-    let p = &caller.principal;
-    p.require(KeywardRight::Read)?;
-    let now = state.now();
-    let mut query = KeyQuery::new(now, filter.limit + 1);
-    query.status = filter.status;
-    query.after = filter.after;
-    query.dormant_before = filter.dormant_days.map(|d| now - Duration::days(d));
-    query.exclude_revoked = filter.exclude_revoked;
-    let reach = filter.reach.keys_of(caller);
-    // A tenant filter outside the caller's reach matches nothing it may see.
-    if let (Some(asked), Some(own)) = (filter.tenant_id, reach.tenant_id) {
-        if asked != own {
-            return Ok(Page {
-                items: vec![],
-                next: None,
-            });
-        }
-    }
-    query.tenant_id = reach.tenant_id.or(filter.tenant_id);
-    query.owner_id = reach.owner_id;
+/// One page of the keys `query` asks for (`query.limit` of them at most), within `reach` of
+/// the caller: a tenant or owner asked for outside it matches nothing the caller may see.
+pub async fn list(
+    state: &Keyward,
+    caller: &Caller,
+    reach: Reach,
+    mut query: KeyQuery,
+) -> Result<Page<ApiKey>> {
+    caller.principal.require(KeywardRight::Read)?;
+    let limit = query.limit;
+    let within = reach.keys_of(caller);
+    let (Some(tenant_id), Some(owner_id)) = (
+        narrowed(query.of.tenant_id, within.tenant_id),
+        narrowed(query.of.owner_id, within.owner_id),
+    ) else {
+        return Ok(Page {
+            items: vec![],
+            next: None,
+        });
+    };
+    query.of = KeysOf {
+        tenant_id,
+        owner_id,
+    };
+    query.limit = limit + 1;
     let keys = state.store.list_keys(&query).await?;
-    Ok(paginate(keys, filter.limit, cursor_of))
+    Ok(paginate(keys, limit, cursor_of))
+}
+
+/// What a filter asked for, narrowed to what the caller may see: `None` when they conflict
+/// (nothing matches), else the narrower of the two.
+fn narrowed(asked: Option<Uuid>, allowed: Option<Uuid>) -> Option<Option<Uuid>> {
+    match (asked, allowed) {
+        (Some(a), Some(b)) if a != b => None,
+        (a, b) => Some(b.or(a)),
+    }
 }
 
 /// Every live (not revoked) key the caller owns, oldest first: the compatibility surfaces list
@@ -379,14 +384,10 @@ pub async fn list_live_own(state: &Keyward, caller: &Caller) -> Result<Vec<ApiKe
     let mut keys = Vec::new();
     let mut after = None;
     loop {
-        let filter = KeyFilter {
-            exclude_revoked: true,
-            reach: Reach::Own,
-            limit: crate::page::MAX_PAGE,
-            after,
-            ..KeyFilter::default()
-        };
-        let page = list(state, caller, filter).await?;
+        let mut query = KeyQuery::new(state.now(), crate::page::MAX_PAGE);
+        query.exclude_revoked = true;
+        query.after = after;
+        let page = list(state, caller, Reach::Own, query).await?;
         keys.extend(page.items);
         match page.next {
             Some(next) => after = Some(next),
@@ -406,7 +407,8 @@ pub async fn update(
     let mut key = visible(state, caller, reach, id).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
     let mut changes = serde_json::Map::new();
-    if let Some(name) = patch.name {
+    if !patch.name.is_keep() {
+        let name = patch.name.apply(key.name.take());
         validate_name(&name)?;
         changes.insert("name".into(), json!(name));
         key.name = name;
@@ -420,28 +422,40 @@ pub async fn update(
         key.metadata = metadata;
         changes.insert("metadata".into(), json!("changed"));
     }
-    if let Some(expires_at) = patch.expires_at {
-        key.expires_at = resolve_expiry(expires_at.map_or(KeyExpiry::Never, KeyExpiry::At), now)?;
+    if !patch.expires_at.is_keep() {
+        let expiry = match patch.expires_at {
+            Patch::Set(at) => KeyExpiry::At(at),
+            Patch::Clear | Patch::Keep => KeyExpiry::Never,
+        };
+        key.expires_at = resolve_expiry(expiry, now)?;
         changes.insert("expires_at".into(), json!(key.expires_at.map(rfc3339)));
     }
-    if let Some(max) = patch.rate_limit_max {
-        key.rate_limit_max = max;
-        changes.insert("rate_limit_max".into(), json!(max));
+    let (old_max, old_window) = match key.rate_limit.take() {
+        Some(r) => (Some(r.max()), Some(r.window().to_owned())),
+        None => (None, None),
+    };
+    if !patch.rate_limit_max.is_keep() {
+        changes.insert(
+            "rate_limit_max".into(),
+            json!(patch.rate_limit_max.apply(None)),
+        );
     }
-    if let Some(window) = patch.rate_limit_window {
-        key.rate_limit_window = window;
-        changes.insert("rate_limit_window".into(), json!(key.rate_limit_window));
+    if !patch.rate_limit_window.is_keep() {
+        changes.insert(
+            "rate_limit_window".into(),
+            json!(patch.rate_limit_window.as_ref().apply(None)),
+        );
     }
-    if patch.remaining.is_some() || patch.refill.is_some() {
+    let max = patch.rate_limit_max.apply(old_max);
+    let window = patch.rate_limit_window.apply(old_window);
+    key.rate_limit = rate_limit_of(max, window.as_deref())?;
+    if !patch.remaining.is_keep() || !patch.refill.is_keep() {
         let current = key.credits.map(|c| c.current(now));
-        let refill = match patch.refill {
-            Some(r) => r,
-            None => current.and_then(|c| c.refill),
-        };
+        let refill = patch.refill.apply(current.and_then(|c| c.refill));
         key.credits = match patch.remaining {
-            Some(None) => None,
-            Some(Some(n)) => credits_of(Some(n), refill, now)?,
-            None => match current {
+            Patch::Clear => None,
+            Patch::Set(n) => credits_of(Some(n), refill, now)?,
+            Patch::Keep => match current {
                 Some(c) => {
                     if let Some(r) = &refill {
                         validate_refill(r)?;
@@ -460,11 +474,10 @@ pub async fn update(
                 .map(|r| r.interval.as_str())),
         );
     }
-    validate_rate_limit(key.rate_limit_max, key.rate_limit_window.as_deref())?;
     key.updated_at = now;
     let audit = caller
         .actor()
-        .entry(now, "api_key.update", "api_key", key.id)
+        .entry(now, AuditAction::ApiKeyUpdate, key.id)
         .tenant(key.tenant_id)
         .subject(key.owner_id)
         .changes(Value::Object(changes));
@@ -505,7 +518,7 @@ async fn revoke_now(state: &Keyward, caller: &Caller, key: ApiKey) -> Result<Api
     let now = keyward_domain::clock::truncate_millis(state.now());
     let audit = caller
         .actor()
-        .entry(now, "api_key.revoke", "api_key", key.id)
+        .entry(now, AuditAction::ApiKeyRevoke, key.id)
         .tenant(key.tenant_id)
         .subject(key.owner_id);
     let revoked = state.store.revoke_key(key.id, now, now, &audit).await;
@@ -567,7 +580,7 @@ pub async fn rotate(
     };
     let audit = caller
         .actor()
-        .entry(now, "api_key.rotate", "api_key", old.id)
+        .entry(now, AuditAction::ApiKeyRotate, old.id)
         .tenant(old.tenant_id)
         .subject(old.owner_id)
         .changes(json!({"new_key_id": key.id, "old_key_revoked_at": rfc3339(old_end)}));

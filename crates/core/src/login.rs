@@ -4,6 +4,7 @@
 
 use keyward_domain::model::{normalize_email, MAX_PASSWORD_LEN};
 use keyward_domain::Actor;
+use keyward_domain::AuditAction;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -76,7 +77,7 @@ pub async fn login(
                 ..anonymous
             };
             let entry = actor
-                .entry(now, "auth.login", "user", user.id)
+                .entry(now, AuditAction::AuthLogin, user.id)
                 .tenant(user.tenant_id)
                 .subject(user.id);
             state.store.append_audit(&entry).await?;
@@ -89,8 +90,7 @@ pub async fn login(
             let mut entry = anonymous
                 .entry(
                     now,
-                    "auth.login_failed",
-                    "user",
+                    AuditAction::AuthLoginFailed,
                     user.as_ref().map_or("unknown".into(), |u| u.id.to_string()),
                 )
                 .changes(json!({"email": email}));

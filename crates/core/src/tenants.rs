@@ -2,7 +2,8 @@
 
 use keyward_domain::model::validate_slug;
 use keyward_domain::text;
-use keyward_domain::{KeyPrefix, Tenant};
+use keyward_domain::AuditAction;
+use keyward_domain::{KeyPrefix, Patch, Tenant};
 use keyward_store::{Cursor, StoreError};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -17,8 +18,8 @@ pub struct TenantChanges {
     pub name: Option<String>,
     pub slug: Option<String>,
     pub metadata: Option<Value>,
-    /// `Some(None)` goes back to the default prefix.
-    pub key_prefix: Option<Option<String>>,
+    /// Cleared: back to the default prefix.
+    pub key_prefix: Patch<String>,
 }
 
 fn validate(changes: &TenantChanges) -> Result<()> {
@@ -33,7 +34,7 @@ fn validate(changes: &TenantChanges) -> Result<()> {
     if let Some(metadata) = &changes.metadata {
         validate_metadata("metadata", metadata)?;
     }
-    if let Some(Some(prefix)) = &changes.key_prefix {
+    if let Patch::Set(prefix) = &changes.key_prefix {
         KeyPrefix::parse(prefix).map_err(|e| Error::invalid_field("key_prefix", e))?;
     }
     Ok(())
@@ -72,13 +73,13 @@ pub async fn create_as(
         id: Uuid::now_v7(),
         name,
         slug,
-        key_prefix: changes.key_prefix.flatten(),
+        key_prefix: changes.key_prefix.apply(None),
         metadata: changes.metadata.unwrap_or_else(|| json!({})),
         created_at: now,
         updated_at: now,
     };
     let audit = actor
-        .entry(now, "tenant.create", "tenant", tenant.id)
+        .entry(now, AuditAction::TenantCreate, tenant.id)
         .tenant(Some(tenant.id))
         .changes(
             json!({"name": tenant.name, "slug": tenant.slug, "key_prefix": tenant.key_prefix}),
@@ -146,14 +147,14 @@ pub async fn update(
         diff.insert("metadata".into(), json!("changed"));
         tenant.metadata = metadata;
     }
-    if let Some(prefix) = changes.key_prefix {
-        diff.insert("key_prefix".into(), json!(prefix));
-        tenant.key_prefix = prefix;
+    if !changes.key_prefix.is_keep() {
+        tenant.key_prefix = changes.key_prefix.apply(tenant.key_prefix.take());
+        diff.insert("key_prefix".into(), json!(tenant.key_prefix));
     }
     tenant.updated_at = now;
     let audit = caller
         .actor()
-        .entry(now, "tenant.update", "tenant", id)
+        .entry(now, AuditAction::TenantUpdate, id)
         .tenant(Some(id))
         .changes(Value::Object(diff));
     state
@@ -171,7 +172,7 @@ pub async fn delete(state: &Keyward, caller: &Caller, id: Uuid, force: bool) -> 
     let now = keyward_domain::clock::truncate_millis(state.now());
     let audit = caller
         .actor()
-        .entry(now, "tenant.delete", "tenant", id)
+        .entry(now, AuditAction::TenantDelete, id)
         .tenant(Some(id))
         .changes(json!({"force": force}));
     let deleted = state.store.delete_tenant(id, force, now, &audit).await;

@@ -3,6 +3,7 @@
 
 use keyward_domain::model::{normalize_email, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use keyward_domain::scope::KeywardRight;
+use keyward_domain::AuditAction;
 use keyward_domain::{Actor, Role, User};
 use keyward_store::{Cursor, StoreError};
 use secrecy::{ExposeSecret, SecretString};
@@ -65,7 +66,7 @@ pub async fn create_as(state: &Keyward, actor: &Actor, req: NewUser) -> Result<U
         updated_at: now,
     };
     let audit = actor
-        .entry(now, "user.create", "user", user.id)
+        .entry(now, AuditAction::UserCreate, user.id)
         .tenant(user.tenant_id)
         .subject(user.id)
         .changes(json!({"email": user.email, "role": user.role.as_str()}));

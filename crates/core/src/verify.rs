@@ -103,7 +103,5 @@ pub async fn verify(
 }
 
 fn limit_of(key: &ApiKey) -> Option<Limit> {
-    let max = u32::try_from(key.rate_limit_max?).ok()?;
-    let window = keyward_domain::duration::parse_window(key.rate_limit_window.as_deref()?).ok()?;
-    Some(Limit { max, window })
+    key.rate_limit.as_ref().map(|r| r.limit())
 }

@@ -127,6 +127,74 @@ pub fn normalize_email(email: &str) -> Option<String> {
 pub const MIN_PASSWORD_LEN: usize = 12;
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
+/// What an audit entry records. The wire strings (`<resource>.<verb>`) are stored and shown;
+/// NEVER CHANGE one: the audit log of every installation holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    ApiKeyCreate,
+    /// Many keys at once (the benchmark's seeding, imports): one entry for the batch.
+    ApiKeyImport,
+    ApiKeyUpdate,
+    ApiKeyRevoke,
+    ApiKeyRotate,
+    AuthLogin,
+    AuthLoginFailed,
+    TenantCreate,
+    TenantUpdate,
+    TenantDelete,
+    UserCreate,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 11] = [
+        Self::ApiKeyCreate,
+        Self::ApiKeyImport,
+        Self::ApiKeyUpdate,
+        Self::ApiKeyRevoke,
+        Self::ApiKeyRotate,
+        Self::AuthLogin,
+        Self::AuthLoginFailed,
+        Self::TenantCreate,
+        Self::TenantUpdate,
+        Self::TenantDelete,
+        Self::UserCreate,
+    ];
+
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKeyCreate => "api_key.create",
+            Self::ApiKeyImport => "api_key.import",
+            Self::ApiKeyUpdate => "api_key.update",
+            Self::ApiKeyRevoke => "api_key.revoke",
+            Self::ApiKeyRotate => "api_key.rotate",
+            Self::AuthLogin => "auth.login",
+            Self::AuthLoginFailed => "auth.login_failed",
+            Self::TenantCreate => "tenant.create",
+            Self::TenantUpdate => "tenant.update",
+            Self::TenantDelete => "tenant.delete",
+            Self::UserCreate => "user.create",
+        }
+    }
+
+    /// The type of resource the entry's `resource_id` names.
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            Self::ApiKeyCreate
+            | Self::ApiKeyImport
+            | Self::ApiKeyUpdate
+            | Self::ApiKeyRevoke
+            | Self::ApiKeyRotate => "api_key",
+            Self::AuthLogin | Self::AuthLoginFailed | Self::UserCreate => "user",
+            Self::TenantCreate | Self::TenantUpdate | Self::TenantDelete => "tenant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
 /// A stored API key. Holds its digest, never its plaintext.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKey {
@@ -138,11 +206,10 @@ pub struct ApiKey {
     /// Prefix plus the first characters of the secret, for display.
     pub start: String,
     pub digest: KeyDigest,
-    /// Sorted, validated scopes.
-    pub scopes: Vec<String>,
+    pub scopes: crate::scope::Scopes,
     pub metadata: Value,
-    pub rate_limit_max: Option<i64>,
-    pub rate_limit_window: Option<String>,
+    /// At most this many verifications per window, when limited.
+    pub rate_limit: Option<crate::ratelimit::KeyRateLimit>,
     pub expires_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -189,7 +256,7 @@ impl ApiKey {
         prefix: &crate::KeyPrefix,
         owner_id: Uuid,
         tenant_id: Option<Uuid>,
-        scopes: Vec<String>,
+        scopes: crate::scope::Scopes,
         now: OffsetDateTime,
     ) -> Self {
         Self {
@@ -202,8 +269,7 @@ impl ApiKey {
             digest: plain.digest(),
             scopes,
             metadata: Value::Object(serde_json::Map::new()),
-            rate_limit_max: None,
-            rate_limit_window: None,
+            rate_limit: None,
             expires_at: None,
             created_at: now,
             updated_at: now,
@@ -231,7 +297,7 @@ impl ApiKey {
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+        self.scopes.contains(scope)
     }
 }
 
@@ -275,7 +341,7 @@ impl ActorType {
 pub struct AuditEntry {
     pub id: Uuid,
     pub tenant_id: Option<Uuid>,
-    /// `<resource>.<verb>`, e.g. `api_key.create`, `auth.login_failed`.
+    /// `<resource>.<verb>`: an [`AuditAction`]'s name, e.g. `api_key.create`.
     pub action: String,
     pub resource_type: String,
     pub resource_id: String,
@@ -341,18 +407,19 @@ impl Actor {
     }
 
     /// An entry for `action` on a resource; refine it with `.tenant()`, `.subject()`, `.changes()`.
+    /// An audit entry of this actor doing `action` to the resource with `resource_id` (of the
+    /// action's resource type) at `now`.
     pub fn entry(
         &self,
         now: OffsetDateTime,
-        action: &str,
-        resource_type: &str,
+        action: AuditAction,
         resource_id: impl ToString,
     ) -> AuditEntry {
         AuditEntry {
             id: Uuid::now_v7(),
             tenant_id: None,
-            action: action.to_owned(),
-            resource_type: resource_type.to_owned(),
+            action: action.as_str().to_owned(),
+            resource_type: action.resource_type().to_owned(),
             resource_id: resource_id.to_string(),
             actor_id: self.id.clone(),
             actor_type: self.kind,
@@ -380,10 +447,9 @@ mod tests {
             prefix: "kw".into(),
             start: "kw_abcd".into(),
             digest: KeyDigest([0; 32]),
-            scopes: vec![],
+            scopes: crate::Scopes::none(),
             metadata: Value::Null,
-            rate_limit_max: None,
-            rate_limit_window: None,
+            rate_limit: None,
             expires_at: None,
             created_at: created,
             updated_at: created,

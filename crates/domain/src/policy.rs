@@ -14,7 +14,10 @@ pub enum Credential {
     /// A login JWT: the user's full rights.
     Session,
     /// An API key of the user: its rights narrowed to the key's scopes.
-    ApiKey { key_id: Uuid, scopes: Vec<String> },
+    ApiKey {
+        key_id: Uuid,
+        scopes: crate::scope::Scopes,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +43,7 @@ impl Principal {
     pub fn holds(&self, scope: &str) -> bool {
         match &self.credential {
             Credential::Session => true,
-            Credential::ApiKey { scopes, .. } => scopes.iter().any(|s| s == scope),
+            Credential::ApiKey { scopes, .. } => scopes.contains(scope),
         }
     }
 
@@ -173,7 +176,7 @@ mod tests {
             None,
             Credential::ApiKey {
                 key_id: Uuid::nil(),
-                scopes: vec!["keyward:read".into(), "orders".into()],
+                scopes: crate::Scopes::parse(&["keyward:read", "orders"]).unwrap(),
             },
         );
         assert!(key.require(KeywardRight::Read).is_ok());

@@ -10,6 +10,71 @@ pub struct Limit {
     pub window: Duration,
 }
 
+/// The most requests per window a key's rate limit may allow.
+pub const MAX_RATE_LIMIT: i64 = 100_000;
+
+/// Why a key's rate limit was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RateLimitError {
+    #[error("must be between 1 and 100000")]
+    MaxOutOfRange,
+    #[error(transparent)]
+    Window(#[from] crate::duration::DurationError),
+}
+
+/// A key's rate limit: `max` requests per window, parsed once (when it is set, or read from
+/// storage) so that verify never parses it again. The window is kept as it was written
+/// (`"1 minute"`), which is what the wire shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRateLimit {
+    limit: Limit,
+    window_text: String,
+}
+
+impl KeyRateLimit {
+    /// A limit a caller sets: `max` in 1..=[`MAX_RATE_LIMIT`], the window as
+    /// [`crate::duration::WINDOW_PATTERN`] states it.
+    pub fn set(max: i64, window: &str) -> Result<Self, RateLimitError> {
+        let window_len = crate::duration::parse_window_input(window)?;
+        Self::of(max, window, window_len)
+    }
+
+    /// A limit read back from storage: the window with the reference's more lenient grammar
+    /// ([`crate::duration::parse_window`]), which limits stored before the strict one follow.
+    pub fn stored(max: i64, window: &str) -> Result<Self, RateLimitError> {
+        let window_len = crate::duration::parse_window(window)?;
+        Self::of(max, window, window_len)
+    }
+
+    fn of(max: i64, window: &str, window_len: Duration) -> Result<Self, RateLimitError> {
+        let max = u32::try_from(max)
+            .ok()
+            .filter(|m| (1..=MAX_RATE_LIMIT).contains(&i64::from(*m)))
+            .ok_or(RateLimitError::MaxOutOfRange)?;
+        Ok(Self {
+            limit: Limit {
+                max,
+                window: window_len,
+            },
+            window_text: window.to_owned(),
+        })
+    }
+
+    /// What the limiter decides with.
+    pub fn limit(&self) -> Limit {
+        self.limit
+    }
+
+    pub fn max(&self) -> i64 {
+        i64::from(self.limit.max)
+    }
+
+    /// The window as it was written.
+    pub fn window(&self) -> &str {
+        &self.window_text
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,

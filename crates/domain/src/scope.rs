@@ -69,7 +69,7 @@ impl Scope {
     }
 
     /// Checks scopes a caller requires (at verify): each a scope, at most [`MAX_SCOPES`].
-    /// Unlike [`parse_scopes`], nothing is made, sorted or merged.
+    /// Unlike [`Scopes::parse`], nothing is made, sorted or merged.
     pub fn check_required<S: AsRef<str>>(required: &[S]) -> Result<(), ScopeError> {
         if required.len() > MAX_SCOPES {
             return Err(ScopeError::TooMany);
@@ -92,21 +92,63 @@ impl fmt::Display for Scope {
     }
 }
 
-/// Validates a list of scope strings, removing duplicates and sorting them.
-pub fn parse_scopes<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, ScopeError> {
-    if raw.len() > MAX_SCOPES {
-        return Err(ScopeError::TooMany);
+/// A key's scopes, as a set: each a valid [`Scope`], sorted, none listed twice, at most
+/// [`MAX_SCOPES`]. Only [`Scopes::parse`] makes one, so a key never holds scopes that were not
+/// checked (storage hands back what it was given, and is read through `parse` all the same).
+/// Serializes as a JSON array of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(transparent)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    /// Validates a list of scope strings and sorts it. A scope listed twice is refused rather
+    /// than silently merged.
+    pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, ScopeError> {
+        if raw.len() > MAX_SCOPES {
+            return Err(ScopeError::TooMany);
+        }
+        let mut scopes = raw
+            .iter()
+            .map(|s| Scope::parse(s.as_ref()).map(|s| s.0))
+            .collect::<Result<Vec<_>, _>>()?;
+        scopes.sort();
+        if let Some(twice) = scopes.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ScopeError::Repeated(twice[0].clone()));
+        }
+        Ok(Self(scopes))
     }
-    let mut scopes = raw
-        .iter()
-        .map(|s| Scope::parse(s.as_ref()).map(|s| s.0))
-        .collect::<Result<Vec<_>, _>>()?;
-    // A set, kept sorted; a scope listed twice is refused rather than silently merged.
-    scopes.sort();
-    if let Some(twice) = scopes.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ScopeError::Repeated(twice[0].clone()));
+
+    /// No scopes at all.
+    pub fn none() -> Self {
+        Self::default()
     }
-    Ok(scopes)
+
+    pub fn contains(&self, scope: &str) -> bool {
+        // Sorted: a binary search.
+        self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Scopes {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl From<Scopes> for Vec<String> {
+    fn from(scopes: Scopes) -> Self {
+        scopes.0
+    }
 }
 
 #[cfg(test)]
@@ -128,14 +170,16 @@ mod tests {
         assert!(Scope::parse("").is_err());
         assert!(Scope::parse("has space").is_err());
         assert!(Scope::parse(&"a".repeat(129)).is_err());
-        assert!(parse_scopes(&vec!["a"; 65]).is_err());
+        assert!(Scopes::parse(&vec!["a"; 65]).is_err());
     }
 
     #[test]
     fn scopes_are_sorted_and_never_merged() {
-        assert_eq!(parse_scopes(&["b", "a"]).unwrap(), vec!["a", "b"]);
+        let scopes = Scopes::parse(&["b", "a"]).unwrap();
+        assert_eq!(scopes.as_slice(), ["a", "b"]);
+        assert!(scopes.contains("a") && scopes.contains("b") && !scopes.contains("c"));
         assert_eq!(
-            parse_scopes(&["b", "a", "b"]),
+            Scopes::parse(&["b", "a", "b"]),
             Err(ScopeError::Repeated("b".into()))
         );
     }
@@ -155,13 +199,13 @@ mod tests {
             };
             let distinct = raw.iter().collect::<std::collections::BTreeSet<_>>().len() == raw.len();
             let expected = raw.len() <= MAX_SCOPES && distinct && raw.iter().all(|s| valid(s));
-            let parsed = parse_scopes(&raw);
+            let parsed = Scopes::parse(&raw);
             proptest::prop_assert_eq!(parsed.is_ok(), expected, "{:?}", raw);
             if let Ok(scopes) = parsed {
                 let mut sorted: Vec<String> = raw.clone();
                 sorted.sort();
                 sorted.dedup();
-                proptest::prop_assert_eq!(scopes, sorted);
+                proptest::prop_assert_eq!(scopes.into_vec(), sorted);
             }
         }
     }

@@ -31,7 +31,7 @@ fn verify_path(c: &mut Criterion) {
             &prefix,
             Uuid::from_u128(1),
             None,
-            vec!["orders:read".into()],
+            keyward_domain::Scopes::parse(&["orders:read"]).unwrap(),
             now,
         );
         cache.fill(plain.digest(), Some(key), 0, now);

@@ -476,20 +476,11 @@ pub fn optional_time<'de, D: serde::Deserializer<'de>>(
     .transpose()
 }
 
-/// [`optional_time`] for PATCH: absent is `None`, `null` is `Some(None)`.
-pub fn nullable_time<'de, D: serde::Deserializer<'de>>(
+/// [`optional_time`] for a PATCH field (with `#[serde(default)]`): absent keeps, `null` clears.
+pub fn patch_time<'de, D: serde::Deserializer<'de>>(
     d: D,
-) -> Result<Option<Option<time::OffsetDateTime>>, D::Error> {
-    optional_time(d).map(Some)
-}
-
-/// Deserializes a field that distinguishes "absent" (`None`) from `null` (`Some(None)`), for PATCH.
-pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    serde::Deserialize::deserialize(deserializer).map(Some)
+) -> Result<keyward_domain::Patch<time::OffsetDateTime>, D::Error> {
+    optional_time(d).map(keyward_domain::Patch::from_nullable)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use keyward_domain::credits::{Credits, Spend};
-use keyward_domain::{Actor, ActorType, ApiKey, AuditEntry, KeyPrefix, PlainKey};
+use keyward_domain::{Actor, ActorType, ApiKey, AuditAction, AuditEntry, KeyPrefix, PlainKey};
 use keyward_pg_testkit::free_port;
 use keyward_store::{Store, StoreError};
 use keyward_store_postgres::PgStore;
@@ -65,14 +65,14 @@ fn test_key(id: u128, secret: u8, credits: Option<i64>) -> (PlainKey, ApiKey) {
             &KeyPrefix::default_prefix(),
             Uuid::from_u128(7),
             None,
-            vec![],
+            keyward_domain::Scopes::none(),
             T0,
         )
     };
     (plain, key)
 }
 
-fn audit(action: &str, id: Uuid) -> AuditEntry {
+fn audit(action: AuditAction, id: Uuid) -> AuditEntry {
     Actor {
         id: "tester".into(),
         kind: ActorType::Jwt,
@@ -80,7 +80,7 @@ fn audit(action: &str, id: Uuid) -> AuditEntry {
         source_ip: None,
         request_id: None,
     }
-    .entry(T0, action, "api_key", id)
+    .entry(T0, action, id)
 }
 
 /// Two nodes (two stores, two pools, one database) spending one key's credits at once never
@@ -94,7 +94,7 @@ async fn concurrent_spends_on_two_nodes_spend_exactly() {
 
     let (_, key) = test_key(0x4E07, 7, Some(20));
     nodes[0]
-        .create_key(&key, &audit("api_key.create", key.id))
+        .create_key(&key, &audit(AuditAction::ApiKeyCreate, key.id))
         .await
         .unwrap();
 
@@ -210,11 +210,11 @@ async fn watching(store: &Arc<PgStore>) -> (Arc<Recorder>, tokio::task::JoinHand
 async fn create_and_edit(writer: &PgStore, id: u128, secret: u8) -> (ApiKey, String) {
     let (plain, key) = test_key(id, secret, None);
     writer
-        .create_key(&key, &audit("api_key.create", key.id))
+        .create_key(&key, &audit(AuditAction::ApiKeyCreate, key.id))
         .await
         .unwrap();
     writer
-        .update_key(&key, T0, &audit("api_key.update", key.id))
+        .update_key(&key, T0, &audit(AuditAction::ApiKeyUpdate, key.id))
         .await
         .unwrap();
     (key, format!("key {}", plain.digest().to_base64url()))
@@ -234,14 +234,14 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
     recorder.wait_for(&said).await;
     recorder.clear();
     writer
-        .revoke_key(key.id, T0, T0, &audit("api_key.revoke", key.id))
+        .revoke_key(key.id, T0, T0, &audit(AuditAction::ApiKeyRevoke, key.id))
         .await
         .unwrap();
     recorder.wait_for(&said).await;
     recorder.clear();
     // Revoking it again fails and rolls back: nothing is announced.
     let again = writer
-        .revoke_key(key.id, T0, T0, &audit("api_key.revoke", key.id))
+        .revoke_key(key.id, T0, T0, &audit(AuditAction::ApiKeyRevoke, key.id))
         .await;
     assert_eq!(again.unwrap_err(), StoreError::NotFound);
     let tenant = keyward_domain::Tenant {
@@ -254,11 +254,16 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
         updated_at: T0,
     };
     writer
-        .create_tenant(&tenant, &audit("tenant.create", tenant.id))
+        .create_tenant(&tenant, &audit(AuditAction::TenantCreate, tenant.id))
         .await
         .unwrap();
     writer
-        .delete_tenant(tenant.id, true, T0, &audit("tenant.delete", tenant.id))
+        .delete_tenant(
+            tenant.id,
+            true,
+            T0,
+            &audit(AuditAction::TenantDelete, tenant.id),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -287,15 +292,15 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
     // announcements arrive in commit order, so hearing the writer's later one proves the skip.
     let (plain, second) = test_key(0xFEEE, 10, None);
     writer
-        .create_key(&second, &audit("api_key.create", second.id))
+        .create_key(&second, &audit(AuditAction::ApiKeyCreate, second.id))
         .await
         .unwrap();
     watcher
-        .update_key(&second, T0, &audit("api_key.update", second.id))
+        .update_key(&second, T0, &audit(AuditAction::ApiKeyUpdate, second.id))
         .await
         .unwrap();
     writer
-        .update_key(&second, T0, &audit("api_key.update", second.id))
+        .update_key(&second, T0, &audit(AuditAction::ApiKeyUpdate, second.id))
         .await
         .unwrap();
     let said = format!("key {}", plain.digest().to_base64url());
@@ -310,7 +315,7 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
             T0,
             &third,
             T0,
-            &audit("api_key.rotate", second.id),
+            &audit(AuditAction::ApiKeyRotate, second.id),
         )
         .await
         .unwrap();
@@ -465,7 +470,7 @@ async fn credited_key(id: u128, secret: u8) -> (PgStore, String, ApiKey) {
     let (store, url) = open_fresh().await;
     let (_, key) = test_key(id, secret, Some(5));
     store
-        .create_key(&key, &audit("api_key.create", key.id))
+        .create_key(&key, &audit(AuditAction::ApiKeyCreate, key.id))
         .await
         .unwrap();
     (store, url, key)

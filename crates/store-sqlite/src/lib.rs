@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use keyward_domain::clock::to_millis;
 use keyward_domain::credits::{Credits, Spend};
+use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, VerifyCode};
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
@@ -355,8 +356,8 @@ async fn insert_keys(
                 .push_bind(k.digest.as_bytes().to_vec())
                 .push_bind(rows::scopes_json(&k.scopes))
                 .push_bind(k.metadata.to_string())
-                .push_bind(k.rate_limit_max)
-                .push_bind(k.rate_limit_window.clone())
+                .push_bind(k.rate_limit.as_ref().map(KeyRateLimit::max))
+                .push_bind(k.rate_limit.as_ref().map(|r| r.window().to_owned()))
                 .push_bind(opt_ms(k.expires_at))
                 .push_bind(ms(k.created_at))
                 .push_bind(ms(k.updated_at))
@@ -781,12 +782,7 @@ impl Store for SqliteStore {
     async fn list_keys(&self, q: &KeyQuery) -> Result<Vec<ApiKey>, StoreError> {
         let now = ms(q.now);
         let mut qb = QueryBuilder::new("SELECT * FROM api_keys_in_use WHERE 1 = 1");
-        if let Some(t) = q.tenant_id {
-            qb.push(" AND tenant_id = ").push_bind(t.to_string());
-        }
-        if let Some(o) = q.owner_id {
-            qb.push(" AND owner_id = ").push_bind(o.to_string());
-        }
+        push_keys_of(&mut qb, q.of, "");
         match q.status {
             None => {}
             Some(KeyStatus::Revoked) => {
@@ -841,8 +837,8 @@ impl Store for SqliteStore {
         .bind(&k.name)
         .bind(rows::scopes_json(&k.scopes))
         .bind(k.metadata.to_string())
-        .bind(k.rate_limit_max)
-        .bind(&k.rate_limit_window)
+        .bind(k.rate_limit.as_ref().map(KeyRateLimit::max))
+        .bind(k.rate_limit.as_ref().map(KeyRateLimit::window))
         .bind(opt_ms(k.expires_at))
         .bind(ms(k.updated_at))
         .bind(k.id.to_string())

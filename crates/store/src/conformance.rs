@@ -9,7 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use keyward_domain::{
-    Actor, ActorType, ApiKey, AuditEntry, KeyPrefix, KeyStatus, PlainKey, Role, Tenant, User,
+    Actor, ActorType, ApiKey, AuditAction, AuditEntry, KeyPrefix, KeyStatus, PlainKey, Role,
+    Scopes, Tenant, User,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::{
     AuditQuery, Cursor, KeyCounts, KeyQuery, KeyUse, KeysOf, Store, StoreError, UsageBatch,
     UsageCount,
 };
+use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::VerifyCode;
 
 /// Generates one `#[tokio::test]` per conformance case. `$factory` is an async fn (or closure)
@@ -73,8 +75,8 @@ fn actor() -> Actor {
     }
 }
 
-fn audit(action: &str, resource_type: &str, id: impl ToString, at: OffsetDateTime) -> AuditEntry {
-    actor().entry(at, action, resource_type, id)
+fn audit(action: AuditAction, id: impl ToString, at: OffsetDateTime) -> AuditEntry {
+    actor().entry(at, action, id)
 }
 
 fn tenant(n: u128, slug: &str, at: OffsetDateTime) -> Tenant {
@@ -111,10 +113,9 @@ fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> Ap
         prefix: "kw".into(),
         start: plain.start(),
         digest: plain.digest(),
-        scopes: vec!["keyward:read".into(), "orders:write".into()],
+        scopes: Scopes::parse(&["keyward:read", "orders:write"]).unwrap(),
         metadata: json!({"env": "test", "n": n}),
-        rate_limit_max: Some(100),
-        rate_limit_window: Some("1m".into()),
+        rate_limit: Some(KeyRateLimit::stored(100, "1 minute").unwrap()),
         expires_at: None,
         created_at: at,
         updated_at: at,
@@ -141,7 +142,7 @@ async fn audit_actions(store: &dyn Store) -> Vec<String> {
 pub async fn tenant_round_trip_and_slug_conflicts(store: &dyn Store) {
     let a = tenant(1, "acme", T0);
     store
-        .create_tenant(&a, &audit("tenant.create", "tenant", a.id, T0))
+        .create_tenant(&a, &audit(AuditAction::TenantCreate, a.id, T0))
         .await
         .expect("create");
     assert_eq!(store.get_tenant(a.id).await.unwrap(), Some(a.clone()));
@@ -153,21 +154,21 @@ pub async fn tenant_round_trip_and_slug_conflicts(store: &dyn Store) {
 
     let mut dup = tenant(2, "acme", T0);
     let err = store
-        .create_tenant(&dup, &audit("tenant.create", "tenant", dup.id, T0))
+        .create_tenant(&dup, &audit(AuditAction::TenantCreate, dup.id, T0))
         .await
         .expect_err("a taken slug must be refused");
     assert_eq!(err, StoreError::Conflict("slug".into()));
 
     dup.slug = "globex".into();
     store
-        .create_tenant(&dup, &audit("tenant.create", "tenant", dup.id, T0))
+        .create_tenant(&dup, &audit(AuditAction::TenantCreate, dup.id, T0))
         .await
         .unwrap();
     let mut renamed = a.clone();
     renamed.slug = "globex".into();
     assert_eq!(
         store
-            .update_tenant(&renamed, &audit("tenant.update", "tenant", a.id, T0))
+            .update_tenant(&renamed, &audit(AuditAction::TenantUpdate, a.id, T0))
             .await,
         Err(StoreError::Conflict("slug".into()))
     );
@@ -177,7 +178,7 @@ pub async fn tenant_round_trip_and_slug_conflicts(store: &dyn Store) {
     renamed.key_prefix = Some("acme".into());
     renamed.updated_at = T0 + Duration::minutes(1);
     store
-        .update_tenant(&renamed, &audit("tenant.update", "tenant", a.id, T0))
+        .update_tenant(&renamed, &audit(AuditAction::TenantUpdate, a.id, T0))
         .await
         .unwrap();
     assert_eq!(store.get_tenant(a.id).await.unwrap(), Some(renamed));
@@ -185,7 +186,7 @@ pub async fn tenant_round_trip_and_slug_conflicts(store: &dyn Store) {
     let ghost = tenant(9, "ghost", T0);
     assert_eq!(
         store
-            .update_tenant(&ghost, &audit("tenant.update", "tenant", ghost.id, T0))
+            .update_tenant(&ghost, &audit(AuditAction::TenantUpdate, ghost.id, T0))
             .await,
         Err(StoreError::NotFound)
     );
@@ -208,7 +209,7 @@ pub async fn tenants_page_in_creation_order(store: &dyn Store) {
     for (i, at) in times.iter().enumerate() {
         let t = tenant(i as u128, &format!("t{i}"), *at);
         store
-            .create_tenant(&t, &audit("tenant.create", "tenant", t.id, *at))
+            .create_tenant(&t, &audit(AuditAction::TenantCreate, t.id, *at))
             .await
             .unwrap();
     }
@@ -230,12 +231,12 @@ pub async fn tenants_page_in_creation_order(store: &dyn Store) {
 pub async fn tenant_delete_refuses_active_keys_unless_forced(store: &dyn Store) {
     let t = tenant(1, "acme", T0);
     store
-        .create_tenant(&t, &audit("tenant.create", "tenant", t.id, T0))
+        .create_tenant(&t, &audit(AuditAction::TenantCreate, t.id, T0))
         .await
         .unwrap();
     let u = user(1, "ann@example.com", Some(t.id));
     store
-        .create_user(&u, &audit("user.create", "user", u.id, T0))
+        .create_user(&u, &audit(AuditAction::UserCreate, u.id, T0))
         .await
         .unwrap();
     let live = key(1, Some(t.id), u.id, T0);
@@ -243,7 +244,7 @@ pub async fn tenant_delete_refuses_active_keys_unless_forced(store: &dyn Store) 
     expired.expires_at = Some(T0 + Duration::minutes(5));
     for k in [&live, &expired] {
         store
-            .create_key(k, &audit("api_key.create", "api_key", k.id, T0))
+            .create_key(k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
             .await
             .unwrap();
     }
@@ -253,7 +254,7 @@ pub async fn tenant_delete_refuses_active_keys_unless_forced(store: &dyn Store) 
             t.id,
             false,
             now,
-            &audit("tenant.delete", "tenant", t.id, now),
+            &audit(AuditAction::TenantDelete, t.id, now),
         )
         .await;
     assert_eq!(refused, Err(StoreError::Conflict("active keys".into())));
@@ -274,7 +275,7 @@ pub async fn tenant_delete_refuses_active_keys_unless_forced(store: &dyn Store) 
             t.id,
             true,
             now,
-            &audit("tenant.delete", "tenant", t.id, now),
+            &audit(AuditAction::TenantDelete, t.id, now),
         )
         .await
         .expect("forced delete");
@@ -292,7 +293,7 @@ pub async fn tenant_delete_refuses_active_keys_unless_forced(store: &dyn Store) 
                 t.id,
                 true,
                 now,
-                &audit("tenant.delete", "tenant", t.id, now)
+                &audit(AuditAction::TenantDelete, t.id, now)
             )
             .await,
         Err(StoreError::NotFound)
@@ -301,13 +302,13 @@ pub async fn tenant_delete_refuses_active_keys_unless_forced(store: &dyn Store) 
     // A tenant whose keys are all expired or revoked needs no force.
     let t2 = tenant(2, "globex", T0);
     store
-        .create_tenant(&t2, &audit("tenant.create", "tenant", t2.id, T0))
+        .create_tenant(&t2, &audit(AuditAction::TenantCreate, t2.id, T0))
         .await
         .unwrap();
     let mut old = key(3, Some(t2.id), u.id, T0);
     old.expires_at = Some(T0 + Duration::minutes(1));
     store
-        .create_key(&old, &audit("api_key.create", "api_key", old.id, T0))
+        .create_key(&old, &audit(AuditAction::ApiKeyCreate, old.id, T0))
         .await
         .unwrap();
     assert_eq!(
@@ -316,7 +317,7 @@ pub async fn tenant_delete_refuses_active_keys_unless_forced(store: &dyn Store) 
                 t2.id,
                 false,
                 now,
-                &audit("tenant.delete", "tenant", t2.id, now)
+                &audit(AuditAction::TenantDelete, t2.id, now)
             )
             .await,
         Ok(vec![old.id])
@@ -327,13 +328,13 @@ pub async fn users_round_trip_and_email_conflict(store: &dyn Store) {
     assert_eq!(store.count_users().await.unwrap(), 0);
     let t = tenant(1, "acme", T0);
     store
-        .create_tenant(&t, &audit("tenant.create", "tenant", t.id, T0))
+        .create_tenant(&t, &audit(AuditAction::TenantCreate, t.id, T0))
         .await
         .unwrap();
     let mut u = user(1, "ann@example.com", Some(t.id));
     u.role = Role::TenantAdmin;
     store
-        .create_user(&u, &audit("user.create", "user", u.id, T0))
+        .create_user(&u, &audit(AuditAction::UserCreate, u.id, T0))
         .await
         .unwrap();
     assert_eq!(store.get_user(u.id).await.unwrap(), Some(u.clone()));
@@ -348,7 +349,7 @@ pub async fn users_round_trip_and_email_conflict(store: &dyn Store) {
     let dup = user(2, "ann@example.com", None);
     assert_eq!(
         store
-            .create_user(&dup, &audit("user.create", "user", dup.id, T0))
+            .create_user(&dup, &audit(AuditAction::UserCreate, dup.id, T0))
             .await,
         Err(StoreError::Conflict("email".into()))
     );
@@ -357,7 +358,7 @@ pub async fn users_round_trip_and_email_conflict(store: &dyn Store) {
         ..user(3, "root@example.com", None)
     };
     store
-        .create_user(&admin, &audit("user.create", "user", admin.id, T0))
+        .create_user(&admin, &audit(AuditAction::UserCreate, admin.id, T0))
         .await
         .unwrap();
     assert_eq!(store.count_users().await.unwrap(), 2);
@@ -369,7 +370,7 @@ pub async fn users_list_by_tenant_in_pages(store: &dyn Store) {
     let other = tenant(2, "other", T0);
     for t in [&acme, &other] {
         store
-            .create_tenant(t, &audit("tenant.create", "tenant", t.id, T0))
+            .create_tenant(t, &audit(AuditAction::TenantCreate, t.id, T0))
             .await
             .unwrap();
     }
@@ -389,7 +390,7 @@ pub async fn users_list_by_tenant_in_pages(store: &dyn Store) {
             ..user(n, email, tenant_id)
         };
         store
-            .create_user(&u, &audit("user.create", "user", u.id, at))
+            .create_user(&u, &audit(AuditAction::UserCreate, u.id, at))
             .await
             .unwrap();
     }
@@ -434,7 +435,7 @@ pub async fn key_round_trip_by_id_and_digest(store: &dyn Store) {
     k.expires_at = Some(T0 + Duration::days(30));
     k.metadata = json!({"nested": {"a": [1, 2, 3]}, "unicode": "é✓"});
     store
-        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .create_key(&k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
         .await
         .unwrap();
     assert_eq!(store.get_key(k.id).await.unwrap(), Some(k.clone()));
@@ -450,14 +451,13 @@ pub async fn key_round_trip_by_id_and_digest(store: &dyn Store) {
     let bare = ApiKey {
         tenant_id: None,
         name: None,
-        scopes: vec![],
+        scopes: Scopes::none(),
         metadata: json!({}),
-        rate_limit_max: None,
-        rate_limit_window: None,
+        rate_limit: None,
         ..other
     };
     store
-        .create_key(&bare, &audit("api_key.create", "api_key", bare.id, T0))
+        .create_key(&bare, &audit(AuditAction::ApiKeyCreate, bare.id, T0))
         .await
         .unwrap();
     assert_eq!(store.get_key(bare.id).await.unwrap(), Some(bare));
@@ -466,14 +466,14 @@ pub async fn key_round_trip_by_id_and_digest(store: &dyn Store) {
 pub async fn duplicate_digest_writes_nothing(store: &dyn Store) {
     let k = key(1, None, Uuid::from_u128(77), T0);
     store
-        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .create_key(&k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
         .await
         .unwrap();
     let twin = ApiKey {
         id: Uuid::from_u128(999),
         ..k.clone()
     };
-    let mut entry = audit("api_key.create", "api_key", twin.id, T0);
+    let mut entry = audit(AuditAction::ApiKeyCreate, twin.id, T0);
     entry.action = "api_key.create.twin".into();
     assert_eq!(
         store.create_key(&twin, &entry).await,
@@ -490,7 +490,7 @@ pub async fn duplicate_digest_writes_nothing(store: &dyn Store) {
 pub async fn import_is_all_or_nothing(store: &dyn Store) {
     let owner = Uuid::from_u128(7);
     let batch: Vec<ApiKey> = (1..=3).map(|n| key(n, None, owner, T0)).collect();
-    let import = audit("api_key.import", "api_key", "3", T0);
+    let import = audit(AuditAction::ApiKeyImport, "3", T0);
     store.import_keys(&batch, &import).await.unwrap();
     for k in &batch {
         assert_eq!(
@@ -533,7 +533,7 @@ pub async fn list_keys_filters_and_pages(store: &dyn Store) {
             _ => {}
         }
         store
-            .create_key(&k, &audit("api_key.create", "api_key", k.id, k.created_at))
+            .create_key(&k, &audit(AuditAction::ApiKeyCreate, k.id, k.created_at))
             .await
             .unwrap();
     }
@@ -548,14 +548,14 @@ pub async fn list_keys_filters_and_pages(store: &dyn Store) {
     let all = store.list_keys(&q(&|_| {})).await.unwrap();
     assert_eq!(ids(all), [1, 2, 3, 4, 5, 6], "creation order");
     let by_tenant = store
-        .list_keys(&q(&|q| q.tenant_id = Some(ta)))
+        .list_keys(&q(&|q| q.of.tenant_id = Some(ta)))
         .await
         .unwrap();
     assert_eq!(ids(by_tenant), [1, 2, 3, 6]);
     let by_owner = store
         .list_keys(&q(&|q| {
-            q.tenant_id = Some(ta);
-            q.owner_id = Some(bob)
+            q.of.tenant_id = Some(ta);
+            q.of.owner_id = Some(bob)
         }))
         .await
         .unwrap();
@@ -653,16 +653,15 @@ pub async fn list_keys_filters_and_pages(store: &dyn Store) {
 pub async fn update_key_only_while_not_revoked(store: &dyn Store) {
     let k = key(1, None, Uuid::from_u128(7), T0);
     store
-        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .create_key(&k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
         .await
         .unwrap();
     let now = T0 + Duration::hours(1);
     let changed = ApiKey {
         name: Some("renamed".into()),
-        scopes: vec!["a".into()],
+        scopes: Scopes::parse(&["a"]).unwrap(),
         metadata: json!({"v": 2}),
-        rate_limit_max: Some(5),
-        rate_limit_window: Some("10s".into()),
+        rate_limit: Some(KeyRateLimit::set(5, "10 seconds").unwrap()),
         expires_at: Some(now + Duration::days(1)),
         updated_at: now,
         // Fields update_key must not touch:
@@ -671,11 +670,7 @@ pub async fn update_key_only_while_not_revoked(store: &dyn Store) {
         ..k.clone()
     };
     store
-        .update_key(
-            &changed,
-            now,
-            &audit("api_key.update", "api_key", k.id, now),
-        )
+        .update_key(&changed, now, &audit(AuditAction::ApiKeyUpdate, k.id, now))
         .await
         .unwrap();
     let stored = store.get_key(k.id).await.unwrap().unwrap();
@@ -689,21 +684,12 @@ pub async fn update_key_only_while_not_revoked(store: &dyn Store) {
         }
     );
     store
-        .revoke_key(
-            k.id,
-            now,
-            now,
-            &audit("api_key.revoke", "api_key", k.id, now),
-        )
+        .revoke_key(k.id, now, now, &audit(AuditAction::ApiKeyRevoke, k.id, now))
         .await
         .unwrap();
     assert_eq!(
         store
-            .update_key(
-                &changed,
-                now,
-                &audit("api_key.update", "api_key", k.id, now)
-            )
+            .update_key(&changed, now, &audit(AuditAction::ApiKeyUpdate, k.id, now))
             .await,
         Err(StoreError::NotFound)
     );
@@ -713,7 +699,7 @@ pub async fn update_key_only_while_not_revoked(store: &dyn Store) {
             .update_key(
                 &ghost,
                 now,
-                &audit("api_key.update", "api_key", ghost.id, now)
+                &audit(AuditAction::ApiKeyUpdate, ghost.id, now)
             )
             .await,
         Err(StoreError::NotFound)
@@ -727,7 +713,7 @@ pub async fn update_key_only_while_not_revoked(store: &dyn Store) {
 pub async fn revoke_with_grace_then_for_good(store: &dyn Store) {
     let k = key(1, None, Uuid::from_u128(7), T0);
     store
-        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .create_key(&k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
         .await
         .unwrap();
     let grace_end = T0 + Duration::minutes(10);
@@ -736,7 +722,7 @@ pub async fn revoke_with_grace_then_for_good(store: &dyn Store) {
             k.id,
             grace_end,
             T0,
-            &audit("api_key.revoke", "api_key", k.id, T0),
+            &audit(AuditAction::ApiKeyRevoke, k.id, T0),
         )
         .await
         .unwrap();
@@ -751,7 +737,7 @@ pub async fn revoke_with_grace_then_for_good(store: &dyn Store) {
             k.id,
             later,
             later,
-            &audit("api_key.revoke", "api_key", k.id, later),
+            &audit(AuditAction::ApiKeyRevoke, k.id, later),
         )
         .await
         .unwrap();
@@ -763,7 +749,7 @@ pub async fn revoke_with_grace_then_for_good(store: &dyn Store) {
                 k.id,
                 later,
                 later,
-                &audit("api_key.revoke", "api_key", k.id, later)
+                &audit(AuditAction::ApiKeyRevoke, k.id, later)
             )
             .await,
         Err(StoreError::NotFound),
@@ -775,7 +761,7 @@ pub async fn revoke_with_grace_then_for_good(store: &dyn Store) {
                 Uuid::from_u128(1),
                 later,
                 later,
-                &audit("api_key.revoke", "api_key", 1, later)
+                &audit(AuditAction::ApiKeyRevoke, 1, later)
             )
             .await,
         Err(StoreError::NotFound),
@@ -786,7 +772,7 @@ pub async fn revoke_with_grace_then_for_good(store: &dyn Store) {
 pub async fn rotate_is_all_or_nothing(store: &dyn Store) {
     let old = key(1, None, Uuid::from_u128(7), T0);
     store
-        .create_key(&old, &audit("api_key.create", "api_key", old.id, T0))
+        .create_key(&old, &audit(AuditAction::ApiKeyCreate, old.id, T0))
         .await
         .unwrap();
     let now = T0 + Duration::hours(1);
@@ -797,7 +783,7 @@ pub async fn rotate_is_all_or_nothing(store: &dyn Store) {
             now + Duration::minutes(5),
             &new,
             now,
-            &audit("api_key.rotate", "api_key", old.id, now),
+            &audit(AuditAction::ApiKeyRotate, old.id, now),
         )
         .await
         .unwrap();
@@ -815,7 +801,7 @@ pub async fn rotate_is_all_or_nothing(store: &dyn Store) {
                 later,
                 &newer,
                 later,
-                &audit("api_key.rotate", "api_key", old.id, later)
+                &audit(AuditAction::ApiKeyRotate, old.id, later)
             )
             .await,
         Err(StoreError::NotFound)
@@ -833,7 +819,7 @@ pub async fn rotate_is_all_or_nothing(store: &dyn Store) {
                 later,
                 &clash,
                 later,
-                &audit("api_key.rotate", "api_key", new.id, later)
+                &audit(AuditAction::ApiKeyRotate, new.id, later)
             )
             .await,
         Err(StoreError::Conflict("digest".into()))
@@ -853,7 +839,7 @@ pub async fn rotate_is_all_or_nothing(store: &dyn Store) {
 pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
     let old = key(1, None, Uuid::from_u128(7), T0);
     store
-        .create_key(&old, &audit("api_key.create", "api_key", old.id, T0))
+        .create_key(&old, &audit(AuditAction::ApiKeyCreate, old.id, T0))
         .await
         .unwrap();
     let first_end = T0 + Duration::minutes(1);
@@ -864,7 +850,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
             first_end,
             &successor,
             T0,
-            &audit("api_key.rotate", "api_key", old.id, T0),
+            &audit(AuditAction::ApiKeyRotate, old.id, T0),
         )
         .await
         .unwrap();
@@ -876,7 +862,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
             later + Duration::days(7),
             &second,
             later,
-            &audit("api_key.rotate", "api_key", old.id, later),
+            &audit(AuditAction::ApiKeyRotate, old.id, later),
         )
         .await
         .unwrap();
@@ -890,7 +876,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
             old.id,
             later + Duration::hours(1),
             later,
-            &audit("api_key.revoke", "api_key", old.id, later),
+            &audit(AuditAction::ApiKeyRevoke, old.id, later),
         )
         .await
         .unwrap();
@@ -904,7 +890,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
             old.id,
             later,
             later,
-            &audit("api_key.revoke", "api_key", old.id, later),
+            &audit(AuditAction::ApiKeyRevoke, old.id, later),
         )
         .await
         .unwrap();
@@ -913,7 +899,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
     // revoked, not in a grace period, and writes nothing.
     let raced = key(4, None, Uuid::from_u128(7), T0);
     store
-        .create_key(&raced, &audit("api_key.create", "api_key", raced.id, T0))
+        .create_key(&raced, &audit(AuditAction::ApiKeyCreate, raced.id, T0))
         .await
         .unwrap();
     let first = T0 + Duration::milliseconds(5);
@@ -922,7 +908,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
             raced.id,
             first,
             first,
-            &audit("api_key.revoke", "api_key", raced.id, first),
+            &audit(AuditAction::ApiKeyRevoke, raced.id, first),
         )
         .await
         .unwrap();
@@ -933,7 +919,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
                 raced.id,
                 second,
                 second,
-                &audit("api_key.revoke", "api_key", raced.id, second)
+                &audit(AuditAction::ApiKeyRevoke, raced.id, second)
             )
             .await,
         Err(StoreError::NotFound)
@@ -941,10 +927,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
     // Two rotations racing without a grace period: likewise, one wins.
     let rotated = key(5, None, Uuid::from_u128(7), T0);
     store
-        .create_key(
-            &rotated,
-            &audit("api_key.create", "api_key", rotated.id, T0),
-        )
+        .create_key(&rotated, &audit(AuditAction::ApiKeyCreate, rotated.id, T0))
         .await
         .unwrap();
     let successor = key(6, None, Uuid::from_u128(7), first);
@@ -954,7 +937,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
             first,
             &successor,
             first,
-            &audit("api_key.rotate", "api_key", rotated.id, first),
+            &audit(AuditAction::ApiKeyRotate, rotated.id, first),
         )
         .await
         .unwrap();
@@ -966,7 +949,7 @@ pub async fn a_keys_end_of_life_only_moves_earlier(store: &dyn Store) {
                 second,
                 &other,
                 second,
-                &audit("api_key.rotate", "api_key", rotated.id, second)
+                &audit(AuditAction::ApiKeyRotate, rotated.id, second)
             )
             .await,
         Err(StoreError::NotFound)
@@ -992,7 +975,7 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
     let b = key(2, None, Uuid::from_u128(7), T0);
     for k in [&a, &b] {
         store
-            .create_key(k, &audit("api_key.create", "api_key", k.id, T0))
+            .create_key(k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
             .await
             .unwrap();
     }
@@ -1035,7 +1018,7 @@ pub async fn key_uses_only_move_forward(store: &dyn Store) {
 pub async fn created_key(store: &dyn Store, owner: Uuid) -> ApiKey {
     let k = key(1, None, owner, T0);
     store
-        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .create_key(&k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
         .await
         .unwrap();
     k
@@ -1165,7 +1148,7 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
         set_at: T0,
     });
     store
-        .create_key(&k, &audit("api_key.create", "api_key", k.id, T0))
+        .create_key(&k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
         .await
         .unwrap();
     assert_eq!(
@@ -1174,7 +1157,7 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
     );
     let plain = key(2, None, owner, T0);
     store
-        .create_key(&plain, &audit("api_key.create", "api_key", plain.id, T0))
+        .create_key(&plain, &audit(AuditAction::ApiKeyCreate, plain.id, T0))
         .await
         .unwrap();
     assert_eq!(store.spend_credits(plain.id, 1, T0).await.unwrap(), None);
@@ -1217,7 +1200,7 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
         .update_key(
             &edited,
             tomorrow,
-            &audit("api_key.update", "api_key", k.id, tomorrow),
+            &audit(AuditAction::ApiKeyUpdate, k.id, tomorrow),
         )
         .await
         .unwrap();
@@ -1232,7 +1215,7 @@ pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
     let c = key(3, Some(tb), bob, T0);
     for k in [&a, &b, &c] {
         store
-            .create_key(k, &audit("api_key.create", "api_key", k.id, T0))
+            .create_key(k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
             .await
             .unwrap();
     }
@@ -1333,11 +1316,10 @@ pub async fn audit_filters_and_pages(store: &dyn Store) {
         let at = T0 + Duration::minutes(i);
         let mut e = audit(
             if i % 2 == 0 {
-                "api_key.create"
+                AuditAction::ApiKeyCreate
             } else {
-                "api_key.revoke"
+                AuditAction::ApiKeyRevoke
             },
-            "api_key",
             format!("k{}", i / 2),
             at,
         )

@@ -34,11 +34,12 @@ pub enum StoreError {
     Other(String),
 }
 
-/// Which keys a listing returns. All filters are combined with AND.
+/// Which keys a listing returns: the one description of "which keys" from a surface down to
+/// storage (whose keys in `of`, and which of them). All filters are combined with AND.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyQuery {
-    pub tenant_id: Option<Uuid>,
-    pub owner_id: Option<Uuid>,
+    /// Whose keys: a tenant's, an owner's, or both narrowed.
+    pub of: KeysOf,
     /// Status as of `now`.
     pub status: Option<KeyStatus>,
     /// Only keys not revoked as of `now` whose last use (or creation, if never used) is before this.
@@ -54,8 +55,7 @@ pub struct KeyQuery {
 impl KeyQuery {
     pub fn new(now: OffsetDateTime, limit: u32) -> Self {
         Self {
-            tenant_id: None,
-            owner_id: None,
+            of: KeysOf::default(),
             status: None,
             dormant_before: None,
             exclude_revoked: false,

@@ -90,6 +90,7 @@ pub fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
     let digest = required(row.bytes("digest")?, "digest")?;
     let scopes: Vec<String> =
         serde_json::from_str(&text(row, "scopes")?).map_err(|_| corrupt("scopes"))?;
+    let scopes = keyward_domain::Scopes::parse(&scopes).map_err(|_| corrupt("scopes"))?;
     Ok(ApiKey {
         id: uuid(row, "id")?,
         tenant_id: row.uuid("tenant_id")?,
@@ -100,8 +101,7 @@ pub fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
         digest: KeyDigest::from_slice(&digest).ok_or_else(|| corrupt("digest"))?,
         scopes,
         metadata: json(row, "metadata")?,
-        rate_limit_max: row.int("rate_limit_max")?,
-        rate_limit_window: row.text("rate_limit_window")?,
+        rate_limit: rate_limit_of(row.int("rate_limit_max")?, row.text("rate_limit_window")?)?,
         expires_at: opt_time(row, "expires_at")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
@@ -177,4 +177,18 @@ pub fn usage_count(row: &impl StoredRow) -> Result<UsageCount, StoreError> {
         code: code(row, "code")?,
         count: count(row, "count")?,
     })
+}
+
+/// A key's rate limit from its two columns: both or neither (as keyward writes them).
+fn rate_limit_of(
+    max: Option<i64>,
+    window: Option<String>,
+) -> Result<Option<keyward_domain::ratelimit::KeyRateLimit>, StoreError> {
+    match (max, window) {
+        (None, None) => Ok(None),
+        (Some(max), Some(window)) => keyward_domain::ratelimit::KeyRateLimit::stored(max, &window)
+            .map(Some)
+            .map_err(|_| corrupt("rate_limit")),
+        _ => Err(corrupt("rate_limit")),
+    }
 }

@@ -281,8 +281,12 @@ async fn known_keys_are_answered_from_the_cache_and_changes_land_before_the_2xx(
     // ends: proof that the answer above came from memory, not storage.
     let uuid: uuid::Uuid = id.parse().unwrap();
     let mut stored = app.state.store.get_key(uuid).await.unwrap().unwrap();
-    stored.scopes = vec!["orders:write".into()];
-    let audit = keyward_domain::Actor::system().entry(app.state.now(), "test", "api_key", uuid);
+    stored.scopes = keyward_domain::Scopes::parse(&["orders:write"]).unwrap();
+    let audit = keyward_domain::Actor::system().entry(
+        app.state.now(),
+        keyward_domain::AuditAction::ApiKeyUpdate,
+        uuid,
+    );
     app.state
         .store
         .update_key(&stored, app.state.now(), &audit)

@@ -179,7 +179,7 @@ async fn update(
         .label
         .ok_or_else(|| ApiError::invalid_field("label", "is required"))?;
     let patch = KeyPatch {
-        name: Some(Some(label)),
+        name: keyward_domain::Patch::Set(label),
         ..KeyPatch::default()
     };
     lifecycle::update(&state, &caller, Reach::Own, id, patch).await?;

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_domain::credits::{Refill, RefillInterval};
 use keyward_domain::duration::parse_short;
-use keyward_domain::{ApiKey, KeyStatus};
+use keyward_domain::ratelimit::KeyRateLimit;
+use keyward_domain::{ApiKey, KeyStatus, Patch};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -20,13 +21,14 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
-    nullable, nullable_time, optional_time, optional_uuid, IdPath, JsonBody, NoQuery,
-    OptionalJsonBody, QueryParams,
+    optional_time, optional_uuid, patch_time, IdPath, JsonBody, NoQuery, OptionalJsonBody,
+    QueryParams,
 };
 use keyward_core::keys::{
-    self as lifecycle, IssuedKey, KeyExpiry, KeyFilter, KeyPatch, KeyTenant, NewKey, Reach,
+    self as lifecycle, IssuedKey, KeyExpiry, KeyPatch, KeyTenant, NewKey, Reach,
 };
 use keyward_core::page::page_params;
+use keyward_store::KeyQuery;
 
 /// An API key as listed: never its plaintext or digest.
 #[derive(Debug, Serialize, ToSchema)]
@@ -72,13 +74,13 @@ impl ApiKeyView {
             tenant_id: key.tenant_id,
             name: key.name,
             prefix: key.prefix,
-            rate_limit_max: key.rate_limit_max,
-            rate_limit_window: key.rate_limit_window,
+            rate_limit_max: key.rate_limit.as_ref().map(KeyRateLimit::max),
+            rate_limit_window: key.rate_limit.map(|r| r.window().to_owned()),
             last_used_at: key.last_used_at,
             created_at: key.created_at,
             revoked_at: key.revoked_at,
             start: key.start,
-            scopes: key.scopes,
+            scopes: key.scopes.into(),
             metadata: key.metadata,
             expires_at: key.expires_at,
             owner_id: key.owner_id,
@@ -123,7 +125,7 @@ impl From<IssuedKey> for ApiKeyCreated {
             name: k.name,
             created_at: k.created_at,
             expires_at: k.expires_at,
-            scopes: k.scopes,
+            scopes: k.scopes.into(),
         }
     }
 }
@@ -245,16 +247,12 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let (limit, after) = page_params(q.limit, q.cursor.as_deref())?;
     let status = parse_status(q.status.as_deref())?;
-    let filter = KeyFilter {
-        tenant_id: q.tenant_id,
-        status,
-        dormant_days: None,
-        limit,
-        after,
-        ..KeyFilter::default()
-    };
-    let page = lifecycle::list(&state, &caller, filter).await?;
     let now = state.now();
+    let mut query = KeyQuery::new(now, limit);
+    query.of.tenant_id = q.tenant_id;
+    query.status = status;
+    query.after = after;
+    let page = lifecycle::list(&state, &caller, Reach::Role, query).await?;
     Ok(page_response(page, |k| ApiKeyView::of(k, now)))
 }
 
@@ -290,16 +288,12 @@ pub async fn dormant(
         return Err(ApiError::invalid_field("days", "must be between 1 and 365"));
     }
     let (limit, after) = page_params(q.limit, q.cursor.as_deref())?;
-    let filter = KeyFilter {
-        tenant_id: q.tenant_id,
-        status: None,
-        dormant_days: Some(days),
-        limit,
-        after,
-        ..KeyFilter::default()
-    };
-    let page = lifecycle::list(&state, &caller, filter).await?;
     let now = state.now();
+    let mut query = KeyQuery::new(now, limit);
+    query.of.tenant_id = q.tenant_id;
+    query.dormant_before = Some(now - time::Duration::days(days));
+    query.after = after;
+    let page = lifecycle::list(&state, &caller, Reach::Role, query).await?;
     Ok(page_response(page, |k| ApiKeyView::of(k, now)))
 }
 
@@ -326,25 +320,30 @@ pub async fn get(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApiKeyInput {
-    #[serde(default, deserialize_with = "nullable")]
-    pub name: Option<Option<String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub name: Patch<String>,
     pub scopes: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     /// RFC 3339, or null for a key that never expires.
-    #[serde(default, deserialize_with = "nullable_time")]
+    #[serde(default, deserialize_with = "patch_time")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<Option<OffsetDateTime>>,
-    #[serde(default, deserialize_with = "nullable")]
-    pub rate_limit_max: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable")]
-    pub rate_limit_window: Option<Option<String>>,
+    pub expires_at: Patch<OffsetDateTime>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub rate_limit_max: Patch<i64>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub rate_limit_window: Patch<String>,
     /// Credits left; null removes the credits (the key becomes unlimited).
-    #[serde(default, deserialize_with = "nullable")]
-    pub remaining: Option<Option<i64>>,
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    pub remaining: Patch<i64>,
     /// The refill; null removes it.
-    #[serde(default, deserialize_with = "nullable")]
-    pub refill: Option<Option<RefillInput>>,
+    #[serde(default)]
+    #[schema(value_type = Option<RefillInput>)]
+    pub refill: Patch<RefillInput>,
 }
 
 /// A refill of a key's credits: back to `amount` every UTC day, or every month on `day`.
@@ -395,7 +394,7 @@ pub async fn update(
         rate_limit_max: input.rate_limit_max,
         rate_limit_window: input.rate_limit_window,
         remaining: input.remaining,
-        refill: input.refill.map(|r| r.map(Refill::from)),
+        refill: input.refill.map(Refill::from),
     };
     let key = lifecycle::update(&state, &caller, Reach::Role, id, patch).await?;
     Ok(Json(ApiKeyView::of(key, state.now())))

@@ -15,9 +15,10 @@ use super::{created, page_response};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{nullable, IdPath, JsonBody, NoQuery, QueryParams};
+use crate::extract::{IdPath, JsonBody, NoQuery, QueryParams};
 use keyward_core::page::page_params;
 use keyward_core::tenants::{self, TenantChanges};
+use keyward_domain::Patch;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {
@@ -66,8 +67,9 @@ pub struct UpdateTenantInput {
     pub name: Option<String>,
     pub slug: Option<String>,
     /// null goes back to the default prefix.
-    #[serde(default, deserialize_with = "nullable")]
-    pub key_prefix: Option<Option<String>>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub key_prefix: Patch<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
 }
@@ -91,7 +93,7 @@ pub async fn create(
         name: Some(input.name),
         slug: Some(input.slug),
         metadata: input.metadata,
-        key_prefix: Some(input.key_prefix),
+        key_prefix: Patch::from_nullable(input.key_prefix),
     };
     let tenant = tenants::create(&state, &caller, changes).await?;
     Ok(created(

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use keyward_domain::AuditAction;
 use keyward_domain::{Actor, ApiKey, KeyPrefix, PlainKey, Role};
 use keyward_store::Store;
 use time::OffsetDateTime;
@@ -36,7 +37,7 @@ fn new_key(
     let prefix = KeyPrefix::default_prefix();
     let plain =
         PlainKey::generate(&prefix).map_err(|e| anyhow::anyhow!("OS random source: {e}"))?;
-    let scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+    let scopes = keyward_domain::Scopes::parse(scopes).map_err(|e| anyhow::anyhow!("{e}"))?;
     let key = ApiKey::issued(
         Uuid::now_v7(),
         &plain,
@@ -59,7 +60,7 @@ async fn bench_owner(state: &Keyward) -> anyhow::Result<(Uuid, Uuid)> {
                 name: Some("Benchmark".into()),
                 slug: Some(BENCH_TENANT.into()),
                 metadata: None,
-                key_prefix: None,
+                key_prefix: keyward_domain::Patch::Keep,
             };
             tenants::create_as(state, &Actor::system(), changes)
                 .await
@@ -103,7 +104,7 @@ pub async fn seed(
     let now = keyward_domain::clock::truncate_millis(state.now());
     let (verifier, key) = new_key(owner, tenant, &["keyward:verify"], now)?;
     let audit = Actor::system()
-        .entry(now, "api_key.create", "api_key", key.id)
+        .entry(now, AuditAction::ApiKeyCreate, key.id)
         .tenant(Some(tenant))
         .subject(owner);
     // A fresh file each run (write_private never overwrites, so that it cannot widen a file).
@@ -141,7 +142,7 @@ pub async fn seed(
             keys.push(key);
         }
         let audit = Actor::system()
-            .entry(now, "api_key.import", "api_key", format!("{n} keys"))
+            .entry(now, AuditAction::ApiKeyImport, format!("{n} keys"))
             .tenant(Some(tenant))
             .subject(owner);
         store.import_keys(&keys, &audit).await?;

@@ -433,7 +433,7 @@ async fn operate(kw: &Keyward, operation: Operation) -> anyhow::Result<()> {
                 name: Some(name),
                 slug: Some(slug),
                 metadata: None,
-                key_prefix: Some(key_prefix),
+                key_prefix: keyward_domain::Patch::from_nullable(key_prefix),
             };
             let tenant = tenants::create_as(kw, &Actor::system(), changes)
                 .await

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use keyward_core::auth::Caller;
-use keyward_core::keys::{self, IssuedKey, KeyExpiry, KeyFilter, KeyTenant, NewKey, Reach};
+use keyward_core::keys::{self, IssuedKey, KeyExpiry, KeyTenant, NewKey, Reach};
 use keyward_core::page::MAX_PAGE;
 use keyward_core::{tenants, users, Keyward};
 use keyward_domain::{ApiKey, Credential, Principal, Role, Tenant, User};
 use keyward_server::api::v1::keys::{ApiKeyCreated, ApiKeyView};
 use keyward_server::api::v1::tenants::TenantView;
 use keyward_server::api::v1::users::UserView;
+use keyward_store::{KeyQuery, KeysOf};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -174,34 +175,27 @@ pub async fn key(kw: &Keyward, command: KeyCommand) -> anyhow::Result<()> {
             owner,
             json,
         } => {
-            let tenant = match tenant {
-                Some(slug) => Some(tenant_by_slug(kw, &slug).await?),
-                None => None,
-            };
-            let (caller, reach) = match owner {
-                Some(email) => (operator_as(&user_by_email(kw, &email).await?), Reach::Own),
-                None => (operator(), Reach::Role),
-            };
+            let mut of = KeysOf::default();
+            if let Some(slug) = tenant {
+                of.tenant_id = Some(tenant_by_slug(kw, &slug).await?.id);
+            }
+            if let Some(email) = owner {
+                of.owner_id = Some(user_by_email(kw, &email).await?.id);
+            }
             let mut all = Vec::new();
             let mut after = None;
             loop {
-                let filter = KeyFilter {
-                    tenant_id: tenant.as_ref().map(|t| t.id),
-                    reach,
-                    limit: MAX_PAGE,
-                    after,
-                    ..KeyFilter::default()
-                };
-                let page = keys::list(kw, &caller, filter).await.map_err(refused)?;
+                let mut query = KeyQuery::new(kw.now(), MAX_PAGE);
+                query.of = of;
+                query.after = after;
+                let page = keys::list(kw, &operator(), Reach::Role, query)
+                    .await
+                    .map_err(refused)?;
                 all.extend(page.items);
                 match page.next {
                     Some(next) => after = Some(next),
                     None => break,
                 }
-            }
-            // The owner's keys in another tenant are not this tenant's.
-            if let Some(t) = &tenant {
-                all.retain(|k| k.tenant_id == Some(t.id));
             }
             print_keys(kw, all, json)
         }
