@@ -44,7 +44,7 @@ fn main() -> anyhow::Result<()> {
     let listen: SocketAddr = listen.parse().context("the listen address")?;
     let answer =
         Bytes::from(std::fs::read(&answer_file).with_context(|| format!("reading {answer_file}"))?);
-    init_tracing(LogFormat::Json);
+    init_tracing(LogFormat::Json, "info");
     runtime()
         .context("starting the async runtime")?
         .block_on(serve(listen, answer))

@@ -569,12 +569,16 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Logs to stderr in `format`, at the level `KEYWARD_LOG` names (default `info`).
-pub fn init_tracing(format: LogFormat) {
+/// Logs to stderr in `format`, at the level `KEYWARD_LOG` names (default `default_level`:
+/// `info` for a server, `warn` for a one-shot command, whose output is its answer). Colours only
+/// when stderr is a terminal.
+pub fn init_tracing(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

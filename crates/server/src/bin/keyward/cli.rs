@@ -226,11 +226,10 @@ pub enum TenantCommand {
 
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let log_format = match &cli.command {
-        Command::Serve(args) => args.log_format,
-        _ => LogFormat::Human,
-    };
-    init_tracing(log_format);
+    match &cli.command {
+        Command::Serve(args) => init_tracing(args.log_format, "info"),
+        _ => init_tracing(LogFormat::Human, "warn"),
+    }
     let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

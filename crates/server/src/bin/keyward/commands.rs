@@ -43,7 +43,7 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List keys, newest first: a tenant's, a user's, or all.
+    /// List keys, oldest first (as the API does): a tenant's, a user's, or all.
     List {
         /// Only this tenant's keys.
         #[arg(long)]
@@ -209,7 +209,7 @@ pub async fn key(kw: &Keyward, command: KeyCommand) -> anyhow::Result<()> {
             grace_period,
             json,
         } => {
-            key_in(kw, id, tenant.as_deref()).await?;
+            live(key_in(kw, id, tenant.as_deref()).await?, kw)?;
             let grace = grace_period
                 .map(|text| {
                     keyward_domain::duration::parse_short(&text)
@@ -222,7 +222,7 @@ pub async fn key(kw: &Keyward, command: KeyCommand) -> anyhow::Result<()> {
             print_issued(issued, json)
         }
         KeyCommand::Revoke { id, tenant, json } => {
-            key_in(kw, id, tenant.as_deref()).await?;
+            live(key_in(kw, id, tenant.as_deref()).await?, kw)?;
             let key = keys::revoke(kw, &operator(), Reach::Role, id)
                 .await
                 .map_err(refused)?;
@@ -242,6 +242,15 @@ async fn key_in(kw: &Keyward, id: Uuid, tenant: Option<&str>) -> anyhow::Result<
             // As the API answers a key outside the caller's reach.
             bail!("api key not found in the tenant {slug:?}");
         }
+    }
+    Ok(key)
+}
+
+/// The key, unless it is revoked already (which the operator is told in so many words; the API
+/// answers such a key 404, as one no longer there to act on).
+fn live(key: ApiKey, kw: &Keyward) -> anyhow::Result<ApiKey> {
+    if key.status(kw.now()) == keyward_domain::KeyStatus::Revoked {
+        bail!("api key {} is already revoked", key.id);
     }
     Ok(key)
 }
