@@ -15,6 +15,7 @@ use keyward_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::api::dialect::Surface;
 use crate::error::ApiError;
@@ -87,25 +88,35 @@ pub fn router(state: AppState) -> Router {
 
 /// Every route of every surface.
 pub fn routes(state: &AppState) -> Router<AppState> {
-    Router::new()
+    let state = state.clone();
+    let with_body_policy = |management: OpenApiRouter<AppState>| {
+        management.layer(axum::middleware::from_fn_with_state(state, body_policy))
+    };
+    let (routes, _document) = route_table(with_body_policy).split_for_parts();
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Every route of every surface, documented or not: the one table that both the router and the
+/// OpenAPI document ([`crate::api::openapi::document`]) are made from. `management` wraps every
+/// route but verify's and forward auth's (the router gives them the body policy there).
+pub fn route_table(
+    management: impl FnOnce(OpenApiRouter<AppState>) -> OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         // Verify reads its body before anything else and forward auth takes none, so the hot
         // path skips the read-ahead that the management surfaces need.
-        .merge(crate::api::v1::verify_router())
-        .merge(
-            Router::new()
+        .merge(crate::api::v1::verify_routes())
+        .merge(management(
+            OpenApiRouter::new()
                 .route("/healthz", get(crate::api::health::healthz))
                 .route("/readyz", get(crate::api::health::readyz))
                 .route("/metrics", get(crate::api::health::metrics))
-                .merge(crate::api::v1::router())
-                .merge(crate::api::estuary::router())
-                .merge(crate::api::apikey::router())
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    body_policy,
-                )),
-        )
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+                .merge(crate::api::v1::routes())
+                .merge(OpenApiRouter::from(crate::api::estuary::router()))
+                .merge(OpenApiRouter::from(crate::api::apikey::router())),
+        ))
 }
 
 /// `routes` inside the layers that every request passes. (The benchmark's ceiling server,

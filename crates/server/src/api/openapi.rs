@@ -11,23 +11,10 @@ use serde_json::{json, Value};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::v1;
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keyward", description = "Self-hosted API key service: native v1 API."),
     servers((url = "http://localhost:3000", description = "Local development")),
-    paths(
-        super::health::health,
-        v1::auth::login,
-        v1::tenants::create, v1::tenants::list, v1::tenants::get, v1::tenants::update, v1::tenants::delete,
-        v1::users::create, v1::users::me,
-        v1::keys::create, v1::keys::list, v1::keys::dormant, v1::keys::get, v1::keys::update,
-        v1::keys::revoke, v1::keys::rotate,
-        v1::verify::verify, v1::forward::forward,
-        v1::audit::list,
-        v1::stats::stats, v1::stats::export,
-    ),
     modifiers(&Security),
     security(("apiKey" = []), ("bearerAuth" = [])),
 )]
@@ -72,7 +59,10 @@ pub async fn openapi_json(_: crate::extract::NoQuery) -> axum::response::Respons
 /// The OpenAPI document: what the handlers' annotations say, then what the server enforces that
 /// annotations cannot say (see [`state_what_is_enforced`]).
 pub fn document() -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    // The paths, from the route table the router is made from; the rest from `ApiDoc`.
+    let mut openapi = ApiDoc::openapi();
+    openapi.merge(crate::app::route_table(|management| management).into_openapi());
+    let mut doc = serde_json::to_value(openapi).unwrap_or_default();
     state_what_is_enforced(&mut doc);
     doc
 }
@@ -201,16 +191,13 @@ pub fn state_what_is_enforced(doc: &mut Value) {
         return;
     };
     if let Some(Value::Object(forward)) = paths.get_mut("/api/v1/auth/forward") {
-        if let Some(get) = forward.get("get").cloned() {
-            for method in ["head", "post", "put", "patch", "delete", "options"] {
-                let mut op = get.clone();
-                op["operationId"] = json!(format!(
-                    "forwardAuth{}{}",
-                    method[..1].to_uppercase(),
-                    &method[1..]
-                ));
-                forward.insert(method.into(), op);
-            }
+        // One handler answers every method: each operation gets an id of its own.
+        for (method, op) in forward.iter_mut().filter(|(method, _)| *method != "get") {
+            op["operationId"] = json!(format!(
+                "forwardAuth{}{}",
+                method[..1].to_uppercase(),
+                &method[1..]
+            ));
         }
     }
     for (path, item) in paths.iter_mut() {

@@ -36,7 +36,7 @@ pub struct ForwardParams {
 /// Verify the key of a forwarded request: 200 with `X-Keyward-Key-Id`, `X-Keyward-Tenant-Id`,
 /// `X-Keyward-Owner-Id` and `X-Keyward-Scopes`; 401 for a missing, unknown, expired or revoked
 /// key; 403 when it lacks a scope or has no credits left; 429 with `Retry-After` over its rate limit.
-#[utoipa::path(get, path = "/api/v1/auth/forward", tag = "Verify", operation_id = "forwardAuth",
+#[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/api/v1/auth/forward", tag = "Verify", operation_id = "forwardAuth",
     params(ForwardParams, ("X-Keyward-Verifier" = String, Header, description = "The proxy's verifier credential")),
     security(),
     responses(

@@ -12,59 +12,46 @@ pub mod verify;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use keyward_core::page::Page;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/health", get(crate::api::health::health))
+/// The native routes but verify's: each documented one registered from its handler's
+/// `#[utoipa::path]` (so the router and the OpenAPI document come from this one table), and the
+/// pages about the API itself.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(crate::api::health::health))
+        .routes(routes!(auth::login))
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::get, tenants::update, tenants::delete))
+        .routes(routes!(users::create))
+        .routes(routes!(users::me))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::dormant))
+        .routes(routes!(keys::get, keys::update, keys::revoke))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(audit::list))
+        .routes(routes!(stats::stats))
+        .routes(routes!(stats::export))
         .route(
             "/api/v1/openapi.json",
             get(crate::api::openapi::openapi_json),
         )
         .route("/docs", get(crate::api::openapi::docs))
-        .route("/api/v1/auth/login", post(auth::login))
-        .route("/api/v1/tenants", post(tenants::create).get(tenants::list))
-        .route(
-            "/api/v1/tenants/{id}",
-            get(tenants::get)
-                .patch(tenants::update)
-                .delete(tenants::delete),
-        )
-        .route("/api/v1/users", post(users::create))
-        .route("/api/v1/users/me", get(users::me))
-        .route("/api/v1/api-keys", post(keys::create).get(keys::list))
-        .route("/api/v1/api-keys/dormant", get(keys::dormant))
-        .route(
-            "/api/v1/api-keys/{id}",
-            get(keys::get).patch(keys::update).delete(keys::revoke),
-        )
-        .route("/api/v1/api-keys/{id}/rotate", post(keys::rotate))
-        .route("/api/v1/audit-logs", get(audit::list))
-        .route("/api/v1/stats", get(stats::stats))
-        .route("/api/v1/export", get(stats::export))
 }
 
-/// The hot path, apart from the rest: verify and forward auth.
-pub fn verify_router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/keys/verify", post(verify::verify))
-        // The methods a proxy forwards; TRACE and CONNECT are not among them (405).
-        .route(
-            "/api/v1/auth/forward",
-            get(forward::forward)
-                .head(forward::forward)
-                .post(forward::forward)
-                .put(forward::forward)
-                .patch(forward::forward)
-                .delete(forward::forward)
-                .options(forward::forward),
-        )
+/// The hot path, apart from the rest: verify, and forward auth (on every method a proxy forwards;
+/// TRACE and CONNECT are not among them: 405).
+pub fn verify_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(verify::verify))
+        .routes(routes!(forward::forward))
 }
 
 /// The reference's error shape.
