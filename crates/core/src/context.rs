@@ -8,13 +8,13 @@ use keyward_domain::Clock;
 use keyward_store::Store;
 use time::OffsetDateTime;
 
-use crate::auth::jwt::JwtKeys;
-use crate::auth::password::Passwords;
-use crate::auth::throttle::FailureThrottle;
 use crate::cache::{CacheSettings, KeyCache};
+use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::outage::Outage;
+use crate::password::Passwords;
 use crate::ratelimit::KeyRateLimiter;
+use crate::throttle::FailureThrottle;
 use crate::usage::UsageBuffer;
 
 /// Operator choices that change what operations do.
@@ -135,5 +135,18 @@ impl Keyward {
 
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Every metric in Prometheus' text exposition format (version 0.0.4), with the gauges
+    /// read now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(&crate::metrics::Gauges {
+            cache_hits: self.cache.hits(),
+            cache_misses: self.cache.misses(),
+            cache_entries: self.cache.len(),
+            cache_coherent: self.cache.is_coherent(),
+            storage_down: self.outage.is_down(),
+            usage_pending: self.usage.pending(),
+        })
     }
 }

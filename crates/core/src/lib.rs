@@ -1,15 +1,20 @@
 //! keyward's operations, with no HTTP in them: what a caller may do, checked against policy and
 //! carried out on the store with its audit entry; and the verify path that answers from memory.
 //! Every surface (the native v1 API, the Estuary and form-encoded surfaces, the CLI) calls these
-//! and only translates its wire shapes.
+//! and only translates its wire shapes. One error type, [`Error`], with no status codes: each
+//! surface maps it once.
 //!
-//! Arrows point one way: `keyward-server` (HTTP) and the CLI -> this crate -> (`keyward-domain`,
-//! the `keyward-store` trait). Inside, the operations (`keys`, `tenants`, `users`, `login`,
-//! `verify`, `stats`, `export`, `audit`) sit on `auth` (credentials into principals), which sits
-//! on `lookup` (cache-backed reads), which sits on the verify path's state (`cache`, `usage`,
-//! `ratelimit`, `outage`, `metrics`). Nothing below calls up.
+//! Arrows point one way. Outside: `keyward-server` (HTTP) and the `keyward` binary (CLI) -> this
+//! crate -> (`keyward-domain`, the `keyward-store` trait); no axum, hyper, tower or http here
+//! (`.ci/run` checks the dependency tree). Inside, from the top:
+//! - the operations: `keys`, `tenants`, `users`, `login`, `verify`, `stats`, `export`, `audit`
+//!   (on `page` for listings);
+//! - `auth`: a presented credential into a `Principal` (on `jwt`, `throttle`, `lookup`);
+//! - `lookup`: reads through the verify path's memory (on `cache`, `outage`);
+//! - `context`: [`Keyward`], which holds `cache`, `usage`, `ratelimit`, `outage`, `metrics`,
+//!   `password`, `jwt` and `throttle`; none of those imports an operation or the context.
 //!
-//! One error type, [`Error`], with no status codes: each surface maps it once.
+//! No module imports one that imports it back (`tests/module_graph.rs` reads the sources).
 
 pub mod audit;
 pub mod auth;
@@ -17,15 +22,18 @@ pub mod cache;
 mod context;
 pub mod error;
 pub mod export;
+pub mod jwt;
 pub mod keys;
 pub mod login;
 pub mod lookup;
 pub mod metrics;
 pub mod outage;
 pub mod page;
+pub mod password;
 pub mod ratelimit;
 pub mod stats;
 pub mod tenants;
+pub mod throttle;
 pub mod usage;
 pub mod users;
 pub mod verify;

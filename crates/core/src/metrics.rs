@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use keyward_domain::VerifyCode;
 
-use crate::Keyward;
-
 /// Upper bounds of the verify latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -69,6 +67,17 @@ pub enum VerifyRoute {
     Forward,
 }
 
+/// What the metrics report as read at the moment of a scrape, from where it lives.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub cache_entries: usize,
+    pub cache_coherent: bool,
+    pub storage_down: bool,
+    pub usage_pending: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     verifications: [[AtomicU64; VerifyCode::ALL.len()]; 2],
@@ -97,8 +106,9 @@ impl Metrics {
         self.flush_latency.observe(took);
     }
 
-    /// The text exposition of every metric, with the gauges read from `state`.
-    pub fn render(&self, state: &Keyward) -> String {
+    /// The text exposition of every metric, with `gauges` read where they live
+    /// ([`crate::Keyward::metrics_text`] reads them).
+    pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP keyward_verifications_total Verifications answered, by route and outcome code.\n# TYPE keyward_verifications_total counter\n");
         for (r, route) in ["verify", "forward"].iter().enumerate() {
@@ -126,7 +136,6 @@ impl Metrics {
                 &format!("route=\"{route}\","),
             );
         }
-        let cache = &state.cache;
         let _ = write!(
             out,
             "# HELP keyward_cache_hits_total Key lookups answered from memory.\n# TYPE keyward_cache_hits_total counter\nkeyward_cache_hits_total {}\n\
@@ -134,18 +143,18 @@ impl Metrics {
              # HELP keyward_cache_entries Keys (and unknown digests) in memory.\n# TYPE keyward_cache_entries gauge\nkeyward_cache_entries {}\n\
              # HELP keyward_cache_coherent 1 while cached entries are trusted (on PostgreSQL: the change feed listens).\n# TYPE keyward_cache_coherent gauge\nkeyward_cache_coherent {}\n\
              # HELP keyward_storage_down 1 while the verify path knows storage to be unreachable.\n# TYPE keyward_storage_down gauge\nkeyward_storage_down {}\n",
-            cache.hits(),
-            cache.misses(),
-            cache.len(),
-            u8::from(cache.is_coherent()),
-            u8::from(state.outage.is_down())
+            gauges.cache_hits,
+            gauges.cache_misses,
+            gauges.cache_entries,
+            u8::from(gauges.cache_coherent),
+            u8::from(gauges.storage_down)
         );
         let _ = write!(
             out,
             "# HELP keyward_usage_pending Buffered usage records waiting to be written.\n# TYPE keyward_usage_pending gauge\nkeyward_usage_pending {}\n\
              # HELP keyward_usage_flushes_total Batches of usage written (or tried).\n# TYPE keyward_usage_flushes_total counter\nkeyward_usage_flushes_total {}\n\
              # HELP keyward_usage_flush_failures_total Batches that failed and were kept for the next try.\n# TYPE keyward_usage_flush_failures_total counter\nkeyward_usage_flush_failures_total {}\n",
-            state.usage.pending(),
+            gauges.usage_pending,
             self.flushes.load(Ordering::Relaxed),
             self.flush_failures.load(Ordering::Relaxed)
         );

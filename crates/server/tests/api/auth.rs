@@ -1,7 +1,7 @@
 //! Login, JWT rejection, credential failures and login throttling.
 
 use axum::http::StatusCode;
-use keyward_core::auth::jwt::{AUDIENCE, ISSUER};
+use keyward_core::jwt::{AUDIENCE, ISSUER};
 use keyward_core::Settings;
 use keyward_domain::ratelimit::Limit;
 use keyward_domain::Role;

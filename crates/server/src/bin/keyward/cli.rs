@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use keyward_core::auth::jwt::{JwtKeys, MIN_SECRET_LEN};
-use keyward_core::auth::password::Passwords;
+use keyward_core::jwt::{JwtKeys, MIN_SECRET_LEN};
+use keyward_core::password::Passwords;
 use keyward_core::{tenants, users, Keyward};
 use keyward_domain::{Actor, Role, SystemClock};
 use keyward_server::serve::{init_tracing, runtime, LogFormat};

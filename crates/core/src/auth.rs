@@ -5,16 +5,13 @@
 //! Keys are shape- and checksum-checked before any storage lookup, and read through
 //! [`crate::lookup`] (the verify path's memory).
 
-pub mod jwt;
-pub mod password;
-pub mod throttle;
-
 use std::net::IpAddr;
 
 use keyward_domain::scope::KeywardRight;
 use keyward_domain::{Actor, Credential, KeyStatus, ParsedKey, Principal};
 
 use crate::error::{AuthFailure, Error, Result};
+use crate::jwt;
 use crate::lookup::{key_by_digest, user_by_id};
 use crate::Keyward;
 
