@@ -11,13 +11,13 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use keyward_core::auth::Caller;
 use keyward_core::keys::{self, IssuedKey, KeyExpiry, KeyTenant, NewKey, Reach};
-use keyward_core::page::MAX_PAGE;
+use keyward_core::page::{Page, MAX_PAGE};
 use keyward_core::{tenants, users, Keyward};
 use keyward_domain::{ApiKey, Credential, Principal, Role, Tenant, User};
 use keyward_server::api::v1::keys::{ApiKeyCreated, ApiKeyView};
 use keyward_server::api::v1::tenants::TenantView;
 use keyward_server::api::v1::users::UserView;
-use keyward_store::{KeyQuery, KeysOf};
+use keyward_store::{Cursor, KeyQuery, KeysOf};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -125,6 +125,24 @@ async fn user_by_email(kw: &Keyward, email: &str) -> anyhow::Result<User> {
         .with_context(|| format!("no user with email {email:?}"))
 }
 
+/// Every item of a listing, read page after page (`page(after)` reads the one after `after`).
+async fn every_page<T, F, Fut>(mut page: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(Option<Cursor>) -> Fut,
+    Fut: std::future::Future<Output = keyward_core::Result<Page<T>>>,
+{
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let next = page(after).await.map_err(refused)?;
+        all.extend(next.items);
+        match next.next {
+            Some(cursor) => after = Some(cursor),
+            None => return Ok(all),
+        }
+    }
+}
+
 /// An operation's refusal, as the command line says it.
 fn refused(e: keyward_core::Error) -> anyhow::Error {
     anyhow::anyhow!("{e}")
@@ -182,21 +200,13 @@ pub async fn key(kw: &Keyward, command: KeyCommand) -> anyhow::Result<()> {
             if let Some(email) = owner {
                 of.owner_id = Some(user_by_email(kw, &email).await?.id);
             }
-            let mut all = Vec::new();
-            let mut after = None;
-            loop {
+            let all = every_page(|after| {
                 let mut query = KeyQuery::new(kw.now(), MAX_PAGE);
                 query.of = of;
                 query.after = after;
-                let page = keys::list(kw, &operator(), Reach::Role, query)
-                    .await
-                    .map_err(refused)?;
-                all.extend(page.items);
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
+                async move { keys::list(kw, &operator(), Reach::Role, query).await }
+            })
+            .await?;
             print_keys(kw, all, json)
         }
         KeyCommand::Show { id, tenant, json } => {
@@ -324,18 +334,9 @@ fn print_issued(issued: IssuedKey, json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn tenant_list(kw: &Keyward, json: bool) -> anyhow::Result<()> {
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = tenants::list(kw, &operator(), MAX_PAGE, after)
-            .await
-            .map_err(refused)?;
-        all.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+    let all =
+        every_page(|after| async move { tenants::list(kw, &operator(), MAX_PAGE, after).await })
+            .await?;
     let views: Vec<TenantView> = all.into_iter().map(TenantView::from).collect();
     if json {
         return print_json(&views);
@@ -361,18 +362,11 @@ pub async fn user_list(kw: &Keyward, tenant: Option<String>, json: bool) -> anyh
         Some(slug) => Some(tenant_by_slug(kw, &slug).await?.id),
         None => None,
     };
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = users::list(kw, &operator(), tenant, MAX_PAGE, after)
-            .await
-            .map_err(refused)?;
-        all.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+    let all =
+        every_page(
+            |after| async move { users::list(kw, &operator(), tenant, MAX_PAGE, after).await },
+        )
+        .await?;
     let views: Vec<UserView> = all.into_iter().map(UserView::from).collect();
     if json {
         return print_json(&views);
