@@ -41,7 +41,7 @@ pub async fn list(
         }
         _ => query.involving_user = Some(p.user_id),
     }
-    let limit = query.limit;
+    let limit = crate::page::checked_size(query.limit)?;
     query.limit += 1;
     let entries = state.store.list_audit(&query).await?;
     Ok(paginate(entries, limit, |e| Cursor {

@@ -349,7 +349,7 @@ pub async fn list(
     mut query: KeyQuery,
 ) -> Result<Page<ApiKey>> {
     caller.principal.require(KeywardRight::Read)?;
-    let limit = query.limit;
+    let limit = crate::page::checked_size(query.limit)?;
     let within = reach.keys_of(caller);
     let (Some(tenant_id), Some(owner_id)) = (
         narrowed(query.of.tenant_id, within.tenant_id),
@@ -430,25 +430,29 @@ pub async fn update(
         key.expires_at = resolve_expiry(expiry, now)?;
         changes.insert("expires_at".into(), json!(key.expires_at.map(rfc3339)));
     }
-    let (old_max, old_window) = match key.rate_limit.take() {
-        Some(r) => (Some(r.max()), Some(r.window().to_owned())),
-        None => (None, None),
-    };
-    if !patch.rate_limit_max.is_keep() {
-        changes.insert(
-            "rate_limit_max".into(),
-            json!(patch.rate_limit_max.apply(None)),
-        );
+    // A limit the change leaves alone stays as stored (even one an older, more lenient grammar
+    // took); a changed one is checked whole, as a new one is.
+    if !patch.rate_limit_max.is_keep() || !patch.rate_limit_window.is_keep() {
+        let (old_max, old_window) = match key.rate_limit.take() {
+            Some(r) => (Some(r.max()), Some(r.window().to_owned())),
+            None => (None, None),
+        };
+        if !patch.rate_limit_max.is_keep() {
+            changes.insert(
+                "rate_limit_max".into(),
+                json!(patch.rate_limit_max.apply(None)),
+            );
+        }
+        if !patch.rate_limit_window.is_keep() {
+            changes.insert(
+                "rate_limit_window".into(),
+                json!(patch.rate_limit_window.as_ref().apply(None)),
+            );
+        }
+        let max = patch.rate_limit_max.apply(old_max);
+        let window = patch.rate_limit_window.apply(old_window);
+        key.rate_limit = rate_limit_of(max, window.as_deref())?;
     }
-    if !patch.rate_limit_window.is_keep() {
-        changes.insert(
-            "rate_limit_window".into(),
-            json!(patch.rate_limit_window.as_ref().apply(None)),
-        );
-    }
-    let max = patch.rate_limit_max.apply(old_max);
-    let window = patch.rate_limit_window.apply(old_window);
-    key.rate_limit = rate_limit_of(max, window.as_deref())?;
     if !patch.remaining.is_keep() || !patch.refill.is_keep() {
         let current = key.credits.map(|c| c.current(now));
         let refill = patch.refill.apply(current.and_then(|c| c.refill));

@@ -22,10 +22,7 @@ pub fn page_params(
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<(u32, Option<Cursor>), Error> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Error::invalid_field("limit", "must be between 1 and 1000"));
-    }
+    let limit = checked_size(limit.unwrap_or(DEFAULT_PAGE))?;
     let cursor = cursor
         .map(|c| {
             c.parse::<Cursor>()
@@ -33,6 +30,15 @@ pub fn page_params(
         })
         .transpose()?;
     Ok((limit, cursor))
+}
+
+/// A page size every listing takes: 1 to [`MAX_PAGE`], else `invalid_field` naming `limit`.
+pub fn checked_size(limit: u32) -> Result<u32, Error> {
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Error::invalid_field("limit", "must be between 1 and 1000"))
+    }
 }
 
 /// Asks the store for one more than `limit` to learn whether another page exists.

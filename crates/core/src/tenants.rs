@@ -113,6 +113,7 @@ pub async fn list(
     after: Option<Cursor>,
 ) -> Result<Page<Tenant>> {
     caller.principal.require_admin()?;
+    let limit = crate::page::checked_size(limit)?;
     let tenants = state.store.list_tenants(after, limit + 1).await?;
     Ok(paginate(tenants, limit, |t| Cursor {
         created_at: t.created_at,

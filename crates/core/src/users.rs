@@ -132,6 +132,7 @@ pub async fn list(
             ))
         }
     };
+    let limit = crate::page::checked_size(limit)?;
     let users = state.store.list_users(tenant_id, after, limit + 1).await?;
     Ok(paginate(users, limit, |u| Cursor {
         created_at: u.created_at,

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use keyward_domain::credits::Spend;
 use keyward_domain::ratelimit::{Decision, Limit};
-use keyward_domain::{verify, ApiKey, ParsedKey, Principal, VerifyCode};
+use keyward_domain::{verify, ApiKey, ParsedKey, Principal, Scope, VerifyCode};
 use keyward_store::StoreError;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lookup::{guarded, key_by_digest};
 use crate::Keyward;
 
@@ -37,7 +37,12 @@ impl Verdict {
     }
 }
 
-/// `verifier` is `None` only under `--public-verify`.
+/// The most credits one verification may spend.
+pub const MAX_COST: i64 = 1_000_000;
+
+/// Verifies `key` for `verifier` (`None` only under `--public-verify`): that it holds every one
+/// of `scopes` (at most 64, each a scope: else `invalid_field` naming `scopes`) and, for a key
+/// with credits, spends `cost` of them (0 to [`MAX_COST`]: else `invalid_field` naming `cost`).
 pub async fn verify(
     state: &Keyward,
     verifier: Option<&Principal>,
@@ -45,6 +50,13 @@ pub async fn verify(
     scopes: &[String],
     cost: i64,
 ) -> Result<Verdict> {
+    Scope::check_required(scopes).map_err(|e| Error::invalid_field("scopes", e))?;
+    if !(0..=MAX_COST).contains(&cost) {
+        return Err(Error::invalid_field(
+            "cost",
+            "must be between 0 and 1000000",
+        ));
+    }
     let Ok(parsed) = ParsedKey::parse(key) else {
         return Ok(Verdict {
             code: VerifyCode::NotFound,

@@ -165,7 +165,7 @@ pub fn state_what_is_enforced(doc: &mut Value) {
         (
             "VerifyKeyInput",
             "cost",
-            json!({"minimum": 0, "maximum": crate::api::v1::verify::MAX_COST}),
+            json!({"minimum": 0, "maximum": keyward_core::verify::MAX_COST}),
         ),
     ];
     for (schema, field, rules) in fields {

@@ -9,7 +9,6 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keyward_domain::scope::Scope;
 use keyward_domain::VerifyCode;
 use serde::Deserialize;
 
@@ -75,7 +74,6 @@ pub async fn forward(
         None => Vec::new(),
         Some(list) => list.split(',').collect(),
     };
-    Scope::check_required(&scopes).map_err(|e| ApiError::invalid_field("scopes", e))?;
     let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
     let verdict = verify::verify(&state, verifier.as_ref(), key, &scopes, 1).await?;
     state
