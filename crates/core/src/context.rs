@@ -30,6 +30,10 @@ pub struct Settings {
     /// past it, [`crate::Error::Throttled`] before any lookup.
     pub auth_failures_per_address: Limit,
     pub cache: CacheSettings,
+    /// A console session idle for longer than this ends.
+    pub console_idle: time::Duration,
+    /// A console session ends this long after sign-in, however busy.
+    pub console_lifetime: time::Duration,
 }
 
 impl Default for Settings {
@@ -49,6 +53,8 @@ impl Default for Settings {
                 window: time::Duration::minutes(1),
             },
             cache: CacheSettings::default(),
+            console_idle: time::Duration::minutes(30),
+            console_lifetime: time::Duration::hours(12),
         }
     }
 }

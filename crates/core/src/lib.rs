@@ -7,8 +7,8 @@
 //! Arrows point one way. Outside: `keyward-server` (HTTP) and the `keyward` binary (CLI) -> this
 //! crate -> (`keyward-domain`, the `keyward-store` trait); no axum, hyper, tower or http here
 //! (`.ci/run` checks the dependency tree). Inside, from the top:
-//! - the operations: `keys`, `tenants`, `users`, `login`, `verify`, `stats`, `export`, `audit`
-//!   (on `page` for listings);
+//! - the operations: `keys`, `tenants`, `users`, `login`, `console` (sign-in sessions of the web
+//!   console), `verify`, `stats`, `export`, `audit` (on `page` for listings);
 //! - `auth`: a presented credential into a `Principal` (on `jwt`, `throttle`, `lookup`);
 //! - `lookup`: reads through the verify path's memory (on `cache`, `outage`);
 //! - `context`: [`Keyward`], which holds `cache`, `usage`, `ratelimit`, `outage`, `metrics`,
@@ -19,6 +19,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod console;
 mod context;
 pub mod error;
 pub mod export;

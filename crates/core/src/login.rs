@@ -3,8 +3,8 @@
 //! attempt is audited (without the password).
 
 use keyward_domain::model::{normalize_email, MAX_PASSWORD_LEN};
-use keyward_domain::Actor;
 use keyward_domain::AuditAction;
+use keyward_domain::{Actor, User};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -19,18 +19,51 @@ pub struct Session {
     pub expires_in: i64,
 }
 
+/// Signs a user in with email and password for a session token (the API's login).
 pub async fn login(
     state: &Keyward,
     meta: &RequestMeta,
     email: &str,
     password: SecretString,
 ) -> Result<Session> {
-    let now = state.now();
     // A context that signs nobody in (the CLI's) has no sessions to give.
     let sessions = state
         .sessions
         .as_ref()
         .ok_or_else(|| Error::Internal("sign-in without a session key".into()))?;
+    let user = check_password(state, meta, email, password).await?;
+    let now = state.now();
+    let entry = signed_in_actor(meta, &user)
+        .entry(now, AuditAction::AuthLogin, user.id)
+        .tenant(user.tenant_id)
+        .subject(user.id);
+    state.store.append_audit(&entry).await?;
+    Ok(Session {
+        access_token: sessions.issue(user.id, now)?.into(),
+        expires_in: sessions.ttl.whole_seconds(),
+    })
+}
+
+/// Who the audit log names for what a user does once signed in from `meta`.
+pub(crate) fn signed_in_actor(meta: &RequestMeta, user: &User) -> Actor {
+    Actor {
+        id: user.id.to_string(),
+        kind: keyward_domain::ActorType::Jwt,
+        user_id: Some(user.id),
+        ..Actor::anonymous(meta.source_ip.clone(), meta.request_id.clone())
+    }
+}
+
+/// The user whose email and password these are, for every way of signing in (the API's login,
+/// the console's): refused alike for an unknown email and a wrong password, in the same time;
+/// throttled per email and per client address; a failure is audited (without the password).
+pub(crate) async fn check_password(
+    state: &Keyward,
+    meta: &RequestMeta,
+    email: &str,
+    password: SecretString,
+) -> Result<User> {
+    let now = state.now();
     // Refused before anything is counted, stored or hashed: neither can be any user's.
     let email = normalize_email(email)
         .ok_or_else(|| Error::invalid_field("email", "not an email address"))?;
@@ -70,21 +103,7 @@ pub async fn login(
         Some(user) if ok => {
             state.login_by_email.forgive(&email);
             state.login_by_addr.forgive(&address);
-            let actor = Actor {
-                id: user.id.to_string(),
-                kind: keyward_domain::ActorType::Jwt,
-                user_id: Some(user.id),
-                ..anonymous
-            };
-            let entry = actor
-                .entry(now, AuditAction::AuthLogin, user.id)
-                .tenant(user.tenant_id)
-                .subject(user.id);
-            state.store.append_audit(&entry).await?;
-            Ok(Session {
-                access_token: sessions.issue(user.id, now)?.into(),
-                expires_in: sessions.ttl.whole_seconds(),
-            })
+            Ok(user)
         }
         user => {
             let mut entry = anonymous

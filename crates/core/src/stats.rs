@@ -76,3 +76,47 @@ pub async fn stats(state: &Keyward, caller: &Caller, reach: Reach) -> Result<Sta
         top_keys,
     })
 }
+
+/// One key's verifications per UTC day over the last `days` days (today included), each day's
+/// counts by outcome code; days without any are present with none.
+#[derive(Debug)]
+pub struct KeyUsage {
+    /// Oldest first; `(day, counts by code)`.
+    pub days: Vec<(time::Date, BTreeMap<keyward_domain::VerifyCode, u64>)>,
+}
+
+/// The usage of a key the caller may see ([`crate::keys::get`]'s rules: 404 otherwise), over the
+/// last `days` days (1 to 366).
+pub async fn key_usage(
+    state: &Keyward,
+    caller: &Caller,
+    reach: Reach,
+    id: Uuid,
+    days: i64,
+) -> Result<(keyward_domain::ApiKey, KeyUsage)> {
+    if !(1..=366).contains(&days) {
+        return Err(crate::Error::invalid_field(
+            "days",
+            "must be between 1 and 366",
+        ));
+    }
+    let key = crate::keys::get(state, caller, reach, id).await?;
+    let today = usage_day(state.now());
+    let first = today - (days - 1);
+    let counts = state.store.usage_of_key(key.id, first).await?;
+    let mut by_day: BTreeMap<i64, BTreeMap<keyward_domain::VerifyCode, u64>> =
+        (first..=today).map(|d| (d, BTreeMap::new())).collect();
+    for c in counts {
+        if let Some(day) = by_day.get_mut(&c.day) {
+            *day.entry(c.code).or_default() += c.count;
+        }
+    }
+    let days = by_day
+        .into_iter()
+        .map(|(day, codes)| {
+            let date = (OffsetDateTime::UNIX_EPOCH + Duration::days(day)).date();
+            (date, codes)
+        })
+        .collect();
+    Ok((key, KeyUsage { days }))
+}

@@ -139,6 +139,8 @@ pub enum AuditAction {
     ApiKeyRotate,
     AuthLogin,
     AuthLoginFailed,
+    /// A console session ended by its user (sign-out).
+    AuthLogout,
     TenantCreate,
     TenantUpdate,
     TenantDelete,
@@ -146,7 +148,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 12] = [
         Self::ApiKeyCreate,
         Self::ApiKeyImport,
         Self::ApiKeyUpdate,
@@ -154,6 +156,7 @@ impl AuditAction {
         Self::ApiKeyRotate,
         Self::AuthLogin,
         Self::AuthLoginFailed,
+        Self::AuthLogout,
         Self::TenantCreate,
         Self::TenantUpdate,
         Self::TenantDelete,
@@ -170,6 +173,7 @@ impl AuditAction {
             Self::ApiKeyRotate => "api_key.rotate",
             Self::AuthLogin => "auth.login",
             Self::AuthLoginFailed => "auth.login_failed",
+            Self::AuthLogout => "auth.logout",
             Self::TenantCreate => "tenant.create",
             Self::TenantUpdate => "tenant.update",
             Self::TenantDelete => "tenant.delete",
@@ -185,7 +189,7 @@ impl AuditAction {
             | Self::ApiKeyUpdate
             | Self::ApiKeyRevoke
             | Self::ApiKeyRotate => "api_key",
-            Self::AuthLogin | Self::AuthLoginFailed | Self::UserCreate => "user",
+            Self::AuthLogin | Self::AuthLoginFailed | Self::AuthLogout | Self::UserCreate => "user",
             Self::TenantCreate | Self::TenantUpdate | Self::TenantDelete => "tenant",
         }
     }
@@ -299,6 +303,22 @@ impl ApiKey {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.contains(scope)
     }
+}
+
+/// A signed-in session of the web console, kept on the server: the browser holds only a random
+/// token whose SHA-256 digest is the session's key here, so a read of the database gives no
+/// usable session. Ends at `expires_at` (absolute), or when idle for longer than the console's
+/// idle timeout since `last_seen_at`, or at sign-out (everywhere: it is deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// SHA-256 of the token the browser holds.
+    pub digest: [u8; 32],
+    pub user_id: Uuid,
+    /// The token every state-changing form of this session carries (CSRF, synchronizer pattern).
+    pub csrf: String,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
 }
 
 /// Largest `metadata` object a key or tenant may carry, serialized.

@@ -29,6 +29,9 @@ pub struct Settings {
     pub core: keyward_core::Settings,
     /// What slow, idle or oversized clients may hold of the server.
     pub http: crate::serve::HttpLimits,
+    /// keyward is reached over HTTPS (directly or through a proxy that ends TLS): the console's
+    /// session cookie is `Secure` with the `__Host-` prefix.
+    pub https: bool,
 }
 
 /// Shared by every request: one `Arc`, so that extracting it (once or more per request) is a
@@ -40,6 +43,7 @@ pub struct AppState(Arc<Shared>);
 struct Shared {
     keyward: Keyward,
     http: crate::serve::HttpLimits,
+    https: bool,
     started: Instant,
 }
 
@@ -64,6 +68,7 @@ impl AppState {
         Self(Arc::new(Shared {
             keyward,
             http: settings.http,
+            https: settings.https,
             // Uptime is a duration measured, not a time of day.
             started: {
                 #[allow(clippy::disallowed_methods)]
@@ -75,6 +80,11 @@ impl AppState {
     /// The limits on slow, idle and oversized clients.
     pub fn http(&self) -> &crate::serve::HttpLimits {
         &self.0.http
+    }
+
+    /// Whether keyward is reached over HTTPS (see [`Settings::https`]).
+    pub fn https(&self) -> bool {
+        self.0.https
     }
 
     pub fn uptime(&self) -> Duration {
@@ -115,7 +125,8 @@ pub fn route_table(
                 .route("/metrics", get(crate::api::health::metrics))
                 .merge(crate::api::v1::routes())
                 .merge(OpenApiRouter::from(crate::api::estuary::router()))
-                .merge(OpenApiRouter::from(crate::api::apikey::router())),
+                .merge(OpenApiRouter::from(crate::api::apikey::router()))
+                .merge(OpenApiRouter::from(crate::console::routes())),
         ))
 }
 

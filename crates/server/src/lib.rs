@@ -1,5 +1,5 @@
 //! keyward over HTTP, and only HTTP: the route table, the surfaces (`api::v1`, `api::estuary`,
-//! `api::apikey`), extractors, the OpenAPI document, request ids, and serving on a socket. What a
+//! `api::apikey`, and the web console in `console`), extractors, the OpenAPI document, request ids, and serving on a socket. What a
 //! request may do and what it does is `keyward_core`'s; a handler extracts, calls one operation
 //! and renders its answer in its surface's shape.
 //!
@@ -11,6 +11,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod request_label;

@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use keyward_domain::clock::to_millis;
 use keyward_domain::credits::{Credits, Spend};
 use keyward_domain::ratelimit::KeyRateLimit;
-use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, VerifyCode};
+use keyward_domain::{
+    ApiKey, AuditEntry, ConsoleSession, KeyDigest, KeyStatus, Tenant, User, VerifyCode,
+};
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
     AuditQuery, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError, UsageBatch, UsageCount,
@@ -682,6 +684,72 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn create_session(
+        &self,
+        s: &ConsoleSession,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO console_sessions (digest, user_id, csrf, created_at, last_seen_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(s.digest.as_slice())
+        .bind(s.user_id.to_string())
+        .bind(&s.csrf)
+        .bind(ms(s.created_at))
+        .bind(ms(s.last_seen_at))
+        .bind(ms(s.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_session(&self, digest: &[u8; 32]) -> Result<Option<ConsoleSession>, StoreError> {
+        sqlx::query("SELECT * FROM console_sessions WHERE digest = ?1")
+            .bind(digest.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|row| rows::session(&Cols(&row)))
+            .transpose()
+    }
+
+    async fn touch_session(&self, digest: &[u8; 32], at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE console_sessions SET last_seen_at = ?1 WHERE digest = ?2 AND last_seen_at < ?1",
+        )
+        .bind(ms(at))
+        .bind(digest.as_slice())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_session(
+        &self,
+        digest: &[u8; 32],
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM console_sessions WHERE digest = ?1")
+            .bind(digest.as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(audit) = audit {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn list_users(
         &self,
         tenant_id: Option<Uuid>,
@@ -783,6 +851,12 @@ impl Store for SqliteStore {
         let now = ms(q.now);
         let mut qb = QueryBuilder::new("SELECT * FROM api_keys_in_use WHERE 1 = 1");
         push_keys_of(&mut qb, q.of, "");
+        if let Some(part) = &q.name_contains {
+            // A plain substring test: nothing in `part` is a pattern.
+            qb.push(" AND instr(lower(COALESCE(name, '')), lower(")
+                .push_bind(part.clone())
+                .push(")) > 0");
+        }
         match q.status {
             None => {}
             Some(KeyStatus::Revoked) => {
@@ -943,6 +1017,25 @@ impl Store for SqliteStore {
             .iter()
             .map(|row| Ok((uuid_col(row, "grp")?, count_col(row, "n")?)))
             .collect()
+    }
+
+    async fn usage_of_key(
+        &self,
+        key_id: Uuid,
+        since_day: i64,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        sqlx::query(
+            "SELECT key_id, day, code, count FROM key_usage WHERE key_id = ?1 AND day >= ?2 \
+             ORDER BY day, code",
+        )
+        .bind(key_id.to_string())
+        .bind(since_day)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| rows::usage_count(&Cols(row)))
+        .collect()
     }
 
     async fn list_usage(

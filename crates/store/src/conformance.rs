@@ -9,8 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use keyward_domain::{
-    Actor, ActorType, ApiKey, AuditAction, AuditEntry, KeyPrefix, KeyStatus, PlainKey, Role,
-    Scopes, Tenant, User,
+    Actor, ActorType, ApiKey, AuditAction, AuditEntry, ConsoleSession, KeyPrefix, KeyStatus,
+    PlainKey, Role, Scopes, Tenant, User,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -36,6 +36,7 @@ macro_rules! conformance_tests {
             tenant_delete_refuses_active_keys_unless_forced,
             users_round_trip_and_email_conflict,
             users_list_by_tenant_in_pages,
+            console_sessions_round_trip_touch_and_end,
             key_round_trip_by_id_and_digest,
             duplicate_digest_writes_nothing,
             import_is_all_or_nothing,
@@ -426,6 +427,55 @@ pub async fn users_list_by_tenant_in_pages(store: &dyn Store) {
     assert_eq!(
         all_pages(Some(Uuid::from_u128(0xDEAD))).await,
         Vec::<String>::new()
+    );
+}
+
+pub async fn console_sessions_round_trip_touch_and_end(store: &dyn Store) {
+    let u = user(1, "ann@example.com", None);
+    store
+        .create_user(&u, &audit(AuditAction::UserCreate, u.id, T0))
+        .await
+        .unwrap();
+    let session = ConsoleSession {
+        digest: [7; 32],
+        user_id: u.id,
+        csrf: "csrf-token".into(),
+        created_at: T0,
+        last_seen_at: T0,
+        expires_at: T0 + Duration::hours(12),
+    };
+    store
+        .create_session(&session, &audit(AuditAction::AuthLogin, u.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_session(&[7; 32]).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(store.get_session(&[8; 32]).await.unwrap(), None);
+    store
+        .touch_session(&[7; 32], T0 + Duration::minutes(5))
+        .await
+        .unwrap();
+    store.touch_session(&[7; 32], T0).await.unwrap();
+    let touched = store.get_session(&[7; 32]).await.unwrap().unwrap();
+    assert_eq!(
+        touched.last_seen_at,
+        T0 + Duration::minutes(5),
+        "last_seen_at never moves back"
+    );
+    let logout = audit(AuditAction::AuthLogout, u.id, T0 + Duration::minutes(6));
+    store.delete_session(&[7; 32], Some(&logout)).await.unwrap();
+    assert_eq!(store.get_session(&[7; 32]).await.unwrap(), None);
+    assert_eq!(
+        store.delete_session(&[7; 32], Some(&logout)).await,
+        Err(StoreError::NotFound)
+    );
+    let actions = audit_actions(store).await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "auth.logout").count(),
+        1,
+        "the sign-out is audited once: {actions:?}"
     );
 }
 
@@ -1275,6 +1325,16 @@ pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
         [],
         "nothing from the future"
     );
+    assert_eq!(
+        store.usage_of_key(b.id, day - 29).await.unwrap(),
+        [
+            count(b.id, day - 1, VerifyCode::Expired, 1),
+            count(b.id, day, VerifyCode::InsufficientScopes, 4),
+            count(b.id, day, VerifyCode::Valid, 2),
+        ],
+        "one key's counters by day, then code"
+    );
+    assert_eq!(store.usage_of_key(a.id, day + 1).await.unwrap(), []);
     let of_ta = KeysOf {
         tenant_id: Some(ta),
         owner_id: None,

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keyward_domain::{ApiKey, AuditEntry, KeyDigest, KeyStatus, Tenant, User, VerifyCode};
+use keyward_domain::{
+    ApiKey, AuditEntry, ConsoleSession, KeyDigest, KeyStatus, Tenant, User, VerifyCode,
+};
 use thiserror::Error;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -46,6 +48,8 @@ pub struct KeyQuery {
     pub dormant_before: Option<OffsetDateTime>,
     /// Leave out keys revoked as of `now` (the compatibility surfaces list live keys only).
     pub exclude_revoked: bool,
+    /// Only keys whose name contains this, ignoring ASCII case.
+    pub name_contains: Option<String>,
     pub now: OffsetDateTime,
     /// Keys strictly after this position in (created_at, id) order.
     pub after: Option<Cursor>,
@@ -59,6 +63,7 @@ impl KeyQuery {
             status: None,
             dormant_before: None,
             exclude_revoked: false,
+            name_contains: None,
             now,
             after: None,
             limit,
@@ -261,6 +266,26 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<User>, StoreError>;
 
+    // --- console sessions ----------------------------------------------------------------
+
+    /// Stores a new console session with the audit entry of its sign-in.
+    async fn create_session(
+        &self,
+        session: &ConsoleSession,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+    /// The session with this token digest, if it exists (expired or not: the caller decides).
+    async fn get_session(&self, digest: &[u8; 32]) -> Result<Option<ConsoleSession>, StoreError>;
+    /// Moves `last_seen_at` forward to `at` (never back).
+    async fn touch_session(&self, digest: &[u8; 32], at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Deletes the session (sign-out, or found expired), with its audit entry when one is given;
+    /// `NotFound` when there was none.
+    async fn delete_session(
+        &self,
+        digest: &[u8; 32],
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
+
     // --- keys ----------------------------------------------------------------------------
 
     /// `Conflict` if the digest or id already exists.
@@ -339,6 +364,13 @@ pub trait Store: Send + Sync + 'static {
         since_day: i64,
         limit: u32,
     ) -> Result<Vec<(Uuid, u64)>, StoreError>;
+    /// One key's counters on days from `since_day` (days since the Unix epoch, UTC), ordered
+    /// by (day, code).
+    async fn usage_of_key(
+        &self,
+        key_id: Uuid,
+        since_day: i64,
+    ) -> Result<Vec<UsageCount>, StoreError>;
     /// Raw counters of the keys of `of`, ordered by (key_id, day, code).
     async fn list_usage(
         &self,

@@ -192,3 +192,15 @@ fn rate_limit_of(
         _ => Err(corrupt("rate_limit")),
     }
 }
+
+pub fn session(row: &impl StoredRow) -> Result<keyward_domain::ConsoleSession, StoreError> {
+    let digest = required(row.bytes("digest")?, "digest")?;
+    Ok(keyward_domain::ConsoleSession {
+        digest: digest.try_into().map_err(|_| corrupt("digest"))?,
+        user_id: uuid(row, "user_id")?,
+        csrf: text(row, "csrf")?,
+        created_at: time(row, "created_at")?,
+        last_seen_at: time(row, "last_seen_at")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}

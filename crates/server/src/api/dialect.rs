@@ -19,6 +19,8 @@ pub enum Surface {
     Native,
     Estuary,
     Form,
+    /// The web console's pages: errors are pages too.
+    Console,
 }
 
 impl Surface {
@@ -33,6 +35,8 @@ impl Surface {
             Self::Estuary
         } else if under("api/apikey") {
             Self::Form
+        } else if crate::console::is_console_path(path) {
+            Self::Console
         } else {
             Self::Native
         }
@@ -41,7 +45,7 @@ impl Surface {
     /// `error`'s body in this surface's shape.
     pub fn error_body(self, error: &ApiError) -> serde_json::Value {
         match self {
-            Self::Native => error.native_body(),
+            Self::Native | Self::Console => error.native_body(),
             Self::Estuary => super::estuary::Estuary::error_body(error),
             Self::Form => super::apikey::FormApi::error_body(error),
         }
@@ -51,6 +55,7 @@ impl Surface {
     pub fn render(self, error: ApiError) -> Response {
         match self {
             Self::Native => error.into_response(),
+            Self::Console => crate::console::render_error(error),
             Self::Estuary => DialectError::<super::estuary::Estuary>::from(error).into_response(),
             Self::Form => DialectError::<super::apikey::FormApi>::from(error).into_response(),
         }

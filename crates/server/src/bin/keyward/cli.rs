@@ -161,6 +161,16 @@ pub struct ServeArgs {
     /// How long an answer may wait for the client to take it; then the connection is closed.
     #[arg(long, env = "KEYWARD_WRITE_TIMEOUT", default_value = "30s")]
     pub write_timeout: String,
+    /// keyward is reached over HTTPS (directly or through a proxy that ends TLS): the console's
+    /// session cookie is then `Secure`, with the `__Host-` prefix.
+    #[arg(long, env = "KEYWARD_HTTPS")]
+    pub https: bool,
+    /// How long a console session may sit idle before it ends, e.g. 30m.
+    #[arg(long, env = "KEYWARD_CONSOLE_IDLE", default_value = "30m")]
+    pub console_idle: String,
+    /// How long a console session lasts at most, however busy, e.g. 12h.
+    #[arg(long, env = "KEYWARD_CONSOLE_LIFETIME", default_value = "12h")]
+    pub console_lifetime: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -556,8 +566,11 @@ async fn serve(
                 stale_window: zero_or_duration("--cache-stale-window", &args.cache_stale_window)?,
                 ..keyward_core::cache::CacheSettings::default()
             },
+            console_idle: flag_duration("--console-idle", &args.console_idle)?,
+            console_lifetime: flag_duration("--console-lifetime", &args.console_lifetime)?,
             ..keyward_core::Settings::default()
         },
+        https: args.https,
         http: keyward_server::serve::HttpLimits {
             header_read_timeout: std_duration("--header-read-timeout", &args.header_read_timeout)?,
             body_read_timeout: std_duration("--body-read-timeout", &args.body_read_timeout)?,

@@ -1,0 +1,897 @@
+//! The console's pages: each handler extracts, calls one `keyward_core` operation, and renders
+//! a template (`templates/console/`).
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use keyward_core::console::Resumed;
+use keyward_core::keys::{self, KeyExpiry, KeyPatch, KeyTenant, NewKey, Reach};
+use keyward_core::{audit, stats, tenants, users};
+use keyward_domain::{ApiKey, KeyStatus, Patch, Role};
+use keyward_store::{AuditQuery, Cursor, KeyQuery};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::chart::{self, Chart};
+use super::{ConsoleError, Signed, SignedForm};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{from_urlencoded, standard_uuid, QueryParams};
+
+type Page = Result<Response, ConsoleError>;
+
+/// Keys per page of a listing.
+const KEYS_PER_PAGE: u32 = 50;
+
+fn html(page: &impl Template) -> Page {
+    Ok(Html(page.render()?).into_response())
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+fn when(t: OffsetDateTime) -> String {
+    keyward_core::keys::rfc3339(t)
+}
+
+fn maybe(t: Option<OffsetDateTime>) -> String {
+    t.map_or_else(|| "—".to_owned(), when)
+}
+
+/// What every signed-in page shows around its content.
+pub struct Nav {
+    pub email: String,
+    pub csrf: String,
+    pub admin: bool,
+    pub tenant_admin: bool,
+}
+
+impl Nav {
+    async fn of(state: &AppState, resumed: &Resumed) -> Result<Self, ConsoleError> {
+        let me = users::me(state, &resumed.caller).await?;
+        let role = resumed.caller.principal.role;
+        Ok(Self {
+            email: me.email,
+            csrf: resumed.csrf.clone(),
+            admin: role == Role::Admin,
+            tenant_admin: role == Role::TenantAdmin,
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+pub async fn home(signed: Result<Signed, ConsoleError>) -> Response {
+    match signed {
+        Ok(_) => see_other("/keys"),
+        Err(_) => see_other("/sign-in"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/sign_in.html")]
+struct SignInPage<'a> {
+    error: Option<&'a str>,
+    email: &'a str,
+}
+
+pub async fn sign_in_page(signed: Result<Signed, ConsoleError>) -> Page {
+    if signed.is_ok() {
+        return Ok(see_other("/keys"));
+    }
+    html(&SignInPage {
+        error: None,
+        email: "",
+    })
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+) -> Page {
+    if !super::same_origin(&parts) {
+        return Err(ConsoleError::Csrf);
+    }
+    let form: SignInForm = from_urlencoded(&body, "form")?;
+    let password: SecretString = form.password.into();
+    let meta = crate::auth::meta_of(&parts);
+    match keyward_core::console::sign_in(&state, &meta, &form.email, password).await {
+        Ok(signed_in) => {
+            let mut response = see_other("/keys");
+            let cookie = session_cookie(
+                &state,
+                signed_in.token.expose_secret(),
+                state.settings.console_lifetime,
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            Ok(response)
+        }
+        Err(keyward_core::Error::Unauthenticated(_) | keyward_core::Error::Invalid { .. }) => {
+            let page = SignInPage {
+                error: Some("Wrong email or password."),
+                email: &form.email,
+            };
+            Ok((StatusCode::UNAUTHORIZED, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The session cookie: `HttpOnly`, `SameSite=Strict`, `Path=/`; behind HTTPS `Secure` with the
+/// `__Host-` prefix. An empty value with no lifetime removes it.
+fn session_cookie(state: &AppState, value: &str, lifetime: time::Duration) -> String {
+    let https = state.https();
+    let name = if https {
+        super::SECURE_SESSION_COOKIE
+    } else {
+        super::SESSION_COOKIE
+    };
+    cookie::Cookie::build((name, value))
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .path("/")
+        .secure(https)
+        .max_age(lifetime)
+        .build()
+        .to_string()
+}
+
+#[derive(Deserialize)]
+pub struct Nothing {}
+
+pub async fn sign_out(State(state): State<AppState>, form: SignedForm<Nothing>) -> Page {
+    let signed = form.signed;
+    keyward_core::console::sign_out(&state, &signed.token, &signed.resumed).await?;
+    let mut response = see_other("/sign-in");
+    let cookie = session_cookie(&state, "", time::Duration::ZERO);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// A key as a row of a listing.
+pub struct KeyRow {
+    pub id: Uuid,
+    pub name: String,
+    pub start: String,
+    pub scopes: String,
+    pub status: &'static str,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+}
+
+impl KeyRow {
+    fn of(key: &ApiKey, now: OffsetDateTime) -> Self {
+        Self {
+            id: key.id,
+            name: key.name.clone().unwrap_or_default(),
+            start: key.start.clone(),
+            scopes: key.scopes.join(" "),
+            status: key.status(now).as_str(),
+            created: when(key.created_at),
+            expires: maybe(key.expires_at),
+            last_used: maybe(key.last_used_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/keys.html")]
+struct KeysPage {
+    nav: Nav,
+    rows: Vec<KeyRow>,
+    status: String,
+    q: String,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct KeysParams {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    q: String,
+    cursor: Option<String>,
+}
+
+fn cursor_of(raw: Option<&str>) -> Result<Option<Cursor>, ConsoleError> {
+    raw.filter(|c| !c.is_empty())
+        .map(|c| c.parse::<Cursor>())
+        .transpose()
+        .map_err(|e| ApiError::invalid_field("cursor", e).into())
+}
+
+pub async fn keys(
+    State(state): State<AppState>,
+    signed: Signed,
+    QueryParams(params): QueryParams<KeysParams>,
+) -> Page {
+    let now = state.now();
+    let mut query = KeyQuery::new(now, KEYS_PER_PAGE);
+    query.status =
+        match params.status.as_str() {
+            "" => None,
+            s => Some(KeyStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid_field("status", "one of active, expired, revoked")
+            })?),
+        };
+    let q = params.q.trim();
+    query.name_contains = (!q.is_empty()).then(|| q.to_owned());
+    query.after = cursor_of(params.cursor.as_deref())?;
+    let page = keys::list(&state, &signed.resumed.caller, Reach::Role, query).await?;
+    html(&KeysPage {
+        nav: Nav::of(&state, &signed.resumed).await?,
+        rows: page.items.iter().map(|k| KeyRow::of(k, now)).collect(),
+        status: params.status.clone(),
+        q: q.to_owned(),
+        next: page.next.map(|c| c.to_string()),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/dormant.html")]
+struct DormantPage {
+    nav: Nav,
+    rows: Vec<KeyRow>,
+    days: i64,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct DormantParams {
+    days: Option<i64>,
+    cursor: Option<String>,
+}
+
+pub async fn dormant(
+    State(state): State<AppState>,
+    signed: Signed,
+    QueryParams(params): QueryParams<DormantParams>,
+) -> Page {
+    let days = params.days.unwrap_or(90);
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::invalid_field("days", "must be between 1 and 365").into());
+    }
+    let now = state.now();
+    let mut query = KeyQuery::new(now, KEYS_PER_PAGE);
+    query.dormant_before = Some(now - time::Duration::days(days));
+    query.after = cursor_of(params.cursor.as_deref())?;
+    let page = keys::list(&state, &signed.resumed.caller, Reach::Role, query).await?;
+    html(&DormantPage {
+        nav: Nav::of(&state, &signed.resumed).await?,
+        rows: page.items.iter().map(|k| KeyRow::of(k, now)).collect(),
+        days,
+        next: page.next.map(|c| c.to_string()),
+    })
+}
+
+/// What the new-key form holds (kept to show it again with a refusal).
+#[derive(Deserialize, Default)]
+pub struct NewKeyForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    expires: String,
+    #[serde(default)]
+    expires_on: String,
+    #[serde(default)]
+    rate_limit_max: String,
+    #[serde(default)]
+    rate_limit_window: String,
+    #[serde(default)]
+    remaining: String,
+    #[serde(default)]
+    refill_interval: String,
+    #[serde(default)]
+    refill_amount: String,
+    #[serde(default)]
+    metadata: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/new_key.html")]
+struct NewKeyPage {
+    nav: Nav,
+    form: NewKeyForm,
+    error: Option<String>,
+}
+
+pub async fn new_key(State(state): State<AppState>, signed: Signed) -> Page {
+    html(&NewKeyPage {
+        nav: Nav::of(&state, &signed.resumed).await?,
+        form: NewKeyForm {
+            expires: "90d".into(),
+            ..NewKeyForm::default()
+        },
+        error: None,
+    })
+}
+
+fn number(field: &str, text: &str) -> Result<Option<i64>, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| ApiError::invalid_field(field, "must be a whole number"))
+}
+
+impl NewKeyForm {
+    fn to_new_key(&self, now: OffsetDateTime) -> Result<NewKey, ApiError> {
+        let expiry = match self.expires.as_str() {
+            "" | "never" => KeyExpiry::Never,
+            "date" => {
+                let format = time::macros::format_description!("[year]-[month]-[day]");
+                let day = time::Date::parse(self.expires_on.trim(), &format)
+                    .map_err(|_| ApiError::invalid_field("expires_on", "a date, YYYY-MM-DD"))?;
+                KeyExpiry::At(day.midnight().assume_utc())
+            }
+            preset => KeyExpiry::After(
+                keyward_domain::duration::parse_short(preset)
+                    .map_err(|e| ApiError::invalid_field("expires", e))?,
+            ),
+        };
+        let metadata = match self.metadata.trim() {
+            "" => None,
+            text => Some(
+                serde_json::from_str(text)
+                    .map_err(|_| ApiError::invalid_field("metadata", "must be a JSON object"))?,
+            ),
+        };
+        let refill = match (
+            self.refill_interval.as_str(),
+            number("refill_amount", &self.refill_amount)?,
+        ) {
+            ("", _) | (_, None) => None,
+            (interval, Some(amount)) => Some(keyward_domain::credits::Refill {
+                interval: keyward_domain::credits::RefillInterval::parse(interval).ok_or_else(
+                    || ApiError::invalid_field("refill_interval", "daily or monthly"),
+                )?,
+                amount,
+                day: now.day(),
+            }),
+        };
+        let window = self.rate_limit_window.trim();
+        Ok(NewKey {
+            tenant: KeyTenant::CallersOwn,
+            name: Some(self.name.trim().to_owned()).filter(|n| !n.is_empty()),
+            scopes: self.scopes.split_whitespace().map(str::to_owned).collect(),
+            metadata,
+            rate_limit_max: number("rate_limit_max", &self.rate_limit_max)?,
+            rate_limit_window: (!window.is_empty()).then(|| window.to_owned()),
+            expiry,
+            remaining: number("remaining", &self.remaining)?,
+            refill,
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/shown_once.html")]
+struct ShownOncePage {
+    nav: Nav,
+    title: &'static str,
+    id: Uuid,
+    name: String,
+    plaintext: String,
+}
+
+fn shown_once(nav: Nav, title: &'static str, issued: keys::IssuedKey) -> Page {
+    html(&ShownOncePage {
+        nav,
+        title,
+        id: issued.key.id,
+        name: issued.key.name.clone().unwrap_or_default(),
+        plaintext: issued.plaintext.expose().to_owned(),
+    })
+}
+
+pub async fn create_key(State(state): State<AppState>, form: SignedForm<NewKeyForm>) -> Page {
+    let SignedForm { signed, form } = form;
+    let nav = Nav::of(&state, &signed.resumed).await?;
+    let created = match form.to_new_key(state.now()) {
+        Ok(req) => keys::create(&state, &signed.resumed.caller, req)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(issued) => shown_once(nav, "Your new key", issued),
+        Err(e @ (ApiError::BadRequest { .. } | ApiError::Forbidden(_))) => {
+            let page = NewKeyPage {
+                nav,
+                form,
+                error: Some(e.message()),
+            };
+            Ok((e.status(), Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn key_id(raw: &str) -> Result<Uuid, ConsoleError> {
+    standard_uuid(raw).ok_or(ConsoleError::Api(ApiError::NotFound("page")))
+}
+
+#[derive(Template)]
+#[template(path = "console/key.html")]
+struct KeyPage {
+    nav: Nav,
+    row: KeyRow,
+    owner_id: Uuid,
+    tenant_id: String,
+    rate_limit: String,
+    credits: String,
+    metadata: String,
+    revoked: bool,
+    revoked_at: String,
+    chart: Chart,
+    total: u64,
+}
+
+pub async fn key(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> Page {
+    let id = key_id(&id)?;
+    let caller = &signed.resumed.caller;
+    let (key, usage) = stats::key_usage(&state, caller, Reach::Role, id, 30).await?;
+    let now = state.now();
+    let credits = key.credits.map(|c| c.current(now));
+    html(&KeyPage {
+        nav: Nav::of(&state, &signed.resumed).await?,
+        row: KeyRow::of(&key, now),
+        owner_id: key.owner_id,
+        tenant_id: key.tenant_id.map_or_else(|| "—".into(), |t| t.to_string()),
+        rate_limit: key.rate_limit.as_ref().map_or_else(
+            || "none".into(),
+            |r| format!("{} per {}", r.max(), r.window()),
+        ),
+        credits: credits.map_or_else(
+            || "unlimited".into(),
+            |c| match c.refill {
+                Some(r) => format!(
+                    "{} left; back to {} {}",
+                    c.remaining,
+                    r.amount,
+                    r.interval.as_str()
+                ),
+                None => format!("{} left", c.remaining),
+            },
+        ),
+        metadata: key.metadata.to_string(),
+        revoked: key.status(now) == KeyStatus::Revoked,
+        revoked_at: maybe(key.revoked_at),
+        total: usage.days.iter().flat_map(|(_, c)| c.values()).sum(),
+        chart: chart::stacked_days(&usage.days),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn rename_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm<RenameForm>,
+) -> Page {
+    let id = key_id(&id)?;
+    let name = form.form.name.trim();
+    let patch = KeyPatch {
+        name: if name.is_empty() {
+            Patch::Clear
+        } else {
+            Patch::Set(name.to_owned())
+        },
+        ..KeyPatch::default()
+    };
+    keys::update(&state, &form.signed.resumed.caller, Reach::Role, id, patch).await?;
+    Ok(see_other(&format!("/keys/{id}")))
+}
+
+#[derive(Deserialize)]
+pub struct RotateForm {
+    #[serde(default)]
+    grace_period: String,
+}
+
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm<RotateForm>,
+) -> Page {
+    let id = key_id(&id)?;
+    let grace = match form.form.grace_period.trim() {
+        "" | "0" => None,
+        text => Some(
+            keyward_domain::duration::parse_short(text)
+                .map_err(|e| ApiError::invalid_field("grace_period", e))?,
+        ),
+    };
+    let caller = &form.signed.resumed.caller;
+    let issued = keys::rotate(&state, caller, id, None, grace).await?;
+    let nav = Nav::of(&state, &form.signed.resumed).await?;
+    shown_once(nav, "Your rotated key", issued)
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    confirm: Option<String>,
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm<RevokeForm>,
+) -> Page {
+    let id = key_id(&id)?;
+    if form.form.confirm.is_none() {
+        return Err(
+            ApiError::invalid_field("confirm", "tick the box to confirm the revocation").into(),
+        );
+    }
+    keys::revoke(&state, &form.signed.resumed.caller, Reach::Role, id).await?;
+    Ok(see_other(&format!("/keys/{id}")))
+}
+
+pub struct TenantRow {
+    pub name: String,
+    pub slug: String,
+    pub key_prefix: String,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/tenants.html")]
+struct TenantsPage {
+    nav: Nav,
+    rows: Vec<TenantRow>,
+    next: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct PageParams {
+    cursor: Option<String>,
+}
+
+async fn tenants_page(
+    state: &AppState,
+    signed: &Signed,
+    cursor: Option<&str>,
+    error: Option<String>,
+) -> Result<TenantsPage, ConsoleError> {
+    let page = tenants::list(state, &signed.resumed.caller, 100, cursor_of(cursor)?).await?;
+    Ok(TenantsPage {
+        nav: Nav::of(state, &signed.resumed).await?,
+        rows: page
+            .items
+            .into_iter()
+            .map(|t| TenantRow {
+                name: t.name,
+                slug: t.slug,
+                key_prefix: t.key_prefix.unwrap_or_else(|| "kw".into()),
+                created: when(t.created_at),
+            })
+            .collect(),
+        next: page.next.map(|c| c.to_string()),
+        error,
+    })
+}
+
+pub async fn tenants(
+    State(state): State<AppState>,
+    signed: Signed,
+    QueryParams(params): QueryParams<PageParams>,
+) -> Page {
+    html(&tenants_page(&state, &signed, params.cursor.as_deref(), None).await?)
+}
+
+#[derive(Deserialize)]
+pub struct NewTenantForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    slug: String,
+    #[serde(default)]
+    key_prefix: String,
+}
+
+pub async fn create_tenant(State(state): State<AppState>, form: SignedForm<NewTenantForm>) -> Page {
+    let SignedForm { signed, form } = form;
+    let prefix = form.key_prefix.trim();
+    let changes = tenants::TenantChanges {
+        name: Some(form.name.trim().to_owned()),
+        slug: Some(form.slug.trim().to_owned()),
+        metadata: None,
+        key_prefix: if prefix.is_empty() {
+            Patch::Keep
+        } else {
+            Patch::Set(prefix.to_owned())
+        },
+    };
+    match tenants::create(&state, &signed.resumed.caller, changes).await {
+        Ok(_) => Ok(see_other("/tenants")),
+        Err(e @ (keyward_core::Error::Invalid { .. } | keyward_core::Error::Conflict { .. })) => {
+            let page = tenants_page(&state, &signed, None, Some(e.to_string())).await?;
+            Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub struct UserRow {
+    pub email: String,
+    pub role: &'static str,
+    pub tenant: String,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/users.html")]
+struct UsersPage {
+    nav: Nav,
+    rows: Vec<UserRow>,
+    tenants: Vec<(String, String)>,
+    next: Option<String>,
+    error: Option<String>,
+}
+
+async fn users_page(
+    state: &AppState,
+    signed: &Signed,
+    cursor: Option<&str>,
+    error: Option<String>,
+) -> Result<UsersPage, ConsoleError> {
+    let caller = &signed.resumed.caller;
+    let page = users::list(state, caller, None, 100, cursor_of(cursor)?).await?;
+    // The tenants a new user may join: all (admins), or the caller's own.
+    let tenants: Vec<(String, String)> = if caller.principal.role == Role::Admin {
+        tenants::list(state, caller, 1000, None)
+            .await?
+            .items
+            .into_iter()
+            .map(|t| (t.slug, t.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let name_of = |id: Option<Uuid>| id.map_or_else(|| "—".to_owned(), |t| t.to_string());
+    Ok(UsersPage {
+        nav: Nav::of(state, &signed.resumed).await?,
+        rows: page
+            .items
+            .into_iter()
+            .map(|u| UserRow {
+                email: u.email,
+                role: u.role.as_str(),
+                tenant: name_of(u.tenant_id),
+                created: when(u.created_at),
+            })
+            .collect(),
+        tenants,
+        next: page.next.map(|c| c.to_string()),
+        error,
+    })
+}
+
+pub async fn users(
+    State(state): State<AppState>,
+    signed: Signed,
+    QueryParams(params): QueryParams<PageParams>,
+) -> Page {
+    html(&users_page(&state, &signed, params.cursor.as_deref(), None).await?)
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    tenant: String,
+}
+
+pub async fn create_user(State(state): State<AppState>, form: SignedForm<NewUserForm>) -> Page {
+    let SignedForm { signed, form } = form;
+    let caller = &signed.resumed.caller;
+    let role = match form.role.as_str() {
+        "" | "member" => Role::Member,
+        other => Role::parse(other)
+            .ok_or_else(|| ApiError::invalid_field("role", "admin, tenant_admin or member"))?,
+    };
+    let tenant_id = match form.tenant.trim() {
+        "" => None,
+        slug => Some(
+            state
+                .store
+                .get_tenant_by_slug(slug)
+                .await
+                .map_err(ApiError::from)?
+                .ok_or(ApiError::NotFound("tenant"))?
+                .id,
+        ),
+    };
+    let req = users::NewUser {
+        email: form.email.trim().to_owned(),
+        password: form.password.into(),
+        role,
+        tenant_id,
+    };
+    match users::create(&state, caller, req).await {
+        Ok(_) => Ok(see_other("/users")),
+        Err(e @ (keyward_core::Error::Invalid { .. } | keyward_core::Error::Conflict { .. })) => {
+            let page = users_page(&state, &signed, None, Some(e.to_string())).await?;
+            Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub struct AuditRow {
+    pub at: String,
+    pub action: String,
+    pub actor: String,
+    pub resource: String,
+    pub source_ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    nav: Nav,
+    rows: Vec<AuditRow>,
+    action: String,
+    resource_type: String,
+    resource_id: String,
+    since: String,
+    until: String,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct AuditParams {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    resource_type: String,
+    #[serde(default)]
+    resource_id: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    cursor: Option<String>,
+}
+
+fn day_start(field: &str, text: &str) -> Result<Option<OffsetDateTime>, ApiError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text.trim(), &format)
+        .map(|d| Some(d.midnight().assume_utc()))
+        .map_err(|_| ApiError::invalid_field(field, "a date, YYYY-MM-DD"))
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    signed: Signed,
+    QueryParams(p): QueryParams<AuditParams>,
+) -> Page {
+    let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    let query = AuditQuery {
+        action: some(&p.action),
+        resource_type: some(&p.resource_type),
+        resource_id: some(&p.resource_id),
+        since: day_start("since", &p.since)?,
+        // Through the whole of the last day named.
+        until: day_start("until", &p.until)?.map(|d| d + time::Duration::days(1)),
+        after: cursor_of(p.cursor.as_deref())?,
+        limit: 100,
+        ..AuditQuery::default()
+    };
+    let page = audit::list(&state, &signed.resumed.caller, query).await?;
+    html(&AuditPage {
+        nav: Nav::of(&state, &signed.resumed).await?,
+        rows: page
+            .items
+            .into_iter()
+            .map(|e| AuditRow {
+                at: when(e.created_at),
+                action: e.action,
+                actor: format!("{} {}", e.actor_type.as_str(), e.actor_id),
+                resource: format!("{} {}", e.resource_type, e.resource_id),
+                source_ip: e.source_ip.unwrap_or_default(),
+            })
+            .collect(),
+        action: p.action,
+        resource_type: p.resource_type,
+        resource_id: p.resource_id,
+        since: p.since,
+        until: p.until,
+        next: page.next.map(|c| c.to_string()),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/stats.html")]
+struct StatsPage {
+    nav: Nav,
+    total: u64,
+    active: u64,
+    expired: u64,
+    revoked: u64,
+    dormant: u64,
+    codes: Chart,
+    statuses: Chart,
+    top: Vec<(Uuid, String, String, u64)>,
+}
+
+pub async fn stats(State(state): State<AppState>, signed: Signed) -> Page {
+    let s = stats::stats(&state, &signed.resumed.caller, Reach::Role).await?;
+    let statuses = [
+        ("active", s.keys.active),
+        ("expired", s.keys.expired),
+        ("revoked", s.keys.revoked),
+        ("dormant", s.keys.dormant),
+    ];
+    html(&StatsPage {
+        nav: Nav::of(&state, &signed.resumed).await?,
+        total: s.keys.total,
+        active: s.keys.active,
+        expired: s.keys.expired,
+        revoked: s.keys.revoked,
+        dormant: s.keys.dormant,
+        codes: chart::bars(s.last_30d.iter().map(|(code, n)| (code.to_string(), *n))),
+        statuses: chart::bars(statuses.iter().map(|(s, n)| ((*s).to_owned(), *n))),
+        top: s
+            .top_keys
+            .into_iter()
+            .map(|k| (k.id, k.name.unwrap_or_default(), k.start, k.verifications))
+            .collect(),
+    })
+}
+
+pub async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../assets/console.css"),
+    )
+}
+
+pub async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../assets/console.js"),
+    )
+}
