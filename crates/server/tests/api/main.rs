@@ -19,6 +19,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod compat;
+mod console;
 mod credits;
 mod estuary;
 mod forward;

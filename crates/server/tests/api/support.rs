@@ -114,7 +114,16 @@ pub async fn app() -> TestApp {
     app_with(Settings::default()).await
 }
 
+/// An app whose console believes it is reached over HTTPS (`https`) or not.
+pub async fn app_with_http(https: bool) -> TestApp {
+    app_built(Settings::default(), https).await
+}
+
 pub async fn app_with(settings: Settings) -> TestApp {
+    app_built(settings, false).await
+}
+
+async fn app_built(settings: Settings, https: bool) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = test_store(dir.path()).await;
     let clock = Arc::new(ManualClock::new(start_time()));
@@ -126,6 +135,7 @@ pub async fn app_with(settings: Settings) -> TestApp {
         Passwords::fast_insecure_for_tests().unwrap(),
         keyward_server::Settings {
             core: settings,
+            https,
             ..keyward_server::Settings::default()
         },
     );

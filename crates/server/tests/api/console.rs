@@ -1,0 +1,472 @@
+//! The web console over HTTP, in process: its locks (session cookie, CSRF, headers, sign-in's
+//! throttle and origin check), its sessions' ends (sign-out, idle, lifetime), the one answer that
+//! holds a plaintext key, and each status its routes answer. The browser flows are in `browser`.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use keyward_domain::Role;
+
+use crate::support::{app, app_with, As, TestApp, PASSWORD};
+
+/// A signed-in browser: its session cookie, and the CSRF token its pages carry.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn html(r: &crate::support::Resp) -> &str {
+    r.body.as_str().unwrap_or_default()
+}
+
+fn form_request(method: Method, path: &str, cookie: Option<&str>, form: &str) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.body(Body::from(form.to_owned())).unwrap()
+}
+
+async fn page(app: &TestApp, path: &str, cookie: &str) -> crate::support::Resp {
+    let req = Request::builder()
+        .uri(path)
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap();
+    app.send(req).await
+}
+
+async fn post(app: &TestApp, path: &str, cookie: &str, form: &str) -> crate::support::Resp {
+    app.send(form_request(Method::POST, path, Some(cookie), form))
+        .await
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token");
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+async fn sign_in(app: &TestApp, email: &str) -> Browser {
+    let form = format!(
+        "email={}&password={}",
+        urlencode(email),
+        urlencode(PASSWORD)
+    );
+    let r = app
+        .send(form_request(Method::POST, "/sign-in", None, &form))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", html(&r));
+    assert_eq!(r.header("location"), Some("/keys"));
+    let set = r.header("set-cookie").expect("a session cookie");
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let keys = page(app, "/keys", &cookie).await.expect(StatusCode::OK);
+    Browser {
+        csrf: csrf_of(html(&keys)),
+        cookie,
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Creates a key through the console's form; its id and plaintext.
+async fn create_key(app: &TestApp, b: &Browser, fields: &str) -> (String, String) {
+    let r = post(
+        app,
+        "/keys",
+        &b.cookie,
+        &format!("csrf={}&{fields}", b.csrf),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", html(&r));
+    let page = html(&r);
+    let start = page.find("<code id=\"plaintext\">").unwrap() + "<code id=\"plaintext\">".len();
+    let plaintext = page[start..start + page[start..].find('<').unwrap()].to_owned();
+    let link =
+        page.find("id=\"key-link\" href=\"/keys/").unwrap() + "id=\"key-link\" href=\"/keys/".len();
+    let id = page[link..link + 36].to_owned();
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    (id, plaintext)
+}
+
+#[tokio::test]
+async fn every_page_is_locked_down() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let r = app.get("/sign-in", As::Nobody).await.expect(StatusCode::OK);
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(csp.contains("form-action 'self'") && !csp.contains("unsafe-inline"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    // Signed out: every page sends the visitor to sign in.
+    for path in [
+        "/",
+        "/keys",
+        "/keys/new",
+        "/stats",
+        "/audit",
+        "/users",
+        "/tenants",
+    ] {
+        let r = app
+            .get(path, As::Nobody)
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        assert_eq!(r.header("location"), Some("/sign-in"), "{path}");
+    }
+    // The cookie: HttpOnly, SameSite=Strict, Path=/, no Secure over plain HTTP.
+    let form = format!("email=ann%40example.com&password={}", urlencode(PASSWORD));
+    let r = app
+        .send(form_request(Method::POST, "/sign-in", None, &form))
+        .await;
+    let set = r.header("set-cookie").unwrap();
+    assert!(set.starts_with("keyward_session="), "{set}");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    assert!(!set.contains("Secure"), "{set}");
+    let b = sign_in(&app, "ann@example.com").await;
+    let r = page(&app, "/", &b.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/keys"));
+    // An unknown console page is a page, not JSON.
+    let r = page(&app, "/keys/not-a-key", &b.cookie)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert!(html(&r).contains("<h1>Not found</h1>"));
+}
+
+#[tokio::test]
+async fn behind_https_the_cookie_is_secure_and_host_bound() {
+    let app = crate::support::app_with_http(true).await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let form = format!("email=ann%40example.com&password={}", urlencode(PASSWORD));
+    let r = app
+        .send(form_request(Method::POST, "/sign-in", None, &form))
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let set = r.header("set-cookie").unwrap();
+    assert!(set.starts_with("__Host-keyward_session="), "{set}");
+    assert!(set.contains("Secure") && set.contains("Path=/"), "{set}");
+    let cookie = set.split(';').next().unwrap();
+    page(&app, "/keys", cookie).await.expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn sign_in_refuses_wrong_passwords_foreign_origins_and_floods() {
+    let app = app_with(keyward_core::Settings {
+        login_failures_per_email: keyward_domain::ratelimit::Limit {
+            max: 2,
+            window: time::Duration::minutes(15),
+        },
+        ..keyward_core::Settings::default()
+    })
+    .await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let wrong = "email=ann%40example.com&password=nope";
+    let r = app
+        .send(form_request(Method::POST, "/sign-in", None, wrong))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    assert!(html(&r).contains("Wrong email or password"));
+    assert!(r.header("set-cookie").is_none());
+    // Another site's form (login CSRF): refused before the password is looked at.
+    let mut req = form_request(Method::POST, "/sign-in", None, wrong);
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    req.headers_mut()
+        .insert("host", "keyward.example".parse().unwrap());
+    let r = app.send(req).await.expect(StatusCode::FORBIDDEN);
+    assert!(html(&r).contains("<h1>Forbidden</h1>"));
+    app.send(form_request(Method::POST, "/sign-in", None, wrong))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    let r = app
+        .send(form_request(Method::POST, "/sign-in", None, wrong))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.header("retry-after").is_some());
+    // Every attempt is in the audit log, as the API's are.
+    let admin = app.admin().await;
+    let log = app
+        .get(
+            "/api/v1/audit-logs?action=auth.login_failed",
+            As::Bearer(&admin),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(log.body.as_array().unwrap().len(), 2, "{}", log.body);
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let b = sign_in(&app, "ann@example.com").await;
+    for form in ["name=x", "csrf=&name=x", "csrf=forged&name=x"] {
+        let r = post(&app, "/keys", &b.cookie, form)
+            .await
+            .expect(StatusCode::FORBIDDEN);
+        assert!(html(&r).contains("<h1>Forbidden</h1>"), "{form}");
+    }
+    // Another session's token is not this one's.
+    app.user("bob@example.com", Role::Member, None).await;
+    let bob = sign_in(&app, "bob@example.com").await;
+    post(
+        &app,
+        "/keys",
+        &b.cookie,
+        &format!("csrf={}&name=x", bob.csrf),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    let keys = page(&app, "/keys", &b.cookie).await;
+    assert!(!html(&keys).contains("data-key-id"), "nothing was made");
+}
+
+#[tokio::test]
+async fn a_plaintext_is_shown_once_and_a_key_lives_its_life_in_the_console() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let b = sign_in(&app, "ann@example.com").await;
+    let (id, plaintext) = create_key(
+        &app,
+        &b,
+        "name=%3Cscript%3Eci%3C%2Fscript%3E&scopes=orders%3Aread&expires=30d&rate_limit_max=5&rate_limit_window=1+minute",
+    )
+    .await;
+    assert!(plaintext.starts_with("kw_"));
+    // It verifies.
+    let (_, verifier) = app
+        .key_with(&app.login("ann@example.com").await, &["keyward:verify"])
+        .await;
+    let v = app.verify(&verifier, &plaintext).await;
+    assert_eq!(v.body["code"], "VALID");
+    // Its page and the listing never show the plaintext again; names are escaped.
+    for path in [
+        format!("/keys/{id}"),
+        "/keys".into(),
+        "/keys?q=script".into(),
+    ] {
+        let r = page(&app, &path, &b.cookie).await.expect(StatusCode::OK);
+        assert!(!html(&r).contains(&plaintext), "{path}");
+        assert!(!html(&r).contains("<script>ci"), "{path}: escaped");
+        let escaped = ["&lt;script&gt;ci", "&#60;script&#62;ci"];
+        assert!(escaped.iter().any(|e| html(&r).contains(e)), "{path}");
+    }
+    let listed = page(&app, "/keys?q=nothing-like-it", &b.cookie).await;
+    assert!(!html(&listed).contains(&id), "search by name");
+    // Rename, rotate with grace, revoke (confirmed).
+    post(
+        &app,
+        &format!("/keys/{id}"),
+        &b.cookie,
+        &format!("csrf={}&name=renamed", b.csrf),
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    let r = post(
+        &app,
+        &format!("/keys/{id}/rotate"),
+        &b.cookie,
+        &format!("csrf={}&grace_period=10m", b.csrf),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert!(html(&r).contains("id=\"plaintext\""));
+    assert_eq!(
+        app.verify(&verifier, &plaintext).await.body["code"],
+        "VALID",
+        "in its grace"
+    );
+    // A revocation needs its confirmation.
+    let r = post(
+        &app,
+        &format!("/keys/{id}/revoke"),
+        &b.cookie,
+        &format!("csrf={}", b.csrf),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("confirm"));
+    post(
+        &app,
+        &format!("/keys/{id}/revoke"),
+        &b.cookie,
+        &format!("csrf={}&confirm=yes", b.csrf),
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.verify(&verifier, &plaintext).await.body["code"],
+        "REVOKED"
+    );
+    let r = page(&app, &format!("/keys/{id}"), &b.cookie)
+        .await
+        .expect(StatusCode::OK);
+    assert!(html(&r).contains("<dd id=\"status\" class=\"status-revoked\">revoked</dd>"));
+    // Bad input is told on the form, in the surface's page.
+    let r = post(
+        &app,
+        "/keys",
+        &b.cookie,
+        &format!("csrf={}&scopes=bad%24scope", b.csrf),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("role=\"alert\"") && html(&r).contains("scopes"));
+    let r = post(
+        &app,
+        "/keys",
+        &b.cookie,
+        &format!("csrf={}&metadata=%5B1%5D", b.csrf),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("metadata"));
+}
+
+#[tokio::test]
+async fn another_users_key_is_not_found() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    app.user("bob@example.com", Role::Member, None).await;
+    let ann = sign_in(&app, "ann@example.com").await;
+    let bob = sign_in(&app, "bob@example.com").await;
+    let (id, _) = create_key(&app, &ann, "name=mine").await;
+    let r = page(&app, &format!("/keys/{id}"), &bob.cookie)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert!(html(&r).contains("<h1>Not found</h1>"));
+    post(
+        &app,
+        &format!("/keys/{id}/revoke"),
+        &bob.cookie,
+        &format!("csrf={}&confirm=yes", bob.csrf),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    // A member may not see the admins' pages.
+    for path in ["/tenants", "/users"] {
+        page(&app, path, &bob.cookie)
+            .await
+            .expect(StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test]
+async fn sessions_end_at_sign_out_when_idle_and_at_their_lifetime() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    // Sign-out ends the session everywhere: the old cookie is refused.
+    let b = sign_in(&app, "ann@example.com").await;
+    let r = post(&app, "/sign-out", &b.cookie, &format!("csrf={}", b.csrf))
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let r = page(&app, "/keys", &b.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/sign-in"));
+    // Idle past 30 minutes.
+    let b = sign_in(&app, "ann@example.com").await;
+    app.advance(time::Duration::minutes(29));
+    page(&app, "/keys", &b.cookie).await.expect(StatusCode::OK);
+    app.advance(time::Duration::minutes(29));
+    page(&app, "/keys", &b.cookie).await.expect(StatusCode::OK);
+    app.advance(time::Duration::minutes(31));
+    page(&app, "/keys", &b.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    // Busy, but past 12 hours.
+    let b = sign_in(&app, "ann@example.com").await;
+    for _ in 0..25 {
+        app.advance(time::Duration::minutes(29));
+        let r = page(&app, "/keys", &b.cookie).await;
+        if r.status == StatusCode::SEE_OTHER {
+            break;
+        }
+    }
+    page(&app, "/keys", &b.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    // Sign-ins and sign-outs are audited.
+    let admin = app.admin().await;
+    for action in ["auth.login", "auth.logout"] {
+        let log = app
+            .get(
+                &format!("/api/v1/audit-logs?action={action}"),
+                As::Bearer(&admin),
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(!log.body.as_array().unwrap().is_empty(), "{action}");
+    }
+}
+
+#[tokio::test]
+async fn an_admin_makes_a_tenant_and_a_member_who_can_sign_in() {
+    let app = app().await;
+    app.user("root@example.com", Role::Admin, None).await;
+    let root = sign_in(&app, "root@example.com").await;
+    post(
+        &app,
+        "/tenants",
+        &root.cookie,
+        &format!("csrf={}&name=Acme&slug=acme", root.csrf),
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    let r = post(
+        &app,
+        "/tenants",
+        &root.cookie,
+        &format!("csrf={}&name=Acme&slug=acme", root.csrf),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    assert!(
+        html(&r).contains("role=\"alert\""),
+        "a taken slug is told on the page"
+    );
+    let form = format!(
+        "csrf={}&email=ann%40example.com&password={}&role=member&tenant=acme",
+        root.csrf,
+        urlencode(PASSWORD)
+    );
+    post(&app, "/users", &root.cookie, &form)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let users = page(&app, "/users", &root.cookie)
+        .await
+        .expect(StatusCode::OK);
+    assert!(html(&users).contains("ann@example.com"));
+    let ann = sign_in(&app, "ann@example.com").await;
+    for path in [
+        "/keys",
+        "/keys/new",
+        "/keys/dormant?days=30",
+        "/stats",
+        "/audit",
+    ] {
+        page(&app, path, &ann.cookie).await.expect(StatusCode::OK);
+    }
+    page(&app, "/keys/dormant?days=0", &ann.cookie)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    page(&app, "/keys?status=lost", &ann.cookie)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    for path in ["/tenants", "/audit?since=2026-01-01", "/stats"] {
+        page(&app, path, &root.cookie).await.expect(StatusCode::OK);
+    }
+}
