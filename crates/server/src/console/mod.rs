@@ -48,6 +48,11 @@ pub fn routes() -> Router<AppState> {
         .route("/keys/{id}/rotate", post(pages::rotate_key))
         .route("/keys/{id}/revoke", post(pages::revoke_key))
         .route("/tenants", get(pages::tenants).post(pages::create_tenant))
+        .route(
+            "/tenants/{id}",
+            get(pages::tenant).post(pages::update_tenant),
+        )
+        .route("/tenants/{id}/delete", post(pages::delete_tenant))
         .route("/users", get(pages::users).post(pages::create_user))
         .route("/audit", get(pages::audit))
         .route("/stats", get(pages::stats))

@@ -449,6 +449,11 @@ struct KeyPage {
     rate_limit: String,
     credits: String,
     metadata: String,
+    scopes: String,
+    rate_limit_max: String,
+    rate_limit_window: String,
+    remaining: String,
+    expires_on: String,
     revoked: bool,
     revoked_at: String,
     chart: Chart,
@@ -483,6 +488,19 @@ pub async fn key(State(state): State<AppState>, signed: Signed, Path(id): Path<S
             },
         ),
         metadata: key.metadata.to_string(),
+        scopes: key.scopes.join(" "),
+        rate_limit_max: key
+            .rate_limit
+            .as_ref()
+            .map_or_else(String::new, |r| r.max().to_string()),
+        rate_limit_window: key
+            .rate_limit
+            .as_ref()
+            .map_or_else(String::new, |r| r.window().to_owned()),
+        remaining: credits.map_or_else(String::new, |c| c.remaining.to_string()),
+        expires_on: key
+            .expires_at
+            .map_or_else(String::new, |t| t.date().to_string()),
         revoked: key.status(now) == KeyStatus::Revoked,
         revoked_at: maybe(key.revoked_at),
         total: usage.days.iter().flat_map(|(_, c)| c.values()).sum(),
@@ -490,27 +508,83 @@ pub async fn key(State(state): State<AppState>, signed: Signed, Path(id): Path<S
     })
 }
 
+/// The edit form of a key: every field it shows is sent, and an empty one clears what may be
+/// cleared. A field the form leaves out is kept (the rename form sends only `name`).
 #[derive(Deserialize)]
-pub struct RenameForm {
+pub struct EditForm {
+    name: Option<String>,
+    scopes: Option<String>,
+    expires: Option<String>,
     #[serde(default)]
-    name: String,
+    expires_on: String,
+    rate_limit_max: Option<String>,
+    rate_limit_window: Option<String>,
+    remaining: Option<String>,
+    metadata: Option<String>,
+}
+
+/// A text field's change: absent keeps, empty clears, else sets.
+fn patch_of(field: Option<&String>) -> Patch<String> {
+    match field.map(|f| f.trim()) {
+        None => Patch::Keep,
+        Some("") => Patch::Clear,
+        Some(text) => Patch::Set(text.to_owned()),
+    }
+}
+
+impl EditForm {
+    fn to_patch(&self) -> Result<KeyPatch, ApiError> {
+        let number = |field: &str, p: Patch<String>| -> Result<Patch<i64>, ApiError> {
+            Ok(match p {
+                Patch::Set(text) => Patch::Set(
+                    text.parse()
+                        .map_err(|_| ApiError::invalid_field(field, "must be a whole number"))?,
+                ),
+                Patch::Clear => Patch::Clear,
+                Patch::Keep => Patch::Keep,
+            })
+        };
+        let expires_at = match self.expires.as_deref() {
+            None | Some("keep") => Patch::Keep,
+            Some("never") => Patch::Clear,
+            Some(_) => {
+                let format = time::macros::format_description!("[year]-[month]-[day]");
+                let day = time::Date::parse(self.expires_on.trim(), &format)
+                    .map_err(|_| ApiError::invalid_field("expires_on", "a date, YYYY-MM-DD"))?;
+                Patch::Set(day.midnight().assume_utc())
+            }
+        };
+        let metadata = match self.metadata.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(serde_json::json!({})),
+            Some(text) => Some(
+                serde_json::from_str(text)
+                    .map_err(|_| ApiError::invalid_field("metadata", "must be a JSON object"))?,
+            ),
+        };
+        Ok(KeyPatch {
+            name: patch_of(self.name.as_ref()),
+            scopes: self
+                .scopes
+                .as_ref()
+                .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+            metadata,
+            expires_at,
+            rate_limit_max: number("rate_limit_max", patch_of(self.rate_limit_max.as_ref()))?,
+            rate_limit_window: patch_of(self.rate_limit_window.as_ref()),
+            remaining: number("remaining", patch_of(self.remaining.as_ref()))?,
+            refill: Patch::Keep,
+        })
+    }
 }
 
 pub async fn rename_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    form: SignedForm<RenameForm>,
+    form: SignedForm<EditForm>,
 ) -> Page {
     let id = key_id(&id)?;
-    let name = form.form.name.trim();
-    let patch = KeyPatch {
-        name: if name.is_empty() {
-            Patch::Clear
-        } else {
-            Patch::Set(name.to_owned())
-        },
-        ..KeyPatch::default()
-    };
+    let patch = form.form.to_patch()?;
     keys::update(&state, &form.signed.resumed.caller, Reach::Role, id, patch).await?;
     Ok(see_other(&format!("/keys/{id}")))
 }
@@ -561,6 +635,7 @@ pub async fn revoke_key(
 }
 
 pub struct TenantRow {
+    pub id: Uuid,
     pub name: String,
     pub slug: String,
     pub key_prefix: String,
@@ -594,6 +669,7 @@ async fn tenants_page(
             .items
             .into_iter()
             .map(|t| TenantRow {
+                id: t.id,
                 name: t.name,
                 slug: t.slug,
                 key_prefix: t.key_prefix.unwrap_or_else(|| "kw".into()),
@@ -641,6 +717,105 @@ pub async fn create_tenant(State(state): State<AppState>, form: SignedForm<NewTe
         Err(e @ (keyward_core::Error::Invalid { .. } | keyward_core::Error::Conflict { .. })) => {
             let page = tenants_page(&state, &signed, None, Some(e.to_string())).await?;
             Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/tenant.html")]
+struct TenantPage {
+    nav: Nav,
+    id: Uuid,
+    name: String,
+    slug: String,
+    key_prefix: String,
+    active_keys: u64,
+    error: Option<String>,
+}
+
+async fn tenant_page(
+    state: &AppState,
+    signed: &Signed,
+    id: Uuid,
+    error: Option<String>,
+) -> Result<TenantPage, ConsoleError> {
+    let caller = &signed.resumed.caller;
+    let tenant = tenants::get(state, caller, id).await?;
+    let now = state.now();
+    let of = keyward_store::KeysOf {
+        tenant_id: Some(id),
+        owner_id: None,
+    };
+    let counts = state
+        .store
+        .count_keys(of, now, now)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(TenantPage {
+        nav: Nav::of(state, &signed.resumed).await?,
+        id: tenant.id,
+        name: tenant.name,
+        slug: tenant.slug,
+        key_prefix: tenant.key_prefix.unwrap_or_default(),
+        active_keys: counts.active,
+        error,
+    })
+}
+
+pub async fn tenant(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> Page {
+    let id = key_id(&id)?;
+    html(&tenant_page(&state, &signed, id, None).await?)
+}
+
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm<NewTenantForm>,
+) -> Page {
+    let id = key_id(&id)?;
+    let SignedForm { signed, form } = form;
+    let changes = tenants::TenantChanges {
+        name: Some(form.name.trim().to_owned()),
+        slug: Some(form.slug.trim().to_owned()),
+        metadata: None,
+        key_prefix: patch_of(Some(&form.key_prefix)),
+    };
+    match tenants::update(&state, &signed.resumed.caller, id, changes).await {
+        Ok(_) => Ok(see_other(&format!("/tenants/{id}"))),
+        Err(e @ (keyward_core::Error::Invalid { .. } | keyward_core::Error::Conflict { .. })) => {
+            let page = tenant_page(&state, &signed, id, Some(e.to_string())).await?;
+            Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DeleteTenantForm {
+    confirm: Option<String>,
+    revoke_keys: Option<String>,
+}
+
+pub async fn delete_tenant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: SignedForm<DeleteTenantForm>,
+) -> Page {
+    let id = key_id(&id)?;
+    let SignedForm { signed, form } = form;
+    if form.confirm.is_none() {
+        return Err(
+            ApiError::invalid_field("confirm", "tick the box to confirm the deletion").into(),
+        );
+    }
+    let force = form.revoke_keys.is_some();
+    match tenants::delete(&state, &signed.resumed.caller, id, force).await {
+        Ok(_) => Ok(see_other("/tenants")),
+        Err(keyward_core::Error::Conflict { .. }) => {
+            let why = "The tenant still has active keys: tick “revoke its active keys” to revoke them with it.";
+            let page = tenant_page(&state, &signed, id, Some(why.into())).await?;
+            Ok((StatusCode::CONFLICT, Html(page.render()?)).into_response())
         }
         Err(e) => Err(e.into()),
     }

@@ -470,3 +470,112 @@ async fn an_admin_makes_a_tenant_and_a_member_who_can_sign_in() {
         page(&app, path, &root.cookie).await.expect(StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn a_keys_edit_form_changes_what_the_api_changes() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let b = sign_in(&app, "ann@example.com").await;
+    let (id, _) = create_key(&app, &b, "name=ci&scopes=orders%3Aread").await;
+    let edit = format!(
+        "csrf={}&scopes=orders%3Aread+orders%3Awrite&expires=date&expires_on=2030-01-02&rate_limit_max=5&rate_limit_window=1+minute&remaining=7&metadata=%7B%22team%22%3A%22a%22%7D",
+        b.csrf
+    );
+    post(&app, &format!("/keys/{id}"), &b.cookie, &edit)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let token = app.login("ann@example.com").await;
+    let key = app
+        .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&token))
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    assert_eq!(
+        key["scopes"],
+        serde_json::json!(["orders:read", "orders:write"])
+    );
+    assert_eq!(key["rate_limit_max"], 5);
+    assert_eq!(key["remaining"], 7);
+    assert_eq!(key["metadata"]["team"], "a");
+    assert!(key["expires_at"]
+        .as_str()
+        .unwrap()
+        .starts_with("2030-01-02T00:00:00"));
+    assert_eq!(key["name"], "ci", "a field the form leaves out is kept");
+    // Empty fields clear; one half of a rate limit alone is refused.
+    let clear = format!(
+        "csrf={}&expires=never&rate_limit_max=&rate_limit_window=&remaining=",
+        b.csrf
+    );
+    post(&app, &format!("/keys/{id}"), &b.cookie, &clear)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let key = app
+        .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&token))
+        .await
+        .body;
+    assert!(
+        key["expires_at"].is_null() && key["rate_limit_max"].is_null(),
+        "{key}"
+    );
+    assert!(key.get("remaining").is_none(), "{key}");
+    let half = format!("csrf={}&rate_limit_max=5", b.csrf);
+    post(&app, &format!("/keys/{id}"), &b.cookie, &half)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_admin_edits_and_deletes_a_tenant_revoking_its_keys_only_when_told() {
+    let app = app().await;
+    app.user("root@example.com", Role::Admin, None).await;
+    let root = sign_in(&app, "root@example.com").await;
+    let acme = app.tenant("acme").await;
+    let member = app.member_of(acme).await;
+    let (_, key) = app.key_with(&member, &["orders:read"]).await;
+    let path = format!("/tenants/{acme}");
+    let r = page(&app, &path, &root.cookie).await.expect(StatusCode::OK);
+    assert!(html(&r).contains("1 active keys"));
+    post(
+        &app,
+        &path,
+        &root.cookie,
+        &format!("csrf={}&name=Acme+Inc&slug=acme&key_prefix=", root.csrf),
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    let delete = format!("{path}/delete");
+    post(&app, &delete, &root.cookie, &format!("csrf={}", root.csrf))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    let r = post(
+        &app,
+        &delete,
+        &root.cookie,
+        &format!("csrf={}&confirm=yes", root.csrf),
+    )
+    .await
+    .expect(StatusCode::CONFLICT);
+    assert!(html(&r).contains("role=\"alert\""));
+    let admin = app.admin().await;
+    let ops = app.tenant("ops").await;
+    let (_, verifier) = app
+        .key_from(
+            &admin,
+            serde_json::json!({"scopes": ["keyward:verify"], "tenant_id": ops}),
+        )
+        .await;
+    assert_eq!(app.verify(&verifier, &key).await.body["code"], "VALID");
+    post(
+        &app,
+        &delete,
+        &root.cookie,
+        &format!("csrf={}&confirm=yes&revoke_keys=yes", root.csrf),
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    assert_eq!(app.verify(&verifier, &key).await.body["code"], "REVOKED");
+    page(&app, &path, &root.cookie)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+}
