@@ -103,7 +103,7 @@ pub async fn key_usage(
     let key = crate::keys::get(state, caller, reach, id).await?;
     let today = usage_day(state.now());
     let first = today - (days - 1);
-    let counts = state.store.usage_of_key(key.id, first).await?;
+    let counts = state.store.usage_of_keys(&[key.id], first).await?;
     let mut by_day: BTreeMap<i64, BTreeMap<keyward_domain::VerifyCode, u64>> =
         (first..=today).map(|d| (d, BTreeMap::new())).collect();
     for c in counts {
@@ -119,4 +119,31 @@ pub async fn key_usage(
         })
         .collect();
     Ok((key, KeyUsage { days }))
+}
+
+/// Verifications per UTC day of each of `keys` over the last `days` days (oldest first), for
+/// sparklines beside a listing. Only for keys the caller was shown (a listing's page).
+pub async fn daily_totals(
+    state: &Keyward,
+    keys: &[keyward_domain::ApiKey],
+    days: i64,
+) -> Result<std::collections::HashMap<Uuid, Vec<u64>>> {
+    let today = usage_day(state.now());
+    let first = today - (days - 1);
+    let ids: Vec<Uuid> = keys.iter().map(|k| k.id).collect();
+    let mut totals: std::collections::HashMap<Uuid, Vec<u64>> = ids
+        .iter()
+        .map(|id| (*id, vec![0; usize::try_from(days).unwrap_or(0)]))
+        .collect();
+    for chunk in ids.chunks(crate::page::MAX_PAGE as usize) {
+        for c in state.store.usage_of_keys(chunk, first).await? {
+            let slot = usize::try_from(c.day - first).ok();
+            if let (Some(row), Some(slot)) = (totals.get_mut(&c.key_id), slot) {
+                if let Some(n) = row.get_mut(slot) {
+                    *n += c.count;
+                }
+            }
+        }
+    }
+    Ok(totals)
 }

@@ -1070,23 +1070,29 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn usage_of_key(
+    async fn usage_of_keys(
         &self,
-        key_id: Uuid,
+        key_ids: &[Uuid],
         since_day: i64,
     ) -> Result<Vec<UsageCount>, StoreError> {
-        sqlx::query(
-            "SELECT key_id, day, code, count FROM key_usage WHERE key_id = $1 AND day >= $2 \
-             ORDER BY day, code",
-        )
-        .bind(key_id)
-        .bind(since_day)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(|row| rows::usage_count(&Cols(row)))
-        .collect()
+        if key_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb =
+            QueryBuilder::new("SELECT key_id, day, code, count FROM key_usage WHERE day >= ");
+        qb.push_bind(since_day).push(" AND key_id IN (");
+        let mut ids = qb.separated(", ");
+        for id in key_ids {
+            ids.push_bind(*id);
+        }
+        qb.push(") ORDER BY key_id, day, code");
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| rows::usage_count(&Cols(row)))
+            .collect()
     }
 
     async fn list_usage(

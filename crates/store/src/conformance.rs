@@ -1326,7 +1326,7 @@ pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
         "nothing from the future"
     );
     assert_eq!(
-        store.usage_of_key(b.id, day - 29).await.unwrap(),
+        store.usage_of_keys(&[b.id], day - 29).await.unwrap(),
         [
             count(b.id, day - 1, VerifyCode::Expired, 1),
             count(b.id, day, VerifyCode::InsufficientScopes, 4),
@@ -1334,7 +1334,15 @@ pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
         ],
         "one key's counters by day, then code"
     );
-    assert_eq!(store.usage_of_key(a.id, day + 1).await.unwrap(), []);
+    assert_eq!(store.usage_of_keys(&[a.id], day + 1).await.unwrap(), []);
+    assert_eq!(store.usage_of_keys(&[], day - 29).await.unwrap(), []);
+    let both = store.usage_of_keys(&[c.id, a.id], day - 29).await.unwrap();
+    let mut expected = vec![
+        count(a.id, day, VerifyCode::Valid, 8),
+        count(c.id, day, VerifyCode::RateLimited, 7),
+    ];
+    expected.sort_by_key(|u| u.key_id);
+    assert_eq!(both, expected, "several keys, by key id");
     let of_ta = KeysOf {
         tenant_id: Some(ta),
         owner_id: None,

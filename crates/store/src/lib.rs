@@ -364,11 +364,11 @@ pub trait Store: Send + Sync + 'static {
         since_day: i64,
         limit: u32,
     ) -> Result<Vec<(Uuid, u64)>, StoreError>;
-    /// One key's counters on days from `since_day` (days since the Unix epoch, UTC), ordered
-    /// by (day, code).
-    async fn usage_of_key(
+    /// The counters of these keys (at most 1000) on days from `since_day` (days since the Unix
+    /// epoch, UTC), ordered by (key_id, day, code).
+    async fn usage_of_keys(
         &self,
-        key_id: Uuid,
+        key_ids: &[Uuid],
         since_day: i64,
     ) -> Result<Vec<UsageCount>, StoreError>;
     /// Raw counters of the keys of `of`, ordered by (key_id, day, code).

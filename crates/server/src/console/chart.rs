@@ -109,6 +109,39 @@ pub fn bars(values: impl Iterator<Item = (String, u64)>) -> Chart {
     chart
 }
 
+/// A sparkline: a tiny bar per day (oldest first), for a row of a listing; each bar's `<title>`
+/// says its day's count.
+pub fn sparkline(per_day: &[u64]) -> Chart {
+    const W: f64 = 90.0;
+    const H: f64 = 18.0;
+    let max = per_day.iter().copied().max().unwrap_or(0);
+    let slot = W / per_day.len().max(1) as f64;
+    let scale = if max == 0 { 0.0 } else { H / max as f64 };
+    let days = per_day.len();
+    let bars = per_day
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let h = (*n as f64 * scale).max(0.5);
+            Bar {
+                x: units(i as f64 * slot),
+                y: units(H - h),
+                width: units(slot * 0.8),
+                height: units(h),
+                class: "spark".into(),
+                title: format!("{} days ago: {n}", days - 1 - i),
+            }
+        })
+        .collect();
+    Chart {
+        width: W,
+        height: H,
+        bars,
+        max,
+        labels: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

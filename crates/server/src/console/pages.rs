@@ -181,6 +181,8 @@ pub struct KeyRow {
     pub created: String,
     pub expires: String,
     pub last_used: String,
+    /// Verifications per day over 30 days, with their total (listings only).
+    pub spark: Option<(Chart, u64)>,
 }
 
 impl KeyRow {
@@ -194,7 +196,24 @@ impl KeyRow {
             created: when(key.created_at),
             expires: maybe(key.expires_at),
             last_used: maybe(key.last_used_at),
+            spark: None,
         }
+    }
+
+    /// Rows of a listing, each with its 30-day sparkline.
+    async fn listed(state: &AppState, keys: &[ApiKey]) -> Result<Vec<Self>, ConsoleError> {
+        let now = state.now();
+        let mut totals = stats::daily_totals(state, keys, 30).await?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let per_day = totals.remove(&k.id).unwrap_or_default();
+                Self {
+                    spark: Some((chart::sparkline(&per_day), per_day.iter().sum())),
+                    ..Self::of(k, now)
+                }
+            })
+            .collect())
     }
 }
 
@@ -244,7 +263,7 @@ pub async fn keys(
     let page = keys::list(&state, &signed.resumed.caller, Reach::Role, query).await?;
     html(&KeysPage {
         nav: Nav::of(&state, &signed.resumed).await?,
-        rows: page.items.iter().map(|k| KeyRow::of(k, now)).collect(),
+        rows: KeyRow::listed(&state, &page.items).await?,
         status: params.status.clone(),
         q: q.to_owned(),
         next: page.next.map(|c| c.to_string()),
@@ -282,7 +301,7 @@ pub async fn dormant(
     let page = keys::list(&state, &signed.resumed.caller, Reach::Role, query).await?;
     html(&DormantPage {
         nav: Nav::of(&state, &signed.resumed).await?,
-        rows: page.items.iter().map(|k| KeyRow::of(k, now)).collect(),
+        rows: KeyRow::listed(&state, &page.items).await?,
         days,
         next: page.next.map(|c| c.to_string()),
     })
