@@ -21,6 +21,7 @@ pub async fn list(
         ("resource_type", &query.resource_type),
         ("resource_id", &query.resource_id),
         ("action", &query.action),
+        ("actor_id", &query.actor_id),
     ] {
         if let Some(value) = value {
             text::FILTER

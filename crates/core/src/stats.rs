@@ -77,8 +77,8 @@ pub async fn stats(state: &Keyward, caller: &Caller, reach: Reach) -> Result<Sta
     })
 }
 
-/// One key's verifications per UTC day over the last `days` days (today included), each day's
-/// counts by outcome code; days without any are present with none.
+/// Verifications per UTC day over the last `days` days (today included), each day's counts by
+/// outcome code; days without any are present with none.
 #[derive(Debug)]
 pub struct KeyUsage {
     /// Oldest first; `(day, counts by code)`.
@@ -104,11 +104,40 @@ pub async fn key_usage(
     let today = usage_day(state.now());
     let first = today - (days - 1);
     let counts = state.store.usage_of_keys(&[key.id], first).await?;
+    let rows = counts.into_iter().map(|c| (c.day, c.code, c.count));
+    Ok((key, per_day(first, today, rows)))
+}
+
+/// The verifications of every key within the caller's reach per UTC day over the last `days`
+/// days (1 to 366), each day's counts by outcome code.
+pub async fn daily(state: &Keyward, caller: &Caller, reach: Reach, days: i64) -> Result<KeyUsage> {
+    caller.principal.require(KeywardRight::Read)?;
+    if !(1..=366).contains(&days) {
+        return Err(crate::Error::invalid_field(
+            "days",
+            "must be between 1 and 366",
+        ));
+    }
+    let today = usage_day(state.now());
+    let first = today - (days - 1);
+    let rows = state
+        .store
+        .usage_by_day(reach.keys_of(caller), first)
+        .await?;
+    Ok(per_day(first, today, rows.into_iter()))
+}
+
+/// Every day from `first` to `today` (days since the epoch), with the counts `rows` give it.
+fn per_day(
+    first: i64,
+    today: i64,
+    rows: impl Iterator<Item = (i64, keyward_domain::VerifyCode, u64)>,
+) -> KeyUsage {
     let mut by_day: BTreeMap<i64, BTreeMap<keyward_domain::VerifyCode, u64>> =
         (first..=today).map(|d| (d, BTreeMap::new())).collect();
-    for c in counts {
-        if let Some(day) = by_day.get_mut(&c.day) {
-            *day.entry(c.code).or_default() += c.count;
+    for (day, code, n) in rows {
+        if let Some(day) = by_day.get_mut(&day) {
+            *day.entry(code).or_default() += n;
         }
     }
     let days = by_day
@@ -118,7 +147,7 @@ pub async fn key_usage(
             (date, codes)
         })
         .collect();
-    Ok((key, KeyUsage { days }))
+    KeyUsage { days }
 }
 
 /// Verifications per UTC day of each of `keys` over the last `days` days (oldest first), for

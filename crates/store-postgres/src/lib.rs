@@ -1052,6 +1052,30 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn usage_by_day(
+        &self,
+        of: KeysOf,
+        since_day: i64,
+    ) -> Result<Vec<(i64, VerifyCode, u64)>, StoreError> {
+        let mut qb = QueryBuilder::new(
+            "SELECT u.day AS day, u.code AS code, SUM(u.count)::BIGINT AS n FROM key_usage u \
+             JOIN api_keys k ON k.id = u.key_id WHERE u.day >= ",
+        );
+        qb.push_bind(since_day);
+        push_keys_of(&mut qb, of, "k.");
+        qb.push(" GROUP BY u.day, u.code ORDER BY u.day, u.code");
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| {
+                let day: i64 = get(row, "day")?;
+                Ok((day, code_col(row, "code")?, count_col(row, "n")?))
+            })
+            .collect()
+    }
+
     async fn top_keys(
         &self,
         of: KeysOf,
@@ -1152,6 +1176,9 @@ impl Store for PgStore {
         }
         if let Some(a) = &q.action {
             qb.push(" AND action = ").push_bind(a.clone());
+        }
+        if let Some(a) = &q.actor_id {
+            qb.push(" AND actor_id = ").push_bind(a.clone());
         }
         if let Some(since) = q.since {
             qb.push(" AND created_at >= ").push_bind(ms(since));

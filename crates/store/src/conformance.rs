@@ -1335,6 +1335,19 @@ pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
         "one key's counters by day, then code"
     );
     assert_eq!(store.usage_of_keys(&[a.id], day + 1).await.unwrap(), []);
+    assert_eq!(
+        store
+            .usage_by_day(KeysOf::default(), day - 1)
+            .await
+            .unwrap(),
+        [
+            (day - 1, VerifyCode::Expired, 1),
+            (day, VerifyCode::InsufficientScopes, 4),
+            (day, VerifyCode::RateLimited, 7),
+            (day, VerifyCode::Valid, 10),
+        ],
+        "by day, then code name"
+    );
     assert_eq!(store.usage_of_keys(&[], day - 29).await.unwrap(), []);
     let both = store.usage_of_keys(&[c.id, a.id], day - 29).await.unwrap();
     let mut expected = vec![
@@ -1438,6 +1451,20 @@ pub async fn audit_filters_and_pages(store: &dyn Store) {
             .await
             .unwrap()),
         [1, 3, 5]
+    );
+    assert_eq!(
+        idx(store
+            .list_audit(&run(&|q| q.actor_id = Some("tester".into())))
+            .await
+            .unwrap()),
+        [0, 1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        idx(store
+            .list_audit(&run(&|q| q.actor_id = Some("someone-else".into())))
+            .await
+            .unwrap()),
+        Vec::<usize>::new()
     );
     assert_eq!(
         idx(store

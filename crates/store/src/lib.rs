@@ -80,6 +80,8 @@ pub struct AuditQuery {
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     pub action: Option<String>,
+    /// Entries whose actor has this id (a user id, a key id, `cli`, `anonymous`).
+    pub actor_id: Option<String>,
     pub since: Option<OffsetDateTime>,
     pub until: Option<OffsetDateTime>,
     /// Entries strictly after this position in (created_at, id) order.
@@ -356,6 +358,13 @@ pub trait Store: Send + Sync + 'static {
         of: KeysOf,
         since_day: i64,
     ) -> Result<Vec<(VerifyCode, u64)>, StoreError>;
+    /// Verifications of the keys of `of` on days `>= since_day`, summed per day and outcome code,
+    /// ordered by day, then code name: `(day, code, count)`, days since the Unix epoch (UTC).
+    async fn usage_by_day(
+        &self,
+        of: KeysOf,
+        since_day: i64,
+    ) -> Result<Vec<(i64, VerifyCode, u64)>, StoreError>;
     /// The `limit` keys of `of` with the most verifications on days `>= since_day`, most first
     /// (ties by key id).
     async fn top_keys(

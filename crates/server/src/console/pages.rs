@@ -965,6 +965,7 @@ struct AuditPage {
     nav: Nav,
     rows: Vec<AuditRow>,
     action: String,
+    actor_id: String,
     resource_type: String,
     resource_id: String,
     since: String,
@@ -976,6 +977,8 @@ struct AuditPage {
 pub struct AuditParams {
     #[serde(default)]
     action: String,
+    #[serde(default)]
+    actor_id: String,
     #[serde(default)]
     resource_type: String,
     #[serde(default)]
@@ -1005,6 +1008,7 @@ pub async fn audit(
     let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let query = AuditQuery {
         action: some(&p.action),
+        actor_id: some(&p.actor_id),
         resource_type: some(&p.resource_type),
         resource_id: some(&p.resource_id),
         since: day_start("since", &p.since)?,
@@ -1029,6 +1033,7 @@ pub async fn audit(
             })
             .collect(),
         action: p.action,
+        actor_id: p.actor_id,
         resource_type: p.resource_type,
         resource_id: p.resource_id,
         since: p.since,
@@ -1048,11 +1053,14 @@ struct StatsPage {
     dormant: u64,
     codes: Chart,
     statuses: Chart,
+    daily: Chart,
     top: Vec<(Uuid, String, String, u64)>,
 }
 
 pub async fn stats(State(state): State<AppState>, signed: Signed) -> Page {
-    let s = stats::stats(&state, &signed.resumed.caller, Reach::Role).await?;
+    let caller = &signed.resumed.caller;
+    let s = stats::stats(&state, caller, Reach::Role).await?;
+    let daily = stats::daily(&state, caller, Reach::Role, 30).await?;
     let statuses = [
         ("active", s.keys.active),
         ("expired", s.keys.expired),
@@ -1068,6 +1076,7 @@ pub async fn stats(State(state): State<AppState>, signed: Signed) -> Page {
         dormant: s.keys.dormant,
         codes: chart::bars(s.last_30d.iter().map(|(code, n)| (code.to_string(), *n))),
         statuses: chart::bars(statuses.iter().map(|(s, n)| ((*s).to_owned(), *n))),
+        daily: chart::stacked_days(&daily.days),
         top: s
             .top_keys
             .into_iter()

@@ -67,6 +67,8 @@ pub struct AuditParams {
     pub resource_id: Option<String>,
     /// e.g. `api_key.revoke`.
     pub action: Option<String>,
+    /// The actor's id: a user id (a session), a key id, `cli`, or `anonymous`.
+    pub actor_id: Option<String>,
     /// RFC 3339; entries at or after.
     #[serde(default, deserialize_with = "crate::extract::optional_time")]
     #[param(value_type = Option<String>, format = DateTime)]
@@ -100,6 +102,7 @@ pub async fn list(
         resource_type: q.resource_type,
         resource_id: q.resource_id,
         action: q.action,
+        actor_id: q.actor_id,
         since: q.since,
         until: q.until,
         after,
