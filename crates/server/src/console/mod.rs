@@ -246,21 +246,26 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SignedForm<T> {
     }
 }
 
-/// Whether the request came from a page of this site (the `Origin` a browser sends with a form,
-/// RFC 6454), for the one form without a session: sign-in (login CSRF). A request without
-/// `Origin` (not a browser's form post) is let through.
+/// Whether the request came from a page of this site, for the one form without a session:
+/// sign-in (login CSRF). A browser says where a request comes from in `Sec-Fetch-Site` (Fetch
+/// Metadata); one too old for it, in `Origin` (RFC 6454), which is `null` under this site's
+/// `no-referrer` policy and then says nothing. A request with neither (not a browser's) is let
+/// through: it carries no cookie it could abuse.
 fn same_origin(parts: &Parts) -> bool {
-    let Some(origin) = parts.headers.get(header::ORIGIN) else {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if let Some(site) = header("sec-fetch-site") {
+        return site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none");
+    }
+    let Some(origin) = header("origin").filter(|o| o != "null") else {
         return true;
     };
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, host)| host);
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+    let host = header("host");
+    let origin_host = origin.split_once("://").map(|(_, host)| host.to_owned());
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(&h))
 }

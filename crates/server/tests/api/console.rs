@@ -187,9 +187,16 @@ async fn sign_in_refuses_wrong_passwords_foreign_origins_and_floods() {
         .insert("host", "keyward.example".parse().unwrap());
     let r = app.send(req).await.expect(StatusCode::FORBIDDEN);
     assert!(html(&r).contains("<h1>Forbidden</h1>"));
-    app.send(form_request(Method::POST, "/sign-in", None, wrong))
-        .await
-        .expect(StatusCode::UNAUTHORIZED);
+    let mut req = form_request(Method::POST, "/sign-in", None, wrong);
+    req.headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    app.send(req).await.expect(StatusCode::FORBIDDEN);
+    // This site's own form, as a browser sends it under `no-referrer`: `Origin: null`.
+    let mut req = form_request(Method::POST, "/sign-in", None, wrong);
+    req.headers_mut().insert("origin", "null".parse().unwrap());
+    req.headers_mut()
+        .insert("sec-fetch-site", "same-origin".parse().unwrap());
+    app.send(req).await.expect(StatusCode::UNAUTHORIZED);
     let r = app
         .send(form_request(Method::POST, "/sign-in", None, wrong))
         .await
