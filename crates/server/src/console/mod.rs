@@ -76,7 +76,13 @@ pub fn is_console_path(path: &str) -> bool {
         .any(under)
 }
 
-async fn secure_headers(mut response: Response) -> Response {
+async fn secure_headers(response: Response) -> Response {
+    secured(response)
+}
+
+/// `response` with the headers every console page carries (also the error pages made before a
+/// route's layers, e.g. for a method a page does not take).
+fn secured(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -165,10 +171,10 @@ pub fn render_error(error: ApiError) -> Response {
 
 fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     let page = pages::ErrorPage { title, message };
-    match askama::Template::render(&page) {
+    secured(match askama::Template::render(&page) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => (status, title.to_owned()).into_response(),
-    }
+    })
 }
 
 /// The session cookie's token in a request, if any.

@@ -586,3 +586,26 @@ async fn an_admin_edits_and_deletes_a_tenant_revoking_its_keys_only_when_told() 
         .await
         .expect(StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_consoles_refusals_before_a_page_are_pages_too() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let b = sign_in(&app, "ann@example.com").await;
+    // A method a page does not take.
+    let r = app
+        .send(form_request(Method::PUT, "/keys", Some(&b.cookie), "x=1"))
+        .await
+        .expect(StatusCode::METHOD_NOT_ALLOWED);
+    assert!(html(&r).contains("<h1>"), "a page: {}", html(&r));
+    assert!(
+        r.header("content-security-policy").is_some(),
+        "with the console's headers, though refused before its routes"
+    );
+    // A body over the limit.
+    let big = format!("csrf={}&metadata={}", b.csrf, "a".repeat(70 * 1024));
+    let r = post(&app, "/keys", &b.cookie, &big)
+        .await
+        .expect(StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(html(&r).contains("<h1>"), "a page: {}", html(&r));
+}
