@@ -14,6 +14,10 @@ command -v curl >/dev/null || missing+=(curl)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # ... and give them a certificate authority of their own, to prove TLS to PostgreSQL.
 command -v openssl >/dev/null || missing+=(openssl)
+# The console's browser test (crates/server/tests/api/browser.rs) drives Debian's chromium through
+# Debian's chromedriver.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -34,6 +38,13 @@ venv() {
 # (their dependencies differ).
 venv target/compat-venv crates/server/tests/compat/requirements.txt
 venv target/fuzz-venv crates/server/tests/fuzz/requirements.txt
+# Selenium, which drives the browser test's flows (crates/server/tests/browser/console_flows.py),
+# and axe-core, the accessibility checks it runs in every page, from npm into target/ only.
+venv target/browser-venv crates/server/tests/browser/requirements.txt
+axe=4.14.1
+if ! grep -qs "\"version\": \"$axe\"" target/browser-npm/node_modules/axe-core/package.json; then
+  npm install --prefix target/browser-npm --no-save --no-audit --no-fund --silent "axe-core@$axe"
+fi
 
 # Tests spawn the real binary; build everything once, then run.
 cargo test --workspace --locked --no-fail-fast "$@"

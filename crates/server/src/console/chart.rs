@@ -67,7 +67,8 @@ pub fn stacked_days(days: &[(time::Date, BTreeMap<VerifyCode, u64>)]) -> Chart {
                 title: format!("{day} {}: {n}", code.as_str()),
             });
         }
-        if i % 7 == 0 || i + 1 == days.len() {
+        // Every seventh day, counted back from today (which is always labelled).
+        if (days.len() - 1 - i) % 7 == 0 {
             labels.push((units(x), day.to_string()));
         }
     }

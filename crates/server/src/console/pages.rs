@@ -35,8 +35,12 @@ fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
+/// A time as people read it in a table: to the minute, in UTC.
 fn when(t: OffsetDateTime) -> String {
-    keyward_core::keys::rfc3339(t)
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| keyward_core::keys::rfc3339(t))
 }
 
 fn maybe(t: Option<OffsetDateTime>) -> String {

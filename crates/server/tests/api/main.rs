@@ -17,6 +17,7 @@ mod apikey;
 mod audit;
 mod auth;
 mod bad_input;
+mod browser;
 mod cli;
 mod compat;
 mod console;
