@@ -68,7 +68,7 @@ pub fn stacked_days(days: &[(time::Date, BTreeMap<VerifyCode, u64>)]) -> Chart {
             });
         }
         // Every seventh day, counted back from today (which is always labelled).
-        if (days.len() - 1 - i) % 7 == 0 {
+        if (days.len() - 1 - i).is_multiple_of(7) {
             labels.push((units(x), day.to_string()));
         }
     }
