@@ -184,6 +184,7 @@ pub fn state_what_is_enforced(doc: &mut Value) {
         ("days", json!({"minimum": 1, "maximum": 365})),
         ("status", json!({"enum": ["active", "expired", "revoked"]})),
         ("action", filter.clone()),
+        ("actor_id", filter.clone()),
         ("resource_type", filter.clone()),
         ("resource_id", filter),
     ];

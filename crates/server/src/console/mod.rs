@@ -56,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/users", get(pages::users).post(pages::create_user))
         .route("/audit", get(pages::audit))
         .route("/stats", get(pages::stats))
+        .route("/export", get(pages::export))
         .route("/assets/console.css", get(pages::css))
         .route("/assets/console.js", get(pages::js))
         .layer(axum::middleware::map_response(secure_headers))

@@ -1089,6 +1089,13 @@ pub async fn stats(State(state): State<AppState>, signed: Signed) -> Page {
     })
 }
 
+/// Everything keyward holds about the signed-in person, as the API's export serves it (one JSON
+/// document, streamed, as an attachment).
+pub async fn export(State(state): State<AppState>, signed: Signed) -> Page {
+    let caller = crate::auth::Caller(signed.resumed.caller);
+    Ok(crate::api::v1::stats::export_response(&state, &caller, false).await?)
+}
+
 pub async fn css() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],

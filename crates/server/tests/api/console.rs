@@ -609,3 +609,25 @@ async fn the_consoles_refusals_before_a_page_are_pages_too() {
         .expect(StatusCode::PAYLOAD_TOO_LARGE);
     assert!(html(&r).contains("<h1>"), "a page: {}", html(&r));
 }
+
+#[tokio::test]
+async fn a_person_exports_their_data_from_the_console() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let b = sign_in(&app, "ann@example.com").await;
+    let (id, plaintext) = create_key(&app, &b, "name=ci").await;
+    let r = page(&app, "/export", &b.cookie)
+        .await
+        .expect(StatusCode::OK);
+    assert!(r
+        .header("content-disposition")
+        .is_some_and(|d| d.starts_with("attachment")));
+    assert_eq!(r.body["user"]["email"], "ann@example.com");
+    assert_eq!(r.body["api_keys"][0]["id"], id.as_str());
+    assert!(!r.body.to_string().contains(&plaintext));
+    let r = app
+        .get("/export", As::Nobody)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/sign-in"));
+}
