@@ -588,6 +588,55 @@ def flow_member_signs_in_by_keyboard(state):
     assert b.has("table#keys"), "/keys has no table#keys"
 
 
+def tab_to(b, css, limit=80):
+    """Presses Tab until the element `css` names has the focus (the keyboard alone reaches it)."""
+    target = b.find(css)
+    for _ in range(limit):
+        if b.driver.switch_to.active_element == target:
+            return target
+        ActionChains(b.driver).send_keys(Keys.TAB).perform()
+    raise AssertionError(f"{css} is not reached with Tab within {limit} presses")
+
+
+def flow_keyboard_creates_and_revokes_a_key(state):
+    """With the keyboard alone: from the listing to the new-key form, fill it, create, go to the
+    key, and revoke it (confirmation ticked with Space)."""
+    b = state["js"]
+    b.open("/keys", "keys")
+    tab_to(b, "a#new-key")
+    token = b.mark_document()
+    ActionChains(b.driver).send_keys(Keys.ENTER).perform()
+    b.wait_for_next_document(token)
+    b.loaded("keys-new")
+    b.expect_path("/keys/new", "Enter on the new-key link")
+    tab_to(b, "#new-key-form input[name=name]")
+    ActionChains(b.driver).send_keys("by keyboard").perform()
+    tab_to(b, "#new-key-form input[name=scopes]")
+    ActionChains(b.driver).send_keys("orders:read").perform()
+    tab_to(b, "#new-key-form button[type=submit]")
+    token = b.mark_document()
+    ActionChains(b.driver).send_keys(Keys.ENTER).perform()
+    b.wait_for_next_document(token)
+    b.loaded("key-created-by-keyboard")
+    key_id, key = read_issued(b, "key-created-by-keyboard", "create by keyboard")
+    expect_code(state["verifier"], key, "VALID")
+    tab_to(b, "a#key-link")
+    token = b.mark_document()
+    ActionChains(b.driver).send_keys(Keys.ENTER).perform()
+    b.wait_for_next_document(token)
+    b.loaded("key-by-keyboard")
+    tab_to(b, "form#revoke input#confirm-revoke")
+    ActionChains(b.driver).send_keys(Keys.SPACE).perform()
+    assert b.find("form#revoke input#confirm-revoke").is_selected(), "Space did not tick the confirmation"
+    tab_to(b, "form#revoke button")
+    token = b.mark_document()
+    ActionChains(b.driver).send_keys(Keys.ENTER).perform()
+    b.wait_for_next_document(token)
+    b.loaded("key-revoked-by-keyboard")
+    assert key_status(b) == "revoked", f"after revoking by keyboard the page shows {key_status(b)!r}"
+    expect_code(state["verifier"], key, "REVOKED")
+
+
 def flow_member_creates_keys(state):
     b = state["js"]
     verifier_id, verifier = create_key(b, "verifier", "keyward:verify", "30d")
@@ -831,6 +880,7 @@ FLOWS = [
     ("plaintext_is_never_shown_again", flow_plaintext_is_never_shown_again, ["member_signs_in_by_keyboard"]),
     ("usage_chart_counts_verifications", flow_usage_chart_counts_verifications, ["member_creates_keys"]),
     ("member_renames_key", flow_member_renames_key, ["member_creates_keys"]),
+    ("keyboard_creates_and_revokes_a_key", flow_keyboard_creates_and_revokes_a_key, ["member_creates_keys"]),
     ("rotate_with_grace", flow_rotate_with_grace, ["member_creates_keys"]),
     ("revoke_with_confirmation", flow_revoke_with_confirmation, ["rotate_with_grace"]),
     ("keys_filter", flow_keys_filter, ["revoke_with_confirmation"]),
