@@ -118,6 +118,15 @@ pub fn csrf_matches(resumed: &Resumed, presented: &str) -> bool {
     !presented.is_empty() && bool::from(resumed.csrf.as_bytes().ct_eq(presented.as_bytes()))
 }
 
+/// Forgets the session of `token`, if there is one (a browser signing in again replaces its
+/// session: the old one must not live on unseen). Not audited: the sign-in that replaces it is.
+pub async fn discard(kw: &Keyward, token: &str) -> Result<()> {
+    match kw.store.delete_session(&digest_of(token), None).await {
+        Ok(()) | Err(keyward_store::StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Ends the session of `token` everywhere, audited as a sign-out. A token of no session is
 /// `Unauthenticated(Invalid)`.
 pub async fn sign_out(kw: &Keyward, token: &SecretString, resumed: &Resumed) -> Result<()> {

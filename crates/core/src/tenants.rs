@@ -190,3 +190,26 @@ pub async fn delete(state: &Keyward, caller: &Caller, id: Uuid, force: bool) -> 
         other => other.into(),
     })
 }
+
+/// The id of the tenant with `slug`, for a caller that names a tenant by its slug (a form's
+/// tenant field): admins may name any (`NotFound` when there is none); everyone else only their
+/// own: another, existing or not, is `Forbidden`, so that nobody learns which slugs exist.
+pub async fn id_by_slug(state: &Keyward, caller: &Caller, slug: &str) -> Result<Uuid> {
+    let p = &caller.principal;
+    if p.role == keyward_domain::Role::Admin {
+        return state
+            .store
+            .get_tenant_by_slug(slug)
+            .await?
+            .map(|t| t.id)
+            .ok_or(Error::NotFound("tenant"));
+    }
+    let own = match p.tenant_id {
+        Some(id) => state.store.get_tenant(id).await?,
+        None => None,
+    };
+    match own {
+        Some(t) if t.slug == slug => Ok(t.id),
+        _ => Err(Error::Forbidden("a tenant other than your own".into())),
+    }
+}

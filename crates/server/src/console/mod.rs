@@ -71,7 +71,7 @@ pub fn is_console_path(path: &str) -> bool {
     };
     path.is_empty()
         || [
-            "sign-in", "sign-out", "keys", "tenants", "users", "audit", "stats", "assets",
+            "sign-in", "sign-out", "keys", "tenants", "users", "audit", "stats", "export", "assets",
         ]
         .into_iter()
         .any(under)
@@ -178,8 +178,15 @@ fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     })
 }
 
-/// The session cookie's token in a request, if any.
-fn session_token(parts: &Parts) -> Option<String> {
+/// The session cookie's token in a request, if any. Behind HTTPS only the `__Host-` cookie
+/// counts: an unprefixed one may have been planted by a sibling host or over plain HTTP, and would
+/// otherwise hide (or replace) the real session.
+fn session_token(parts: &Parts, https: bool) -> Option<String> {
+    let name = if https {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    };
     parts
         .headers
         .get_all(header::COOKIE)
@@ -187,8 +194,43 @@ fn session_token(parts: &Parts) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == SESSION_COOKIE || c.name() == SECURE_SESSION_COOKIE)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
+}
+
+/// A page's query parameters, refused as a page (not the API's JSON) when they do not parse.
+pub struct PageQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PageQuery<T> {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let crate::extract::QueryParams(query) =
+            crate::extract::QueryParams::from_request_parts(parts, state).await?;
+        Ok(Self(query))
+    }
+}
+
+/// The id in a page's path (`/keys/{id}`, `/tenants/{id}`): a UUID in its standard form, else
+/// the page does not exist (404 page).
+pub struct PageId(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageId {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let not_found = || ConsoleError::Api(ApiError::NotFound("page"));
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| not_found())?;
+        crate::extract::standard_uuid(&raw)
+            .map(Self)
+            .ok_or_else(not_found)
+    }
 }
 
 /// A signed-in person: the session's caller and the CSRF token its forms carry, and the token
@@ -205,7 +247,7 @@ impl FromRequestParts<AppState> for Signed {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = session_token(parts).ok_or(ConsoleError::SignIn)?;
+        let token = session_token(parts, state.https()).ok_or(ConsoleError::SignIn)?;
         let meta = crate::auth::meta_of(parts);
         match keyward_core::console::resume(state, &token, meta).await {
             Ok(resumed) => Ok(Self {

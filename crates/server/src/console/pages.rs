@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use keyward_core::console::Resumed;
@@ -17,10 +17,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::chart::{self, Chart};
-use super::{ConsoleError, Signed, SignedForm};
+use super::{ConsoleError, PageId, PageQuery, Signed, SignedForm};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::extract::{from_urlencoded, standard_uuid, QueryParams};
+use crate::extract::from_urlencoded;
 
 type Page = Result<Response, ConsoleError>;
 
@@ -120,6 +120,10 @@ pub async fn sign_in(
     let meta = crate::auth::meta_of(&parts);
     match keyward_core::console::sign_in(&state, &meta, &form.email, password).await {
         Ok(signed_in) => {
+            // The session this browser had (if any) is replaced, not left alive beside it.
+            if let Some(old) = super::session_token(&parts, state.https()) {
+                keyward_core::console::discard(&state, &old).await?;
+            }
             let mut response = see_other("/keys");
             let cookie = session_cookie(
                 &state,
@@ -250,7 +254,7 @@ fn cursor_of(raw: Option<&str>) -> Result<Option<Cursor>, ConsoleError> {
 pub async fn keys(
     State(state): State<AppState>,
     signed: Signed,
-    QueryParams(params): QueryParams<KeysParams>,
+    PageQuery(params): PageQuery<KeysParams>,
 ) -> Page {
     let now = state.now();
     let mut query = KeyQuery::new(now, KEYS_PER_PAGE);
@@ -292,7 +296,7 @@ pub struct DormantParams {
 pub async fn dormant(
     State(state): State<AppState>,
     signed: Signed,
-    QueryParams(params): QueryParams<DormantParams>,
+    PageQuery(params): PageQuery<DormantParams>,
 ) -> Page {
     let days = params.days.unwrap_or(90);
     if !(1..=365).contains(&days) {
@@ -334,6 +338,9 @@ pub struct NewKeyForm {
     refill_amount: String,
     #[serde(default)]
     metadata: String,
+    /// The tenant's slug (admins name one, as the API asks of them).
+    #[serde(default)]
+    tenant: String,
 }
 
 #[derive(Template)]
@@ -341,11 +348,30 @@ pub struct NewKeyForm {
 struct NewKeyPage {
     nav: Nav,
     form: NewKeyForm,
+    /// `(slug, name)` of the tenants an admin may put a key in; empty for everyone else.
+    tenants: Vec<(String, String)>,
     error: Option<String>,
+}
+
+/// The tenants an admin may choose from in a form; none for anyone else (their own is implied).
+async fn tenant_choices(
+    state: &AppState,
+    caller: &keyward_core::auth::Caller,
+) -> Result<Vec<(String, String)>, ConsoleError> {
+    if caller.principal.role != Role::Admin {
+        return Ok(Vec::new());
+    }
+    Ok(tenants::list(state, caller, 1000, None)
+        .await?
+        .items
+        .into_iter()
+        .map(|t| (t.slug, t.name))
+        .collect())
 }
 
 pub async fn new_key(State(state): State<AppState>, signed: Signed) -> Page {
     html(&NewKeyPage {
+        tenants: tenant_choices(&state, &signed.resumed.caller).await?,
         nav: Nav::of(&state, &signed.resumed).await?,
         form: NewKeyForm {
             expires: "90d".into(),
@@ -366,7 +392,7 @@ fn number(field: &str, text: &str) -> Result<Option<i64>, ApiError> {
 }
 
 impl NewKeyForm {
-    fn to_new_key(&self, now: OffsetDateTime) -> Result<NewKey, ApiError> {
+    fn to_new_key(&self, now: OffsetDateTime, tenant: Option<Uuid>) -> Result<NewKey, ApiError> {
         let expiry = match self.expires.as_str() {
             "" | "never" => KeyExpiry::Never,
             "date" => {
@@ -402,7 +428,8 @@ impl NewKeyForm {
         };
         let window = self.rate_limit_window.trim();
         Ok(NewKey {
-            tenant: KeyTenant::CallersOwn,
+            // As the API: admins name a tenant; everyone else gets their own.
+            tenant: KeyTenant::Requested(tenant),
             name: Some(self.name.trim().to_owned()).filter(|n| !n.is_empty()),
             scopes: self.scopes.split_whitespace().map(str::to_owned).collect(),
             metadata,
@@ -438,17 +465,26 @@ fn shown_once(nav: Nav, title: &'static str, issued: keys::IssuedKey) -> Page {
 pub async fn create_key(State(state): State<AppState>, form: SignedForm<NewKeyForm>) -> Page {
     let SignedForm { signed, form } = form;
     let nav = Nav::of(&state, &signed.resumed).await?;
-    let created = match form.to_new_key(state.now()) {
-        Ok(req) => keys::create(&state, &signed.resumed.caller, req)
+    let caller = &signed.resumed.caller;
+    let tenant = match form.tenant.trim() {
+        "" => Ok(None),
+        slug => tenants::id_by_slug(&state, caller, slug)
+            .await
+            .map(Some)
+            .map_err(ApiError::from),
+    };
+    let created = match tenant.and_then(|t| form.to_new_key(state.now(), t)) {
+        Ok(req) => keys::create(&state, caller, req)
             .await
             .map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match created {
         Ok(issued) => shown_once(nav, "Your new key", issued),
-        Err(e @ (ApiError::BadRequest { .. } | ApiError::Forbidden(_))) => {
+        Err(e @ (ApiError::BadRequest { .. } | ApiError::Forbidden(_) | ApiError::NotFound(_))) => {
             let page = NewKeyPage {
                 nav,
+                tenants: tenant_choices(&state, caller).await?,
                 form,
                 error: Some(e.message()),
             };
@@ -456,10 +492,6 @@ pub async fn create_key(State(state): State<AppState>, form: SignedForm<NewKeyFo
         }
         Err(e) => Err(e.into()),
     }
-}
-
-fn key_id(raw: &str) -> Result<Uuid, ConsoleError> {
-    standard_uuid(raw).ok_or(ConsoleError::Api(ApiError::NotFound("page")))
 }
 
 #[derive(Template)]
@@ -483,8 +515,7 @@ struct KeyPage {
     total: u64,
 }
 
-pub async fn key(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> Page {
-    let id = key_id(&id)?;
+pub async fn key(State(state): State<AppState>, signed: Signed, PageId(id): PageId) -> Page {
     let caller = &signed.resumed.caller;
     let (key, usage) = stats::key_usage(&state, caller, Reach::Role, id, 30).await?;
     let now = state.now();
@@ -544,6 +575,27 @@ pub struct EditForm {
     rate_limit_window: Option<String>,
     remaining: Option<String>,
     metadata: Option<String>,
+    /// What the page showed in each field when it was loaded: a field sent back unchanged is
+    /// kept as it is now, so that a stale page never puts back what changed since (credits
+    /// spent meanwhile).
+    #[serde(default)]
+    scopes_was: Option<String>,
+    #[serde(default)]
+    rate_limit_max_was: Option<String>,
+    #[serde(default)]
+    rate_limit_window_was: Option<String>,
+    #[serde(default)]
+    remaining_was: Option<String>,
+    #[serde(default)]
+    metadata_was: Option<String>,
+}
+
+/// `field`, unless it is what the page showed (`was`): then absent, i.e. kept.
+fn changed<'a>(field: Option<&'a String>, was: Option<&String>) -> Option<&'a String> {
+    match (field, was) {
+        (Some(now), Some(before)) if now.trim() == before.trim() => None,
+        (field, _) => field,
+    }
 }
 
 /// A text field's change: absent keeps, empty clears, else sets.
@@ -570,6 +622,9 @@ impl EditForm {
         let expires_at = match self.expires.as_deref() {
             None | Some("keep") => Patch::Keep,
             Some("never") => Patch::Clear,
+            Some(other) if other != "date" => {
+                return Err(ApiError::invalid_field("expires", "keep, never or date"))
+            }
             Some(_) => {
                 let format = time::macros::format_description!("[year]-[month]-[day]");
                 let day = time::Date::parse(self.expires_on.trim(), &format)
@@ -577,7 +632,9 @@ impl EditForm {
                 Patch::Set(day.midnight().assume_utc())
             }
         };
-        let metadata = match self.metadata.as_deref().map(str::trim) {
+        let metadata = match changed(self.metadata.as_ref(), self.metadata_was.as_ref())
+            .map(|m| m.trim())
+        {
             None => None,
             Some("") => Some(serde_json::json!({})),
             Some(text) => Some(
@@ -587,15 +644,28 @@ impl EditForm {
         };
         Ok(KeyPatch {
             name: patch_of(self.name.as_ref()),
-            scopes: self
-                .scopes
-                .as_ref()
+            scopes: changed(self.scopes.as_ref(), self.scopes_was.as_ref())
                 .map(|s| s.split_whitespace().map(str::to_owned).collect()),
             metadata,
             expires_at,
-            rate_limit_max: number("rate_limit_max", patch_of(self.rate_limit_max.as_ref()))?,
-            rate_limit_window: patch_of(self.rate_limit_window.as_ref()),
-            remaining: number("remaining", patch_of(self.remaining.as_ref()))?,
+            rate_limit_max: number(
+                "rate_limit_max",
+                patch_of(changed(
+                    self.rate_limit_max.as_ref(),
+                    self.rate_limit_max_was.as_ref(),
+                )),
+            )?,
+            rate_limit_window: patch_of(changed(
+                self.rate_limit_window.as_ref(),
+                self.rate_limit_window_was.as_ref(),
+            )),
+            remaining: number(
+                "remaining",
+                patch_of(changed(
+                    self.remaining.as_ref(),
+                    self.remaining_was.as_ref(),
+                )),
+            )?,
             refill: Patch::Keep,
         })
     }
@@ -603,10 +673,9 @@ impl EditForm {
 
 pub async fn rename_key(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: SignedForm<EditForm>,
 ) -> Page {
-    let id = key_id(&id)?;
     let patch = form.form.to_patch()?;
     keys::update(&state, &form.signed.resumed.caller, Reach::Role, id, patch).await?;
     Ok(see_other(&format!("/keys/{id}")))
@@ -620,10 +689,9 @@ pub struct RotateForm {
 
 pub async fn rotate_key(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: SignedForm<RotateForm>,
 ) -> Page {
-    let id = key_id(&id)?;
     let grace = match form.form.grace_period.trim() {
         "" | "0" => None,
         text => Some(
@@ -644,10 +712,9 @@ pub struct RevokeForm {
 
 pub async fn revoke_key(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: SignedForm<RevokeForm>,
 ) -> Page {
-    let id = key_id(&id)?;
     if form.form.confirm.is_none() {
         return Err(
             ApiError::invalid_field("confirm", "tick the box to confirm the revocation").into(),
@@ -707,7 +774,7 @@ async fn tenants_page(
 pub async fn tenants(
     State(state): State<AppState>,
     signed: Signed,
-    QueryParams(params): QueryParams<PageParams>,
+    PageQuery(params): PageQuery<PageParams>,
 ) -> Page {
     html(&tenants_page(&state, &signed, params.cursor.as_deref(), None).await?)
 }
@@ -786,17 +853,15 @@ async fn tenant_page(
     })
 }
 
-pub async fn tenant(State(state): State<AppState>, signed: Signed, Path(id): Path<String>) -> Page {
-    let id = key_id(&id)?;
+pub async fn tenant(State(state): State<AppState>, signed: Signed, PageId(id): PageId) -> Page {
     html(&tenant_page(&state, &signed, id, None).await?)
 }
 
 pub async fn update_tenant(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: SignedForm<NewTenantForm>,
 ) -> Page {
-    let id = key_id(&id)?;
     let SignedForm { signed, form } = form;
     let changes = tenants::TenantChanges {
         name: Some(form.name.trim().to_owned()),
@@ -822,10 +887,9 @@ pub struct DeleteTenantForm {
 
 pub async fn delete_tenant(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PageId(id): PageId,
     form: SignedForm<DeleteTenantForm>,
 ) -> Page {
-    let id = key_id(&id)?;
     let SignedForm { signed, form } = form;
     if form.confirm.is_none() {
         return Err(
@@ -902,7 +966,7 @@ async fn users_page(
 pub async fn users(
     State(state): State<AppState>,
     signed: Signed,
-    QueryParams(params): QueryParams<PageParams>,
+    PageQuery(params): PageQuery<PageParams>,
 ) -> Page {
     html(&users_page(&state, &signed, params.cursor.as_deref(), None).await?)
 }
@@ -929,15 +993,7 @@ pub async fn create_user(State(state): State<AppState>, form: SignedForm<NewUser
     };
     let tenant_id = match form.tenant.trim() {
         "" => None,
-        slug => Some(
-            state
-                .store
-                .get_tenant_by_slug(slug)
-                .await
-                .map_err(ApiError::from)?
-                .ok_or(ApiError::NotFound("tenant"))?
-                .id,
-        ),
+        slug => Some(tenants::id_by_slug(&state, caller, slug).await?),
     };
     let req = users::NewUser {
         email: form.email.trim().to_owned(),
@@ -1007,7 +1063,7 @@ fn day_start(field: &str, text: &str) -> Result<Option<OffsetDateTime>, ApiError
 pub async fn audit(
     State(state): State<AppState>,
     signed: Signed,
-    QueryParams(p): QueryParams<AuditParams>,
+    PageQuery(p): PageQuery<AuditParams>,
 ) -> Page {
     let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let query = AuditQuery {
@@ -1017,7 +1073,12 @@ pub async fn audit(
         resource_id: some(&p.resource_id),
         since: day_start("since", &p.since)?,
         // Through the whole of the last day named.
-        until: day_start("until", &p.until)?.map(|d| d + time::Duration::days(1)),
+        until: day_start("until", &p.until)?
+            .map(|d| {
+                d.checked_add(time::Duration::days(1))
+                    .ok_or_else(|| ApiError::invalid_field("until", "a date before 9999-12-31"))
+            })
+            .transpose()?,
         after: cursor_of(p.cursor.as_deref())?,
         limit: 100,
         ..AuditQuery::default()

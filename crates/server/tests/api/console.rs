@@ -631,3 +631,164 @@ async fn a_person_exports_their_data_from_the_console() {
         .expect(StatusCode::SEE_OTHER);
     assert_eq!(r.header("location"), Some("/sign-in"));
 }
+
+/// What an attack on the console found, each kept fixed.
+#[tokio::test]
+async fn bad_queries_and_paths_are_answered_with_pages() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let b = sign_in(&app, "ann@example.com").await;
+    for path in [
+        "/audit?until=9999-12-31",
+        "/keys/dormant?days=abc",
+        "/keys?q=%FF",
+        "/keys?status=active&status=revoked",
+        "/users?cursor=x&cursor=y",
+    ] {
+        let r = page(&app, path, &b.cookie)
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(
+            html(&r).contains("<h1>"),
+            "{path}: a page, got {}",
+            html(&r)
+        );
+        assert!(r.header("content-security-policy").is_some(), "{path}");
+    }
+    for path in ["/keys/%FF", "/tenants/%FF", "/export/x"] {
+        let r = page(&app, path, &b.cookie)
+            .await
+            .expect(StatusCode::NOT_FOUND);
+        assert!(
+            html(&r).contains("<h1>Not found</h1>"),
+            "{path}: {}",
+            html(&r)
+        );
+    }
+}
+
+#[tokio::test]
+async fn behind_https_only_the_host_bound_cookie_counts() {
+    let app = crate::support::app_with_http(true).await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let form = format!("email=ann%40example.com&password={}", urlencode(PASSWORD));
+    let r = app
+        .send(form_request(Method::POST, "/sign-in", None, &form))
+        .await;
+    let set = r.header("set-cookie").unwrap();
+    let token = set.split(';').next().unwrap().split_once('=').unwrap().1;
+    // The same token under the unprefixed name (which a sibling host could plant) is no session.
+    page(&app, "/keys", &format!("keyward_session={token}"))
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    // And a planted unprefixed cookie does not hide the real one.
+    page(
+        &app,
+        "/keys",
+        &format!("keyward_session=planted; __Host-keyward_session={token}"),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_stale_edit_page_puts_back_nothing_that_changed_since() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let b = sign_in(&app, "ann@example.com").await;
+    let (id, key) = create_key(&app, &b, "name=credits&remaining=10").await;
+    // The edit form as loaded now: remaining 10.
+    let loaded = page(&app, &format!("/keys/{id}"), &b.cookie).await;
+    assert!(html(&loaded).contains("name=\"remaining_was\" value=\"10\""));
+    let (_, verifier) = app
+        .key_with(&app.login("ann@example.com").await, &["keyward:verify"])
+        .await;
+    for _ in 0..4 {
+        app.verify(&verifier, &key).await;
+    }
+    // Sent back with only the metadata changed.
+    let form = format!(
+        "csrf={}&scopes=&scopes_was=&remaining=10&remaining_was=10&rate_limit_max=&rate_limit_max_was=&rate_limit_window=&rate_limit_window_was=&metadata=%7B%22team%22%3A%22x%22%7D&metadata_was=%7B%7D&expires=keep",
+        b.csrf
+    );
+    post(&app, &format!("/keys/{id}"), &b.cookie, &form)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let token = app.login("ann@example.com").await;
+    let got = app
+        .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&token))
+        .await
+        .body;
+    assert_eq!(
+        got["remaining"], 6,
+        "the credits spent meanwhile stay spent: {got}"
+    );
+    assert_eq!(got["metadata"]["team"], "x");
+    assert_eq!(
+        got["scopes"],
+        serde_json::json!([]),
+        "unchanged scopes kept"
+    );
+}
+
+#[tokio::test]
+async fn the_console_asks_an_admin_for_a_tenant_as_the_api_does() {
+    let app = app().await;
+    app.user("root@example.com", Role::Admin, None).await;
+    let root = sign_in(&app, "root@example.com").await;
+    let r = post(
+        &app,
+        "/keys",
+        &root.cookie,
+        &format!("csrf={}&name=x", root.csrf),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    assert!(html(&r).contains("tenant_id"), "{}", html(&r));
+    app.tenant("acme").await;
+    let form = page(&app, "/keys/new", &root.cookie).await;
+    assert!(html(&form).contains("<option value=\"acme\""));
+    create_key(&app, &root, "name=x&tenant=acme").await;
+    post(
+        &app,
+        "/keys",
+        &root.cookie,
+        &format!("csrf={}&name=x&tenant=nosuch", root.csrf),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    // Nobody but an admin learns whether a slug exists: another tenant is 403 either way.
+    let beta = app.tenant("beta").await;
+    app.user("bob@example.com", Role::TenantAdmin, Some(beta))
+        .await;
+    let bob = sign_in(&app, "bob@example.com").await;
+    for slug in ["acme", "nosuch"] {
+        let form = format!(
+            "csrf={}&email=new%40example.com&password={}&role=member&tenant={slug}",
+            bob.csrf,
+            urlencode(PASSWORD)
+        );
+        post(&app, "/users", &bob.cookie, &form)
+            .await
+            .expect(StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test]
+async fn signing_in_again_replaces_the_browsers_session() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    let first = sign_in(&app, "ann@example.com").await;
+    let form = format!("email=ann%40example.com&password={}", urlencode(PASSWORD));
+    app.send(form_request(
+        Method::POST,
+        "/sign-in",
+        Some(&first.cookie),
+        &form,
+    ))
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    page(&app, "/keys", &first.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+}

@@ -304,6 +304,17 @@ fn zero_or_duration(flag: &str, text: &str) -> anyhow::Result<time::Duration> {
     flag_duration(flag, text)
 }
 
+/// `--console-idle`: at least 5 minutes, since a session's last use is written at most once a
+/// minute (`keyward_core::console::LAST_SEEN_RESOLUTION`) and a shorter timeout would end
+/// sessions in use.
+fn console_idle(text: &str) -> anyhow::Result<time::Duration> {
+    let idle = flag_duration("--console-idle", text)?;
+    if idle < time::Duration::minutes(5) {
+        bail!("--console-idle: at least 5m");
+    }
+    Ok(idle)
+}
+
 /// [`flag_duration`] for the standard library's timers.
 fn std_duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
     flag_duration(flag, text)?
@@ -566,7 +577,7 @@ async fn serve(
                 stale_window: zero_or_duration("--cache-stale-window", &args.cache_stale_window)?,
                 ..keyward_core::cache::CacheSettings::default()
             },
-            console_idle: flag_duration("--console-idle", &args.console_idle)?,
+            console_idle: console_idle(&args.console_idle)?,
             console_lifetime: flag_duration("--console-lifetime", &args.console_lifetime)?,
             ..keyward_core::Settings::default()
         },
