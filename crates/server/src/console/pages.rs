@@ -933,18 +933,22 @@ async fn users_page(
 ) -> Result<UsersPage, ConsoleError> {
     let caller = &signed.resumed.caller;
     let page = users::list(state, caller, None, 100, cursor_of(cursor)?).await?;
-    // The tenants a new user may join: all (admins), or the caller's own.
-    let tenants: Vec<(String, String)> = if caller.principal.role == Role::Admin {
-        tenants::list(state, caller, 1000, None)
-            .await?
-            .items
-            .into_iter()
-            .map(|t| (t.slug, t.name))
-            .collect()
+    // The tenants a new user may join: all (admins), or the caller's own (implied).
+    let admin = caller.principal.role == Role::Admin;
+    let all = if admin {
+        tenants::list(state, caller, 1000, None).await?.items
     } else {
         Vec::new()
     };
-    let name_of = |id: Option<Uuid>| id.map_or_else(|| "—".to_owned(), |t| t.to_string());
+    let slugs: std::collections::HashMap<Uuid, String> =
+        all.iter().map(|t| (t.id, t.slug.clone())).collect();
+    let tenants: Vec<(String, String)> = all.into_iter().map(|t| (t.slug, t.name)).collect();
+    // Everyone a tenant admin sees is of its own tenant.
+    let name_of = |id: Option<Uuid>| match id {
+        None => "—".to_owned(),
+        Some(id) if admin => slugs.get(&id).cloned().unwrap_or_else(|| id.to_string()),
+        Some(_) => "this tenant".to_owned(),
+    };
     Ok(UsersPage {
         nav: Nav::of(state, &signed.resumed).await?,
         rows: page

@@ -457,6 +457,11 @@ async fn an_admin_makes_a_tenant_and_a_member_who_can_sign_in() {
         .await
         .expect(StatusCode::OK);
     assert!(html(&users).contains("ann@example.com"));
+    assert!(
+        html(&users).contains("<td>member</td><td>acme</td>"),
+        "the tenant by its slug: {}",
+        html(&users)
+    );
     let ann = sign_in(&app, "ann@example.com").await;
     for path in [
         "/keys",
