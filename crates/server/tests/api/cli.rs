@@ -736,3 +736,40 @@ fn a_backup_never_overwrites_and_leaves_postgres_to_pg_dump() {
         assert!(Path::new(&fresh).exists());
     }
 }
+
+#[test]
+fn completions_a_manual_page_and_a_version_that_names_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    for (shell, mark) in [
+        ("bash", "_keyward()"),
+        ("zsh", "#compdef keyward"),
+        ("fish", "complete -c keyward"),
+    ] {
+        let script = ok(dir, &["completions", shell]);
+        assert!(script.contains(mark), "{shell}: {script:.200}");
+        assert!(script.contains("rotate"), "{shell} completes subcommands");
+    }
+    let page = ok(dir, &["man"]);
+    assert!(page.contains(".TH keyward 1"), "{page:.200}");
+    let version = ok(dir, &["--version"]);
+    let commit = version
+        .trim()
+        .strip_suffix(')')
+        .and_then(|v| v.split_once("(commit "))
+        .map(|(_, c)| c.to_owned())
+        .unwrap_or_default();
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{version}"
+    );
+    let help = ok(dir, &["key", "rotate", "--help"]);
+    assert!(help.contains("Example:\n  keyward key rotate"), "{help}");
+    // Neither touches a database: none was made.
+    assert!(!dir.join("kw.db").exists());
+    let mut cmd = keyward(dir);
+    cmd.args(["completions", "tcsh"]);
+    let out = said(cmd, None);
+    assert_eq!(out.code, Some(2), "an unknown shell is a usage error");
+}

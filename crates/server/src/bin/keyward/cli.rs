@@ -24,7 +24,11 @@ use keyward_store_sqlite::SqliteStore;
 use crate::commands::{self, KeyCommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "keyward", version, about = "Self-hosted API key service")]
+#[command(
+    name = "keyward",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("KEYWARD_COMMIT"), ")"),
+    about = "Self-hosted API key service"
+)]
 pub struct Cli {
     /// Database URL: sqlite://FILE (created if missing), or
     /// postgres://USER:PASSWORD@HOST:PORT/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE]
@@ -77,8 +81,55 @@ pub enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Print a shell completion script for bash, zsh or fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from these definitions.
+    Man,
     #[command(flatten)]
     Operate(Operation),
+}
+
+/// One example per command, shown at the end of its `--help` (`keyward help`'s paths).
+pub const EXAMPLES: &[(&str, &str)] = &[
+    ("serve", "KEYWARD_ADMIN_EMAIL=you@example.com KEYWARD_ADMIN_PASSWORD='a long password' keyward serve --listen 0.0.0.0:3000"),
+    ("backup", "keyward --database sqlite://keyward.db backup --to keyward-backup.db"),
+    ("completions", "keyward completions bash > ~/.local/share/bash-completion/completions/keyward"),
+    ("man", "keyward man > keyward.1 && man ./keyward.1"),
+    ("user", "keyward user list --tenant acme"),
+    ("user create", "echo 'a long password' | keyward user create --email ann@example.com --password-stdin --tenant acme"),
+    ("user list", "keyward user list --tenant acme --json"),
+    ("tenant", "keyward tenant list"),
+    ("tenant create", "keyward tenant create --name Acme --slug acme"),
+    ("tenant list", "keyward tenant list --json"),
+    ("key", "keyward key list --tenant acme"),
+    ("key create", "keyward key create --tenant acme --owner ann@example.com --name ci --scopes orders:read --expires-in 90d"),
+    ("key list", "keyward key list --owner ann@example.com --json"),
+    ("key show", "keyward key show 0193c3a2-5b1e-7c3d-9f00-1a2b3c4d5e6f"),
+    ("key rotate", "keyward key rotate 0193c3a2-5b1e-7c3d-9f00-1a2b3c4d5e6f --grace-period 1h"),
+    ("key revoke", "keyward key revoke 0193c3a2-5b1e-7c3d-9f00-1a2b3c4d5e6f"),
+    ("bench-seed", "keyward --database sqlite://bench.db bench-seed --count 100000 --verifier-out verifier.txt"),
+];
+
+/// The command line's definition, each command with its example.
+pub fn command() -> clap::Command {
+    fn with_examples(cmd: clap::Command, path: &str) -> clap::Command {
+        let cmd = match EXAMPLES.iter().find(|(at, _)| *at == path) {
+            Some((_, example)) => cmd.after_help(format!("Example:\n  {example}")),
+            None => cmd,
+        };
+        cmd.mut_subcommands(|sub| {
+            let at = if path.is_empty() {
+                sub.get_name().to_owned()
+            } else {
+                format!("{path} {}", sub.get_name())
+            };
+            with_examples(sub, &at)
+        })
+    }
+    with_examples(<Cli as clap::CommandFactory>::command(), "")
 }
 
 /// What an operator does on the database through `keyward_core`, audited as `system`.
@@ -235,7 +286,11 @@ pub enum TenantCommand {
 }
 
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match &cli.command {
         Command::Serve(args) => init_tracing(args.log_format, "info"),
         _ => init_tracing(LogFormat::Human, "warn"),
@@ -257,6 +312,18 @@ pub fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes `bytes` to standard output; a reader that stopped early (`| head`) is no error.
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing to standard output")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -380,6 +447,22 @@ impl std::fmt::Debug for DatabaseUrl {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // What only prints: no database.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command(), "keyward", &mut script);
+            return print_bytes(&script);
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command())
+                .render(&mut page)
+                .context("rendering the manual page")?;
+            return print_bytes(&page);
+        }
+        _ => {}
+    }
     // A backup opens the file itself, read-only in spirit: it must not migrate what it copies.
     if let Command::Backup { to } = cli.command {
         let to = commands::backup_target(to)?;
@@ -388,7 +471,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = open_store(&cli).await?;
     let result = match cli.command {
         Command::Serve(args) => return serve(store, &cli.database_url, args).await,
-        Command::Backup { .. } => Ok(()),
+        Command::Backup { .. } | Command::Completions { .. } | Command::Man => Ok(()),
         Command::Operate(operation) => {
             match Keyward::offline(store.clone(), Arc::new(SystemClock)) {
                 Ok(kw) => operate(&kw, operation).await,
@@ -682,6 +765,27 @@ mod tests {
             std_duration("f", "3s").unwrap(),
             std::time::Duration::from_secs(3)
         );
+    }
+
+    #[test]
+    fn every_command_has_an_example_in_its_help() {
+        fn walk(cmd: &clap::Command, path: String, missing: &mut Vec<String>) {
+            if !path.is_empty() && cmd.get_after_help().is_none() && cmd.get_name() != "help" {
+                missing.push(path.clone());
+            }
+            for sub in cmd.get_subcommands() {
+                let at = if path.is_empty() {
+                    sub.get_name().to_owned()
+                } else {
+                    format!("{path} {}", sub.get_name())
+                };
+                walk(sub, at, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&command(), String::new(), &mut missing);
+        assert_eq!(missing, Vec::<String>::new(), "commands without an example");
+        command().debug_assert();
     }
 
     #[test]
