@@ -17,6 +17,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 # The console's browser test (crates/server/tests/api/browser.rs) drives Debian's chromium through
 # Debian's chromedriver.
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# promtool (Debian's prometheus) checks that /metrics is what Prometheus accepts.
+[ -x /usr/bin/promtool ] || missing+=(prometheus)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
