@@ -37,6 +37,8 @@ pub struct SignedIn {
 pub struct Resumed {
     pub caller: Caller,
     pub csrf: String,
+    /// Whose session it is, as the pages greet them (read with the session: no other lookup).
+    pub email: String,
 }
 
 fn random_token() -> Result<String> {
@@ -110,6 +112,7 @@ pub async fn resume(kw: &Keyward, token: &str, meta: RequestMeta) -> Result<Resu
     Ok(Resumed {
         caller: Caller::new(principal, meta),
         csrf: session.csrf,
+        email: user.email.clone(),
     })
 }
 

@@ -35,6 +35,15 @@ fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
+/// A form's date field (`YYYY-MM-DD`, as `<input type="date">` sends it), as the start of that
+/// day in UTC.
+fn date_field(field: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text.trim(), &format)
+        .map(|day| day.midnight().assume_utc())
+        .map_err(|_| ApiError::invalid_field(field, "a date, YYYY-MM-DD"))
+}
+
 /// A time as people read it in a table: to the minute, in UTC.
 fn when(t: OffsetDateTime) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
@@ -56,15 +65,14 @@ pub struct Nav {
 }
 
 impl Nav {
-    async fn of(state: &AppState, resumed: &Resumed) -> Result<Self, ConsoleError> {
-        let me = users::me(state, &resumed.caller).await?;
+    fn of(resumed: &Resumed) -> Self {
         let role = resumed.caller.principal.role;
-        Ok(Self {
-            email: me.email,
+        Self {
+            email: resumed.email.clone(),
             csrf: resumed.csrf.clone(),
             admin: role == Role::Admin,
             tenant_admin: role == Role::TenantAdmin,
-        })
+        }
     }
 }
 
@@ -270,7 +278,7 @@ pub async fn keys(
     query.after = cursor_of(params.cursor.as_deref())?;
     let page = keys::list(&state, &signed.resumed.caller, Reach::Role, query).await?;
     html(&KeysPage {
-        nav: Nav::of(&state, &signed.resumed).await?,
+        nav: Nav::of(&signed.resumed),
         rows: KeyRow::listed(&state, &page.items).await?,
         status: params.status.clone(),
         q: q.to_owned(),
@@ -308,7 +316,7 @@ pub async fn dormant(
     query.after = cursor_of(params.cursor.as_deref())?;
     let page = keys::list(&state, &signed.resumed.caller, Reach::Role, query).await?;
     html(&DormantPage {
-        nav: Nav::of(&state, &signed.resumed).await?,
+        nav: Nav::of(&signed.resumed),
         rows: KeyRow::listed(&state, &page.items).await?,
         days,
         next: page.next.map(|c| c.to_string()),
@@ -372,7 +380,7 @@ async fn tenant_choices(
 pub async fn new_key(State(state): State<AppState>, signed: Signed) -> Page {
     html(&NewKeyPage {
         tenants: tenant_choices(&state, &signed.resumed.caller).await?,
-        nav: Nav::of(&state, &signed.resumed).await?,
+        nav: Nav::of(&signed.resumed),
         form: NewKeyForm {
             expires: "90d".into(),
             ..NewKeyForm::default()
@@ -395,12 +403,7 @@ impl NewKeyForm {
     fn to_new_key(&self, now: OffsetDateTime, tenant: Option<Uuid>) -> Result<NewKey, ApiError> {
         let expiry = match self.expires.as_str() {
             "" | "never" => KeyExpiry::Never,
-            "date" => {
-                let format = time::macros::format_description!("[year]-[month]-[day]");
-                let day = time::Date::parse(self.expires_on.trim(), &format)
-                    .map_err(|_| ApiError::invalid_field("expires_on", "a date, YYYY-MM-DD"))?;
-                KeyExpiry::At(day.midnight().assume_utc())
-            }
+            "date" => KeyExpiry::At(date_field("expires_on", &self.expires_on)?),
             preset => KeyExpiry::After(
                 keyward_domain::duration::parse_short(preset)
                     .map_err(|e| ApiError::invalid_field("expires", e))?,
@@ -464,7 +467,7 @@ fn shown_once(nav: Nav, title: &'static str, issued: keys::IssuedKey) -> Page {
 
 pub async fn create_key(State(state): State<AppState>, form: SignedForm<NewKeyForm>) -> Page {
     let SignedForm { signed, form } = form;
-    let nav = Nav::of(&state, &signed.resumed).await?;
+    let nav = Nav::of(&signed.resumed);
     let caller = &signed.resumed.caller;
     let tenant = match form.tenant.trim() {
         "" => Ok(None),
@@ -521,7 +524,7 @@ pub async fn key(State(state): State<AppState>, signed: Signed, PageId(id): Page
     let now = state.now();
     let credits = key.credits.map(|c| c.current(now));
     html(&KeyPage {
-        nav: Nav::of(&state, &signed.resumed).await?,
+        nav: Nav::of(&signed.resumed),
         row: KeyRow::of(&key, now),
         owner_id: key.owner_id,
         tenant_id: key.tenant_id.map_or_else(|| "—".into(), |t| t.to_string()),
@@ -609,12 +612,9 @@ fn patch_of(field: Option<&String>) -> Patch<String> {
 
 impl EditForm {
     fn to_patch(&self) -> Result<KeyPatch, ApiError> {
-        let number = |field: &str, p: Patch<String>| -> Result<Patch<i64>, ApiError> {
+        let number_patch = |field: &str, p: Patch<String>| -> Result<Patch<i64>, ApiError> {
             Ok(match p {
-                Patch::Set(text) => Patch::Set(
-                    text.parse()
-                        .map_err(|_| ApiError::invalid_field(field, "must be a whole number"))?,
-                ),
+                Patch::Set(text) => number(field, &text)?.map_or(Patch::Clear, Patch::Set),
                 Patch::Clear => Patch::Clear,
                 Patch::Keep => Patch::Keep,
             })
@@ -625,12 +625,7 @@ impl EditForm {
             Some(other) if other != "date" => {
                 return Err(ApiError::invalid_field("expires", "keep, never or date"))
             }
-            Some(_) => {
-                let format = time::macros::format_description!("[year]-[month]-[day]");
-                let day = time::Date::parse(self.expires_on.trim(), &format)
-                    .map_err(|_| ApiError::invalid_field("expires_on", "a date, YYYY-MM-DD"))?;
-                Patch::Set(day.midnight().assume_utc())
-            }
+            Some(_) => Patch::Set(date_field("expires_on", &self.expires_on)?),
         };
         let metadata = match changed(self.metadata.as_ref(), self.metadata_was.as_ref())
             .map(|m| m.trim())
@@ -648,7 +643,7 @@ impl EditForm {
                 .map(|s| s.split_whitespace().map(str::to_owned).collect()),
             metadata,
             expires_at,
-            rate_limit_max: number(
+            rate_limit_max: number_patch(
                 "rate_limit_max",
                 patch_of(changed(
                     self.rate_limit_max.as_ref(),
@@ -659,7 +654,7 @@ impl EditForm {
                 self.rate_limit_window.as_ref(),
                 self.rate_limit_window_was.as_ref(),
             )),
-            remaining: number(
+            remaining: number_patch(
                 "remaining",
                 patch_of(changed(
                     self.remaining.as_ref(),
@@ -701,7 +696,7 @@ pub async fn rotate_key(
     };
     let caller = &form.signed.resumed.caller;
     let issued = keys::rotate(&state, caller, id, None, grace).await?;
-    let nav = Nav::of(&state, &form.signed.resumed).await?;
+    let nav = Nav::of(&form.signed.resumed);
     shown_once(nav, "Your rotated key", issued)
 }
 
@@ -754,7 +749,7 @@ async fn tenants_page(
 ) -> Result<TenantsPage, ConsoleError> {
     let page = tenants::list(state, &signed.resumed.caller, 100, cursor_of(cursor)?).await?;
     Ok(TenantsPage {
-        nav: Nav::of(state, &signed.resumed).await?,
+        nav: Nav::of(&signed.resumed),
         rows: page
             .items
             .into_iter()
@@ -843,7 +838,7 @@ async fn tenant_page(
         .await
         .map_err(ApiError::from)?;
     Ok(TenantPage {
-        nav: Nav::of(state, &signed.resumed).await?,
+        nav: Nav::of(&signed.resumed),
         id: tenant.id,
         name: tenant.name,
         slug: tenant.slug,
@@ -950,7 +945,7 @@ async fn users_page(
         Some(_) => "this tenant".to_owned(),
     };
     Ok(UsersPage {
-        nav: Nav::of(state, &signed.resumed).await?,
+        nav: Nav::of(&signed.resumed),
         rows: page
             .items
             .into_iter()
@@ -1058,10 +1053,7 @@ fn day_start(field: &str, text: &str) -> Result<Option<OffsetDateTime>, ApiError
     if text.trim().is_empty() {
         return Ok(None);
     }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(text.trim(), &format)
-        .map(|d| Some(d.midnight().assume_utc()))
-        .map_err(|_| ApiError::invalid_field(field, "a date, YYYY-MM-DD"))
+    date_field(field, text).map(Some)
 }
 
 pub async fn audit(
@@ -1089,7 +1081,7 @@ pub async fn audit(
     };
     let page = audit::list(&state, &signed.resumed.caller, query).await?;
     html(&AuditPage {
-        nav: Nav::of(&state, &signed.resumed).await?,
+        nav: Nav::of(&signed.resumed),
         rows: page
             .items
             .into_iter()
@@ -1137,7 +1129,7 @@ pub async fn stats(State(state): State<AppState>, signed: Signed) -> Page {
         ("dormant", s.keys.dormant),
     ];
     html(&StatsPage {
-        nav: Nav::of(&state, &signed.resumed).await?,
+        nav: Nav::of(&signed.resumed),
         total: s.keys.total,
         active: s.keys.active,
         expired: s.keys.expired,
