@@ -10,8 +10,9 @@ pub use keyward_domain::ratelimit::MAX_RATE_LIMIT;
 use keyward_domain::ratelimit::{KeyRateLimit, RateLimitError};
 use keyward_domain::scope::{KeywardRight, Scopes};
 use keyward_domain::text;
-use keyward_domain::AuditAction;
+use keyward_domain::event::key_json;
 use keyward_domain::Patch;
+use keyward_domain::{AuditAction, Event, EventType};
 use keyward_domain::{ApiKey, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
 use keyward_store::{Cursor, KeyQuery, KeysOf, StoreError};
 use serde_json::{json, Value};
@@ -118,6 +119,8 @@ pub struct KeyPatch {
     pub remaining: Patch<i64>,
     /// Cleared: the refill goes, the credits stay.
     pub refill: Patch<Refill>,
+    /// False pauses the key (verify answers `DISABLED`), true resumes it.
+    pub enabled: Option<bool>,
 }
 
 pub fn cursor_of(key: &ApiKey) -> Cursor {
@@ -296,12 +299,13 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<Iss
         credits: credits_of(req.remaining, req.refill, now)?,
         ..fresh
     };
-    let audit = caller
-        .actor()
+    let actor = caller.actor();
+    let audit = actor
         .entry(now, AuditAction::ApiKeyCreate, key.id)
         .tenant(key.tenant_id)
         .subject(key.owner_id)
-        .changes(json!({"name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(rfc3339)}));
+        .changes(json!({"name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(rfc3339)}))
+        .event(Event::about_key(EventType::KeyCreated, &key, &actor, now, Value::Null));
     let stored = state.store.create_key(&key, &audit).await;
     // Forget any memory of this digest as unknown.
     state.cache.invalidate(&key.digest);
@@ -478,13 +482,40 @@ pub async fn update(
                 .map(|r| r.interval.as_str())),
         );
     }
+    // Only a change of the key's other fields is a `key.updated`; pausing and resuming have
+    // events of their own.
+    let updated = !changes.is_empty();
+    let paused = match patch.enabled {
+        Some(enabled) if enabled != key.enabled => {
+            key.enabled = enabled;
+            changes.insert("enabled".into(), json!(enabled));
+            Some(if enabled {
+                EventType::KeyEnabled
+            } else {
+                EventType::KeyDisabled
+            })
+        }
+        _ => None,
+    };
     key.updated_at = now;
-    let audit = caller
-        .actor()
+    let actor = caller.actor();
+    let mut audit = actor
         .entry(now, AuditAction::ApiKeyUpdate, key.id)
         .tenant(key.tenant_id)
         .subject(key.owner_id)
-        .changes(Value::Object(changes));
+        .changes(Value::Object(changes.clone()));
+    if updated {
+        audit = audit.event(Event::about_key(
+            EventType::KeyUpdated,
+            &key,
+            &actor,
+            now,
+            json!({"changes": changes}),
+        ));
+    }
+    if let Some(kind) = paused {
+        audit = audit.event(Event::about_key(kind, &key, &actor, now, Value::Null));
+    }
     let stored = state.store.update_key(&key, now, &audit).await;
     // Before the answer: verify on this node sees the change at once. Also after a failure,
     // whose outcome storage may not have told.
@@ -519,12 +550,26 @@ pub async fn revoke_own_by_digest(
 }
 
 async fn revoke_now(state: &Keyward, caller: &Caller, key: ApiKey) -> Result<ApiKey> {
+    revoke_as(state, &caller.actor(), key, Value::Null).await
+}
+
+/// Revokes `key` now as `actor`; `extra` (an object, or null) adds to the `key.revoked` event.
+pub(crate) async fn revoke_as(
+    state: &Keyward,
+    actor: &keyward_domain::Actor,
+    key: ApiKey,
+    extra: Value,
+) -> Result<ApiKey> {
     let now = keyward_domain::clock::truncate_millis(state.now());
-    let audit = caller
-        .actor()
+    let ended = ApiKey {
+        revoked_at: Some(key.revoked_at.map_or(now, |at| at.min(now))),
+        ..key.clone()
+    };
+    let audit = actor
         .entry(now, AuditAction::ApiKeyRevoke, key.id)
         .tenant(key.tenant_id)
-        .subject(key.owner_id);
+        .subject(key.owner_id)
+        .event(Event::about_key(EventType::KeyRevoked, &ended, actor, now, extra));
     let revoked = state.store.revoke_key(key.id, now, now, &audit).await;
     state.cache.invalidate(&key.digest);
     revoked.map_err(not_found_as("api key"))
@@ -582,12 +627,23 @@ pub async fn rotate(
         last_used_at: None,
         ..old.clone()
     };
-    let audit = caller
-        .actor()
+    let actor = caller.actor();
+    let ending = ApiKey {
+        revoked_at: Some(old_end),
+        ..old.clone()
+    };
+    let audit = actor
         .entry(now, AuditAction::ApiKeyRotate, old.id)
         .tenant(old.tenant_id)
         .subject(old.owner_id)
-        .changes(json!({"new_key_id": key.id, "old_key_revoked_at": rfc3339(old_end)}));
+        .changes(json!({"new_key_id": key.id, "old_key_revoked_at": rfc3339(old_end)}))
+        .event(Event::about_key(
+            EventType::KeyRotated,
+            &ending,
+            &actor,
+            now,
+            json!({"new_key": key_json(&key), "grace_ends_at": rfc3339(old_end)}),
+        ));
     let stored = state
         .store
         .rotate_key(old.id, old_end, &key, now, &audit)

@@ -3,7 +3,8 @@
 use keyward_domain::model::validate_slug;
 use keyward_domain::text;
 use keyward_domain::AuditAction;
-use keyward_domain::{KeyPrefix, Patch, Tenant};
+use keyward_domain::model::{MAX_EXPIRY_REMINDERS, MAX_EXPIRY_REMINDER_SECONDS};
+use keyward_domain::{KeyPrefix, Patch, Tenant, TenantPolicy};
 use keyward_store::{Cursor, StoreError};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -20,6 +21,50 @@ pub struct TenantChanges {
     pub metadata: Option<Value>,
     /// Cleared: back to the default prefix.
     pub key_prefix: Patch<String>,
+    /// Changes to the tenant's policy; fields left `None` stay as they are.
+    pub policy: Option<PolicyChanges>,
+}
+
+/// Changes to a [`TenantPolicy`].
+#[derive(Debug, Clone, Default)]
+pub struct PolicyChanges {
+    pub revoke_leaked_keys: Option<bool>,
+    /// Durations before expiry (`7d`, `12h`, ...: [`keyward_domain::duration::SHORT_PATTERN`]),
+    /// each at most 90 days, at most 5, no repeats; empty sends no reminders.
+    pub expiry_reminders: Option<Vec<String>>,
+}
+
+impl PolicyChanges {
+    fn applied_to(&self, mut policy: TenantPolicy) -> Result<TenantPolicy> {
+        if let Some(revoke) = self.revoke_leaked_keys {
+            policy.revoke_leaked_keys = revoke;
+        }
+        if let Some(list) = &self.expiry_reminders {
+            let field = "policy.expiry_reminders";
+            if list.len() > MAX_EXPIRY_REMINDERS {
+                return Err(Error::invalid_field(field, "at most 5 thresholds"));
+            }
+            let mut seconds = list
+                .iter()
+                .map(|t| {
+                    let d = keyward_domain::duration::parse_short(t)
+                        .map_err(|e| Error::invalid_field(field, e))?;
+                    if d <= time::Duration::ZERO
+                        || d.whole_seconds() > MAX_EXPIRY_REMINDER_SECONDS
+                    {
+                        return Err(Error::invalid_field(field, "each between 1s and 90d"));
+                    }
+                    Ok(d.whole_seconds())
+                })
+                .collect::<Result<Vec<i64>>>()?;
+            seconds.sort_unstable_by(|a, b| b.cmp(a));
+            if seconds.windows(2).any(|w| w[0] == w[1]) {
+                return Err(Error::invalid_field(field, "a threshold is listed twice"));
+            }
+            policy.expiry_reminders = seconds;
+        }
+        Ok(policy)
+    }
 }
 
 fn validate(changes: &TenantChanges) -> Result<()> {
@@ -68,8 +113,13 @@ pub async fn create_as(
         ));
     };
     validate(&changes)?;
+    let policy = match &changes.policy {
+        Some(p) => p.applied_to(TenantPolicy::default())?,
+        None => TenantPolicy::default(),
+    };
     let now = keyward_domain::clock::truncate_millis(state.now());
     let tenant = Tenant {
+        policy,
         id: Uuid::now_v7(),
         name,
         slug,
@@ -151,6 +201,10 @@ pub async fn update(
     if !changes.key_prefix.is_keep() {
         tenant.key_prefix = changes.key_prefix.apply(tenant.key_prefix.take());
         diff.insert("key_prefix".into(), json!(tenant.key_prefix));
+    }
+    if let Some(p) = &changes.policy {
+        tenant.policy = p.applied_to(tenant.policy)?;
+        diff.insert("policy".into(), json!(tenant.policy));
     }
     tenant.updated_at = now;
     let audit = caller

@@ -93,7 +93,12 @@ pub async fn verify(
                 // Fail closed: no credit can be spent without storage.
                 Err(StoreError::Unavailable(_)) => return Ok(Verdict::unavailable()),
                 Err(e) => return Err(e.into()),
-                Ok(Some(Spend::Spent(c))) => remaining = Some(c.remaining),
+                Ok(Some(Spend::Spent(c))) => {
+                    remaining = Some(c.remaining);
+                    if c.remaining == 0 {
+                        crate::notices::credits_exhausted(state, k, &c).await;
+                    }
+                }
                 Ok(Some(Spend::Exhausted(c))) => {
                     code = VerifyCode::UsageExceeded;
                     remaining = Some(c.remaining);

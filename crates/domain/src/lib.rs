@@ -8,6 +8,7 @@ pub mod clock;
 pub mod compat;
 pub mod credits;
 pub mod duration;
+pub mod event;
 pub mod key;
 pub mod model;
 pub mod patch;
@@ -17,6 +18,7 @@ pub mod scope;
 pub mod text;
 pub mod verify;
 
+pub use event::{Delivery, DeliveryStatus, Event, EventFilter, EventType, WebhookEndpoint, WebhookSecret};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use key::{KeyDigest, KeyFormatError, KeyPrefix, ParsedKey, PlainKey};
 pub use model::*;

@@ -16,8 +16,37 @@ pub struct Tenant {
     /// Prefix for keys made in this tenant from now on; `None` means the default `kw`.
     pub key_prefix: Option<String>,
     pub metadata: Value,
+    /// Rules for the tenant's keys beyond each key's own.
+    pub policy: TenantPolicy,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+/// A tenant's rules for its keys, stored as one JSON object (fields missing from an older one
+/// take their defaults).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantPolicy {
+    /// A key reported leaked by a verified report is revoked at once (default). When false, the
+    /// report is audited and announced (`key.leaked`) and the key keeps working.
+    pub revoke_leaked_keys: bool,
+    /// How long before a key's expiry a `key.expiring` event is sent, in seconds, longest first;
+    /// one event per key and threshold. Default 7 days and 1 day; empty sends none.
+    pub expiry_reminders: Vec<i64>,
+}
+
+/// The most expiry reminder thresholds a tenant may have.
+pub const MAX_EXPIRY_REMINDERS: usize = 5;
+/// The longest expiry reminder threshold, in seconds (90 days).
+pub const MAX_EXPIRY_REMINDER_SECONDS: i64 = 90 * 86_400;
+
+impl Default for TenantPolicy {
+    fn default() -> Self {
+        Self {
+            revoke_leaked_keys: true,
+            expiry_reminders: vec![7 * 86_400, 86_400],
+        }
+    }
 }
 
 impl Tenant {
@@ -137,6 +166,8 @@ pub enum AuditAction {
     ApiKeyUpdate,
     ApiKeyRevoke,
     ApiKeyRotate,
+    /// A verified report said the key's plaintext was published.
+    ApiKeyLeak,
     AuthLogin,
     AuthLoginFailed,
     /// A console session ended by its user (sign-out).
@@ -145,15 +176,23 @@ pub enum AuditAction {
     TenantUpdate,
     TenantDelete,
     UserCreate,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookDelete,
+    /// A delivery sent again by hand.
+    WebhookRetry,
+    /// A `webhook.test` event sent on request.
+    WebhookTest,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 12] = [
+    pub const ALL: [AuditAction; 18] = [
         Self::ApiKeyCreate,
         Self::ApiKeyImport,
         Self::ApiKeyUpdate,
         Self::ApiKeyRevoke,
         Self::ApiKeyRotate,
+        Self::ApiKeyLeak,
         Self::AuthLogin,
         Self::AuthLoginFailed,
         Self::AuthLogout,
@@ -161,6 +200,11 @@ impl AuditAction {
         Self::TenantUpdate,
         Self::TenantDelete,
         Self::UserCreate,
+        Self::WebhookCreate,
+        Self::WebhookUpdate,
+        Self::WebhookDelete,
+        Self::WebhookRetry,
+        Self::WebhookTest,
     ];
 
     /// The stored and shown name.
@@ -171,6 +215,7 @@ impl AuditAction {
             Self::ApiKeyUpdate => "api_key.update",
             Self::ApiKeyRevoke => "api_key.revoke",
             Self::ApiKeyRotate => "api_key.rotate",
+            Self::ApiKeyLeak => "api_key.leak",
             Self::AuthLogin => "auth.login",
             Self::AuthLoginFailed => "auth.login_failed",
             Self::AuthLogout => "auth.logout",
@@ -178,6 +223,11 @@ impl AuditAction {
             Self::TenantUpdate => "tenant.update",
             Self::TenantDelete => "tenant.delete",
             Self::UserCreate => "user.create",
+            Self::WebhookCreate => "webhook.create",
+            Self::WebhookUpdate => "webhook.update",
+            Self::WebhookDelete => "webhook.delete",
+            Self::WebhookRetry => "webhook.retry",
+            Self::WebhookTest => "webhook.test",
         }
     }
 
@@ -188,9 +238,15 @@ impl AuditAction {
             | Self::ApiKeyImport
             | Self::ApiKeyUpdate
             | Self::ApiKeyRevoke
-            | Self::ApiKeyRotate => "api_key",
+            | Self::ApiKeyRotate
+            | Self::ApiKeyLeak => "api_key",
             Self::AuthLogin | Self::AuthLoginFailed | Self::AuthLogout | Self::UserCreate => "user",
             Self::TenantCreate | Self::TenantUpdate | Self::TenantDelete => "tenant",
+            Self::WebhookCreate
+            | Self::WebhookUpdate
+            | Self::WebhookDelete
+            | Self::WebhookRetry
+            | Self::WebhookTest => "webhook",
         }
     }
 
@@ -222,6 +278,8 @@ pub struct ApiKey {
     pub last_used_at: Option<OffsetDateTime>,
     /// Uses left (and their refill), when the key is limited by credits.
     pub credits: Option<crate::credits::Credits>,
+    /// False while the key is paused: verify answers `DISABLED` until it is enabled again.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -280,6 +338,7 @@ impl ApiKey {
             revoked_at: None,
             last_used_at: None,
             credits: None,
+            enabled: true,
         }
     }
 
@@ -333,6 +392,8 @@ pub enum ActorType {
     System,
     /// A request that proved no identity, such as a failed login.
     Anonymous,
+    /// A secret scanner whose signed report was verified (GitHub's secret scanning).
+    Scanner,
 }
 
 impl ActorType {
@@ -342,6 +403,7 @@ impl ActorType {
             Self::Jwt => "jwt",
             Self::System => "system",
             Self::Anonymous => "anonymous",
+            Self::Scanner => "scanner",
         }
     }
 
@@ -351,6 +413,7 @@ impl ActorType {
             "jwt" => Some(Self::Jwt),
             "system" => Some(Self::System),
             "anonymous" => Some(Self::Anonymous),
+            "scanner" => Some(Self::Scanner),
             _ => None,
         }
     }
@@ -376,9 +439,19 @@ pub struct AuditEntry {
     pub request_id: Option<String>,
     pub changes: Option<Value>,
     pub created_at: OffsetDateTime,
+    /// Webhook events the change causes: written to the outbox in the same transaction as this
+    /// entry (so a change that rolls back sends nothing). Not kept with the entry: empty when
+    /// read back.
+    pub events: Vec<crate::event::Event>,
 }
 
 impl AuditEntry {
+    /// Adds an event the change causes (see [`AuditEntry::events`]).
+    pub fn event(mut self, event: crate::event::Event) -> Self {
+        self.events.push(event);
+        self
+    }
+
     pub fn tenant(mut self, tenant_id: Option<Uuid>) -> Self {
         self.tenant_id = tenant_id;
         self
@@ -416,6 +489,17 @@ impl Actor {
         }
     }
 
+    /// A secret scanner (`id` names it, e.g. `github`) whose report's signature was verified.
+    pub fn scanner(id: &str, source_ip: Option<String>, request_id: Option<String>) -> Self {
+        Self {
+            id: id.into(),
+            kind: ActorType::Scanner,
+            user_id: None,
+            source_ip,
+            request_id,
+        }
+    }
+
     pub fn anonymous(source_ip: Option<String>, request_id: Option<String>) -> Self {
         Self {
             id: "anonymous".into(),
@@ -449,6 +533,7 @@ impl Actor {
             request_id: self.request_id.clone(),
             changes: None,
             created_at: now,
+            events: Vec::new(),
         }
     }
 }
@@ -476,6 +561,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             credits: None,
+            enabled: true,
         }
     }
 

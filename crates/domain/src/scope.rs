@@ -15,7 +15,7 @@ pub const MAX_SCOPE_LEN: usize = 128;
 pub enum ScopeError {
     #[error("scope {0:?} is invalid: 1 to 128 characters of letters, digits and : . _ - / *")]
     Invalid(String),
-    #[error("scope {0:?} is not one of keyward's scopes (keyward:read, keyward:write, keyward:verify, keyward:admin)")]
+    #[error("scope {0:?} is not one of keyward's scopes (keyward:read, keyward:write, keyward:verify, keyward:admin, keyward:report_leak)")]
     UnknownKeyward(String),
     #[error("a key carries at most 64 scopes")]
     TooMany,
@@ -30,10 +30,18 @@ pub enum KeywardRight {
     Write,
     Verify,
     Admin,
+    /// Reporting leaked keys to `POST /api/v1/leaks` (a secret scanner's credential).
+    ReportLeak,
 }
 
 impl KeywardRight {
-    pub const ALL: [KeywardRight; 4] = [Self::Read, Self::Write, Self::Verify, Self::Admin];
+    pub const ALL: [KeywardRight; 5] = [
+        Self::Read,
+        Self::Write,
+        Self::Verify,
+        Self::Admin,
+        Self::ReportLeak,
+    ];
 
     pub fn scope(self) -> &'static str {
         match self {
@@ -41,6 +49,7 @@ impl KeywardRight {
             Self::Write => "keyward:write",
             Self::Verify => "keyward:verify",
             Self::Admin => "keyward:admin",
+            Self::ReportLeak => "keyward:report_leak",
         }
     }
 }
@@ -190,7 +199,7 @@ mod tests {
         /// is taken comes back sorted.
         #[test]
         fn scope_lists_agree_with_their_grammar(
-            raw in proptest::collection::vec("\\PC{0,6}|[a-z:.*/_-]{1,10}|keyward:(read|write|verify|admin|root)", 0..70),
+            raw in proptest::collection::vec("\\PC{0,6}|[a-z:.*/_-]{1,10}|keyward:(read|write|verify|admin|report_leak|root)", 0..70),
         ) {
             let pattern = regex::Regex::new("^[A-Za-z0-9:._/*-]{1,128}$").unwrap();
             let valid = |s: &str| {

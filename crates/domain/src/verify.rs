@@ -1,6 +1,6 @@
 //! The verification decision: given what storage knows about a presented key, what is the
 //! answer? Order matters and is part of the contract: unknown, then revoked, then expired,
-//! then scopes, then the rate limit (which is only spent by an otherwise valid request).
+//! then paused, then scopes, then the rate limit (which is only spent by an otherwise valid request).
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -20,10 +20,12 @@ pub enum VerifyCode {
     UsageExceeded,
     /// Storage could not be reached and nothing trustworthy was cached: no answer (fail closed).
     Unavailable,
+    /// The key is paused (`enabled: false`); it works again once enabled.
+    Disabled,
 }
 
 impl VerifyCode {
-    pub const ALL: [VerifyCode; 8] = [
+    pub const ALL: [VerifyCode; 9] = [
         Self::Valid,
         Self::NotFound,
         Self::Expired,
@@ -32,6 +34,7 @@ impl VerifyCode {
         Self::RateLimited,
         Self::UsageExceeded,
         Self::Unavailable,
+        Self::Disabled,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -48,6 +51,7 @@ impl VerifyCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::UsageExceeded => "USAGE_EXCEEDED",
             Self::Unavailable => "UNAVAILABLE",
+            Self::Disabled => "DISABLED",
         }
     }
 }
@@ -60,6 +64,7 @@ pub fn check(key: Option<&ApiKey>, required: &[String], now: OffsetDateTime) -> 
     match key.status(now) {
         KeyStatus::Revoked => VerifyCode::Revoked,
         KeyStatus::Expired => VerifyCode::Expired,
+        KeyStatus::Active if !key.enabled => VerifyCode::Disabled,
         KeyStatus::Active if required.iter().all(|s| key.has_scope(s)) => VerifyCode::Valid,
         KeyStatus::Active => VerifyCode::InsufficientScopes,
     }

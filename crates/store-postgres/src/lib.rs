@@ -17,13 +17,15 @@ use async_trait::async_trait;
 use keyward_domain::clock::to_millis;
 use keyward_domain::credits::{Credits, Spend};
 use keyward_domain::ratelimit::KeyRateLimit;
+use keyward_domain::event::Attempt;
 use keyward_domain::{
-    ApiKey, AuditEntry, ConsoleSession, KeyDigest, KeyStatus, Tenant, User, VerifyCode,
+    ApiKey, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter, KeyDigest,
+    KeyStatus, Tenant, User, VerifyCode, WebhookEndpoint,
 };
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
-    AuditQuery, Change, ChangeSink, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError,
-    UsageBatch, UsageCount, UsagePosition, USAGE_BATCH_MEMORY,
+    AuditQuery, Change, ChangeSink, Claimed, Cursor, ExpiringKey, KeyCounts, KeyQuery, KeysOf,
+    Store, StoreError, UsageBatch, UsageCount, UsagePosition, WebhooksOf, USAGE_BATCH_MEMORY,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -199,6 +201,10 @@ impl StoredRow for Cols<'_> {
     fn uuid(&self, col: &str) -> Result<Option<Uuid>, StoreError> {
         self.0.try_get(col).map_err(map_err)
     }
+
+    fn flag(&self, col: &str) -> Result<Option<bool>, StoreError> {
+        self.0.try_get(col).map_err(map_err)
+    }
 }
 
 fn key_from(row: &PgRow) -> Result<ApiKey, StoreError> {
@@ -285,7 +291,60 @@ async fn insert_audit(
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
+    write_events(tx, &e.events).await
+}
+
+/// The outbox: one pending delivery of each event to each enabled endpoint that hears it.
+async fn write_events(
+    tx: &mut Transaction<'static, Postgres>,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    for event in events {
+        let endpoints = match event.only_endpoint {
+            Some(id) => {
+                sqlx::query("SELECT id, '*' AS events FROM webhook_endpoints WHERE id = $1")
+                    .bind(id)
+            }
+            None => sqlx::query(
+                "SELECT id, events FROM webhook_endpoints WHERE enabled \
+                 AND (tenant_id IS NULL OR tenant_id = $1)",
+            )
+            .bind(event.tenant_id),
+        }
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        for row in &endpoints {
+            let filter = EventFilter::from_stored(&get::<String>(row, "events")?)
+                .ok_or_else(|| rows::corrupt("events"))?;
+            if !filter.matches(event.kind) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, \
+                 status, attempts, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(get::<Uuid>(row, "id")?)
+            .bind(event.id)
+            .bind(event.kind.as_str())
+            .bind(&event.body)
+            .bind(ms(event.created_at))
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        }
+    }
     Ok(())
+}
+
+fn webhook_from(row: &PgRow) -> Result<WebhookEndpoint, StoreError> {
+    rows::webhook(&Cols(row))
+}
+
+fn delivery_from(row: &PgRow) -> Result<Delivery, StoreError> {
+    rows::delivery(&Cols(row))
 }
 
 /// Inserts keys with their credits, many rows per statement. A clash on any id or digest fails
@@ -299,7 +358,7 @@ async fn insert_keys(
             "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
              metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
              revoked_at, remaining, refill_interval, refill_amount, refill_day, \
-             credits_set_at) ",
+             credits_set_at, enabled) ",
         );
         qb.push_values(chunk, |mut row, k| {
             let credits = k.credits.as_ref();
@@ -323,7 +382,8 @@ async fn insert_keys(
                 .push_bind(refill.map(|r| r.interval.as_str()))
                 .push_bind(refill.map(|r| r.amount))
                 .push_bind(refill.map(|r| i64::from(r.day)))
-                .push_bind(credits.map(|c| ms(c.set_at)));
+                .push_bind(credits.map(|c| ms(c.set_at)))
+                .push_bind(k.enabled);
         });
         qb.build().execute(&mut **tx).await.map_err(map_err)?;
     }
@@ -463,14 +523,15 @@ impl Store for PgStore {
     async fn create_tenant(&self, t: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO tenants (id, name, slug, key_prefix, metadata, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO tenants (id, name, slug, key_prefix, metadata, policy, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(t.id)
         .bind(&t.name)
         .bind(&t.slug)
         .bind(&t.key_prefix)
         .bind(t.metadata.to_string())
+        .bind(rows::policy_json(&t.policy))
         .bind(ms(t.created_at))
         .bind(ms(t.updated_at))
         .execute(&mut *tx)
@@ -524,12 +585,13 @@ impl Store for PgStore {
         let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE tenants SET name = $1, slug = $2, key_prefix = $3, metadata = $4, \
-             updated_at = $5 WHERE id = $6",
+             policy = $5, updated_at = $6 WHERE id = $7",
         )
         .bind(&t.name)
         .bind(&t.slug)
         .bind(&t.key_prefix)
         .bind(t.metadata.to_string())
+        .bind(rows::policy_json(&t.policy))
         .bind(ms(t.updated_at))
         .bind(t.id)
         .execute(&mut *tx)
@@ -866,9 +928,9 @@ impl Store for PgStore {
         let mut tx = self.write().await?;
         let done = sqlx::query(&format!(
             "UPDATE api_keys SET name = $1, scopes = $2, metadata = $3, rate_limit_max = $4, \
-             rate_limit_window = $5, expires_at = $6, updated_at = $7 \
-             WHERE id = $8 AND {}",
-            not_revoked_as_of("$9")
+             rate_limit_window = $5, expires_at = $6, enabled = $7, updated_at = $8 \
+             WHERE id = $9 AND {}",
+            not_revoked_as_of("$10")
         ))
         .bind(&k.name)
         .bind(rows::scopes_json(&k.scopes))
@@ -876,6 +938,7 @@ impl Store for PgStore {
         .bind(k.rate_limit.as_ref().map(KeyRateLimit::max))
         .bind(k.rate_limit.as_ref().map(KeyRateLimit::window))
         .bind(opt_ms(k.expires_at))
+        .bind(k.enabled)
         .bind(ms(k.updated_at))
         .bind(k.id)
         .bind(ms(now))
@@ -1147,6 +1210,314 @@ impl Store for PgStore {
             .map_err(map_err)?
             .iter()
             .map(|row| rows::usage_count(&Cols(row)))
+            .collect()
+    }
+
+    async fn create_webhook(
+        &self,
+        w: &WebhookEndpoint,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, tenant_id, url, events, enabled, description, \
+             secret, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(w.id)
+        .bind(w.tenant_id)
+        .bind(&w.url)
+        .bind(w.events.stored())
+        .bind(w.enabled)
+        .bind(&w.description)
+        .bind(w.secret.expose())
+        .bind(ms(w.created_at))
+        .bind(ms(w.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookEndpoint>, StoreError> {
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(webhook_from)
+            .transpose()
+    }
+
+    async fn list_webhooks(
+        &self,
+        of: WebhooksOf,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM webhook_endpoints WHERE 1 = 1");
+        if let WebhooksOf::Tenant(t) = of {
+            qb.push(" AND tenant_id = ").push_bind(t);
+        }
+        push_after(&mut qb, after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(webhook_from)
+            .collect()
+    }
+
+    async fn update_webhook(
+        &self,
+        w: &WebhookEndpoint,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET url = $1, events = $2, enabled = $3, \
+             description = $4, secret = $5, updated_at = $6 WHERE id = $7",
+        )
+        .bind(&w.url)
+        .bind(w.events.stored())
+        .bind(w.enabled)
+        .bind(&w.description)
+        .bind(w.secret.expose())
+        .bind(ms(w.updated_at))
+        .bind(w.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_webhook(&self, id: Uuid, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint_id: Uuid,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut qb =
+            QueryBuilder::new("SELECT * FROM webhook_deliveries WHERE endpoint_id = ");
+        qb.push_bind(endpoint_id);
+        if let Some(c) = before {
+            qb.push(" AND (created_at, id) < (")
+                .push_bind(ms(c.created_at))
+                .push(", ")
+                .push_bind(c.id)
+                .push(")");
+        }
+        qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(delivery_from)
+            .collect()
+    }
+
+    async fn get_delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError> {
+        sqlx::query("SELECT * FROM webhook_deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(delivery_from)
+            .transpose()
+    }
+
+    async fn retry_delivery(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $1, \
+             lease_id = NULL, lease_until = NULL WHERE id = $2",
+        )
+        .bind(ms(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        // Rows another node is leasing right now are skipped, not waited for: each delivery is
+        // leased by one node, and no node stalls behind another's claim.
+        let mut tx = self.write().await?;
+        let lease_id = Uuid::new_v4();
+        let rows = sqlx::query(
+            "UPDATE webhook_deliveries SET lease_id = $1, lease_until = $2 WHERE id IN (\
+             SELECT id FROM webhook_deliveries WHERE status = 'pending' \
+             AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+             ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING *",
+        )
+        .bind(lease_id)
+        .bind(ms(lease_until))
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let delivery = delivery_from(row)?;
+            let endpoint = sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1")
+                .bind(delivery.endpoint_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            claimed.push(Claimed {
+                delivery,
+                endpoint: webhook_from(&endpoint)?,
+                lease_id,
+            });
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        lease_id: Uuid,
+        attempt: &Attempt,
+        next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let status = match (attempt.succeeded(), next) {
+            (true, _) => DeliveryStatus::Succeeded,
+            (false, Some(_)) => DeliveryStatus::Pending,
+            (false, None) => DeliveryStatus::Failed,
+        };
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
+             next_attempt_at = $2, lease_id = NULL, lease_until = NULL, last_attempt_at = $3, \
+             response_status = $4, response_body = $5, duration_ms = $6, error = $7 \
+             WHERE id = $8 AND lease_id = $9",
+        )
+        .bind(status.as_str())
+        .bind(opt_ms(next.filter(|_| status == DeliveryStatus::Pending)))
+        .bind(ms(attempt.at))
+        .bind(attempt.response_status.map(i64::from))
+        .bind(&attempt.response_body)
+        .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
+        .bind(&attempt.error)
+        .bind(id)
+        .bind(lease_id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1",
+        )
+        .bind(ms(before))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn notify_once(
+        &self,
+        key_id: Uuid,
+        notice: &str,
+        now: OffsetDateTime,
+        audit: Option<&AuditEntry>,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "INSERT INTO key_notices (key_id, notice, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(notice)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if let Some(audit) = audit {
+            insert_audit(&mut tx, audit).await?;
+        }
+        write_events(&mut tx, events).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn keys_expiring(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ExpiringKey>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT k.*, (SELECT string_agg(n.notice, ' ') FROM key_notices n \
+             WHERE n.key_id = k.id) AS notices FROM api_keys_in_use k \
+             WHERE expires_at > $1 AND expires_at <= $2 AND {} \
+             ORDER BY expires_at, id LIMIT $3",
+            not_revoked_as_of("$1")
+        ))
+        .bind(ms(from))
+        .bind(ms(to))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let notices: Option<String> = get(row, "notices")?;
+                Ok(ExpiringKey {
+                    key: key_from(row)?,
+                    notices: notices
+                        .map(|n| n.split(' ').map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                })
+            })
             .collect()
     }
 

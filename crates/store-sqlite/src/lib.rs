@@ -19,13 +19,15 @@ use async_trait::async_trait;
 use keyward_domain::clock::to_millis;
 use keyward_domain::credits::{Credits, Spend};
 use keyward_domain::ratelimit::KeyRateLimit;
+use keyward_domain::event::Attempt;
 use keyward_domain::{
-    ApiKey, AuditEntry, ConsoleSession, KeyDigest, KeyStatus, Tenant, User, VerifyCode,
+    ApiKey, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter, KeyDigest,
+    KeyStatus, Tenant, User, VerifyCode, WebhookEndpoint,
 };
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
-    AuditQuery, Cursor, KeyCounts, KeyQuery, KeysOf, Store, StoreError, UsageBatch, UsageCount,
-    UsagePosition,
+    AuditQuery, Claimed, Cursor, ExpiringKey, KeyCounts, KeyQuery, KeysOf, Store, StoreError,
+    UsageBatch, UsageCount, UsagePosition, WebhooksOf,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -238,6 +240,10 @@ impl StoredRow for Cols<'_> {
             .map(|s| Uuid::try_parse(&s).map_err(|_| rows::corrupt(col)))
             .transpose()
     }
+
+    fn flag(&self, col: &str) -> Result<Option<bool>, StoreError> {
+        self.0.try_get(col).map_err(map_err)
+    }
 }
 
 fn key_from(row: &SqliteRow) -> Result<ApiKey, StoreError> {
@@ -328,7 +334,59 @@ async fn insert_audit(
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
+    write_events(tx, &e.events).await
+}
+
+/// The outbox: one pending delivery of each event to each enabled endpoint that hears it.
+async fn write_events(
+    tx: &mut Transaction<'static, Sqlite>,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    for event in events {
+        let endpoints = match event.only_endpoint {
+            Some(id) => sqlx::query("SELECT id, '*' AS events FROM webhook_endpoints WHERE id = ?")
+                .bind(id.to_string()),
+            None => sqlx::query(
+                "SELECT id, events FROM webhook_endpoints WHERE enabled = 1 \
+                 AND (tenant_id IS NULL OR tenant_id = ?)",
+            )
+            .bind(event.tenant_id.map(|t| t.to_string())),
+        }
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        for row in &endpoints {
+            let filter = EventFilter::from_stored(&get::<String>(row, "events")?)
+                .ok_or_else(|| rows::corrupt("events"))?;
+            if !filter.matches(event.kind) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, \
+                 status, attempts, next_attempt_at, created_at) \
+                 VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+            )
+            .bind(Uuid::now_v7().to_string())
+            .bind(get::<String>(row, "id")?)
+            .bind(event.id.to_string())
+            .bind(event.kind.as_str())
+            .bind(&event.body)
+            .bind(ms(event.created_at))
+            .bind(ms(event.created_at))
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        }
+    }
     Ok(())
+}
+
+fn webhook_from(row: &SqliteRow) -> Result<WebhookEndpoint, StoreError> {
+    rows::webhook(&Cols(row))
+}
+
+fn delivery_from(row: &SqliteRow) -> Result<Delivery, StoreError> {
+    rows::delivery(&Cols(row))
 }
 
 /// Rows per INSERT: each statement is a round trip to sqlx's SQLite thread, and 21 parameters
@@ -344,7 +402,8 @@ async fn insert_keys(
         let mut qb = QueryBuilder::new(
             "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
              metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
-             revoked_at, remaining, refill_interval, refill_amount, refill_day, credits_set_at) ",
+             revoked_at, remaining, refill_interval, refill_amount, refill_day, credits_set_at, \
+             enabled) ",
         );
         qb.push_values(chunk, |mut row, k| {
             let credits = k.credits.as_ref();
@@ -368,7 +427,8 @@ async fn insert_keys(
                 .push_bind(refill.map(|r| r.interval.as_str()))
                 .push_bind(refill.map(|r| r.amount))
                 .push_bind(refill.map(|r| i64::from(r.day)))
-                .push_bind(credits.map(|c| ms(c.set_at)));
+                .push_bind(credits.map(|c| ms(c.set_at)))
+                .push_bind(k.enabled);
         });
         qb.build().execute(&mut **tx).await.map_err(map_err)?;
     }
@@ -502,14 +562,15 @@ impl Store for SqliteStore {
     async fn create_tenant(&self, t: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO tenants (id, name, slug, key_prefix, metadata, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tenants (id, name, slug, key_prefix, metadata, policy, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(t.id.to_string())
         .bind(&t.name)
         .bind(&t.slug)
         .bind(&t.key_prefix)
         .bind(t.metadata.to_string())
+        .bind(rows::policy_json(&t.policy))
         .bind(ms(t.created_at))
         .bind(ms(t.updated_at))
         .execute(&mut *tx)
@@ -562,13 +623,14 @@ impl Store for SqliteStore {
     async fn update_tenant(&self, t: &Tenant, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "UPDATE tenants SET name = ?, slug = ?, key_prefix = ?, metadata = ?, updated_at = ? \
-             WHERE id = ?",
+            "UPDATE tenants SET name = ?, slug = ?, key_prefix = ?, metadata = ?, policy = ?, \
+             updated_at = ? WHERE id = ?",
         )
         .bind(&t.name)
         .bind(&t.slug)
         .bind(&t.key_prefix)
         .bind(t.metadata.to_string())
+        .bind(rows::policy_json(&t.policy))
         .bind(ms(t.updated_at))
         .bind(t.id.to_string())
         .execute(&mut *tx)
@@ -904,7 +966,7 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         let done = sqlx::query(&format!(
             "UPDATE api_keys SET name = ?, scopes = ?, metadata = ?, rate_limit_max = ?, \
-             rate_limit_window = ?, expires_at = ?, updated_at = ? \
+             rate_limit_window = ?, expires_at = ?, enabled = ?, updated_at = ? \
              WHERE id = ? AND {}",
             not_revoked_as_of("?")
         ))
@@ -914,6 +976,7 @@ impl Store for SqliteStore {
         .bind(k.rate_limit.as_ref().map(KeyRateLimit::max))
         .bind(k.rate_limit.as_ref().map(KeyRateLimit::window))
         .bind(opt_ms(k.expires_at))
+        .bind(k.enabled)
         .bind(ms(k.updated_at))
         .bind(k.id.to_string())
         .bind(ms(now))
@@ -1096,6 +1159,321 @@ impl Store for SqliteStore {
             .map_err(map_err)?
             .iter()
             .map(|row| rows::usage_count(&Cols(row)))
+            .collect()
+    }
+
+    async fn create_webhook(
+        &self,
+        w: &WebhookEndpoint,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, tenant_id, url, events, enabled, description, \
+             secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(w.id.to_string())
+        .bind(w.tenant_id.map(|t| t.to_string()))
+        .bind(&w.url)
+        .bind(w.events.stored())
+        .bind(w.enabled)
+        .bind(&w.description)
+        .bind(w.secret.expose())
+        .bind(ms(w.created_at))
+        .bind(ms(w.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookEndpoint>, StoreError> {
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(webhook_from)
+            .transpose()
+    }
+
+    async fn list_webhooks(
+        &self,
+        of: WebhooksOf,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM webhook_endpoints WHERE 1 = 1");
+        if let WebhooksOf::Tenant(t) = of {
+            qb.push(" AND tenant_id = ").push_bind(t.to_string());
+        }
+        push_after(&mut qb, after);
+        qb.push(" ORDER BY created_at, id LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(webhook_from)
+            .collect()
+    }
+
+    async fn update_webhook(
+        &self,
+        w: &WebhookEndpoint,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE webhook_endpoints SET url = ?, events = ?, enabled = ?, description = ?, \
+             secret = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(&w.url)
+        .bind(w.events.stored())
+        .bind(w.enabled)
+        .bind(&w.description)
+        .bind(w.secret.expose())
+        .bind(ms(w.updated_at))
+        .bind(w.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_webhook(&self, id: Uuid, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_deliveries(
+        &self,
+        endpoint_id: Uuid,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM webhook_deliveries WHERE endpoint_id = ");
+        qb.push_bind(endpoint_id.to_string());
+        if let Some(c) = before {
+            let at = ms(c.created_at);
+            qb.push(" AND (created_at < ")
+                .push_bind(at)
+                .push(" OR (created_at = ")
+                .push_bind(at)
+                .push(" AND id < ")
+                .push_bind(c.id.to_string())
+                .push("))");
+        }
+        qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(delivery_from)
+            .collect()
+    }
+
+    async fn get_delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError> {
+        sqlx::query("SELECT * FROM webhook_deliveries WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(delivery_from)
+            .transpose()
+    }
+
+    async fn retry_delivery(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = ?, \
+             lease_id = NULL, lease_until = NULL WHERE id = ?",
+        )
+        .bind(ms(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        // One writer at a time (BEGIN IMMEDIATE): the select and the lease are one step.
+        let mut tx = self.write().await?;
+        let lease_id = Uuid::new_v4();
+        let rows = sqlx::query(
+            "UPDATE webhook_deliveries SET lease_id = ?, lease_until = ? WHERE id IN (\
+             SELECT id FROM webhook_deliveries WHERE status = 'pending' \
+             AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) \
+             ORDER BY next_attempt_at, id LIMIT ?) RETURNING *",
+        )
+        .bind(lease_id.to_string())
+        .bind(ms(lease_until))
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let delivery = delivery_from(row)?;
+            let endpoint = sqlx::query("SELECT * FROM webhook_endpoints WHERE id = ?")
+                .bind(delivery.endpoint_id.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            claimed.push(Claimed {
+                delivery,
+                endpoint: webhook_from(&endpoint)?,
+                lease_id,
+            });
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        lease_id: Uuid,
+        attempt: &Attempt,
+        next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let status = match (attempt.succeeded(), next) {
+            (true, _) => DeliveryStatus::Succeeded,
+            (false, Some(_)) => DeliveryStatus::Pending,
+            (false, None) => DeliveryStatus::Failed,
+        };
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, \
+             next_attempt_at = ?, lease_id = NULL, lease_until = NULL, last_attempt_at = ?, \
+             response_status = ?, response_body = ?, duration_ms = ?, error = ? \
+             WHERE id = ? AND lease_id = ?",
+        )
+        .bind(status.as_str())
+        .bind(opt_ms(next.filter(|_| status == DeliveryStatus::Pending)))
+        .bind(ms(attempt.at))
+        .bind(attempt.response_status.map(i64::from))
+        .bind(&attempt.response_body)
+        .bind(i64::try_from(attempt.duration_ms).unwrap_or(i64::MAX))
+        .bind(&attempt.error)
+        .bind(id.to_string())
+        .bind(lease_id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ?",
+        )
+        .bind(ms(before))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn notify_once(
+        &self,
+        key_id: Uuid,
+        notice: &str,
+        now: OffsetDateTime,
+        audit: Option<&AuditEntry>,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "INSERT INTO key_notices (key_id, notice, created_at) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key_id.to_string())
+        .bind(notice)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if let Some(audit) = audit {
+            insert_audit(&mut tx, audit).await?;
+        }
+        write_events(&mut tx, events).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn keys_expiring(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ExpiringKey>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT k.*, (SELECT group_concat(n.notice, ' ') FROM key_notices n \
+             WHERE n.key_id = k.id) AS notices FROM api_keys_in_use k \
+             WHERE expires_at > ? AND expires_at <= ? AND {} \
+             ORDER BY expires_at, id LIMIT ?",
+            not_revoked_as_of("?")
+        ))
+        .bind(ms(from))
+        .bind(ms(to))
+        .bind(ms(from))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let notices: Option<String> = get(row, "notices")?;
+                Ok(ExpiringKey {
+                    key: key_from(row)?,
+                    notices: notices
+                        .map(|n| n.split(' ').map(str::to_owned).collect())
+                        .unwrap_or_default(),
+                })
+            })
             .collect()
     }
 

@@ -87,6 +87,7 @@ fn tenant(n: u128, slug: &str, at: OffsetDateTime) -> Tenant {
         slug: slug.into(),
         key_prefix: None,
         metadata: json!({"n": n as u64}),
+        policy: keyward_domain::TenantPolicy::default(),
         created_at: at,
         updated_at: at,
     }
@@ -123,6 +124,7 @@ fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> Ap
         revoked_at: None,
         last_used_at: None,
         credits: None,
+        enabled: true,
     }
 }
 

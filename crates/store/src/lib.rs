@@ -4,13 +4,18 @@
 //! [`conformance`] suite. This crate knows nothing of HTTP or of any database driver.
 //!
 //! Every mutation takes the [`AuditEntry`] that records it and writes both in one transaction:
-//! either the change and its audit entry are stored, or neither is.
+//! either the change and its audit entry are stored, or neither is. The entry carries the
+//! webhook events the change causes; they go to the outbox in that same transaction, one
+//! pending delivery per enabled endpoint of the event's tenant (or installation-wide) that
+//! subscribes to the event's type.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use keyward_domain::event::Attempt;
 use keyward_domain::{
-    ApiKey, AuditEntry, ConsoleSession, KeyDigest, KeyStatus, Tenant, User, VerifyCode,
+    ApiKey, AuditEntry, ConsoleSession, Delivery, Event, KeyDigest, KeyStatus, Tenant, User,
+    VerifyCode, WebhookEndpoint,
 };
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -186,6 +191,32 @@ pub fn usage_day(t: OffsetDateTime) -> i64 {
     t.unix_timestamp().div_euclid(86_400)
 }
 
+/// Whose webhook endpoints a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhooksOf {
+    /// Every endpoint (admins).
+    All,
+    /// The endpoints of this tenant.
+    Tenant(Uuid),
+}
+
+/// A delivery a node has leased to send, with where it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub delivery: Delivery,
+    pub endpoint: WebhookEndpoint,
+    /// Names this node's lease: an attempt is recorded only while the lease is still this one.
+    pub lease_id: Uuid,
+}
+
+/// A key close to (or past) its expiry, with the notices already sent about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpiringKey {
+    pub key: ApiKey,
+    /// The names given to [`Store::notify_once`] for this key so far.
+    pub notices: Vec<String>,
+}
+
 /// A change to stored keys that a node's verify cache must forget, published by the store that
 /// made it (in the changing transaction, so it is seen no earlier than the change) to every node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,7 +270,8 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Tenant>, StoreError>;
-    /// Replaces name, slug, key_prefix, metadata and updated_at. `NotFound`, or `Conflict` on slug.
+    /// Replaces name, slug, key_prefix, metadata, policy and updated_at. `NotFound`, or
+    /// `Conflict` on slug.
     async fn update_tenant(&self, tenant: &Tenant, audit: &AuditEntry) -> Result<(), StoreError>;
     /// Deletes the tenant. With active keys (as of `now`): `Conflict` unless `force`, which
     /// revokes them at `now` in the same transaction; returns the ids of the keys it revoked.
@@ -308,7 +340,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<keyward_domain::credits::Spend>, StoreError>;
     async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError>;
     async fn list_keys(&self, query: &KeyQuery) -> Result<Vec<ApiKey>, StoreError>;
-    /// Replaces name, scopes, metadata, rate limit, credits, expires_at and updated_at of a key not
+    /// Replaces name, scopes, metadata, rate limit, credits, expires_at, enabled and updated_at of a key not
     /// revoked as of `now`; `NotFound` otherwise.
     async fn update_key(
         &self,
@@ -387,6 +419,91 @@ pub trait Store: Send + Sync + 'static {
         after: Option<UsagePosition>,
         limit: u32,
     ) -> Result<Vec<UsageCount>, StoreError>;
+
+    // --- webhooks ------------------------------------------------------------------------
+
+    async fn create_webhook(
+        &self,
+        endpoint: &WebhookEndpoint,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+    async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookEndpoint>, StoreError>;
+    /// Ordered by (created_at, id).
+    async fn list_webhooks(
+        &self,
+        of: WebhooksOf,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<WebhookEndpoint>, StoreError>;
+    /// Replaces url, events, enabled, description, secret and updated_at. `NotFound` otherwise.
+    async fn update_webhook(
+        &self,
+        endpoint: &WebhookEndpoint,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Deletes the endpoint and its deliveries. `NotFound` when there is none.
+    async fn delete_webhook(&self, id: Uuid, audit: &AuditEntry) -> Result<(), StoreError>;
+    /// The endpoint's deliveries, newest first: ordered by (created_at, id) descending, strictly
+    /// before `before`.
+    async fn list_deliveries(
+        &self,
+        endpoint_id: Uuid,
+        before: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    async fn get_delivery(&self, id: Uuid) -> Result<Option<Delivery>, StoreError>;
+    /// Makes the delivery due at `now` again, whatever its status (a manual retry), with the
+    /// audit entry of the request. `NotFound` when there is none.
+    async fn retry_delivery(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Leases up to `limit` pending deliveries due at `now` whose lease (if any) ran out, until
+    /// `lease_until`, earliest due first. Each is leased by one caller at a time across every
+    /// node (PostgreSQL: row locks that skip locked rows); one whose holder died is leased again
+    /// once its lease runs out.
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Claimed>, StoreError>;
+    /// Records an attempt on a delivery still leased as `lease_id`, and ends the lease: the
+    /// delivery succeeded (a 2xx), is due again at `next`, or failed for good (`next` None).
+    /// Returns false (and writes nothing) when the lease was lost to another node.
+    async fn record_attempt(
+        &self,
+        id: Uuid,
+        lease_id: Uuid,
+        attempt: &Attempt,
+        next: Option<OffsetDateTime>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes deliveries no longer pending that were made before `before`; returns how many.
+    async fn prune_deliveries(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    // --- notices about keys --------------------------------------------------------------
+
+    /// Writes `events` (and `audit`, with its own events, when given) in one transaction,
+    /// unless a notice named `notice` was recorded for the key before: each notice is sent once
+    /// per key, across restarts and nodes. Returns whether it wrote.
+    async fn notify_once(
+        &self,
+        key_id: Uuid,
+        notice: &str,
+        now: OffsetDateTime,
+        audit: Option<&AuditEntry>,
+        events: &[Event],
+    ) -> Result<bool, StoreError>;
+    /// Keys not revoked as of `from` whose expiry is in `(from, to]`, soonest first (ties by
+    /// id), at most `limit`, each with the notices already recorded for it.
+    async fn keys_expiring(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ExpiringKey>, StoreError>;
 
     // --- audit ---------------------------------------------------------------------------
 

@@ -5,7 +5,10 @@
 
 use keyward_domain::clock::from_millis;
 use keyward_domain::credits::{Credits, Refill, RefillInterval};
-use keyward_domain::{ActorType, ApiKey, AuditEntry, KeyDigest, Role, Tenant, User, VerifyCode};
+use keyward_domain::{
+    ActorType, ApiKey, AuditEntry, Delivery, DeliveryStatus, EventFilter, EventType, KeyDigest,
+    Role, Tenant, User, VerifyCode, WebhookEndpoint, WebhookSecret,
+};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -18,6 +21,7 @@ pub trait StoredRow {
     fn int(&self, col: &str) -> Result<Option<i64>, StoreError>;
     fn bytes(&self, col: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn uuid(&self, col: &str) -> Result<Option<Uuid>, StoreError>;
+    fn flag(&self, col: &str) -> Result<Option<bool>, StoreError>;
 }
 
 pub fn corrupt(what: &str) -> StoreError {
@@ -69,9 +73,15 @@ pub fn tenant(row: &impl StoredRow) -> Result<Tenant, StoreError> {
         slug: text(row, "slug")?,
         key_prefix: row.text("key_prefix")?,
         metadata: json(row, "metadata")?,
+        policy: serde_json::from_str(&text(row, "policy")?).map_err(|_| corrupt("policy"))?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })
+}
+
+/// A tenant's policy as stored: a JSON object.
+pub fn policy_json(policy: &keyward_domain::TenantPolicy) -> String {
+    serde_json::to_string(policy).unwrap_or_else(|_| "{}".into())
 }
 
 pub fn user(row: &impl StoredRow) -> Result<User, StoreError> {
@@ -108,6 +118,7 @@ pub fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
         revoked_at: opt_time(row, "revoked_at")?,
         last_used_at: opt_time(row, "last_used_at")?,
         credits: credits(row)?,
+        enabled: required(row.flag("enabled")?, "enabled")?,
     })
 }
 
@@ -151,6 +162,48 @@ pub fn audit_entry(row: &impl StoredRow) -> Result<AuditEntry, StoreError> {
         source_ip: row.text("source_ip")?,
         request_id: row.text("request_id")?,
         changes,
+        created_at: time(row, "created_at")?,
+        events: Vec::new(),
+    })
+}
+
+pub fn webhook(row: &impl StoredRow) -> Result<WebhookEndpoint, StoreError> {
+    Ok(WebhookEndpoint {
+        id: uuid(row, "id")?,
+        tenant_id: row.uuid("tenant_id")?,
+        url: text(row, "url")?,
+        events: EventFilter::from_stored(&text(row, "events")?).ok_or_else(|| corrupt("events"))?,
+        enabled: required(row.flag("enabled")?, "enabled")?,
+        description: row.text("description")?,
+        secret: WebhookSecret::from_stored(text(row, "secret")?),
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub fn delivery(row: &impl StoredRow) -> Result<Delivery, StoreError> {
+    let small = |col: &str| -> Result<Option<u64>, StoreError> {
+        row.int(col)?
+            .map(|v| u64::try_from(v).map_err(|_| corrupt(col)))
+            .transpose()
+    };
+    Ok(Delivery {
+        id: uuid(row, "id")?,
+        endpoint_id: uuid(row, "endpoint_id")?,
+        event_id: uuid(row, "event_id")?,
+        event_type: EventType::parse(&text(row, "event_type")?)
+            .ok_or_else(|| corrupt("event_type"))?,
+        body: text(row, "body")?,
+        status: DeliveryStatus::parse(&text(row, "status")?).ok_or_else(|| corrupt("status"))?,
+        attempts: u32::try_from(count(row, "attempts")?).map_err(|_| corrupt("attempts"))?,
+        next_attempt_at: opt_time(row, "next_attempt_at")?,
+        last_attempt_at: opt_time(row, "last_attempt_at")?,
+        response_status: small("response_status")?
+            .map(|s| u16::try_from(s).map_err(|_| corrupt("response_status")))
+            .transpose()?,
+        response_body: row.text("response_body")?,
+        duration_ms: small("duration_ms")?,
+        error: row.text("error")?,
         created_at: time(row, "created_at")?,
     })
 }
