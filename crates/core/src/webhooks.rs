@@ -56,6 +56,10 @@ pub struct WebhookSettings {
     pub total_timeout: std::time::Duration,
     /// Finished deliveries are kept this long, then pruned.
     pub keep: Duration,
+    /// How often a node looks for due deliveries when it found none.
+    pub poll_interval: std::time::Duration,
+    /// How often a node looks for keys due an expiry reminder or notice.
+    pub notice_interval: std::time::Duration,
 }
 
 impl Default for WebhookSettings {
@@ -69,6 +73,8 @@ impl Default for WebhookSettings {
             connect_timeout: std::time::Duration::from_secs(5),
             total_timeout: std::time::Duration::from_secs(15),
             keep: Duration::days(30),
+            poll_interval: std::time::Duration::from_millis(500),
+            notice_interval: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -18,10 +18,10 @@ pub enum VerifyCode {
     RateLimited,
     /// The key has no credits left for this cost.
     UsageExceeded,
-    /// Storage could not be reached and nothing trustworthy was cached: no answer (fail closed).
-    Unavailable,
     /// The key is paused (`enabled: false`); it works again once enabled.
     Disabled,
+    /// Storage could not be reached and nothing trustworthy was cached: no answer (fail closed).
+    Unavailable,
 }
 
 impl VerifyCode {
@@ -33,8 +33,8 @@ impl VerifyCode {
         Self::InsufficientScopes,
         Self::RateLimited,
         Self::UsageExceeded,
-        Self::Unavailable,
         Self::Disabled,
+        Self::Unavailable,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

@@ -433,6 +433,40 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// Two UUID path segments, each as [`IdPath`] takes one (a resource and one of its parts).
+pub struct IdsPath(pub Uuid, pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdsPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path((a, b)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(path_rejection)?;
+        match (standard_uuid(&a), standard_uuid(&b)) {
+            (Some(a), Some(b)) => Ok(Self(a, b)),
+            _ => Err(ApiError::bad_request("invalid_id", "id: not a UUID")),
+        }
+    }
+}
+
+/// A JSON body kept as the bytes that came (a signature covers them exactly). 415 unless the
+/// request says JSON; the body rules of [`read_body`] apply.
+pub struct RawJsonBody(pub Bytes);
+
+impl FromRequest<AppState> for RawJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if MediaType::of(req.headers())? != MediaType::Json {
+            return Err(unsupported("expected Content-Type: application/json"));
+        }
+        let (_, bytes) = body_of(req, state).await?;
+        Ok(Self(bytes))
+    }
+}
+
 /// A raw string path segment (percent-decoded; invalid UTF-8 is a 400).
 pub struct StringPath(pub String);
 

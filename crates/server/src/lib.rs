@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 pub mod request_label;
 pub mod serve;
+pub mod webhook_sender;
 
 pub use app::{router, AppState, Settings};
 pub use serve::serve;

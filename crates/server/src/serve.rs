@@ -30,8 +30,13 @@ pub async fn serve(
         .usage
         .spawn_flusher(state.store.clone(), state.clock.clone());
     let watcher = spawn_change_watcher(&state);
+    let outbox = spawn_outbox(&state)?;
+    let notices = spawn_notices(&state);
     let limits = *state.http();
     let result = serve_router(listener, router(state.clone()), limits, shutdown).await;
+    // A delivery cut off mid-send is leased: it is sent again once its lease runs out.
+    outbox.abort();
+    notices.abort();
     flusher.stop().await;
     watcher.abort();
     state.usage.flush(state.store.as_ref(), state.now()).await;
@@ -526,6 +531,46 @@ pub fn head_limit_refusal(req: &axum::extract::Request) -> Option<ApiError> {
 
 /// Feeds the store's change feed (other nodes' revocations and edits) into this node's cache
 /// until the returned handle is aborted.
+/// Sends due webhook deliveries for as long as the node runs (every node does; the store hands
+/// each delivery to one).
+pub fn spawn_outbox(state: &AppState) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let settings = state.settings.webhooks.clone();
+    let sender = crate::webhook_sender::HttpSender::new(&settings, state.clock.clone())
+        .map_err(std::io::Error::other)?;
+    let state = state.clone();
+    Ok(tokio::spawn(async move {
+        loop {
+            match keyward_core::webhooks::deliver_due(&state, &sender).await {
+                Ok(0) => tokio::time::sleep(settings.poll_interval).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "sending webhooks failed; trying again shortly");
+                    tokio::time::sleep(settings.poll_interval).await;
+                }
+            }
+        }
+    }))
+}
+
+/// Sends expiry reminders and expiry notices for as long as the node runs, and prunes old
+/// finished webhook deliveries.
+pub fn spawn_notices(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.settings.webhooks.notice_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = keyward_core::notices::expiry(&state).await {
+                tracing::warn!(error = %e, "sending expiry notices failed; trying again next time");
+            }
+            if let Err(e) = keyward_core::webhooks::prune(&state).await {
+                tracing::warn!(error = %e, "pruning old webhook deliveries failed");
+            }
+        }
+    })
+}
+
 pub fn spawn_change_watcher(state: &AppState) -> tokio::task::JoinHandle<()> {
     let store = state.store.clone();
     let sink: Arc<dyn ChangeSink> = state.cache.clone();

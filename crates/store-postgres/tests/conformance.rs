@@ -250,6 +250,7 @@ async fn changes_reach_every_watcher_and_a_lost_feed_is_reported() {
         slug: "gone".into(),
         key_prefix: None,
         metadata: serde_json::json!({}),
+        policy: keyward_domain::TenantPolicy::default(),
         created_at: T0,
         updated_at: T0,
     };

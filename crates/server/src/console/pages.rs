@@ -638,6 +638,7 @@ impl EditForm {
             ),
         };
         Ok(KeyPatch {
+            enabled: None,
             name: patch_of(self.name.as_ref()),
             scopes: changed(self.scopes.as_ref(), self.scopes_was.as_ref())
                 .map(|s| s.split_whitespace().map(str::to_owned).collect()),
@@ -788,6 +789,7 @@ pub async fn create_tenant(State(state): State<AppState>, form: SignedForm<NewTe
     let SignedForm { signed, form } = form;
     let prefix = form.key_prefix.trim();
     let changes = tenants::TenantChanges {
+        policy: None,
         name: Some(form.name.trim().to_owned()),
         slug: Some(form.slug.trim().to_owned()),
         metadata: None,
@@ -859,6 +861,7 @@ pub async fn update_tenant(
 ) -> Page {
     let SignedForm { signed, form } = form;
     let changes = tenants::TenantChanges {
+        policy: None,
         name: Some(form.name.trim().to_owned()),
         slug: Some(form.slug.trim().to_owned()),
         metadata: None,

@@ -81,6 +81,14 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
         .await
         .1;
     let spent = key(json!({"remaining": 0})).await.1;
+    let (paused_id, paused) = key(json!({})).await;
+    app.patch(
+        &format!("/api/v1/api-keys/{paused_id}"),
+        As::Bearer(&member),
+        json!({"enabled": false}),
+    )
+    .await
+    .expect(StatusCode::OK);
     let unknown = PlainKey::generate(&KeyPrefix::default_prefix()).unwrap();
     app.advance(time::Duration::minutes(2));
     // The first use of the limited key passes; verify and forward auth each meet the limit.
@@ -109,6 +117,7 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
             VerifyCode::InsufficientScopes => (&unscoped, &unscoped, &["orders:read"]),
             VerifyCode::RateLimited => (&limited, &limited_once_more, &[]),
             VerifyCode::UsageExceeded => (&spent, &spent, &[]),
+            VerifyCode::Disabled => (&paused, &paused, &[]),
             // Last: storage goes away, and a key never seen before cannot be answered.
             VerifyCode::Unavailable => {
                 app.state.store.close().await;
@@ -145,7 +154,7 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
                 (StatusCode::UNAUTHORIZED, Some("invalid_credential"))
             }
             VerifyCode::Expired => (StatusCode::UNAUTHORIZED, Some("credential_expired")),
-            VerifyCode::InsufficientScopes | VerifyCode::UsageExceeded => {
+            VerifyCode::InsufficientScopes | VerifyCode::UsageExceeded | VerifyCode::Disabled => {
                 (StatusCode::FORBIDDEN, Some("forbidden"))
             }
             VerifyCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests")),

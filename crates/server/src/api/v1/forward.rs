@@ -92,6 +92,7 @@ pub async fn forward(
         VerifyCode::UsageExceeded => {
             Some(ApiError::Forbidden("the key has no credits left".into()))
         }
+        VerifyCode::Disabled => Some(ApiError::Forbidden("the key is paused".into())),
         VerifyCode::RateLimited => Some(ApiError::TooManyRequests {
             retry_after_secs: verdict
                 .ratelimit

@@ -63,6 +63,8 @@ pub struct ApiKeyView {
     pub remaining: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refill: Option<RefillInput>,
+    /// False while the key is paused: verify answers `DISABLED` until it is enabled again.
+    pub enabled: bool,
 }
 
 impl ApiKeyView {
@@ -70,6 +72,7 @@ impl ApiKeyView {
         let status = key.status(now);
         let credits = key.credits.map(|c| c.current(now));
         Self {
+            enabled: key.enabled,
             id: key.id,
             tenant_id: key.tenant_id,
             name: key.name,
@@ -344,6 +347,9 @@ pub struct UpdateApiKeyInput {
     #[serde(default)]
     #[schema(value_type = Option<RefillInput>)]
     pub refill: Patch<RefillInput>,
+    /// false pauses the key (verify answers `DISABLED`, forward auth 403) and keeps its
+    /// history; true resumes it.
+    pub enabled: Option<bool>,
 }
 
 /// A refill of a key's credits: back to `amount` every UTC day, or every month on `day`.
@@ -368,8 +374,8 @@ impl From<RefillInput> for Refill {
     }
 }
 
-/// Edit a key's name, scopes, expiry, metadata or rate limit. Scopes can only be granted by a
-/// caller that holds them.
+/// Edit a key's name, scopes, expiry, metadata, rate limit or credits, or pause and resume it
+/// (`enabled`). Scopes can only be granted by a caller that holds them.
 #[utoipa::path(patch, path = "/api/v1/api-keys/{id}", tag = "API Keys", operation_id = "updateApiKey",
     params(("id" = Uuid, Path)), request_body = UpdateApiKeyInput,
     responses(
@@ -395,6 +401,7 @@ pub async fn update(
         rate_limit_window: input.rate_limit_window,
         remaining: input.remaining,
         refill: input.refill.map(Refill::from),
+        enabled: input.enabled,
     };
     let key = lifecycle::update(&state, &caller, Reach::Role, id, patch).await?;
     Ok(Json(ApiKeyView::of(key, state.now())))

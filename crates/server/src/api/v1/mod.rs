@@ -5,10 +5,12 @@ pub mod audit;
 pub mod auth;
 pub mod forward;
 pub mod keys;
+pub mod leaks;
 pub mod stats;
 pub mod tenants;
 pub mod users;
 pub mod verify;
+pub mod webhooks;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +41,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(stats::stats))
         .routes(routes!(stats::export))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::get, webhooks::update, webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::retry))
+        .routes(routes!(webhooks::test))
+        .routes(routes!(leaks::report))
+        .routes(routes!(leaks::github))
         .route(
             "/api/v1/openapi.json",
             get(crate::api::openapi::openapi_json),

@@ -17,7 +17,7 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{IdPath, JsonBody, NoQuery, QueryParams};
 use keyward_core::page::page_params;
-use keyward_core::tenants::{self, TenantChanges};
+use keyward_core::tenants::{self, PolicyChanges, TenantChanges};
 use keyward_domain::Patch;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -29,6 +29,7 @@ pub struct TenantView {
     pub key_prefix: Option<String>,
     #[schema(value_type = Object)]
     pub metadata: Value,
+    pub policy: PolicyView,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -43,8 +44,49 @@ impl From<Tenant> for TenantView {
             slug: t.slug,
             key_prefix: t.key_prefix,
             metadata: t.metadata,
+            policy: PolicyView::from(&t.policy),
             created_at: t.created_at,
             updated_at: t.updated_at,
+        }
+    }
+}
+
+/// A tenant's rules for its keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyView {
+    /// A key reported leaked by a verified report is revoked at once (default true).
+    pub revoke_leaked_keys: bool,
+    /// How long before a key's expiry `key.expiring` is sent, longest first (default 7d, 1d).
+    pub expiry_reminders: Vec<String>,
+}
+
+impl From<&keyward_domain::TenantPolicy> for PolicyView {
+    fn from(p: &keyward_domain::TenantPolicy) -> Self {
+        Self {
+            revoke_leaked_keys: p.revoke_leaked_keys,
+            expiry_reminders: p
+                .expiry_reminders
+                .iter()
+                .map(|&s| keyward_core::notices::threshold_text(s))
+                .collect(),
+        }
+    }
+}
+
+/// Changes to a tenant's policy; fields left out stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyInput {
+    pub revoke_leaked_keys: Option<bool>,
+    /// Durations such as `7d`, `12h`, `30m` (each 1s to 90d, at most 5); `[]` sends none.
+    pub expiry_reminders: Option<Vec<String>>,
+}
+
+impl From<PolicyInput> for PolicyChanges {
+    fn from(p: PolicyInput) -> Self {
+        Self {
+            revoke_leaked_keys: p.revoke_leaked_keys,
+            expiry_reminders: p.expiry_reminders,
         }
     }
 }
@@ -59,6 +101,7 @@ pub struct CreateTenantInput {
     pub key_prefix: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    pub policy: Option<PolicyInput>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -72,6 +115,7 @@ pub struct UpdateTenantInput {
     pub key_prefix: Patch<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    pub policy: Option<PolicyInput>,
 }
 
 /// Create a tenant.
@@ -94,6 +138,7 @@ pub async fn create(
         slug: Some(input.slug),
         metadata: input.metadata,
         key_prefix: Patch::from_nullable(input.key_prefix),
+        policy: input.policy.map(PolicyChanges::from),
     };
     let tenant = tenants::create(&state, &caller, changes).await?;
     Ok(created(
@@ -168,6 +213,7 @@ pub async fn update(
         slug: input.slug,
         metadata: input.metadata,
         key_prefix: input.key_prefix,
+        policy: input.policy.map(PolicyChanges::from),
     };
     Ok(Json(
         tenants::update(&state, &caller, id, changes).await?.into(),

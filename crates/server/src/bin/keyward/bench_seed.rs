@@ -57,6 +57,7 @@ async fn bench_owner(state: &Keyward) -> anyhow::Result<(Uuid, Uuid)> {
         Some(t) => t.id,
         None => {
             let changes = tenants::TenantChanges {
+                policy: None,
                 name: Some("Benchmark".into()),
                 slug: Some(BENCH_TENANT.into()),
                 metadata: None,

@@ -222,6 +222,29 @@ pub struct ServeArgs {
     /// How long a console session lasts at most, however busy, e.g. 12h.
     #[arg(long, env = "KEYWARD_CONSOLE_LIFETIME", default_value = "12h")]
     pub console_lifetime: String,
+    /// Let webhook URLs reach loopback, private, link-local and metadata addresses (refused by
+    /// default, at create and again at send time after DNS).
+    #[arg(long, env = "KEYWARD_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// The waits before each retry of a failed webhook delivery, comma-separated (each drawn
+    /// within ±20%); past the last, the delivery fails.
+    #[arg(
+        long,
+        env = "KEYWARD_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5s,30s,2m,10m,30m,1h,2h,4h,8h,8h"
+    )]
+    pub webhook_retry_schedule: String,
+    /// How long a node holds a webhook delivery it is sending before another node (or this one,
+    /// restarted) may send it again.
+    #[arg(long, env = "KEYWARD_WEBHOOK_LEASE", default_value = "60s")]
+    pub webhook_lease: String,
+    /// How often keyward looks for keys due an expiry reminder or an expiry notice.
+    #[arg(long, env = "KEYWARD_NOTICE_INTERVAL", default_value = "60s")]
+    pub notice_interval: String,
+    /// GitHub's secret-scanning public keys, as `https://api.github.com/meta/public_keys/secret_scanning`
+    /// serves them (a JSON file): enables `POST /api/v1/leaks/github`.
+    #[arg(long, env = "KEYWARD_GITHUB_KEYS")]
+    pub github_keys: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -533,6 +556,7 @@ async fn operate(kw: &Keyward, operation: Operation) -> anyhow::Result<()> {
                 },
         } => {
             let changes = tenants::TenantChanges {
+                policy: None,
                 name: Some(name),
                 slug: Some(slug),
                 metadata: None,
@@ -662,6 +686,26 @@ async fn serve(
             },
             console_idle: console_idle(&args.console_idle)?,
             console_lifetime: flag_duration("--console-lifetime", &args.console_lifetime)?,
+            webhooks: keyward_core::webhooks::WebhookSettings {
+                allow_private: args.webhook_allow_private,
+                retry_schedule: args
+                    .webhook_retry_schedule
+                    .split(',')
+                    .map(|d| flag_duration("--webhook-retry-schedule", d.trim()))
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+                lease: flag_duration("--webhook-lease", &args.webhook_lease)?,
+                notice_interval: std_duration("--notice-interval", &args.notice_interval)?,
+                ..keyward_core::webhooks::WebhookSettings::default()
+            },
+            github_keys: match &args.github_keys {
+                None => keyward_core::leaks::GithubKeys::default(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("--github-keys: reading {}", path.display()))?;
+                    keyward_core::leaks::GithubKeys::from_json(&text)
+                        .map_err(|e| anyhow::anyhow!("--github-keys: {e}"))?
+                }
+            },
             ..keyward_core::Settings::default()
         },
         https: args.https,
