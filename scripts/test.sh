@@ -40,6 +40,9 @@ venv() {
 # (their dependencies differ).
 venv target/compat-venv crates/server/tests/compat/requirements.txt
 venv target/fuzz-venv crates/server/tests/fuzz/requirements.txt
+# The Standard Webhooks library the webhook receiver checks signatures with
+# (crates/server/tests/webhooks/receiver.py).
+venv target/webhooks-venv crates/server/tests/webhooks/requirements.txt
 # Selenium, which drives the browser test's flows (crates/server/tests/browser/console_flows.py),
 # and axe-core, the accessibility checks it runs in every page, from npm into target/ only.
 venv target/browser-venv crates/server/tests/browser/requirements.txt

@@ -37,3 +37,4 @@ mod stats;
 mod tenants;
 mod users;
 mod verify;
+mod webhooks;
