@@ -37,4 +37,5 @@ mod stats;
 mod tenants;
 mod users;
 mod verify;
+mod webhook_delivery;
 mod webhooks;

@@ -158,7 +158,7 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap()
     }
 
-    fn kill_9(mut self) {
+    pub fn kill_9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
