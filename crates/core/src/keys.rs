@@ -6,14 +6,14 @@
 
 use keyward_domain::credits::{Credits, Refill};
 use keyward_domain::duration::MAX_DURATION_SECONDS;
+use keyward_domain::event::key_json;
 pub use keyward_domain::ratelimit::MAX_RATE_LIMIT;
 use keyward_domain::ratelimit::{KeyRateLimit, RateLimitError};
 use keyward_domain::scope::{KeywardRight, Scopes};
 use keyward_domain::text;
-use keyward_domain::event::key_json;
 use keyward_domain::Patch;
-use keyward_domain::{AuditAction, Event, EventType};
 use keyward_domain::{ApiKey, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
+use keyward_domain::{AuditAction, Event, EventType};
 use keyward_store::{Cursor, KeyQuery, KeysOf, StoreError};
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
@@ -569,7 +569,13 @@ pub(crate) async fn revoke_as(
         .entry(now, AuditAction::ApiKeyRevoke, key.id)
         .tenant(key.tenant_id)
         .subject(key.owner_id)
-        .event(Event::about_key(EventType::KeyRevoked, &ended, actor, now, extra));
+        .event(Event::about_key(
+            EventType::KeyRevoked,
+            &ended,
+            actor,
+            now,
+            extra,
+        ));
     let revoked = state.store.revoke_key(key.id, now, now, &audit).await;
     state.cache.invalidate(&key.digest);
     revoked.map_err(not_found_as("api key"))

@@ -73,7 +73,9 @@ pub struct GithubKeys(Vec<GithubKey>);
 
 impl std::fmt::Debug for GithubKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|k| &k.id)).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|k| &k.id))
+            .finish()
     }
 }
 
@@ -207,7 +209,8 @@ async fn judge(state: &Keyward, actor: &Actor, report: &Report) -> Result<Label>
         return Ok(Label::FalsePositive);
     };
     let now = keyward_domain::clock::truncate_millis(state.now());
-    let found = json!({"type": cut(&report.kind), "url": cut(&report.url), "source": cut(&report.source)});
+    let found =
+        json!({"type": cut(&report.kind), "url": cut(&report.url), "source": cut(&report.source)});
     let policy = match key.tenant_id {
         Some(t) => state
             .store
@@ -221,8 +224,7 @@ async fn judge(state: &Keyward, actor: &Actor, report: &Report) -> Result<Label>
     // Revoke first, then record the leak: a report repeated after a crash between the two
     // finds the key revoked and records the leak then.
     let key = if live && policy.revoke_leaked_keys {
-        match crate::keys::revoke_as(state, actor, key.clone(), json!({"reason": "leaked"})).await
-        {
+        match crate::keys::revoke_as(state, actor, key.clone(), json!({"reason": "leaked"})).await {
             Ok(revoked) => revoked,
             Err(Error::NotFound(_)) => key,
             Err(e) => return Err(e),

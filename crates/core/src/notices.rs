@@ -58,10 +58,18 @@ pub fn due_threshold(policy: &TenantPolicy, left: Duration) -> Option<i64> {
 pub async fn expiry(state: &Keyward) -> Result<usize> {
     let now = state.now();
     let mut policies: std::collections::HashMap<Uuid, TenantPolicy> = Default::default();
-    let mut horizon = TenantPolicy::default().expiry_reminders.iter().copied().max().unwrap_or(0);
+    let mut horizon = TenantPolicy::default()
+        .expiry_reminders
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0);
     let mut after = None;
     loop {
-        let page = state.store.list_tenants(after, crate::page::MAX_PAGE).await?;
+        let page = state
+            .store
+            .list_tenants(after, crate::page::MAX_PAGE)
+            .await?;
         for t in &page {
             horizon = horizon.max(t.policy.expiry_reminders.iter().copied().max().unwrap_or(0));
             policies.insert(t.id, t.policy.clone());

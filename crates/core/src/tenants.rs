@@ -1,9 +1,9 @@
 //! Tenants: installation-wide administration, for admins only.
 
 use keyward_domain::model::validate_slug;
+use keyward_domain::model::{MAX_EXPIRY_REMINDERS, MAX_EXPIRY_REMINDER_SECONDS};
 use keyward_domain::text;
 use keyward_domain::AuditAction;
-use keyward_domain::model::{MAX_EXPIRY_REMINDERS, MAX_EXPIRY_REMINDER_SECONDS};
 use keyward_domain::{KeyPrefix, Patch, Tenant, TenantPolicy};
 use keyward_store::{Cursor, StoreError};
 use serde_json::{json, Value};
@@ -49,8 +49,7 @@ impl PolicyChanges {
                 .map(|t| {
                     let d = keyward_domain::duration::parse_short(t)
                         .map_err(|e| Error::invalid_field(field, e))?;
-                    if d <= time::Duration::ZERO
-                        || d.whole_seconds() > MAX_EXPIRY_REMINDER_SECONDS
+                    if d <= time::Duration::ZERO || d.whole_seconds() > MAX_EXPIRY_REMINDER_SECONDS
                     {
                         return Err(Error::invalid_field(field, "each between 1s and 90d"));
                     }

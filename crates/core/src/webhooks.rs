@@ -163,7 +163,9 @@ pub fn parse_url(raw: &str) -> Result<(url::Host<String>, u16)> {
         .host()
         .ok_or_else(|| bad("must name a host"))?
         .to_owned();
-    let port = url.port_or_known_default().ok_or_else(|| bad("has no port"))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| bad("has no port"))?;
     Ok((host, port))
 }
 
@@ -283,7 +285,11 @@ fn new_secret() -> Result<WebhookSecret> {
 }
 
 /// The tenant a new endpoint belongs to, for this caller.
-async fn endpoint_tenant(state: &Keyward, caller: &Caller, asked: Option<Uuid>) -> Result<Option<Uuid>> {
+async fn endpoint_tenant(
+    state: &Keyward,
+    caller: &Caller,
+    asked: Option<Uuid>,
+) -> Result<Option<Uuid>> {
     let p = &caller.principal;
     if p.is_admin() {
         if let Some(t) = asked {
@@ -308,7 +314,10 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewWebhook) -> Result
     checked_addresses(&req.url, state.settings.webhooks.allow_private).await?;
     let tenant_id = endpoint_tenant(state, caller, req.tenant_id).await?;
     let of = tenant_id.map_or(WebhooksOf::All, WebhooksOf::Tenant);
-    let existing = state.store.list_webhooks(of, None, MAX_ENDPOINTS + 1).await?;
+    let existing = state
+        .store
+        .list_webhooks(of, None, MAX_ENDPOINTS + 1)
+        .await?;
     let same_scope = existing.iter().filter(|w| w.tenant_id == tenant_id).count();
     if same_scope >= MAX_ENDPOINTS as usize {
         return Err(Error::invalid(
@@ -612,7 +621,13 @@ mod tests {
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "172.32.0.1", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "172.32.0.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip}");
         }
     }
@@ -630,8 +645,12 @@ mod tests {
         ] {
             assert!(checked_addresses(bad, false).await.is_err(), "{bad}");
         }
-        assert!(checked_addresses("http://93.184.216.34/hook", false).await.is_ok());
-        assert!(checked_addresses("http://127.0.0.1:8080/hook", true).await.is_ok());
+        assert!(checked_addresses("http://93.184.216.34/hook", false)
+            .await
+            .is_ok());
+        assert!(checked_addresses("http://127.0.0.1:8080/hook", true)
+            .await
+            .is_ok());
         assert!(checked_addresses("ftp://127.0.0.1/", true).await.is_err());
     }
 
@@ -641,8 +660,13 @@ mod tests {
         let t0 = OffsetDateTime::UNIX_EPOCH;
         let first = s.next_attempt(1, t0, 0.999).unwrap() - t0;
         assert!(first <= Duration::seconds(30), "{first}");
-        let total: Duration = (1..=10).map(|n| s.next_attempt(n, t0, 0.5).unwrap() - t0).sum();
-        assert!(total >= Duration::hours(20) && total <= Duration::hours(30), "{total}");
+        let total: Duration = (1..=10)
+            .map(|n| s.next_attempt(n, t0, 0.5).unwrap() - t0)
+            .sum();
+        assert!(
+            total >= Duration::hours(20) && total <= Duration::hours(30),
+            "{total}"
+        );
         assert_eq!(s.next_attempt(11, t0, 0.5), None);
         assert_eq!(s.next_attempt(0, t0, 0.5), None);
         let low = s.next_attempt(3, t0, 0.0).unwrap() - t0;

@@ -340,7 +340,8 @@ pub struct Attempt {
 impl Attempt {
     /// A 2xx answer; anything else (including a redirect, which is never followed) is a failure.
     pub fn succeeded(&self) -> bool {
-        self.response_status.is_some_and(|s| (200..300).contains(&s))
+        self.response_status
+            .is_some_and(|s| (200..300).contains(&s))
     }
 }
 
@@ -358,9 +359,12 @@ mod tests {
 
     #[test]
     fn filters_round_trip_through_storage_and_match_by_name() {
-        let only =
-            EventFilter::only(vec![EventType::KeyRevoked, EventType::KeyCreated, EventType::KeyRevoked])
-                .unwrap();
+        let only = EventFilter::only(vec![
+            EventType::KeyRevoked,
+            EventType::KeyCreated,
+            EventType::KeyRevoked,
+        ])
+        .unwrap();
         assert_eq!(only.stored(), ",key.created,key.revoked,");
         assert_eq!(EventFilter::from_stored(&only.stored()), Some(only.clone()));
         assert!(only.matches(EventType::KeyCreated));
@@ -375,7 +379,9 @@ mod tests {
         use base64::Engine;
         let s = WebhookSecret::generate().unwrap();
         let b64 = s.expose().strip_prefix("whsec_").unwrap();
-        let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
         assert_eq!(raw.len(), 32);
         assert_eq!(format!("{s:?}"), "WebhookSecret(..)");
     }

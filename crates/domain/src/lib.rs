@@ -18,8 +18,10 @@ pub mod scope;
 pub mod text;
 pub mod verify;
 
-pub use event::{Delivery, DeliveryStatus, Event, EventFilter, EventType, WebhookEndpoint, WebhookSecret};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use event::{
+    Delivery, DeliveryStatus, Event, EventFilter, EventType, WebhookEndpoint, WebhookSecret,
+};
 pub use key::{KeyDigest, KeyFormatError, KeyPrefix, ParsedKey, PlainKey};
 pub use model::*;
 pub use patch::Patch;

@@ -33,9 +33,11 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .filter(|a| !is_forbidden(a.ip()))
                 .collect();
             if found.is_empty() {
-                return Err("the host resolves only to addresses webhooks may not reach \
+                return Err(
+                    "the host resolves only to addresses webhooks may not reach \
                             (loopback, private, link-local or metadata)"
-                    .into());
+                        .into(),
+                );
             }
             let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
             Ok(addrs)
@@ -61,7 +63,11 @@ impl HttpSender {
         })
     }
 
-    async fn post(&self, endpoint: &WebhookEndpoint, delivery: &Delivery) -> Result<(u16, String), String> {
+    async fn post(
+        &self,
+        endpoint: &WebhookEndpoint,
+        delivery: &Delivery,
+    ) -> Result<(u16, String), String> {
         // An address written in the URL is never resolved: check it here.
         let (host, _) = parse_url(&endpoint.url).map_err(|e| e.to_string())?;
         let literal = match host {

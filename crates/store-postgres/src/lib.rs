@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use keyward_domain::clock::to_millis;
 use keyward_domain::credits::{Credits, Spend};
-use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::event::Attempt;
+use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::{
     ApiKey, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter, KeyDigest,
     KeyStatus, Tenant, User, VerifyCode, WebhookEndpoint,
@@ -1319,8 +1319,7 @@ impl Store for PgStore {
         before: Option<Cursor>,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let mut qb =
-            QueryBuilder::new("SELECT * FROM webhook_deliveries WHERE endpoint_id = ");
+        let mut qb = QueryBuilder::new("SELECT * FROM webhook_deliveries WHERE endpoint_id = ");
         qb.push_bind(endpoint_id);
         if let Some(c) = before {
             qb.push(" AND (created_at, id) < (")

@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use keyward_domain::clock::to_millis;
 use keyward_domain::credits::{Credits, Spend};
-use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::event::Attempt;
+use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::{
     ApiKey, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter, KeyDigest,
     KeyStatus, Tenant, User, VerifyCode, WebhookEndpoint,

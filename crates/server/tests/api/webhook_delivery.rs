@@ -79,7 +79,10 @@ impl Receiver {
             if done(&events) {
                 return events;
             }
-            assert!(Instant::now() < deadline, "not delivered in time: {events:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "not delivered in time: {events:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -100,7 +103,14 @@ const FAST: &[&str] = &[
 
 /// An endpoint at `path` of the receiver, made by the admin on `node`; the receiver learns its
 /// secret and what to answer.
-async fn hook(node: &Server, admin: &str, rx: &Receiver, path: &str, fail: u32, hang: u32) -> String {
+async fn hook(
+    node: &Server,
+    admin: &str,
+    rx: &Receiver,
+    path: &str,
+    fail: u32,
+    hang: u32,
+) -> String {
     let (status, body) = node
         .call(
             Method::POST,
@@ -117,7 +127,12 @@ async fn hook(node: &Server, admin: &str, rx: &Receiver, path: &str, fail: u32, 
 
 async fn make_key(node: &Server, token: &str) -> String {
     let (status, body) = node
-        .call(Method::POST, "/api/v1/api-keys", Some(token), Some(json!({"name": "hooked"})))
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(token),
+            Some(json!({"name": "hooked"})),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     body["id"].as_str().unwrap().to_owned()
@@ -136,20 +151,40 @@ async fn signed_events_arrive_and_failures_are_retried_after_backoff() {
     let started = Instant::now();
     let events = rx
         .until(Duration::from_secs(20), |e| {
-            e.iter().any(|e| e["type"] == "key.created" && e["answered"] == 200)
+            e.iter()
+                .any(|e| e["type"] == "key.created" && e["answered"] == 200)
         })
         .await;
     let created = of_type(&events, "key.created");
-    assert_eq!(created.len(), 4, "three failures and one success: {created:#?}");
-    assert!(created.iter().all(|e| e["verified"] == true), "{created:#?}");
-    assert!(created.iter().all(|e| e["id"] == created[0]["id"]), "one webhook-id");
+    assert_eq!(
+        created.len(),
+        4,
+        "three failures and one success: {created:#?}"
+    );
+    assert!(
+        created.iter().all(|e| e["verified"] == true),
+        "{created:#?}"
+    );
+    assert!(
+        created.iter().all(|e| e["id"] == created[0]["id"]),
+        "one webhook-id"
+    );
     // Three waits of about a second each (±20%) passed between the first try and the last.
-    assert!(started.elapsed() >= Duration::from_millis(2_000), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(2_000),
+        "{:?}",
+        started.elapsed()
+    );
     let body: Value = serde_json::from_str(created[3]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["data"]["key"]["id"], key);
     // The delivery's record: succeeded after four attempts.
     let (status, deliveries) = node
-        .call(Method::GET, &format!("/api/v1/webhooks/{id}/deliveries"), Some(&admin), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/webhooks/{id}/deliveries"),
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     let d = &deliveries[0];
@@ -160,11 +195,21 @@ async fn signed_events_arrive_and_failures_are_retried_after_backoff() {
 
     // Every later action's event arrives too, verified: revoke, and a test event.
     let (status, _) = node
-        .call(Method::DELETE, &format!("/api/v1/api-keys/{key}"), Some(&member), None)
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{key}"),
+            Some(&member),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
     let (status, _) = node
-        .call(Method::POST, &format!("/api/v1/webhooks/{id}/test"), Some(&admin), None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/webhooks/{id}/test"),
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!(status, 202);
     let events = rx
@@ -177,13 +222,23 @@ async fn signed_events_arrive_and_failures_are_retried_after_backoff() {
     // A receiver that never succeeds: the delivery fails for good after the schedule.
     let never = hook(&node, &admin, &rx, "/down", 100, 0).await;
     let (status, _) = node
-        .call(Method::POST, &format!("/api/v1/webhooks/{never}/test"), Some(&admin), None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/webhooks/{never}/test"),
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!(status, 202);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, d) = node
-            .call(Method::GET, &format!("/api/v1/webhooks/{never}/deliveries"), Some(&admin), None)
+            .call(
+                Method::GET,
+                &format!("/api/v1/webhooks/{never}/deliveries"),
+                Some(&admin),
+                None,
+            )
             .await;
         if d[0]["status"] == "failed" {
             assert_eq!(d[0]["attempts"], 5, "one try and four retries: {d}");
@@ -208,13 +263,16 @@ async fn an_event_acknowledged_before_a_kill_9_is_delivered_after_restart() {
     // The receiver holds the first delivery without answering: keyward is mid-send.
     hook(&node, &admin, &rx, "/slow", 0, 1).await;
     let key = make_key(&node, &member).await;
-    rx.until(Duration::from_secs(10), |e| !of_type(e, "key.created").is_empty())
-        .await;
+    rx.until(Duration::from_secs(10), |e| {
+        !of_type(e, "key.created").is_empty()
+    })
+    .await;
     node.kill_9();
     let node = start_with(dir.path(), false, &[], FAST).await;
     let events = rx
         .until(Duration::from_secs(20), |e| {
-            e.iter().any(|e| e["type"] == "key.created" && e["answered"] == 200)
+            e.iter()
+                .any(|e| e["type"] == "key.created" && e["answered"] == 200)
         })
         .await;
     let created = of_type(&events, "key.created");
@@ -231,12 +289,17 @@ async fn two_nodes_on_postgresql_deliver_each_event_once() {
         return; // Runs once, in the SQLite pass: it makes its own PostgreSQL database.
     }
     let rx = Receiver::start();
-    let url = keyward_pg_testkit::shared().fresh_database("webhooks").await;
+    let url = keyward_pg_testkit::shared()
+        .fresh_database("webhooks")
+        .await;
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
     let env = [
         ("KEYWARD_DATABASE_URL", url.as_str()),
-        ("KEYWARD_JWT_SECRET", "webhooks-test-secret-webhooks-test-secret"),
+        (
+            "KEYWARD_JWT_SECRET",
+            "webhooks-test-secret-webhooks-test-secret",
+        ),
     ];
     let a = start_with(dir_a.path(), true, &env, FAST).await;
     let b = start_with(dir_b.path(), false, &env, FAST).await;
@@ -248,8 +311,10 @@ async fn two_nodes_on_postgresql_deliver_each_event_once() {
         let node = if i % 2 == 0 { &a } else { &b };
         make_key(node, &member).await;
     }
-    rx.until(Duration::from_secs(20), |e| of_type(e, "key.created").len() >= KEYS)
-        .await;
+    rx.until(Duration::from_secs(20), |e| {
+        of_type(e, "key.created").len() >= KEYS
+    })
+    .await;
     // Time for any duplicate to show up.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let events = rx.events().await;

@@ -69,10 +69,16 @@ async fn endpoints_belong_to_admins_and_tenant_admins() {
         .await
         .expect(StatusCode::CREATED);
     let id = r.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(r.header("location"), Some(format!("/api/v1/webhooks/{id}").as_str()));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/api/v1/webhooks/{id}").as_str())
+    );
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let secret = r.body["secret"].as_str().unwrap();
-    assert!(secret.starts_with("whsec_") && secret.len() > 40, "{secret}");
+    assert!(
+        secret.starts_with("whsec_") && secret.len() > 40,
+        "{secret}"
+    );
     assert_eq!(r.body["tenant_id"], t.to_string());
     assert_eq!(r.body["events"], json!(["key.created", "key.revoked"]));
     assert_eq!(r.body["enabled"], true);
@@ -82,7 +88,10 @@ async fn endpoints_belong_to_admins_and_tenant_admins() {
         .await
         .expect(StatusCode::OK);
     assert!(got.body.get("secret").is_none(), "{}", got.body);
-    let list = app.get("/api/v1/webhooks", As::Bearer(&tadmin)).await.expect(StatusCode::OK);
+    let list = app
+        .get("/api/v1/webhooks", As::Bearer(&tadmin))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(list.body.as_array().unwrap().len(), 1);
 
     // Members, and tenant admins of other tenants, find nothing.
@@ -90,11 +99,17 @@ async fn endpoints_belong_to_admins_and_tenant_admins() {
         (&member, "/api/v1/webhooks".to_owned()),
         (&member, format!("/api/v1/webhooks/{id}")),
     ] {
-        app.get(&path, As::Bearer(who)).await.expect(StatusCode::NOT_FOUND);
+        app.get(&path, As::Bearer(who))
+            .await
+            .expect(StatusCode::NOT_FOUND);
     }
-    app.post("/api/v1/webhooks", As::Bearer(&member), json!({"url": HOOK}))
-        .await
-        .expect(StatusCode::NOT_FOUND);
+    app.post(
+        "/api/v1/webhooks",
+        As::Bearer(&member),
+        json!({"url": HOOK}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
     let stranger = app.tenant_admin_of(other).await;
     app.get(&format!("/api/v1/webhooks/{id}"), As::Bearer(&stranger))
         .await
@@ -106,17 +121,26 @@ async fn endpoints_belong_to_admins_and_tenant_admins() {
     )
     .await
     .expect(StatusCode::NOT_FOUND);
-    let list = app.get("/api/v1/webhooks", As::Bearer(&stranger)).await.expect(StatusCode::OK);
+    let list = app
+        .get("/api/v1/webhooks", As::Bearer(&stranger))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(list.body, json!([]));
-    app.get("/api/v1/webhooks", As::Nobody).await.expect(StatusCode::UNAUTHORIZED);
+    app.get("/api/v1/webhooks", As::Nobody)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     // A key of the tenant admin that reads but may not administer: 403 to change, 200 to read.
     let (_, reader) = app.key_with(&tadmin, &["keyward:read"]).await;
     app.get(&format!("/api/v1/webhooks/{id}"), As::ApiKey(&reader))
         .await
         .expect(StatusCode::OK);
-    app.post("/api/v1/webhooks", As::ApiKey(&reader), json!({"url": HOOK}))
-        .await
-        .expect(StatusCode::FORBIDDEN);
+    app.post(
+        "/api/v1/webhooks",
+        As::ApiKey(&reader),
+        json!({"url": HOOK}),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
 
     // Edits; rolling the secret shows the new one, once.
     let r = app
@@ -144,12 +168,18 @@ async fn endpoints_belong_to_admins_and_tenant_admins() {
 
     // Admins see every endpoint and may make installation-wide ones.
     let (wide, _) = endpoint(&app, &admin, json!({"url": HOOK})).await;
-    let r = app.get(&format!("/api/v1/webhooks/{wide}"), As::Bearer(&admin)).await.expect(StatusCode::OK);
+    let r = app
+        .get(&format!("/api/v1/webhooks/{wide}"), As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["tenant_id"], Value::Null);
     app.get(&format!("/api/v1/webhooks/{wide}"), As::Bearer(&tadmin))
         .await
         .expect(StatusCode::NOT_FOUND);
-    let all = app.get("/api/v1/webhooks", As::Bearer(&admin)).await.expect(StatusCode::OK);
+    let all = app
+        .get("/api/v1/webhooks", As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(all.body.as_array().unwrap().len(), 2);
 
     // Deleted: gone, with its deliveries.
@@ -168,10 +198,19 @@ async fn endpoints_belong_to_admins_and_tenant_admins() {
 
     // Every change is audited.
     let r = app
-        .get("/api/v1/audit-logs?resource_type=webhook&limit=100", As::Bearer(&admin))
+        .get(
+            "/api/v1/audit-logs?resource_type=webhook&limit=100",
+            As::Bearer(&admin),
+        )
         .await
         .expect(StatusCode::OK);
-    let actions: Vec<&str> = r.body.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     for a in ["webhook.create", "webhook.update", "webhook.delete"] {
         assert!(actions.contains(&a), "{actions:?}");
     }
@@ -184,28 +223,48 @@ async fn bad_endpoints_are_refused_with_the_field_named() {
     for (body, why) in [
         (json!({"url": "http://127.0.0.1:9/hook"}), "loopback"),
         (json!({"url": "http://10.0.0.8/hook"}), "private"),
-        (json!({"url": "http://169.254.169.254/latest/meta-data"}), "metadata"),
+        (
+            json!({"url": "http://169.254.169.254/latest/meta-data"}),
+            "metadata",
+        ),
         (json!({"url": "http://[::1]/hook"}), "loopback v6"),
         (json!({"url": "http://[fd00:ec2::254]/"}), "metadata v6"),
-        (json!({"url": "http://[::ffff:127.0.0.1]/"}), "mapped loopback"),
+        (
+            json!({"url": "http://[::ffff:127.0.0.1]/"}),
+            "mapped loopback",
+        ),
         (json!({"url": "ftp://93.184.216.34/"}), "scheme"),
-        (json!({"url": "http://user:pw@93.184.216.34/"}), "credentials"),
+        (
+            json!({"url": "http://user:pw@93.184.216.34/"}),
+            "credentials",
+        ),
         (json!({"url": "not a url"}), "syntax"),
         (json!({"url": HOOK, "events": ["key.eaten"]}), "event"),
         (json!({"url": HOOK, "events": []}), "no events"),
-        (json!({"url": HOOK, "description": "x".repeat(201)}), "description"),
+        (
+            json!({"url": HOOK, "description": "x".repeat(201)}),
+            "description",
+        ),
     ] {
         let r = app.post("/api/v1/webhooks", As::Bearer(&admin), body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{why}: {}", r.body);
         assert_eq!(r.error_code(), "invalid_field", "{why}");
     }
     let r = app
-        .post("/api/v1/webhooks", As::Bearer(&admin), json!({"url": HOOK, "tenant_id": uuid::Uuid::now_v7()}))
+        .post(
+            "/api/v1/webhooks",
+            As::Bearer(&admin),
+            json!({"url": HOOK, "tenant_id": uuid::Uuid::now_v7()}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
-    app.post("/api/v1/webhooks", As::Bearer(&admin), json!({"url": HOOK, "secret": "mine"}))
-        .await
-        .expect(StatusCode::BAD_REQUEST);
+    app.post(
+        "/api/v1/webhooks",
+        As::Bearer(&admin),
+        json!({"url": HOOK, "secret": "mine"}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -215,9 +274,13 @@ async fn private_addresses_are_allowed_when_the_operator_says_so() {
     let app = app_with(settings).await;
     let admin = app.admin().await;
     endpoint(&app, &admin, json!({"url": "http://127.0.0.1:9/hook"})).await;
-    app.post("/api/v1/webhooks", As::Bearer(&admin), json!({"url": "gopher://127.0.0.1/"}))
-        .await
-        .expect(StatusCode::BAD_REQUEST);
+    app.post(
+        "/api/v1/webhooks",
+        As::Bearer(&admin),
+        json!({"url": "gopher://127.0.0.1/"}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -229,7 +292,12 @@ async fn each_key_action_writes_its_event_and_a_failed_change_writes_none() {
     let tadmin = app.tenant_admin_of(t).await;
     let member = app.member_of(t).await;
     let (all, _) = endpoint(&app, &tadmin, json!({"url": HOOK})).await;
-    let (revocations, _) = endpoint(&app, &tadmin, json!({"url": HOOK, "events": ["key.revoked"]})).await;
+    let (revocations, _) = endpoint(
+        &app,
+        &tadmin,
+        json!({"url": HOOK, "events": ["key.revoked"]}),
+    )
+    .await;
     let (wide, _) = endpoint(&app, &admin, json!({"url": HOOK})).await;
     let (paused_hook, _) = endpoint(&app, &tadmin, json!({"url": HOOK, "enabled": false})).await;
 
@@ -237,29 +305,49 @@ async fn each_key_action_writes_its_event_and_a_failed_change_writes_none() {
         .key_from(&member, json!({"name": "ci", "remaining": 1}))
         .await;
     let path = format!("/api/v1/api-keys/{id}");
-    app.patch(&path, As::Bearer(&member), json!({"name": "ci-2"})).await.expect(StatusCode::OK);
-    app.patch(&path, As::Bearer(&member), json!({"enabled": false})).await.expect(StatusCode::OK);
-    // A failed change writes nothing: a bad field, and a pause of a paused key (no change).
-    app.patch(&path, As::Bearer(&member), json!({"rate_limit_max": 0, "rate_limit_window": "1 hour"}))
+    app.patch(&path, As::Bearer(&member), json!({"name": "ci-2"}))
         .await
-        .expect(StatusCode::BAD_REQUEST);
-    app.patch(&path, As::Bearer(&member), json!({"enabled": true})).await.expect(StatusCode::OK);
+        .expect(StatusCode::OK);
+    app.patch(&path, As::Bearer(&member), json!({"enabled": false}))
+        .await
+        .expect(StatusCode::OK);
+    // A failed change writes nothing: a bad field, and a pause of a paused key (no change).
+    app.patch(
+        &path,
+        As::Bearer(&member),
+        json!({"rate_limit_max": 0, "rate_limit_window": "1 hour"}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    app.patch(&path, As::Bearer(&member), json!({"enabled": true}))
+        .await
+        .expect(StatusCode::OK);
     // The last credit spent: key.credits_exhausted (once).
     let (_, verifier) = app.key_with(&tadmin, &["keyward:verify"]).await;
     for _ in 0..2 {
         app.verify(&verifier, &plain).await.expect(StatusCode::OK);
     }
     let r = app
-        .post(&format!("{path}/rotate"), As::Bearer(&member), json!({"grace_period": "1h"}))
+        .post(
+            &format!("{path}/rotate"),
+            As::Bearer(&member),
+            json!({"grace_period": "1h"}),
+        )
         .await
         .expect(StatusCode::CREATED);
     let successor = r.body["id"].as_str().unwrap().to_owned();
-    app.delete(&format!("/api/v1/api-keys/{successor}"), As::Bearer(&member))
-        .await
-        .expect(StatusCode::NO_CONTENT);
-    app.delete(&format!("/api/v1/api-keys/{successor}"), As::Bearer(&member))
-        .await
-        .expect(StatusCode::NOT_FOUND);
+    app.delete(
+        &format!("/api/v1/api-keys/{successor}"),
+        As::Bearer(&member),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    app.delete(
+        &format!("/api/v1/api-keys/{successor}"),
+        As::Bearer(&member),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
     // Another tenant's key: only the installation-wide endpoint hears it.
     let stranger = app.member_of(other).await;
     app.key_with(&stranger, &[]).await;
@@ -282,7 +370,11 @@ async fn each_key_action_writes_its_event_and_a_failed_change_writes_none() {
     // The body: {type, timestamp, data}, naming the key and never its secret.
     let (kind, created) = &events[0];
     assert_eq!(created["type"], kind.as_str());
-    time::OffsetDateTime::parse(created["timestamp"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    time::OffsetDateTime::parse(
+        created["timestamp"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     let data = &created["data"];
     assert_eq!(data["key"]["id"], id);
     assert_eq!(data["key"]["tenant_id"], t.to_string());
@@ -298,37 +390,62 @@ async fn each_key_action_writes_its_event_and_a_failed_change_writes_none() {
     assert_eq!(events[1].1["data"]["changes"]["name"], "ci-2");
     assert_eq!(events[6].1["data"]["new_key"]["id"], successor);
     // Filters, tenants, and disabled endpoints.
-    assert_eq!(types(&outbox(&app, &tadmin, &revocations).await), ["key.revoked"]);
+    assert_eq!(
+        types(&outbox(&app, &tadmin, &revocations).await),
+        ["key.revoked"]
+    );
     assert_eq!(outbox(&app, &tadmin, &paused_hook).await.len(), 0);
     let wide_events = outbox(&app, &admin, &wide).await;
     assert_eq!(wide_events.len(), events.len() + 1, "{wide_events:#?}");
 
     // A test event goes to the one endpoint asked, even a disabled one.
     let r = app
-        .post(&format!("/api/v1/webhooks/{paused_hook}/test"), As::Bearer(&tadmin), json!({}))
+        .post(
+            &format!("/api/v1/webhooks/{paused_hook}/test"),
+            As::Bearer(&tadmin),
+            json!({}),
+        )
         .await
         .expect(StatusCode::ACCEPTED);
     assert_eq!(r.body["type"], "webhook.test");
-    assert_eq!(types(&outbox(&app, &tadmin, &paused_hook).await), ["webhook.test"]);
+    assert_eq!(
+        types(&outbox(&app, &tadmin, &paused_hook).await),
+        ["webhook.test"]
+    );
     assert_eq!(outbox(&app, &tadmin, &all).await.len(), events.len());
     // A delivery is retried by hand; one of another endpoint is not found there.
     let r = app
-        .get(&format!("/api/v1/webhooks/{all}/deliveries?limit=1"), As::Bearer(&tadmin))
+        .get(
+            &format!("/api/v1/webhooks/{all}/deliveries?limit=1"),
+            As::Bearer(&tadmin),
+        )
         .await
         .expect(StatusCode::OK);
     assert!(r.header("x-next-cursor").is_some());
     let delivery = r.body[0]["id"].as_str().unwrap().to_owned();
     let r = app
-        .post(&format!("/api/v1/webhooks/{all}/deliveries/{delivery}/retry"), As::Bearer(&tadmin), json!({}))
+        .post(
+            &format!("/api/v1/webhooks/{all}/deliveries/{delivery}/retry"),
+            As::Bearer(&tadmin),
+            json!({}),
+        )
         .await
         .expect(StatusCode::ACCEPTED);
     assert_eq!(r.body["status"], "pending");
-    app.post(&format!("/api/v1/webhooks/{revocations}/deliveries/{delivery}/retry"), As::Bearer(&tadmin), json!({}))
-        .await
-        .expect(StatusCode::NOT_FOUND);
-    app.post(&format!("/api/v1/webhooks/{all}/deliveries/{delivery}/retry"), As::Bearer(&member), json!({}))
-        .await
-        .expect(StatusCode::NOT_FOUND);
+    app.post(
+        &format!("/api/v1/webhooks/{revocations}/deliveries/{delivery}/retry"),
+        As::Bearer(&tadmin),
+        json!({}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    app.post(
+        &format!("/api/v1/webhooks/{all}/deliveries/{delivery}/retry"),
+        As::Bearer(&member),
+        json!({}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -341,20 +458,34 @@ async fn a_paused_key_is_refused_and_resumed_with_its_history() {
     let (id, plain) = app.key_with(&member, &[]).await;
     let path = format!("/api/v1/api-keys/{id}");
     assert_eq!(app.verify(&verifier, &plain).await.body["code"], "VALID");
-    let r = app.patch(&path, As::Bearer(&member), json!({"enabled": false})).await.expect(StatusCode::OK);
+    let r = app
+        .patch(&path, As::Bearer(&member), json!({"enabled": false}))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["enabled"], false);
     assert_eq!(r.body["status"], "active");
     let r = app.verify(&verifier, &plain).await.expect(StatusCode::OK);
     assert_eq!(r.body["code"], "DISABLED");
     assert_eq!(r.body["valid"], false);
     // The compatibility surfaces list it as live: their formats have no paused state.
-    let r = app.get("/user/api-keys", As::Bearer(&member)).await.expect(StatusCode::OK);
+    let r = app
+        .get("/user/api-keys", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.body);
-    app.patch(&path, As::Bearer(&member), json!({"enabled": "no"})).await.expect(StatusCode::BAD_REQUEST);
-    let r = app.patch(&path, As::Bearer(&member), json!({"enabled": true})).await.expect(StatusCode::OK);
+    app.patch(&path, As::Bearer(&member), json!({"enabled": "no"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    let r = app
+        .patch(&path, As::Bearer(&member), json!({"enabled": true}))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body["enabled"], true);
     assert_eq!(app.verify(&verifier, &plain).await.body["code"], "VALID");
-    let r = app.get(&path, As::Bearer(&member)).await.expect(StatusCode::OK);
+    let r = app
+        .get(&path, As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
     assert!(r.body["last_used_at"].is_string() || r.body["last_used_at"].is_null());
 }
 
@@ -365,7 +496,12 @@ async fn expiry_reminders_and_notices_go_once_per_key_and_threshold() {
     let admin = app.admin().await;
     let tadmin = app.tenant_admin_of(t).await;
     let member = app.member_of(t).await;
-    let (hook, _) = endpoint(&app, &tadmin, json!({"url": HOOK, "events": ["key.expiring", "key.expired"]})).await;
+    let (hook, _) = endpoint(
+        &app,
+        &tadmin,
+        json!({"url": HOOK, "events": ["key.expiring", "key.expired"]}),
+    )
+    .await;
     let (soon, _) = app.key_from(&member, json!({"expires_in": "3d"})).await;
     let (later, _) = app.key_from(&member, json!({"expires_in": "30d"})).await;
     let run = || keyward_core::notices::expiry(&app.state);
@@ -377,16 +513,23 @@ async fn expiry_reminders_and_notices_go_once_per_key_and_threshold() {
     assert_eq!(run().await.unwrap(), 1);
     assert_eq!(run().await.unwrap(), 0);
     let events = outbox(&app, &tadmin, &hook).await;
-    assert_eq!(types(&events), ["key.expiring", "key.expiring", "key.expired"]);
+    assert_eq!(
+        types(&events),
+        ["key.expiring", "key.expiring", "key.expired"]
+    );
     assert_eq!(events[0].1["data"]["threshold"], "7d");
     assert_eq!(events[1].1["data"]["threshold"], "1d");
     for (_, e) in &events {
         assert_eq!(e["data"]["key"]["id"], soon);
     }
     // The tenant's own thresholds: 30d reaches the later key at once.
-    app.patch(&format!("/api/v1/tenants/{t}"), As::Bearer(&admin), json!({"policy": {"expiry_reminders": ["30d"]}}))
-        .await
-        .expect(StatusCode::OK);
+    app.patch(
+        &format!("/api/v1/tenants/{t}"),
+        As::Bearer(&admin),
+        json!({"policy": {"expiry_reminders": ["30d"]}}),
+    )
+    .await
+    .expect(StatusCode::OK);
     assert_eq!(run().await.unwrap(), 1);
     let events = outbox(&app, &tadmin, &hook).await;
     assert_eq!(events[3].1["data"]["key"]["id"], later);
@@ -399,8 +542,14 @@ async fn tenant_policies_are_validated_and_shown() {
     let t = app.tenant("acme").await;
     let admin = app.admin().await;
     let path = format!("/api/v1/tenants/{t}");
-    let r = app.get(&path, As::Bearer(&admin)).await.expect(StatusCode::OK);
-    assert_eq!(r.body["policy"], json!({"revoke_leaked_keys": true, "expiry_reminders": ["7d", "1d"]}));
+    let r = app
+        .get(&path, As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        r.body["policy"],
+        json!({"revoke_leaked_keys": true, "expiry_reminders": ["7d", "1d"]})
+    );
     for bad in [
         json!({"expiry_reminders": ["7d", "7d"]}),
         json!({"expiry_reminders": ["91d"]}),
@@ -409,14 +558,19 @@ async fn tenant_policies_are_validated_and_shown() {
         json!({"revoke_leaked_keys": "yes"}),
         json!({"unknown": true}),
     ] {
-        let r = app.patch(&path, As::Bearer(&admin), json!({"policy": bad})).await;
+        let r = app
+            .patch(&path, As::Bearer(&admin), json!({"policy": bad}))
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }
     let r = app
         .patch(&path, As::Bearer(&admin), json!({"policy": {"expiry_reminders": ["1d", "12h", "14d"], "revoke_leaked_keys": false}}))
         .await
         .expect(StatusCode::OK);
-    assert_eq!(r.body["policy"], json!({"revoke_leaked_keys": false, "expiry_reminders": ["14d", "1d", "12h"]}));
+    assert_eq!(
+        r.body["policy"],
+        json!({"revoke_leaked_keys": false, "expiry_reminders": ["14d", "1d", "12h"]})
+    );
 }
 
 /// A report body as GitHub sends it.
@@ -435,16 +589,25 @@ async fn scanner_reports_revoke_live_keys_once_and_need_their_scope() {
     let admin = app.admin().await;
     let tadmin = app.tenant_admin_of(t).await;
     let member = app.member_of(t).await;
-    let (hook, _) = endpoint(&app, &tadmin, json!({"url": HOOK, "events": ["key.leaked", "key.revoked"]})).await;
+    let (hook, _) = endpoint(
+        &app,
+        &tadmin,
+        json!({"url": HOOK, "events": ["key.leaked", "key.revoked"]}),
+    )
+    .await;
     let (_, scanner) = app
-        .key_from(&admin, json!({"tenant_id": t, "scopes": ["keyward:report_leak"]}))
+        .key_from(
+            &admin,
+            json!({"tenant_id": t, "scopes": ["keyward:report_leak"]}),
+        )
         .await;
     let (_, not_scanner) = app
         .key_from(&admin, json!({"tenant_id": t, "scopes": ["keyward:read"]}))
         .await;
     let (_, verifier) = app.key_with(&tadmin, &["keyward:verify"]).await;
     let (leaked_id, leaked) = app.key_with(&member, &[]).await;
-    let unknown = keyward_domain::PlainKey::generate(&keyward_domain::KeyPrefix::default_prefix()).unwrap();
+    let unknown =
+        keyward_domain::PlainKey::generate(&keyward_domain::KeyPrefix::default_prefix()).unwrap();
 
     let post = |who: Option<&str>, body: String| {
         let mut req = Request::post("/api/v1/leaks").header("content-type", "application/json");
@@ -453,22 +616,49 @@ async fn scanner_reports_revoke_live_keys_once_and_need_their_scope() {
         }
         app.send(req.body(Body::from(body)).unwrap())
     };
-    post(None, report(&[&leaked])).await.expect(StatusCode::UNAUTHORIZED);
-    post(Some(&not_scanner), report(&[&leaked])).await.expect(StatusCode::FORBIDDEN);
-    post(Some(&scanner), "{not json".into()).await.expect(StatusCode::BAD_REQUEST);
-    post(Some(&scanner), json!({"token": leaked}).to_string()).await.expect(StatusCode::BAD_REQUEST);
+    post(None, report(&[&leaked]))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    post(Some(&not_scanner), report(&[&leaked]))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    post(Some(&scanner), "{not json".into())
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    post(Some(&scanner), json!({"token": leaked}).to_string())
+        .await
+        .expect(StatusCode::BAD_REQUEST);
     // Nothing happened on any of those.
     assert_eq!(app.verify(&verifier, &leaked).await.body["code"], "VALID");
 
-    let r = post(Some(&scanner), report(&[&leaked, unknown.expose(), "ghp_notours"])).await.expect(StatusCode::OK);
-    let labels: Vec<&str> = r.body.as_array().unwrap().iter().map(|v| v["label"].as_str().unwrap()).collect();
-    assert_eq!(labels, ["true_positive", "false_positive", "false_positive"]);
-    assert_eq!(r.body[0]["token_hash"], keyward_domain::KeyDigest::of(&leaked).to_hex());
+    let r = post(
+        Some(&scanner),
+        report(&[&leaked, unknown.expose(), "ghp_notours"]),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let labels: Vec<&str> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["true_positive", "false_positive", "false_positive"]
+    );
+    assert_eq!(
+        r.body[0]["token_hash"],
+        keyward_domain::KeyDigest::of(&leaked).to_hex()
+    );
     assert_eq!(r.body[0]["token_type"], "keyward_api_key");
     assert!(!r.body.to_string().contains(&leaked));
     assert_eq!(app.verify(&verifier, &leaked).await.body["code"], "REVOKED");
     // Idempotent: reported again, still a true positive, nothing new sent.
-    let r = post(Some(&scanner), report(&[&leaked])).await.expect(StatusCode::OK);
+    let r = post(Some(&scanner), report(&[&leaked]))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body[0]["label"], "true_positive");
     let events = outbox(&app, &tadmin, &hook).await;
     assert_eq!(types(&events), ["key.revoked", "key.leaked"]);
@@ -478,17 +668,26 @@ async fn scanner_reports_revoke_live_keys_once_and_need_their_scope() {
     assert_eq!(leak["revoked"], true);
     assert_eq!(leak["actor"]["type"], "api_key");
     let audit = app
-        .get(&format!("/api/v1/audit-logs?resource_id={leaked_id}&action=api_key.leak"), As::Bearer(&admin))
+        .get(
+            &format!("/api/v1/audit-logs?resource_id={leaked_id}&action=api_key.leak"),
+            As::Bearer(&admin),
+        )
         .await
         .expect(StatusCode::OK);
     assert_eq!(audit.body.as_array().unwrap().len(), 1);
 
     // A tenant that keeps leaked keys working: announced, not revoked.
-    app.patch(&format!("/api/v1/tenants/{t}"), As::Bearer(&admin), json!({"policy": {"revoke_leaked_keys": false}}))
+    app.patch(
+        &format!("/api/v1/tenants/{t}"),
+        As::Bearer(&admin),
+        json!({"policy": {"revoke_leaked_keys": false}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let (_, kept) = app.key_with(&member, &[]).await;
+    let r = post(Some(&scanner), report(&[&kept]))
         .await
         .expect(StatusCode::OK);
-    let (_, kept) = app.key_with(&member, &[]).await;
-    let r = post(Some(&scanner), report(&[&kept])).await.expect(StatusCode::OK);
     assert_eq!(r.body[0]["label"], "true_positive");
     assert_eq!(app.verify(&verifier, &kept).await.body["code"], "VALID");
     let events = outbox(&app, &tadmin, &hook).await;
@@ -520,7 +719,8 @@ impl FakeGithub {
             .verifying_key()
             .to_public_key_pem(p256::pkcs8::LineEnding::LF)
             .unwrap();
-        json!({"public_keys": [{"key_identifier": self.id, "key": pem, "is_current": true}]}).to_string()
+        json!({"public_keys": [{"key_identifier": self.id, "key": pem, "is_current": true}]})
+            .to_string()
     }
 
     fn sign(&self, body: &str) -> String {
@@ -546,7 +746,8 @@ async fn github_reports_are_taken_only_with_a_valid_signature() {
     let (_, leaked) = app.key_with(&member, &[]).await;
     let body = report(&[&leaked]);
     let send = |key_id: Option<&str>, sig: Option<String>, body: String| {
-        let mut req = Request::post("/api/v1/leaks/github").header("content-type", "application/json");
+        let mut req =
+            Request::post("/api/v1/leaks/github").header("content-type", "application/json");
         if let Some(id) = key_id {
             req = req.header("Github-Public-Key-Identifier", id);
         }
@@ -556,23 +757,44 @@ async fn github_reports_are_taken_only_with_a_valid_signature() {
         app.send(req.body(Body::from(body)).unwrap())
     };
     // No signature, a signature of another body, an unknown key id, garbage: 401, no revocation.
-    send(None, None, body.clone()).await.expect(StatusCode::UNAUTHORIZED);
-    send(Some(github.id), None, body.clone()).await.expect(StatusCode::UNAUTHORIZED);
-    send(Some(github.id), Some(github.sign("[]")), body.clone()).await.expect(StatusCode::UNAUTHORIZED);
-    send(Some("another-key"), Some(github.sign(&body)), body.clone()).await.expect(StatusCode::UNAUTHORIZED);
-    send(Some(github.id), Some("not base64!".into()), body.clone()).await.expect(StatusCode::UNAUTHORIZED);
+    send(None, None, body.clone())
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    send(Some(github.id), None, body.clone())
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    send(Some(github.id), Some(github.sign("[]")), body.clone())
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    send(Some("another-key"), Some(github.sign(&body)), body.clone())
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    send(Some(github.id), Some("not base64!".into()), body.clone())
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     let tampered = body.replace("content", "commit");
-    send(Some(github.id), Some(github.sign(&body)), tampered).await.expect(StatusCode::UNAUTHORIZED);
+    send(Some(github.id), Some(github.sign(&body)), tampered)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
     assert_eq!(app.verify(&verifier, &leaked).await.body["code"], "VALID");
 
-    let r = send(Some(github.id), Some(github.sign(&body)), body.clone()).await.expect(StatusCode::OK);
-    assert_eq!(r.body, json!([{"token_hash": keyward_domain::KeyDigest::of(&leaked).to_hex(), "token_type": "keyward_api_key", "label": "true_positive"}]));
+    let r = send(Some(github.id), Some(github.sign(&body)), body.clone())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        r.body,
+        json!([{"token_hash": keyward_domain::KeyDigest::of(&leaked).to_hex(), "token_type": "keyward_api_key", "label": "true_positive"}])
+    );
     assert_eq!(app.verify(&verifier, &leaked).await.body["code"], "REVOKED");
     let unknown = report(&["kw_unknown"]);
-    let r = send(Some(github.id), Some(github.sign(&unknown)), unknown).await.expect(StatusCode::OK);
+    let r = send(Some(github.id), Some(github.sign(&unknown)), unknown)
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(r.body[0]["label"], "false_positive");
     let bad = "{\"token\": 1}".to_owned();
-    send(Some(github.id), Some(github.sign(&bad)), bad).await.expect(StatusCode::BAD_REQUEST);
+    send(Some(github.id), Some(github.sign(&bad)), bad)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
     // Without configured keys, every report is refused.
     let plain = app_with(keyward_core::Settings::default()).await;
     let r = plain

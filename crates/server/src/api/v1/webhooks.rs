@@ -18,7 +18,9 @@ use crate::api::ShownOnce;
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{optional_uuid, IdPath, IdsPath, JsonBody, NoQuery, OptionalJsonBody, QueryParams};
+use crate::extract::{
+    optional_uuid, IdPath, IdsPath, JsonBody, NoQuery, OptionalJsonBody, QueryParams,
+};
 
 /// A webhook endpoint. Its signing secret is shown only when made or rolled.
 #[derive(Debug, Serialize, ToSchema)]
@@ -206,7 +208,11 @@ pub async fn create(
         description: input.description,
     };
     let w = webhooks::create(&state, &caller, req).await?;
-    Ok(ShownOnce::created(format!("/api/v1/webhooks/{}", w.id), WebhookWithSecret::from(&w)).into_response())
+    Ok(ShownOnce::created(
+        format!("/api/v1/webhooks/{}", w.id),
+        WebhookWithSecret::from(&w),
+    )
+    .into_response())
 }
 
 /// List webhook endpoints (a tenant admin's: their tenant's), oldest first.
@@ -243,7 +249,9 @@ pub async fn get(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<WebhookView>> {
-    Ok(Json(WebhookView::from(&webhooks::get(&state, &caller, id).await?)))
+    Ok(Json(WebhookView::from(
+        &webhooks::get(&state, &caller, id).await?,
+    )))
 }
 
 /// Edit a webhook endpoint, or roll its secret (`roll_secret: true`: the answer shows the new

@@ -73,7 +73,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Copy a SQLite database consistently, even while a server writes to it (with
     /// PostgreSQL, use pg_dump: exits with status 2).
     Backup {
@@ -493,7 +493,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let store = open_store(&cli).await?;
     let result = match cli.command {
-        Command::Serve(args) => return serve(store, &cli.database_url, args).await,
+        Command::Serve(args) => return serve(store, &cli.database_url, *args).await,
         Command::Backup { .. } | Command::Completions { .. } | Command::Man => Ok(()),
         Command::Operate(operation) => {
             match Keyward::offline(store.clone(), Arc::new(SystemClock)) {
