@@ -1,7 +1,7 @@
 //! Tenants: installation-wide administration, for admins only.
 
 use keyward_domain::model::validate_slug;
-use keyward_domain::model::{MAX_EXPIRY_REMINDERS, MAX_EXPIRY_REMINDER_SECONDS};
+use keyward_domain::model::MAX_EXPIRY_REMINDERS;
 use keyward_domain::text;
 use keyward_domain::AuditAction;
 use keyward_domain::{KeyPrefix, Patch, Tenant, TenantPolicy};
@@ -30,7 +30,7 @@ pub struct TenantChanges {
 pub struct PolicyChanges {
     pub revoke_leaked_keys: Option<bool>,
     /// Durations before expiry (`7d`, `12h`, ...: [`keyward_domain::duration::SHORT_PATTERN`]),
-    /// each at most 90 days, at most 5, no repeats; empty sends no reminders.
+    /// at most 5, none written twice; empty sends no reminders.
     pub expiry_reminders: Option<Vec<String>>,
 }
 
@@ -44,22 +44,25 @@ impl PolicyChanges {
             if list.len() > MAX_EXPIRY_REMINDERS {
                 return Err(Error::invalid_field(field, "at most 5 thresholds"));
             }
+            let mut written: Vec<&String> = list.iter().collect();
+            written.sort_unstable();
+            if written.windows(2).any(|w| w[0] == w[1]) {
+                return Err(Error::invalid_field(field, "a threshold is listed twice"));
+            }
             let mut seconds = list
                 .iter()
                 .map(|t| {
                     let d = keyward_domain::duration::parse_short(t)
                         .map_err(|e| Error::invalid_field(field, e))?;
-                    if d <= time::Duration::ZERO || d.whole_seconds() > MAX_EXPIRY_REMINDER_SECONDS
-                    {
-                        return Err(Error::invalid_field(field, "each between 1s and 90d"));
+                    if d <= time::Duration::ZERO {
+                        return Err(Error::invalid_field(field, "each must be positive"));
                     }
                     Ok(d.whole_seconds())
                 })
                 .collect::<Result<Vec<i64>>>()?;
+            // Two spellings of one duration (`7d`, `1w`) are one threshold.
             seconds.sort_unstable_by(|a, b| b.cmp(a));
-            if seconds.windows(2).any(|w| w[0] == w[1]) {
-                return Err(Error::invalid_field(field, "a threshold is listed twice"));
-            }
+            seconds.dedup();
             policy.expiry_reminders = seconds;
         }
         Ok(policy)

@@ -37,8 +37,6 @@ pub struct TenantPolicy {
 
 /// The most expiry reminder thresholds a tenant may have.
 pub const MAX_EXPIRY_REMINDERS: usize = 5;
-/// The longest expiry reminder threshold, in seconds (90 days).
-pub const MAX_EXPIRY_REMINDER_SECONDS: i64 = 90 * 86_400;
 
 impl Default for TenantPolicy {
     fn default() -> Self {

@@ -433,6 +433,21 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// A JSON object read as `T`. serde's derived structs also take an array of their fields in
+/// order (`[true, ["1d"]]`), which no JSON client means and no schema allows: nested objects of
+/// a body are read through this, which takes an object only.
+#[derive(Debug, Clone)]
+pub struct Obj<T>(pub T);
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Obj<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        T::deserialize(serde_json::Value::Object(map))
+            .map(Obj)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Two UUID path segments, each as [`IdPath`] takes one (a resource and one of its parts).
 pub struct IdsPath(pub Uuid, pub Uuid);
 

@@ -158,3 +158,78 @@ impl Sender for HttpSender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_domain::{DeliveryStatus, EventFilter, EventType, ManualClock, WebhookSecret};
+    use reqwest::dns::Resolve;
+
+    fn endpoint(url: &str) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: uuid::Uuid::now_v7(),
+            tenant_id: None,
+            url: url.into(),
+            events: EventFilter::All,
+            enabled: true,
+            description: None,
+            secret: WebhookSecret::generate().unwrap(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn delivery() -> Delivery {
+        Delivery {
+            id: uuid::Uuid::now_v7(),
+            endpoint_id: uuid::Uuid::now_v7(),
+            event_id: uuid::Uuid::now_v7(),
+            event_type: EventType::WebhookTest,
+            body: "{}".into(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: None,
+            last_attempt_at: None,
+            response_status: None,
+            response_body: None,
+            duration_ms: None,
+            error: None,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// At send time, after DNS: a name that resolves to loopback is never connected to.
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_forbidden_addresses() {
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let refused = GuardedResolver.resolve(name).await;
+        assert!(refused.is_err());
+    }
+
+    /// An address written in the URL is checked too, and nothing is sent to it.
+    #[tokio::test]
+    async fn a_literal_forbidden_address_is_not_sent_to() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        listener.set_nonblocking(true).unwrap();
+        let clock = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+        let guarded = HttpSender::new(&WebhookSettings::default(), clock.clone()).unwrap();
+        let attempt = guarded.send(&endpoint(&url), &delivery()).await;
+        assert_eq!(attempt.response_status, None);
+        assert!(attempt.error.unwrap().contains("may not reach"));
+        assert!(listener.accept().is_err(), "no connection was made");
+        // Allowed by the operator: it connects (and the listener never answers HTTP).
+        let open = WebhookSettings {
+            allow_private: true,
+            total_timeout: std::time::Duration::from_millis(300),
+            ..WebhookSettings::default()
+        };
+        let sender = HttpSender::new(&open, clock).unwrap();
+        let attempt = sender.send(&endpoint(&url), &delivery()).await;
+        assert!(attempt.error.is_some());
+        assert!(
+            listener.accept().is_ok(),
+            "the allowed address was connected to"
+        );
+    }
+}

@@ -87,6 +87,10 @@ pub fn state_what_is_enforced(doc: &mut Value) {
     let short = json!({"pattern": duration::SHORT_PATTERN});
     let window = json!({"pattern": duration::WINDOW_PATTERN});
     let credits = json!({"minimum": 0, "maximum": MAX_CREDITS});
+    let events = json!({"minItems": 1, "items": {"type": "string",
+        "enum": keyward_domain::EventType::ALL.map(keyward_domain::EventType::as_str)}});
+    let description = json!({"maxLength": keyward_core::webhooks::MAX_DESCRIPTION_CHARS,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
     let fields: &[(&str, &str, Value)] = &[
         ("CreateApiKeyInput", "name", name.clone()),
         ("CreateApiKeyInput", "scopes", scopes.clone()),
@@ -167,6 +171,26 @@ pub fn state_what_is_enforced(doc: &mut Value) {
             "cost",
             json!({"minimum": 0, "maximum": keyward_core::verify::MAX_COST}),
         ),
+        (
+            "PolicyInput",
+            "expiry_reminders",
+            json!({"maxItems": keyward_domain::model::MAX_EXPIRY_REMINDERS, "uniqueItems": true,
+                "items": {"type": "string", "pattern": duration::SHORT_PATTERN}}),
+        ),
+        ("CreateWebhookInput", "events", events.clone()),
+        ("UpdateWebhookInput", "events", events),
+        (
+            "CreateWebhookInput",
+            "url",
+            json!({"maxLength": keyward_core::webhooks::MAX_URL_LEN, "pattern": "^https?://"}),
+        ),
+        (
+            "UpdateWebhookInput",
+            "url",
+            json!({"maxLength": keyward_core::webhooks::MAX_URL_LEN, "pattern": "^https?://"}),
+        ),
+        ("CreateWebhookInput", "description", description.clone()),
+        ("UpdateWebhookInput", "description", description),
     ];
     for (schema, field, rules) in fields {
         if let Some(Value::Object(property)) =

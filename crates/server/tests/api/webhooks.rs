@@ -552,16 +552,32 @@ async fn tenant_policies_are_validated_and_shown() {
     );
     for bad in [
         json!({"expiry_reminders": ["7d", "7d"]}),
-        json!({"expiry_reminders": ["91d"]}),
+        json!({"expiry_reminders": ["-1d"]}),
+        json!({"expiry_reminders": ["07d"]}),
         json!({"expiry_reminders": ["soon"]}),
         json!({"expiry_reminders": ["1d", "2d", "3d", "4d", "5d", "6d"]}),
         json!({"revoke_leaked_keys": "yes"}),
         json!({"unknown": true}),
+        // An array of the fields in order is not an object (serde would take it).
+        json!([true, ["1d"]]),
+        json!([null, null]),
     ] {
         let r = app
             .patch(&path, As::Bearer(&admin), json!({"policy": bad}))
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+    // The same for a key's refill: an object, never an array.
+    let member = app.member_of(t).await;
+    for refill in [json!(["daily", 5, null]), json!(["daily", 5, 1])] {
+        let r = app
+            .post(
+                "/api/v1/api-keys",
+                As::Bearer(&member),
+                json!({"refill": refill}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     }
     let r = app
         .patch(&path, As::Bearer(&admin), json!({"policy": {"expiry_reminders": ["1d", "12h", "14d"], "revoke_leaked_keys": false}}))

@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
-    optional_time, optional_uuid, patch_time, IdPath, JsonBody, NoQuery, OptionalJsonBody,
+    optional_time, optional_uuid, patch_time, IdPath, JsonBody, NoQuery, Obj, OptionalJsonBody,
     QueryParams,
 };
 use keyward_core::keys::{
@@ -162,7 +162,8 @@ pub struct CreateApiKeyInput {
     /// Uses the key has (each VALID verification spends its `cost`); absent for unlimited.
     pub remaining: Option<i64>,
     /// Sets `remaining` back to an amount every day or month (alone, it starts at the amount).
-    pub refill: Option<RefillInput>,
+    #[schema(value_type = Option<RefillInput>)]
+    pub refill: Option<Obj<RefillInput>>,
 }
 
 /// Create a new API key. The plaintext key is only returned once.
@@ -204,7 +205,7 @@ pub async fn create(
         rate_limit_window: input.rate_limit_window,
         expiry,
         remaining: input.remaining,
-        refill: input.refill.map(Refill::from),
+        refill: input.refill.map(|r| Refill::from(r.0)),
     };
     Ok(issued_response(
         lifecycle::create(&state, &caller, req).await?,
@@ -346,7 +347,7 @@ pub struct UpdateApiKeyInput {
     /// The refill; null removes it.
     #[serde(default)]
     #[schema(value_type = Option<RefillInput>)]
-    pub refill: Patch<RefillInput>,
+    pub refill: Patch<Obj<RefillInput>>,
     /// false pauses the key (verify answers `DISABLED`, forward auth 403) and keeps its
     /// history; true resumes it.
     pub enabled: Option<bool>,
@@ -400,7 +401,7 @@ pub async fn update(
         rate_limit_max: input.rate_limit_max,
         rate_limit_window: input.rate_limit_window,
         remaining: input.remaining,
-        refill: input.refill.map(Refill::from),
+        refill: input.refill.map(|r| Refill::from(r.0)),
         enabled: input.enabled,
     };
     let key = lifecycle::update(&state, &caller, Reach::Role, id, patch).await?;

@@ -15,7 +15,7 @@ use super::{created, page_response};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::extract::{IdPath, JsonBody, NoQuery, QueryParams};
+use crate::extract::{IdPath, JsonBody, NoQuery, Obj, QueryParams};
 use keyward_core::page::page_params;
 use keyward_core::tenants::{self, PolicyChanges, TenantChanges};
 use keyward_domain::Patch;
@@ -77,8 +77,10 @@ impl From<&keyward_domain::TenantPolicy> for PolicyView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyInput {
+    #[schema(nullable)]
     pub revoke_leaked_keys: Option<bool>,
-    /// Durations such as `7d`, `12h`, `30m` (each 1s to 90d, at most 5); `[]` sends none.
+    /// Durations such as `7d`, `12h`, `30m` (at most 5, none listed twice); `[]` sends none.
+    #[schema(nullable)]
     pub expiry_reminders: Option<Vec<String>>,
 }
 
@@ -101,7 +103,9 @@ pub struct CreateTenantInput {
     pub key_prefix: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    pub policy: Option<PolicyInput>,
+    #[schema(nullable)]
+    #[schema(value_type = Option<PolicyInput>)]
+    pub policy: Option<Obj<PolicyInput>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -115,7 +119,9 @@ pub struct UpdateTenantInput {
     pub key_prefix: Patch<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
-    pub policy: Option<PolicyInput>,
+    #[schema(nullable)]
+    #[schema(value_type = Option<PolicyInput>)]
+    pub policy: Option<Obj<PolicyInput>>,
 }
 
 /// Create a tenant.
@@ -138,7 +144,7 @@ pub async fn create(
         slug: Some(input.slug),
         metadata: input.metadata,
         key_prefix: Patch::from_nullable(input.key_prefix),
-        policy: input.policy.map(PolicyChanges::from),
+        policy: input.policy.map(|p| PolicyChanges::from(p.0)),
     };
     let tenant = tenants::create(&state, &caller, changes).await?;
     Ok(created(
@@ -213,7 +219,7 @@ pub async fn update(
         slug: input.slug,
         metadata: input.metadata,
         key_prefix: input.key_prefix,
-        policy: input.policy.map(PolicyChanges::from),
+        policy: input.policy.map(|p| PolicyChanges::from(p.0)),
     };
     Ok(Json(
         tenants::update(&state, &caller, id, changes).await?.into(),
