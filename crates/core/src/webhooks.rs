@@ -132,8 +132,8 @@ static FORBIDDEN: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
     .collect()
 });
 
-/// Whether a webhook may not be sent to `ip` (see [`FORBIDDEN`]). An IPv4-mapped or -compatible
-/// IPv6 address is judged as the IPv4 address it holds.
+/// Whether a webhook may not be sent to `ip` (the networks listed above). An IPv4-mapped IPv6
+/// address is judged as the IPv4 address it holds.
 pub fn is_forbidden(ip: IpAddr) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
