@@ -35,10 +35,10 @@ pub struct Settings {
     /// A console session ends this long after sign-in, however busy.
     pub console_lifetime: time::Duration,
     /// How webhooks are sent and retried.
-    pub webhooks: crate::webhooks::WebhookSettings,
+    pub webhooks: crate::delivery_settings::WebhookSettings,
     /// The public keys GitHub's secret-scanning reports are signed with (`--github-keys`);
     /// empty: GitHub's reports are refused.
-    pub github_keys: crate::leaks::GithubKeys,
+    pub github_keys: crate::github_keys::GithubKeys,
 }
 
 impl Default for Settings {
@@ -60,8 +60,8 @@ impl Default for Settings {
             cache: CacheSettings::default(),
             console_idle: time::Duration::minutes(30),
             console_lifetime: time::Duration::hours(12),
-            webhooks: crate::webhooks::WebhookSettings::default(),
-            github_keys: crate::leaks::GithubKeys::default(),
+            webhooks: crate::delivery_settings::WebhookSettings::default(),
+            github_keys: crate::github_keys::GithubKeys::default(),
         }
     }
 }
