@@ -1,11 +1,11 @@
 //! Events nobody asked for at the moment they happen: a key nearing or reaching its expiry, a
-//! key spending its last credit. Each is sent once per key (and threshold, or credit period),
+//! key spending its last credit (written by the spend itself, see [`credits_exhausted`]). Each is sent once per key (and threshold, or credit period),
 //! across restarts and nodes: the store records a notice with the event, in one transaction,
 //! and a notice recorded before stops the event.
 
 use keyward_domain::credits::Credits;
 use keyward_domain::{Actor, ActorType, ApiKey, Event, EventType, TenantPolicy};
-use keyward_store::ExpiringKey;
+use keyward_store::{ExpiringKey, Notice};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -149,31 +149,26 @@ async fn scan(
     }
 }
 
-/// `key` just spent its last credit: `key.credits_exhausted`, once per credit period (a refill
-/// or a new balance starts another). A failure is logged, not raised: the verification it
-/// follows has been answered by storage already.
-pub async fn credits_exhausted(state: &Keyward, key: &ApiKey, after: &Credits) {
-    let now = state.now();
-    let notice = format!(
-        "credits_exhausted:{}",
-        keyward_domain::clock::to_millis(after.set_at)
-    );
-    let event = Event::about_key(
-        EventType::KeyCreditsExhausted,
-        key,
-        &Actor {
-            id: "verify".into(),
-            ..scheduler()
-        },
-        now,
-        json!({"remaining": 0, "refill": after.refill.map(|r| r.interval.as_str())}),
-    );
-    if let Err(e) = state
-        .store
-        .notify_once(key.id, &notice, now, None, &[event])
-        .await
-    {
-        tracing::warn!(key = %key.id, error = %e, "recording key.credits_exhausted failed");
+/// The notice a verification that spends `key`'s last credit records with the spend (in its
+/// transaction): `key.credits_exhausted`, once per credit period (a refill or a new balance,
+/// which moves the credits' `set_at`, starts another).
+pub fn credits_exhausted(key: &ApiKey, after: &Credits, now: OffsetDateTime) -> Notice {
+    let verify = Actor {
+        id: "verify".into(),
+        ..scheduler()
+    };
+    Notice {
+        name: format!(
+            "credits_exhausted:{}",
+            keyward_domain::clock::to_millis(after.set_at)
+        ),
+        events: vec![Event::about_key(
+            EventType::KeyCreditsExhausted,
+            key,
+            &verify,
+            now,
+            json!({"remaining": 0, "refill": after.refill.map(|r| r.interval.as_str())}),
+        )],
     }
 }
 

@@ -88,17 +88,19 @@ pub async fn verify(
         if k.credits.is_some() {
             // The slow path, for keys with credits only: storage decides, so that no two
             // verifications (on any node) spend the same credit.
-            let spend = guarded(state, state.store.spend_credits(k.id, cost, now)).await;
+            let last_credit = |after: &keyward_domain::credits::Credits| {
+                Some(crate::notices::credits_exhausted(k, after, now))
+            };
+            let spend = guarded(
+                state,
+                state.store.spend_credits(k.id, cost, now, &last_credit),
+            )
+            .await;
             match spend {
                 // Fail closed: no credit can be spent without storage.
                 Err(StoreError::Unavailable(_)) => return Ok(Verdict::unavailable()),
                 Err(e) => return Err(e.into()),
-                Ok(Some(Spend::Spent(c))) => {
-                    remaining = Some(c.remaining);
-                    if c.remaining == 0 {
-                        crate::notices::credits_exhausted(state, k, &c).await;
-                    }
-                }
+                Ok(Some(Spend::Spent(c))) => remaining = Some(c.remaining),
                 Ok(Some(Spend::Exhausted(c))) => {
                     code = VerifyCode::UsageExceeded;
                     remaining = Some(c.remaining);

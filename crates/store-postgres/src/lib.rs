@@ -25,7 +25,8 @@ use keyward_domain::{
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
     AuditQuery, Change, ChangeSink, Claimed, Cursor, ExpiringKey, KeyCounts, KeyQuery, KeysOf,
-    Store, StoreError, UsageBatch, UsageCount, UsagePosition, WebhooksOf, USAGE_BATCH_MEMORY,
+    LastCredit, Store, StoreError, UsageBatch, UsageCount, UsagePosition, WebhooksOf,
+    USAGE_BATCH_MEMORY,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -337,6 +338,32 @@ async fn write_events(
         }
     }
     Ok(())
+}
+
+/// Records the notice `name` for the key unless it was recorded before, with its events;
+/// whether it was new.
+async fn record_notice(
+    tx: &mut Transaction<'static, Postgres>,
+    key_id: Uuid,
+    name: &str,
+    now: OffsetDateTime,
+    events: &[Event],
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO key_notices (key_id, notice, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(key_id)
+    .bind(name)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    write_events(tx, events).await?;
+    Ok(true)
 }
 
 fn webhook_from(row: &PgRow) -> Result<WebhookEndpoint, StoreError> {
@@ -826,6 +853,7 @@ impl Store for PgStore {
         id: Uuid,
         cost: i64,
         now: OffsetDateTime,
+        last_credit: LastCredit<'_>,
     ) -> Result<Option<Spend>, StoreError> {
         // FOR UPDATE makes read-decide-write one step: a concurrent spend of the same key, from
         // this node or another, waits here until this transaction ends, then reads its result.
@@ -844,6 +872,12 @@ impl Store for PgStore {
         };
         if after != credits {
             write_credits(&mut tx, id, Some(&after)).await?;
+        }
+        if matches!(spend, Spend::Spent(c) if c.remaining == 0 && credits.current(now).remaining > 0)
+        {
+            if let Some(notice) = last_credit(&after) {
+                record_notice(&mut tx, id, &notice.name, now, &notice.events).await?;
+            }
         }
         tx.commit().await.map_err(map_err)?;
         Ok(Some(spend))
@@ -1467,23 +1501,12 @@ impl Store for PgStore {
         events: &[Event],
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "INSERT INTO key_notices (key_id, notice, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key_id)
-        .bind(notice)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
+        if !record_notice(&mut tx, key_id, notice, now, events).await? {
             return Ok(false);
         }
         if let Some(audit) = audit {
             insert_audit(&mut tx, audit).await?;
         }
-        write_events(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }

@@ -105,7 +105,7 @@ async fn concurrent_spends_on_two_nodes_spend_exactly() {
             tokio::spawn(async move {
                 let mut spent = 0;
                 for _ in 0..5 {
-                    match node.spend_credits(key.id, 1, T0).await.unwrap() {
+                    match node.spend_credits(key.id, 1, T0, &|_| None).await.unwrap() {
                         Some(Spend::Spent(_)) => spent += 1,
                         Some(Spend::Exhausted(_)) => {}
                         None => panic!("the key has credits"),
@@ -527,7 +527,7 @@ async fn the_pool_size_caps_the_connections_a_node_holds() {
     let spends: Vec<_> = (0..6)
         .map(|_| {
             let small = Arc::clone(&small);
-            tokio::spawn(async move { small.spend_credits(key.id, 1, T0).await })
+            tokio::spawn(async move { small.spend_credits(key.id, 1, T0, &|_| None).await })
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -581,7 +581,7 @@ async fn the_statement_timeout_bounds_a_statement_stuck_on_a_lock() {
     let started = Instant::now();
     let stuck = tokio::time::timeout(
         Duration::from_secs(5),
-        impatient.spend_credits(key.id, 1, T0),
+        impatient.spend_credits(key.id, 1, T0, &|_| None),
     )
     .await
     .expect("the statement timeout ended the wait");
@@ -599,7 +599,7 @@ async fn the_statement_timeout_bounds_a_statement_stuck_on_a_lock() {
         .await
         .unwrap();
     assert!(matches!(
-        first.spend_credits(key.id, 1, T0).await,
+        first.spend_credits(key.id, 1, T0, &|_| None).await,
         Ok(Some(Spend::Spent(_)))
     ));
     impatient.close().await;

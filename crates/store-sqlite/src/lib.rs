@@ -26,8 +26,8 @@ use keyward_domain::{
 };
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
-    AuditQuery, Claimed, Cursor, ExpiringKey, KeyCounts, KeyQuery, KeysOf, Store, StoreError,
-    UsageBatch, UsageCount, UsagePosition, WebhooksOf,
+    AuditQuery, Claimed, Cursor, ExpiringKey, KeyCounts, KeyQuery, KeysOf, LastCredit, Store,
+    StoreError, UsageBatch, UsageCount, UsagePosition, WebhooksOf,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -379,6 +379,32 @@ async fn write_events(
         }
     }
     Ok(())
+}
+
+/// Records the notice `name` for the key unless it was recorded before, with its events;
+/// whether it was new.
+async fn record_notice(
+    tx: &mut Transaction<'static, Sqlite>,
+    key_id: Uuid,
+    name: &str,
+    now: OffsetDateTime,
+    events: &[Event],
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO key_notices (key_id, notice, created_at) VALUES (?, ?, ?) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(key_id.to_string())
+    .bind(name)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    write_events(tx, events).await?;
+    Ok(true)
 }
 
 fn webhook_from(row: &SqliteRow) -> Result<WebhookEndpoint, StoreError> {
@@ -864,6 +890,7 @@ impl Store for SqliteStore {
         id: Uuid,
         cost: i64,
         now: OffsetDateTime,
+        last_credit: LastCredit<'_>,
     ) -> Result<Option<Spend>, StoreError> {
         // The write lock (BEGIN IMMEDIATE) makes read-decide-write one step: no two spends of one
         // key interleave, on this node or any process on the file.
@@ -882,6 +909,12 @@ impl Store for SqliteStore {
         };
         if after != credits {
             write_credits(&mut tx, id, Some(&after)).await?;
+        }
+        if matches!(spend, Spend::Spent(c) if c.remaining == 0 && credits.current(now).remaining > 0)
+        {
+            if let Some(notice) = last_credit(&after) {
+                record_notice(&mut tx, id, &notice.name, now, &notice.events).await?;
+            }
         }
         tx.commit().await.map_err(map_err)?;
         Ok(Some(spend))
@@ -1423,23 +1456,12 @@ impl Store for SqliteStore {
         events: &[Event],
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "INSERT INTO key_notices (key_id, notice, created_at) VALUES (?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(key_id.to_string())
-        .bind(notice)
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
+        if !record_notice(&mut tx, key_id, notice, now, events).await? {
             return Ok(false);
         }
         if let Some(audit) = audit {
             insert_audit(&mut tx, audit).await?;
         }
-        write_events(&mut tx, events).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }

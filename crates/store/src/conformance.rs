@@ -9,8 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use keyward_domain::{
-    Actor, ActorType, ApiKey, AuditAction, AuditEntry, ConsoleSession, KeyPrefix, KeyStatus,
-    PlainKey, Role, Scopes, Tenant, User,
+    Actor, ActorType, ApiKey, AuditAction, AuditEntry, ConsoleSession, Event, EventType, KeyPrefix,
+    KeyStatus, PlainKey, Role, Scopes, Tenant, User, WebhookEndpoint, WebhookSecret,
 };
 use serde_json::json;
 use std::sync::Arc;
@@ -51,6 +51,9 @@ macro_rules! conformance_tests {
             a_usage_batch_sent_again_is_counted_once,
             credits_round_trip_and_spend_exactly,
             audit_filters_and_pages,
+            events_reach_the_endpoints_that_hear_them,
+            deliveries_are_leased_one_at_a_time,
+            notices_are_sent_once_per_key_and_name,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -1212,10 +1215,16 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
         .create_key(&plain, &audit(AuditAction::ApiKeyCreate, plain.id, T0))
         .await
         .unwrap();
-    assert_eq!(store.spend_credits(plain.id, 1, T0).await.unwrap(), None);
     assert_eq!(
         store
-            .spend_credits(Uuid::from_u128(404), 1, T0)
+            .spend_credits(plain.id, 1, T0, &|_| None)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .spend_credits(Uuid::from_u128(404), 1, T0, &|_| None)
             .await
             .unwrap(),
         None
@@ -1229,20 +1238,26 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
             set_at: T0,
         }))
     };
-    assert_eq!(store.spend_credits(k.id, 2, now).await.unwrap(), spent(1));
     assert_eq!(
-        store.spend_credits(k.id, 2, now).await.unwrap(),
+        store.spend_credits(k.id, 2, now, &|_| None).await.unwrap(),
+        spent(1)
+    );
+    assert_eq!(
+        store.spend_credits(k.id, 2, now, &|_| None).await.unwrap(),
         Some(Spend::Exhausted(Credits {
             remaining: 1,
             refill: Some(daily),
             set_at: T0
         }))
     );
-    assert_eq!(store.spend_credits(k.id, 1, now).await.unwrap(), spent(0));
+    assert_eq!(
+        store.spend_credits(k.id, 1, now, &|_| None).await.unwrap(),
+        spent(0)
+    );
     // The next UTC day refills to the amount, then spends.
     let tomorrow = datetime!(2026-03-02 08:00 UTC);
     assert!(matches!(
-        store.spend_credits(k.id, 1, tomorrow).await.unwrap(),
+        store.spend_credits(k.id, 1, tomorrow, &|_| None).await.unwrap(),
         Some(Spend::Spent(c)) if c.remaining == 4
     ));
     // An edit replaces the credits; clearing them makes the key unlimited.
@@ -1256,7 +1271,13 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
         )
         .await
         .unwrap();
-    assert_eq!(store.spend_credits(k.id, 1, tomorrow).await.unwrap(), None);
+    assert_eq!(
+        store
+            .spend_credits(k.id, 1, tomorrow, &|_| None)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn usage_counters_add_up_and_summarise(store: &dyn Store) {
@@ -1504,4 +1525,477 @@ pub async fn audit_filters_and_pages(store: &dyn Store) {
         .unwrap();
     assert_eq!(idx(first), [0, 1, 2, 3]);
     assert_eq!(idx(rest), [4, 5]);
+}
+
+// --- webhooks, the outbox, notices -----------------------------------------------------------
+
+fn webhook(
+    n: u128,
+    tenant_id: Option<Uuid>,
+    events: keyward_domain::EventFilter,
+) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: Uuid::from_u128(0x3E00 + n),
+        tenant_id,
+        url: format!("https://hooks.example.com/{n}"),
+        events,
+        enabled: true,
+        description: Some(format!("hook {n}")),
+        secret: WebhookSecret::from_stored(format!("whsec_c2VjcmV0{n}")),
+        created_at: T0 + Duration::seconds(n as i64),
+        updated_at: T0 + Duration::seconds(n as i64),
+    }
+}
+
+fn event_about(kind: EventType, key: &ApiKey, at: OffsetDateTime) -> Event {
+    Event::about_key(kind, key, &actor(), at, serde_json::Value::Null)
+}
+
+/// The deliveries of an endpoint, oldest first, as (event type, event id).
+async fn outbox_of(store: &dyn Store, endpoint: Uuid) -> Vec<(EventType, Uuid)> {
+    let mut d = store.list_deliveries(endpoint, None, 1000).await.unwrap();
+    d.reverse();
+    d.into_iter().map(|d| (d.event_type, d.event_id)).collect()
+}
+
+/// Endpoints round-trip and page; a change's events become deliveries in its own transaction,
+/// to each enabled endpoint of the key's tenant (and installation-wide ones) whose filter takes
+/// them, and a change that fails writes none.
+pub async fn events_reach_the_endpoints_that_hear_them(store: &dyn Store) {
+    let t = tenant(1, "acme", T0);
+    let other = tenant(2, "other", T0);
+    for x in [&t, &other] {
+        store
+            .create_tenant(x, &audit(AuditAction::TenantCreate, x.id, T0))
+            .await
+            .unwrap();
+    }
+    let all = webhook(1, Some(t.id), keyward_domain::EventFilter::All);
+    let revocations = webhook(
+        2,
+        Some(t.id),
+        keyward_domain::EventFilter::only(vec![EventType::KeyRevoked]).unwrap(),
+    );
+    let wide = webhook(3, None, keyward_domain::EventFilter::All);
+    let paused = WebhookEndpoint {
+        enabled: false,
+        ..webhook(4, Some(t.id), keyward_domain::EventFilter::All)
+    };
+    let elsewhere = webhook(5, Some(other.id), keyward_domain::EventFilter::All);
+    for w in [&all, &revocations, &wide, &paused, &elsewhere] {
+        store
+            .create_webhook(w, &audit(AuditAction::WebhookCreate, w.id, T0))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.get_webhook(all.id).await.unwrap().as_ref(),
+        Some(&all)
+    );
+    assert_eq!(
+        store.get_webhook(revocations.id).await.unwrap().as_ref(),
+        Some(&revocations)
+    );
+    let of_t = store
+        .list_webhooks(crate::WebhooksOf::Tenant(t.id), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(of_t, vec![all.clone(), revocations.clone()]);
+    let rest = store
+        .list_webhooks(
+            crate::WebhooksOf::Tenant(t.id),
+            Some(Cursor {
+                created_at: revocations.created_at,
+                id: revocations.id,
+            }),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest, vec![paused.clone()]);
+    assert_eq!(
+        store
+            .list_webhooks(crate::WebhooksOf::All, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+
+    let k = key(1, Some(t.id), Uuid::from_u128(7), T0);
+    let created = event_about(EventType::KeyCreated, &k, T0);
+    store
+        .create_key(
+            &k,
+            &audit(AuditAction::ApiKeyCreate, k.id, T0).event(created.clone()),
+        )
+        .await
+        .unwrap();
+    let revoked = event_about(EventType::KeyRevoked, &k, T0);
+    store
+        .revoke_key(
+            k.id,
+            T0,
+            T0,
+            &audit(AuditAction::ApiKeyRevoke, k.id, T0).event(revoked.clone()),
+        )
+        .await
+        .unwrap();
+    // Revoked already: the change fails, and its event goes nowhere.
+    let again = event_about(EventType::KeyRevoked, &k, T0);
+    assert_eq!(
+        store
+            .revoke_key(
+                k.id,
+                T0,
+                T0,
+                &audit(AuditAction::ApiKeyRevoke, k.id, T0).event(again)
+            )
+            .await
+            .unwrap_err(),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        outbox_of(store, all.id).await,
+        vec![
+            (EventType::KeyCreated, created.id),
+            (EventType::KeyRevoked, revoked.id)
+        ]
+    );
+    assert_eq!(
+        outbox_of(store, revocations.id).await,
+        vec![(EventType::KeyRevoked, revoked.id)]
+    );
+    assert_eq!(outbox_of(store, wide.id).await.len(), 2);
+    assert_eq!(outbox_of(store, paused.id).await, vec![]);
+    assert_eq!(outbox_of(store, elsewhere.id).await, vec![]);
+    // A delivery carries the event's body whole, pending and due at the event.
+    let d = &store.list_deliveries(all.id, None, 1).await.unwrap()[0];
+    assert_eq!(d.body, revoked.body);
+    assert_eq!(d.status, keyward_domain::DeliveryStatus::Pending);
+    assert_eq!(d.next_attempt_at, Some(T0));
+    assert_eq!(store.get_delivery(d.id).await.unwrap().as_ref(), Some(d));
+    // An event for one endpoint goes to it alone, enabled or not, whatever it hears.
+    let mut test = Event::new(EventType::WebhookTest, Some(t.id), json!({}), T0);
+    test.only_endpoint = Some(paused.id);
+    store
+        .append_audit(&audit(AuditAction::WebhookTest, paused.id, T0).event(test.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox_of(store, paused.id).await,
+        vec![(EventType::WebhookTest, test.id)]
+    );
+    assert_eq!(outbox_of(store, all.id).await.len(), 2);
+
+    // Edits and deletion (with its deliveries).
+    let edited = WebhookEndpoint {
+        url: "https://hooks.example.com/moved".into(),
+        enabled: false,
+        description: None,
+        ..all.clone()
+    };
+    store
+        .update_webhook(&edited, &audit(AuditAction::WebhookUpdate, all.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(store.get_webhook(all.id).await.unwrap(), Some(edited));
+    store
+        .delete_webhook(all.id, &audit(AuditAction::WebhookDelete, all.id, T0))
+        .await
+        .unwrap();
+    assert_eq!(store.get_webhook(all.id).await.unwrap(), None);
+    assert_eq!(store.get_delivery(d.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .delete_webhook(all.id, &audit(AuditAction::WebhookDelete, all.id, T0))
+            .await
+            .unwrap_err(),
+        StoreError::NotFound
+    );
+}
+
+/// A due delivery is leased by one caller at a time; an attempt counts only under the lease
+/// that holds it; a lease that runs out lets another take it; failures wait for their next try,
+/// and a manual retry makes any delivery due again.
+pub async fn deliveries_are_leased_one_at_a_time(store: &dyn Store) {
+    use keyward_domain::event::Attempt;
+    use keyward_domain::DeliveryStatus;
+    let t = tenant(1, "acme", T0);
+    store
+        .create_tenant(&t, &audit(AuditAction::TenantCreate, t.id, T0))
+        .await
+        .unwrap();
+    let w = webhook(1, Some(t.id), keyward_domain::EventFilter::All);
+    store
+        .create_webhook(&w, &audit(AuditAction::WebhookCreate, w.id, T0))
+        .await
+        .unwrap();
+    let k = key(1, Some(t.id), Uuid::from_u128(7), T0);
+    store
+        .create_key(
+            &k,
+            &audit(AuditAction::ApiKeyCreate, k.id, T0).event(event_about(
+                EventType::KeyCreated,
+                &k,
+                T0,
+            )),
+        )
+        .await
+        .unwrap();
+    let lease = Duration::seconds(60);
+    // Not due before its time.
+    let early = store
+        .claim_deliveries(T0 - Duration::seconds(1), T0 + lease, 10)
+        .await
+        .unwrap();
+    assert!(early.is_empty());
+    let first = store.claim_deliveries(T0, T0 + lease, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].endpoint, w);
+    let d = first[0].delivery.id;
+    // Leased: nobody else takes it until the lease runs out.
+    let t1 = T0 + Duration::seconds(30);
+    assert!(store
+        .claim_deliveries(t1, t1 + lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let t2 = T0 + lease;
+    let second = store.claim_deliveries(t2, t2 + lease, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].lease_id, first[0].lease_id);
+    let failed = Attempt {
+        at: t2,
+        response_status: Some(500),
+        response_body: Some("no".into()),
+        duration_ms: 12,
+        error: None,
+    };
+    // The first holder's late answer is not recorded: its lease is gone.
+    assert!(!store
+        .record_attempt(d, first[0].lease_id, &failed, Some(t2))
+        .await
+        .unwrap());
+    let next = t2 + Duration::seconds(5);
+    assert!(store
+        .record_attempt(d, second[0].lease_id, &failed, Some(next))
+        .await
+        .unwrap());
+    let got = store.get_delivery(d).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.status,
+            got.attempts,
+            got.next_attempt_at,
+            got.response_status,
+            got.duration_ms
+        ),
+        (DeliveryStatus::Pending, 1, Some(next), Some(500), Some(12))
+    );
+    assert_eq!(got.last_attempt_at, Some(t2));
+    // Due again at `next`, not before.
+    assert!(store
+        .claim_deliveries(next - Duration::seconds(1), next + lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let third = store
+        .claim_deliveries(next, next + lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(third.len(), 1);
+    // Out of tries: failed for good, and never claimed again.
+    assert!(store
+        .record_attempt(d, third[0].lease_id, &failed, None)
+        .await
+        .unwrap());
+    let got = store.get_delivery(d).await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.attempts, got.next_attempt_at),
+        (DeliveryStatus::Failed, 2, None)
+    );
+    let later = next + Duration::days(2);
+    assert!(store
+        .claim_deliveries(later, later + lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // A manual retry: due at once; a success ends it.
+    store
+        .retry_delivery(d, later, &audit(AuditAction::WebhookRetry, w.id, later))
+        .await
+        .unwrap();
+    let retried = store
+        .claim_deliveries(later, later + lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(retried.len(), 1);
+    let ok = Attempt {
+        at: later,
+        response_status: Some(204),
+        ..failed
+    };
+    assert!(store
+        .record_attempt(d, retried[0].lease_id, &ok, None)
+        .await
+        .unwrap());
+    let got = store.get_delivery(d).await.unwrap().unwrap();
+    assert_eq!((got.status, got.attempts), (DeliveryStatus::Succeeded, 3));
+    assert_eq!(
+        store
+            .retry_delivery(
+                Uuid::from_u128(404),
+                later,
+                &audit(AuditAction::WebhookRetry, w.id, later)
+            )
+            .await
+            .unwrap_err(),
+        StoreError::NotFound
+    );
+    // Finished deliveries are pruned once old; pending ones never.
+    assert_eq!(store.prune_deliveries(T0).await.unwrap(), 0);
+    assert_eq!(store.prune_deliveries(later).await.unwrap(), 1);
+    assert_eq!(store.get_delivery(d).await.unwrap(), None);
+}
+
+/// A notice is recorded once per key and name, with its events and audit entry; keys near
+/// their expiry come with the notices they have; spending the last credit records its notice
+/// in the spend's transaction, once per credit period.
+pub async fn notices_are_sent_once_per_key_and_name(store: &dyn Store) {
+    use keyward_domain::credits::{Credits, Spend};
+    let t = tenant(1, "acme", T0);
+    store
+        .create_tenant(&t, &audit(AuditAction::TenantCreate, t.id, T0))
+        .await
+        .unwrap();
+    let w = webhook(1, Some(t.id), keyward_domain::EventFilter::All);
+    store
+        .create_webhook(&w, &audit(AuditAction::WebhookCreate, w.id, T0))
+        .await
+        .unwrap();
+    let owner = Uuid::from_u128(7);
+    let soon = ApiKey {
+        expires_at: Some(T0 + Duration::days(2)),
+        ..key(1, Some(t.id), owner, T0)
+    };
+    let later = ApiKey {
+        expires_at: Some(T0 + Duration::days(20)),
+        ..key(2, Some(t.id), owner, T0)
+    };
+    let gone = ApiKey {
+        expires_at: Some(T0 + Duration::days(1)),
+        revoked_at: Some(T0),
+        ..key(3, Some(t.id), owner, T0)
+    };
+    let credited = ApiKey {
+        credits: Some(Credits {
+            remaining: 2,
+            refill: None,
+            set_at: T0,
+        }),
+        ..key(4, Some(t.id), owner, T0)
+    };
+    for k in [&soon, &later, &gone, &credited] {
+        store
+            .create_key(k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
+            .await
+            .unwrap();
+    }
+    let expiring = store
+        .keys_expiring(T0, T0 + Duration::days(7), 10)
+        .await
+        .unwrap();
+    assert_eq!(expiring.len(), 1, "revoked and far-off keys are left out");
+    assert_eq!(expiring[0].key.id, soon.id);
+    assert!(expiring[0].notices.is_empty());
+    let reminder = event_about(EventType::KeyExpiring, &soon, T0);
+    let entry = audit(AuditAction::ApiKeyUpdate, soon.id, T0);
+    assert!(store
+        .notify_once(
+            soon.id,
+            "expiring:604800",
+            T0,
+            Some(&entry),
+            std::slice::from_ref(&reminder)
+        )
+        .await
+        .unwrap());
+    let twice = event_about(EventType::KeyExpiring, &soon, T0);
+    assert!(!store
+        .notify_once(soon.id, "expiring:604800", T0, Some(&entry), &[twice])
+        .await
+        .unwrap());
+    assert!(store
+        .notify_once(soon.id, "expiring:86400", T0, None, &[])
+        .await
+        .unwrap());
+    let mut notices = store
+        .keys_expiring(T0, T0 + Duration::days(7), 10)
+        .await
+        .unwrap()[0]
+        .notices
+        .clone();
+    notices.sort();
+    assert_eq!(notices, ["expiring:604800", "expiring:86400"]);
+    assert_eq!(
+        audit_actions(store)
+            .await
+            .iter()
+            .filter(|a| *a == "api_key.update")
+            .count(),
+        1,
+        "the audit entry is written with the notice, once"
+    );
+    // A range boundary: expiring exactly at `to` is in; exactly at `from` is out.
+    assert_eq!(
+        store
+            .keys_expiring(T0, T0 + Duration::days(2), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .keys_expiring(T0 + Duration::days(2), T0 + Duration::days(3), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The last credit: its notice comes with the spend that took it, once.
+    let notice = |c: &Credits| {
+        Some(crate::Notice {
+            name: format!(
+                "credits_exhausted:{}",
+                keyward_domain::clock::to_millis(c.set_at)
+            ),
+            events: vec![event_about(EventType::KeyCreditsExhausted, &credited, T0)],
+        })
+    };
+    assert!(matches!(
+        store.spend_credits(credited.id, 1, T0, &notice).await.unwrap(),
+        Some(Spend::Spent(c)) if c.remaining == 1
+    ));
+    assert!(matches!(
+        store.spend_credits(credited.id, 1, T0, &notice).await.unwrap(),
+        Some(Spend::Spent(c)) if c.remaining == 0
+    ));
+    // Refused spends, and free ones at zero, are not the last credit again.
+    store
+        .spend_credits(credited.id, 1, T0, &notice)
+        .await
+        .unwrap();
+    store
+        .spend_credits(credited.id, 0, T0, &notice)
+        .await
+        .unwrap();
+    let kinds: Vec<EventType> = outbox_of(store, w.id)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        kinds,
+        [EventType::KeyExpiring, EventType::KeyCreditsExhausted]
+    );
 }

@@ -209,6 +209,19 @@ pub struct Claimed {
     pub lease_id: Uuid,
 }
 
+/// A notice about a key, sent once per key and name (`credits_exhausted:<ms>`, ...), and the
+/// events it sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub name: String,
+    pub events: Vec<Event>,
+}
+
+/// What [`Store::spend_credits`] records when a spend takes a key's last credit: the notice for
+/// the credits left, if any.
+pub type LastCredit<'a> =
+    &'a (dyn Fn(&keyward_domain::credits::Credits) -> Option<Notice> + Send + Sync);
+
 /// A key close to (or past) its expiry, with the notices already sent about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpiringKey {
@@ -331,12 +344,15 @@ pub trait Store: Send + Sync + 'static {
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError>;
     /// Spends `cost` of the key's credits as of `now` (applying a due refill), atomically with
     /// respect to every other spend: never more spent than there was. `None` when the key does
-    /// not exist or has no credits.
+    /// not exist or has no credits. When this spend takes the key's last credit, the notice
+    /// `last_credit` gives for the credits left is recorded in the same transaction (once per
+    /// key and notice name, as [`Store::notify_once`]).
     async fn spend_credits(
         &self,
         id: Uuid,
         cost: i64,
         now: OffsetDateTime,
+        last_credit: LastCredit<'_>,
     ) -> Result<Option<keyward_domain::credits::Spend>, StoreError>;
     async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError>;
     async fn list_keys(&self, query: &KeyQuery) -> Result<Vec<ApiKey>, StoreError>;
