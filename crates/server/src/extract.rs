@@ -183,13 +183,27 @@ async fn body_of(req: Request, state: &AppState) -> Result<(Parts, Bytes), ApiEr
     Ok((parts, bytes))
 }
 
-/// `T` from JSON text. Malformed JSON is `malformed_json`; well-formed JSON that is not a `T`
-/// (a wrong type, an unknown or missing field) is `invalid_body`, naming the field.
+/// `T` from a body of JSON text, which is an object (every body keyward takes is one).
+/// Malformed JSON is `malformed_json`; well-formed JSON that is not a `T` (an array, a wrong type,
+/// an unknown or missing field) is `invalid_body`, naming the field.
+///
+/// An array is refused before serde sees it: a derived struct would take an array of its fields
+/// in order (`["name", "slug", null, null, null]`), which no client means and no schema allows.
+/// Nested objects are read through [`Obj`] for the same reason.
 ///
 /// A number written with a zero fraction (`20.0`) is the integer it equals, as JSON Schema says:
 /// a body refused for a float where an integer belongs is read again with such numbers as
 /// integers (only then, so that the usual body costs one parse).
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first == Some(&b'[') {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object, not an array",
+        ));
+    }
     let first = parse_json(bytes);
     if let Err(ApiError::BadRequest {
         code: "invalid_body",

@@ -68,6 +68,130 @@ async fn malformed_bodies_get_4xx_in_the_error_shape() {
     );
 }
 
+/// serde's derived structs take a JSON array of their fields in order; no body (nor a nested
+/// object) of any surface does.
+#[tokio::test]
+async fn a_body_is_an_object_never_an_array_of_its_fields() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (key_id, _) = app.key_with(&member, &[]).await;
+    let json = |method: &str, path: String, token: &str, body: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    for (req, what) in [
+        (
+            json(
+                "POST",
+                "/api/v1/tenants".into(),
+                &admin,
+                r#"["n", "s", null, null, null]"#,
+            ),
+            "tenant",
+        ),
+        (
+            json(
+                "PATCH",
+                format!("/api/v1/tenants/{t}"),
+                &admin,
+                "[null, null, null, null, null]",
+            ),
+            "tenant edit",
+        ),
+        (
+            json(
+                "PATCH",
+                format!("/api/v1/tenants/{t}"),
+                &admin,
+                r#"{"policy": [true, ["1d"]]}"#,
+            ),
+            "policy",
+        ),
+        (
+            json("POST", "/api/v1/api-keys".into(), &member, r#" ["x"]"#),
+            "key",
+        ),
+        (
+            json(
+                "POST",
+                "/api/v1/api-keys".into(),
+                &member,
+                r#"{"remaining": 5, "refill": ["daily", 5, null]}"#,
+            ),
+            "refill",
+        ),
+        (
+            json(
+                "PATCH",
+                format!("/api/v1/api-keys/{key_id}"),
+                &member,
+                r#"{"refill": ["daily", 5, 1]}"#,
+            ),
+            "refill edit",
+        ),
+        (
+            json(
+                "POST",
+                format!("/api/v1/api-keys/{key_id}/rotate"),
+                &member,
+                "[null, null]",
+            ),
+            "rotate",
+        ),
+        (
+            json(
+                "POST",
+                "/api/v1/webhooks".into(),
+                &admin,
+                r#"["https://93.184.216.34/", null, null, null, null]"#,
+            ),
+            "webhook",
+        ),
+    ] {
+        let r = app.send(req).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.body);
+        assert_eq!(r.error_code(), "invalid_body", "{what}");
+    }
+    // The form surface, in JSON: its own error shape.
+    let r = app
+        .send(json(
+            "POST",
+            "/api/apikey".into(),
+            &member,
+            r#"["label", null]"#,
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = app
+        .send(json(
+            "PATCH",
+            format!("/api/apikey/{key_id}"),
+            &member,
+            r#"["label"]"#,
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // Nothing was written.
+    let r = app
+        .get(&format!("/api/v1/api-keys/{key_id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["name"], "test");
+    assert!(r.body.get("refill").is_none());
+    let r = app
+        .get("/api/v1/tenants", As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body.as_array().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = app().await;
