@@ -10,7 +10,7 @@
 //! once: a node that dies mid-send leaves its lease to run out, and another node sends again
 //! with the same `webhook-id`, which receivers use to drop repeats.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
@@ -113,33 +113,32 @@ pub fn parse_url(raw: &str) -> Result<(url::Host<String>, u16)> {
     Ok((host, port))
 }
 
-/// The addresses a webhook URL reaches, each one allowed (literal, or resolved through DNS now):
-/// a URL with any forbidden address is refused. A name that does not resolve is refused too
-/// (it would fail at send time). With `allow_private`, only the syntax is checked.
-pub async fn checked_addresses(raw: &str, allow_private: bool) -> Result<Vec<SocketAddr>> {
+/// Whether a webhook may be sent to `raw`: its syntax ([`parse_url`]) and, unless
+/// `allow_private`, every address it reaches (written in it, or resolved through DNS now) is
+/// one [`is_forbidden`] allows. A name that does not resolve is refused (it would fail at send
+/// time, where the addresses are checked again).
+pub async fn check_url(raw: &str, allow_private: bool) -> Result<()> {
     let (host, port) = parse_url(raw)?;
-    let addrs: Vec<SocketAddr> = match &host {
-        url::Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(*ip), port)],
-        url::Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(*ip), port)],
-        url::Host::Domain(name) if allow_private => {
-            return Ok(tokio::net::lookup_host((name.as_str(), port))
-                .await
-                .map(|a| a.collect())
-                .unwrap_or_default())
-        }
+    if allow_private {
+        return Ok(());
+    }
+    let addrs: Vec<IpAddr> = match &host {
+        url::Host::Ipv4(ip) => vec![IpAddr::V4(*ip)],
+        url::Host::Ipv6(ip) => vec![IpAddr::V6(*ip)],
         url::Host::Domain(name) => tokio::net::lookup_host((name.as_str(), port))
             .await
             .map_err(|_| Error::invalid_field("url", "names a host that does not resolve"))?
+            .map(|a| a.ip())
             .collect(),
     };
-    if !allow_private && addrs.iter().any(|a| is_forbidden(a.ip())) {
+    if addrs.into_iter().any(is_forbidden) {
         return Err(Error::invalid_field(
             "url",
             "reaches a loopback, private, link-local or metadata address, which webhooks may not \
              (the operator may allow it with --webhook-allow-private)",
         ));
     }
-    Ok(addrs)
+    Ok(())
 }
 
 // --- endpoints -------------------------------------------------------------------------------
@@ -255,15 +254,11 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewWebhook) -> Result
     require_manager(caller, KeywardRight::Admin)?;
     let events = event_filter(req.events)?;
     validate_description(&req.description)?;
-    checked_addresses(&req.url, state.settings.webhooks.allow_private).await?;
+    check_url(&req.url, state.settings.webhooks.allow_private).await?;
     let tenant_id = endpoint_tenant(state, caller, req.tenant_id).await?;
-    let of = tenant_id.map_or(WebhooksOf::All, WebhooksOf::Tenant);
-    let existing = state
-        .store
-        .list_webhooks(of, None, MAX_ENDPOINTS + 1)
-        .await?;
-    let same_scope = existing.iter().filter(|w| w.tenant_id == tenant_id).count();
-    if same_scope >= MAX_ENDPOINTS as usize {
+    let of = tenant_id.map_or(WebhooksOf::Installation, WebhooksOf::Tenant);
+    let existing = state.store.list_webhooks(of, None, MAX_ENDPOINTS).await?;
+    if existing.len() >= MAX_ENDPOINTS as usize {
         return Err(Error::invalid(
             "too_many_webhooks",
             "at most 50 webhook endpoints per tenant (and 50 installation-wide)",
@@ -333,7 +328,7 @@ pub async fn update(
     let mut w = visible(state, caller, id).await?;
     let mut changes = serde_json::Map::new();
     if let Some(url) = patch.url {
-        checked_addresses(&url, state.settings.webhooks.allow_private).await?;
+        check_url(&url, state.settings.webhooks.allow_private).await?;
         changes.insert("url".into(), json!(url));
         w.url = url;
     }
@@ -588,15 +583,11 @@ mod tests {
             "http://169.254.169.254/latest/meta-data",
             "http://[::ffff:7f00:1]/",
         ] {
-            assert!(checked_addresses(bad, false).await.is_err(), "{bad}");
+            assert!(check_url(bad, false).await.is_err(), "{bad}");
         }
-        assert!(checked_addresses("http://93.184.216.34/hook", false)
-            .await
-            .is_ok());
-        assert!(checked_addresses("http://127.0.0.1:8080/hook", true)
-            .await
-            .is_ok());
-        assert!(checked_addresses("ftp://127.0.0.1/", true).await.is_err());
+        assert!(check_url("http://93.184.216.34/hook", false).await.is_ok());
+        assert!(check_url("http://127.0.0.1:8080/hook", true).await.is_ok());
+        assert!(check_url("ftp://127.0.0.1/", true).await.is_err());
     }
 
     #[test]

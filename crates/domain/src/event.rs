@@ -287,6 +287,15 @@ impl DeliveryStatus {
         }
     }
 
+    /// Where a delivery stands after `attempt`, with its next try due at `next` (if any).
+    pub fn after(attempt: &Attempt, next: Option<OffsetDateTime>) -> Self {
+        match (attempt.succeeded(), next) {
+            (true, _) => Self::Succeeded,
+            (false, Some(_)) => Self::Pending,
+            (false, None) => Self::Failed,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "pending" => Some(Self::Pending),

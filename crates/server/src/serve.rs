@@ -553,19 +553,23 @@ pub fn spawn_outbox(state: &AppState) -> std::io::Result<tokio::task::JoinHandle
 }
 
 /// Sends expiry reminders and expiry notices for as long as the node runs, and prunes old
-/// finished webhook deliveries.
+/// finished webhook deliveries about hourly (a scan of the deliveries, so not at every pass).
 pub fn spawn_notices(state: &AppState) -> tokio::task::JoinHandle<()> {
     let state = state.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(state.settings.webhooks.notice_interval);
+        let every = state.settings.webhooks.notice_interval;
+        let passes_an_hour = (3600 / every.as_secs().max(1)).max(1);
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        for pass in 0u64.. {
             tick.tick().await;
             if let Err(e) = keyward_core::notices::expiry(&state).await {
                 tracing::warn!(error = %e, "sending expiry notices failed; trying again next time");
             }
-            if let Err(e) = keyward_core::webhooks::prune(&state).await {
-                tracing::warn!(error = %e, "pruning old webhook deliveries failed");
+            if pass % passes_an_hour == 0 {
+                if let Err(e) = keyward_core::webhooks::prune(&state).await {
+                    tracing::warn!(error = %e, "pruning old webhook deliveries failed");
+                }
             }
         }
     })

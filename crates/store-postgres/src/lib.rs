@@ -1291,8 +1291,14 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<WebhookEndpoint>, StoreError> {
         let mut qb = QueryBuilder::new("SELECT * FROM webhook_endpoints WHERE 1 = 1");
-        if let WebhooksOf::Tenant(t) = of {
-            qb.push(" AND tenant_id = ").push_bind(t);
+        match of {
+            WebhooksOf::All => {}
+            WebhooksOf::Tenant(t) => {
+                qb.push(" AND tenant_id = ").push_bind(t);
+            }
+            WebhooksOf::Installation => {
+                qb.push(" AND tenant_id IS NULL");
+            }
         }
         push_after(&mut qb, after);
         qb.push(" ORDER BY created_at, id LIMIT ")
@@ -1455,11 +1461,7 @@ impl Store for PgStore {
         attempt: &Attempt,
         next: Option<OffsetDateTime>,
     ) -> Result<bool, StoreError> {
-        let status = match (attempt.succeeded(), next) {
-            (true, _) => DeliveryStatus::Succeeded,
-            (false, Some(_)) => DeliveryStatus::Pending,
-            (false, None) => DeliveryStatus::Failed,
-        };
+        let status = DeliveryStatus::after(attempt, next);
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
              next_attempt_at = $2, lease_id = NULL, lease_until = NULL, last_attempt_at = $3, \

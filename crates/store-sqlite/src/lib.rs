@@ -1239,8 +1239,14 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<WebhookEndpoint>, StoreError> {
         let mut qb = QueryBuilder::new("SELECT * FROM webhook_endpoints WHERE 1 = 1");
-        if let WebhooksOf::Tenant(t) = of {
-            qb.push(" AND tenant_id = ").push_bind(t.to_string());
+        match of {
+            WebhooksOf::All => {}
+            WebhooksOf::Tenant(t) => {
+                qb.push(" AND tenant_id = ").push_bind(t.to_string());
+            }
+            WebhooksOf::Installation => {
+                qb.push(" AND tenant_id IS NULL");
+            }
         }
         push_after(&mut qb, after);
         qb.push(" ORDER BY created_at, id LIMIT ")
@@ -1406,11 +1412,7 @@ impl Store for SqliteStore {
         attempt: &Attempt,
         next: Option<OffsetDateTime>,
     ) -> Result<bool, StoreError> {
-        let status = match (attempt.succeeded(), next) {
-            (true, _) => DeliveryStatus::Succeeded,
-            (false, Some(_)) => DeliveryStatus::Pending,
-            (false, None) => DeliveryStatus::Failed,
-        };
+        let status = DeliveryStatus::after(attempt, next);
         let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, \

@@ -198,6 +198,8 @@ pub enum WebhooksOf {
     All,
     /// The endpoints of this tenant.
     Tenant(Uuid),
+    /// The installation-wide endpoints (of no tenant).
+    Installation,
 }
 
 /// A delivery a node has leased to send, with where it goes.

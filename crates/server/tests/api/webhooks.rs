@@ -589,6 +589,19 @@ async fn tenant_policies_are_validated_and_shown() {
     );
 }
 
+/// A JSON `POST` of a leak report to `path` with `headers`.
+fn report_request(
+    path: &str,
+    headers: impl Iterator<Item = (&'static str, String)>,
+    body: String,
+) -> Request<Body> {
+    let mut req = Request::post(path).header("content-type", "application/json");
+    for (name, value) in headers {
+        req = req.header(name, value);
+    }
+    req.body(Body::from(body)).unwrap()
+}
+
 /// A report body as GitHub sends it.
 fn report(tokens: &[&str]) -> String {
     let items: Vec<Value> = tokens
@@ -626,11 +639,8 @@ async fn scanner_reports_revoke_live_keys_once_and_need_their_scope() {
         keyward_domain::PlainKey::generate(&keyward_domain::KeyPrefix::default_prefix()).unwrap();
 
     let post = |who: Option<&str>, body: String| {
-        let mut req = Request::post("/api/v1/leaks").header("content-type", "application/json");
-        if let Some(k) = who {
-            req = req.header("x-api-key", k);
-        }
-        app.send(req.body(Body::from(body)).unwrap())
+        let key = who.map(|k| ("x-api-key", k.to_owned()));
+        app.send(report_request("/api/v1/leaks", key.into_iter(), body))
     };
     post(None, report(&[&leaked]))
         .await
@@ -762,15 +772,15 @@ async fn github_reports_are_taken_only_with_a_valid_signature() {
     let (_, leaked) = app.key_with(&member, &[]).await;
     let body = report(&[&leaked]);
     let send = |key_id: Option<&str>, sig: Option<String>, body: String| {
-        let mut req =
-            Request::post("/api/v1/leaks/github").header("content-type", "application/json");
-        if let Some(id) = key_id {
-            req = req.header("Github-Public-Key-Identifier", id);
-        }
-        if let Some(sig) = sig {
-            req = req.header("Github-Public-Key-Signature", sig);
-        }
-        app.send(req.body(Body::from(body)).unwrap())
+        let headers = [
+            key_id.map(|id| ("Github-Public-Key-Identifier", id.to_owned())),
+            sig.map(|sig| ("Github-Public-Key-Signature", sig)),
+        ];
+        app.send(report_request(
+            "/api/v1/leaks/github",
+            headers.into_iter().flatten(),
+            body,
+        ))
     };
     // No signature, a signature of another body, an unknown key id, garbage: 401, no revocation.
     send(None, None, body.clone())
@@ -814,14 +824,56 @@ async fn github_reports_are_taken_only_with_a_valid_signature() {
     // Without configured keys, every report is refused.
     let plain = app_with(keyward_core::Settings::default()).await;
     let r = plain
-        .send(
-            Request::post("/api/v1/leaks/github")
-                .header("content-type", "application/json")
-                .header("Github-Public-Key-Identifier", github.id)
-                .header("Github-Public-Key-Signature", github.sign(&body))
-                .body(Body::from(body.clone()))
-                .unwrap(),
-        )
+        .send(report_request(
+            "/api/v1/leaks/github",
+            [
+                ("Github-Public-Key-Identifier", github.id.to_owned()),
+                ("Github-Public-Key-Signature", github.sign(&body)),
+            ]
+            .into_iter(),
+            body.clone(),
+        ))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+/// The README's scanner rule finds keyward's keys (of any tenant prefix, with the general
+/// pattern) and nothing of another shape, and its offline check is the key's own checksum.
+#[test]
+fn the_readmes_scanner_pattern_finds_keys() {
+    use keyward_domain::{KeyPrefix, ParsedKey, PlainKey};
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let rule = readme
+        .split("regex = '''")
+        .nth(1)
+        .and_then(|rest| rest.split("'''").next())
+        .expect("the README's gitleaks rule");
+    let general = readme
+        .split("Pattern: `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .expect("the README's general pattern");
+    let rule = regex::Regex::new(rule).unwrap();
+    let general = regex::Regex::new(general).unwrap();
+    for _ in 0..200 {
+        let key = PlainKey::generate(&KeyPrefix::default_prefix()).unwrap();
+        let text = format!("API_KEY={} # prod", key.expose());
+        assert_eq!(rule.find(&text).unwrap().as_str(), key.expose());
+        assert_eq!(general.find(&text).unwrap().as_str(), key.expose());
+    }
+    let tenant = PlainKey::generate(&KeyPrefix::parse("acme2").unwrap()).unwrap();
+    assert_eq!(
+        general.find(tenant.expose()).unwrap().as_str(),
+        tenant.expose()
+    );
+    assert!(!rule.is_match(tenant.expose()));
+    // One character off: the pattern may still match, the documented checksum does not.
+    let key = PlainKey::generate(&KeyPrefix::default_prefix()).unwrap();
+    let mut typo = key.expose().to_owned();
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'a' { 'b' } else { 'a' });
+    assert!(rule.is_match(&typo));
+    assert!(ParsedKey::parse(&typo).is_err());
+    assert!(!rule.is_match(&key.expose()[..key.expose().len() - 1]));
 }
