@@ -208,7 +208,11 @@ impl KeyRow {
             name: key.name.clone().unwrap_or_default(),
             start: key.start.clone(),
             scopes: key.scopes.join(" "),
-            status: key.status(now).as_str(),
+            // A paused key is live in every other respect: the console says which it is.
+            status: match key.status(now) {
+                KeyStatus::Active if !key.enabled => "paused",
+                status => status.as_str(),
+            },
             created: when(key.created_at),
             expires: maybe(key.expires_at),
             last_used: maybe(key.last_used_at),
@@ -578,6 +582,8 @@ pub struct EditForm {
     rate_limit_window: Option<String>,
     remaining: Option<String>,
     metadata: Option<String>,
+    /// `false` pauses the key, `true` resumes it (the pause form sends only this).
+    enabled: Option<String>,
     /// What the page showed in each field when it was loaded: a field sent back unchanged is
     /// kept as it is now, so that a stale page never puts back what changed since (credits
     /// spent meanwhile).
@@ -637,8 +643,14 @@ impl EditForm {
                     .map_err(|_| ApiError::invalid_field("metadata", "must be a JSON object"))?,
             ),
         };
+        let enabled = match self.enabled.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err(ApiError::invalid_field("enabled", "true or false")),
+        };
         Ok(KeyPatch {
-            enabled: None,
+            enabled,
             name: patch_of(self.name.as_ref()),
             scopes: changed(self.scopes.as_ref(), self.scopes_was.as_ref())
                 .map(|s| s.split_whitespace().map(str::to_owned).collect()),

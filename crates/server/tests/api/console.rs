@@ -272,6 +272,50 @@ async fn a_plaintext_is_shown_once_and_a_key_lives_its_life_in_the_console() {
     }
     let listed = page(&app, "/keys?q=nothing-like-it", &b.cookie).await;
     assert!(!html(&listed).contains(&id), "search by name");
+    // Paused and resumed: verify refuses it meanwhile, and the pages say so.
+    post(
+        &app,
+        &format!("/keys/{id}"),
+        &b.cookie,
+        &format!("csrf={}&enabled=false", b.csrf),
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.verify(&verifier, &plaintext).await.body["code"],
+        "DISABLED"
+    );
+    for path in [format!("/keys/{id}"), "/keys".into()] {
+        let r = page(&app, &path, &b.cookie).await.expect(StatusCode::OK);
+        assert!(html(&r).contains("status-paused"), "{path}");
+    }
+    let r = page(&app, &format!("/keys/{id}"), &b.cookie).await;
+    assert!(
+        html(&r).contains("name=\"enabled\" value=\"true\""),
+        "a resume button"
+    );
+    post(
+        &app,
+        &format!("/keys/{id}"),
+        &b.cookie,
+        &format!("csrf={}&enabled=maybe", b.csrf),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    post(
+        &app,
+        &format!("/keys/{id}"),
+        &b.cookie,
+        &format!("csrf={}&enabled=true", b.csrf),
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.verify(&verifier, &plaintext).await.body["code"],
+        "VALID"
+    );
+    let r = page(&app, &format!("/keys/{id}"), &b.cookie).await;
+    assert!(html(&r).contains("status-active"));
     // Rename, rotate with grace, revoke (confirmed).
     post(
         &app,

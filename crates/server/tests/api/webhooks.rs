@@ -473,6 +473,11 @@ async fn a_paused_key_is_refused_and_resumed_with_its_history() {
         .await
         .expect(StatusCode::OK);
     assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.body);
+    let r = app
+        .get("/api/apikey", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["total"], 1, "{}", r.body);
     app.patch(&path, As::Bearer(&member), json!({"enabled": "no"}))
         .await
         .expect(StatusCode::BAD_REQUEST);

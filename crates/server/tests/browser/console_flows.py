@@ -754,6 +754,24 @@ def flow_member_renames_key(state):
     assert "ci renamed" in row.text, f"the list shows {row.text!r} after renaming"
 
 
+def flow_member_pauses_and_resumes_key(state):
+    b = state["js"]
+    open_key(b, state["key_id"])
+    pause = "form#pause"
+    assert b.find(f"{pause} input[name=enabled]").get_attribute("value") == "false"
+    b.click_and_wait(b.find(f"{pause} button"), "key")
+    status = b.find("#status")
+    assert status.text == "paused", f"the key's status reads {status.text!r} after pausing"
+    b.screenshot("key-paused")
+    b.open("/keys", "keys")
+    row = b.find(f"table#keys tr[data-key-id='{state['key_id']}']")
+    assert "paused" in row.text, f"the list shows {row.text!r} for a paused key"
+    open_key(b, state["key_id"])
+    assert b.find(f"{pause} input[name=enabled]").get_attribute("value") == "true"
+    b.click_and_wait(b.find(f"{pause} button"), "key")
+    assert b.find("#status").text == "active", "the key is active again after resuming"
+
+
 def flow_rotate_with_grace(state):
     b = state["js"]
     options = [o.get_attribute("value") for o in (open_key(b, state["key_id"]).find_all("form#rotate select[name=grace_period] option"))]
@@ -881,7 +899,8 @@ FLOWS = [
     ("usage_chart_counts_verifications", flow_usage_chart_counts_verifications, ["member_creates_keys"]),
     ("member_renames_key", flow_member_renames_key, ["member_creates_keys"]),
     ("keyboard_creates_and_revokes_a_key", flow_keyboard_creates_and_revokes_a_key, ["member_creates_keys"]),
-    ("rotate_with_grace", flow_rotate_with_grace, ["member_creates_keys"]),
+    ("member_pauses_and_resumes_key", flow_member_pauses_and_resumes_key, ["member_renames_key"]),
+    ("rotate_with_grace", flow_rotate_with_grace, ["member_creates_keys", "member_pauses_and_resumes_key"]),
     ("revoke_with_confirmation", flow_revoke_with_confirmation, ["rotate_with_grace"]),
     ("keys_filter", flow_keys_filter, ["revoke_with_confirmation"]),
     ("form_without_csrf_is_forbidden", flow_form_without_csrf_is_forbidden, ["member_signs_in_by_keyboard"]),
