@@ -32,13 +32,21 @@ fi
 "$old" --database "$db" bench-seed --count "$KEYS" --keys-out "$work/keys.txt" \
   --verifier-out "$work/verifier.txt" | tail -1
 shuf -n "$SAMPLE" "$work/keys.txt" > "$work/sample.txt"
+# On SQLite each binary runs on a copy of its own: a newer binary's migrations would leave the
+# file to an older one that does not know them (sqlx refuses such a database).
+db_old=$db
+db_new=$db
+if [ "$BACKEND" = sqlite ]; then
+  "$old" --database "$db" backup --to "$work/bench-new.db" >/dev/null
+  db_new="sqlite://$work/bench-new.db"
+fi
 export KEYWARD_KEYS_FILE="$work/sample.txt"
 KEYWARD_VERIFIER=$(cat "$work/verifier.txt")
 export KEYWARD_VERIFIER
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for round in $(seq "$ROUNDS"); do
   for which in old new; do
-    if [ "$which" = old ]; then bin=$old; else bin=$new; fi
+    if [ "$which" = old ]; then bin=$old; db=$db_old; else bin=$new; db=$db_new; fi
     "$bin" --database "$db" serve --listen "127.0.0.1:$PORT" --cache-capacity "$((SAMPLE * 2))" \
       --cache-ttl 300s --log-format json 2>"$work/server-$which.log" &
     pid=$!
