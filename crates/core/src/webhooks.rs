@@ -486,7 +486,9 @@ pub async fn deliver_due(state: &Keyward, sender: &dyn Sender) -> Result<usize> 
         .claim_deliveries(now, now + settings.lease, CLAIM_BATCH)
         .await?;
     let sends = claimed.iter().map(|c| async move {
-        let attempt = if c.endpoint.enabled {
+        // A test event is sent because someone asked for it, whatever the endpoint's state.
+        let send = c.endpoint.enabled || c.delivery.event_type == EventType::WebhookTest;
+        let attempt = if send {
             sender.send(&c.endpoint, &c.delivery).await
         } else {
             Attempt {
@@ -497,7 +499,7 @@ pub async fn deliver_due(state: &Keyward, sender: &dyn Sender) -> Result<usize> 
                 error: Some("the endpoint is disabled".into()),
             }
         };
-        let next = if attempt.succeeded() || !c.endpoint.enabled {
+        let next = if attempt.succeeded() || !send {
             None
         } else {
             settings.next_attempt(c.delivery.attempts + 1, attempt.at, jitter())

@@ -16,7 +16,7 @@ use keyward_core::keys::{self, IssuedKey, KeyExpiry, KeyPatch, KeyTenant, NewKey
 use keyward_core::password::Passwords;
 use keyward_core::tenants::{self, TenantChanges};
 use keyward_core::users::{self, NewUser};
-use keyward_core::{audit, login, verify, AuthFailure, Error, Keyward, Settings};
+use keyward_core::{audit, login, verify, webhooks, AuthFailure, Error, Keyward, Settings};
 use keyward_domain::ratelimit::{KeyRateLimit, Limit};
 use keyward_domain::{
     Actor, ActorType, AuditAction, AuditEntry, Credential, KeyDigest, KeyPrefix, KeyStatus,
@@ -1794,5 +1794,143 @@ async fn an_edit_leaves_a_stored_rate_limit_it_does_not_touch() {
     assert_invalid(
         keys::update(&kw, &ann, Reach::Role, key.key.id, raised).await,
         "rate_limit_window",
+    );
+}
+
+/// A [`webhooks::Sender`] that answers from a script and records what it was asked to send.
+struct ScriptedSender {
+    answers: std::sync::Mutex<Vec<Option<u16>>>,
+    sent: std::sync::Mutex<Vec<(Uuid, keyward_domain::EventType)>>,
+    clock: Arc<ManualClock>,
+}
+
+#[async_trait::async_trait]
+impl webhooks::Sender for ScriptedSender {
+    async fn send(
+        &self,
+        endpoint: &keyward_domain::WebhookEndpoint,
+        delivery: &keyward_domain::Delivery,
+    ) -> keyward_domain::event::Attempt {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((endpoint.id, delivery.event_type));
+        let status = self.answers.lock().unwrap().pop().flatten();
+        keyward_domain::event::Attempt {
+            at: keyward_domain::Clock::now(&*self.clock),
+            response_status: status,
+            response_body: None,
+            duration_ms: 3,
+            error: status.is_none().then(|| "refused".to_owned()),
+        }
+    }
+}
+
+/// The delivery loop's decisions: a failure waits for the schedule's next try, a success ends
+/// the delivery, the last failure fails it; a disabled endpoint is sent nothing (its deliveries
+/// fail), except a test event, which is sent because someone asked for it.
+#[tokio::test]
+async fn deliveries_follow_the_schedule_and_skip_disabled_endpoints() {
+    use keyward_domain::{Clock as _, DeliveryStatus, EventType};
+    let mut settings = Settings::default();
+    settings.webhooks.allow_private = true;
+    settings.webhooks.retry_schedule = vec![Duration::seconds(10), Duration::seconds(20)];
+    let (kw, clock) = kw_with(settings).await;
+    let t = new_tenant(&kw, "acme").await;
+    let tadmin = tenant_admin_of(&kw, &t).await;
+    let hook = |enabled| webhooks::NewWebhook {
+        tenant_id: None,
+        url: "http://127.0.0.1:9/hook".into(),
+        events: Some(strings(&["key.created"])),
+        enabled: Some(enabled),
+        description: None,
+    };
+    let on = webhooks::create(&kw, &tadmin, hook(true)).await.unwrap();
+    let off = webhooks::create(&kw, &tadmin, hook(false)).await.unwrap();
+    let sender = ScriptedSender {
+        // Popped from the end: refused, 500, then 200.
+        answers: std::sync::Mutex::new(vec![Some(200), Some(500), None]),
+        sent: Default::default(),
+        clock: clock.clone(),
+    };
+    key_with(&kw, &tadmin, &[]).await;
+    let deliveries = |id| {
+        let kw = &kw;
+        let caller = &tadmin;
+        async move {
+            webhooks::deliveries(kw, caller, id, 10, None)
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    // The disabled endpoint got nothing queued; the enabled one a pending delivery.
+    assert!(deliveries(off.id).await.is_empty());
+    assert_eq!(webhooks::deliver_due(&kw, &sender).await.unwrap(), 1);
+    let d = &deliveries(on.id).await[0];
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Pending, 1));
+    assert_eq!(d.error.as_deref(), Some("refused"));
+    let wait = d.next_attempt_at.unwrap() - clock.now();
+    assert!(
+        wait >= Duration::seconds(8) && wait <= Duration::seconds(12),
+        "{wait}"
+    );
+    // Not before its time.
+    assert_eq!(webhooks::deliver_due(&kw, &sender).await.unwrap(), 0);
+    clock.advance(Duration::seconds(13));
+    webhooks::deliver_due(&kw, &sender).await.unwrap();
+    let d = &deliveries(on.id).await[0];
+    assert_eq!(
+        (d.status, d.attempts, d.response_status),
+        (DeliveryStatus::Pending, 2, Some(500))
+    );
+    clock.advance(Duration::seconds(25));
+    webhooks::deliver_due(&kw, &sender).await.unwrap();
+    let d = &deliveries(on.id).await[0];
+    assert_eq!(
+        (d.status, d.attempts, d.next_attempt_at),
+        (DeliveryStatus::Succeeded, 3, None)
+    );
+    // A test event to the disabled endpoint is sent all the same.
+    webhooks::send_test(&kw, &tadmin, off.id).await.unwrap();
+    sender.answers.lock().unwrap().push(Some(204));
+    assert_eq!(webhooks::deliver_due(&kw, &sender).await.unwrap(), 1);
+    assert_eq!(
+        deliveries(off.id).await[0].status,
+        DeliveryStatus::Succeeded
+    );
+    let sent = sender.sent.lock().unwrap().clone();
+    assert_eq!(
+        sent,
+        [
+            (on.id, EventType::KeyCreated),
+            (on.id, EventType::KeyCreated),
+            (on.id, EventType::KeyCreated),
+            (off.id, EventType::WebhookTest)
+        ]
+    );
+    // Disabled after the event was queued: the delivery fails without a send.
+    let again = webhooks::create(&kw, &tadmin, hook(true)).await.unwrap();
+    key_with(&kw, &tadmin, &[]).await;
+    let patch = webhooks::WebhookPatch {
+        enabled: Some(false),
+        ..Default::default()
+    };
+    webhooks::update(&kw, &tadmin, again.id, patch)
+        .await
+        .unwrap();
+    webhooks::deliver_due(&kw, &sender).await.unwrap();
+    let d = &deliveries(again.id).await[0];
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(d.error.as_deref(), Some("the endpoint is disabled"));
+    let sent = sender.sent.lock().unwrap().clone();
+    assert!(
+        !sent.iter().any(|(id, _)| *id == again.id),
+        "nothing was sent to the disabled endpoint: {sent:?}"
+    );
+    assert_eq!(
+        sent.last(),
+        Some(&(on.id, EventType::KeyCreated)),
+        "the enabled one heard it"
     );
 }
