@@ -6,6 +6,9 @@ CREATE VIEW api_keys_in_use AS
     SELECT k.*, lu.at AS last_used_at
     FROM api_keys k LEFT JOIN key_last_used lu ON lu.key_id = k.id;
 
+-- The expiry scheduler reads keys by expiry every minute.
+CREATE INDEX api_keys_by_expiry ON api_keys (expires_at, id) WHERE expires_at IS NOT NULL;
+
 ALTER TABLE tenants ADD COLUMN policy TEXT NOT NULL DEFAULT '{}';
 
 CREATE TABLE webhook_endpoints (
