@@ -12,7 +12,7 @@ use keyward_domain::ratelimit::{KeyRateLimit, RateLimitError};
 use keyward_domain::scope::{KeywardRight, Scopes};
 use keyward_domain::text;
 use keyward_domain::Patch;
-use keyward_domain::{ApiKey, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
+use keyward_domain::{ApiKey, IpAllowlist, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
 use keyward_domain::{AuditAction, Event, EventType};
 use keyward_store::{Cursor, KeyQuery, KeysOf, StoreError};
 use serde_json::{json, Value};
@@ -94,6 +94,8 @@ pub struct NewKey {
     /// Uses the key has; `None` for unlimited. With only a refill, it starts at the amount.
     pub remaining: Option<i64>,
     pub refill: Option<Refill>,
+    /// Networks (CIDR) or addresses the key may be verified from; empty: anywhere.
+    pub allowed_ips: Vec<String>,
 }
 
 /// A key just made: the only moment its plaintext exists.
@@ -121,6 +123,8 @@ pub struct KeyPatch {
     pub refill: Patch<Refill>,
     /// False pauses the key (verify answers `DISABLED`), true resumes it.
     pub enabled: Option<bool>,
+    /// A new allowlist; empty lifts it.
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 pub fn cursor_of(key: &ApiKey) -> Cursor {
@@ -228,6 +232,10 @@ fn resolve_expiry(expiry: KeyExpiry, now: OffsetDateTime) -> Result<Option<Offse
     }
 }
 
+fn allowlist_of(raw: &[String]) -> Result<IpAllowlist> {
+    IpAllowlist::parse(raw).map_err(|e| Error::invalid_field("allowed_ips", e))
+}
+
 fn validated_scopes(caller: &Caller, raw: &[String]) -> Result<Scopes> {
     let scopes = Scopes::parse(raw).map_err(|e| Error::invalid_field("scopes", e))?;
     caller.principal.may_grant(&scopes)?;
@@ -273,6 +281,7 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<Iss
         validate_metadata("metadata", m)?;
     }
     let scopes = validated_scopes(caller, &req.scopes)?;
+    let allowed_ips = allowlist_of(&req.allowed_ips)?;
     let now = keyward_domain::clock::truncate_millis(state.now());
     let expires_at = resolve_expiry(req.expiry, now)?;
     let tenant = key_tenant(state, caller, req.tenant).await?;
@@ -297,6 +306,7 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<Iss
         rate_limit,
         expires_at,
         credits: credits_of(req.remaining, req.refill, now)?,
+        allowed_ips,
         ..fresh
     };
     let actor = caller.actor();
@@ -304,7 +314,7 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<Iss
         .entry(now, AuditAction::ApiKeyCreate, key.id)
         .tenant(key.tenant_id)
         .subject(key.owner_id)
-        .changes(json!({"name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(rfc3339)}))
+        .changes(json!({"name": key.name, "scopes": key.scopes, "expires_at": key.expires_at.map(rfc3339), "allowed_ips": key.allowed_ips}))
         .event(Event::about_key(EventType::KeyCreated, &key, &actor, now, Value::Null));
     let stored = state.store.create_key(&key, &audit).await;
     // Forget any memory of this digest as unknown.
@@ -420,6 +430,10 @@ pub async fn update(
     if let Some(scopes) = patch.scopes {
         key.scopes = validated_scopes(caller, &scopes)?;
         changes.insert("scopes".into(), json!(key.scopes));
+    }
+    if let Some(nets) = patch.allowed_ips {
+        key.allowed_ips = allowlist_of(&nets)?;
+        changes.insert("allowed_ips".into(), json!(key.allowed_ips));
     }
     if let Some(metadata) = patch.metadata {
         validate_metadata("metadata", &metadata)?;

@@ -4,11 +4,13 @@
 //! lookup. A verifier sees only keys its role covers (others are `NOT_FOUND`), unless keyward
 //! runs with `--public-verify`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use keyward_domain::credits::Spend;
+use keyward_domain::permission::Expr;
 use keyward_domain::ratelimit::{Decision, Limit};
-use keyward_domain::{verify, ApiKey, ParsedKey, Principal, Scope, VerifyCode};
+use keyward_domain::{verify, ApiKey, ParsedKey, Permission, Principal, Scope, VerifyCode};
 use keyward_store::StoreError;
 
 use crate::error::{Error, Result};
@@ -40,17 +42,70 @@ impl Verdict {
 /// The most credits one verification may spend.
 pub const MAX_COST: i64 = 1_000_000;
 
-/// Verifies `key` for `verifier` (`None` only under `--public-verify`): that it holds every one
-/// of `scopes` (at most 64, each a scope: else `invalid_field` naming `scopes`) and, for a key
-/// with credits, spends `cost` of them (0 to [`MAX_COST`]: else `invalid_field` naming `cost`).
+/// One verification asked for.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest<'a> {
+    /// The presented key, as sent.
+    pub key: &'a str,
+    /// What the key's scopes must satisfy: a list (at most 64, each a scope: else
+    /// `invalid_field` naming `scopes`) or an expression ([`Permission::Expression`]).
+    pub permission: &'a Permission,
+    /// Credits spent by a valid verification of a key with credits, 0 to [`MAX_COST`] (else
+    /// `invalid_field` naming `cost`).
+    pub cost: i64,
+    /// The calling client's address, as the caller reports it: a key with an IP allowlist is
+    /// `IP_NOT_ALLOWED` without one.
+    pub ip: Option<IpAddr>,
+}
+
+impl<'a> VerifyRequest<'a> {
+    /// `key`, with any scopes, at a cost of 1, from no known address.
+    pub fn new(key: &'a str, permission: &'a Permission) -> Self {
+        Self {
+            key,
+            permission,
+            cost: 1,
+            ip: None,
+        }
+    }
+}
+
+/// A client address as a verify caller sends it (`ip`, or the forward-auth client header):
+/// an IPv4 or IPv6 address (else `invalid_field` naming `field`).
+pub fn client_ip(text: &str, field: &'static str) -> Result<IpAddr> {
+    text.trim().parse().map_err(|_| {
+        Error::invalid_field(
+            field,
+            "must be an IPv4 or IPv6 address, such as 203.0.113.7 or 2001:db8::7",
+        )
+    })
+}
+
+/// A permission expression as a caller wrote it (in `field`): malformed, `invalid_field` naming
+/// the field and the position.
+pub fn expression(text: &str, field: &'static str) -> Result<Permission> {
+    Expr::parse(text)
+        .map(Permission::Expression)
+        .map_err(|e| Error::invalid_field(field, format!("expression {e}")))
+}
+
+/// Verifies `request.key` for `verifier` (`None` only under `--public-verify`): known, live,
+/// enabled, used from an allowed address, permitted by its scopes, within its rate limit and,
+/// for a key with credits, able to spend `request.cost` of them.
 pub async fn verify(
     state: &Keyward,
     verifier: Option<&Principal>,
-    key: &str,
-    scopes: &[String],
-    cost: i64,
+    request: &VerifyRequest<'_>,
 ) -> Result<Verdict> {
-    Scope::check_required(scopes).map_err(|e| Error::invalid_field("scopes", e))?;
+    let VerifyRequest {
+        key,
+        permission,
+        cost,
+        ip,
+    } = *request;
+    if let Permission::All(scopes) = permission {
+        Scope::check_required(scopes).map_err(|e| Error::invalid_field("scopes", e))?;
+    }
     if !(0..=MAX_COST).contains(&cost) {
         return Err(Error::invalid_field(
             "cost",
@@ -72,7 +127,7 @@ pub async fn verify(
         Err(e) => return Err(e.into()),
     };
     let key = key.filter(|k| verifier.is_none_or(|p| p.sees_key(k.tenant_id, k.owner_id)));
-    let mut code = verify::check(key.as_deref(), scopes, now);
+    let mut code = verify::check(key.as_deref(), permission, ip, now);
     let mut ratelimit = None;
     if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
         if let Some(limit) = limit_of(k) {

@@ -123,9 +123,26 @@ fn new_user(email: &str, role: Role, tenant_id: Option<Uuid>) -> NewUser {
     }
 }
 
+/// Verifies `key` requiring every one of `scopes`, spending `cost`, from no known address.
+async fn verify_listing(
+    kw: &Keyward,
+    verifier: Option<&keyward_domain::Principal>,
+    key: &str,
+    scopes: &[String],
+    cost: i64,
+) -> keyward_core::Result<verify::Verdict> {
+    let permission = keyward_domain::Permission::All(scopes.to_vec());
+    let request = verify::VerifyRequest {
+        cost,
+        ..verify::VerifyRequest::new(key, &permission)
+    };
+    verify::verify(kw, verifier, &request).await
+}
+
 /// A key request with `scopes` and nothing else, in the caller's own tenant (none for an admin).
 fn new_key(scopes: &[&str]) -> NewKey {
     NewKey {
+        allowed_ips: Vec::new(),
         tenant: KeyTenant::CallersOwn,
         name: None,
         scopes: strings(scopes),
@@ -161,7 +178,7 @@ async fn verifier_of(kw: &Keyward, caller: &Caller) -> Principal {
 }
 
 async fn verify_code(kw: &Keyward, verifier: &Principal, key: &str, scopes: &[&str]) -> VerifyCode {
-    verify::verify(kw, Some(verifier), key, &strings(scopes), 1)
+    verify_listing(kw, Some(verifier), key, &strings(scopes), 1)
         .await
         .unwrap()
         .code
@@ -498,6 +515,7 @@ async fn a_member_creates_a_key_and_reads_it_back() {
         &kw,
         &dev,
         NewKey {
+            allowed_ips: Vec::new(),
             tenant: KeyTenant::Requested(None),
             name: Some("ci".into()),
             metadata: Some(json!({"team": "payments"})),
@@ -559,6 +577,7 @@ async fn a_member_creates_a_key_and_reads_it_back() {
         &kw,
         &dev,
         NewKey {
+            allowed_ips: Vec::new(),
             tenant: KeyTenant::Requested(Some(globex.id)),
             ..new_key(&[])
         },
@@ -574,6 +593,7 @@ async fn a_member_creates_a_key_and_reads_it_back() {
             &kw,
             &admin,
             NewKey {
+                allowed_ips: Vec::new(),
                 tenant: KeyTenant::Requested(None),
                 ..new_key(&[])
             },
@@ -585,6 +605,7 @@ async fn a_member_creates_a_key_and_reads_it_back() {
         &kw,
         &admin,
         NewKey {
+            allowed_ips: Vec::new(),
             tenant: KeyTenant::Requested(Some(globex.id)),
             ..new_key(&[])
         },
@@ -660,6 +681,7 @@ async fn bad_scopes_limits_and_expiries_are_invalid_naming_the_field() {
             &kw,
             &dev,
             NewKey {
+                allowed_ips: Vec::new(),
                 scopes: too_many,
                 ..new_key(&[])
             },
@@ -669,6 +691,7 @@ async fn bad_scopes_limits_and_expiries_are_invalid_naming_the_field() {
     );
 
     let limited = |max: Option<i64>, window: Option<&str>| NewKey {
+        allowed_ips: Vec::new(),
         rate_limit_max: max,
         rate_limit_window: window.map(Into::into),
         ..new_key(&[])
@@ -697,6 +720,7 @@ async fn bad_scopes_limits_and_expiries_are_invalid_naming_the_field() {
                 &kw,
                 &dev,
                 NewKey {
+                    allowed_ips: Vec::new(),
                     expiry,
                     ..new_key(&[])
                 },
@@ -718,6 +742,7 @@ async fn update_keeps_clears_and_sets_each_field() {
         &kw,
         &dev,
         NewKey {
+            allowed_ips: Vec::new(),
             name: Some("first".into()),
             expiry: KeyExpiry::At(month),
             rate_limit_max: Some(10),
@@ -923,6 +948,7 @@ async fn rotation_keeps_the_old_key_until_its_grace_ends() {
         &kw,
         &dev,
         NewKey {
+            allowed_ips: Vec::new(),
             name: Some("v1".into()),
             ..new_key(&["orders:read"])
         },
@@ -1062,6 +1088,7 @@ async fn verify_answers_each_code() {
         &kw,
         &dev,
         NewKey {
+            allowed_ips: Vec::new(),
             expiry: KeyExpiry::After(Duration::hours(1)),
             ..new_key(&["orders:read", "orders:write"])
         },
@@ -1070,7 +1097,7 @@ async fn verify_answers_each_code() {
     .unwrap();
     let plaintext = hour.plaintext.expose();
 
-    let verdict = verify::verify(
+    let verdict = verify_listing(
         &kw,
         Some(&verifier),
         plaintext,
@@ -1099,7 +1126,7 @@ async fn verify_answers_each_code() {
     let last = bad_checksum.pop().unwrap();
     bad_checksum.push(if last == 'a' { 'b' } else { 'a' });
     for garbage in ["not-a-key", "", bad_checksum.as_str(), unknown.expose()] {
-        let verdict = verify::verify(&kw, Some(&verifier), garbage, &[], 1)
+        let verdict = verify_listing(&kw, Some(&verifier), garbage, &[], 1)
             .await
             .unwrap();
         assert_eq!(verdict.code, VerifyCode::NotFound, "{garbage:?}");
@@ -1109,7 +1136,7 @@ async fn verify_answers_each_code() {
     // A verifier sees only the keys its role covers: another member's is not found.
     let stranger = member_of(&kw, &acme).await;
     let strangers_verifier = verifier_of(&kw, &stranger).await;
-    let verdict = verify::verify(&kw, Some(&strangers_verifier), plaintext, &[], 1)
+    let verdict = verify_listing(&kw, Some(&strangers_verifier), plaintext, &[], 1)
         .await
         .unwrap();
     assert_eq!(verdict.code, VerifyCode::NotFound);
@@ -1151,6 +1178,7 @@ async fn verify_enforces_the_keys_rate_limit() {
         &kw,
         &dev,
         NewKey {
+            allowed_ips: Vec::new(),
             rate_limit_max: Some(3),
             rate_limit_window: Some("1 minute".into()),
             ..new_key(&["orders:read"])
@@ -1170,7 +1198,7 @@ async fn verify_enforces_the_keys_rate_limit() {
     let verify_once = |scopes: &'static [&'static str]| {
         let (kw, verifier, plaintext) = (&kw, &verifier, key.plaintext.expose());
         async move {
-            verify::verify(kw, Some(verifier), plaintext, &strings(scopes), 1)
+            verify_listing(kw, Some(verifier), plaintext, &strings(scopes), 1)
                 .await
                 .unwrap()
         }
@@ -1241,7 +1269,7 @@ async fn a_verifier_needs_the_verify_scope_unless_verify_is_public() {
             .unwrap(),
         None
     );
-    let verdict = verify::verify(&public, None, key.plaintext.expose(), &[], 1)
+    let verdict = verify_listing(&public, None, key.plaintext.expose(), &[], 1)
         .await
         .unwrap();
     assert_eq!(verdict.code, VerifyCode::Valid);
@@ -1289,6 +1317,7 @@ async fn a_key_authenticates_as_its_owner_with_its_scopes() {
         &kw,
         &boss,
         NewKey {
+            allowed_ips: Vec::new(),
             expiry: KeyExpiry::After(Duration::minutes(5)),
             ..new_key(&[])
         },
@@ -1651,6 +1680,7 @@ async fn operator_changes_are_audited_as_the_system() {
         &kw,
         &operator,
         NewKey {
+            allowed_ips: Vec::new(),
             tenant: KeyTenant::Requested(Some(acme.id)),
             ..new_key(&["orders:read"])
         },
@@ -1740,13 +1770,13 @@ async fn the_core_refuses_what_no_surface_may_pass_on() {
     let plaintext = key.plaintext.expose();
     for scopes in [&["has space"][..], &["keyward:bogus"][..]] {
         assert_invalid(
-            verify::verify(&kw, Some(&verifier), plaintext, &strings(scopes), 1).await,
+            verify_listing(&kw, Some(&verifier), plaintext, &strings(scopes), 1).await,
             "scopes",
         );
     }
     for cost in [-1, i64::MIN, verify::MAX_COST + 1] {
         assert_invalid(
-            verify::verify(&kw, Some(&verifier), plaintext, &[], cost).await,
+            verify_listing(&kw, Some(&verifier), plaintext, &[], cost).await,
             "cost",
         );
     }

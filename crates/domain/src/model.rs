@@ -278,6 +278,8 @@ pub struct ApiKey {
     pub credits: Option<crate::credits::Credits>,
     /// False while the key is paused: verify answers `DISABLED` until it is enabled again.
     pub enabled: bool,
+    /// The networks callers must verify it from; empty: anywhere.
+    pub allowed_ips: crate::network::IpAllowlist,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -337,6 +339,7 @@ impl ApiKey {
             last_used_at: None,
             credits: None,
             enabled: true,
+            allowed_ips: crate::network::IpAllowlist::anywhere(),
         }
     }
 
@@ -560,6 +563,7 @@ mod tests {
             last_used_at: None,
             credits: None,
             enabled: true,
+            allowed_ips: crate::network::IpAllowlist::anywhere(),
         }
     }
 

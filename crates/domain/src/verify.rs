@@ -1,11 +1,14 @@
 //! The verification decision: given what storage knows about a presented key, what is the
 //! answer? Order matters and is part of the contract: unknown, then revoked, then expired,
-//! then paused, then scopes, then the rate limit (which is only spent by an otherwise valid request).
+//! then paused, then the caller's address, then scopes, then the rate limit (which is only spent by an otherwise valid request).
+
+use std::net::IpAddr;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::model::{ApiKey, KeyStatus};
+use crate::permission::Permission;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -20,12 +23,14 @@ pub enum VerifyCode {
     UsageExceeded,
     /// The key is paused (`enabled: false`); it works again once enabled.
     Disabled,
+    /// The key has an IP allowlist and the caller's address is not in it (or was not given).
+    IpNotAllowed,
     /// Storage could not be reached and nothing trustworthy was cached: no answer (fail closed).
     Unavailable,
 }
 
 impl VerifyCode {
-    pub const ALL: [VerifyCode; 9] = [
+    pub const ALL: [VerifyCode; 10] = [
         Self::Valid,
         Self::NotFound,
         Self::Expired,
@@ -34,6 +39,7 @@ impl VerifyCode {
         Self::RateLimited,
         Self::UsageExceeded,
         Self::Disabled,
+        Self::IpNotAllowed,
         Self::Unavailable,
     ];
 
@@ -52,12 +58,19 @@ impl VerifyCode {
             Self::UsageExceeded => "USAGE_EXCEEDED",
             Self::Unavailable => "UNAVAILABLE",
             Self::Disabled => "DISABLED",
+            Self::IpNotAllowed => "IP_NOT_ALLOWED",
         }
     }
 }
 
-/// Everything but the rate limit, which needs the limiter's state.
-pub fn check(key: Option<&ApiKey>, required: &[String], now: OffsetDateTime) -> VerifyCode {
+/// Everything but the rate limits and credits, which need the limiter's and storage's state.
+/// `ip` is the calling client's address, when the caller told it.
+pub fn check(
+    key: Option<&ApiKey>,
+    required: &Permission,
+    ip: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> VerifyCode {
     let Some(key) = key else {
         return VerifyCode::NotFound;
     };
@@ -65,7 +78,8 @@ pub fn check(key: Option<&ApiKey>, required: &[String], now: OffsetDateTime) -> 
         KeyStatus::Revoked => VerifyCode::Revoked,
         KeyStatus::Expired => VerifyCode::Expired,
         KeyStatus::Active if !key.enabled => VerifyCode::Disabled,
-        KeyStatus::Active if required.iter().all(|s| key.has_scope(s)) => VerifyCode::Valid,
+        KeyStatus::Active if !key.allowed_ips.allows(ip) => VerifyCode::IpNotAllowed,
+        KeyStatus::Active if required.allows(|s| key.has_scope(s)) => VerifyCode::Valid,
         KeyStatus::Active => VerifyCode::InsufficientScopes,
     }
 }

@@ -32,6 +32,10 @@ pub struct Settings {
     /// keyward is reached over HTTPS (directly or through a proxy that ends TLS): the console's
     /// session cookie is `Secure` with the `__Host-` prefix.
     pub https: bool,
+    /// The header in which the trusted proxy in front of forward auth names the client's address
+    /// (`X-Real-IP`, or the last entry of `X-Forwarded-For`). Unset: forward auth knows no client
+    /// address, and keys with an IP allowlist are refused there (no client-sent header is trusted).
+    pub forward_client_ip_header: Option<axum::http::HeaderName>,
 }
 
 /// Shared by every request: one `Arc`, so that extracting it (once or more per request) is a
@@ -44,6 +48,7 @@ struct Shared {
     keyward: Keyward,
     http: crate::serve::HttpLimits,
     https: bool,
+    forward_client_ip_header: Option<axum::http::HeaderName>,
     started: Instant,
 }
 
@@ -69,6 +74,7 @@ impl AppState {
             keyward,
             http: settings.http,
             https: settings.https,
+            forward_client_ip_header: settings.forward_client_ip_header,
             // Uptime is a duration measured, not a time of day.
             started: {
                 #[allow(clippy::disallowed_methods)]
@@ -85,6 +91,11 @@ impl AppState {
     /// Whether keyward is reached over HTTPS (see [`Settings::https`]).
     pub fn https(&self) -> bool {
         self.0.https
+    }
+
+    /// See [`Settings::forward_client_ip_header`].
+    pub fn forward_client_ip_header(&self) -> Option<&axum::http::HeaderName> {
+        self.0.forward_client_ip_header.as_ref()
     }
 
     pub fn uptime(&self) -> Duration {

@@ -385,7 +385,7 @@ async fn insert_keys(
             "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
              metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
              revoked_at, remaining, refill_interval, refill_amount, refill_day, \
-             credits_set_at, enabled) ",
+             credits_set_at, enabled, allowed_ips) ",
         );
         qb.push_values(chunk, |mut row, k| {
             let credits = k.credits.as_ref();
@@ -410,7 +410,8 @@ async fn insert_keys(
                 .push_bind(refill.map(|r| r.amount))
                 .push_bind(refill.map(|r| i64::from(r.day)))
                 .push_bind(credits.map(|c| ms(c.set_at)))
-                .push_bind(k.enabled);
+                .push_bind(k.enabled)
+                .push_bind(rows::allowed_ips_json(&k.allowed_ips));
         });
         qb.build().execute(&mut **tx).await.map_err(map_err)?;
     }
@@ -962,9 +963,9 @@ impl Store for PgStore {
         let mut tx = self.write().await?;
         let done = sqlx::query(&format!(
             "UPDATE api_keys SET name = $1, scopes = $2, metadata = $3, rate_limit_max = $4, \
-             rate_limit_window = $5, expires_at = $6, enabled = $7, updated_at = $8 \
-             WHERE id = $9 AND {}",
-            not_revoked_as_of("$10")
+             rate_limit_window = $5, expires_at = $6, enabled = $7, updated_at = $8, \
+             allowed_ips = $9 WHERE id = $10 AND {}",
+            not_revoked_as_of("$11")
         ))
         .bind(&k.name)
         .bind(rows::scopes_json(&k.scopes))
@@ -974,6 +975,7 @@ impl Store for PgStore {
         .bind(opt_ms(k.expires_at))
         .bind(k.enabled)
         .bind(ms(k.updated_at))
+        .bind(rows::allowed_ips_json(&k.allowed_ips))
         .bind(k.id)
         .bind(ms(now))
         .execute(&mut *tx)

@@ -429,7 +429,7 @@ async fn insert_keys(
             "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
              metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
              revoked_at, remaining, refill_interval, refill_amount, refill_day, credits_set_at, \
-             enabled) ",
+             enabled, allowed_ips) ",
         );
         qb.push_values(chunk, |mut row, k| {
             let credits = k.credits.as_ref();
@@ -454,7 +454,8 @@ async fn insert_keys(
                 .push_bind(refill.map(|r| r.amount))
                 .push_bind(refill.map(|r| i64::from(r.day)))
                 .push_bind(credits.map(|c| ms(c.set_at)))
-                .push_bind(k.enabled);
+                .push_bind(k.enabled)
+                .push_bind(rows::allowed_ips_json(&k.allowed_ips));
         });
         qb.build().execute(&mut **tx).await.map_err(map_err)?;
     }
@@ -999,7 +1000,7 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         let done = sqlx::query(&format!(
             "UPDATE api_keys SET name = ?, scopes = ?, metadata = ?, rate_limit_max = ?, \
-             rate_limit_window = ?, expires_at = ?, enabled = ?, updated_at = ? \
+             rate_limit_window = ?, expires_at = ?, enabled = ?, updated_at = ?, allowed_ips = ? \
              WHERE id = ? AND {}",
             not_revoked_as_of("?")
         ))
@@ -1011,6 +1012,7 @@ impl Store for SqliteStore {
         .bind(opt_ms(k.expires_at))
         .bind(k.enabled)
         .bind(ms(k.updated_at))
+        .bind(rows::allowed_ips_json(&k.allowed_ips))
         .bind(k.id.to_string())
         .bind(ms(now))
         .execute(&mut *tx)

@@ -128,6 +128,12 @@ fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> Ap
         last_used_at: None,
         credits: None,
         enabled: true,
+        // Half of them with an allowlist, so that every round trip of a key covers it.
+        allowed_ips: if n % 2 == 1 {
+            keyward_domain::IpAllowlist::parse(&["203.0.113.0/24", "2001:db8::/32"]).unwrap()
+        } else {
+            keyward_domain::IpAllowlist::anywhere()
+        },
     }
 }
 

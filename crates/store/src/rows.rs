@@ -119,7 +119,19 @@ pub fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
         last_used_at: opt_time(row, "last_used_at")?,
         credits: credits(row)?,
         enabled: required(row.flag("enabled")?, "enabled")?,
+        allowed_ips: match row.text("allowed_ips")? {
+            None => keyward_domain::IpAllowlist::anywhere(),
+            Some(text) => serde_json::from_str::<Vec<String>>(&text)
+                .ok()
+                .and_then(|nets| keyward_domain::IpAllowlist::parse(&nets).ok())
+                .ok_or_else(|| corrupt("allowed_ips"))?,
+        },
     })
+}
+
+/// A key's allowlist as stored: a JSON array of networks, or NULL when it has none.
+pub fn allowed_ips_json(list: &keyward_domain::IpAllowlist) -> Option<String> {
+    (!list.is_anywhere()).then(|| Value::from(list.to_strings()).to_string())
 }
 
 /// A key's credits columns; `None` when `remaining` is NULL (an unlimited key).

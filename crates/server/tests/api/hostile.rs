@@ -89,6 +89,8 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
     )
     .await
     .expect(StatusCode::OK);
+    // Forward auth here trusts no client address header, and verify is sent none.
+    let fenced = key(json!({"allowed_ips": ["192.0.2.0/24"]})).await.1;
     let unknown = PlainKey::generate(&KeyPrefix::default_prefix()).unwrap();
     app.advance(time::Duration::minutes(2));
     // The first use of the limited key passes; verify and forward auth each meet the limit.
@@ -118,6 +120,7 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
             VerifyCode::RateLimited => (&limited, &limited_once_more, &[]),
             VerifyCode::UsageExceeded => (&spent, &spent, &[]),
             VerifyCode::Disabled => (&paused, &paused, &[]),
+            VerifyCode::IpNotAllowed => (&fenced, &fenced, &[]),
             // Last: storage goes away, and a key never seen before cannot be answered.
             VerifyCode::Unavailable => {
                 app.state.store.close().await;
@@ -154,9 +157,10 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
                 (StatusCode::UNAUTHORIZED, Some("invalid_credential"))
             }
             VerifyCode::Expired => (StatusCode::UNAUTHORIZED, Some("credential_expired")),
-            VerifyCode::InsufficientScopes | VerifyCode::UsageExceeded | VerifyCode::Disabled => {
-                (StatusCode::FORBIDDEN, Some("forbidden"))
-            }
+            VerifyCode::InsufficientScopes
+            | VerifyCode::UsageExceeded
+            | VerifyCode::Disabled
+            | VerifyCode::IpNotAllowed => (StatusCode::FORBIDDEN, Some("forbidden")),
             VerifyCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests")),
             VerifyCode::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
         };

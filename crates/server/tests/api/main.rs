@@ -31,6 +31,7 @@ mod keys;
 mod nginx;
 mod nodes;
 mod openapi;
+mod policies;
 mod process;
 mod slow_clients;
 mod stats;

@@ -116,14 +116,23 @@ pub async fn app() -> TestApp {
 
 /// An app whose console believes it is reached over HTTPS (`https`) or not.
 pub async fn app_with_http(https: bool) -> TestApp {
-    app_built(Settings::default(), https).await
+    app_served(keyward_server::Settings {
+        https,
+        ..keyward_server::Settings::default()
+    })
+    .await
 }
 
 pub async fn app_with(settings: Settings) -> TestApp {
-    app_built(settings, false).await
+    app_served(keyward_server::Settings {
+        core: settings,
+        ..keyward_server::Settings::default()
+    })
+    .await
 }
 
-async fn app_built(settings: Settings, https: bool) -> TestApp {
+/// An app with the server's settings as given.
+pub async fn app_served(settings: keyward_server::Settings) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = test_store(dir.path()).await;
     let clock = Arc::new(ManualClock::new(start_time()));
@@ -133,11 +142,7 @@ async fn app_built(settings: Settings, https: bool) -> TestApp {
         clock.clone(),
         jwt,
         Passwords::fast_insecure_for_tests().unwrap(),
-        keyward_server::Settings {
-            core: settings,
-            https,
-            ..keyward_server::Settings::default()
-        },
+        settings,
     );
     let mut watcher = None;
     if store.publishes_changes() {

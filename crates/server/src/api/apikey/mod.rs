@@ -133,6 +133,7 @@ async fn create(
         .expires_at(state.now())
         .map_or(KeyExpiry::Never, KeyExpiry::At);
     let req = NewKey {
+        allowed_ips: Vec::new(),
         tenant: KeyTenant::CallersOwn,
         name: input.label,
         scopes: lifecycle::owner_scopes(),

@@ -139,6 +139,7 @@ async fn create(
     _: BodyInDialect<Estuary, NoBody>,
 ) -> EstuaryResult<Response> {
     let req = NewKey {
+        allowed_ips: Vec::new(),
         tenant: KeyTenant::CallersOwn,
         name: params.label,
         scopes: scopes_of(params.perms.as_deref())?,

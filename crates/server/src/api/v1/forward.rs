@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keyward_domain::VerifyCode;
+use keyward_domain::{Permission, VerifyCode};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, AuthFailure};
 use crate::extract::QueryParams;
 use keyward_core::auth::verifier;
 use keyward_core::metrics::VerifyRoute;
-use keyward_core::verify;
+use keyward_core::verify::{self, VerifyRequest};
 
 /// The header in which the proxy presents keyward's verifier credential (a key with
 /// `keyward:verify`, or a login JWT of a user whose role allows it).
@@ -28,7 +28,8 @@ pub const VERIFIER_HEADER: &str = "x-keyward-verifier";
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ForwardParams {
-    /// Scopes the key must hold, comma-separated.
+    /// Scopes the key must hold, comma-separated; or a permission expression (URL-encoded),
+    /// recognised by its white space or parentheses: `orders:read AND (orders:write OR admin)`.
     pub scopes: Option<String>,
 }
 
@@ -70,12 +71,22 @@ pub async fn forward(
         .map_err(|failure| ApiError::Unauthenticated(unambiguous(failure)))?;
     // Taken as sent: the list is the proxy's configuration, comma-separated, nothing trimmed.
     // An empty list or item (an unset variable in that configuration) is no "no scope": a 400.
-    let scopes: Vec<&str> = match params.scopes.as_deref() {
-        None => Vec::new(),
-        Some(list) => list.split(',').collect(),
+    let permission = match params.scopes.as_deref() {
+        None => Permission::default(),
+        Some(text) if text.contains(|c: char| c.is_whitespace() || c == '(' || c == ')') => {
+            verify::expression(text, "scopes")?
+        }
+        Some(list) => Permission::All(list.split(',').map(str::to_owned).collect()),
     };
-    let scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
-    let verdict = verify::verify(&state, verifier.as_ref(), key, &scopes, 1).await?;
+    let ip = match state.forward_client_ip_header() {
+        None => None,
+        Some(name) => client_ip(&headers, name)?,
+    };
+    let request = VerifyRequest {
+        ip,
+        ..VerifyRequest::new(key, &permission)
+    };
+    let verdict = verify::verify(&state, verifier.as_ref(), &request).await?;
     state
         .metrics
         .verified(VerifyRoute::Forward, verdict.code, started.elapsed());
@@ -93,6 +104,9 @@ pub async fn forward(
             Some(ApiError::Forbidden("the key has no credits left".into()))
         }
         VerifyCode::Disabled => Some(ApiError::Forbidden("the key is paused".into())),
+        VerifyCode::IpNotAllowed => Some(ApiError::Forbidden(
+            "the key may not be used from this address".into(),
+        )),
         VerifyCode::RateLimited => Some(ApiError::TooManyRequests {
             retry_after_secs: verdict
                 .ratelimit
@@ -121,4 +135,22 @@ pub async fn forward(
     set("x-keyward-owner-id", key.owner_id.to_string());
     set("x-keyward-scopes", key.scopes.join(","));
     Ok(response)
+}
+
+/// The client's address as the trusted proxy states it in `name`: absent is none (the key's
+/// allowlist then refuses); one address, or a list (`X-Forwarded-For`, over one or more field
+/// lines, RFC 9110 section 5.3) whose last entry, the one the trusted proxy added, counts.
+/// Anything else is a 400 naming the header.
+fn client_ip(headers: &HeaderMap, name: &HeaderName) -> ApiResult<Option<std::net::IpAddr>> {
+    let Some(value) = headers.get_all(name).iter().next_back() else {
+        return Ok(None);
+    };
+    let last = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.rsplit(',').next())
+        .unwrap_or_default();
+    verify::client_ip(last, "ip")
+        .map(Some)
+        .map_err(|_| ApiError::invalid_field(name.as_str(), "must be an IPv4 or IPv6 address"))
 }

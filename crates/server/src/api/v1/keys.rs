@@ -65,6 +65,8 @@ pub struct ApiKeyView {
     pub refill: Option<RefillInput>,
     /// False while the key is paused: verify answers `DISABLED` until it is enabled again.
     pub enabled: bool,
+    /// The networks (CIDR, canonical form) the key may be verified from; empty: anywhere.
+    pub allowed_ips: Vec<String>,
 }
 
 impl ApiKeyView {
@@ -73,6 +75,7 @@ impl ApiKeyView {
         let credits = key.credits.map(|c| c.current(now));
         Self {
             enabled: key.enabled,
+            allowed_ips: key.allowed_ips.to_strings(),
             id: key.id,
             tenant_id: key.tenant_id,
             name: key.name,
@@ -164,6 +167,10 @@ pub struct CreateApiKeyInput {
     /// Sets `remaining` back to an amount every day or month (alone, it starts at the amount).
     #[schema(value_type = Option<RefillInput>)]
     pub refill: Option<Obj<RefillInput>>,
+    /// IPv4/IPv6 networks in CIDR notation (RFC 4632, RFC 4291), or single addresses, at most
+    /// 100: verify then needs the caller's `ip` inside one of them (`IP_NOT_ALLOWED` otherwise).
+    #[schema(max_items = 100)]
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 /// Create a new API key. The plaintext key is only returned once.
@@ -206,6 +213,7 @@ pub async fn create(
         expiry,
         remaining: input.remaining,
         refill: input.refill.map(|r| Refill::from(r.0)),
+        allowed_ips: input.allowed_ips.unwrap_or_default(),
     };
     Ok(issued_response(
         lifecycle::create(&state, &caller, req).await?,
@@ -351,6 +359,11 @@ pub struct UpdateApiKeyInput {
     /// false pauses the key (verify answers `DISABLED`, forward auth 403) and keeps its
     /// history; true resumes it.
     pub enabled: Option<bool>,
+    /// A new IP allowlist (networks in CIDR notation or addresses, at most 100); `[]` or null
+    /// lifts it.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, max_items = 100)]
+    pub allowed_ips: Patch<Vec<String>>,
 }
 
 /// A refill of a key's credits: back to `amount` every UTC day, or every month on `day`.
@@ -403,6 +416,11 @@ pub async fn update(
         remaining: input.remaining,
         refill: input.refill.map(|r| Refill::from(r.0)),
         enabled: input.enabled,
+        allowed_ips: match input.allowed_ips {
+            Patch::Keep => None,
+            Patch::Clear => Some(Vec::new()),
+            Patch::Set(nets) => Some(nets),
+        },
     };
     let key = lifecycle::update(&state, &caller, Reach::Role, id, patch).await?;
     Ok(Json(ApiKeyView::of(key, state.now())))

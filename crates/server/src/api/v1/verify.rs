@@ -5,7 +5,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use keyward_domain::{Principal, VerifyCode};
+use keyward_domain::{Permission, Principal, VerifyCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Instant;
@@ -19,18 +19,49 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery};
 use keyward_core::auth::verifier;
 use keyward_core::metrics::VerifyRoute;
-use keyward_core::verify::{self, Verdict};
+use keyward_core::verify::{self, Verdict, VerifyRequest};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyKeyInput {
     /// The key to check.
     pub key: String,
-    /// Scopes the key must all hold.
+    /// Scopes the key must all hold (a list), or a permission expression such as
+    /// `orders:read AND (orders:write OR admin)`: scopes joined by AND and OR (AND binds
+    /// tighter), with parentheses. A malformed expression is a 400 naming the position.
     #[serde(default)]
-    pub scopes: Vec<String>,
+    #[schema(value_type = ScopesInput)]
+    pub scopes: ScopesInput,
     /// Credits a valid verification spends (keys with credits only), 0..=1000000; default 1.
     pub cost: Option<i64>,
+    /// The calling client's IPv4 or IPv6 address. A key with an IP allowlist is
+    /// `IP_NOT_ALLOWED` when it is absent or outside the list.
+    pub ip: Option<String>,
+}
+
+/// Scopes required at verify: a list (all of them), or a permission expression.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ScopesInput {
+    List(Vec<String>),
+    Expression(String),
+}
+
+impl Default for ScopesInput {
+    fn default() -> Self {
+        Self::List(Vec::new())
+    }
+}
+
+impl ScopesInput {
+    /// What the key's scopes must satisfy; a malformed expression is `invalid_field` naming
+    /// `scopes` and the position.
+    pub fn permission(self) -> Result<Permission, keyward_core::Error> {
+        match self {
+            Self::List(scopes) => Ok(Permission::All(scopes)),
+            Self::Expression(text) => verify::expression(&text, "scopes"),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,7 +79,8 @@ pub struct RateLimitState {
 pub struct VerifyKeyResponse<'a> {
     pub valid: bool,
     /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `INSUFFICIENT_SCOPES`, `RATE_LIMITED`,
-    /// `USAGE_EXCEEDED` (no credits left for this cost), or, with status 503, `UNAVAILABLE`.
+    /// `USAGE_EXCEEDED` (no credits left for this cost), `DISABLED` (paused), `IP_NOT_ALLOWED`
+    /// (outside the key's allowlist), or, with status 503, `UNAVAILABLE`.
     #[schema(value_type = String)]
     pub code: VerifyCode,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,9 +152,18 @@ pub async fn verify(
     // The metrics' latency: a duration measured, not a time of day.
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
-    let cost = input.cost.unwrap_or(1);
-    let verdict =
-        verify::verify(&state, verifier.as_ref(), &input.key, &input.scopes, cost).await?;
+    let permission = input.scopes.permission()?;
+    let ip = input
+        .ip
+        .as_deref()
+        .map(|ip| verify::client_ip(ip, "ip"))
+        .transpose()?;
+    let request = VerifyRequest {
+        cost: input.cost.unwrap_or(1),
+        ip,
+        ..VerifyRequest::new(&input.key, &permission)
+    };
+    let verdict = verify::verify(&state, verifier.as_ref(), &request).await?;
     state
         .metrics
         .verified(VerifyRoute::Verify, verdict.code, started.elapsed());

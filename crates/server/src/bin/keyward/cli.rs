@@ -178,6 +178,12 @@ pub struct ServeArgs {
     /// Answer verify requests that present no credential.
     #[arg(long, env = "KEYWARD_PUBLIC_VERIFY")]
     pub public_verify: bool,
+    /// The header in which the proxy in front of forward auth names the client's address, e.g.
+    /// X-Real-IP (nginx: `proxy_set_header X-Real-IP $remote_addr;`). Name it only if that proxy
+    /// sets it on every request: a client could otherwise send it. Unset: keys with an IP
+    /// allowlist are refused at forward auth.
+    #[arg(long, env = "KEYWARD_FORWARD_CLIENT_IP_HEADER", value_parser = header_name)]
+    pub forward_client_ip_header: Option<axum::http::HeaderName>,
     /// Where the generated JWT secret is kept when KEYWARD_JWT_SECRET is not set
     /// (default: next to the SQLite file, `<file>.jwt-secret`).
     #[arg(long, env = "KEYWARD_JWT_SECRET_FILE")]
@@ -658,6 +664,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+fn header_name(text: &str) -> Result<axum::http::HeaderName, String> {
+    axum::http::HeaderName::try_from(text).map_err(|_| format!("{text:?} is not a header name"))
+}
+
 fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -709,6 +719,7 @@ async fn serve(
             ..keyward_core::Settings::default()
         },
         https: args.https,
+        forward_client_ip_header: args.forward_client_ip_header,
         http: keyward_server::serve::HttpLimits {
             header_read_timeout: std_duration("--header-read-timeout", &args.header_read_timeout)?,
             body_read_timeout: std_duration("--body-read-timeout", &args.body_read_timeout)?,

@@ -173,6 +173,7 @@ pub async fn key(kw: &Keyward, command: KeyCommand) -> anyhow::Result<()> {
                 ),
             };
             let req = NewKey {
+                allowed_ips: Vec::new(),
                 tenant: KeyTenant::CallersOwn,
                 name: Some(name),
                 scopes,

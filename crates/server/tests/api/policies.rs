@@ -1,0 +1,433 @@
+//! Richer decisions at verify: IP allowlists (verify's `ip`, forward auth's trusted client
+//! address header) and permission expressions, on every surface that verifies.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::{app, app_served, As, Resp, TestApp};
+
+/// Verifies `body` with `verifier`, expecting 200, and returns the verdict's code.
+async fn code(app: &TestApp, verifier: &str, body: Value) -> String {
+    let r = app
+        .post("/api/v1/keys/verify", As::ApiKey(verifier), body.clone())
+        .await
+        .expect(StatusCode::OK);
+    r.body["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}: {:?}", r.body))
+        .to_owned()
+}
+
+/// A forwarded request with the client's key, `query`, and extra header fields.
+async fn forward(
+    app: &TestApp,
+    verifier: &str,
+    key: &str,
+    query: &str,
+    fields: &[(&str, &str)],
+) -> Resp {
+    let mut req = Request::builder()
+        .uri(format!("/api/v1/auth/forward{query}"))
+        .header("x-keyward-verifier", verifier)
+        .header("x-api-key", key);
+    for (name, value) in fields {
+        req = req.header(*name, *value);
+    }
+    app.send(req.body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn an_allowlist_admits_its_networks_to_their_boundaries_and_nothing_else() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let (id, key) = app
+        .key_from(
+            &member,
+            json!({"allowed_ips": ["203.0.113.0/24", "2001:db8::/126", "198.51.100.7"]}),
+        )
+        .await;
+    let shown = app
+        .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        shown.body["allowed_ips"],
+        json!(["203.0.113.0/24", "2001:db8::/126", "198.51.100.7/32"])
+    );
+
+    for inside in [
+        "203.0.113.0",
+        "203.0.113.255",
+        "2001:db8::",
+        "2001:db8::3",
+        "198.51.100.7",
+        "::ffff:203.0.113.1",
+    ] {
+        assert_eq!(
+            code(&app, &verifier, json!({"key": key, "ip": inside})).await,
+            "VALID",
+            "{inside}"
+        );
+    }
+    for outside in [
+        "203.0.112.255",
+        "203.0.114.0",
+        "2001:db8::4",
+        "198.51.100.8",
+        "127.0.0.1",
+        "::1",
+    ] {
+        assert_eq!(
+            code(&app, &verifier, json!({"key": key, "ip": outside})).await,
+            "IP_NOT_ALLOWED",
+            "{outside}"
+        );
+    }
+    assert_eq!(
+        code(&app, &verifier, json!({"key": key})).await,
+        "IP_NOT_ALLOWED",
+        "no address, no entry"
+    );
+    // A key without an allowlist takes any address, or none.
+    let (_, open) = app.key_with(&member, &[]).await;
+    assert_eq!(code(&app, &verifier, json!({"key": open})).await, "VALID");
+    assert_eq!(
+        code(&app, &verifier, json!({"key": open, "ip": "192.0.2.1"})).await,
+        "VALID"
+    );
+
+    for bad in ["203.0.113.256", "example.com", "", "203.0.113.0/24"] {
+        let r = app
+            .post(
+                "/api/v1/keys/verify",
+                As::ApiKey(&verifier),
+                json!({"key": key, "ip": bad}),
+            )
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("ip:"),
+            "{bad}: {:?}",
+            r.body
+        );
+    }
+    for bad in [
+        json!(["10.0.0.1/8"]),
+        json!(["10.0.0.0/33"]),
+        json!(["nope"]),
+        json!(["10.0.0.0/8", "10.0.0.0/8"]),
+        json!(vec!["10.0.0.0/8"; 101]),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/api-keys",
+                As::Bearer(&member),
+                json!({"allowed_ips": bad}),
+            )
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("allowed_ips:"),
+            "{bad}: {:?}",
+            r.body
+        );
+        let r = app
+            .patch(
+                &format!("/api/v1/api-keys/{id}"),
+                As::Bearer(&member),
+                json!({"allowed_ips": bad}),
+            )
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("allowed_ips:"),
+            "{bad}: {:?}",
+            r.body
+        );
+    }
+    assert!(
+        app.post(
+            "/api/v1/api-keys",
+            As::Bearer(&member),
+            json!({"allowed_ips": ["10.0.0.1/8"]})
+        )
+        .await
+        .body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("10.0.0.0/8"),
+        "the message names the network meant"
+    );
+
+    // Narrowed, then lifted: the very next verification sees each change.
+    app.patch(
+        &format!("/api/v1/api-keys/{id}"),
+        As::Bearer(&member),
+        json!({"allowed_ips": ["2001:db8::2/128"]}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        code(&app, &verifier, json!({"key": key, "ip": "203.0.113.1"})).await,
+        "IP_NOT_ALLOWED"
+    );
+    assert_eq!(
+        code(&app, &verifier, json!({"key": key, "ip": "2001:db8::2"})).await,
+        "VALID"
+    );
+    let lifted = app
+        .patch(
+            &format!("/api/v1/api-keys/{id}"),
+            As::Bearer(&member),
+            json!({"allowed_ips": null}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(lifted.body["allowed_ips"], json!([]));
+    assert_eq!(code(&app, &verifier, json!({"key": key})).await, "VALID");
+    let audit = app
+        .get(
+            &format!("/api/v1/audit-logs?resource_id={id}"),
+            As::Bearer(&app.admin().await),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        audit.body.to_string().contains("2001:db8::2/128"),
+        "the change is audited: {}",
+        audit.body
+    );
+}
+
+#[tokio::test]
+async fn forward_auth_takes_the_client_address_only_from_the_header_the_operator_names() {
+    let trusting = app_served(keyward_server::Settings {
+        forward_client_ip_header: Some(axum::http::HeaderName::from_static("x-real-ip")),
+        ..keyward_server::Settings::default()
+    })
+    .await;
+    for app in [&trusting, &app().await] {
+        let t = app.tenant("acme").await;
+        let member = app.member_of(t).await;
+        let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+        let (_, key) = app
+            .key_from(
+                &member,
+                json!({"allowed_ips": ["2001:db8::/32", "192.0.2.0/24"]}),
+            )
+            .await;
+        let trusted = std::ptr::eq(app, &trusting);
+        let inside = forward(app, &verifier, &key, "", &[("x-real-ip", "192.0.2.10")]).await;
+        let expected = if trusted {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(inside.status, expected, "trusting the header: {trusted}");
+        forward(app, &verifier, &key, "", &[("x-real-ip", "2001:db8:1::1")])
+            .await
+            .expect(expected);
+        let outside = forward(app, &verifier, &key, "", &[("x-real-ip", "192.0.3.1")])
+            .await
+            .expect(StatusCode::FORBIDDEN);
+        assert!(
+            outside.body.to_string().contains("address"),
+            "{:?}",
+            outside.body
+        );
+        forward(app, &verifier, &key, "", &[])
+            .await
+            .expect(StatusCode::FORBIDDEN);
+        // A client's own X-Forwarded-For is never taken for the address.
+        forward(
+            app,
+            &verifier,
+            &key,
+            "",
+            &[("x-forwarded-for", "192.0.2.10")],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+        let malformed = forward(app, &verifier, &key, "", &[("x-real-ip", "192.0.2.x")]).await;
+        let expected = if trusted {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(malformed.status, expected, "{:?}", malformed.body);
+    }
+    // A list in the named header: its last entry is the one the trusted proxy added.
+    let xff = app_served(keyward_server::Settings {
+        forward_client_ip_header: Some(axum::http::HeaderName::from_static("x-forwarded-for")),
+        ..keyward_server::Settings::default()
+    })
+    .await;
+    let t = xff.tenant("acme").await;
+    let member = xff.member_of(t).await;
+    let (_, verifier) = xff.key_with(&member, &["keyward:verify"]).await;
+    let (_, key) = xff
+        .key_from(&member, json!({"allowed_ips": ["192.0.2.0/24"]}))
+        .await;
+    forward(
+        &xff,
+        &verifier,
+        &key,
+        "",
+        &[("x-forwarded-for", "10.9.9.9, 192.0.2.10")],
+    )
+    .await
+    .expect(StatusCode::OK);
+    forward(
+        &xff,
+        &verifier,
+        &key,
+        "",
+        &[("x-forwarded-for", "192.0.2.10, 10.9.9.9")],
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn permission_expressions_combine_scopes_with_and_or_and_parentheses() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let (_, reader) = app.key_with(&member, &["orders:read"]).await;
+    let (_, admin) = app.key_with(&member, &["orders:read", "admin"]).await;
+    let (_, writer) = app.key_with(&member, &["orders:write"]).await;
+    let expr = "orders:read AND (orders:write OR admin)";
+    let cases = [
+        (&reader, expr, "INSUFFICIENT_SCOPES"),
+        (&admin, expr, "VALID"),
+        (&writer, expr, "INSUFFICIENT_SCOPES"),
+        (&reader, "orders:read OR orders:write", "VALID"),
+        (&writer, "orders:read OR orders:write", "VALID"),
+        (
+            &reader,
+            "orders:read and orders:write",
+            "INSUFFICIENT_SCOPES",
+        ),
+        (&admin, "orders:read AND admin", "VALID"),
+        // AND binds tighter than OR.
+        (&writer, "orders:write OR orders:read AND admin", "VALID"),
+        (
+            &reader,
+            "(orders:write OR orders:read) AND admin",
+            "INSUFFICIENT_SCOPES",
+        ),
+        (&reader, "orders:read", "VALID"),
+    ];
+    for (key, expr, expected) in cases {
+        assert_eq!(
+            code(&app, &verifier, json!({"key": key, "scopes": expr})).await,
+            expected,
+            "{expr}"
+        );
+        let status = if expected == "VALID" {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        let query = format!("?scopes={}", urlencode(expr));
+        assert_eq!(
+            forward(&app, &verifier, key, &query, &[]).await.status,
+            status,
+            "forward auth: {expr}"
+        );
+    }
+    // The plain list still means "all of these".
+    assert_eq!(
+        code(
+            &app,
+            &verifier,
+            json!({"key": admin, "scopes": ["orders:read", "admin"]})
+        )
+        .await,
+        "VALID"
+    );
+    assert_eq!(
+        code(
+            &app,
+            &verifier,
+            json!({"key": reader, "scopes": ["orders:read", "admin"]})
+        )
+        .await,
+        "INSUFFICIENT_SCOPES"
+    );
+
+    let malformed = [
+        ("", "position 1"),
+        ("orders:read AND", "position 16"),
+        ("orders:read OR OR admin", "position 16"),
+        ("(orders:read OR admin", "position 22"),
+        ("orders:read admin", "position 13"),
+        ("orders:read)", "position 12"),
+        ("orders:read AND bad!scope", "position 17"),
+        ("()", "position 2"),
+    ];
+    for (expr, position) in malformed {
+        let r = app
+            .post(
+                "/api/v1/keys/verify",
+                As::ApiKey(&verifier),
+                json!({"key": reader, "scopes": expr}),
+            )
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("scopes:") && message.contains(position),
+            "{expr:?}: {message}"
+        );
+        if expr.contains([' ', '(', ')']) {
+            let r = forward(
+                &app,
+                &verifier,
+                &reader,
+                &format!("?scopes={}", urlencode(expr)),
+                &[],
+            )
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+            assert!(
+                r.body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(position),
+                "forward auth: {expr:?}"
+            );
+        }
+    }
+    app.post(
+        "/api/v1/keys/verify",
+        As::ApiKey(&verifier),
+        json!({"key": reader, "scopes": 7}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b':' | b'-' | b'_' | b'.' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
