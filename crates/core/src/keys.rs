@@ -12,7 +12,10 @@ use keyward_domain::ratelimit::{KeyRateLimit, RateLimitError};
 use keyward_domain::scope::{KeywardRight, Scopes};
 use keyward_domain::text;
 use keyward_domain::Patch;
-use keyward_domain::{ApiKey, IpAllowlist, KeyDigest, KeyPrefix, KeyStatus, PlainKey, Role};
+use keyward_domain::{
+    ApiKey, IpAllowlist, KeyDigest, KeyPrefix, KeyStatus, PlainKey, PolicyViolation, Role,
+    TenantPolicy,
+};
 use keyward_domain::{AuditAction, Event, EventType};
 use keyward_store::{Cursor, KeyQuery, KeysOf, StoreError};
 use serde_json::{json, Value};
@@ -276,7 +279,7 @@ async fn key_tenant(
 pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<IssuedKey> {
     caller.principal.require(KeywardRight::Write)?;
     validate_name(&req.name)?;
-    let rate_limit = rate_limit_of(req.rate_limit_max, req.rate_limit_window.as_deref())?;
+    let mut rate_limit = rate_limit_of(req.rate_limit_max, req.rate_limit_window.as_deref())?;
     if let Some(m) = &req.metadata {
         validate_metadata("metadata", m)?;
     }
@@ -285,6 +288,15 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<Iss
     let now = keyward_domain::clock::truncate_millis(state.now());
     let expires_at = resolve_expiry(req.expiry, now)?;
     let tenant = key_tenant(state, caller, req.tenant).await?;
+    if let Some(policy) = tenant.as_ref().map(|t| &t.policy) {
+        policy.check_scopes(&scopes).map_err(violation("scopes"))?;
+        policy
+            .check_expiry(expires_at, now)
+            .map_err(violation("expiry"))?;
+        if rate_limit.is_none() {
+            rate_limit = default_rate_limit(policy)?;
+        }
+    }
     let prefix = tenant
         .as_ref()
         .map(|t| t.prefix())
@@ -321,6 +333,31 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<Iss
     state.cache.invalidate(&key.digest);
     stored?;
     Ok(IssuedKey { key, plaintext })
+}
+
+/// A tenant policy's refusal, naming the field it concerns (`policy_violation`).
+fn violation(field: &'static str) -> impl Fn(PolicyViolation) -> Error {
+    move |v| Error::invalid("policy_violation", format!("{field}: {v}"))
+}
+
+/// The rate limit a policy gives new keys that name none.
+fn default_rate_limit(policy: &TenantPolicy) -> Result<Option<KeyRateLimit>> {
+    policy
+        .default_rate_limit
+        .as_ref()
+        .map(|d| KeyRateLimit::stored(d.max, &d.window))
+        .transpose()
+        .map_err(|e| Error::Internal(format!("a stored default rate limit: {e}")))
+}
+
+/// The policy of the tenant a key lives in (the default for keys in none, or in a tenant since
+/// deleted).
+async fn policy_of(state: &Keyward, key: &ApiKey) -> Result<TenantPolicy> {
+    Ok(match key.tenant_id {
+        Some(t) => state.store.get_tenant(t).await?.map(|t| t.policy),
+        None => None,
+    }
+    .unwrap_or_default())
 }
 
 /// A key within the caller's reach, or 404.
@@ -420,6 +457,12 @@ pub async fn update(
     caller.principal.require(KeywardRight::Write)?;
     let mut key = visible(state, caller, reach, id).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
+    // The tenant's rules apply to what this change sets; what it leaves alone stays.
+    let policy = if patch.scopes.is_some() || !patch.expires_at.is_keep() {
+        policy_of(state, &key).await?
+    } else {
+        TenantPolicy::default()
+    };
     let mut changes = serde_json::Map::new();
     if !patch.name.is_keep() {
         let name = patch.name.apply(key.name.take());
@@ -429,6 +472,9 @@ pub async fn update(
     }
     if let Some(scopes) = patch.scopes {
         key.scopes = validated_scopes(caller, &scopes)?;
+        policy
+            .check_scopes(&key.scopes)
+            .map_err(violation("scopes"))?;
         changes.insert("scopes".into(), json!(key.scopes));
     }
     if let Some(nets) = patch.allowed_ips {
@@ -446,6 +492,9 @@ pub async fn update(
             Patch::Clear | Patch::Keep => KeyExpiry::Never,
         };
         key.expires_at = resolve_expiry(expiry, now)?;
+        policy
+            .check_expiry(key.expires_at, now)
+            .map_err(violation("expiry"))?;
         changes.insert("expires_at".into(), json!(key.expires_at.map(rfc3339)));
     }
     // A limit the change leaves alone stays as stored (even one an older, more lenient grammar
@@ -621,19 +670,35 @@ pub async fn rotate(
         return Err(Error::NotFound("api key"));
     }
     caller.principal.may_grant(&old.scopes)?;
-    let prefix = match old.tenant_id {
-        Some(t) => state.store.get_tenant(t).await?.map(|t| t.prefix()),
+    let tenant = match old.tenant_id {
+        Some(t) => state.store.get_tenant(t).await?,
         None => None,
-    }
-    .unwrap_or_else(|| {
+    };
+    let prefix = tenant.as_ref().map(|t| t.prefix()).unwrap_or_else(|| {
         KeyPrefix::parse(&old.prefix).unwrap_or_else(|_| KeyPrefix::default_prefix())
     });
+    let policy = tenant.map(|t| t.policy).unwrap_or_default();
+    // The successor follows the tenant's policy as it is now: its scopes must be allowed, and
+    // its lifetime is the old one's, cut to the policy's longest.
+    policy
+        .check_scopes(&old.scopes)
+        .map_err(violation("scopes"))?;
     let plaintext = PlainKey::generate(&prefix)
         .map_err(|e| Error::Internal(format!("OS random source: {e}")))?;
     let old_end = old
         .revoked_at
         .map_or(now + grace, |end| end.min(now + grace));
-    let lifetime = old.expires_at.map(|exp| exp - old.created_at);
+    let lifetime = match (
+        old.expires_at.map(|exp| exp - old.created_at),
+        policy.max_key_lifetime,
+    ) {
+        (Some(l), Some(max)) => Some(l.min(Duration::seconds(max))),
+        (None, Some(max)) => Some(Duration::seconds(max)),
+        (lifetime, None) => lifetime,
+    };
+    policy
+        .check_expiry(lifetime.map(|l| now + l), now)
+        .map_err(violation("expiry"))?;
     let key = ApiKey {
         id: Uuid::now_v7(),
         name: name.or_else(|| old.name.clone()),

@@ -33,12 +33,7 @@ fn scheduler() -> Actor {
 
 /// A threshold (seconds) as the short form people write: `7d`, `12h`, `30m`, `45s`.
 pub fn threshold_text(seconds: i64) -> String {
-    match seconds {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
+    keyward_domain::duration::short_text(seconds)
 }
 
 /// The reminder a key `left` before its expiry is due, under `policy`: the tightest threshold

@@ -2,9 +2,11 @@
 
 use keyward_domain::model::validate_slug;
 use keyward_domain::model::MAX_EXPIRY_REMINDERS;
+use keyward_domain::ratelimit::{KeyRateLimit, RateLimitError};
+use keyward_domain::scope::KEYWARD_NAMESPACE;
 use keyward_domain::text;
 use keyward_domain::AuditAction;
-use keyward_domain::{KeyPrefix, Patch, Tenant, TenantPolicy};
+use keyward_domain::{DefaultRateLimit, KeyPrefix, Patch, Scopes, Tenant, TenantPolicy};
 use keyward_store::{Cursor, StoreError};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -32,6 +34,15 @@ pub struct PolicyChanges {
     /// Durations before expiry (`7d`, `12h`, ...: [`keyward_domain::duration::SHORT_PATTERN`]),
     /// at most 5, none written twice; empty sends no reminders.
     pub expiry_reminders: Option<Vec<String>>,
+    /// The longest lifetime of a key (a short duration such as `90d`, at most 100 years);
+    /// cleared: no limit.
+    pub max_key_lifetime: Patch<String>,
+    pub require_expiry: Option<bool>,
+    /// The application scopes keys may carry (each a scope outside `keyward:`, at most 64);
+    /// cleared: any.
+    pub allowed_scopes: Patch<Vec<String>>,
+    /// `(max, window)` as a key's rate limit takes them; cleared: none.
+    pub default_rate_limit: Patch<(i64, String)>,
 }
 
 impl PolicyChanges {
@@ -64,6 +75,62 @@ impl PolicyChanges {
             seconds.sort_unstable_by(|a, b| b.cmp(a));
             seconds.dedup();
             policy.expiry_reminders = seconds;
+        }
+        if let Some(require) = self.require_expiry {
+            policy.require_expiry = require;
+        }
+        match &self.max_key_lifetime {
+            Patch::Keep => {}
+            Patch::Clear => policy.max_key_lifetime = None,
+            Patch::Set(text) => {
+                let field = "policy.max_key_lifetime";
+                let d = keyward_domain::duration::parse_short(text)
+                    .map_err(|e| Error::invalid_field(field, e))?;
+                if d <= time::Duration::ZERO
+                    || d.whole_seconds() > keyward_domain::duration::MAX_DURATION_SECONDS
+                {
+                    return Err(Error::invalid_field(
+                        field,
+                        "must be positive and within 100 years",
+                    ));
+                }
+                policy.max_key_lifetime = Some(d.whole_seconds());
+            }
+        }
+        match &self.allowed_scopes {
+            Patch::Keep => {}
+            Patch::Clear => policy.allowed_scopes = None,
+            Patch::Set(list) => {
+                let field = "policy.allowed_scopes";
+                let scopes = Scopes::parse(list).map_err(|e| Error::invalid_field(field, e))?;
+                if let Some(own) = scopes.iter().find(|s| s.starts_with(KEYWARD_NAMESPACE)) {
+                    return Err(Error::invalid_field(
+                        field,
+                        format!(
+                            "{own:?} is keyward's own scope: its use follows roles, not this list"
+                        ),
+                    ));
+                }
+                policy.allowed_scopes = Some(scopes.into_vec());
+            }
+        }
+        match &self.default_rate_limit {
+            Patch::Keep => {}
+            Patch::Clear => policy.default_rate_limit = None,
+            Patch::Set((max, window)) => {
+                KeyRateLimit::set(*max, window).map_err(|e| match e {
+                    RateLimitError::MaxOutOfRange => {
+                        Error::invalid_field("policy.default_rate_limit.max", e)
+                    }
+                    RateLimitError::Window(e) => {
+                        Error::invalid_field("policy.default_rate_limit.window", e)
+                    }
+                })?;
+                policy.default_rate_limit = Some(DefaultRateLimit {
+                    max: *max,
+                    window: window.clone(),
+                });
+            }
         }
         Ok(policy)
     }

@@ -45,6 +45,16 @@ fn max_digits(unit_seconds: i64) -> usize {
     }
 }
 
+/// Seconds as the short form [`parse_short`] reads: `7d`, `12h`, `30m`, `45s`.
+pub fn short_text(seconds: i64) -> String {
+    match seconds {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Parses a short duration as [`SHORT_PATTERN`] states it: `<digits><unit>` with unit one of
 /// `s`, `m`, `h`, `d`, `w`. Nothing around it is trimmed.
 pub fn parse_short(input: &str) -> Result<Duration, DurationError> {

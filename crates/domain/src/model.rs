@@ -33,6 +33,73 @@ pub struct TenantPolicy {
     /// How long before a key's expiry a `key.expiring` event is sent, in seconds, longest first;
     /// one event per key and threshold. Default 7 days and 1 day; empty sends none.
     pub expiry_reminders: Vec<i64>,
+    /// The longest lifetime, in seconds, of a key made, rotated or given a new expiry in the
+    /// tenant; `None`: no limit. Keys that existed before it was set keep their expiry.
+    pub max_key_lifetime: Option<i64>,
+    /// Every key made or changed must have an expiry.
+    pub require_expiry: bool,
+    /// The application scopes (outside `keyward:`) keys of the tenant may carry; `None`: any.
+    pub allowed_scopes: Option<Vec<String>>,
+    /// The rate limit a new key gets when its request names none.
+    pub default_rate_limit: Option<DefaultRateLimit>,
+}
+
+/// A tenant's rate limit for new keys that name none: `max` requests per `window` (as a key's
+/// `rate_limit_max` and `rate_limit_window`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRateLimit {
+    pub max: i64,
+    pub window: String,
+}
+
+/// A key that a tenant's policy does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyViolation {
+    #[error("this tenant requires every key to have an expiry")]
+    ExpiryRequired,
+    #[error("keys of this tenant live at most {}: give an expiry within it", crate::duration::short_text(*.0))]
+    LifetimeTooLong(i64),
+    #[error("scope {0:?} is not among the scopes this tenant allows ({1})")]
+    ScopeNotAllowed(String, String),
+}
+
+impl TenantPolicy {
+    /// Whether a key made (or whose expiry is set) at `now` may have `expires_at`.
+    pub fn check_expiry(
+        &self,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<(), PolicyViolation> {
+        match (expires_at, self.max_key_lifetime) {
+            (None, Some(max)) => Err(PolicyViolation::LifetimeTooLong(max)),
+            (None, None) if self.require_expiry => Err(PolicyViolation::ExpiryRequired),
+            (Some(at), Some(max)) if at > now + time::Duration::seconds(max) => {
+                Err(PolicyViolation::LifetimeTooLong(max))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a key of the tenant may carry `scopes` (keyward's own are not the policy's).
+    pub fn check_scopes(&self, scopes: &crate::scope::Scopes) -> Result<(), PolicyViolation> {
+        let Some(allowed) = &self.allowed_scopes else {
+            return Ok(());
+        };
+        match scopes
+            .iter()
+            .find(|s| !s.starts_with(crate::scope::KEYWARD_NAMESPACE) && !allowed.contains(s))
+        {
+            Some(s) => Err(PolicyViolation::ScopeNotAllowed(
+                s.clone(),
+                if allowed.is_empty() {
+                    "none".into()
+                } else {
+                    allowed.join(", ")
+                },
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The most expiry reminder thresholds a tenant may have.
@@ -43,6 +110,10 @@ impl Default for TenantPolicy {
         Self {
             revoke_leaked_keys: true,
             expiry_reminders: vec![7 * 86_400, 86_400],
+            max_key_lifetime: None,
+            require_expiry: false,
+            allowed_scopes: None,
+            default_rate_limit: None,
         }
     }
 }

@@ -87,6 +87,8 @@ pub fn state_what_is_enforced(doc: &mut Value) {
     let short = json!({"pattern": duration::SHORT_PATTERN});
     let window = json!({"pattern": duration::WINDOW_PATTERN});
     let credits = json!({"minimum": 0, "maximum": MAX_CREDITS});
+    let allowed_ips = json!({"maxItems": keyward_domain::network::MAX_ALLOWED_IPS,
+        "items": {"type": "string", "minLength": 2, "maxLength": 49}});
     let events = json!({"minItems": 1, "items": {"type": "string",
         "enum": keyward_domain::EventType::ALL.map(keyward_domain::EventType::as_str)}});
     let description = json!({"maxLength": keyward_core::webhooks::MAX_DESCRIPTION_CHARS,
@@ -101,10 +103,19 @@ pub fn state_what_is_enforced(doc: &mut Value) {
             json!({"minimum": 1, "maximum": MAX_RATE_LIMIT}),
         ),
         ("CreateApiKeyInput", "expires_in", short.clone()),
+        ("CreateApiKeyInput", "allowed_ips", allowed_ips.clone()),
+        ("UpdateApiKeyInput", "allowed_ips", allowed_ips),
+        ("PolicyInput", "max_key_lifetime", short.clone()),
+        ("PolicyInput", "allowed_scopes", scopes.clone()),
+        (
+            "RateLimitInput",
+            "max",
+            json!({"minimum": 1, "maximum": MAX_RATE_LIMIT}),
+        ),
+        ("RateLimitInput", "window", window.clone()),
         ("CreateApiKeyInput", "remaining", credits.clone()),
         ("UpdateApiKeyInput", "name", name.clone()),
         ("UpdateApiKeyInput", "scopes", scopes.clone()),
-        ("VerifyKeyInput", "scopes", scopes),
         ("UpdateApiKeyInput", "rate_limit_window", window),
         (
             "UpdateApiKeyInput",
@@ -197,6 +208,21 @@ pub fn state_what_is_enforced(doc: &mut Value) {
             doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{field}"))
         {
             merge(property, rules);
+        }
+    }
+    // Verify's scopes: a list, or an expression (whose grammar no JSON Schema states).
+    let scopes_input = [
+        ("0", scopes),
+        (
+            "1",
+            json!({"minLength": 1, "maxLength": keyward_domain::permission::MAX_EXPRESSION_LEN}),
+        ),
+    ];
+    for (variant, rules) in scopes_input {
+        if let Some(Value::Object(schema)) =
+            doc.pointer_mut(&format!("/components/schemas/ScopesInput/oneOf/{variant}"))
+        {
+            merge(schema, &rules);
         }
     }
     let page = [

@@ -431,3 +431,314 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A form-encoded `POST /api/apikey` (seed 003's surface).
+async fn form_add(app: &TestApp, token: &str, body: &str) -> Resp {
+    let req = Request::post("/api/apikey")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    app.send(req).await
+}
+
+/// An Estuary `POST /user/api-keys` with its query.
+async fn estuary_add(app: &TestApp, token: &str, query: &str) -> Resp {
+    app.call(
+        axum::http::Method::POST,
+        &format!("/user/api-keys{query}"),
+        As::Bearer(token),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_tenants_policy_binds_its_keys_on_every_surface() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (old_id, _) = app
+        .key_from(&member, json!({"scopes": ["orders:write"]}))
+        .await;
+    let tenant_path = format!("/api/v1/tenants/{t}");
+
+    let policy = json!({"policy": {
+        "max_key_lifetime": "90d", "require_expiry": true,
+        "allowed_scopes": ["orders:read", "upload"],
+        "default_rate_limit": {"max": 10, "window": "1 minute"},
+    }});
+    let r = app
+        .patch(&tenant_path, As::Bearer(&admin), policy)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["policy"]["max_key_lifetime"], "90d");
+    assert_eq!(r.body["policy"]["require_expiry"], true);
+    assert_eq!(
+        r.body["policy"]["allowed_scopes"],
+        json!(["orders:read", "upload"])
+    );
+    assert_eq!(
+        r.body["policy"]["default_rate_limit"],
+        json!({"max": 10, "window": "1 minute"})
+    );
+    let audit = app
+        .get(
+            &format!("/api/v1/audit-logs?resource_id={t}"),
+            As::Bearer(&admin),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        audit.body.to_string().contains("max_key_lifetime"),
+        "audited: {}",
+        audit.body
+    );
+
+    // Native: no expiry, too long an expiry, a scope outside the list: 400 naming the rule.
+    let refused = [
+        (json!({}), "90d"),
+        (json!({"expires_in": "91d"}), "90d"),
+        (json!({"expires_at": "2099-01-01T00:00:00Z"}), "90d"),
+        (
+            json!({"expires_in": "30d", "scopes": ["orders:write"]}),
+            "orders:write",
+        ),
+    ];
+    for (body, says) in refused {
+        let r = app
+            .post("/api/v1/api-keys", As::Bearer(&member), body.clone())
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.error_code(), "policy_violation", "{body}");
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(says),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let (id, _) = app
+        .key_from(
+            &member,
+            json!({"expires_in": "90d", "scopes": ["orders:read"]}),
+        )
+        .await;
+    let made = app
+        .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (
+            made.body["rate_limit_max"].clone(),
+            made.body["rate_limit_window"].clone()
+        ),
+        (json!(10), json!("1 minute")),
+        "the default rate limit"
+    );
+    let (own_limit, _) = app
+        .key_from(
+            &member,
+            json!({"expires_in": "1d", "rate_limit_max": 5, "rate_limit_window": "1 hour"}),
+        )
+        .await;
+    let own = app
+        .get(
+            &format!("/api/v1/api-keys/{own_limit}"),
+            As::Bearer(&member),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        own.body["rate_limit_max"], 5,
+        "a key's own limit wins over the default"
+    );
+    // keyward's own scopes follow roles, not the list.
+    app.key_from(
+        &member,
+        json!({"expires_in": "1d", "scopes": ["keyward:read"]}),
+    )
+    .await;
+
+    // Extending, clearing, or widening a key's scopes is refused; other edits are not, even of
+    // a key made before the policy.
+    let key_path = format!("/api/v1/api-keys/{id}");
+    for body in [
+        json!({"expires_at": null}),
+        json!({"expires_at": "2099-01-01T00:00:00Z"}),
+        json!({"scopes": ["orders:read", "orders:write"]}),
+    ] {
+        let r = app
+            .patch(&key_path, As::Bearer(&member), body.clone())
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.error_code(), "policy_violation", "{body}");
+    }
+    app.patch(&key_path, As::Bearer(&member), json!({"name": "renamed"}))
+        .await
+        .expect(StatusCode::OK);
+    app.patch(
+        &format!("/api/v1/api-keys/{old_id}"),
+        As::Bearer(&member),
+        json!({"name": "older"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    // Rotation follows the policy as it is now: a lifetime cut to the new maximum.
+    app.patch(
+        &tenant_path,
+        As::Bearer(&admin),
+        json!({"policy": {"max_key_lifetime": "30d"}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let rotated = app
+        .post(
+            &format!("{key_path}/rotate"),
+            As::Bearer(&member),
+            json!({}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let expires = crate::support::rfc3339(&rotated.body["expires_at"]);
+    assert!(
+        expires <= crate::support::start_time() + time::Duration::days(30),
+        "cut to 30d: {expires}"
+    );
+
+    // Estuary: `expiry=false` and a default 30d under a 7d maximum are 400s in its own shape;
+    // within the rules, keys are made.
+    let r = estuary_add(&app, &member, "?expiry=false")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"]["reason"], "ERR_INVALID_INPUT");
+    assert!(
+        r.body["error"]["details"].as_str().unwrap().contains("30d"),
+        "{}",
+        r.body
+    );
+    estuary_add(&app, &member, "?expiry=720h&perms=upload")
+        .await
+        .expect(StatusCode::OK);
+    // The form surface: `Never` and `One Year` are 400s in its shape; `One Month` is made.
+    for phrase in ["Never", "One%20Year"] {
+        let r = form_add(&app, &member, &format!("label=x&expires={phrase}"))
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["code"], "POLICY_VIOLATION", "{phrase}: {}", r.body);
+        assert!(
+            r.body["message"].as_str().unwrap().contains("30d"),
+            "{}",
+            r.body
+        );
+    }
+    form_add(&app, &member, "label=x&expires=One%20Week")
+        .await
+        .expect(StatusCode::CREATED);
+
+    // An expiry required, with no maximum: "never" is refused on each surface, a year is not.
+    app.patch(
+        &tenant_path,
+        As::Bearer(&admin),
+        json!({"policy": {"max_key_lifetime": null}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let r = app
+        .post("/api/v1/api-keys", As::Bearer(&member), json!({}))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("requires every key to have an expiry"));
+    estuary_add(&app, &member, "?expiry=false")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    let r = form_add(&app, &member, "label=x&expires=Never")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["code"], "POLICY_VIOLATION");
+    form_add(&app, &member, "label=y&expires=One%20Year")
+        .await
+        .expect(StatusCode::CREATED);
+    app.post(
+        "/api/v1/api-keys",
+        As::Bearer(&member),
+        json!({"expires_in": "3650d"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+
+    // Lifted: anything goes again.
+    app.patch(&tenant_path, As::Bearer(&admin), json!({"policy": {"require_expiry": false, "allowed_scopes": null, "default_rate_limit": null}})).await.expect(StatusCode::OK);
+    let (free, _) = app
+        .key_from(&member, json!({"scopes": ["orders:write"]}))
+        .await;
+    let free = app
+        .get(&format!("/api/v1/api-keys/{free}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert!(free.body["expires_at"].is_null() && free.body["rate_limit_max"].is_null());
+}
+
+#[tokio::test]
+async fn malformed_policies_are_refused_with_the_field_named() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let t = app.tenant("acme").await;
+    let cases = [
+        (json!({"max_key_lifetime": "0d"}), "policy.max_key_lifetime"),
+        (
+            json!({"max_key_lifetime": "ninety days"}),
+            "policy.max_key_lifetime",
+        ),
+        (
+            json!({"max_key_lifetime": "40000d"}),
+            "policy.max_key_lifetime",
+        ),
+        (
+            json!({"allowed_scopes": ["keyward:read"]}),
+            "policy.allowed_scopes",
+        ),
+        (json!({"allowed_scopes": ["a b"]}), "policy.allowed_scopes"),
+        (
+            json!({"allowed_scopes": ["a", "a"]}),
+            "policy.allowed_scopes",
+        ),
+        (
+            json!({"default_rate_limit": {"max": 0, "window": "1 minute"}}),
+            "policy.default_rate_limit.max",
+        ),
+        (
+            json!({"default_rate_limit": {"max": 5, "window": "1 fortnight"}}),
+            "policy.default_rate_limit.window",
+        ),
+        (json!({"require_expiry": "yes"}), "expected a boolean"),
+    ];
+    for (policy, field) in cases {
+        let r = app
+            .patch(
+                &format!("/api/v1/tenants/{t}"),
+                As::Bearer(&admin),
+                json!({"policy": policy}),
+            )
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(field),
+            "{policy}: {}",
+            r.body
+        );
+    }
+    let r = app
+        .get(&format!("/api/v1/tenants/{t}"), As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        r.body["policy"]["max_key_lifetime"].is_null()
+            && r.body["policy"]["allowed_scopes"].is_null(),
+        "nothing half-written"
+    );
+}

@@ -58,6 +58,25 @@ pub struct PolicyView {
     pub revoke_leaked_keys: bool,
     /// How long before a key's expiry `key.expiring` is sent, longest first (default 7d, 1d).
     pub expiry_reminders: Vec<String>,
+    /// The longest lifetime of a key made, rotated or given a new expiry (`90d`); null: none.
+    pub max_key_lifetime: Option<String>,
+    /// Every key made or given a new expiry must have one.
+    pub require_expiry: bool,
+    /// The application scopes keys may carry; null: any. keyward's own scopes follow roles.
+    pub allowed_scopes: Option<Vec<String>>,
+    /// The rate limit of new keys whose request names none; null: none.
+    pub default_rate_limit: Option<RateLimitInput>,
+}
+
+/// A rate limit: `max` requests per `window` (as a key's `rate_limit_max` and
+/// `rate_limit_window`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitInput {
+    #[schema(minimum = 1, maximum = 100000)]
+    pub max: i64,
+    /// `<number> <second|minute|hour|day>[s]`, e.g. `1 minute`.
+    pub window: String,
 }
 
 impl From<&keyward_domain::TenantPolicy> for PolicyView {
@@ -69,6 +88,13 @@ impl From<&keyward_domain::TenantPolicy> for PolicyView {
                 .iter()
                 .map(|&s| keyward_core::notices::threshold_text(s))
                 .collect(),
+            max_key_lifetime: p.max_key_lifetime.map(keyward_domain::duration::short_text),
+            require_expiry: p.require_expiry,
+            allowed_scopes: p.allowed_scopes.clone(),
+            default_rate_limit: p.default_rate_limit.as_ref().map(|d| RateLimitInput {
+                max: d.max,
+                window: d.window.clone(),
+            }),
         }
     }
 }
@@ -82,6 +108,23 @@ pub struct PolicyInput {
     /// Durations such as `7d`, `12h`, `30m` (at most 5, none listed twice); `[]` sends none.
     #[schema(nullable)]
     pub expiry_reminders: Option<Vec<String>>,
+    /// The longest lifetime of a key made, rotated or given a new expiry, e.g. `90d`; null
+    /// lifts it. Creating or extending a key beyond it is a 400 `policy_violation`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub max_key_lifetime: Patch<String>,
+    /// Every key made or given a new expiry must have one (400 `policy_violation` otherwise).
+    #[schema(nullable)]
+    pub require_expiry: Option<bool>,
+    /// The application scopes keys of the tenant may carry (at most 64, none under
+    /// `keyward:`); null: any.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_scopes: Patch<Vec<String>>,
+    /// The rate limit new keys get when their request names none; null: none.
+    #[serde(default)]
+    #[schema(value_type = Option<RateLimitInput>)]
+    pub default_rate_limit: Patch<Obj<RateLimitInput>>,
 }
 
 impl From<PolicyInput> for PolicyChanges {
@@ -89,6 +132,10 @@ impl From<PolicyInput> for PolicyChanges {
         Self {
             revoke_leaked_keys: p.revoke_leaked_keys,
             expiry_reminders: p.expiry_reminders,
+            max_key_lifetime: p.max_key_lifetime,
+            require_expiry: p.require_expiry,
+            allowed_scopes: p.allowed_scopes,
+            default_rate_limit: p.default_rate_limit.map(|r| (r.0.max, r.0.window)),
         }
     }
 }
