@@ -86,6 +86,8 @@ pub struct Keyward {
     pub auth_failures_by_addr: Arc<FailureThrottle>,
     /// Each rate-limited key's window on this node.
     pub limiter: Arc<KeyRateLimiter>,
+    /// Each owner's shared window on this node (owners with a shared rate limit), by user id.
+    pub owner_limiter: Arc<KeyRateLimiter>,
     /// Usage (last use, verifications per day and code) waiting to be written.
     pub usage: Arc<UsageBuffer>,
     /// Keys by digest and users by id, for the verify path.
@@ -130,6 +132,7 @@ impl Keyward {
             metrics: Arc::clone(&metrics),
             settings: Arc::new(settings),
             limiter: Arc::new(KeyRateLimiter::default()),
+            owner_limiter: Arc::new(KeyRateLimiter::default()),
             usage: Arc::new(UsageBuffer::new(metrics)),
         }
     }

@@ -147,7 +147,10 @@ fn validate_name(name: &Option<String>) -> Result<()> {
 }
 
 /// A rate limit from what a caller asked for: both fields, or neither.
-fn rate_limit_of(max: Option<i64>, window: Option<&str>) -> Result<Option<KeyRateLimit>> {
+pub(crate) fn rate_limit_of(
+    max: Option<i64>,
+    window: Option<&str>,
+) -> Result<Option<KeyRateLimit>> {
     // The range first: a value out of range is named as such, whatever else is missing.
     if max.is_some_and(|max| !(1..=MAX_RATE_LIMIT).contains(&max)) {
         return Err(Error::invalid_field(
@@ -192,7 +195,7 @@ fn validate_refill(refill: &Refill) -> Result<()> {
 }
 
 /// Credits from what a caller asked for, set as of `now`.
-fn credits_of(
+pub(crate) fn credits_of(
     remaining: Option<i64>,
     refill: Option<Refill>,
     now: OffsetDateTime,

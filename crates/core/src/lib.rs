@@ -33,6 +33,7 @@ pub mod lookup;
 pub mod metrics;
 pub mod notices;
 pub mod outage;
+pub mod owner_limits;
 pub mod page;
 pub mod password;
 pub mod ratelimit;

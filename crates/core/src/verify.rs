@@ -7,7 +7,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use keyward_domain::credits::Spend;
+use time::OffsetDateTime;
+
 use keyward_domain::permission::Expr;
 use keyward_domain::ratelimit::{Decision, Limit};
 use keyward_domain::{verify, ApiKey, ParsedKey, Permission, Principal, Scope, VerifyCode};
@@ -22,9 +23,32 @@ pub struct Verdict {
     pub code: VerifyCode,
     /// Present whenever the key exists (and is visible to the verifier).
     pub key: Option<Arc<ApiKey>>,
+    /// The key's own rate limit and what it decided, for keys that have one.
     pub ratelimit: Option<(Limit, Decision)>,
+    /// The owner's shared rate limit and what it decided, when it was consulted.
+    pub owner_ratelimit: Option<(Limit, Decision)>,
     /// Credits left after this verification, for keys that have credits.
     pub remaining: Option<i64>,
+    /// The owner's shared credits left after this verification, when it has them.
+    pub owner_remaining: Option<i64>,
+    /// Whose limit refused a `RATE_LIMITED` or `USAGE_EXCEEDED` verification.
+    pub limited_by: Option<LimitHolder>,
+}
+
+/// Whose limit decided: the key's own, or the one its owner's keys share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitHolder {
+    Key,
+    Owner,
+}
+
+impl LimitHolder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::Owner => "owner",
+        }
+    }
 }
 
 impl Verdict {
@@ -34,8 +58,21 @@ impl Verdict {
             code: VerifyCode::Unavailable,
             key: None,
             ratelimit: None,
+            owner_ratelimit: None,
             remaining: None,
+            owner_remaining: None,
+            limited_by: None,
         }
+    }
+
+    /// When a `RATE_LIMITED` verification may be retried, in whole seconds (at least 1), from
+    /// the limit that refused it.
+    pub fn retry_after_secs(&self, now: OffsetDateTime) -> u64 {
+        let decided = match self.limited_by {
+            Some(LimitHolder::Owner) => self.owner_ratelimit,
+            _ => self.ratelimit,
+        };
+        decided.map_or(1, |(_, d)| d.retry_after_secs(now))
     }
 }
 
@@ -115,9 +152,7 @@ pub async fn verify(
     let Ok(parsed) = ParsedKey::parse(key) else {
         return Ok(Verdict {
             code: VerifyCode::NotFound,
-            key: None,
-            ratelimit: None,
-            remaining: None,
+            ..Verdict::unavailable()
         });
     };
     let now = state.now();
@@ -127,22 +162,23 @@ pub async fn verify(
         Err(e) => return Err(e.into()),
     };
     let key = key.filter(|k| verifier.is_none_or(|p| p.sees_key(k.tenant_id, k.owner_id)));
-    let mut code = verify::check(key.as_deref(), permission, ip, now);
-    let mut ratelimit = None;
+    let code = verify::check(key.as_deref(), permission, ip, now);
+    let mut verdict = Verdict {
+        code,
+        key: None,
+        ratelimit: None,
+        owner_ratelimit: None,
+        remaining: None,
+        owner_remaining: None,
+        limited_by: None,
+    };
     if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
-        if let Some(limit) = limit_of(k) {
-            let decision = state.limiter.check(k.id, limit, now);
-            if !decision.allowed {
-                code = VerifyCode::RateLimited;
-            }
-            ratelimit = Some((limit, decision));
-        }
+        check_rate_limits(state, k, now, &mut verdict);
     }
-    let mut remaining = None;
-    if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
-        if k.credits.is_some() {
-            // The slow path, for keys with credits only: storage decides, so that no two
-            // verifications (on any node) spend the same credit.
+    if let (VerifyCode::Valid, Some(k)) = (verdict.code, key.as_ref()) {
+        if k.credits.is_some() || k.shared.credits {
+            // The slow path, for keys with credits (their own or their owner's) only: storage
+            // decides, so that no two verifications (on any node) spend the same credit.
             let last_credit = |after: &keyward_domain::credits::Credits| {
                 Some(crate::notices::credits_exhausted(k, after, now))
             };
@@ -155,25 +191,54 @@ pub async fn verify(
                 // Fail closed: no credit can be spent without storage.
                 Err(StoreError::Unavailable(_)) => return Ok(Verdict::unavailable()),
                 Err(e) => return Err(e.into()),
-                Ok(Some(Spend::Spent(c))) => remaining = Some(c.remaining),
-                Ok(Some(Spend::Exhausted(c))) => {
-                    code = VerifyCode::UsageExceeded;
-                    remaining = Some(c.remaining);
+                // Credits removed since the key was cached come back as `None`: unlimited now.
+                Ok(spent) => {
+                    verdict.remaining = spent.key.map(|s| s.after().remaining);
+                    verdict.owner_remaining = spent.owner.map(|s| s.after().remaining);
+                    let holder = if spent.key.is_some_and(|s| s.is_exhausted()) {
+                        Some(LimitHolder::Key)
+                    } else if spent.owner.is_some_and(|s| s.is_exhausted()) {
+                        Some(LimitHolder::Owner)
+                    } else {
+                        None
+                    };
+                    if holder.is_some() {
+                        verdict.code = VerifyCode::UsageExceeded;
+                        verdict.limited_by = holder;
+                    }
                 }
-                // The credits were removed since the key was cached: unlimited now.
-                Ok(None) => {}
             }
         }
     }
     if let Some(k) = key.as_ref() {
-        state.usage.record_verification(k.id, now, code);
+        state.usage.record_verification(k.id, now, verdict.code);
     }
-    Ok(Verdict {
-        code,
-        key,
-        ratelimit,
-        remaining,
-    })
+    verdict.key = key;
+    Ok(verdict)
+}
+
+/// The key's own rate limit, then its owner's shared one: a request counts against both or
+/// neither (a request the owner's limit refuses is given back to the key's).
+fn check_rate_limits(state: &Keyward, k: &ApiKey, now: OffsetDateTime, verdict: &mut Verdict) {
+    let own = limit_of(k).map(|limit| (limit, state.limiter.check(k.id, limit, now)));
+    verdict.ratelimit = own;
+    if own.is_some_and(|(_, d)| !d.allowed) {
+        verdict.code = VerifyCode::RateLimited;
+        verdict.limited_by = Some(LimitHolder::Key);
+        return;
+    }
+    let Some(limit) = k.shared.rate_limit.as_ref().map(|r| r.limit()) else {
+        return;
+    };
+    let decision = state.owner_limiter.check(k.owner_id, limit, now);
+    verdict.owner_ratelimit = Some((limit, decision));
+    if !decision.allowed {
+        if let Some((own_limit, _)) = own {
+            state.limiter.give_back(k.id, own_limit);
+        }
+        verdict.code = VerifyCode::RateLimited;
+        verdict.limited_by = Some(LimitHolder::Owner);
+    }
 }
 
 fn limit_of(key: &ApiKey) -> Option<Limit> {

@@ -54,6 +54,44 @@ pub enum Spend {
     Spent(Credits),
     /// Not enough left; nothing spent (but a due refill is applied).
     Exhausted(Credits),
+    /// Enough left, but nothing spent: the other credits of the same verification (the key's,
+    /// or its owner's) had too few. A due refill is applied.
+    Untouched(Credits),
+}
+
+impl Spend {
+    /// The credits after the spend (or its refusal).
+    pub fn after(&self) -> Credits {
+        match *self {
+            Self::Spent(c) | Self::Exhausted(c) | Self::Untouched(c) => c,
+        }
+    }
+
+    pub fn is_exhausted(&self) -> bool {
+        matches!(self, Self::Exhausted(_))
+    }
+}
+
+/// Spends `cost` of a key's credits and of its owner's shared ones (each when present) as of
+/// `now`: both or neither. When either has too few, that one is `Exhausted` and the other
+/// `Untouched`.
+pub fn spend_together(
+    key: Option<Credits>,
+    owner: Option<Credits>,
+    cost: i64,
+    now: OffsetDateTime,
+) -> (Option<Spend>, Option<Spend>) {
+    let key = key.map(|c| c.spend(cost, now));
+    let owner = owner.map(|c| c.spend(cost, now));
+    let refused = key.is_some_and(|s| s.is_exhausted()) || owner.is_some_and(|s| s.is_exhausted());
+    let held = |s: Spend| match s {
+        Spend::Spent(after) if refused => Spend::Untouched(Credits {
+            remaining: after.remaining + cost,
+            ..after
+        }),
+        other => other,
+    };
+    (key.map(held), owner.map(held))
 }
 
 impl Refill {
@@ -187,5 +225,25 @@ mod tests {
             first.last_point(datetime!(2027-01-15 00:00 UTC)),
             datetime!(2027-01-01 00:00 UTC)
         );
+    }
+
+    #[test]
+    fn a_key_and_its_owner_spend_both_or_neither() {
+        let now = datetime!(2026-03-01 12:00 UTC);
+        let (key, owner) = (credits(5, None, now), credits(1, None, now));
+        let (k, o) = spend_together(Some(key), Some(owner), 1, now);
+        assert_eq!(
+            (k.unwrap().after().remaining, o.unwrap().after().remaining),
+            (4, 0)
+        );
+        assert!(matches!(k, Some(Spend::Spent(_))) && matches!(o, Some(Spend::Spent(_))));
+        let (k, o) = spend_together(Some(key), Some(credits(0, None, now)), 1, now);
+        assert_eq!(k, Some(Spend::Untouched(key)), "the key keeps its credits");
+        assert!(o.unwrap().is_exhausted());
+        let (k, o) = spend_together(Some(credits(0, None, now)), Some(owner), 1, now);
+        assert!(k.unwrap().is_exhausted());
+        assert_eq!(o, Some(Spend::Untouched(owner)));
+        let (k, o) = spend_together(None, Some(owner), 1, now);
+        assert_eq!((k, o.map(|s| s.after().remaining)), (None, Some(0)));
     }
 }

@@ -245,6 +245,8 @@ pub enum AuditAction {
     TenantUpdate,
     TenantDelete,
     UserCreate,
+    /// Limits shared by a user's keys set, changed or removed.
+    UserSetLimits,
     WebhookCreate,
     WebhookUpdate,
     WebhookDelete,
@@ -255,7 +257,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 19] = [
         Self::ApiKeyCreate,
         Self::ApiKeyImport,
         Self::ApiKeyUpdate,
@@ -269,6 +271,7 @@ impl AuditAction {
         Self::TenantUpdate,
         Self::TenantDelete,
         Self::UserCreate,
+        Self::UserSetLimits,
         Self::WebhookCreate,
         Self::WebhookUpdate,
         Self::WebhookDelete,
@@ -292,6 +295,7 @@ impl AuditAction {
             Self::TenantUpdate => "tenant.update",
             Self::TenantDelete => "tenant.delete",
             Self::UserCreate => "user.create",
+            Self::UserSetLimits => "user.set_limits",
             Self::WebhookCreate => "webhook.create",
             Self::WebhookUpdate => "webhook.update",
             Self::WebhookDelete => "webhook.delete",
@@ -309,7 +313,11 @@ impl AuditAction {
             | Self::ApiKeyRevoke
             | Self::ApiKeyRotate
             | Self::ApiKeyLeak => "api_key",
-            Self::AuthLogin | Self::AuthLoginFailed | Self::AuthLogout | Self::UserCreate => "user",
+            Self::AuthLogin
+            | Self::AuthLoginFailed
+            | Self::AuthLogout
+            | Self::UserCreate
+            | Self::UserSetLimits => "user",
             Self::TenantCreate | Self::TenantUpdate | Self::TenantDelete => "tenant",
             Self::WebhookCreate
             | Self::WebhookUpdate
@@ -351,6 +359,27 @@ pub struct ApiKey {
     pub enabled: bool,
     /// The networks callers must verify it from; empty: anywhere.
     pub allowed_ips: crate::network::IpAllowlist,
+    /// Its owner's limits, shared by all the owner's keys, as storage read them with the key.
+    /// Never written with the key: [`OwnerLimits`] are set on the owner.
+    pub shared: SharedLimits,
+}
+
+/// What verify needs of a key's owner's [`OwnerLimits`], read with the key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SharedLimits {
+    pub rate_limit: Option<crate::ratelimit::KeyRateLimit>,
+    /// The owner has shared credits: a verification spends them in storage too.
+    pub credits: bool,
+}
+
+/// Limits set on a user that hold for all its keys together, besides each key's own: a rate
+/// limit and credits, with the same fields and rules as a key's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerLimits {
+    pub user_id: Uuid,
+    pub rate_limit: Option<crate::ratelimit::KeyRateLimit>,
+    pub credits: Option<crate::credits::Credits>,
+    pub updated_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -411,6 +440,7 @@ impl ApiKey {
             credits: None,
             enabled: true,
             allowed_ips: crate::network::IpAllowlist::anywhere(),
+            shared: SharedLimits::default(),
         }
     }
 
@@ -635,6 +665,7 @@ mod tests {
             credits: None,
             enabled: true,
             allowed_ips: crate::network::IpAllowlist::anywhere(),
+            shared: SharedLimits::default(),
         }
     }
 

@@ -105,10 +105,15 @@ async fn concurrent_spends_on_two_nodes_spend_exactly() {
             tokio::spawn(async move {
                 let mut spent = 0;
                 for _ in 0..5 {
-                    match node.spend_credits(key.id, 1, T0, &|_| None).await.unwrap() {
+                    match node
+                        .spend_credits(key.id, 1, T0, &|_| None)
+                        .await
+                        .unwrap()
+                        .key
+                    {
                         Some(Spend::Spent(_)) => spent += 1,
                         Some(Spend::Exhausted(_)) => {}
-                        None => panic!("the key has credits"),
+                        other => panic!("the key has credits, and no owner's: {other:?}"),
                     }
                 }
                 spent
@@ -552,10 +557,10 @@ async fn the_pool_size_caps_the_connections_a_node_holds() {
     let mut spent = 0;
     let mut exhausted = 0;
     for s in spends {
-        match s.await.unwrap().unwrap() {
+        match s.await.unwrap().unwrap().key {
             Some(Spend::Spent(_)) => spent += 1,
             Some(Spend::Exhausted(_)) => exhausted += 1,
-            None => panic!("the key has credits"),
+            other => panic!("the key has credits, and no owner's: {other:?}"),
         }
     }
     assert_eq!((spent, exhausted), (5, 1));
@@ -599,7 +604,10 @@ async fn the_statement_timeout_bounds_a_statement_stuck_on_a_lock() {
         .await
         .unwrap();
     assert!(matches!(
-        first.spend_credits(key.id, 1, T0, &|_| None).await,
+        first
+            .spend_credits(key.id, 1, T0, &|_| None)
+            .await
+            .map(|s| s.key),
         Ok(Some(Spend::Spent(_)))
     ));
     impatient.close().await;

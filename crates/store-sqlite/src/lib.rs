@@ -17,17 +17,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use keyward_domain::clock::to_millis;
-use keyward_domain::credits::{Credits, Spend};
+use keyward_domain::credits::{spend_together, Credits, Spend};
 use keyward_domain::event::Attempt;
 use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::{
     ApiKey, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter, KeyDigest,
-    KeyStatus, Tenant, User, VerifyCode, WebhookEndpoint,
+    KeyStatus, OwnerLimits, Tenant, User, VerifyCode, WebhookEndpoint,
 };
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
-    AuditQuery, Claimed, Cursor, ExpiringKey, KeyCounts, KeyQuery, KeysOf, LastCredit, Store,
-    StoreError, UsageBatch, UsageCount, UsagePosition, WebhooksOf,
+    AuditQuery, Claimed, CreditSpend, Cursor, ExpiringKey, KeyCounts, KeyQuery, KeysOf, LastCredit,
+    Store, StoreError, UsageBatch, UsageCount, UsagePosition, WebhooksOf,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -287,25 +287,41 @@ fn opt_ms(t: Option<OffsetDateTime>) -> Option<i64> {
 }
 
 /// Writes a key's credits columns (all NULL when it has none).
+/// Whose credits a write sets: a key's, or an owner's shared ones.
+#[derive(Clone, Copy)]
+enum CreditsOf {
+    Key(Uuid),
+    Owner(Uuid),
+}
+
 async fn write_credits(
     tx: &mut Transaction<'static, Sqlite>,
-    id: Uuid,
+    of: CreditsOf,
     credits: Option<&Credits>,
 ) -> Result<(), StoreError> {
     let refill = credits.and_then(|c| c.refill);
-    sqlx::query(
-        "UPDATE api_keys SET remaining = ?, refill_interval = ?, refill_amount = ?, \
-         refill_day = ?, credits_set_at = ? WHERE id = ?",
-    )
-    .bind(credits.map(|c| c.remaining))
-    .bind(refill.map(|r| r.interval.as_str()))
-    .bind(refill.map(|r| r.amount))
-    .bind(refill.map(|r| i64::from(r.day)))
-    .bind(credits.map(|c| ms(c.set_at)))
-    .bind(id.to_string())
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
+    let (sql, id) = match of {
+        CreditsOf::Key(id) => (
+            "UPDATE api_keys SET remaining = ?, refill_interval = ?, refill_amount = ?, \
+             refill_day = ?, credits_set_at = ? WHERE id = ?",
+            id,
+        ),
+        CreditsOf::Owner(id) => (
+            "UPDATE owner_limits SET remaining = ?, refill_interval = ?, \
+             refill_amount = ?, refill_day = ?, credits_set_at = ? WHERE user_id = ?",
+            id,
+        ),
+    };
+    sqlx::query(sql)
+        .bind(credits.map(|c| c.remaining))
+        .bind(refill.map(|r| r.interval.as_str()))
+        .bind(refill.map(|r| r.amount))
+        .bind(refill.map(|r| i64::from(r.day)))
+        .bind(credits.map(|c| ms(c.set_at)))
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
     Ok(())
 }
 
@@ -892,33 +908,118 @@ impl Store for SqliteStore {
         cost: i64,
         now: OffsetDateTime,
         last_credit: LastCredit<'_>,
-    ) -> Result<Option<Spend>, StoreError> {
+    ) -> Result<CreditSpend, StoreError> {
         // The write lock (BEGIN IMMEDIATE) makes read-decide-write one step: no two spends of one
-        // key interleave, on this node or any process on the file.
+        // key (or owner) interleave, on this node or any process on the file.
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
+        let Some(row) = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(map_err)?;
-        let Some(credits) = row.as_ref().map(credits_from).transpose()?.flatten() else {
-            return Ok(None);
+            .map_err(map_err)?
+        else {
+            return Ok(CreditSpend::default());
         };
-        let spend = credits.spend(cost, now);
-        let after = match spend {
-            Spend::Spent(c) | Spend::Exhausted(c) => c,
-        };
-        if after != credits {
-            write_credits(&mut tx, id, Some(&after)).await?;
-        }
-        if matches!(spend, Spend::Spent(c) if c.remaining == 0 && credits.current(now).remaining > 0)
+        let key_credits = credits_from(&row)?;
+        let owner_id = rows::StoredRow::uuid(&Cols(&row), "owner_id")?
+            .ok_or_else(|| rows::corrupt("owner_id"))?;
+        let owner_credits = match sqlx::query("SELECT * FROM owner_limits WHERE user_id = ?")
+            .bind(owner_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?
         {
-            if let Some(notice) = last_credit(&after) {
-                record_notice(&mut tx, id, &notice.name, now, &notice.events).await?;
+            Some(row) => credits_from(&row)?,
+            None => None,
+        };
+        let (key, owner) = spend_together(key_credits, owner_credits, cost, now);
+        for (spend, before, of) in [
+            (key, key_credits, CreditsOf::Key(id)),
+            (owner, owner_credits, CreditsOf::Owner(owner_id)),
+        ] {
+            if let (Some(spend), Some(before)) = (spend, before) {
+                if spend.after() != before {
+                    write_credits(&mut tx, of, Some(&spend.after())).await?;
+                }
+            }
+        }
+        if let (Some(Spend::Spent(after)), Some(before)) = (key, key_credits) {
+            if after.remaining == 0 && before.current(now).remaining > 0 {
+                if let Some(notice) = last_credit(&after) {
+                    record_notice(&mut tx, id, &notice.name, now, &notice.events).await?;
+                }
             }
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(Some(spend))
+        Ok(CreditSpend { key, owner })
+    }
+
+    async fn get_owner_limits(&self, user_id: Uuid) -> Result<Option<OwnerLimits>, StoreError> {
+        sqlx::query("SELECT * FROM owner_limits WHERE user_id = ?")
+            .bind(user_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(|row| rows::owner_limits(&Cols(row)))
+            .transpose()
+    }
+
+    async fn set_owner_limits(
+        &self,
+        user_id: Uuid,
+        limits: Option<&OwnerLimits>,
+        audit: &AuditEntry,
+    ) -> Result<Vec<KeyDigest>, StoreError> {
+        let mut tx = self.write().await?;
+        let exists = sqlx::query("SELECT 1 FROM users WHERE id = ?")
+            .bind(user_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM owner_limits WHERE user_id = ?")
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if let Some(l) = limits {
+            let credits = l.credits.as_ref();
+            let refill = credits.and_then(|c| c.refill);
+            sqlx::query(
+                "INSERT INTO owner_limits (user_id, rate_limit_max, rate_limit_window, remaining, \
+                 refill_interval, refill_amount, refill_day, credits_set_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(user_id.to_string())
+            .bind(l.rate_limit.as_ref().map(KeyRateLimit::max))
+            .bind(l.rate_limit.as_ref().map(|r| r.window().to_owned()))
+            .bind(credits.map(|c| c.remaining))
+            .bind(refill.map(|r| r.interval.as_str()))
+            .bind(refill.map(|r| r.amount))
+            .bind(refill.map(|r| i64::from(r.day)))
+            .bind(credits.map(|c| ms(c.set_at)))
+            .bind(ms(l.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        let digests = sqlx::query("SELECT digest FROM api_keys WHERE owner_id = ?")
+            .bind(user_id.to_string())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get("digest").map_err(map_err)?;
+                KeyDigest::from_slice(&bytes).ok_or_else(|| rows::corrupt("digest"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(digests)
     }
 
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
@@ -1021,7 +1122,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        write_credits(&mut tx, k.id, k.credits.as_ref()).await?;
+        write_credits(&mut tx, CreditsOf::Key(k.id), k.credits.as_ref()).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }

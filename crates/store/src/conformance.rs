@@ -19,8 +19,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
-    AuditQuery, Cursor, KeyCounts, KeyQuery, KeyUse, KeysOf, Store, StoreError, UsageBatch,
-    UsageCount,
+    AuditQuery, CreditSpend, Cursor, KeyCounts, KeyQuery, KeyUse, KeysOf, Store, StoreError,
+    UsageBatch, UsageCount,
 };
 use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::VerifyCode;
@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             events_reach_the_endpoints_that_hear_them,
             deliveries_are_leased_one_at_a_time,
             notices_are_sent_once_per_key_and_name,
+            owner_limits_are_read_with_each_key_and_spent_with_its_credits,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -134,6 +135,7 @@ fn key(n: u8, tenant_id: Option<Uuid>, owner_id: Uuid, at: OffsetDateTime) -> Ap
         } else {
             keyward_domain::IpAllowlist::anywhere()
         },
+        shared: keyward_domain::SharedLimits::default(),
     }
 }
 
@@ -1225,14 +1227,16 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
         store
             .spend_credits(plain.id, 1, T0, &|_| None)
             .await
-            .unwrap(),
+            .unwrap()
+            .key,
         None
     );
     assert_eq!(
         store
             .spend_credits(Uuid::from_u128(404), 1, T0, &|_| None)
             .await
-            .unwrap(),
+            .unwrap()
+            .key,
         None
     );
 
@@ -1245,11 +1249,19 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
         }))
     };
     assert_eq!(
-        store.spend_credits(k.id, 2, now, &|_| None).await.unwrap(),
+        store
+            .spend_credits(k.id, 2, now, &|_| None)
+            .await
+            .unwrap()
+            .key,
         spent(1)
     );
     assert_eq!(
-        store.spend_credits(k.id, 2, now, &|_| None).await.unwrap(),
+        store
+            .spend_credits(k.id, 2, now, &|_| None)
+            .await
+            .unwrap()
+            .key,
         Some(Spend::Exhausted(Credits {
             remaining: 1,
             refill: Some(daily),
@@ -1257,13 +1269,17 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
         }))
     );
     assert_eq!(
-        store.spend_credits(k.id, 1, now, &|_| None).await.unwrap(),
+        store
+            .spend_credits(k.id, 1, now, &|_| None)
+            .await
+            .unwrap()
+            .key,
         spent(0)
     );
     // The next UTC day refills to the amount, then spends.
     let tomorrow = datetime!(2026-03-02 08:00 UTC);
     assert!(matches!(
-        store.spend_credits(k.id, 1, tomorrow, &|_| None).await.unwrap(),
+        store.spend_credits(k.id, 1, tomorrow, &|_| None).await.unwrap().key,
         Some(Spend::Spent(c)) if c.remaining == 4
     ));
     // An edit replaces the credits; clearing them makes the key unlimited.
@@ -1281,7 +1297,8 @@ pub async fn credits_round_trip_and_spend_exactly(store: &dyn Store) {
         store
             .spend_credits(k.id, 1, tomorrow, &|_| None)
             .await
-            .unwrap(),
+            .unwrap()
+            .key,
         None
     );
 }
@@ -1979,11 +1996,11 @@ pub async fn notices_are_sent_once_per_key_and_name(store: &dyn Store) {
         })
     };
     assert!(matches!(
-        store.spend_credits(credited.id, 1, T0, &notice).await.unwrap(),
+        store.spend_credits(credited.id, 1, T0, &notice).await.unwrap().key,
         Some(Spend::Spent(c)) if c.remaining == 1
     ));
     assert!(matches!(
-        store.spend_credits(credited.id, 1, T0, &notice).await.unwrap(),
+        store.spend_credits(credited.id, 1, T0, &notice).await.unwrap().key,
         Some(Spend::Spent(c)) if c.remaining == 0
     ));
     // Refused spends, and free ones at zero, are not the last credit again.
@@ -2004,4 +2021,135 @@ pub async fn notices_are_sent_once_per_key_and_name(store: &dyn Store) {
         kinds,
         [EventType::KeyExpiring, EventType::KeyCreditsExhausted]
     );
+}
+
+/// An owner's shared limits come with each of its keys, and its shared credits are spent with a
+/// key's own: both or neither.
+pub async fn owner_limits_are_read_with_each_key_and_spent_with_its_credits(store: &dyn Store) {
+    use keyward_domain::credits::{Credits, Spend};
+    use keyward_domain::OwnerLimits;
+    let u = user(1, "owner@example.com", None);
+    store
+        .create_user(&u, &audit(AuditAction::UserCreate, u.id, T0))
+        .await
+        .unwrap();
+    let a = key(1, None, u.id, T0);
+    let b = ApiKey {
+        credits: Some(Credits {
+            remaining: 5,
+            refill: None,
+            set_at: T0,
+        }),
+        ..key(2, None, u.id, T0)
+    };
+    let stranger = key(3, None, Uuid::from_u128(99), T0);
+    for k in [&a, &b, &stranger] {
+        store
+            .create_key(k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
+            .await
+            .unwrap();
+    }
+    let limits = OwnerLimits {
+        user_id: u.id,
+        rate_limit: Some(KeyRateLimit::set(10, "1 minute").unwrap()),
+        credits: Some(Credits {
+            remaining: 2,
+            refill: None,
+            set_at: T0,
+        }),
+        updated_at: T0,
+    };
+    let entry = audit(AuditAction::UserSetLimits, u.id, T0);
+    let mut digests = store
+        .set_owner_limits(u.id, Some(&limits), &entry)
+        .await
+        .unwrap();
+    digests.sort_by_key(|d| *d.as_bytes());
+    let mut expected = vec![a.digest, b.digest];
+    expected.sort_by_key(|d| *d.as_bytes());
+    assert_eq!(
+        digests, expected,
+        "every key of the owner is named, no other"
+    );
+    assert_eq!(
+        store.get_owner_limits(u.id).await.unwrap(),
+        Some(limits.clone())
+    );
+    assert!(audit_actions(store)
+        .await
+        .contains(&"user.set_limits".to_owned()));
+    let shared = keyward_domain::SharedLimits {
+        rate_limit: limits.rate_limit.clone(),
+        credits: true,
+    };
+    for k in [&a, &b] {
+        assert_eq!(
+            store
+                .get_key_by_digest(&k.digest)
+                .await
+                .unwrap()
+                .unwrap()
+                .shared,
+            shared
+        );
+        assert_eq!(store.get_key(k.id).await.unwrap().unwrap().shared, shared);
+    }
+    let listed = store.list_keys(&KeyQuery::new(T0, 10)).await.unwrap();
+    assert!(listed
+        .iter()
+        .all(|k| (k.owner_id == u.id) == (k.shared == shared)));
+
+    // Two credits shared by both keys; b's own five are spent only with them.
+    let remaining = |s: Option<Spend>| s.map(|s| s.after().remaining);
+    let first = store.spend_credits(a.id, 1, T0, &|_| None).await.unwrap();
+    assert_eq!((first.key, remaining(first.owner)), (None, Some(1)));
+    let second = store.spend_credits(b.id, 1, T0, &|_| None).await.unwrap();
+    assert_eq!(
+        (remaining(second.key), remaining(second.owner)),
+        (Some(4), Some(0))
+    );
+    let refused = store.spend_credits(b.id, 1, T0, &|_| None).await.unwrap();
+    assert!(
+        matches!(refused.key, Some(Spend::Untouched(c)) if c.remaining == 4),
+        "{refused:?}"
+    );
+    assert!(refused.owner.is_some_and(|s| s.is_exhausted()));
+    assert_eq!(
+        store
+            .get_key(b.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .credits
+            .map(|c| c.remaining),
+        Some(4),
+        "nothing of the key's own was spent"
+    );
+    let other = store
+        .spend_credits(stranger.id, 1, T0, &|_| None)
+        .await
+        .unwrap();
+    assert_eq!(
+        other,
+        CreditSpend::default(),
+        "another owner's key has no credits"
+    );
+
+    // Removed: the keys are unlimited again, and named as changed.
+    let again = audit(AuditAction::UserSetLimits, u.id, T0);
+    let removed = store.set_owner_limits(u.id, None, &again).await.unwrap();
+    assert_eq!(removed.len(), 2);
+    assert_eq!(store.get_owner_limits(u.id).await.unwrap(), None);
+    let unlimited = store.get_key(a.id).await.unwrap().unwrap();
+    assert_eq!(unlimited.shared, keyward_domain::SharedLimits::default());
+    assert_eq!(
+        store.spend_credits(a.id, 1, T0, &|_| None).await.unwrap(),
+        CreditSpend::default()
+    );
+    assert!(matches!(
+        store
+            .set_owner_limits(Uuid::from_u128(404), Some(&limits), &entry)
+            .await,
+        Err(StoreError::NotFound)
+    ));
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use keyward_domain::event::Attempt;
 use keyward_domain::{
-    ApiKey, AuditEntry, ConsoleSession, Delivery, Event, KeyDigest, KeyStatus, Tenant, User,
-    VerifyCode, WebhookEndpoint,
+    ApiKey, AuditEntry, ConsoleSession, Delivery, Event, KeyDigest, KeyStatus, OwnerLimits, Tenant,
+    User, VerifyCode, WebhookEndpoint,
 };
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -219,6 +219,17 @@ pub struct Notice {
     pub events: Vec<Event>,
 }
 
+/// What [`Store::spend_credits`] did to the key's credits and to its owner's shared ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CreditSpend {
+    pub key: Option<keyward_domain::credits::Spend>,
+    pub owner: Option<keyward_domain::credits::Spend>,
+}
+
+/// Past this many keys, a change to an owner's limits is announced as [`Change::All`] rather
+/// than key by key.
+pub const MAX_CHANGES_NAMED: usize = 256;
+
 /// What [`Store::spend_credits`] records when a spend takes a key's last credit: the notice for
 /// the credits left, if any.
 pub type LastCredit<'a> =
@@ -344,9 +355,11 @@ pub trait Store: Send + Sync + 'static {
     /// digest or id exists.
     async fn import_keys(&self, keys: &[ApiKey], audit: &AuditEntry) -> Result<(), StoreError>;
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError>;
-    /// Spends `cost` of the key's credits as of `now` (applying a due refill), atomically with
-    /// respect to every other spend: never more spent than there was. `None` when the key does
-    /// not exist or has no credits. When this spend takes the key's last credit, the notice
+    /// Spends `cost` of the key's credits and of its owner's shared credits (each when present)
+    /// as of `now`, applying due refills: both or neither
+    /// ([`keyward_domain::credits::spend_together`]), atomically with respect to every other
+    /// spend, never more spent than there was. Both parts `None` when the key does not exist or
+    /// neither has credits. When this spend takes the key's last credit, the notice
     /// `last_credit` gives for the credits left is recorded in the same transaction (once per
     /// key and notice name, as [`Store::notify_once`]).
     async fn spend_credits(
@@ -355,7 +368,19 @@ pub trait Store: Send + Sync + 'static {
         cost: i64,
         now: OffsetDateTime,
         last_credit: LastCredit<'_>,
-    ) -> Result<Option<keyward_domain::credits::Spend>, StoreError>;
+    ) -> Result<CreditSpend, StoreError>;
+    /// The limits shared by `user_id`'s keys, if any are set.
+    async fn get_owner_limits(&self, user_id: Uuid) -> Result<Option<OwnerLimits>, StoreError>;
+    /// Sets (or, with `None`, removes) the limits shared by `user_id`'s keys, with `audit`, and
+    /// announces every key of the owner as changed (their cached copies carry the limits).
+    /// Returns the digests of those keys, for this node's cache. `NotFound` when there is no
+    /// such user.
+    async fn set_owner_limits(
+        &self,
+        user_id: Uuid,
+        limits: Option<&OwnerLimits>,
+        audit: &AuditEntry,
+    ) -> Result<Vec<KeyDigest>, StoreError>;
     async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError>;
     async fn list_keys(&self, query: &KeyQuery) -> Result<Vec<ApiKey>, StoreError>;
     /// Replaces name, scopes, metadata, rate limit, credits, expires_at, enabled and updated_at of a key not

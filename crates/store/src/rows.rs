@@ -7,7 +7,7 @@ use keyward_domain::clock::from_millis;
 use keyward_domain::credits::{Credits, Refill, RefillInterval};
 use keyward_domain::{
     ActorType, ApiKey, AuditEntry, Delivery, DeliveryStatus, EventFilter, EventType, KeyDigest,
-    Role, Tenant, User, VerifyCode, WebhookEndpoint, WebhookSecret,
+    OwnerLimits, Role, SharedLimits, Tenant, User, VerifyCode, WebhookEndpoint, WebhookSecret,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -126,6 +126,28 @@ pub fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
                 .and_then(|nets| keyward_domain::IpAllowlist::parse(&nets).ok())
                 .ok_or_else(|| corrupt("allowed_ips"))?,
         },
+        // Only the view of keys in use joins the owner's limits; a bare row has none.
+        shared: SharedLimits {
+            rate_limit: match row.int("owner_rate_limit_max") {
+                Ok(max) => rate_limit_of(max, row.text("owner_rate_limit_window")?)?,
+                Err(_) => None,
+            },
+            credits: row
+                .flag("owner_has_credits")
+                .ok()
+                .flatten()
+                .unwrap_or(false),
+        },
+    })
+}
+
+/// A row of `owner_limits`.
+pub fn owner_limits(row: &impl StoredRow) -> Result<OwnerLimits, StoreError> {
+    Ok(OwnerLimits {
+        user_id: uuid(row, "user_id")?,
+        rate_limit: rate_limit_of(row.int("rate_limit_max")?, row.text("rate_limit_window")?)?,
+        credits: credits(row)?,
+        updated_at: time(row, "updated_at")?,
     })
 }
 

@@ -113,6 +113,8 @@ pub fn state_what_is_enforced(doc: &mut Value) {
             json!({"minimum": 1, "maximum": MAX_RATE_LIMIT}),
         ),
         ("RateLimitInput", "window", window.clone()),
+        ("SetOwnerLimitsInput", "rate_limit_window", window.clone()),
+        ("SetOwnerLimitsInput", "remaining", credits.clone()),
         ("CreateApiKeyInput", "remaining", credits.clone()),
         ("UpdateApiKeyInput", "name", name.clone()),
         ("UpdateApiKeyInput", "scopes", scopes.clone()),

@@ -742,3 +742,200 @@ async fn malformed_policies_are_refused_with_the_field_named() {
         "nothing half-written"
     );
 }
+
+#[tokio::test]
+async fn an_owners_keys_share_one_quota_besides_their_own() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let t = app.tenant("acme").await;
+    let other = app.tenant("other").await;
+    let (member, member_id) = app.user_in(t, keyward_domain::Role::Member).await;
+    let tenant_admin = app.tenant_admin_of(t).await;
+    let strangers_admin = app.tenant_admin_of(other).await;
+    let (_, verifier) = app.key_with(&tenant_admin, &["keyward:verify"]).await;
+    let (_, first) = app.key_with(&member, &[]).await;
+    let (_, second) = app.key_with(&member, &[]).await;
+    let path = format!("/api/v1/users/{member_id}/limits");
+
+    let none = app
+        .get(&path, As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert!(none.body["rate_limit_max"].is_null() && none.body["remaining"].is_null());
+    let set = app
+        .call(
+            axum::http::Method::PUT,
+            &path,
+            As::Bearer(&tenant_admin),
+            Some(json!({"rate_limit_max": 3, "rate_limit_window": "1 minute", "remaining": 5})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (
+            set.body["rate_limit_max"].clone(),
+            set.body["remaining"].clone()
+        ),
+        (json!(3), json!(5))
+    );
+    // Who may read and set them.
+    app.get(&path, As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    app.get(&path, As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
+    app.get(&path, As::Bearer(&strangers_admin))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    app.call(
+        axum::http::Method::PUT,
+        &path,
+        As::Bearer(&member),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    app.call(
+        axum::http::Method::PUT,
+        &path,
+        As::Bearer(&strangers_admin),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    let (_, reader) = app.key_with(&tenant_admin, &["keyward:read"]).await;
+    app.call(
+        axum::http::Method::PUT,
+        &path,
+        As::ApiKey(&reader),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    app.get(
+        "/api/v1/users/00000000-0000-7000-8000-000000000000/limits",
+        As::Bearer(&admin),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    app.get("/api/v1/users/nope/limits", As::Bearer(&admin))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    for bad in [
+        json!({"rate_limit_max": 3}),
+        json!({"remaining": -1}),
+        json!({"refill": {"interval": "daily", "amount": 0}}),
+        json!({"rate_limit_max": 3, "rate_limit_window": "1 fortnight"}),
+        json!({"extra": 1}),
+    ] {
+        app.call(
+            axum::http::Method::PUT,
+            &path,
+            As::Bearer(&admin),
+            Some(bad.clone()),
+        )
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    }
+    let audit = app
+        .get(
+            &format!("/api/v1/audit-logs?action=user.set_limits&resource_id={member_id}"),
+            As::Bearer(&admin),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        audit.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        audit.body
+    );
+
+    // Three per minute for both keys together: the second key does not double it.
+    let verify = |key: &str| {
+        app.post(
+            "/api/v1/keys/verify",
+            As::ApiKey(&verifier),
+            json!({"key": key}),
+        )
+    };
+    for key in [&first, &second, &first] {
+        let r = verify(key).await.expect(StatusCode::OK);
+        assert_eq!(r.body["code"], "VALID", "{}", r.body);
+        assert!(r.body["owner_ratelimit"]["limit"] == 3);
+    }
+    let refused = verify(&second).await.expect(StatusCode::OK);
+    assert_eq!(
+        (
+            refused.body["code"].clone(),
+            refused.body["limited_by"].clone()
+        ),
+        (json!("RATE_LIMITED"), json!("owner")),
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["owner_ratelimit"]["remaining"], 0);
+    let r = forward(&app, &verifier, &first, "", &[])
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert!(r
+        .header("retry-after")
+        .is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+
+    // Five credits shared: three were spent above, two are left for either key.
+    app.advance(time::Duration::minutes(1));
+    assert_eq!(verify(&second).await.body["owner_remaining"], 1);
+    assert_eq!(verify(&first).await.body["owner_remaining"], 0);
+    // (A refused request still spends its rate-limit cell, so the window moves on first.)
+    app.advance(time::Duration::minutes(1));
+    let spent = verify(&second).await.expect(StatusCode::OK);
+    assert_eq!(
+        (spent.body["code"].clone(), spent.body["limited_by"].clone()),
+        (json!("USAGE_EXCEEDED"), json!("owner")),
+        "{}",
+        spent.body
+    );
+    forward(&app, &verifier, &first, "", &[])
+        .await
+        .expect(StatusCode::FORBIDDEN);
+
+    // A key's own limit still decides for itself, and says so.
+    app.call(
+        axum::http::Method::PUT,
+        &path,
+        As::Bearer(&admin),
+        Some(json!({"rate_limit_max": 100, "rate_limit_window": "1 minute"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let (_, own) = app
+        .key_from(
+            &member,
+            json!({"rate_limit_max": 1, "rate_limit_window": "1 hour"}),
+        )
+        .await;
+    assert_eq!(verify(&own).await.body["code"], "VALID");
+    let r = verify(&own).await;
+    assert_eq!(
+        (r.body["code"].clone(), r.body["limited_by"].clone()),
+        (json!("RATE_LIMITED"), json!("key")),
+        "{}",
+        r.body
+    );
+
+    // Removed: the keys answer as before the limits.
+    let removed = app
+        .call(
+            axum::http::Method::PUT,
+            &path,
+            As::Bearer(&admin),
+            Some(json!({})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(removed.body["rate_limit_max"].is_null() && removed.body["updated_at"].is_null());
+    let r = verify(&first).await;
+    assert_eq!(r.body["code"], "VALID");
+    assert!(r.body.get("owner_ratelimit").is_none() && r.body.get("owner_remaining").is_none());
+}

@@ -108,9 +108,7 @@ pub async fn forward(
             "the key may not be used from this address".into(),
         )),
         VerifyCode::RateLimited => Some(ApiError::TooManyRequests {
-            retry_after_secs: verdict
-                .ratelimit
-                .map_or(1, |(_, d)| d.retry_after_secs(now)),
+            retry_after_secs: verdict.retry_after_secs(now),
         }),
         VerifyCode::Unavailable => Some(ApiError::Unavailable),
     };

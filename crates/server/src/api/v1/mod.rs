@@ -6,6 +6,7 @@ pub mod auth;
 pub mod forward;
 pub mod keys;
 pub mod leaks;
+pub mod owner_limits;
 pub mod stats;
 pub mod tenants;
 pub mod users;
@@ -34,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::get, tenants::update, tenants::delete))
         .routes(routes!(users::create))
         .routes(routes!(users::me))
+        .routes(routes!(owner_limits::get, owner_limits::set))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::dormant))
         .routes(routes!(keys::get, keys::update, keys::revoke))

@@ -5,6 +5,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keyward_domain::ratelimit::{Decision, Limit};
 use keyward_domain::{Permission, Principal, VerifyCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -108,6 +109,27 @@ pub struct VerifyKeyResponse<'a> {
     /// Credits left, for keys that have credits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining: Option<i64>,
+    /// The rate limit shared by all the owner's keys, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_ratelimit: Option<RateLimitState>,
+    /// The credits shared by all the owner's keys, left after this verification.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_remaining: Option<i64>,
+    /// Whose limit refused a `RATE_LIMITED` or `USAGE_EXCEEDED` answer: `key` (its own) or
+    /// `owner` (the limit its owner's keys share).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub limited_by: Option<&'static str>,
+}
+
+impl RateLimitState {
+    fn of((limit, d): (Limit, Decision)) -> Self {
+        Self {
+            limit: limit.max,
+            remaining: d.remaining,
+            reset: keyward_domain::clock::truncate_millis(d.reset),
+        }
+    }
 }
 
 impl<'a> From<&'a Verdict> for VerifyKeyResponse<'a> {
@@ -123,12 +145,11 @@ impl<'a> From<&'a Verdict> for VerifyKeyResponse<'a> {
             scopes: key.map(|k| k.scopes.as_slice()),
             metadata: key.map(|k| &k.metadata),
             expires_at: key.and_then(|k| k.expires_at),
-            ratelimit: v.ratelimit.map(|(limit, d)| RateLimitState {
-                limit: limit.max,
-                remaining: d.remaining,
-                reset: keyward_domain::clock::truncate_millis(d.reset),
-            }),
+            ratelimit: v.ratelimit.map(RateLimitState::of),
             remaining: v.remaining,
+            owner_ratelimit: v.owner_ratelimit.map(RateLimitState::of),
+            owner_remaining: v.owner_remaining,
+            limited_by: v.limited_by.map(|h| h.as_str()),
         }
     }
 }
