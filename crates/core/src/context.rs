@@ -88,6 +88,8 @@ pub struct Keyward {
     pub limiter: Arc<KeyRateLimiter>,
     /// Each owner's shared window on this node (owners with a shared rate limit), by user id.
     pub owner_limiter: Arc<KeyRateLimiter>,
+    /// This node's budgets of keys' cluster-wide rate limits.
+    pub cluster_budgets: Arc<crate::ratelimit::ClusterBudgets>,
     /// Usage (last use, verifications per day and code) waiting to be written.
     pub usage: Arc<UsageBuffer>,
     /// Keys by digest and users by id, for the verify path.
@@ -133,6 +135,7 @@ impl Keyward {
             settings: Arc::new(settings),
             limiter: Arc::new(KeyRateLimiter::default()),
             owner_limiter: Arc::new(KeyRateLimiter::default()),
+            cluster_budgets: Arc::default(),
             usage: Arc::new(UsageBuffer::new(metrics)),
         }
     }

@@ -8,7 +8,7 @@ use keyward_domain::credits::{Credits, Refill};
 use keyward_domain::duration::MAX_DURATION_SECONDS;
 use keyward_domain::event::key_json;
 pub use keyward_domain::ratelimit::MAX_RATE_LIMIT;
-use keyward_domain::ratelimit::{KeyRateLimit, RateLimitError};
+use keyward_domain::ratelimit::{KeyRateLimit, RateLimitError, RateLimitScope};
 use keyward_domain::scope::{KeywardRight, Scopes};
 use keyward_domain::text;
 use keyward_domain::Patch;
@@ -99,6 +99,9 @@ pub struct NewKey {
     pub refill: Option<Refill>,
     /// Networks (CIDR) or addresses the key may be verified from; empty: anywhere.
     pub allowed_ips: Vec<String>,
+    /// Where the rate limit holds; `None`: the tenant policy's choice (this node by default).
+    /// Only with a rate limit.
+    pub rate_limit_scope: Option<RateLimitScope>,
 }
 
 /// A key just made: the only moment its plaintext exists.
@@ -128,6 +131,8 @@ pub struct KeyPatch {
     pub enabled: Option<bool>,
     /// A new allowlist; empty lifts it.
     pub allowed_ips: Option<Vec<String>>,
+    /// Where the (new or current) rate limit holds; `None` keeps it.
+    pub rate_limit_scope: Option<RateLimitScope>,
 }
 
 pub fn cursor_of(key: &ApiKey) -> Cursor {
@@ -300,6 +305,11 @@ pub async fn create(state: &Keyward, caller: &Caller, req: NewKey) -> Result<Iss
             rate_limit = default_rate_limit(policy)?;
         }
     }
+    let scope = req
+        .rate_limit_scope
+        .or(tenant.as_ref().map(|t| t.policy.rate_limit_scope))
+        .unwrap_or_default();
+    let rate_limit = scoped(rate_limit, scope, req.rate_limit_scope.is_some())?;
     let prefix = tenant
         .as_ref()
         .map(|t| t.prefix())
@@ -351,6 +361,22 @@ fn default_rate_limit(policy: &TenantPolicy) -> Result<Option<KeyRateLimit>> {
         .map(|d| KeyRateLimit::stored(d.max, &d.window))
         .transpose()
         .map_err(|e| Error::Internal(format!("a stored default rate limit: {e}")))
+}
+
+/// `limit` holding where `scope` says; a scope asked for (`asked`) with no limit is refused.
+fn scoped(
+    limit: Option<KeyRateLimit>,
+    scope: RateLimitScope,
+    asked: bool,
+) -> Result<Option<KeyRateLimit>> {
+    match limit {
+        Some(limit) => Ok(Some(limit.with_scope(scope))),
+        None if asked => Err(Error::invalid_field(
+            "rate_limit_scope",
+            "applies to a rate limit: set rate_limit_max and rate_limit_window with it",
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The policy of the tenant a key lives in (the default for keys in none, or in a tenant since
@@ -502,6 +528,7 @@ pub async fn update(
     }
     // A limit the change leaves alone stays as stored (even one an older, more lenient grammar
     // took); a changed one is checked whole, as a new one is.
+    let old_scope = key.rate_limit.as_ref().map(|r| r.scope());
     if !patch.rate_limit_max.is_keep() || !patch.rate_limit_window.is_keep() {
         let (old_max, old_window) = match key.rate_limit.take() {
             Some(r) => (Some(r.max()), Some(r.window().to_owned())),
@@ -523,6 +550,11 @@ pub async fn update(
         let window = patch.rate_limit_window.apply(old_window);
         key.rate_limit = rate_limit_of(max, window.as_deref())?;
     }
+    if let Some(scope) = patch.rate_limit_scope {
+        changes.insert("rate_limit_scope".into(), json!(scope.as_str()));
+    }
+    let scope = patch.rate_limit_scope.or(old_scope).unwrap_or_default();
+    key.rate_limit = scoped(key.rate_limit, scope, patch.rate_limit_scope.is_some())?;
     if !patch.remaining.is_keep() || !patch.refill.is_keep() {
         let current = key.credits.map(|c| c.current(now));
         let refill = patch.refill.apply(current.and_then(|c| c.refill));

@@ -85,6 +85,7 @@ pub struct Metrics {
     flushes: AtomicU64,
     flush_failures: AtomicU64,
     flush_latency: Histogram,
+    cluster_leases: AtomicU64,
 }
 
 fn code_index(code: VerifyCode) -> usize {
@@ -96,6 +97,11 @@ impl Metrics {
         let r = route as usize;
         self.verifications[r][code_index(code)].fetch_add(1, Ordering::Relaxed);
         self.latency[r].observe(took);
+    }
+
+    /// A lease of a cluster-wide limit's budget was asked of storage.
+    pub fn leased(&self) {
+        self.cluster_leases.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn flushed(&self, ok: bool, took: Duration) {
@@ -128,6 +134,12 @@ impl Metrics {
             .sum();
         out.push_str("# HELP keyward_rate_limited_total Verifications rejected by a key's rate limit.\n# TYPE keyward_rate_limited_total counter\n");
         let _ = writeln!(out, "keyward_rate_limited_total {limited}");
+        out.push_str("# HELP keyward_cluster_rate_limit_leases_total Budgets of cluster-wide rate limits leased from the database by this node.\n# TYPE keyward_cluster_rate_limit_leases_total counter\n");
+        let _ = writeln!(
+            out,
+            "keyward_cluster_rate_limit_leases_total {}",
+            self.cluster_leases.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP keyward_verify_duration_seconds Time to decide a verification (after the request is read).\n# TYPE keyward_verify_duration_seconds histogram\n");
         for (r, route) in ["verify", "forward"].iter().enumerate() {
             self.latency[r].render(

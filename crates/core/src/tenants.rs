@@ -43,6 +43,8 @@ pub struct PolicyChanges {
     pub allowed_scopes: Patch<Vec<String>>,
     /// `(max, window)` as a key's rate limit takes them; cleared: none.
     pub default_rate_limit: Patch<(i64, String)>,
+    /// Where new keys' rate limits hold when their request does not say.
+    pub rate_limit_scope: Option<keyward_domain::ratelimit::RateLimitScope>,
 }
 
 impl PolicyChanges {
@@ -78,6 +80,9 @@ impl PolicyChanges {
         }
         if let Some(require) = self.require_expiry {
             policy.require_expiry = require;
+        }
+        if let Some(scope) = self.rate_limit_scope {
+            policy.rate_limit_scope = scope;
         }
         match &self.max_key_lifetime {
             Patch::Keep => {}

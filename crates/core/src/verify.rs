@@ -10,7 +10,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use keyward_domain::permission::Expr;
-use keyward_domain::ratelimit::{Decision, Limit};
+use keyward_domain::ratelimit::{Decision, Limit, RateLimitScope};
 use keyward_domain::{verify, ApiKey, ParsedKey, Permission, Principal, Scope, VerifyCode};
 use keyward_store::StoreError;
 
@@ -173,7 +173,12 @@ pub async fn verify(
         limited_by: None,
     };
     if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
-        check_rate_limits(state, k, now, &mut verdict);
+        match check_rate_limits(state, k, now, &mut verdict).await {
+            Ok(()) => {}
+            // Fail closed: a cluster-wide limit cannot be kept without storage.
+            Err(StoreError::Unavailable(_)) => return Ok(Verdict::unavailable()),
+            Err(e) => return Err(e.into()),
+        }
     }
     if let (VerifyCode::Valid, Some(k)) = (verdict.code, key.as_ref()) {
         if k.credits.is_some() || k.shared.credits {
@@ -219,28 +224,54 @@ pub async fn verify(
 
 /// The key's own rate limit, then its owner's shared one: a request counts against both or
 /// neither (a request the owner's limit refuses is given back to the key's).
-fn check_rate_limits(state: &Keyward, k: &ApiKey, now: OffsetDateTime, verdict: &mut Verdict) {
-    let own = limit_of(k).map(|limit| (limit, state.limiter.check(k.id, limit, now)));
+///
+/// A key's cluster-wide limit spends this node's leased budget, asking storage for more only
+/// when it is empty (its error is returned).
+async fn check_rate_limits(
+    state: &Keyward,
+    k: &ApiKey,
+    now: OffsetDateTime,
+    verdict: &mut Verdict,
+) -> Result<(), StoreError> {
+    let own = match k.rate_limit.as_ref() {
+        None => None,
+        Some(r) if r.scope() == RateLimitScope::Cluster => {
+            let limit = r.limit();
+            let lease = |start, want| {
+                state.metrics.leased();
+                guarded(
+                    state,
+                    state.store.lease_rate_budget(k.id, start, limit.max, want),
+                )
+            };
+            let decision = state
+                .cluster_budgets
+                .check(k.id, limit, k.created_at, now, lease)
+                .await?;
+            Some((limit, decision))
+        }
+        Some(r) => Some((r.limit(), state.limiter.check(k.id, r.limit(), now))),
+    };
     verdict.ratelimit = own;
     if own.is_some_and(|(_, d)| !d.allowed) {
         verdict.code = VerifyCode::RateLimited;
         verdict.limited_by = Some(LimitHolder::Key);
-        return;
+        return Ok(());
     }
     let Some(limit) = k.shared.rate_limit.as_ref().map(|r| r.limit()) else {
-        return;
+        return Ok(());
     };
     let decision = state.owner_limiter.check(k.owner_id, limit, now);
     verdict.owner_ratelimit = Some((limit, decision));
     if !decision.allowed {
-        if let Some((own_limit, _)) = own {
-            state.limiter.give_back(k.id, own_limit);
+        if let (Some((own_limit, _)), Some(r)) = (own, k.rate_limit.as_ref()) {
+            match r.scope() {
+                RateLimitScope::Node => state.limiter.give_back(k.id, own_limit),
+                RateLimitScope::Cluster => state.cluster_budgets.give_back(k.id),
+            }
         }
         verdict.code = VerifyCode::RateLimited;
         verdict.limited_by = Some(LimitHolder::Owner);
     }
-}
-
-fn limit_of(key: &ApiKey) -> Option<Limit> {
-    key.rate_limit.as_ref().map(|r| r.limit())
+    Ok(())
 }

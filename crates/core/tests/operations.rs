@@ -143,6 +143,7 @@ async fn verify_listing(
 fn new_key(scopes: &[&str]) -> NewKey {
     NewKey {
         allowed_ips: Vec::new(),
+        rate_limit_scope: None,
         tenant: KeyTenant::CallersOwn,
         name: None,
         scopes: strings(scopes),
@@ -516,6 +517,7 @@ async fn a_member_creates_a_key_and_reads_it_back() {
         &dev,
         NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             tenant: KeyTenant::Requested(None),
             name: Some("ci".into()),
             metadata: Some(json!({"team": "payments"})),
@@ -578,6 +580,7 @@ async fn a_member_creates_a_key_and_reads_it_back() {
         &dev,
         NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             tenant: KeyTenant::Requested(Some(globex.id)),
             ..new_key(&[])
         },
@@ -594,6 +597,7 @@ async fn a_member_creates_a_key_and_reads_it_back() {
             &admin,
             NewKey {
                 allowed_ips: Vec::new(),
+                rate_limit_scope: None,
                 tenant: KeyTenant::Requested(None),
                 ..new_key(&[])
             },
@@ -606,6 +610,7 @@ async fn a_member_creates_a_key_and_reads_it_back() {
         &admin,
         NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             tenant: KeyTenant::Requested(Some(globex.id)),
             ..new_key(&[])
         },
@@ -682,6 +687,7 @@ async fn bad_scopes_limits_and_expiries_are_invalid_naming_the_field() {
             &dev,
             NewKey {
                 allowed_ips: Vec::new(),
+                rate_limit_scope: None,
                 scopes: too_many,
                 ..new_key(&[])
             },
@@ -692,6 +698,7 @@ async fn bad_scopes_limits_and_expiries_are_invalid_naming_the_field() {
 
     let limited = |max: Option<i64>, window: Option<&str>| NewKey {
         allowed_ips: Vec::new(),
+        rate_limit_scope: None,
         rate_limit_max: max,
         rate_limit_window: window.map(Into::into),
         ..new_key(&[])
@@ -721,6 +728,7 @@ async fn bad_scopes_limits_and_expiries_are_invalid_naming_the_field() {
                 &dev,
                 NewKey {
                     allowed_ips: Vec::new(),
+                    rate_limit_scope: None,
                     expiry,
                     ..new_key(&[])
                 },
@@ -743,6 +751,7 @@ async fn update_keeps_clears_and_sets_each_field() {
         &dev,
         NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             name: Some("first".into()),
             expiry: KeyExpiry::At(month),
             rate_limit_max: Some(10),
@@ -949,6 +958,7 @@ async fn rotation_keeps_the_old_key_until_its_grace_ends() {
         &dev,
         NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             name: Some("v1".into()),
             ..new_key(&["orders:read"])
         },
@@ -1089,6 +1099,7 @@ async fn verify_answers_each_code() {
         &dev,
         NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             expiry: KeyExpiry::After(Duration::hours(1)),
             ..new_key(&["orders:read", "orders:write"])
         },
@@ -1179,6 +1190,7 @@ async fn verify_enforces_the_keys_rate_limit() {
         &dev,
         NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             rate_limit_max: Some(3),
             rate_limit_window: Some("1 minute".into()),
             ..new_key(&["orders:read"])
@@ -1318,6 +1330,7 @@ async fn a_key_authenticates_as_its_owner_with_its_scopes() {
         &boss,
         NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             expiry: KeyExpiry::After(Duration::minutes(5)),
             ..new_key(&[])
         },
@@ -1681,6 +1694,7 @@ async fn operator_changes_are_audited_as_the_system() {
         &operator,
         NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             tenant: KeyTenant::Requested(Some(acme.id)),
             ..new_key(&["orders:read"])
         },

@@ -42,6 +42,8 @@ pub struct TenantPolicy {
     pub allowed_scopes: Option<Vec<String>>,
     /// The rate limit a new key gets when its request names none.
     pub default_rate_limit: Option<DefaultRateLimit>,
+    /// Where the rate limits of new keys hold when their request does not say.
+    pub rate_limit_scope: crate::ratelimit::RateLimitScope,
 }
 
 /// A tenant's rate limit for new keys that name none: `max` requests per `window` (as a key's
@@ -114,6 +116,7 @@ impl Default for TenantPolicy {
             require_expiry: false,
             allowed_scopes: None,
             default_rate_limit: None,
+            rate_limit_scope: crate::ratelimit::RateLimitScope::Node,
         }
     }
 }

@@ -29,6 +29,38 @@ pub enum RateLimitError {
 pub struct KeyRateLimit {
     limit: Limit,
     window_text: String,
+    scope: RateLimitScope,
+}
+
+/// Where a rate limit holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitScope {
+    /// On each node by itself (GCRA in memory, smooth): behind N nodes a key gets up to N times
+    /// its limit. The default, and exact on one node.
+    #[default]
+    Node,
+    /// For the whole cluster: fixed windows counted in the database, which each node spends from
+    /// budgets it leases (never more than what is left of the window), so that no verification
+    /// writes to the database by itself and the cluster never allows more than `max` a window.
+    Cluster,
+}
+
+impl RateLimitScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Node => "node",
+            Self::Cluster => "cluster",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "node" => Some(Self::Node),
+            "cluster" => Some(Self::Cluster),
+            _ => None,
+        }
+    }
 }
 
 impl KeyRateLimit {
@@ -57,7 +89,17 @@ impl KeyRateLimit {
                 window: window_len,
             },
             window_text: window.to_owned(),
+            scope: RateLimitScope::Node,
         })
+    }
+
+    /// The same limit, holding where `scope` says.
+    pub fn with_scope(self, scope: RateLimitScope) -> Self {
+        Self { scope, ..self }
+    }
+
+    pub fn scope(&self) -> RateLimitScope {
+        self.scope
     }
 
     /// What the limiter decides with.
@@ -97,6 +139,19 @@ impl Decision {
 }
 
 impl Limit {
+    /// The fixed window (of a cluster-wide limit) that `now` falls in, counted from `anchor` (the
+    /// key's creation, the same on every node): its start and end.
+    pub fn fixed_window(
+        &self,
+        anchor: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> (OffsetDateTime, OffsetDateTime) {
+        let len = self.window.whole_nanoseconds().max(1);
+        let since = (now - anchor).whole_nanoseconds().max(0);
+        let start = anchor + Duration::nanoseconds_i128(since - since % len);
+        (start, start + self.window)
+    }
+
     fn interval_nanos(&self) -> i128 {
         (self.window.whole_nanoseconds() / i128::from(self.max.max(1))).max(1)
     }
@@ -141,6 +196,31 @@ impl Limit {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn fixed_windows_count_from_their_anchor() {
+        let limit = Limit {
+            max: 3,
+            window: Duration::seconds(60),
+        };
+        let anchor = datetime!(2026-01-01 00:00:10 UTC);
+        let w = |now| limit.fixed_window(anchor, now);
+        assert_eq!(w(anchor), (anchor, anchor + Duration::seconds(60)));
+        assert_eq!(w(anchor + Duration::seconds(59)).0, anchor);
+        assert_eq!(
+            w(anchor + Duration::seconds(60)).0,
+            anchor + Duration::seconds(60)
+        );
+        assert_eq!(
+            w(anchor + Duration::seconds(125)).0,
+            anchor + Duration::seconds(120)
+        );
+        assert_eq!(
+            w(anchor - Duration::seconds(5)).0,
+            anchor,
+            "a clock behind the anchor"
+        );
+    }
 
     #[test]
     fn allows_max_then_rejects_until_an_interval_passes() {

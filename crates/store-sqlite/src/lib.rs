@@ -27,7 +27,7 @@ use keyward_domain::{
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::{
     AuditQuery, Claimed, CreditSpend, Cursor, ExpiringKey, KeyCounts, KeyQuery, KeysOf, LastCredit,
-    Store, StoreError, UsageBatch, UsageCount, UsagePosition, WebhooksOf,
+    RateLease, Store, StoreError, UsageBatch, UsageCount, UsagePosition, WebhooksOf,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -445,7 +445,7 @@ async fn insert_keys(
             "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
              metadata, rate_limit_max, rate_limit_window, expires_at, created_at, updated_at, \
              revoked_at, remaining, refill_interval, refill_amount, refill_day, credits_set_at, \
-             enabled, allowed_ips) ",
+             enabled, allowed_ips, rate_limit_scope) ",
         );
         qb.push_values(chunk, |mut row, k| {
             let credits = k.credits.as_ref();
@@ -471,7 +471,8 @@ async fn insert_keys(
                 .push_bind(refill.map(|r| i64::from(r.day)))
                 .push_bind(credits.map(|c| ms(c.set_at)))
                 .push_bind(k.enabled)
-                .push_bind(rows::allowed_ips_json(&k.allowed_ips));
+                .push_bind(rows::allowed_ips_json(&k.allowed_ips))
+                .push_bind(rows::rate_limit_scope(k.rate_limit.as_ref()));
         });
         qb.build().execute(&mut **tx).await.map_err(map_err)?;
     }
@@ -954,6 +955,49 @@ impl Store for SqliteStore {
         Ok(CreditSpend { key, owner })
     }
 
+    async fn lease_rate_budget(
+        &self,
+        key_id: Uuid,
+        window_start: OffsetDateTime,
+        max: u32,
+        want: u32,
+    ) -> Result<RateLease, StoreError> {
+        let mut tx = self.write().await?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT window_start, used FROM rate_limit_windows WHERE key_id = ?")
+                .bind(key_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let start = ms(window_start);
+        let used_before = match row {
+            Some((at, used)) if at == start => u32::try_from(used).unwrap_or(max),
+            // A newer window counts already (this node's clock is behind): this one is over.
+            Some((at, _)) if at > start => {
+                return Ok(RateLease {
+                    granted: 0,
+                    used: max,
+                })
+            }
+            // No count yet, or an older window's: this one starts from nothing.
+            _ => 0,
+        };
+        let lease = RateLease::grant(max, used_before, want);
+        sqlx::query(
+            "INSERT INTO rate_limit_windows (key_id, window_start, used) VALUES (?, ?, ?) \
+             ON CONFLICT (key_id) DO UPDATE SET window_start = excluded.window_start, \
+             used = excluded.used",
+        )
+        .bind(key_id.to_string())
+        .bind(start)
+        .bind(i64::from(lease.used))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(lease)
+    }
+
     async fn get_owner_limits(&self, user_id: Uuid) -> Result<Option<OwnerLimits>, StoreError> {
         sqlx::query("SELECT * FROM owner_limits WHERE user_id = ?")
             .bind(user_id.to_string())
@@ -1101,8 +1145,8 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         let done = sqlx::query(&format!(
             "UPDATE api_keys SET name = ?, scopes = ?, metadata = ?, rate_limit_max = ?, \
-             rate_limit_window = ?, expires_at = ?, enabled = ?, updated_at = ?, allowed_ips = ? \
-             WHERE id = ? AND {}",
+             rate_limit_window = ?, expires_at = ?, enabled = ?, updated_at = ?, allowed_ips = ?, \
+             rate_limit_scope = ? WHERE id = ? AND {}",
             not_revoked_as_of("?")
         ))
         .bind(&k.name)
@@ -1114,6 +1158,7 @@ impl Store for SqliteStore {
         .bind(k.enabled)
         .bind(ms(k.updated_at))
         .bind(rows::allowed_ips_json(&k.allowed_ips))
+        .bind(rows::rate_limit_scope(k.rate_limit.as_ref()))
         .bind(k.id.to_string())
         .bind(ms(now))
         .execute(&mut *tx)

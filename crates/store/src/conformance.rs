@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             deliveries_are_leased_one_at_a_time,
             notices_are_sent_once_per_key_and_name,
             owner_limits_are_read_with_each_key_and_spent_with_its_credits,
+            cluster_windows_never_lease_more_than_is_left,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -2152,4 +2153,51 @@ pub async fn owner_limits_are_read_with_each_key_and_spent_with_its_credits(stor
             .await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// A cluster-wide window hands out its budget in shrinking leases, never more than `max` in all,
+/// and a newer window starts again; the key's stored scope round-trips.
+pub async fn cluster_windows_never_lease_more_than_is_left(store: &dyn Store) {
+    use keyward_domain::ratelimit::RateLimitScope;
+    let k = ApiKey {
+        rate_limit: Some(
+            KeyRateLimit::set(10, "1 minute")
+                .unwrap()
+                .with_scope(RateLimitScope::Cluster),
+        ),
+        ..key(1, None, Uuid::from_u128(7), T0)
+    };
+    store
+        .create_key(&k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
+        .await
+        .unwrap();
+    let stored = store.get_key(k.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.rate_limit.map(|r| r.scope()),
+        Some(RateLimitScope::Cluster)
+    );
+    let mut grants = vec![];
+    loop {
+        let lease = store.lease_rate_budget(k.id, T0, 10, 100).await.unwrap();
+        grants.push(lease.granted);
+        if lease.granted == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        grants,
+        [3, 2, 2, 1, 1, 1, 0],
+        "a quarter of what is left, at least 1"
+    );
+    let next = T0 + Duration::minutes(1);
+    let lease = store.lease_rate_budget(k.id, next, 10, 2).await.unwrap();
+    assert_eq!(
+        (lease.granted, lease.used),
+        (2, 2),
+        "a new window counts again"
+    );
+    let back = store.lease_rate_budget(k.id, T0, 10, 2).await.unwrap();
+    assert_eq!(back.granted, 0, "a lease of an older window gets nothing");
+    let on = store.lease_rate_budget(k.id, next, 10, 1).await.unwrap();
+    assert_eq!(on.used, 3, "and leaves the newer window's count as it was");
 }

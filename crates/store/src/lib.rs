@@ -219,6 +219,29 @@ pub struct Notice {
     pub events: Vec<Event>,
 }
 
+/// Requests of a cluster-wide window granted to one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLease {
+    /// Requests this node may now allow; 0: the window is spent.
+    pub granted: u32,
+    /// The window's count after this lease, across the cluster.
+    pub used: u32,
+}
+
+impl RateLease {
+    /// What a lease of `want` gets when `used` of `max` are gone: at most a quarter of what is
+    /// left (at least 1 while anything is), so that budgets shrink as the window runs out and
+    /// little is left stranded on nodes that stop asking.
+    pub fn grant(max: u32, used: u32, want: u32) -> Self {
+        let left = max.saturating_sub(used);
+        let granted = want.max(1).min(left.div_ceil(4)).min(left);
+        Self {
+            granted,
+            used: used.saturating_add(granted),
+        }
+    }
+}
+
 /// What [`Store::spend_credits`] did to the key's credits and to its owner's shared ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CreditSpend {
@@ -369,6 +392,17 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
         last_credit: LastCredit<'_>,
     ) -> Result<CreditSpend, StoreError>;
+    /// Leases up to `want` (at least 1) requests of the cluster-wide window starting at
+    /// `window_start` of key `key_id`, whose limit is `max` a window: never more than is left
+    /// ([`RateLease::grant`]), atomically with every other lease, from any node. A lease of a
+    /// newer window starts its count again.
+    async fn lease_rate_budget(
+        &self,
+        key_id: Uuid,
+        window_start: OffsetDateTime,
+        max: u32,
+        want: u32,
+    ) -> Result<RateLease, StoreError>;
     /// The limits shared by `user_id`'s keys, if any are set.
     async fn get_owner_limits(&self, user_id: Uuid) -> Result<Option<OwnerLimits>, StoreError>;
     /// Sets (or, with `None`, removes) the limits shared by `user_id`'s keys, with `audit`, and

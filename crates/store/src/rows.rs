@@ -5,6 +5,7 @@
 
 use keyward_domain::clock::from_millis;
 use keyward_domain::credits::{Credits, Refill, RefillInterval};
+use keyward_domain::ratelimit::RateLimitScope;
 use keyward_domain::{
     ActorType, ApiKey, AuditEntry, Delivery, DeliveryStatus, EventFilter, EventType, KeyDigest,
     OwnerLimits, Role, SharedLimits, Tenant, User, VerifyCode, WebhookEndpoint, WebhookSecret,
@@ -111,7 +112,17 @@ pub fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
         digest: KeyDigest::from_slice(&digest).ok_or_else(|| corrupt("digest"))?,
         scopes,
         metadata: json(row, "metadata")?,
-        rate_limit: rate_limit_of(row.int("rate_limit_max")?, row.text("rate_limit_window")?)?,
+        rate_limit: rate_limit_of(row.int("rate_limit_max")?, row.text("rate_limit_window")?)?
+            .map(|r| {
+                let scope = row.text("rate_limit_scope")?;
+                let scope = scope
+                    .as_deref()
+                    .map_or(Some(RateLimitScope::Node), RateLimitScope::parse);
+                scope
+                    .map(|s| r.with_scope(s))
+                    .ok_or_else(|| corrupt("rate_limit_scope"))
+            })
+            .transpose()?,
         expires_at: opt_time(row, "expires_at")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
@@ -149,6 +160,16 @@ pub fn owner_limits(row: &impl StoredRow) -> Result<OwnerLimits, StoreError> {
         credits: credits(row)?,
         updated_at: time(row, "updated_at")?,
     })
+}
+
+/// Where a key's rate limit holds, as stored: NULL for this node (the default), else its name.
+pub fn rate_limit_scope(
+    limit: Option<&keyward_domain::ratelimit::KeyRateLimit>,
+) -> Option<&'static str> {
+    limit
+        .map(|l| l.scope())
+        .filter(|s| *s != RateLimitScope::Node)
+        .map(RateLimitScope::as_str)
 }
 
 /// A key's allowlist as stored: a JSON array of networks, or NULL when it has none.

@@ -436,6 +436,7 @@ impl NewKeyForm {
         let window = self.rate_limit_window.trim();
         Ok(NewKey {
             allowed_ips: Vec::new(),
+            rate_limit_scope: None,
             // As the API: admins name a tenant; everyone else gets their own.
             tenant: KeyTenant::Requested(tenant),
             name: Some(self.name.trim().to_owned()).filter(|n| !n.is_empty()),
@@ -653,6 +654,7 @@ impl EditForm {
         Ok(KeyPatch {
             enabled,
             allowed_ips: None,
+            rate_limit_scope: None,
             name: patch_of(self.name.as_ref()),
             scopes: changed(self.scopes.as_ref(), self.scopes_was.as_ref())
                 .map(|s| s.split_whitespace().map(str::to_owned).collect()),

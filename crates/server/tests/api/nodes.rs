@@ -304,6 +304,73 @@ async fn credits_are_exact_across_three_nodes_and_usage_adds_up() {
     assert_eq!(remaining, 0);
 }
 
+/// The bound the README states for a cluster-wide limit: never more than `max` VALID answers in
+/// a window across the cluster (leases never exceed what is left), and no fewer once every node
+/// has drained the budget it leased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_wide_limit_holds_across_three_nodes() {
+    let url = keyward_pg_testkit::shared()
+        .fresh_database("cluster_limit")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = Arc::new([
+        node(dir.path(), &url, &[]).await,
+        node(dir.path(), &url, &[]).await,
+        node(dir.path(), &url, &[]).await,
+    ]);
+    let admin = nodes[0].login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (tenant_id, verifier) = verifier_on(&nodes[0], &admin).await;
+    let limit = json!({"rate_limit_max": 1000, "rate_limit_window": "1 minute", "rate_limit_scope": "cluster"});
+    let (_, key) = create_key(&nodes[0], &admin, &tenant_id, limit).await;
+    let started = Instant::now();
+
+    // 3 nodes x 32 connections, each verifying until its node refuses: a node refuses only once
+    // the database says the window is spent, and after that for the rest of the window.
+    let workers: Vec<_> = (0..96)
+        .map(|w| {
+            let (nodes, verifier, key) = (Arc::clone(&nodes), verifier.clone(), key.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut valid = 0u64;
+                loop {
+                    let (status, code) = verify(&client, &nodes[w % 3], &verifier, &key).await;
+                    match (status, code.as_str()) {
+                        (200, "VALID") => valid += 1,
+                        (200, "RATE_LIMITED") => return valid,
+                        other => panic!("unexpected answer {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut valid = 0;
+    for w in workers {
+        valid += w.await.unwrap();
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(50),
+        "the run must fit in the key's first window (it took {took:?})"
+    );
+    let mut leases = 0;
+    for n in nodes.iter() {
+        let text = metric(n, "keyward_cluster_rate_limit_leases_total").await;
+        leases += text
+            .trim()
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{text:?}"));
+    }
+    println!(
+        "cluster-wide limit of 1000 per minute, 3 nodes x 32 connections: {valid} VALID \
+         (bound: 1000..=1000), {leases} leases of the database in {took:?}"
+    );
+    assert_eq!(valid, 1000, "exactly the window's limit across the cluster");
+    assert!(
+        leases < 200,
+        "{leases} database leases for 1000 verifications: no write per request"
+    );
+}
+
 /// Keeps creating keys through `node` until `stop`; returns the ids it was given a 201 for, and
 /// how many 503s it saw. Any other answer fails the test.
 async fn keep_writing(

@@ -939,3 +939,116 @@ async fn an_owners_keys_share_one_quota_besides_their_own() {
     assert_eq!(r.body["code"], "VALID");
     assert!(r.body.get("owner_ratelimit").is_none() && r.body.get("owner_remaining").is_none());
 }
+
+#[tokio::test]
+async fn a_cluster_wide_limit_counts_fixed_windows_from_the_keys_creation() {
+    let app = app().await;
+    let admin = app.admin().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let (id, key) = app
+        .key_from(&member, json!({"rate_limit_max": 5, "rate_limit_window": "1 minute", "rate_limit_scope": "cluster"}))
+        .await;
+    let path = format!("/api/v1/api-keys/{id}");
+    let shown = app
+        .get(&path, As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(shown.body["rate_limit_scope"], "cluster");
+    let created = crate::support::rfc3339(&shown.body["created_at"]);
+    let verify = || {
+        app.post(
+            "/api/v1/keys/verify",
+            As::ApiKey(&verifier),
+            json!({"key": key}),
+        )
+    };
+    for left in (0..5).rev() {
+        let r = verify().await.expect(StatusCode::OK);
+        assert_eq!(r.body["code"], "VALID");
+        assert_eq!(r.body["ratelimit"]["remaining"], left, "{}", r.body);
+    }
+    let r = verify().await;
+    assert_eq!(
+        (r.body["code"].clone(), r.body["limited_by"].clone()),
+        (json!("RATE_LIMITED"), json!("key"))
+    );
+    assert_eq!(
+        crate::support::rfc3339(&r.body["ratelimit"]["reset"]),
+        created + time::Duration::minutes(1),
+        "the window's end"
+    );
+    let f = forward(&app, &verifier, &key, "", &[])
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(f.header("retry-after"), Some("60"));
+    app.advance(time::Duration::minutes(1));
+    assert_eq!(verify().await.body["code"], "VALID", "a new window");
+
+    // The scope needs a limit, and is one of two words; it can be changed.
+    for bad in [
+        json!({"rate_limit_scope": "cluster"}),
+        json!({"rate_limit_max": 5, "rate_limit_window": "1 minute", "rate_limit_scope": "planet"}),
+    ] {
+        let r = app
+            .post("/api/v1/api-keys", As::Bearer(&member), bad.clone())
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("rate_limit_scope"),
+            "{bad}: {}",
+            r.body
+        );
+    }
+    let node = app
+        .patch(
+            &path,
+            As::Bearer(&member),
+            json!({"rate_limit_scope": "node"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(node.body["rate_limit_scope"], "node");
+    let cleared = app
+        .patch(
+            &path,
+            As::Bearer(&member),
+            json!({"rate_limit_max": null, "rate_limit_window": null}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(cleared.body["rate_limit_scope"].is_null());
+    app.patch(
+        &path,
+        As::Bearer(&member),
+        json!({"rate_limit_scope": "cluster"}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+
+    // A tenant's default for new keys.
+    let policy = app
+        .patch(
+            &format!("/api/v1/tenants/{t}"),
+            As::Bearer(&admin),
+            json!({"policy": {"rate_limit_scope": "cluster"}}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(policy.body["policy"]["rate_limit_scope"], "cluster");
+    let (limited, _) = app
+        .key_from(
+            &member,
+            json!({"rate_limit_max": 5, "rate_limit_window": "1 minute"}),
+        )
+        .await;
+    let limited = app
+        .get(&format!("/api/v1/api-keys/{limited}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(limited.body["rate_limit_scope"], "cluster");
+}

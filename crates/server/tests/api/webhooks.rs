@@ -555,7 +555,7 @@ async fn tenant_policies_are_validated_and_shown() {
         r.body["policy"],
         json!({"revoke_leaked_keys": true, "expiry_reminders": ["7d", "1d"],
             "max_key_lifetime": null, "require_expiry": false, "allowed_scopes": null,
-            "default_rate_limit": null})
+            "default_rate_limit": null, "rate_limit_scope": "node"})
     );
     for bad in [
         json!({"expiry_reminders": ["7d", "7d"]}),

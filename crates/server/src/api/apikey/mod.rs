@@ -134,6 +134,7 @@ async fn create(
         .map_or(KeyExpiry::Never, KeyExpiry::At);
     let req = NewKey {
         allowed_ips: Vec::new(),
+        rate_limit_scope: None,
         tenant: KeyTenant::CallersOwn,
         name: input.label,
         scopes: lifecycle::owner_scopes(),

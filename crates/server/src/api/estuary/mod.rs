@@ -140,6 +140,7 @@ async fn create(
 ) -> EstuaryResult<Response> {
     let req = NewKey {
         allowed_ips: Vec::new(),
+        rate_limit_scope: None,
         tenant: KeyTenant::CallersOwn,
         name: params.label,
         scopes: scopes_of(params.perms.as_deref())?,

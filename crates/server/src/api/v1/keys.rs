@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_domain::credits::{Refill, RefillInterval};
 use keyward_domain::duration::parse_short;
-use keyward_domain::ratelimit::KeyRateLimit;
+use keyward_domain::ratelimit::{KeyRateLimit, RateLimitScope};
 use keyward_domain::{ApiKey, KeyStatus, Patch};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,6 +40,10 @@ pub struct ApiKeyView {
     pub prefix: String,
     pub rate_limit_max: Option<i64>,
     pub rate_limit_window: Option<String>,
+    /// Where the rate limit holds: `node` (each node by itself) or `cluster` (all nodes
+    /// together); null without a rate limit.
+    #[schema(value_type = Option<String>)]
+    pub rate_limit_scope: Option<&'static str>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
@@ -81,6 +85,7 @@ impl ApiKeyView {
             name: key.name,
             prefix: key.prefix,
             rate_limit_max: key.rate_limit.as_ref().map(KeyRateLimit::max),
+            rate_limit_scope: key.rate_limit.as_ref().map(|r| r.scope().as_str()),
             rate_limit_window: key.rate_limit.map(|r| r.window().to_owned()),
             last_used_at: key.last_used_at,
             created_at: key.created_at,
@@ -171,6 +176,28 @@ pub struct CreateApiKeyInput {
     /// 100: verify then needs the caller's `ip` inside one of them (`IP_NOT_ALLOWED` otherwise).
     #[schema(max_items = 100)]
     pub allowed_ips: Option<Vec<String>>,
+    /// Where the rate limit holds: `node` (each node by itself, smooth; behind N nodes up to N
+    /// times the limit) or `cluster` (all nodes together, in fixed windows counted from the
+    /// key's creation). Default: the tenant policy's `rate_limit_scope` (`node`).
+    #[schema(value_type = Option<String>)]
+    pub rate_limit_scope: Option<RateLimitScopeInput>,
+}
+
+/// `node` or `cluster`.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitScopeInput {
+    Node,
+    Cluster,
+}
+
+impl From<RateLimitScopeInput> for RateLimitScope {
+    fn from(s: RateLimitScopeInput) -> Self {
+        match s {
+            RateLimitScopeInput::Node => Self::Node,
+            RateLimitScopeInput::Cluster => Self::Cluster,
+        }
+    }
 }
 
 /// Create a new API key. The plaintext key is only returned once.
@@ -214,6 +241,7 @@ pub async fn create(
         remaining: input.remaining,
         refill: input.refill.map(|r| Refill::from(r.0)),
         allowed_ips: input.allowed_ips.unwrap_or_default(),
+        rate_limit_scope: input.rate_limit_scope.map(RateLimitScope::from),
     };
     Ok(issued_response(
         lifecycle::create(&state, &caller, req).await?,
@@ -364,6 +392,9 @@ pub struct UpdateApiKeyInput {
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>, max_items = 100)]
     pub allowed_ips: Patch<Vec<String>>,
+    /// `node` or `cluster`: where the key's rate limit holds (it must have one).
+    #[schema(value_type = Option<String>)]
+    pub rate_limit_scope: Option<RateLimitScopeInput>,
 }
 
 /// A refill of a key's credits: back to `amount` every UTC day, or every month on `day`.
@@ -421,6 +452,7 @@ pub async fn update(
             Patch::Clear => Some(Vec::new()),
             Patch::Set(nets) => Some(nets),
         },
+        rate_limit_scope: input.rate_limit_scope.map(RateLimitScope::from),
     };
     let key = lifecycle::update(&state, &caller, Reach::Role, id, patch).await?;
     Ok(Json(ApiKeyView::of(key, state.now())))

@@ -66,6 +66,8 @@ pub struct PolicyView {
     pub allowed_scopes: Option<Vec<String>>,
     /// The rate limit of new keys whose request names none; null: none.
     pub default_rate_limit: Option<RateLimitInput>,
+    /// Where new keys' rate limits hold when their request does not say: `node` or `cluster`.
+    pub rate_limit_scope: &'static str,
 }
 
 /// A rate limit: `max` requests per `window` (as a key's `rate_limit_max` and
@@ -95,6 +97,7 @@ impl From<&keyward_domain::TenantPolicy> for PolicyView {
                 max: d.max,
                 window: d.window.clone(),
             }),
+            rate_limit_scope: p.rate_limit_scope.as_str(),
         }
     }
 }
@@ -125,6 +128,9 @@ pub struct PolicyInput {
     #[serde(default)]
     #[schema(value_type = Option<RateLimitInput>)]
     pub default_rate_limit: Patch<Obj<RateLimitInput>>,
+    /// `node` or `cluster`: where new keys' rate limits hold when their request does not say.
+    #[schema(value_type = Option<String>, nullable)]
+    pub rate_limit_scope: Option<super::keys::RateLimitScopeInput>,
 }
 
 impl From<PolicyInput> for PolicyChanges {
@@ -136,6 +142,7 @@ impl From<PolicyInput> for PolicyChanges {
             require_expiry: p.require_expiry,
             allowed_scopes: p.allowed_scopes,
             default_rate_limit: p.default_rate_limit.map(|r| (r.0.max, r.0.window)),
+            rate_limit_scope: p.rate_limit_scope.map(Into::into),
         }
     }
 }

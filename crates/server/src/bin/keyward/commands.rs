@@ -174,6 +174,7 @@ pub async fn key(kw: &Keyward, command: KeyCommand) -> anyhow::Result<()> {
             };
             let req = NewKey {
                 allowed_ips: Vec::new(),
+                rate_limit_scope: None,
                 tenant: KeyTenant::CallersOwn,
                 name: Some(name),
                 scopes,
