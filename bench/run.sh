@@ -3,6 +3,9 @@
 # keyward (release build), and loads /healthz, verify and forward auth with wrk in the same run
 # and with the same settings. On PostgreSQL (a throwaway cluster this script starts) it also
 # loads two nodes behind one nginx. Prints the tables and writes them to BENCHMARKS.md.
+# A further verify row loads keys that carry verify's richer decisions (an IP allowlist checked
+# against the body's `ip`, an owner's shared rate limit, and a permission expression), seeded
+# `--with-policies` (SAMPLE of them), to compare with plain verify's CPU per request.
 # Beside them, the stack's ceiling for verify's request: `examples/ceiling.rs`, keyward's router
 # and layers with one route that takes verify's request through verify's extractors and answers
 # a real verify answer's bytes without doing any of verify's work, loaded with verify's script.
@@ -132,6 +135,9 @@ for backend in $BACKENDS; do
   seed_rate=$(echo "$seed_line" | sed -E 's/.*\(([0-9]+) keys\/s\).*/\1/')
   seed_secs=$(echo "$seed_line" | sed -E 's/.* in ([0-9.]+) s .*/\1/')
   shuf -n "$SAMPLE" "$work/keys-$backend.txt" > "$work/sample.txt"
+  echo "[$backend] seeding $SAMPLE keys with an allowlist, an owner limit and expression scopes..." >&2
+  "$bin" --database "$db" bench-seed --count "$SAMPLE" --with-policies \
+    --keys-out "$work/policies.txt" --verifier-out "$work/verifier-policies.txt" | tail -1 >&2
   export KEYWARD_KEYS_FILE="$work/sample.txt"
   KEYWARD_VERIFIER=$(cat "$work/verifier-$backend.txt")
   export KEYWARD_VERIFIER
@@ -158,6 +164,20 @@ for backend in $BACKENDS; do
   read -r c_rps c_p50 c_p99 c_err c_cpu c_wrk < <(load "http://127.0.0.1:$((PORT + 3))/bench/ceiling" bench/verify.lua)
   kill "$ceiling"; wait "$ceiling" 2>/dev/null || true
   measured=("$server")
+  # The same verify, of keys whose answer needs their allowlist, their owner's limit and an
+  # expression; the sample and the body change, nothing else.
+  # (Their own verifier: a member's verifier sees its owner's keys only.)
+  policy_body='"scopes":"bench:read AND (bench:write OR bench:admin)","ip":"10.1.2.3"'
+  policy_verifier=$(cat "$work/verifier-policies.txt")
+  check=$(curl -s "$base/api/v1/keys/verify" -H "x-api-key: $policy_verifier" \
+    -H 'content-type: application/json' -d "{\"key\":\"$(head -1 "$work/policies.txt")\",$policy_body}")
+  case "$check" in *'"code":"VALID"'*'"owner_ratelimit"'*) ;; *) echo "a key with policies does not verify: $check" >&2; exit 1 ;; esac
+  KEYWARD_KEYS_FILE="$work/policies.txt" KEYWARD_VERIFIER=$policy_verifier \
+    KEYWARD_VERIFY_EXTRA=$policy_body warm "$base"
+  read -r p_rps p_p50 p_p99 p_err p_cpu p_wrk < <(KEYWARD_KEYS_FILE="$work/policies.txt" \
+    KEYWARD_VERIFIER=$policy_verifier KEYWARD_VERIFY_EXTRA=$policy_body \
+    load "$base/api/v1/keys/verify" bench/verify.lua)
+  pcpu=$(awk -v p="$p_cpu" -v v="$v_cpu" 'BEGIN { printf "%.2f", p / v }')
   verify_rps[$backend]=$v_rps
   rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
   metrics=$(curl -s "$base/metrics")
@@ -172,8 +192,10 @@ for backend in $BACKENDS; do
   rows="$(row '`GET /healthz`' "$h_rps" "$h_p50" "$h_p99" "$h_err" "$h_cpu" "$h_wrk")
 $(row '`POST /api/v1/keys/verify`' "$v_rps" "$v_p50" "$v_p99" "$v_err" "$v_cpu" "$v_wrk")
 $(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err" "$f_cpu" "$f_wrk")
-$(row 'ceiling: verify'"'"'s request, a fixed answer (`examples/ceiling.rs`)' "$c_rps" "$c_p50" "$c_p99" "$c_err" "$c_cpu" "$c_wrk")"
+$(row 'ceiling: verify'"'"'s request, a fixed answer (`examples/ceiling.rs`)' "$c_rps" "$c_p50" "$c_p99" "$c_err" "$c_cpu" "$c_wrk")
+$(row '`POST /api/v1/keys/verify`: allowlist + owner limit + expression' "$p_rps" "$p_p50" "$p_p99" "$p_err" "$p_cpu" "$p_wrk")"
   notes="- verify / healthz requests/s: **$ratio** (target >= 0.85); forward / verify: **$fratio** (target >= 0.90)
+- verify with an allowlist, an owner limit and an expression / plain verify, keyward CPU µs per request: **$pcpu** (target <= 1.10)
 - the stack's ceiling for verify's request (verify's extractors and a real answer's bytes, none of verify's work) / healthz: **$cratio**; verify / ceiling: **$vcratio**
 - server peak RSS (VmHWM): **$((rss_kb / 1024)) MB** (target <= 400); start-up to ready: **$startup_ms ms** (target <= 1000)
 - seeding: $KEYS keys in $seed_secs s (**$seed_rate keys/s**); cache hits/misses over the run: $hits / $misses; usage flushes: $flushes, $flush_ms ms each on average"

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::AuditAction;
-use keyward_domain::{Actor, ApiKey, KeyPrefix, PlainKey, Role};
+use keyward_domain::{Actor, ApiKey, IpAllowlist, KeyPrefix, OwnerLimits, PlainKey, Role};
 use keyward_store::Store;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -20,6 +21,20 @@ use keyward_core::{tenants, users};
 
 const BENCH_TENANT: &str = "bench";
 const BENCH_EMAIL: &str = "bench@keyward.invalid";
+/// The owner of keys seeded `--with-policies`: its shared rate limit must not touch the others.
+const POLICIES_EMAIL: &str = "bench-policies@keyward.invalid";
+
+/// What to seed.
+#[derive(Debug)]
+pub struct Seeding<'a> {
+    pub count: u64,
+    /// Keys per transaction.
+    pub batch: usize,
+    pub keys_out: Option<&'a Path>,
+    pub verifier_out: &'a Path,
+    /// Keys with an allowlist, expression scopes and an owner limit.
+    pub with_policies: bool,
+}
 
 #[derive(Debug)]
 pub struct SeedReport {
@@ -50,8 +65,8 @@ fn new_key(
     Ok((plain, key))
 }
 
-/// The bench tenant and its user, made on first use.
-async fn bench_owner(state: &Keyward) -> anyhow::Result<(Uuid, Uuid)> {
+/// The bench tenant and its user (`email`), made on first use.
+async fn bench_owner(state: &Keyward, email: &str) -> anyhow::Result<(Uuid, Uuid)> {
     let store = &state.store;
     let tenant = match store.get_tenant_by_slug(BENCH_TENANT).await? {
         Some(t) => t.id,
@@ -69,7 +84,7 @@ async fn bench_owner(state: &Keyward) -> anyhow::Result<(Uuid, Uuid)> {
                 .id
         }
     };
-    let user = match store.get_user_by_email(BENCH_EMAIL).await? {
+    let user = match store.get_user_by_email(email).await? {
         Some(u) => u.id,
         None => {
             let password = PlainKey::generate(&KeyPrefix::default_prefix())
@@ -77,7 +92,7 @@ async fn bench_owner(state: &Keyward) -> anyhow::Result<(Uuid, Uuid)> {
                 .expose()
                 .into();
             let req = users::NewUser {
-                email: BENCH_EMAIL.into(),
+                email: email.into(),
                 password,
                 role: Role::Member,
                 tenant_id: Some(tenant),
@@ -91,18 +106,55 @@ async fn bench_owner(state: &Keyward) -> anyhow::Result<(Uuid, Uuid)> {
     Ok((tenant, user))
 }
 
-/// Seeds `count` keys (scope `bench:read`) in transactions of `batch`, writing their plaintexts
-/// to `keys_out` (one per line) when given, and a new `keyward:verify` key to `verifier_out`.
-pub async fn seed(
-    state: &Keyward,
-    count: u64,
-    batch: usize,
-    keys_out: Option<&Path>,
-    verifier_out: &Path,
-) -> anyhow::Result<SeedReport> {
+/// The owner limit of keys seeded with policies: 100,000 a second, which the load never reaches.
+async fn limit_owner(state: &Keyward, owner: Uuid, now: OffsetDateTime) -> anyhow::Result<()> {
+    let limits = OwnerLimits {
+        user_id: owner,
+        rate_limit: Some(
+            KeyRateLimit::set(100_000, "1 second").map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        credits: None,
+        updated_at: now,
+    };
+    let audit = Actor::system()
+        .entry(now, AuditAction::UserSetLimits, owner)
+        .subject(owner);
+    state
+        .store
+        .set_owner_limits(owner, Some(&limits), &audit)
+        .await?;
+    Ok(())
+}
+
+/// Seeds `count` keys (scope `bench:read`; with policies also `bench:write`, an allowlist and an
+/// owner limit) in transactions of `batch`, writing their plaintexts to `keys_out` (one per
+/// line) when given, and a new `keyward:verify` key to `verifier_out`.
+pub async fn seed(state: &Keyward, seeding: Seeding<'_>) -> anyhow::Result<SeedReport> {
+    let Seeding {
+        count,
+        batch,
+        keys_out,
+        verifier_out,
+        with_policies,
+    } = seeding;
     let store: Arc<dyn Store> = state.store.clone();
-    let (tenant, owner) = bench_owner(state).await?;
+    let email = if with_policies {
+        POLICIES_EMAIL
+    } else {
+        BENCH_EMAIL
+    };
+    let (tenant, owner) = bench_owner(state, email).await?;
     let now = keyward_domain::clock::truncate_millis(state.now());
+    let (scopes, allowed_ips): (&[&str], IpAllowlist) = if with_policies {
+        limit_owner(state, owner, now).await?;
+        (
+            &["bench:read", "bench:write"],
+            IpAllowlist::parse(&["127.0.0.0/8", "10.0.0.0/8", "2001:db8::/32"])
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+    } else {
+        (&["bench:read"], IpAllowlist::anywhere())
+    };
     let (verifier, key) = new_key(owner, tenant, &["keyward:verify"], now)?;
     let audit = Actor::system()
         .entry(now, AuditAction::ApiKeyCreate, key.id)
@@ -136,7 +188,11 @@ pub async fn seed(
         let n = (count - made).min(batch as u64) as usize;
         let mut keys = Vec::with_capacity(n);
         for _ in 0..n {
-            let (plain, key) = new_key(owner, tenant, &["bench:read"], now)?;
+            let (plain, key) = new_key(owner, tenant, scopes, now)?;
+            let key = ApiKey {
+                allowed_ips: allowed_ips.clone(),
+                ..key
+            };
             if let Some(out) = out.as_mut() {
                 writeln!(out, "{}", plain.expose()).context("writing the keys file")?;
             }

@@ -165,6 +165,11 @@ pub enum Operation {
         /// Write a new key with `keyward:verify` here (mode 0600), for the load's verifier.
         #[arg(long)]
         verifier_out: PathBuf,
+        /// Make keys that carry verify's richer decisions: an IP allowlist (127.0.0.0/8,
+        /// 10.0.0.0/8, 2001:db8::/32), scopes for an expression (`bench:read`, `bench:write`),
+        /// and an owner (its own user) with a shared rate limit high enough never to refuse.
+        #[arg(long)]
+        with_policies: bool,
     },
 }
 
@@ -583,13 +588,17 @@ async fn operate(kw: &Keyward, operation: Operation) -> anyhow::Result<()> {
             batch,
             keys_out,
             verifier_out,
+            with_policies,
         } => {
             let report = crate::bench_seed::seed(
                 kw,
-                count,
-                batch.max(1),
-                keys_out.as_deref(),
-                &verifier_out,
+                crate::bench_seed::Seeding {
+                    count,
+                    batch: batch.max(1),
+                    keys_out: keys_out.as_deref(),
+                    verifier_out: &verifier_out,
+                    with_policies,
+                },
             )
             .await?;
             println!(
