@@ -1,5 +1,5 @@
 //! Everything keyward holds about the caller, read page by page so that a large export streams:
-//! its profile and tenant, every key it owns (never a secret or a digest: the surface renders
+//! its profile (with the limits its keys share) and tenant, every key it owns (never a secret or a digest: the surface renders
 //! keys through its public view), the usage counters of those keys, and the audit entries in
 //! which it is the actor or the subject (which covers every change to its keys).
 
@@ -21,6 +21,8 @@ const EXPORT_PAGE: u32 = 500;
 pub struct Profile {
     pub exported_at: OffsetDateTime,
     pub user: User,
+    /// The limits shared by the user's keys, when set.
+    pub limits: Option<keyward_domain::OwnerLimits>,
     pub tenant: Option<Tenant>,
 }
 
@@ -67,6 +69,7 @@ pub async fn start(state: &Keyward, caller: &Caller) -> Result<(Profile, Export)
         Some(t) => state.store.get_tenant(t).await?,
         None => None,
     };
+    let limits = state.store.get_owner_limits(user.id).await?;
     let export = Export {
         store: std::sync::Arc::clone(&state.store),
         user: user.id,
@@ -78,6 +81,7 @@ pub async fn start(state: &Keyward, caller: &Caller) -> Result<(Profile, Export)
         Profile {
             exported_at: now,
             user,
+            limits,
             tenant,
         },
         export,

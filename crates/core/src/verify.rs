@@ -4,6 +4,7 @@
 //! lookup. A verifier sees only keys its role covers (others are `NOT_FOUND`), unless keyward
 //! runs with `--public-verify`.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -118,12 +119,37 @@ pub fn client_ip(text: &str, field: &'static str) -> Result<IpAddr> {
     })
 }
 
+/// How many expressions each thread remembers parsed.
+const RECENT_EXPRESSIONS: usize = 8;
+
+thread_local! {
+    /// The expressions last parsed on this thread, newest last: a service sends the same few
+    /// with every request, and parsing one costs more than the rest of its check.
+    static RECENT: RefCell<Vec<(Box<str>, Arc<Permission>)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A permission expression as a caller wrote it (in `field`): malformed, `invalid_field` naming
-/// the field and the position.
-pub fn expression(text: &str, field: &'static str) -> Result<Permission> {
-    Expr::parse(text)
-        .map(Permission::Expression)
-        .map_err(|e| Error::invalid_field(field, format!("expression {e}")))
+/// the field and the position. Parsed once per thread for the last few expressions seen.
+pub fn expression(text: &str, field: &'static str) -> Result<Arc<Permission>> {
+    let known = RECENT.with_borrow(|recent| {
+        recent
+            .iter()
+            .find(|(seen, _)| **seen == *text)
+            .map(|(_, parsed)| Arc::clone(parsed))
+    });
+    if let Some(parsed) = known {
+        return Ok(parsed);
+    }
+    let parsed = Expr::parse(text)
+        .map(|e| Arc::new(Permission::Expression(e)))
+        .map_err(|e| Error::invalid_field(field, format!("expression {e}")))?;
+    RECENT.with_borrow_mut(|recent| {
+        if recent.len() >= RECENT_EXPRESSIONS {
+            recent.remove(0);
+        }
+        recent.push((text.into(), Arc::clone(&parsed)));
+    });
+    Ok(parsed)
 }
 
 /// Verifies `request.key` for `verifier` (`None` only under `--public-verify`): known, live,

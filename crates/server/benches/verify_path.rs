@@ -1,5 +1,6 @@
 //! The verify hot path without HTTP: parse a presented key (shape and checksum), digest it, and
-//! look it up in a warm cache of 100,000 keys. Run: `cargo bench -p keyward-server`.
+//! look it up in a warm cache of 100,000 keys; and the richer decisions' pieces (a permission
+//! expression, a client address against an allowlist). Run: `cargo bench -p keyward-server`.
 
 // Test code: a failed step is a failed test, and waits on real processes and sockets are timed
 // by the real clock.
@@ -14,7 +15,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use keyward_core::cache::{CacheSettings, KeyCache, Lookup};
-use keyward_domain::{ApiKey, KeyPrefix, ParsedKey, PlainKey};
+use keyward_domain::permission::Expr;
+use keyward_domain::{ApiKey, IpAllowlist, KeyPrefix, ParsedKey, PlainKey};
 use time::macros::datetime;
 use uuid::Uuid;
 
@@ -53,6 +55,22 @@ fn verify_path(c: &mut Criterion) {
         typo.pop();
         typo.push('x');
         b.iter(|| black_box(ParsedKey::parse(black_box(&typo)).is_err()))
+    });
+    let expression = "bench:read AND (bench:write OR bench:admin)";
+    c.bench_function("permission expression: parse", |b| {
+        b.iter(|| black_box(Expr::parse(black_box(expression)).unwrap()))
+    });
+    let parsed = Expr::parse(expression).unwrap();
+    let held = keyward_domain::Scopes::parse(&["bench:read", "bench:write"]).unwrap();
+    c.bench_function("permission expression: evaluate", |b| {
+        b.iter(|| black_box(parsed.allows(|s| held.contains(s))))
+    });
+    let allowlist = IpAllowlist::parse(&["127.0.0.0/8", "10.0.0.0/8", "2001:db8::/32"]).unwrap();
+    c.bench_function("client address: parse + allowlist (3 networks)", |b| {
+        b.iter(|| {
+            let ip: std::net::IpAddr = black_box("10.1.2.3").parse().unwrap();
+            black_box(allowlist.allows(Some(ip)))
+        })
     });
 }
 

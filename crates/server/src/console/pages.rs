@@ -9,6 +9,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use keyward_core::console::Resumed;
 use keyward_core::keys::{self, KeyExpiry, KeyPatch, KeyTenant, NewKey, Reach};
 use keyward_core::{audit, stats, tenants, users};
+use keyward_domain::ratelimit::RateLimitScope;
 use keyward_domain::{ApiKey, KeyStatus, Patch, Role};
 use keyward_store::{AuditQuery, Cursor, KeyQuery};
 use secrecy::{ExposeSecret, SecretString};
@@ -514,6 +515,8 @@ struct KeyPage {
     credits: String,
     metadata: String,
     scopes: String,
+    /// The allowlist, separated by spaces; empty: anywhere.
+    allowed_ips: String,
     rate_limit_max: String,
     rate_limit_window: String,
     remaining: String,
@@ -536,7 +539,12 @@ pub async fn key(State(state): State<AppState>, signed: Signed, PageId(id): Page
         tenant_id: key.tenant_id.map_or_else(|| "—".into(), |t| t.to_string()),
         rate_limit: key.rate_limit.as_ref().map_or_else(
             || "none".into(),
-            |r| format!("{} per {}", r.max(), r.window()),
+            |r| match r.scope() {
+                RateLimitScope::Node => format!("{} per {} (on each node)", r.max(), r.window()),
+                RateLimitScope::Cluster => {
+                    format!("{} per {} (whole cluster)", r.max(), r.window())
+                }
+            },
         ),
         credits: credits.map_or_else(
             || "unlimited".into(),
@@ -552,6 +560,7 @@ pub async fn key(State(state): State<AppState>, signed: Signed, PageId(id): Page
         ),
         metadata: key.metadata.to_string(),
         scopes: key.scopes.join(" "),
+        allowed_ips: key.allowed_ips.to_strings().join(" "),
         rate_limit_max: key
             .rate_limit
             .as_ref()
@@ -586,6 +595,8 @@ pub struct EditForm {
     metadata: Option<String>,
     /// `false` pauses the key, `true` resumes it (the pause form sends only this).
     enabled: Option<String>,
+    /// Networks separated by white space; empty lifts the allowlist.
+    allowed_ips: Option<String>,
     /// What the page showed in each field when it was loaded: a field sent back unchanged is
     /// kept as it is now, so that a stale page never puts back what changed since (credits
     /// spent meanwhile).
@@ -599,6 +610,8 @@ pub struct EditForm {
     remaining_was: Option<String>,
     #[serde(default)]
     metadata_was: Option<String>,
+    #[serde(default)]
+    allowed_ips_was: Option<String>,
 }
 
 /// `field`, unless it is what the page showed (`was`): then absent, i.e. kept.
@@ -653,7 +666,8 @@ impl EditForm {
         };
         Ok(KeyPatch {
             enabled,
-            allowed_ips: None,
+            allowed_ips: changed(self.allowed_ips.as_ref(), self.allowed_ips_was.as_ref())
+                .map(|s| s.split_whitespace().map(str::to_owned).collect()),
             rate_limit_scope: None,
             name: patch_of(self.name.as_ref()),
             scopes: changed(self.scopes.as_ref(), self.scopes_was.as_ref())

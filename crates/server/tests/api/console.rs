@@ -534,7 +534,7 @@ async fn a_keys_edit_form_changes_what_the_api_changes() {
     let b = sign_in(&app, "ann@example.com").await;
     let (id, _) = create_key(&app, &b, "name=ci&scopes=orders%3Aread").await;
     let edit = format!(
-        "csrf={}&scopes=orders%3Aread+orders%3Awrite&expires=date&expires_on=2030-01-02&rate_limit_max=5&rate_limit_window=1+minute&remaining=7&metadata=%7B%22team%22%3A%22a%22%7D",
+        "csrf={}&scopes=orders%3Aread+orders%3Awrite&expires=date&expires_on=2030-01-02&rate_limit_max=5&rate_limit_window=1+minute&remaining=7&metadata=%7B%22team%22%3A%22a%22%7D&allowed_ips=203.0.113.0%2F24+2001%3Adb8%3A%3A%2F32",
         b.csrf
     );
     post(&app, &format!("/keys/{id}"), &b.cookie, &edit)
@@ -553,6 +553,25 @@ async fn a_keys_edit_form_changes_what_the_api_changes() {
     assert_eq!(key["rate_limit_max"], 5);
     assert_eq!(key["remaining"], 7);
     assert_eq!(key["metadata"]["team"], "a");
+    assert_eq!(
+        key["allowed_ips"],
+        serde_json::json!(["203.0.113.0/24", "2001:db8::/32"])
+    );
+    let shown = page(&app, &format!("/keys/{id}"), &b.cookie)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        html(&shown).contains("203.0.113.0/24 2001:db8::/32"),
+        "the page shows the allowlist"
+    );
+    assert!(
+        html(&shown).contains("(on each node)"),
+        "and where the rate limit holds"
+    );
+    let bad = format!("csrf={}&allowed_ips=10.0.0.1%2F8", b.csrf);
+    post(&app, &format!("/keys/{id}"), &b.cookie, &bad)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
     assert!(key["expires_at"]
         .as_str()
         .unwrap()
@@ -560,7 +579,7 @@ async fn a_keys_edit_form_changes_what_the_api_changes() {
     assert_eq!(key["name"], "ci", "a field the form leaves out is kept");
     // Empty fields clear; one half of a rate limit alone is refused.
     let clear = format!(
-        "csrf={}&expires=never&rate_limit_max=&rate_limit_window=&remaining=",
+        "csrf={}&expires=never&rate_limit_max=&rate_limit_window=&remaining=&allowed_ips=",
         b.csrf
     );
     post(&app, &format!("/keys/{id}"), &b.cookie, &clear)
@@ -575,6 +594,11 @@ async fn a_keys_edit_form_changes_what_the_api_changes() {
         "{key}"
     );
     assert!(key.get("remaining").is_none(), "{key}");
+    assert_eq!(
+        key["allowed_ips"],
+        serde_json::json!([]),
+        "an empty field lifts the allowlist"
+    );
     let half = format!("csrf={}&rate_limit_max=5", b.csrf);
     post(&app, &format!("/keys/{id}"), &b.cookie, &half)
         .await

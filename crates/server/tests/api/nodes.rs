@@ -304,6 +304,102 @@ async fn credits_are_exact_across_three_nodes_and_usage_adds_up() {
     assert_eq!(remaining, 0);
 }
 
+/// Owner limits and allowlists set through one node govern verification on another within the
+/// usual second: both travel with the cached key, and their changes are announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_limits_and_allowlists_reach_every_node_within_a_second() {
+    let url = keyward_pg_testkit::shared()
+        .fresh_database("policies")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        node(dir.path(), &url, &[]).await,
+        node(dir.path(), &url, &[]).await,
+    );
+    let admin = a.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (tenant_id, verifier) = verifier_on(&a, &admin).await;
+    let (key_id, key) = create_key(&a, &admin, &tenant_id, json!({})).await;
+    let (_, me) = a
+        .call(Method::GET, "/api/v1/users/me", Some(&admin), None)
+        .await;
+    let owner = me["id"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    // B caches the key first.
+    assert_eq!(verify(&client, &b, &verifier, &key).await.1, "VALID");
+    assert_eq!(verify(&client, &b, &verifier, &key).await.1, "VALID");
+
+    // Until B answers `expected` for `body`: how long after `since`.
+    let until = |body: Value, expected: &'static str, since: Instant| {
+        let (client, b, verifier) = (&client, &b, &verifier);
+        async move {
+            loop {
+                let res = client
+                    .post(format!("{}/api/v1/keys/verify", b.base))
+                    .bearer_auth(verifier)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let answer: Value = res.json().await.unwrap();
+                if answer["code"] == expected {
+                    return (since.elapsed(), answer);
+                }
+                assert!(since.elapsed() < Duration::from_secs(5), "{answer}");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    };
+    let limits = json!({"rate_limit_max": 1, "rate_limit_window": "1 hour"});
+    let path = format!("/api/v1/users/{owner}/limits");
+    let (status, _) = a.call(Method::PUT, &path, Some(&admin), Some(limits)).await;
+    assert_eq!(status, 200);
+    let (took, answer) = until(json!({"key": key}), "RATE_LIMITED", Instant::now()).await;
+    assert_eq!(answer["limited_by"], "owner", "{answer}");
+    assert!(
+        took < Duration::from_secs(1),
+        "owner limits reached B after {took:?}"
+    );
+    let (status, _) = a
+        .call(Method::PUT, &path, Some(&admin), Some(json!({})))
+        .await;
+    assert_eq!(status, 200);
+    until(json!({"key": key}), "VALID", Instant::now()).await;
+
+    let fence = json!({"allowed_ips": ["192.0.2.0/24"]});
+    let (status, _) = a
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/api-keys/{key_id}"),
+            Some(&admin),
+            Some(fence),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (took, _) = until(
+        json!({"key": key, "ip": "198.51.100.1"}),
+        "IP_NOT_ALLOWED",
+        Instant::now(),
+    )
+    .await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the allowlist reached B after {took:?}"
+    );
+    assert_eq!(
+        until(
+            json!({"key": key, "ip": "192.0.2.1"}),
+            "VALID",
+            Instant::now()
+        )
+        .await
+        .1["code"],
+        "VALID"
+    );
+    for n in [a, b] {
+        assert!(n.terminate().success());
+    }
+}
+
 /// The bound the README states for a cluster-wide limit: never more than `max` VALID answers in
 /// a window across the cluster (leases never exceed what is left), and no fewer once every node
 /// has drained the budget it leased.

@@ -618,7 +618,31 @@ async fn a_tenants_policy_binds_its_keys_on_every_surface() {
         "{}",
         r.body
     );
-    estuary_add(&app, &member, "?expiry=720h&perms=upload")
+    estuary_add(
+        &app,
+        &member,
+        "?expiry=720h&perms=upload&label=estuary-upload",
+    )
+    .await
+    .expect(StatusCode::OK);
+    // Its application scope is the policy's too.
+    let only_read = json!({"policy": {"allowed_scopes": ["orders:read"]}});
+    app.patch(&tenant_path, As::Bearer(&admin), only_read)
+        .await
+        .expect(StatusCode::OK);
+    let r = estuary_add(&app, &member, "?expiry=720h&perms=upload")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["error"]["details"]
+            .as_str()
+            .unwrap()
+            .contains("upload"),
+        "{}",
+        r.body
+    );
+    let both = json!({"policy": {"allowed_scopes": ["orders:read", "upload"]}});
+    app.patch(&tenant_path, As::Bearer(&admin), both)
         .await
         .expect(StatusCode::OK);
     // The form surface: `Never` and `One Year` are 400s in its shape; `One Month` is made.
@@ -633,9 +657,27 @@ async fn a_tenants_policy_binds_its_keys_on_every_surface() {
             r.body
         );
     }
-    form_add(&app, &member, "label=x&expires=One%20Week")
+    form_add(&app, &member, "label=form-week&expires=One%20Week")
         .await
         .expect(StatusCode::CREATED);
+    // Keys made on either surface get the default rate limit.
+    let listed = app
+        .get("/api/v1/api-keys", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    for name in ["estuary-upload", "form-week"] {
+        let key = listed
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name);
+        assert_eq!(
+            key.map(|k| k["rate_limit_max"].clone()),
+            Some(json!(10)),
+            "{name}"
+        );
+    }
 
     // An expiry required, with no maximum: "never" is refused on each surface, a year is not.
     app.patch(
@@ -778,6 +820,18 @@ async fn an_owners_keys_share_one_quota_besides_their_own() {
         ),
         (json!(3), json!(5))
     );
+    // In the user's export, with its keys.
+    let export = app
+        .get("/api/v1/export", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        export.body["limits"]["rate_limit_max"], 3,
+        "{}",
+        export.body
+    );
+    assert_eq!(export.body["limits"]["remaining"], 5);
+    assert!(export.body["api_keys"][0]["allowed_ips"].is_array());
     // Who may read and set them.
     app.get(&path, As::Bearer(&member))
         .await

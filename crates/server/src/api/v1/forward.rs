@@ -72,11 +72,13 @@ pub async fn forward(
     // Taken as sent: the list is the proxy's configuration, comma-separated, nothing trimmed.
     // An empty list or item (an unset variable in that configuration) is no "no scope": a 400.
     let permission = match params.scopes.as_deref() {
-        None => Permission::default(),
+        None => std::sync::Arc::new(Permission::default()),
         Some(text) if text.contains(|c: char| c.is_whitespace() || c == '(' || c == ')') => {
             verify::expression(text, "scopes")?
         }
-        Some(list) => Permission::All(list.split(',').map(str::to_owned).collect()),
+        Some(list) => std::sync::Arc::new(Permission::All(
+            list.split(',').map(str::to_owned).collect(),
+        )),
     };
     let ip = match state.forward_client_ip_header() {
         None => None,

@@ -33,7 +33,7 @@ pub struct OwnerLimitsView {
 }
 
 impl OwnerLimitsView {
-    fn of(user_id: Uuid, limits: Option<OwnerLimits>, now: OffsetDateTime) -> Self {
+    pub(crate) fn of(user_id: Uuid, limits: Option<OwnerLimits>, now: OffsetDateTime) -> Self {
         let rate_limit = limits.as_ref().and_then(|l| l.rate_limit.as_ref());
         let credits = limits
             .as_ref()

@@ -151,7 +151,7 @@ impl From<UsageCount> for UsageView {
 /// secrets or digests, usage counters, audit entries about the caller or its keys), streamed.
 #[utoipa::path(get, path = "/api/v1/export", tag = "Stats", operation_id = "exportData",
     responses(
-        (status = 200, description = "A JSON document with `exported_at`, `user`, `tenant`, `api_keys`, `usage` and `audit_log`, sent as an attachment",
+        (status = 200, description = "A JSON document with `exported_at`, `user`, `limits` (shared by the user's keys), `tenant`, `api_keys`, `usage` and `audit_log`, sent as an attachment",
             content_type = "application/json", headers(("Content-Disposition" = String))),
         (status = 401, description = "No valid credential", body = super::Error),
         (status = 403, description = "The credential lacks keyward:read", body = super::Error),
@@ -246,7 +246,11 @@ impl Renderer {
             serde_json::to_writer(&mut out, &keyward_core::keys::rfc3339(head.exported_at))
                 .map_err(internal)?;
             out.extend_from_slice(b",\"user\":");
+            let user_id = head.user.id;
             serde_json::to_writer(&mut out, &UserView::from(head.user)).map_err(internal)?;
+            out.extend_from_slice(b",\"limits\":");
+            let limits = super::owner_limits::OwnerLimitsView::of(user_id, head.limits, self.now);
+            serde_json::to_writer(&mut out, &limits).map_err(internal)?;
             out.extend_from_slice(b",\"tenant\":");
             serde_json::to_writer(&mut out, &head.tenant.map(TenantView::from))
                 .map_err(internal)?;

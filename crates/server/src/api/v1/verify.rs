@@ -9,6 +9,7 @@ use keyward_domain::ratelimit::{Decision, Limit};
 use keyward_domain::{Permission, Principal, VerifyCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Instant;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -41,11 +42,41 @@ pub struct VerifyKeyInput {
 }
 
 /// Scopes required at verify: a list (all of them), or a permission expression.
-#[derive(Deserialize, ToSchema)]
+// Deserialized by hand: serde's untagged enums buffer the value before trying each variant.
+#[derive(ToSchema)]
 #[serde(untagged)]
 pub enum ScopesInput {
     List(Vec<String>),
     Expression(String),
+}
+
+impl<'de> Deserialize<'de> for ScopesInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = ScopesInput;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of scopes or a permission expression")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ScopesInput, E> {
+                Ok(ScopesInput::Expression(text.to_owned()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ScopesInput, A::Error> {
+                let mut scopes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(scope) = seq.next_element()? {
+                    scopes.push(scope);
+                }
+                Ok(ScopesInput::List(scopes))
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 impl Default for ScopesInput {
@@ -57,9 +88,9 @@ impl Default for ScopesInput {
 impl ScopesInput {
     /// What the key's scopes must satisfy; a malformed expression is `invalid_field` naming
     /// `scopes` and the position.
-    pub fn permission(self) -> Result<Permission, keyward_core::Error> {
+    pub fn permission(self) -> Result<Arc<Permission>, keyward_core::Error> {
         match self {
-            Self::List(scopes) => Ok(Permission::All(scopes)),
+            Self::List(scopes) => Ok(Arc::new(Permission::All(scopes))),
             Self::Expression(text) => verify::expression(&text, "scopes"),
         }
     }
