@@ -1,7 +1,7 @@
 //! Limits shared by all the keys of one owner: a rate limit and/or credits set on a user, which
 //! hold for its keys together, besides each key's own (so that a second key does not double a
-//! quota). Admins set them on anyone, tenant admins on the users of their tenant; every user
-//! reads its own. Another's user is a 404, as elsewhere.
+//! quota). Admins set them on anyone, tenant admins on the members of their tenant (not on
+//! themselves or their peers); every user reads its own. Another's user is a 404, as elsewhere.
 
 use keyward_domain::credits::Refill;
 use keyward_domain::scope::KeywardRight;
@@ -62,10 +62,21 @@ pub async fn set(
     let p = &caller.principal;
     p.require(KeywardRight::Write)?;
     let user = visible_user(state, caller, id).await?;
-    if !matches!(p.role, Role::Admin | Role::TenantAdmin) {
-        return Err(Error::Forbidden(
-            "setting a user's limits needs the admin or tenant_admin role".into(),
-        ));
+    match p.role {
+        Role::Admin => {}
+        // A limit a tenant admin could lift for itself, or for its peers, would limit nothing.
+        Role::TenantAdmin if user.role == Role::Member => {}
+        Role::TenantAdmin => {
+            return Err(Error::Forbidden(
+                "a tenant admin sets the limits of members only; an admin sets a tenant admin's"
+                    .into(),
+            ))
+        }
+        Role::Member => {
+            return Err(Error::Forbidden(
+                "setting a user's limits needs the admin or tenant_admin role".into(),
+            ))
+        }
     }
     let now = keyward_domain::clock::truncate_millis(state.now());
     let rate_limit = rate_limit_of(input.rate_limit_max, input.rate_limit_window.as_deref())?;

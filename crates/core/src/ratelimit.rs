@@ -43,10 +43,25 @@ impl KeyRateLimiter {
     }
 
     /// Gives back one request that [`KeyRateLimiter::check`] allowed under `limit` and that
-    /// another limit of the same verification refused: it does not count.
-    pub fn give_back(&self, id: Uuid, limit: Limit) {
-        if let Some(tat) = self.shard(id).get_mut(&id) {
-            *tat = limit.give_back(*tat);
+    /// another limit of the same verification refused: it does not count. Returns the state
+    /// left: how many requests remain now, and when the limit is whole again.
+    pub fn give_back(&self, id: Uuid, limit: Limit, now: OffsetDateTime) -> Decision {
+        let mut tats = self.shard(id);
+        let tat = tats.get(&id).map_or(0, |tat| limit.give_back(*tat));
+        tats.insert(id, tat);
+        let next = limit.decide(tat, now);
+        Decision {
+            allowed: false,
+            new_tat_nanos: tat,
+            // `decide` counts the request it decides; none was counted here.
+            remaining: if next.allowed {
+                (next.remaining + 1).min(limit.max)
+            } else {
+                0
+            },
+            reset: OffsetDateTime::from_unix_timestamp_nanos(tat.max(now.unix_timestamp_nanos()))
+                .unwrap_or(now),
+            ..next
         }
     }
 }
@@ -72,6 +87,9 @@ struct Budget {
     spent: bool,
     /// The cluster's count of the window as of the last lease.
     used: u32,
+    /// The limit the budget was leased under: a changed limit asks again (the database's count
+    /// stays, and a raised limit has more to give).
+    max: u32,
 }
 
 /// What a lease asks of storage: `(window_start, want)` to a lease or storage's error.
@@ -98,9 +116,10 @@ impl ClusterBudgets {
         };
         let mut budget = budget.lock().await;
         let (start, end) = limit.fixed_window(anchor, now);
-        if budget.window_start != Some(start) {
+        if budget.window_start != Some(start) || budget.max != limit.max {
             *budget = Budget {
                 window_start: Some(start),
+                max: limit.max,
                 ..Budget::default()
             };
         }

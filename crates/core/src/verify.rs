@@ -109,9 +109,10 @@ impl<'a> VerifyRequest<'a> {
 }
 
 /// A client address as a verify caller sends it (`ip`, or the forward-auth client header):
-/// an IPv4 or IPv6 address (else `invalid_field` naming `field`).
+/// an IPv4 or IPv6 address, as the standard library reads one: nothing around it, no leading
+/// zeros, no zone (else `invalid_field` naming `field`).
 pub fn client_ip(text: &str, field: &'static str) -> Result<IpAddr> {
-    text.trim().parse().map_err(|_| {
+    text.parse().map_err(|_| {
         Error::invalid_field(
             field,
             "must be an IPv4 or IPv6 address, such as 203.0.113.7 or 2001:db8::7",
@@ -290,11 +291,20 @@ async fn check_rate_limits(
     let decision = state.owner_limiter.check(k.owner_id, limit, now);
     verdict.owner_ratelimit = Some((limit, decision));
     if !decision.allowed {
-        if let (Some((own_limit, _)), Some(r)) = (own, k.rate_limit.as_ref()) {
-            match r.scope() {
-                RateLimitScope::Node => state.limiter.give_back(k.id, own_limit),
-                RateLimitScope::Cluster => state.cluster_budgets.give_back(k.id),
-            }
+        if let (Some((own_limit, own_decision)), Some(r)) = (own, k.rate_limit.as_ref()) {
+            // The request did not count against the key's own limit: say what is left of it.
+            let left = match r.scope() {
+                RateLimitScope::Node => state.limiter.give_back(k.id, own_limit, now),
+                RateLimitScope::Cluster => {
+                    state.cluster_budgets.give_back(k.id);
+                    Decision {
+                        allowed: false,
+                        remaining: (own_decision.remaining + 1).min(own_limit.max),
+                        ..own_decision
+                    }
+                }
+            };
+            verdict.ratelimit = Some((own_limit, left));
         }
         verdict.code = VerifyCode::RateLimited;
         verdict.limited_by = Some(LimitHolder::Owner);

@@ -19,6 +19,42 @@ pub enum AllowlistError {
     HostBits { given: String, network: String },
     #[error("{0:?} is listed twice")]
     Repeated(String),
+    #[error("{given:?} is an IPv4-mapped IPv6 network: write the IPv4 network ({network})")]
+    Mapped { given: String, network: String },
+}
+
+/// One network as written: an address as the standard library reads it (no leading zeros, no
+/// zone), and an optional `/prefix` in plain decimal (no sign, no leading zero) within the
+/// address's length. Taken as sent or refused: nothing is rewritten.
+fn network(text: &str) -> Result<IpNet, AllowlistError> {
+    let malformed = || AllowlistError::Malformed(crate::text::excerpt(text, 64).into_owned());
+    let (addr, prefix) = match text.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| malformed())?;
+    let longest: u8 = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => longest,
+        Some(p) if p.is_empty() || p.len() > 3 || (p.len() > 1 && p.starts_with('0')) => {
+            return Err(malformed())
+        }
+        Some(p) if !p.bytes().all(|b| b.is_ascii_digit()) => return Err(malformed()),
+        Some(p) => p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= longest)
+            .ok_or_else(malformed)?,
+    };
+    if let IpAddr::V6(v6) = addr {
+        if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+            return Err(AllowlistError::Mapped {
+                given: text.to_owned(),
+                network: format!("{v4}/{}", prefix - 96),
+            });
+        }
+    }
+    IpNet::new(addr, prefix).map_err(|_| malformed())
 }
 
 /// A key's allowlist: the networks its callers' addresses must be in. Empty: anywhere.
@@ -39,7 +75,8 @@ impl IpAllowlist {
     }
 
     /// Parses networks as a caller wrote them: each an address (a network of one) or a network
-    /// in CIDR notation with no bits set past its prefix, at most [`MAX_ALLOWED_IPS`], none twice.
+    /// in CIDR notation with no bits set past its prefix, at most [`MAX_ALLOWED_IPS`], none twice,
+    /// no IPv4-mapped IPv6 form (the IPv4 network is written instead).
     pub fn parse<S: AsRef<str>>(raw: &[S]) -> Result<Self, AllowlistError> {
         if raw.len() > MAX_ALLOWED_IPS {
             return Err(AllowlistError::TooMany);
@@ -47,13 +84,7 @@ impl IpAllowlist {
         let mut nets = Vec::with_capacity(raw.len());
         for text in raw {
             let text = text.as_ref();
-            let net = match text.parse::<IpNet>() {
-                Ok(net) => net,
-                Err(_) => text
-                    .parse::<IpAddr>()
-                    .map(IpNet::from)
-                    .map_err(|_| AllowlistError::Malformed(text.chars().take(64).collect()))?,
-            };
+            let net = network(text)?;
             if net.trunc() != net {
                 return Err(AllowlistError::HostBits {
                     given: text.to_owned(),

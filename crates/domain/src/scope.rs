@@ -17,7 +17,7 @@ pub enum ScopeError {
     Invalid(String),
     #[error("scope {0:?} is not one of keyward's scopes (keyward:read, keyward:write, keyward:verify, keyward:admin, keyward:report_leak)")]
     UnknownKeyward(String),
-    #[error("a key carries at most 64 scopes")]
+    #[error("at most 64 scopes")]
     TooMany,
     #[error("scope {0:?} is listed twice")]
     Repeated(String),

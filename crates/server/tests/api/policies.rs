@@ -99,7 +99,15 @@ async fn an_allowlist_admits_its_networks_to_their_boundaries_and_nothing_else()
         "VALID"
     );
 
-    for bad in ["203.0.113.256", "example.com", "", "203.0.113.0/24"] {
+    for bad in [
+        "203.0.113.256",
+        "example.com",
+        "",
+        "203.0.113.0/24",
+        " 203.0.113.1",
+        "203.0.113.1\n",
+        "010.0.0.1",
+    ] {
         let r = app
             .post(
                 "/api/v1/keys/verify",
@@ -122,6 +130,9 @@ async fn an_allowlist_admits_its_networks_to_their_boundaries_and_nothing_else()
         json!(["10.0.0.0/33"]),
         json!(["nope"]),
         json!(["10.0.0.0/8", "10.0.0.0/8"]),
+        json!(["010.0.0.0/8"]),
+        json!(["10.0.0.0/08"]),
+        json!(["::ffff:10.0.0.0/104"]),
         json!(vec!["10.0.0.0/8"; 101]),
     ] {
         let r = app
@@ -267,6 +278,14 @@ async fn forward_auth_takes_the_client_address_only_from_the_header_the_operator
             StatusCode::FORBIDDEN
         };
         assert_eq!(malformed.status, expected, "{:?}", malformed.body);
+        // X-Real-IP holds one address, sent once: a list, or two of it, is refused.
+        for fields in [
+            vec![("x-real-ip", "10.9.9.9, 192.0.2.10")],
+            vec![("x-real-ip", "192.0.2.10"), ("x-real-ip", "192.0.2.11")],
+        ] {
+            let r = forward(app, &verifier, &key, "", &fields).await;
+            assert_eq!(r.status, expected, "{fields:?}: {:?}", r.body);
+        }
     }
     // A list in the named header: its last entry is the one the trusted proxy added.
     let xff = app_served(keyward_server::Settings {
@@ -584,6 +603,29 @@ async fn a_tenants_policy_binds_its_keys_on_every_surface() {
     )
     .await
     .expect(StatusCode::OK);
+    // Its scopes sent back unchanged (orders:write, outside the list) change nothing: 200.
+    app.patch(
+        &format!("/api/v1/api-keys/{old_id}"),
+        As::Bearer(&member),
+        json!({"scopes": ["orders:write"]}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // And it can be rotated (it may have leaked): the successor keeps its scopes, and gets the
+    // policy's longest lifetime.
+    let successor = app
+        .post(
+            &format!("/api/v1/api-keys/{old_id}/rotate"),
+            As::Bearer(&member),
+            json!({}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(successor.body["scopes"], json!(["orders:write"]));
+    assert_eq!(
+        crate::support::rfc3339(&successor.body["expires_at"]),
+        crate::support::start_time() + time::Duration::days(90)
+    );
 
     // Rotation follows the policy as it is now: a lifetime cut to the new maximum.
     app.patch(
@@ -858,6 +900,31 @@ async fn an_owners_keys_share_one_quota_besides_their_own() {
     )
     .await
     .expect(StatusCode::NOT_FOUND);
+    // A tenant admin sets its members' limits, not its own; everyone reads their own.
+    let (ta_limits, _) = (
+        format!(
+            "/api/v1/users/{}/limits",
+            app.get("/api/v1/users/me", As::Bearer(&tenant_admin))
+                .await
+                .body["id"]
+                .as_str()
+                .unwrap()
+        ),
+        (),
+    );
+    app.call(
+        axum::http::Method::PUT,
+        &ta_limits,
+        As::Bearer(&tenant_admin),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    let mine = app
+        .get("/api/v1/users/me/limits", As::Bearer(&member))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(mine.body["rate_limit_max"], 3);
     let (_, reader) = app.key_with(&tenant_admin, &["keyward:read"]).await;
     app.call(
         axum::http::Method::PUT,
@@ -950,9 +1017,14 @@ async fn an_owners_keys_share_one_quota_besides_their_own() {
         "{}",
         spent.body
     );
-    forward(&app, &verifier, &first, "", &[])
+    let f = forward(&app, &verifier, &first, "", &[])
         .await
         .expect(StatusCode::FORBIDDEN);
+    assert!(
+        f.body.to_string().contains("owner has no credits"),
+        "{}",
+        f.body
+    );
 
     // A key's own limit still decides for itself, and says so.
     app.call(
@@ -977,6 +1049,35 @@ async fn an_owners_keys_share_one_quota_besides_their_own() {
         "{}",
         r.body
     );
+
+    // When the owner's limit refuses, the key's own limit did not count the request.
+    app.call(
+        axum::http::Method::PUT,
+        &path,
+        As::Bearer(&admin),
+        Some(json!({"rate_limit_max": 1, "rate_limit_window": "1 hour"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let (_, both) = app
+        .key_from(
+            &member,
+            json!({"rate_limit_max": 10, "rate_limit_window": "1 minute"}),
+        )
+        .await;
+    // (An hour on, the owner's new limit is whole.)
+    app.advance(time::Duration::hours(1));
+    let first_use = verify(&both).await;
+    assert_eq!(
+        first_use.body["ratelimit"]["remaining"], 9,
+        "{}",
+        first_use.body
+    );
+    for _ in 0..2 {
+        let r = verify(&both).await;
+        assert_eq!(r.body["limited_by"], "owner", "{}", r.body);
+        assert_eq!(r.body["ratelimit"]["remaining"], 9, "uncounted: {}", r.body);
+    }
 
     // Removed: the keys answer as before the limits.
     let removed = app
@@ -1037,6 +1138,18 @@ async fn a_cluster_wide_limit_counts_fixed_windows_from_the_keys_creation() {
         .await
         .expect(StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(f.header("retry-after"), Some("60"));
+    // Raised within the spent window: the node asks again, and the window has two more.
+    app.patch(
+        &path,
+        As::Bearer(&member),
+        json!({"rate_limit_max": 7, "rate_limit_window": "1 minute"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    for _ in 0..2 {
+        assert_eq!(verify().await.body["code"], "VALID", "a raised limit");
+    }
+    assert_eq!(verify().await.body["code"], "RATE_LIMITED");
     app.advance(time::Duration::minutes(1));
     assert_eq!(verify().await.body["code"], "VALID", "a new window");
 

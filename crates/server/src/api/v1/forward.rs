@@ -102,9 +102,13 @@ pub async fn forward(
         VerifyCode::InsufficientScopes => {
             Some(ApiError::Forbidden("the key lacks a required scope".into()))
         }
-        VerifyCode::UsageExceeded => {
-            Some(ApiError::Forbidden("the key has no credits left".into()))
-        }
+        VerifyCode::UsageExceeded => Some(ApiError::Forbidden(
+            match verdict.limited_by {
+                Some(verify::LimitHolder::Owner) => "the key's owner has no credits left",
+                _ => "the key has no credits left",
+            }
+            .into(),
+        )),
         VerifyCode::Disabled => Some(ApiError::Forbidden("the key is paused".into())),
         VerifyCode::IpNotAllowed => Some(ApiError::Forbidden(
             "the key may not be used from this address".into(),
@@ -138,19 +142,34 @@ pub async fn forward(
 }
 
 /// The client's address as the trusted proxy states it in `name`: absent is none (the key's
-/// allowlist then refuses); one address, or a list (`X-Forwarded-For`, over one or more field
-/// lines, RFC 9110 section 5.3) whose last entry, the one the trusted proxy added, counts.
-/// Anything else is a 400 naming the header.
+/// allowlist then refuses). `X-Forwarded-For` is a list (over one or more field lines, RFC 9110
+/// section 5.3) whose last entry, the one the trusted proxy added, counts; any other header
+/// (`X-Real-IP`) holds one address, sent once. Anything else is a 400 naming the header.
 fn client_ip(headers: &HeaderMap, name: &HeaderName) -> ApiResult<Option<std::net::IpAddr>> {
-    let Some(value) = headers.get_all(name).iter().next_back() else {
+    let refused = |why: &str| ApiError::invalid_field(name.as_str(), why);
+    let mut lines = headers.get_all(name).iter();
+    let Some(first) = lines.next() else {
         return Ok(None);
     };
-    let last = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.rsplit(',').next())
-        .unwrap_or_default();
-    verify::client_ip(last, "ip")
+    let value = if name == "x-forwarded-for" {
+        let last = lines.next_back().unwrap_or(first);
+        let list = last
+            .to_str()
+            .map_err(|_| refused("must be IPv4 or IPv6 addresses"))?;
+        // Entries are separated by a comma and optional white space (RFC 9110's list syntax).
+        list.rsplit(',')
+            .next()
+            .unwrap_or_default()
+            .trim_matches([' ', '\t'])
+    } else {
+        if lines.next().is_some() {
+            return Err(refused("is sent once"));
+        }
+        first
+            .to_str()
+            .map_err(|_| refused("must be an IPv4 or IPv6 address"))?
+    };
+    verify::client_ip(value, "ip")
         .map(Some)
-        .map_err(|_| ApiError::invalid_field(name.as_str(), "must be an IPv4 or IPv6 address"))
+        .map_err(|_| refused("must be an IPv4 or IPv6 address"))
 }

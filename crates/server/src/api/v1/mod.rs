@@ -35,6 +35,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::get, tenants::update, tenants::delete))
         .routes(routes!(users::create))
         .routes(routes!(users::me))
+        .routes(routes!(owner_limits::mine))
         .routes(routes!(owner_limits::get, owner_limits::set))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::dormant))

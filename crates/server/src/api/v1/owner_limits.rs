@@ -91,16 +91,33 @@ pub async fn get(
     Ok(Json(OwnerLimitsView::of(id, limits, state.now())))
 }
 
+/// The limits shared by the caller's own keys.
+#[utoipa::path(get, path = "/api/v1/users/me/limits", tag = "Users", operation_id = "getMyLimits",
+    responses(
+        (status = 200, description = "The shared limits (all null: none)", body = OwnerLimitsView),
+        (status = 401, description = "No valid credential", body = super::Error),
+        (status = 403, description = "The credential lacks keyward:read", body = super::Error),
+    ))]
+pub async fn mine(
+    State(state): State<AppState>,
+    _: NoQuery,
+    caller: Caller,
+) -> ApiResult<Json<OwnerLimitsView>> {
+    let id = caller.principal.user_id;
+    let limits = owner_limits::get(&state, &caller, id).await?;
+    Ok(Json(OwnerLimitsView::of(id, limits, state.now())))
+}
+
 /// Set the limits shared by all of a user's keys: a rate limit and/or credits that hold for its
-/// keys together, besides each key's own, on every node within the usual second. Admins and
-/// tenant admins (for their tenant's users).
+/// keys together, besides each key's own, on every node within the usual second. Admins (on
+/// anyone) and tenant admins (on their tenant's members).
 #[utoipa::path(put, path = "/api/v1/users/{id}/limits", tag = "Users", operation_id = "setUserLimits",
     params(("id" = Uuid, Path)), request_body = SetOwnerLimitsInput,
     responses(
         (status = 200, description = "The shared limits now (all null: removed)", body = OwnerLimitsView),
         (status = 400, description = "Validation error", body = super::Error),
         (status = 401, description = "No valid credential", body = super::Error),
-        (status = 403, description = "Not an admin or tenant admin, or the credential lacks keyward:write", body = super::Error),
+        (status = 403, description = "Not an admin, or a tenant admin setting a non-member's limits, or the credential lacks keyward:write", body = super::Error),
         (status = 404, description = "No such user the caller may see", body = super::Error),
     ))]
 pub async fn set(
