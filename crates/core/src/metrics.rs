@@ -86,6 +86,9 @@ pub struct Metrics {
     flush_failures: AtomicU64,
     flush_latency: Histogram,
     cluster_leases: AtomicU64,
+    /// Webhook attempts by outcome: [succeeded, failed], and deliveries given up on.
+    webhook_attempts: [AtomicU64; 2],
+    webhook_given_up: AtomicU64,
 }
 
 fn code_index(code: VerifyCode) -> usize {
@@ -97,6 +100,15 @@ impl Metrics {
         let r = route as usize;
         self.verifications[r][code_index(code)].fetch_add(1, Ordering::Relaxed);
         self.latency[r].observe(took);
+    }
+
+    /// One attempt to deliver a webhook event ended: 2xx (`succeeded`) or not; `given_up` when
+    /// it was the delivery's last.
+    pub fn webhook_attempted(&self, succeeded: bool, given_up: bool) {
+        self.webhook_attempts[usize::from(!succeeded)].fetch_add(1, Ordering::Relaxed);
+        if given_up {
+            self.webhook_given_up.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// A lease of a cluster-wide limit's budget was asked of storage.
@@ -169,6 +181,20 @@ impl Metrics {
             gauges.usage_pending,
             self.flushes.load(Ordering::Relaxed),
             self.flush_failures.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP keyward_webhook_attempts_total Attempts to deliver a webhook event, by outcome (a 2xx answer or not).\n# TYPE keyward_webhook_attempts_total counter\n");
+        for (i, outcome) in ["succeeded", "failed"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "keyward_webhook_attempts_total{{outcome=\"{outcome}\"}} {}",
+                self.webhook_attempts[i].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP keyward_webhook_deliveries_failed_total Deliveries given up on after their last retry.\n# TYPE keyward_webhook_deliveries_failed_total counter\n");
+        let _ = writeln!(
+            out,
+            "keyward_webhook_deliveries_failed_total {}",
+            self.webhook_given_up.load(Ordering::Relaxed)
         );
         out.push_str("# HELP keyward_usage_flush_duration_seconds Time to write one batch of usage.\n# TYPE keyward_usage_flush_duration_seconds histogram\n");
         self.flush_latency

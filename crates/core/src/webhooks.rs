@@ -508,6 +508,12 @@ pub async fn deliver_due(state: &Keyward, sender: &dyn Sender) -> Result<usize> 
             .store
             .record_attempt(c.delivery.id, c.lease_id, &attempt, next)
             .await;
+        if send {
+            // Counted as sent, whether or not this node still held the lease to record it.
+            state
+                .metrics
+                .webhook_attempted(attempt.succeeded(), !attempt.succeeded() && next.is_none());
+        }
         match recorded {
             Ok(true) => {}
             Ok(false) => tracing::warn!(

@@ -249,6 +249,23 @@ async fn signed_events_arrive_and_failures_are_retried_after_backoff() {
         assert!(Instant::now() < deadline, "never failed: {d}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The attempts are counted in /metrics: at least the three failures and the success of
+    // key.created, the five failures of /down, and that one delivery given up on.
+    let metrics = reqwest::get(format!("{}/metrics", node.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(count("keyward_webhook_attempts_total{outcome=\"failed\"}") >= 8);
+    assert!(count("keyward_webhook_attempts_total{outcome=\"succeeded\"}") >= 3);
+    assert_eq!(count("keyward_webhook_deliveries_failed_total"), 1);
     // Nothing secret in the server's log.
     assert!(!node.logs().contains("whsec_"));
 }
