@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use keyward_domain::clock::to_millis;
-use keyward_domain::credits::{spend_together, Credits, Spend};
+use keyward_domain::credits::Credits;
 use keyward_domain::event::Attempt;
 use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::{
@@ -23,6 +23,7 @@ use keyward_domain::{
     KeyStatus, OwnerLimits, Tenant, User, VerifyCode, WebhookEndpoint,
 };
 use keyward_store::rows::{self, StoredRow};
+use keyward_store::SpendPlan;
 use keyward_store::{
     AuditQuery, Change, ChangeSink, Claimed, CreditSpend, Cursor, ExpiringKey, KeyCounts, KeyQuery,
     KeysOf, LastCredit, RateLease, Store, StoreError, UsageBatch, UsageCount, UsagePosition,
@@ -898,26 +899,18 @@ impl Store for PgStore {
                 Some(row) => credits_from(&row)?,
                 None => None,
             };
-        let (key, owner) = spend_together(key_credits, owner_credits, cost, now);
-        for (spend, before, of) in [
-            (key, key_credits, CreditsOf::Key(id)),
-            (owner, owner_credits, CreditsOf::Owner(owner_id)),
-        ] {
-            if let (Some(spend), Some(before)) = (spend, before) {
-                if spend.after() != before {
-                    write_credits(&mut tx, of, Some(&spend.after())).await?;
-                }
-            }
+        let plan = SpendPlan::of(key_credits, owner_credits, cost, now);
+        if let Some(after) = plan.write_key {
+            write_credits(&mut tx, CreditsOf::Key(id), Some(&after)).await?;
         }
-        if let (Some(Spend::Spent(after)), Some(before)) = (key, key_credits) {
-            if after.remaining == 0 && before.current(now).remaining > 0 {
-                if let Some(notice) = last_credit(&after) {
-                    record_notice(&mut tx, id, &notice.name, now, &notice.events).await?;
-                }
-            }
+        if let Some(after) = plan.write_owner {
+            write_credits(&mut tx, CreditsOf::Owner(owner_id), Some(&after)).await?;
+        }
+        if let Some(notice) = plan.last_credit.and_then(|after| last_credit(&after)) {
+            record_notice(&mut tx, id, &notice.name, now, &notice.events).await?;
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(CreditSpend { key, owner })
+        Ok(plan.spent)
     }
 
     async fn lease_rate_budget(
@@ -928,6 +921,17 @@ impl Store for PgStore {
         want: u32,
     ) -> Result<RateLease, StoreError> {
         let mut tx = self.write().await?;
+        // The row first, so that the read below locks it: two first leases of a key (no row
+        // yet, nothing to lock) would otherwise both read nothing and both grant.
+        sqlx::query(
+            "INSERT INTO rate_limit_windows (key_id, window_start, used) VALUES ($1, $2, 0) \
+             ON CONFLICT (key_id) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(ms(window_start))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT window_start, used FROM rate_limit_windows WHERE key_id = $1 FOR UPDATE",
         )
@@ -936,19 +940,10 @@ impl Store for PgStore {
         .await
         .map_err(map_err)?;
         let start = ms(window_start);
-        let used_before = match row {
-            Some((at, used)) if at == start => u32::try_from(used).unwrap_or(max),
-            // A newer window counts already (this node's clock is behind): this one is over.
-            Some((at, _)) if at > start => {
-                return Ok(RateLease {
-                    granted: 0,
-                    used: max,
-                })
-            }
-            // No count yet, or an older window's: this one starts from nothing.
-            _ => 0,
-        };
-        let lease = RateLease::grant(max, used_before, want);
+        let (lease, store) = RateLease::for_window(row, start, max, want);
+        if !store {
+            return Ok(lease);
+        }
         sqlx::query(
             "INSERT INTO rate_limit_windows (key_id, window_start, used) VALUES ($1, $2, $3) \
              ON CONFLICT (key_id) DO UPDATE SET window_start = excluded.window_start, \

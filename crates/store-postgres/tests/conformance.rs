@@ -132,6 +132,41 @@ async fn concurrent_spends_on_two_nodes_spend_exactly() {
     }
 }
 
+/// Two nodes leasing a cluster-wide window at once, from its very first lease (no row yet),
+/// never lease more than the window's limit in all, and lease all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_leases_on_two_nodes_never_exceed_the_limit() {
+    let (first, url) = open_fresh().await;
+    let second = PgStore::open(&url).await.expect("a second node opens it");
+    let nodes: [Arc<dyn Store>; 2] = [Arc::new(first), Arc::new(second)];
+    for round in 0..5u128 {
+        let key_id = Uuid::from_u128(0x1EA5E + round);
+        let workers: Vec<_> = (0..16)
+            .map(|w| {
+                let node = Arc::clone(&nodes[w % 2]);
+                tokio::spawn(async move {
+                    let mut granted = 0;
+                    loop {
+                        let lease = node.lease_rate_budget(key_id, T0, 100, 8).await.unwrap();
+                        if lease.granted == 0 {
+                            return granted;
+                        }
+                        granted += lease.granted;
+                    }
+                })
+            })
+            .collect();
+        let mut granted = 0;
+        for w in workers {
+            granted += w.await.unwrap();
+        }
+        assert_eq!(granted, 100, "round {round}: the whole window, never more");
+    }
+    for node in nodes {
+        node.close().await;
+    }
+}
+
 /// A server that is not there is `Unavailable` (not `Other`), and no error repeats the URL's
 /// password.
 #[tokio::test]

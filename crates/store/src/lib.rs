@@ -229,6 +229,28 @@ pub struct RateLease {
 }
 
 impl RateLease {
+    /// A lease of the window starting at `start` (ms since the epoch), given the count stored for
+    /// the key (`(window_start, used)`, if any), and whether the lease's count is to be stored
+    /// (not when the stored count is of a newer window: this node's clock is behind, its window
+    /// is over, and it gets nothing).
+    pub fn for_window(stored: Option<(i64, i64)>, start: i64, max: u32, want: u32) -> (Self, bool) {
+        let used = match stored {
+            Some((at, used)) if at == start => u32::try_from(used).unwrap_or(max),
+            Some((at, _)) if at > start => {
+                return (
+                    Self {
+                        granted: 0,
+                        used: max,
+                    },
+                    false,
+                )
+            }
+            // No count yet, or an older window's: this one starts from nothing.
+            _ => 0,
+        };
+        (Self::grant(max, used, want), true)
+    }
+
     /// What a lease of `want` gets when `used` of `max` are gone: at most a quarter of what is
     /// left (at least 1 while anything is), so that budgets shrink as the window runs out and
     /// little is left stranded on nodes that stop asking.
@@ -238,6 +260,53 @@ impl RateLease {
         Self {
             granted,
             used: used.saturating_add(granted),
+        }
+    }
+}
+
+/// What a backend writes for one [`Store::spend_credits`], decided once for every backend from
+/// the credits it read: the key's and the owner's new credits (each only when changed), and the
+/// key's credits when this spend took its last one (the notice is due).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpendPlan {
+    pub spent: CreditSpend,
+    pub write_key: Option<keyward_domain::credits::Credits>,
+    pub write_owner: Option<keyward_domain::credits::Credits>,
+    pub last_credit: Option<keyward_domain::credits::Credits>,
+}
+
+impl SpendPlan {
+    /// Spends `cost` of `key`'s and `owner`'s credits (as read, in the spending transaction)
+    /// as of `now`: both or neither ([`keyward_domain::credits::spend_together`]).
+    pub fn of(
+        key: Option<keyward_domain::credits::Credits>,
+        owner: Option<keyward_domain::credits::Credits>,
+        cost: i64,
+        now: OffsetDateTime,
+    ) -> Self {
+        use keyward_domain::credits::{spend_together, Spend};
+        let (key_spend, owner_spend) = spend_together(key, owner, cost, now);
+        let changed = |spend: Option<Spend>, before: Option<keyward_domain::credits::Credits>| {
+            spend
+                .map(|s| s.after())
+                .filter(|after| Some(*after) != before)
+        };
+        let last_credit = match (key_spend, key) {
+            (Some(Spend::Spent(after)), Some(before))
+                if after.remaining == 0 && before.current(now).remaining > 0 =>
+            {
+                Some(after)
+            }
+            _ => None,
+        };
+        Self {
+            spent: CreditSpend {
+                key: key_spend,
+                owner: owner_spend,
+            },
+            write_key: changed(key_spend, key),
+            write_owner: changed(owner_spend, owner),
+            last_credit,
         }
     }
 }
