@@ -55,8 +55,13 @@ impl LimitHolder {
 impl Verdict {
     /// No answer: storage is unreachable and nothing trustworthy is cached.
     pub fn unavailable() -> Self {
+        Self::bare(VerifyCode::Unavailable)
+    }
+
+    /// `code`, about no key and no limit.
+    fn bare(code: VerifyCode) -> Self {
         Self {
-            code: VerifyCode::Unavailable,
+            code,
             key: None,
             ratelimit: None,
             owner_ratelimit: None,
@@ -120,6 +125,25 @@ pub fn client_ip(text: &str, field: &'static str) -> Result<IpAddr> {
     })
 }
 
+/// What a verification requires, as a surface read it: a list made for this request, or a
+/// parsed expression shared with the thread's memory of recent ones (no allocation either way).
+#[derive(Debug, Clone)]
+pub enum Required {
+    Owned(Permission),
+    Remembered(Arc<Permission>),
+}
+
+impl std::ops::Deref for Required {
+    type Target = Permission;
+
+    fn deref(&self) -> &Permission {
+        match self {
+            Self::Owned(p) => p,
+            Self::Remembered(p) => p,
+        }
+    }
+}
+
 /// How many expressions each thread remembers parsed.
 const RECENT_EXPRESSIONS: usize = 8;
 
@@ -131,7 +155,7 @@ thread_local! {
 
 /// A permission expression as a caller wrote it (in `field`): malformed, `invalid_field` naming
 /// the field and the position. Parsed once per thread for the last few expressions seen.
-pub fn expression(text: &str, field: &'static str) -> Result<Arc<Permission>> {
+pub fn expression(text: &str, field: &'static str) -> Result<Required> {
     let known = RECENT.with_borrow(|recent| {
         recent
             .iter()
@@ -139,7 +163,7 @@ pub fn expression(text: &str, field: &'static str) -> Result<Arc<Permission>> {
             .map(|(_, parsed)| Arc::clone(parsed))
     });
     if let Some(parsed) = known {
-        return Ok(parsed);
+        return Ok(Required::Remembered(parsed));
     }
     let parsed = Expr::parse(text)
         .map(|e| Arc::new(Permission::Expression(e)))
@@ -150,7 +174,7 @@ pub fn expression(text: &str, field: &'static str) -> Result<Arc<Permission>> {
         }
         recent.push((text.into(), Arc::clone(&parsed)));
     });
-    Ok(parsed)
+    Ok(Required::Remembered(parsed))
 }
 
 /// Verifies `request.key` for `verifier` (`None` only under `--public-verify`): known, live,
@@ -177,10 +201,7 @@ pub async fn verify(
         ));
     }
     let Ok(parsed) = ParsedKey::parse(key) else {
-        return Ok(Verdict {
-            code: VerifyCode::NotFound,
-            ..Verdict::unavailable()
-        });
+        return Ok(Verdict::bare(VerifyCode::NotFound));
     };
     let now = state.now();
     let key = match key_by_digest(state, parsed.digest(), now).await {
@@ -190,15 +211,7 @@ pub async fn verify(
     };
     let key = key.filter(|k| verifier.is_none_or(|p| p.sees_key(k.tenant_id, k.owner_id)));
     let code = verify::check(key.as_deref(), permission, ip, now);
-    let mut verdict = Verdict {
-        code,
-        key: None,
-        ratelimit: None,
-        owner_ratelimit: None,
-        remaining: None,
-        owner_remaining: None,
-        limited_by: None,
-    };
+    let mut verdict = Verdict::bare(code);
     if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
         match check_rate_limits(state, k, now, &mut verdict).await {
             Ok(()) => {}

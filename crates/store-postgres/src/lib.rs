@@ -977,7 +977,9 @@ impl Store for PgStore {
         audit: &AuditEntry,
     ) -> Result<Vec<KeyDigest>, StoreError> {
         let mut tx = self.write().await?;
-        let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1")
+        // Locked: two sets of one user's limits at once would otherwise both find no row to
+        // delete, and the second insert would fail on the first's.
+        let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
             .bind(user_id)
             .fetch_optional(&mut *tx)
             .await

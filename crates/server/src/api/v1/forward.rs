@@ -72,11 +72,11 @@ pub async fn forward(
     // Taken as sent: the list is the proxy's configuration, comma-separated, nothing trimmed.
     // An empty list or item (an unset variable in that configuration) is no "no scope": a 400.
     let permission = match params.scopes.as_deref() {
-        None => std::sync::Arc::new(Permission::default()),
+        None => verify::Required::Owned(Permission::default()),
         Some(text) if text.contains(|c: char| c.is_whitespace() || c == '(' || c == ')') => {
             verify::expression(text, "scopes")?
         }
-        Some(list) => std::sync::Arc::new(Permission::All(
+        Some(list) => verify::Required::Owned(Permission::All(
             list.split(',').map(str::to_owned).collect(),
         )),
     };

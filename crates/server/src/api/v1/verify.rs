@@ -9,7 +9,6 @@ use keyward_domain::ratelimit::{Decision, Limit};
 use keyward_domain::{Permission, Principal, VerifyCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Instant;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -88,9 +87,9 @@ impl Default for ScopesInput {
 impl ScopesInput {
     /// What the key's scopes must satisfy; a malformed expression is `invalid_field` naming
     /// `scopes` and the position.
-    pub fn permission(self) -> Result<Arc<Permission>, keyward_core::Error> {
+    pub fn permission(self) -> Result<verify::Required, keyward_core::Error> {
         match self {
-            Self::List(scopes) => Ok(Arc::new(Permission::All(scopes))),
+            Self::List(scopes) => Ok(verify::Required::Owned(Permission::All(scopes))),
             Self::Expression(text) => verify::expression(&text, "scopes"),
         }
     }
