@@ -12,7 +12,7 @@ use keyward_domain::{Actor, Credential, KeyStatus, ParsedKey, Principal};
 
 use crate::error::{AuthFailure, Error, Result};
 use crate::jwt;
-use crate::lookup::{key_by_digest, user_by_id};
+use crate::lookup::{key_by_digest, session_by_id, user_by_id};
 use crate::Keyward;
 
 /// Where a request came from, for the audit log.
@@ -93,17 +93,22 @@ pub async fn authenticate(kw: &Keyward, token: &str) -> Result<Principal> {
             .sessions
             .as_ref()
             .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
-        let user_id = sessions
+        let claims = sessions
             .verify(token, now)
             .map_err(Error::Unauthenticated)?;
-        let user = user_by_id(kw, user_id, now)
+        // Signed out, ended, or the password changed since: the token no longer counts.
+        session_by_id(kw, claims.session_id, now)
             .await?
+            .filter(|s| s.user_id == claims.user_id && s.expires_at > now)
             .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
+        let user = active_user(kw, claims.user_id).await?;
         return Ok(Principal {
             user_id: user.id,
             role: user.role,
             tenant_id: user.tenant_id,
-            credential: Credential::Session,
+            credential: Credential::Session {
+                id: Some(claims.session_id),
+            },
         });
     }
     let parsed =
@@ -116,9 +121,7 @@ pub async fn authenticate(kw: &Keyward, token: &str) -> Result<Principal> {
         KeyStatus::Expired => return Err(Error::Unauthenticated(AuthFailure::Expired)),
         KeyStatus::Revoked => return Err(Error::Unauthenticated(AuthFailure::Invalid)),
     }
-    let owner = user_by_id(kw, key.owner_id, now)
-        .await?
-        .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
+    let owner = active_user(kw, key.owner_id).await?;
     kw.usage.record(key.id, now);
     Ok(Principal {
         user_id: owner.id,
@@ -129,6 +132,17 @@ pub async fn authenticate(kw: &Keyward, token: &str) -> Result<Principal> {
             scopes: key.scopes.clone(),
         },
     })
+}
+
+/// User `id` if it exists and is not disabled: whom a credential may speak for.
+pub(crate) async fn active_user(
+    kw: &Keyward,
+    id: uuid::Uuid,
+) -> Result<std::sync::Arc<keyward_domain::User>> {
+    user_by_id(kw, id, kw.now())
+        .await?
+        .filter(|u| !u.is_disabled())
+        .ok_or(Error::Unauthenticated(AuthFailure::Invalid))
 }
 
 /// The principal a verifier credential speaks for (verify's and forward auth's caller); `None`

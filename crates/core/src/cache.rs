@@ -1,5 +1,6 @@
-//! The verify path's memory: keys by digest (and a short memory of unknown digests), and users
-//! by id, so that a verify of a known key makes no storage round trip.
+//! The verify path's memory: keys by digest (and a short memory of unknown digests), users by
+//! id, and API sessions by id (a JWT's `jti`, or that there is none), so that a verify of a known
+//! key, or a management call with a known session, makes no storage round trip.
 //!
 //! Coherence on this node: every change that affects verification invalidates the entry in the
 //! same request, before its 2xx ([`KeyCache::invalidate`]). A fill that raced with an
@@ -16,7 +17,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use keyward_domain::{ApiKey, KeyDigest, User};
+use keyward_domain::{ApiKey, ApiSession, KeyDigest, User};
 use keyward_store::{Change, ChangeSink};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -82,6 +83,8 @@ pub enum Lookup<T> {
 pub struct KeyCache {
     keys: quick_cache::sync::Cache<KeyDigest, Entry>,
     users: quick_cache::sync::Cache<Uuid, (Arc<User>, OffsetDateTime)>,
+    /// API sessions by id; `None`: no such session (ended, or never made).
+    sessions: quick_cache::sync::Cache<Uuid, (Option<Arc<ApiSession>>, OffsetDateTime)>,
     /// Epochs by stripe of digest (or user id): an invalidation bumps its stripe, a clear bumps
     /// all; a fill whose stripe moved since its lookup undoes itself. Striped so that the many
     /// invalidations of a busy node (every key creation makes one) do not undo unrelated fills.
@@ -109,6 +112,7 @@ impl KeyCache {
         Self {
             keys: quick_cache::sync::Cache::new(capacity),
             users: quick_cache::sync::Cache::new(capacity.clamp(1, 100_000)),
+            sessions: quick_cache::sync::Cache::new(capacity.clamp(1, 100_000)),
             epochs: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             coherent: AtomicBool::new(coherent),
             settings,
@@ -197,6 +201,51 @@ impl KeyCache {
         }
         self.keys.clear();
         self.users.clear();
+        self.sessions.clear();
+    }
+
+    /// Forgets user `id`, after a change to it was stored and before the change's answer.
+    pub fn invalidate_user(&self, id: Uuid) {
+        self.epochs[user_stripe(id)].fetch_add(1, Ordering::SeqCst);
+        self.users.remove(&id);
+    }
+
+    /// Forgets API session `id`, after it ended and before the answer that says so.
+    pub fn invalidate_session(&self, id: Uuid) {
+        self.epochs[user_stripe(id)].fetch_add(1, Ordering::SeqCst);
+        self.sessions.remove(&id);
+    }
+
+    pub fn session(&self, id: Uuid, now: OffsetDateTime) -> Lookup<Option<Arc<ApiSession>>> {
+        let epoch = self.epochs[user_stripe(id)].load(Ordering::SeqCst);
+        match self.sessions.get(&id) {
+            Some((session, until)) => self.judge(
+                session,
+                until,
+                self.coherent.load(Ordering::SeqCst),
+                now,
+                epoch,
+            ),
+            None => Lookup::Miss { epoch, stale: None },
+        }
+    }
+
+    /// Remembers what storage said of session `id` (an ended session never comes back, so its
+    /// absence is kept as long as a session).
+    pub fn fill_session(
+        &self,
+        id: Uuid,
+        session: Option<ApiSession>,
+        epoch: u64,
+        now: OffsetDateTime,
+    ) -> Option<Arc<ApiSession>> {
+        let session = session.map(Arc::new);
+        self.sessions
+            .insert(id, (session.clone(), now + self.settings.ttl));
+        if self.epochs[user_stripe(id)].load(Ordering::SeqCst) != epoch {
+            self.sessions.remove(&id);
+        }
+        session
     }
 
     pub fn user(&self, id: Uuid, now: OffsetDateTime) -> Lookup<Arc<User>> {
@@ -251,6 +300,8 @@ impl ChangeSink for KeyCache {
     fn changed(&self, change: Change) {
         match change {
             Change::Key(digest) => self.invalidate(&digest),
+            Change::User(id) => self.invalidate_user(id),
+            Change::Session(id) => self.invalidate_session(id),
             Change::All => self.clear(),
         }
     }
@@ -373,6 +424,7 @@ mod tests {
             tenant_id: None,
             created_at: NOW,
             updated_at: NOW,
+            disabled_at: None,
         };
         cache.fill_user(owner, 0, NOW);
         assert!(hit(cache.lookup(&digest, NOW)).is_some());

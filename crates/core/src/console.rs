@@ -18,7 +18,6 @@ use time::Duration;
 use crate::auth::{Caller, RequestMeta};
 use crate::error::{AuthFailure, Error, Result};
 use crate::login::{check_password, signed_in_actor};
-use crate::lookup::user_by_id;
 use crate::Keyward;
 
 /// `last_seen_at` is written at most once per this long per session: the idle timeout is counted
@@ -97,9 +96,7 @@ pub async fn resume(kw: &Keyward, token: &str, meta: RequestMeta) -> Result<Resu
         let _ = kw.store.delete_session(&digest, None).await;
         return Err(Error::Unauthenticated(AuthFailure::Expired));
     }
-    let user = user_by_id(kw, session.user_id, now)
-        .await?
-        .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
+    let user = crate::auth::active_user(kw, session.user_id).await?;
     if now - session.last_seen_at >= LAST_SEEN_RESOLUTION {
         kw.store.touch_session(&digest, now).await?;
     }
@@ -107,7 +104,7 @@ pub async fn resume(kw: &Keyward, token: &str, meta: RequestMeta) -> Result<Resu
         user_id: user.id,
         role: user.role,
         tenant_id: user.tenant_id,
-        credential: Credential::Session,
+        credential: Credential::Session { id: None },
     };
     Ok(Resumed {
         caller: Caller::new(principal, meta),

@@ -28,8 +28,16 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
-    /// A random id per token.
+    /// The session's id (a UUID): the token is refused once that session ended.
     pub jti: String,
+}
+
+/// Who a verified token speaks for, and in which session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub user_id: Uuid,
+    /// The `jti`: the [`keyward_domain::ApiSession`]'s id.
+    pub session_id: Uuid,
 }
 
 /// The signing secret and session lifetime. `Debug` never prints the secret.
@@ -74,29 +82,39 @@ impl JwtKeys {
         })
     }
 
-    /// A signed token for `user_id`, valid from `now` for the configured TTL. `Internal` only
-    /// if signing fails.
-    pub fn issue(&self, user_id: Uuid, now: OffsetDateTime) -> Result<String, Error> {
+    /// A signed token for `user_id`'s session `session_id` (its `jti`), valid from `now` for the
+    /// configured TTL. `Internal` only if signing fails.
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<String, Error> {
         let claims = Claims {
             sub: user_id.to_string(),
             iat: now.unix_timestamp(),
             exp: (now + self.ttl).unix_timestamp(),
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
-            jti: Uuid::new_v4().to_string(),
+            jti: session_id.to_string(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Internal(format!("signing a session: {e}")))
     }
 
-    /// Checks algorithm, signature, `iss`, `aud` and `exp` (against `now`); returns the user id.
-    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Uuid, AuthFailure> {
+    /// Checks algorithm, signature, `iss`, `aud` and `exp` (against `now`); returns the user
+    /// and session the token names (`Invalid` unless `sub` and `jti` are UUIDs). Whether the
+    /// session still exists is the caller's to check.
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Verified, AuthFailure> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| AuthFailure::Invalid)?;
         if data.claims.exp <= now.unix_timestamp() {
             return Err(AuthFailure::Expired);
         }
-        Uuid::try_parse(&data.claims.sub).map_err(|_| AuthFailure::Invalid)
+        Ok(Verified {
+            user_id: Uuid::try_parse(&data.claims.sub).map_err(|_| AuthFailure::Invalid)?,
+            session_id: Uuid::try_parse(&data.claims.jti).map_err(|_| AuthFailure::Invalid)?,
+        })
     }
 }
 
@@ -116,6 +134,7 @@ mod tests {
     use super::*;
 
     const SECRET: [u8; 32] = [7; 32];
+    const SESSION: Uuid = Uuid::from_u128(0x5E55);
 
     fn keys() -> JwtKeys {
         JwtKeys::new(SECRET.to_vec(), time::Duration::hours(1)).unwrap()
@@ -135,15 +154,19 @@ mod tests {
 
     fn claims(now: OffsetDateTime) -> serde_json::Value {
         json!({"sub": Uuid::nil().to_string(), "iat": now.unix_timestamp(), "exp": now.unix_timestamp() + 60,
-               "iss": ISSUER, "aud": AUDIENCE, "jti": "j"})
+               "iss": ISSUER, "aud": AUDIENCE, "jti": SESSION.to_string()})
     }
 
     #[test]
     fn issued_tokens_verify_until_they_expire() {
         let now = datetime!(2026-01-01 00:00 UTC);
         let user = Uuid::now_v7();
-        let token = keys().issue(user, now).unwrap();
-        assert_eq!(keys().verify(&token, now), Ok(user));
+        let token = keys().issue(user, SESSION, now).unwrap();
+        let verified = Verified {
+            user_id: user,
+            session_id: SESSION,
+        };
+        assert_eq!(keys().verify(&token, now), Ok(verified));
         assert_eq!(
             keys().verify(&token, now + time::Duration::hours(1)),
             Err(AuthFailure::Expired)
@@ -159,7 +182,12 @@ mod tests {
             &json!({"alg": "HS256", "typ": "JWT"}),
             &claims(now),
         );
-        assert_eq!(keys().verify(&token, now), Ok(Uuid::nil()));
+        assert_eq!(
+            keys()
+                .verify(&token, now)
+                .map(|v| (v.user_id, v.session_id)),
+            Ok((Uuid::nil(), SESSION))
+        );
     }
 
     #[test]
@@ -175,6 +203,9 @@ mod tests {
         wrong_iss["iss"] = json!("someone-else");
         let mut wrong_aud = claims(now);
         wrong_aud["aud"] = json!("someone-else");
+        // A token of a version before sessions were stored: its `jti` names no session.
+        let mut no_session = claims(now);
+        no_session["jti"] = json!("j");
         let cases = [
             forge(&SECRET, &json!({"alg": "none"}), &claims(now)),
             forge(&SECRET, &json!({"alg": "HS512"}), &claims(now)),
@@ -182,6 +213,7 @@ mod tests {
             forge(&SECRET, &hs, &no_sub),
             forge(&SECRET, &hs, &wrong_iss),
             forge(&SECRET, &hs, &wrong_aud),
+            forge(&SECRET, &hs, &no_session),
             forge(&[8; 32], &hs, &claims(now)),
             "a.b".into(),
             "".into(),

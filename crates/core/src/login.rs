@@ -4,9 +4,10 @@
 
 use keyward_domain::model::{normalize_email, MAX_PASSWORD_LEN};
 use keyward_domain::AuditAction;
-use keyward_domain::{Actor, User};
+use keyward_domain::{Actor, ApiSession, User};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::auth::RequestMeta;
 use crate::error::{AuthFailure, Error, Result};
@@ -32,14 +33,23 @@ pub async fn login(
         .as_ref()
         .ok_or_else(|| Error::Internal("sign-in without a session key".into()))?;
     let user = check_password(state, meta, email, password).await?;
-    let now = state.now();
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let session = ApiSession {
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        created_at: now,
+        expires_at: now + sessions.ttl,
+        source_ip: meta.source_ip.clone(),
+    };
     let entry = signed_in_actor(meta, &user)
         .entry(now, AuditAction::AuthLogin, user.id)
         .tenant(user.tenant_id)
-        .subject(user.id);
-    state.store.append_audit(&entry).await?;
+        .subject(user.id)
+        .changes(json!({"session_id": session.id}));
+    let access_token = sessions.issue(user.id, session.id, now)?.into();
+    state.store.create_api_session(&session, &entry).await?;
     Ok(Session {
-        access_token: sessions.issue(user.id, now)?.into(),
+        access_token,
         expires_in: sessions.ttl.whole_seconds(),
     })
 }
@@ -85,7 +95,12 @@ pub(crate) async fn check_password(
     }
     let checked = async {
         let user = state.store.get_user_by_email(&email).await?;
-        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        // A user without a password (made by an import) is checked against the dummy hash, in
+        // the same time as anyone's; it never matches.
+        let stored = user
+            .as_ref()
+            .filter(|u| u.password_hash != keyward_store::rows::NO_PASSWORD)
+            .map(|u| u.password_hash.clone());
         let ok = state.passwords.verify(password, stored).await?;
         Ok::<_, Error>((user, ok))
     };
@@ -100,7 +115,8 @@ pub(crate) async fn check_password(
     };
     let anonymous = Actor::anonymous(meta.source_ip.clone(), meta.request_id.clone());
     match user {
-        Some(user) if ok => {
+        // A disabled user's right password still signs nobody in (answered as a wrong one).
+        Some(user) if ok && !user.is_disabled() => {
             state.login_by_email.forgive(&email);
             state.login_by_addr.forgive(&address);
             Ok(user)

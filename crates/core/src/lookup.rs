@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use keyward_domain::{ApiKey, KeyDigest, User};
+use keyward_domain::{ApiKey, ApiSession, KeyDigest, User};
 use keyward_store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -46,6 +46,23 @@ pub async fn user_by_id(
         Lookup::Miss { epoch, stale } => match guarded(kw, kw.store.get_user(id)).await {
             Ok(user) => Ok(user.map(|u| kw.cache.fill_user(u, epoch, now))),
             Err(e @ StoreError::Unavailable(_)) => stale.map(Some).ok_or(e),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// The API session with this id (a JWT's `jti`), from the cache while it is fresh, else from
+/// storage.
+pub async fn session_by_id(
+    kw: &Keyward,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Option<Arc<ApiSession>>, StoreError> {
+    match kw.cache.session(id, now) {
+        Lookup::Hit(session) => Ok(session),
+        Lookup::Miss { epoch, stale } => match guarded(kw, kw.store.get_api_session(id)).await {
+            Ok(session) => Ok(kw.cache.fill_session(id, session, epoch, now)),
+            Err(e @ StoreError::Unavailable(_)) => stale.ok_or(e),
             Err(e) => Err(e),
         },
     }

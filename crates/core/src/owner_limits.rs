@@ -5,7 +5,7 @@
 
 use keyward_domain::credits::Refill;
 use keyward_domain::scope::KeywardRight;
-use keyward_domain::{AuditAction, OwnerLimits, Role, User};
+use keyward_domain::{AuditAction, OwnerLimits, Role};
 use keyward_store::StoreError;
 use serde_json::json;
 use uuid::Uuid;
@@ -25,29 +25,10 @@ pub struct LimitsInput {
     pub refill: Option<Refill>,
 }
 
-/// The user `id` if the caller may see it (itself; its tenant's users for a tenant admin;
-/// anyone for an admin), else 404.
-async fn visible_user(state: &Keyward, caller: &Caller, id: Uuid) -> Result<User> {
-    let p = &caller.principal;
-    let user = state
-        .store
-        .get_user(id)
-        .await?
-        .ok_or(Error::NotFound("user"))?;
-    let sees = user.id == p.user_id
-        || p.role == Role::Admin
-        || (p.role == Role::TenantAdmin && p.tenant_id.is_some() && user.tenant_id == p.tenant_id);
-    if sees {
-        Ok(user)
-    } else {
-        Err(Error::NotFound("user"))
-    }
-}
-
 /// The limits shared by user `id`'s keys (`None`: none set).
 pub async fn get(state: &Keyward, caller: &Caller, id: Uuid) -> Result<Option<OwnerLimits>> {
     caller.principal.require(KeywardRight::Read)?;
-    let user = visible_user(state, caller, id).await?;
+    let user = crate::users::visible(state, caller, id).await?;
     Ok(state.store.get_owner_limits(user.id).await?)
 }
 
@@ -61,7 +42,7 @@ pub async fn set(
 ) -> Result<Option<OwnerLimits>> {
     let p = &caller.principal;
     p.require(KeywardRight::Write)?;
-    let user = visible_user(state, caller, id).await?;
+    let user = crate::users::visible(state, caller, id).await?;
     match p.role {
         Role::Admin => {}
         // A limit a tenant admin could lift for itself, or for its peers, would limit nothing.

@@ -1,11 +1,18 @@
 //! Users: created by admins anywhere, by tenant admins in their own tenant, and from the CLI;
-//! listed likewise.
+//! listed, read, changed (role, disabled), deleted and given new passwords likewise; and each
+//! user's own API sessions (listed, ended, signed out).
+//!
+//! A disabled user cannot sign in, its sessions end, and its keys answer `OWNER_DISABLED` at
+//! verify (401 where they authenticate) on every node within the cache's coherence, until it is
+//! enabled. Deleting a user revokes its keys in the same transaction; its row stays as history.
+//! The last active admin can be neither disabled, demoted nor deleted (409 `last_admin`).
 
 use keyward_domain::model::{normalize_email, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use keyward_domain::scope::KeywardRight;
+use keyward_domain::ApiSession;
 use keyward_domain::AuditAction;
 use keyward_domain::{Actor, Role, User};
-use keyward_store::{Cursor, StoreError};
+use keyward_store::{Cursor, EndSessions, StoreError, UserChanges, UserQuery};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
@@ -28,19 +35,7 @@ pub struct NewUser {
 pub async fn create_as(state: &Keyward, actor: &Actor, req: NewUser) -> Result<User> {
     let email = normalize_email(&req.email)
         .ok_or_else(|| Error::invalid_field("email", "not an email address"))?;
-    let len = req.password.expose_secret().chars().count();
-    if len < MIN_PASSWORD_LEN {
-        return Err(Error::invalid_field(
-            "password",
-            "must be at least 12 characters",
-        ));
-    }
-    if len > MAX_PASSWORD_LEN {
-        return Err(Error::invalid_field(
-            "password",
-            "must be at most 1024 characters",
-        ));
-    }
+    check_password_rules("password", &req.password)?;
     if req.role == Role::TenantAdmin && req.tenant_id.is_none() {
         return Err(Error::invalid_field(
             "tenant_id",
@@ -64,6 +59,7 @@ pub async fn create_as(state: &Keyward, actor: &Actor, req: NewUser) -> Result<U
         tenant_id: req.tenant_id,
         created_at: now,
         updated_at: now,
+        disabled_at: None,
     };
     let audit = actor
         .entry(now, AuditAction::UserCreate, user.id)
@@ -104,21 +100,54 @@ pub async fn me(state: &Keyward, caller: &Caller) -> Result<User> {
         .ok_or(Error::NotFound("user"))
 }
 
+/// A password's length rules (12 to 1024 characters), for the field `field`.
+fn check_password_rules(field: &'static str, password: &SecretString) -> Result<()> {
+    let len = password.expose_secret().chars().count();
+    if len < MIN_PASSWORD_LEN {
+        return Err(Error::invalid_field(
+            field,
+            "must be at least 12 characters",
+        ));
+    }
+    if len > MAX_PASSWORD_LEN {
+        return Err(Error::invalid_field(
+            field,
+            "must be at most 1024 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Which users to list (see [`list`]).
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// An admin's choice of tenant; a tenant admin's list is of its own tenant regardless.
+    pub tenant_id: Option<Uuid>,
+    pub role: Option<Role>,
+    /// `Some(true)`: disabled users only; `Some(false)`: active users only.
+    pub disabled: Option<bool>,
+    /// Users whose email starts with this text (compared in lower case).
+    pub email_prefix: Option<String>,
+}
+
 /// Users, oldest first: an admin's of any tenant (`tenant_id`) or all; a tenant admin's of its
 /// own tenant only (another tenant's list is empty). Members may not list users.
 pub async fn list(
     state: &Keyward,
     caller: &Caller,
-    tenant_id: Option<Uuid>,
+    filter: UserFilter,
     limit: u32,
     after: Option<Cursor>,
 ) -> Result<Page<User>> {
     let p = &caller.principal;
     p.require(KeywardRight::Read)?;
     let tenant_id = match p.role {
-        Role::Admin => tenant_id,
+        Role::Admin => filter.tenant_id,
         Role::TenantAdmin if p.tenant_id.is_some() => {
-            if tenant_id.is_some_and(|asked| Some(asked) != p.tenant_id) {
+            if filter
+                .tenant_id
+                .is_some_and(|asked| Some(asked) != p.tenant_id)
+            {
                 return Ok(Page {
                     items: vec![],
                     next: None,
@@ -132,10 +161,291 @@ pub async fn list(
             ))
         }
     };
+    let email_prefix = filter.email_prefix.map(|e| e.to_lowercase());
+    if email_prefix
+        .as_ref()
+        .is_some_and(|e| e.chars().count() > keyward_domain::model::MAX_EMAIL_CHARS)
+    {
+        return Err(Error::invalid_field(
+            "email_prefix",
+            "must be at most 254 characters (an email's longest)",
+        ));
+    }
     let limit = crate::page::checked_size(limit)?;
-    let users = state.store.list_users(tenant_id, after, limit + 1).await?;
+    let query = UserQuery {
+        tenant_id,
+        role: filter.role,
+        disabled: filter.disabled,
+        email_prefix,
+        after,
+        limit: limit + 1,
+    };
+    let users = state.store.list_users(&query).await?;
     Ok(paginate(users, limit, |u| Cursor {
         created_at: u.created_at,
         id: u.id,
     }))
+}
+
+/// User `id` if the caller may see it (itself; its tenant's users for a tenant admin; anyone
+/// for an admin), else `NotFound`: another's user is never confirmed to exist.
+pub(crate) async fn visible(state: &Keyward, caller: &Caller, id: Uuid) -> Result<User> {
+    state
+        .store
+        .get_user(id)
+        .await?
+        .filter(|u| caller.principal.sees_user(u))
+        .ok_or(Error::NotFound("user"))
+}
+
+/// User `id`, as [`visible`] allows.
+pub async fn get(state: &Keyward, caller: &Caller, id: Uuid) -> Result<User> {
+    caller.principal.require(KeywardRight::Read)?;
+    visible(state, caller, id).await
+}
+
+/// What a PATCH of a user changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+/// Changes user `id`'s role and/or `disabled`, as one who manages it
+/// ([`keyward_domain::Principal::may_manage_user`]), never to a role above the caller's own.
+/// Disabling ends the user's sessions; disabling and enabling reach its keys on every node.
+pub async fn update(state: &Keyward, caller: &Caller, id: Uuid, patch: UserPatch) -> Result<User> {
+    let p = &caller.principal;
+    let stored = visible(state, caller, id).await?;
+    p.may_manage_user(&stored)?;
+    if let Some(role) = patch.role {
+        p.may_assign_role(role)?;
+        if role == Role::TenantAdmin && stored.tenant_id.is_none() {
+            return Err(Error::invalid_field(
+                "role",
+                "a tenant_admin needs a tenant, and this user has none",
+            ));
+        }
+    }
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let mut user = stored.clone();
+    if let Some(role) = patch.role {
+        user.role = role;
+    }
+    match patch.disabled {
+        Some(true) if !stored.is_disabled() => user.disabled_at = Some(now),
+        Some(false) => user.disabled_at = None,
+        _ => {}
+    }
+    if user == stored {
+        return Ok(stored);
+    }
+    user.updated_at = now;
+    let end = if user.is_disabled() {
+        EndSessions::All
+    } else {
+        EndSessions::None
+    };
+    let audit = caller
+        .actor()
+        .entry(now, AuditAction::UserUpdate, user.id)
+        .tenant(user.tenant_id)
+        .subject(user.id)
+        .changes(json!({
+            "role": (user.role != stored.role).then(|| user.role.as_str()),
+            "disabled": (user.is_disabled() != stored.is_disabled()).then(|| user.is_disabled()),
+        }));
+    let changes = state.store.update_user(&user, end, &audit).await;
+    forget(state, user.id, changes).await?;
+    Ok(user)
+}
+
+/// Deletes user `id` (as one who manages it): its keys are revoked and its sessions ended in
+/// the same transaction; its row stays as history, its email free for a new user. Returns the
+/// ids of the keys revoked.
+pub async fn delete(state: &Keyward, caller: &Caller, id: Uuid) -> Result<Vec<Uuid>> {
+    let stored = visible(state, caller, id).await?;
+    caller.principal.may_manage_user(&stored)?;
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let audit = caller
+        .actor()
+        .entry(now, AuditAction::UserDelete, stored.id)
+        .tenant(stored.tenant_id)
+        .subject(stored.id)
+        .changes(json!({"email": stored.email, "role": stored.role.as_str()}));
+    let changes = state.store.delete_user(stored.id, now, &audit).await;
+    let revoked = changes
+        .as_ref()
+        .map(|c| c.revoked.clone())
+        .unwrap_or_default();
+    forget(state, stored.id, changes).await?;
+    Ok(revoked)
+}
+
+/// Applies a stored change of user `id` to this node's caches before the answer (other nodes
+/// hear it through the change feed), and words the store's refusals.
+async fn forget(
+    state: &Keyward,
+    id: Uuid,
+    changes: std::result::Result<UserChanges, StoreError>,
+) -> Result<()> {
+    state.cache.invalidate_user(id);
+    let changes = match changes {
+        Ok(changes) => changes,
+        Err(StoreError::NotFound) => return Err(Error::NotFound("user")),
+        Err(StoreError::Conflict(what)) if what == "last_admin" => {
+            return Err(Error::Conflict {
+                code: "last_admin",
+                message: "this is the last active admin: make another admin first".into(),
+            })
+        }
+        Err(e) => {
+            // The outcome is unknown: forget everything cached rather than guess.
+            state.cache.clear();
+            return Err(e.into());
+        }
+    };
+    for digest in &changes.keys {
+        state.cache.invalidate(digest);
+    }
+    for session in &changes.sessions {
+        state.cache.invalidate_session(*session);
+    }
+    Ok(())
+}
+
+/// Sets user `id`'s password as one who manages it; every session of the user ends.
+pub async fn set_password(
+    state: &Keyward,
+    caller: &Caller,
+    id: Uuid,
+    new_password: SecretString,
+) -> Result<()> {
+    let stored = visible(state, caller, id).await?;
+    caller.principal.may_manage_user(&stored)?;
+    check_password_rules("new_password", &new_password)?;
+    write_password(state, caller, stored, new_password, EndSessions::All).await
+}
+
+/// Changes the caller's own password, given its current one; the caller's other sessions end
+/// (the one it calls with, if a session, lives on). A wrong `current_password` is a 403 and
+/// counts against the sign-in throttle like a failed sign-in.
+pub async fn change_own_password(
+    state: &Keyward,
+    caller: &Caller,
+    current_password: SecretString,
+    new_password: SecretString,
+) -> Result<()> {
+    let p = &caller.principal;
+    p.require(KeywardRight::Write)?;
+    check_password_rules("new_password", &new_password)?;
+    let user = state
+        .store
+        .get_user(p.user_id)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    let proven = crate::login::check_password(state, &caller.meta, &user.email, current_password)
+        .await
+        .map_err(|e| match e {
+            Error::Unauthenticated(_) => {
+                Error::Forbidden("current_password: not this user's password".into())
+            }
+            other => other,
+        })?;
+    let end = match p.credential {
+        keyward_domain::Credential::Session { id: Some(current) } => EndSessions::AllBut(current),
+        _ => EndSessions::All,
+    };
+    write_password(state, caller, proven, new_password, end).await
+}
+
+async fn write_password(
+    state: &Keyward,
+    caller: &Caller,
+    stored: User,
+    new_password: SecretString,
+    end: EndSessions,
+) -> Result<()> {
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let user = User {
+        password_hash: state.passwords.hash(new_password).await?,
+        updated_at: now,
+        ..stored
+    };
+    let audit = caller
+        .actor()
+        .entry(now, AuditAction::UserSetPassword, user.id)
+        .tenant(user.tenant_id)
+        .subject(user.id);
+    let changes = state.store.update_user(&user, end, &audit).await;
+    forget(state, user.id, changes).await
+}
+
+/// One of the caller's API sessions, as listed.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: ApiSession,
+    /// The session the caller calls with.
+    pub current: bool,
+}
+
+/// The caller's live API sessions, newest first.
+pub async fn sessions(state: &Keyward, caller: &Caller) -> Result<Vec<SessionView>> {
+    let p = &caller.principal;
+    p.require(KeywardRight::Read)?;
+    let now = state.now();
+    let current = current_session(caller);
+    Ok(state
+        .store
+        .list_api_sessions(p.user_id)
+        .await?
+        .into_iter()
+        .filter(|s| s.expires_at > now)
+        .map(|session| SessionView {
+            current: Some(session.id) == current,
+            session,
+        })
+        .collect())
+}
+
+fn current_session(caller: &Caller) -> Option<Uuid> {
+    match caller.principal.credential {
+        keyward_domain::Credential::Session { id } => id,
+        keyward_domain::Credential::ApiKey { .. } => None,
+    }
+}
+
+/// Ends the caller's API session `id` (another's is `NotFound`); its token is refused on every
+/// node from the cache's coherence on.
+pub async fn end_session(state: &Keyward, caller: &Caller, id: Uuid) -> Result<()> {
+    caller.principal.require(KeywardRight::Write)?;
+    end(state, caller, id, AuditAction::SessionEnd).await
+}
+
+/// Signs out: ends the session the caller calls with. Only a session token can sign out
+/// (an API key is revoked instead).
+pub async fn logout(state: &Keyward, caller: &Caller) -> Result<()> {
+    let id = current_session(caller).ok_or_else(|| Error::Invalid {
+        code: "not_a_session",
+        message: "only a session token (a login's access_token) can sign out; revoke a key instead"
+            .into(),
+    })?;
+    end(state, caller, id, AuditAction::AuthLogout).await
+}
+
+async fn end(state: &Keyward, caller: &Caller, id: Uuid, action: AuditAction) -> Result<()> {
+    let p = &caller.principal;
+    let now = state.now();
+    let audit = caller
+        .actor()
+        .entry(now, action, p.user_id)
+        .tenant(p.tenant_id)
+        .subject(p.user_id)
+        .changes(json!({"session_id": id}));
+    let ended = state.store.end_api_session(id, p.user_id, &audit).await;
+    state.cache.invalidate_session(id);
+    ended.map_err(|e| match e {
+        StoreError::NotFound => Error::NotFound("session"),
+        other => other.into(),
+    })
 }

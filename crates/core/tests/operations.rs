@@ -15,7 +15,7 @@ use keyward_core::jwt::JwtKeys;
 use keyward_core::keys::{self, IssuedKey, KeyExpiry, KeyPatch, KeyTenant, NewKey, Reach};
 use keyward_core::password::Passwords;
 use keyward_core::tenants::{self, TenantChanges};
-use keyward_core::users::{self, NewUser};
+use keyward_core::users::{self, NewUser, UserFilter};
 use keyward_core::{audit, login, verify, webhooks, AuthFailure, Error, Keyward, Settings};
 use keyward_domain::ratelimit::{KeyRateLimit, Limit};
 use keyward_domain::{
@@ -61,7 +61,7 @@ fn session_of(user: &User) -> Caller {
             user_id: user.id,
             role: user.role,
             tenant_id: user.tenant_id,
-            credential: Credential::Session,
+            credential: Credential::Session { id: None },
         },
         RequestMeta::default(),
     )
@@ -385,9 +385,18 @@ async fn tenant_admin_creates_users_only_in_its_own_tenant() {
     );
 
     let admin = admin(&kw).await;
-    let in_globex = users::list(&kw, &admin, Some(globex.id), 100, None)
-        .await
-        .unwrap();
+    let in_globex = users::list(
+        &kw,
+        &admin,
+        UserFilter {
+            tenant_id: Some(globex.id),
+            ..Default::default()
+        },
+        100,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(
         in_globex.items.is_empty(),
         "refused calls made nobody: {:?}",
@@ -407,7 +416,18 @@ async fn users_are_listed_within_the_callers_role() {
     let listed = |caller: Caller, tenant: Option<Uuid>| {
         let kw = &kw;
         async move {
-            let page = users::list(kw, &caller, tenant, 100, None).await.unwrap();
+            let page = users::list(
+                kw,
+                &caller,
+                UserFilter {
+                    tenant_id: tenant,
+                    ..Default::default()
+                },
+                100,
+                None,
+            )
+            .await
+            .unwrap();
             assert!(page.next.is_none());
             page.items.iter().map(|u| u.id).collect::<BTreeSet<_>>()
         }
@@ -437,13 +457,29 @@ async fn users_are_listed_within_the_callers_role() {
         of(&[&boss, &dev])
     );
     assert_eq!(listed(boss.clone(), Some(globex.id)).await, of(&[]));
-    assert_forbidden(users::list(&kw, &dev, None, 100, None).await);
-    assert_forbidden(users::list(&kw, &dev, Some(acme.id), 100, None).await);
+    assert_forbidden(users::list(&kw, &dev, UserFilter::default(), 100, None).await);
+    assert_forbidden(
+        users::list(
+            &kw,
+            &dev,
+            UserFilter {
+                tenant_id: Some(acme.id),
+                ..Default::default()
+            },
+            100,
+            None,
+        )
+        .await,
+    );
 
     // Pages: two, then the other two, then no more.
-    let first = users::list(&kw, &admin, None, 2, None).await.unwrap();
+    let first = users::list(&kw, &admin, UserFilter::default(), 2, None)
+        .await
+        .unwrap();
     assert_eq!(first.items.len(), 2);
-    let second = users::list(&kw, &admin, None, 2, first.next).await.unwrap();
+    let second = users::list(&kw, &admin, UserFilter::default(), 2, first.next)
+        .await
+        .unwrap();
     assert_eq!(second.items.len(), 2);
     assert!(second.next.is_none());
     let both: BTreeSet<_> = first
@@ -1369,7 +1405,8 @@ async fn a_session_from_login_authenticates_as_its_user() {
 
     // Signed with the context's secret, and no other.
     let sessions = kw.sessions.as_ref().unwrap();
-    assert_eq!(sessions.verify(token, kw.now()), Ok(ann.id));
+    let claims = sessions.verify(token, kw.now()).unwrap();
+    assert_eq!(claims.user_id, ann.id);
     let other = JwtKeys::new(vec![8; 32], SESSION_TTL).unwrap();
     assert_eq!(other.verify(token, kw.now()), Err(AuthFailure::Invalid));
 
@@ -1380,12 +1417,14 @@ async fn a_session_from_login_authenticates_as_its_user() {
             user_id: ann.id,
             role: Role::Member,
             tenant_id: Some(acme.id),
-            credential: Credential::Session,
+            credential: Credential::Session {
+                id: Some(claims.session_id)
+            },
         }
     );
 
     // A token signed with another secret, or with its signature changed, is refused.
-    let forged = other.issue(ann.id, kw.now()).unwrap();
+    let forged = other.issue(ann.id, claims.session_id, kw.now()).unwrap();
     let (unsigned, signature) = token.rsplit_once('.').unwrap();
     let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
     let tampered = format!("{unsigned}.{flipped}{}", &signature[1..]);
@@ -1799,7 +1838,10 @@ async fn the_core_refuses_what_no_surface_may_pass_on() {
         assert_invalid(keys::list(&kw, &ann, Reach::Role, query).await, "limit");
         let admin = admin(&kw).await;
         assert_invalid(tenants::list(&kw, &admin, limit, None).await, "limit");
-        assert_invalid(users::list(&kw, &admin, None, limit, None).await, "limit");
+        assert_invalid(
+            users::list(&kw, &admin, UserFilter::default(), limit, None).await,
+            "limit",
+        );
     }
 }
 

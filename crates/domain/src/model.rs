@@ -166,6 +166,16 @@ impl Role {
         }
     }
 
+    /// How much the role may do: admin 2, tenant admin 1, member 0. Nobody grants a role
+    /// above its own.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Admin => 2,
+            Self::TenantAdmin => 1,
+            Self::Member => 0,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "admin" => Some(Self::Admin),
@@ -186,6 +196,15 @@ pub struct User {
     pub tenant_id: Option<Uuid>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Since when the user may not sign in and its keys do not verify; `None`: active.
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+impl User {
+    /// Whether the user is disabled (it cannot sign in; its keys answer `OWNER_DISABLED`).
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -195,6 +214,7 @@ impl std::fmt::Debug for User {
             .field("email", &self.email)
             .field("role", &self.role)
             .field("tenant_id", &self.tenant_id)
+            .field("disabled_at", &self.disabled_at)
             .finish_non_exhaustive()
     }
 }
@@ -242,14 +262,22 @@ pub enum AuditAction {
     ApiKeyLeak,
     AuthLogin,
     AuthLoginFailed,
-    /// A console session ended by its user (sign-out).
+    /// A session (the console's or the API's) ended by its user signing out.
     AuthLogout,
     TenantCreate,
     TenantUpdate,
     TenantDelete,
     UserCreate,
+    /// A user's role or `disabled` changed.
+    UserUpdate,
+    /// A user deleted, with its keys revoked.
+    UserDelete,
+    /// A user's password changed (by itself or by whoever manages it).
+    UserSetPassword,
     /// Limits shared by a user's keys set, changed or removed.
     UserSetLimits,
+    /// A sign-in session ended by its user (not by sign-out).
+    SessionEnd,
     WebhookCreate,
     WebhookUpdate,
     WebhookDelete,
@@ -260,7 +288,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 19] = [
+    pub const ALL: [AuditAction; 23] = [
         Self::ApiKeyCreate,
         Self::ApiKeyImport,
         Self::ApiKeyUpdate,
@@ -274,7 +302,11 @@ impl AuditAction {
         Self::TenantUpdate,
         Self::TenantDelete,
         Self::UserCreate,
+        Self::UserUpdate,
+        Self::UserDelete,
+        Self::UserSetPassword,
         Self::UserSetLimits,
+        Self::SessionEnd,
         Self::WebhookCreate,
         Self::WebhookUpdate,
         Self::WebhookDelete,
@@ -298,7 +330,11 @@ impl AuditAction {
             Self::TenantUpdate => "tenant.update",
             Self::TenantDelete => "tenant.delete",
             Self::UserCreate => "user.create",
+            Self::UserUpdate => "user.update",
+            Self::UserDelete => "user.delete",
+            Self::UserSetPassword => "user.set_password",
             Self::UserSetLimits => "user.set_limits",
+            Self::SessionEnd => "session.end",
             Self::WebhookCreate => "webhook.create",
             Self::WebhookUpdate => "webhook.update",
             Self::WebhookDelete => "webhook.delete",
@@ -320,7 +356,11 @@ impl AuditAction {
             | Self::AuthLoginFailed
             | Self::AuthLogout
             | Self::UserCreate
-            | Self::UserSetLimits => "user",
+            | Self::UserUpdate
+            | Self::UserDelete
+            | Self::UserSetPassword
+            | Self::UserSetLimits
+            | Self::SessionEnd => "user",
             Self::TenantCreate | Self::TenantUpdate | Self::TenantDelete => "tenant",
             Self::WebhookCreate
             | Self::WebhookUpdate
@@ -367,12 +407,15 @@ pub struct ApiKey {
     pub shared: SharedLimits,
 }
 
-/// What verify needs of a key's owner's [`OwnerLimits`], read with the key.
+/// What verify needs of a key's owner, read with the key: its [`OwnerLimits`] and whether it
+/// is disabled.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SharedLimits {
     pub rate_limit: Option<crate::ratelimit::KeyRateLimit>,
     /// The owner has shared credits: a verification spends them in storage too.
     pub credits: bool,
+    /// The owner is disabled: the key answers `OWNER_DISABLED` until the owner is enabled.
+    pub owner_disabled: bool,
 }
 
 /// Limits set on a user that hold for all its keys together, besides each key's own: a rate
@@ -483,6 +526,21 @@ pub struct ConsoleSession {
     pub created_at: OffsetDateTime,
     pub last_seen_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+}
+
+/// A signed-in session of the API: the JWT that [`crate`]'s users present carries the session's
+/// `id` as its `jti` (RFC 7519 section 4.1.7), and the token is refused once the session is gone
+/// (signed out, ended from the session list, the password changed, the user disabled or
+/// deleted), on every node. The token itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSession {
+    /// The JWT's `jti`.
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    /// The address that signed in, as the server saw it.
+    pub source_ip: Option<String>,
 }
 
 /// Largest `metadata` object a key or tenant may carry, serialized.

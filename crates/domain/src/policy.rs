@@ -11,8 +11,9 @@ use crate::scope::KeywardRight;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    /// A login JWT: the user's full rights.
-    Session,
+    /// A signed-in session (a login JWT, the console's cookie, the operator's CLI): the user's
+    /// full rights. `id` is the API session's (the JWT's `jti`); `None` for the others.
+    Session { id: Option<Uuid> },
     /// An API key of the user: its rights narrowed to the key's scopes.
     ApiKey {
         key_id: Uuid,
@@ -42,7 +43,7 @@ impl Principal {
     /// Whether the credential carries `scope`. A session carries every scope.
     pub fn holds(&self, scope: &str) -> bool {
         match &self.credential {
-            Credential::Session => true,
+            Credential::Session { .. } => true,
             Credential::ApiKey { scopes, .. } => scopes.contains(scope),
         }
     }
@@ -116,6 +117,45 @@ impl Principal {
         }
     }
 
+    /// Users this principal can see: itself, its tenant's (tenant admin), all (admin). Any
+    /// other is answered as if it did not exist.
+    pub fn sees_user(&self, user: &crate::model::User) -> bool {
+        user.id == self.user_id
+            || self.role == Role::Admin
+            || (self.role == Role::TenantAdmin
+                && self.tenant_id.is_some()
+                && user.tenant_id == self.tenant_id)
+    }
+
+    /// Managing a user (role, disabling, deleting, setting its password): admins anyone
+    /// (themselves included, which the last-admin rule bounds); tenant admins the members of
+    /// their tenant. Needs `keyward:admin`.
+    pub fn may_manage_user(&self, user: &crate::model::User) -> Result<(), Forbidden> {
+        self.require(KeywardRight::Admin)?;
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::TenantAdmin
+                if user.role == Role::Member
+                    && self.tenant_id.is_some()
+                    && user.tenant_id == self.tenant_id =>
+            {
+                Ok(())
+            }
+            _ => Err(Forbidden::Role(
+                "admin, or tenant_admin of a member's tenant,",
+            )),
+        }
+    }
+
+    /// Giving a user `role`: never above the caller's own.
+    pub fn may_assign_role(&self, role: Role) -> Result<(), Forbidden> {
+        if role.rank() <= self.role.rank() {
+            Ok(())
+        } else {
+            Err(Forbidden::Role(role.as_str()))
+        }
+    }
+
     /// A caller can never grant scopes it does not hold itself.
     pub fn may_grant(&self, scopes: &[String]) -> Result<(), Forbidden> {
         match scopes.iter().find(|s| !self.holds(s)) {
@@ -127,7 +167,7 @@ impl Principal {
     /// How this principal appears in the audit log.
     pub fn actor(&self, source_ip: Option<String>, request_id: Option<String>) -> Actor {
         let (id, kind) = match &self.credential {
-            Credential::Session => (self.user_id.to_string(), ActorType::Jwt),
+            Credential::Session { .. } => (self.user_id.to_string(), ActorType::Jwt),
             Credential::ApiKey { key_id, .. } => (key_id.to_string(), ActorType::ApiKey),
         };
         Actor {
@@ -158,9 +198,9 @@ mod tests {
         let t = Some(Uuid::from_u128(10));
         let other_t = Some(Uuid::from_u128(11));
         let other_user = Uuid::from_u128(2);
-        let admin = principal(Role::Admin, None, Credential::Session);
-        let tadmin = principal(Role::TenantAdmin, t, Credential::Session);
-        let member = principal(Role::Member, t, Credential::Session);
+        let admin = principal(Role::Admin, None, Credential::Session { id: None });
+        let tadmin = principal(Role::TenantAdmin, t, Credential::Session { id: None });
+        let member = principal(Role::Member, t, Credential::Session { id: None });
         assert!(admin.sees_key(other_t, other_user));
         assert!(tadmin.sees_key(t, other_user));
         assert!(!tadmin.sees_key(other_t, other_user));
@@ -190,7 +230,7 @@ mod tests {
             key.may_grant(&["billing".into()]),
             Err(Forbidden::ScopeNotHeld("billing".into()))
         );
-        let session = principal(Role::Member, None, Credential::Session);
+        let session = principal(Role::Member, None, Credential::Session { id: None });
         assert!(session
             .may_grant(&["anything".into(), "keyward:admin".into()])
             .is_ok());
@@ -199,13 +239,13 @@ mod tests {
     #[test]
     fn user_creation_rights() {
         let t = Some(Uuid::from_u128(10));
-        let tadmin = principal(Role::TenantAdmin, t, Credential::Session);
+        let tadmin = principal(Role::TenantAdmin, t, Credential::Session { id: None });
         assert!(tadmin.may_create_user(Role::Member, t).is_ok());
         assert!(tadmin.may_create_user(Role::Admin, t).is_err());
         assert!(tadmin
             .may_create_user(Role::Member, Some(Uuid::from_u128(11)))
             .is_err());
-        assert!(principal(Role::Member, t, Credential::Session)
+        assert!(principal(Role::Member, t, Credential::Session { id: None })
             .may_create_user(Role::Member, t)
             .is_err());
     }

@@ -25,12 +25,14 @@ pub enum VerifyCode {
     Disabled,
     /// The key has an IP allowlist and the caller's address is not in it (or was not given).
     IpNotAllowed,
+    /// The key's owner is disabled; the key works again once the owner is enabled.
+    OwnerDisabled,
     /// Storage could not be reached and nothing trustworthy was cached: no answer (fail closed).
     Unavailable,
 }
 
 impl VerifyCode {
-    pub const ALL: [VerifyCode; 10] = [
+    pub const ALL: [VerifyCode; 11] = [
         Self::Valid,
         Self::NotFound,
         Self::Expired,
@@ -40,6 +42,7 @@ impl VerifyCode {
         Self::UsageExceeded,
         Self::Disabled,
         Self::IpNotAllowed,
+        Self::OwnerDisabled,
         Self::Unavailable,
     ];
 
@@ -59,6 +62,7 @@ impl VerifyCode {
             Self::Unavailable => "UNAVAILABLE",
             Self::Disabled => "DISABLED",
             Self::IpNotAllowed => "IP_NOT_ALLOWED",
+            Self::OwnerDisabled => "OWNER_DISABLED",
         }
     }
 }
@@ -77,6 +81,7 @@ pub fn check(
     match key.status(now) {
         KeyStatus::Revoked => VerifyCode::Revoked,
         KeyStatus::Expired => VerifyCode::Expired,
+        KeyStatus::Active if key.shared.owner_disabled => VerifyCode::OwnerDisabled,
         KeyStatus::Active if !key.enabled => VerifyCode::Disabled,
         KeyStatus::Active if !key.allowed_ips.allows(ip) => VerifyCode::IpNotAllowed,
         KeyStatus::Active if required.allows(|s| key.has_scope(s)) => VerifyCode::Valid,

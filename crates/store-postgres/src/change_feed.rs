@@ -25,10 +25,13 @@ use crate::map_err;
 /// Never change it: nodes of two versions must still hear each other during a rolling upgrade.
 const CHANGES_CHANNEL: &str = "keyward_changes";
 /// The payload is `<origin>:<what>`: the announcing store's [`PgStore::origin`], then `*` for
-/// [`Change::All`] or a key's digest in base64url (43 characters).
+/// [`Change::All`], a key's digest in base64url (43 characters), `u:<uuid>` for a user or
+/// `s:<uuid>` for an API session. (A node that cannot read a payload forgets everything.)
 ///
 /// [`PgStore::origin`]: crate::PgStore::origin
 const ALL_KEYS: &str = "*";
+const USER: &str = "u:";
+const SESSION: &str = "s:";
 /// How long the listening connection may stay silent before it is asked whether it still lives.
 const LISTEN_HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -130,6 +133,8 @@ pub(crate) async fn notify(
 ) -> Result<(), StoreError> {
     let payload = match change {
         Change::Key(digest) => format!("{origin}:{}", digest.to_base64url()),
+        Change::User(id) => format!("{origin}:{USER}{id}"),
+        Change::Session(id) => format!("{origin}:{SESSION}{id}"),
         Change::All => format!("{origin}:{ALL_KEYS}"),
     };
     sqlx::query("SELECT pg_notify($1, $2)")
@@ -173,6 +178,10 @@ fn parse_change(payload: &str) -> Option<(&str, Change)> {
     let (origin, what) = payload.split_once(':')?;
     if what == ALL_KEYS {
         Some((origin, Change::All))
+    } else if let Some(id) = what.strip_prefix(USER) {
+        Some((origin, Change::User(id.parse().ok()?)))
+    } else if let Some(id) = what.strip_prefix(SESSION) {
+        Some((origin, Change::Session(id.parse().ok()?)))
     } else {
         KeyDigest::from_base64url(what).map(|d| (origin, Change::Key(d)))
     }

@@ -19,15 +19,15 @@ use keyward_domain::credits::Credits;
 use keyward_domain::event::Attempt;
 use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::{
-    ApiKey, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter, KeyDigest,
-    KeyStatus, OwnerLimits, Tenant, User, VerifyCode, WebhookEndpoint,
+    ApiKey, ApiSession, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter,
+    KeyDigest, KeyStatus, OwnerLimits, Role, Tenant, User, VerifyCode, WebhookEndpoint,
 };
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::SpendPlan;
 use keyward_store::{
-    AuditQuery, Change, ChangeSink, Claimed, CreditSpend, Cursor, ExpiringKey, KeyCounts, KeyQuery,
-    KeysOf, LastCredit, RateLease, Store, StoreError, UsageBatch, UsageCount, UsagePosition,
-    WebhooksOf, MAX_CHANGES_NAMED, USAGE_BATCH_MEMORY,
+    AuditQuery, Change, ChangeSink, Claimed, CreditSpend, Cursor, EndSessions, ExpiringKey,
+    KeyCounts, KeyQuery, KeysOf, LastCredit, RateLease, Store, StoreError, UsageBatch, UsageCount,
+    UsagePosition, UserChanges, UserQuery, WebhooksOf, MAX_CHANGES_NAMED, USAGE_BATCH_MEMORY,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -481,6 +481,102 @@ async fn revoke_in(
 }
 
 /// Appends `AND (created_at, id) > (c, id)` for keyset pagination on (created_at, id).
+/// The digests of all of `user_id`'s keys.
+async fn owner_digests(
+    tx: &mut Transaction<'static, Postgres>,
+    user_id: Uuid,
+) -> Result<Vec<KeyDigest>, StoreError> {
+    sqlx::query("SELECT digest FROM api_keys WHERE owner_id = $1")
+        .bind(user_id)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| {
+            let bytes: Vec<u8> = row.try_get("digest").map_err(map_err)?;
+            KeyDigest::from_slice(&bytes).ok_or_else(|| rows::corrupt("digest"))
+        })
+        .collect()
+}
+
+/// Announces each of `digests`, or everything past [`MAX_CHANGES_NAMED`].
+async fn announce_keys(
+    tx: &mut Transaction<'static, Postgres>,
+    origin: &str,
+    digests: &[KeyDigest],
+) -> Result<(), StoreError> {
+    if digests.len() > MAX_CHANGES_NAMED {
+        return notify(tx, origin, Change::All).await;
+    }
+    for digest in digests {
+        notify(tx, origin, Change::Key(*digest)).await?;
+    }
+    Ok(())
+}
+
+/// Ends `user_id`'s sessions as `end` says: the API's (their ids returned and announced) and
+/// the console's.
+async fn end_sessions(
+    tx: &mut Transaction<'static, Postgres>,
+    origin: &str,
+    user_id: Uuid,
+    end: EndSessions,
+) -> Result<Vec<Uuid>, StoreError> {
+    let kept = match end {
+        EndSessions::None => return Ok(vec![]),
+        EndSessions::All => None,
+        EndSessions::AllBut(id) => Some(id),
+    };
+    sqlx::query("DELETE FROM console_sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    let ended: Vec<Uuid> = sqlx::query_scalar(
+        "DELETE FROM api_sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2 RETURNING id",
+    )
+    .bind(user_id)
+    .bind(kept)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    for id in &ended {
+        notify(tx, origin, Change::Session(*id)).await?;
+    }
+    Ok(ended)
+}
+
+/// `Conflict("last_admin")` unless some active admin other than `user_id` exists. The active
+/// admins are locked first, so that two nodes disabling two admins at once cannot both see the
+/// other still active.
+async fn another_admin(
+    tx: &mut Transaction<'static, Postgres>,
+    user_id: Uuid,
+) -> Result<(), StoreError> {
+    let admins: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL \
+         AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if admins.iter().all(|id| *id == user_id) {
+        return Err(StoreError::Conflict("last_admin".into()));
+    }
+    Ok(())
+}
+
+/// The live (not deleted) user `id`, locked for the rest of the write.
+async fn live_user(tx: &mut Transaction<'static, Postgres>, id: Uuid) -> Result<User, StoreError> {
+    let row = sqlx::query("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound)?;
+    user_from(&row)
+}
+
 fn push_after(qb: &mut QueryBuilder<'_, Postgres>, after: Option<Cursor>) {
     if let Some(c) = after {
         qb.push(" AND (created_at, id) > (")
@@ -699,6 +795,26 @@ impl Store for PgStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
+        // Its users are disabled and signed out with it: a user with no tenant would otherwise
+        // go on making keys as if it still belonged somewhere. (Announced by the `All` below.)
+        for table in ["api_sessions", "console_sessions"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)"
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        sqlx::query(
+            "UPDATE users SET disabled_at = $1, updated_at = $1 \
+             WHERE tenant_id = $2 AND disabled_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         sqlx::query("DELETE FROM tenants WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -712,7 +828,7 @@ impl Store for PgStore {
     }
 
     async fn count_users(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE deleted_at IS NULL")
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
@@ -722,8 +838,8 @@ impl Store for PgStore {
     async fn create_user(&self, u: &User, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at, \
+             disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(u.id)
         .bind(&u.email)
@@ -732,6 +848,7 @@ impl Store for PgStore {
         .bind(u.tenant_id)
         .bind(ms(u.created_at))
         .bind(ms(u.updated_at))
+        .bind(u.disabled_at.map(ms))
         .execute(&mut *tx)
         .await
         .map_err(|e| match map_err(e) {
@@ -744,7 +861,7 @@ impl Store for PgStore {
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        sqlx::query("SELECT * FROM users WHERE id = $1")
+        sqlx::query("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -820,19 +937,28 @@ impl Store for PgStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn list_users(
-        &self,
-        tenant_id: Option<Uuid>,
-        after: Option<Cursor>,
-        limit: u32,
-    ) -> Result<Vec<User>, StoreError> {
-        let mut qb = QueryBuilder::new("SELECT * FROM users WHERE TRUE");
-        if let Some(t) = tenant_id {
+    async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM users WHERE deleted_at IS NULL");
+        if let Some(t) = q.tenant_id {
             qb.push(" AND tenant_id = ").push_bind(t);
         }
-        push_after(&mut qb, after);
+        if let Some(role) = q.role {
+            qb.push(" AND role = ").push_bind(role.as_str());
+        }
+        match q.disabled {
+            Some(true) => qb.push(" AND disabled_at IS NOT NULL"),
+            Some(false) => qb.push(" AND disabled_at IS NULL"),
+            None => &mut qb,
+        };
+        if let Some(prefix) = &q.email_prefix {
+            // starts_with, not LIKE: the prefix is matched as text, `%` and `_` included.
+            qb.push(" AND starts_with(email, ")
+                .push_bind(prefix.clone())
+                .push(")");
+        }
+        push_after(&mut qb, q.after);
         qb.push(" ORDER BY created_at, id LIMIT ")
-            .push_bind(i64::from(limit));
+            .push_bind(i64::from(q.limit));
         qb.build()
             .fetch_all(&self.pool)
             .await
@@ -842,8 +968,184 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn update_user(
+        &self,
+        user: &User,
+        end: EndSessions,
+        audit: &AuditEntry,
+    ) -> Result<UserChanges, StoreError> {
+        let mut tx = self.write().await?;
+        let active_admin = |u: &User| u.role == Role::Admin && !u.is_disabled();
+        // Admins are locked before the user itself, in the order every such write takes them
+        // (else two writes could each hold a row the other waits for).
+        let was_admin = self.get_user(user.id).await?;
+        if !active_admin(user) && was_admin.as_ref().is_some_and(active_admin) {
+            another_admin(&mut tx, user.id).await?;
+        }
+        let stored = live_user(&mut tx, user.id).await?;
+        if active_admin(&stored) && !active_admin(user) {
+            another_admin(&mut tx, user.id).await?;
+        }
+        sqlx::query(
+            "UPDATE users SET role = $1, password_hash = $2, disabled_at = $3, updated_at = $4 \
+             WHERE id = $5",
+        )
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(user.disabled_at.map(ms))
+        .bind(ms(user.updated_at))
+        .bind(user.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let keys = if stored.is_disabled() == user.is_disabled() {
+            vec![]
+        } else {
+            owner_digests(&mut tx, user.id).await?
+        };
+        let sessions = end_sessions(&mut tx, &self.origin, user.id, end).await?;
+        insert_audit(&mut tx, audit).await?;
+        notify(&mut tx, &self.origin, Change::User(user.id)).await?;
+        announce_keys(&mut tx, &self.origin, &keys).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(UserChanges {
+            keys,
+            sessions,
+            revoked: vec![],
+        })
+    }
+
+    async fn delete_user(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<UserChanges, StoreError> {
+        let now = ms(now);
+        let mut tx = self.write().await?;
+        // Admins are locked before the user itself, as in `update_user`.
+        if self
+            .get_user(id)
+            .await?
+            .is_some_and(|u| u.role == Role::Admin && !u.is_disabled())
+        {
+            another_admin(&mut tx, id).await?;
+        }
+        let stored = live_user(&mut tx, id).await?;
+        if stored.role == Role::Admin && !stored.is_disabled() {
+            another_admin(&mut tx, id).await?;
+        }
+        let revoked: Vec<Uuid> = sqlx::query_scalar(&format!(
+            "UPDATE api_keys SET revoked_at = $1, updated_at = $1 \
+             WHERE owner_id = $2 AND {} RETURNING id",
+            not_revoked_as_of("$1")
+        ))
+        .bind(now)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let keys = owner_digests(&mut tx, id).await?;
+        let sessions = end_sessions(&mut tx, &self.origin, id, EndSessions::All).await?;
+        sqlx::query("DELETE FROM owner_limits WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE users SET email = $1, password_hash = $2, deleted_at = $3, \
+             disabled_at = COALESCE(disabled_at, $3), updated_at = $3 WHERE id = $4",
+        )
+        .bind(rows::deleted_email(id))
+        .bind(rows::NO_PASSWORD)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        notify(&mut tx, &self.origin, Change::User(id)).await?;
+        announce_keys(&mut tx, &self.origin, &keys).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(UserChanges {
+            keys,
+            sessions,
+            revoked,
+        })
+    }
+
+    async fn create_api_session(
+        &self,
+        session: &ApiSession,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM api_sessions WHERE user_id = $1 AND expires_at <= $2")
+            .bind(session.user_id)
+            .bind(ms(session.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO api_sessions (id, user_id, created_at, expires_at, source_ip) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(session.id)
+        .bind(session.user_id)
+        .bind(ms(session.created_at))
+        .bind(ms(session.expires_at))
+        .bind(session.source_ip.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_api_session(&self, id: Uuid) -> Result<Option<ApiSession>, StoreError> {
+        sqlx::query("SELECT * FROM api_sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|row| rows::api_session(&Cols(&row)))
+            .transpose()
+    }
+
+    async fn list_api_sessions(&self, user_id: Uuid) -> Result<Vec<ApiSession>, StoreError> {
+        sqlx::query("SELECT * FROM api_sessions WHERE user_id = $1 ORDER BY created_at DESC, id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| rows::api_session(&Cols(row)))
+            .collect()
+    }
+
+    async fn end_api_session(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM api_sessions WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        notify(&mut tx, &self.origin, Change::Session(id)).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        sqlx::query("SELECT * FROM users WHERE email = $1")
+        sqlx::query("SELECT * FROM users WHERE email = $1 AND deleted_at IS NULL")
             .bind(email)
             .fetch_optional(&self.pool)
             .await
@@ -1013,25 +1315,9 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         }
-        let digests = sqlx::query("SELECT digest FROM api_keys WHERE owner_id = $1")
-            .bind(user_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(|row| {
-                let bytes: Vec<u8> = row.try_get("digest").map_err(map_err)?;
-                KeyDigest::from_slice(&bytes).ok_or_else(|| rows::corrupt("digest"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let digests = owner_digests(&mut tx, user_id).await?;
         insert_audit(&mut tx, audit).await?;
-        if digests.len() > MAX_CHANGES_NAMED {
-            notify(&mut tx, &self.origin, Change::All).await?;
-        } else {
-            for digest in &digests {
-                notify(&mut tx, &self.origin, Change::Key(*digest)).await?;
-            }
-        }
+        announce_keys(&mut tx, &self.origin, &digests).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(digests)
     }

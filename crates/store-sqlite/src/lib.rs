@@ -21,14 +21,15 @@ use keyward_domain::credits::Credits;
 use keyward_domain::event::Attempt;
 use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::{
-    ApiKey, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter, KeyDigest,
-    KeyStatus, OwnerLimits, Tenant, User, VerifyCode, WebhookEndpoint,
+    ApiKey, ApiSession, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter,
+    KeyDigest, KeyStatus, OwnerLimits, Role, Tenant, User, VerifyCode, WebhookEndpoint,
 };
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::SpendPlan;
 use keyward_store::{
-    AuditQuery, Claimed, CreditSpend, Cursor, ExpiringKey, KeyCounts, KeyQuery, KeysOf, LastCredit,
-    RateLease, Store, StoreError, UsageBatch, UsageCount, UsagePosition, WebhooksOf,
+    AuditQuery, Claimed, CreditSpend, Cursor, EndSessions, ExpiringKey, KeyCounts, KeyQuery,
+    KeysOf, LastCredit, RateLease, Store, StoreError, UsageBatch, UsageCount, UsagePosition,
+    UserChanges, UserQuery, WebhooksOf,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -516,6 +517,81 @@ async fn revoke_in(
     key_from(&row.ok_or(StoreError::NotFound)?)
 }
 
+/// The digests of all of `user_id`'s keys.
+async fn owner_digests(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: Uuid,
+) -> Result<Vec<KeyDigest>, StoreError> {
+    sqlx::query("SELECT digest FROM api_keys WHERE owner_id = ?")
+        .bind(user_id.to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| {
+            let bytes: Vec<u8> = row.try_get("digest").map_err(map_err)?;
+            KeyDigest::from_slice(&bytes).ok_or_else(|| rows::corrupt("digest"))
+        })
+        .collect()
+}
+
+/// Ends `user_id`'s sessions as `end` says: the API's (their ids returned) and the console's.
+async fn end_sessions(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: Uuid,
+    end: EndSessions,
+) -> Result<Vec<Uuid>, StoreError> {
+    let kept = match end {
+        EndSessions::None => return Ok(vec![]),
+        EndSessions::All => String::new(),
+        EndSessions::AllBut(id) => id.to_string(),
+    };
+    sqlx::query("DELETE FROM console_sessions WHERE user_id = ?")
+        .bind(user_id.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    sqlx::query("DELETE FROM api_sessions WHERE user_id = ? AND id <> ? RETURNING id")
+        .bind(user_id.to_string())
+        .bind(kept)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| uuid_col(r, "id"))
+        .collect()
+}
+
+/// `Conflict("last_admin")` unless some active admin other than `user_id` exists.
+async fn another_admin(
+    tx: &mut Transaction<'static, Sqlite>,
+    user_id: Uuid,
+) -> Result<(), StoreError> {
+    let others: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL \
+         AND deleted_at IS NULL AND id <> ?",
+    )
+    .bind(user_id.to_string())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if others == 0 {
+        return Err(StoreError::Conflict("last_admin".into()));
+    }
+    Ok(())
+}
+
+/// The live (not deleted) user `id`, read inside a write.
+async fn live_user(tx: &mut Transaction<'static, Sqlite>, id: Uuid) -> Result<User, StoreError> {
+    let row = sqlx::query("SELECT * FROM users WHERE id = ? AND deleted_at IS NULL")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .ok_or(StoreError::NotFound)?;
+    user_from(&row)
+}
+
 /// Appends `AND (created_at > c OR (created_at = c AND id > id))` for keyset pagination.
 fn push_after(qb: &mut QueryBuilder<'_, Sqlite>, after: Option<Cursor>) {
     if let Some(c) = after {
@@ -738,6 +814,26 @@ impl Store for SqliteStore {
         .iter()
         .map(|r| uuid_col(r, "id"))
         .collect::<Result<_, _>>()?;
+        // Its users are disabled and signed out with it: a user with no tenant would otherwise
+        // go on making keys as if it still belonged somewhere.
+        for table in ["api_sessions", "console_sessions"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE user_id IN (SELECT id FROM users WHERE tenant_id = ?)"
+            ))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        sqlx::query(
+            "UPDATE users SET disabled_at = ?1, updated_at = ?1 \
+             WHERE tenant_id = ?2 AND disabled_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         sqlx::query("DELETE FROM tenants WHERE id = ?")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -749,7 +845,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_users(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE deleted_at IS NULL")
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
@@ -759,8 +855,8 @@ impl Store for SqliteStore {
     async fn create_user(&self, u: &User, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at, \
+             disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(u.id.to_string())
         .bind(&u.email)
@@ -769,6 +865,7 @@ impl Store for SqliteStore {
         .bind(u.tenant_id.map(|t| t.to_string()))
         .bind(ms(u.created_at))
         .bind(ms(u.updated_at))
+        .bind(u.disabled_at.map(ms))
         .execute(&mut *tx)
         .await
         .map_err(|e| match map_err(e) {
@@ -781,7 +878,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
-        sqlx::query("SELECT * FROM users WHERE id = ?")
+        sqlx::query("SELECT * FROM users WHERE id = ? AND deleted_at IS NULL")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await
@@ -857,19 +954,29 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn list_users(
-        &self,
-        tenant_id: Option<Uuid>,
-        after: Option<Cursor>,
-        limit: u32,
-    ) -> Result<Vec<User>, StoreError> {
-        let mut qb = QueryBuilder::new("SELECT * FROM users WHERE 1 = 1");
-        if let Some(t) = tenant_id {
+    async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError> {
+        let mut qb = QueryBuilder::new("SELECT * FROM users WHERE deleted_at IS NULL");
+        if let Some(t) = q.tenant_id {
             qb.push(" AND tenant_id = ").push_bind(t.to_string());
         }
-        push_after(&mut qb, after);
+        if let Some(role) = q.role {
+            qb.push(" AND role = ").push_bind(role.as_str());
+        }
+        match q.disabled {
+            Some(true) => qb.push(" AND disabled_at IS NOT NULL"),
+            Some(false) => qb.push(" AND disabled_at IS NULL"),
+            None => &mut qb,
+        };
+        if let Some(prefix) = &q.email_prefix {
+            // substr, not LIKE: the prefix is matched as text, `%` and `_` included.
+            qb.push(" AND substr(email, 1, ")
+                .push_bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
+                .push(") = ")
+                .push_bind(prefix.clone());
+        }
+        push_after(&mut qb, q.after);
         qb.push(" ORDER BY created_at, id LIMIT ")
-            .push_bind(i64::from(limit));
+            .push_bind(i64::from(q.limit));
         qb.build()
             .fetch_all(&self.pool)
             .await
@@ -879,8 +986,169 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn update_user(
+        &self,
+        user: &User,
+        end: EndSessions,
+        audit: &AuditEntry,
+    ) -> Result<UserChanges, StoreError> {
+        let mut tx = self.write().await?;
+        let stored = live_user(&mut tx, user.id).await?;
+        let active_admin = |u: &User| u.role == Role::Admin && !u.is_disabled();
+        if active_admin(&stored) && !active_admin(user) {
+            another_admin(&mut tx, user.id).await?;
+        }
+        sqlx::query(
+            "UPDATE users SET role = ?, password_hash = ?, disabled_at = ?, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(opt_ms(user.disabled_at))
+        .bind(ms(user.updated_at))
+        .bind(user.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let keys = if stored.is_disabled() == user.is_disabled() {
+            vec![]
+        } else {
+            owner_digests(&mut tx, user.id).await?
+        };
+        let sessions = end_sessions(&mut tx, user.id, end).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(UserChanges {
+            keys,
+            sessions,
+            revoked: vec![],
+        })
+    }
+
+    async fn delete_user(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<UserChanges, StoreError> {
+        let mut tx = self.write().await?;
+        let stored = live_user(&mut tx, id).await?;
+        if stored.role == Role::Admin && !stored.is_disabled() {
+            another_admin(&mut tx, id).await?;
+        }
+        let revoked: Vec<Uuid> = sqlx::query(&format!(
+            "UPDATE api_keys SET revoked_at = ?, updated_at = ? \
+             WHERE owner_id = ? AND {} RETURNING id",
+            not_revoked_as_of("?")
+        ))
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(id.to_string())
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| uuid_col(r, "id"))
+        .collect::<Result<_, _>>()?;
+        let keys = owner_digests(&mut tx, id).await?;
+        let sessions = end_sessions(&mut tx, id, EndSessions::All).await?;
+        sqlx::query("DELETE FROM owner_limits WHERE user_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE users SET email = ?1, password_hash = ?2, deleted_at = ?3, \
+             disabled_at = COALESCE(disabled_at, ?3), updated_at = ?3 WHERE id = ?4",
+        )
+        .bind(rows::deleted_email(id))
+        .bind(rows::NO_PASSWORD)
+        .bind(ms(now))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(UserChanges {
+            keys,
+            sessions,
+            revoked,
+        })
+    }
+
+    async fn create_api_session(
+        &self,
+        session: &ApiSession,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM api_sessions WHERE user_id = ? AND expires_at <= ?")
+            .bind(session.user_id.to_string())
+            .bind(ms(session.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO api_sessions (id, user_id, created_at, expires_at, source_ip) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(session.id.to_string())
+        .bind(session.user_id.to_string())
+        .bind(ms(session.created_at))
+        .bind(ms(session.expires_at))
+        .bind(session.source_ip.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn get_api_session(&self, id: Uuid) -> Result<Option<ApiSession>, StoreError> {
+        sqlx::query("SELECT * FROM api_sessions WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?
+            .map(|row| rows::api_session(&Cols(&row)))
+            .transpose()
+    }
+
+    async fn list_api_sessions(&self, user_id: Uuid) -> Result<Vec<ApiSession>, StoreError> {
+        sqlx::query("SELECT * FROM api_sessions WHERE user_id = ? ORDER BY created_at DESC, id")
+            .bind(user_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| rows::api_session(&Cols(row)))
+            .collect()
+    }
+
+    async fn end_api_session(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM api_sessions WHERE id = ? AND user_id = ?")
+            .bind(id.to_string())
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        sqlx::query("SELECT * FROM users WHERE email = ?")
+        sqlx::query("SELECT * FROM users WHERE email = ? AND deleted_at IS NULL")
             .bind(email)
             .fetch_optional(&self.pool)
             .await
@@ -1034,17 +1302,7 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         }
-        let digests = sqlx::query("SELECT digest FROM api_keys WHERE owner_id = ?")
-            .bind(user_id.to_string())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(|row| {
-                let bytes: Vec<u8> = row.try_get("digest").map_err(map_err)?;
-                KeyDigest::from_slice(&bytes).ok_or_else(|| rows::corrupt("digest"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let digests = owner_digests(&mut tx, user_id).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(digests)

@@ -19,8 +19,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
-    AuditQuery, CreditSpend, Cursor, KeyCounts, KeyQuery, KeyUse, KeysOf, Store, StoreError,
-    UsageBatch, UsageCount,
+    AuditQuery, CreditSpend, Cursor, EndSessions, KeyCounts, KeyQuery, KeyUse, KeysOf, Store,
+    StoreError, UsageBatch, UsageCount, UserQuery,
 };
 use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::VerifyCode;
@@ -56,6 +56,11 @@ macro_rules! conformance_tests {
             notices_are_sent_once_per_key_and_name,
             owner_limits_are_read_with_each_key_and_spent_with_its_credits,
             cluster_windows_never_lease_more_than_is_left,
+            a_disabled_users_keys_say_so_and_its_sessions_end,
+            deleting_a_user_revokes_its_keys_and_frees_its_email,
+            the_last_active_admin_stays_one,
+            users_list_by_role_status_and_email_prefix,
+            api_sessions_round_trip_and_end_once,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -107,6 +112,7 @@ fn user(n: u128, email: &str, tenant_id: Option<Uuid>) -> User {
         tenant_id,
         created_at: T0,
         updated_at: T0,
+        disabled_at: None,
     }
 }
 
@@ -413,7 +419,13 @@ pub async fn users_list_by_tenant_in_pages(store: &dyn Store) {
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let page = store.list_users(tenant_id, after, 2).await.unwrap();
+            let query = crate::UserQuery {
+                tenant_id,
+                after,
+                limit: 2,
+                ..Default::default()
+            };
+            let page = store.list_users(&query).await.unwrap();
             assert!(page.len() <= 2, "limit is honoured");
             let Some(last) = page.last() else { break };
             after = Some(Cursor {
@@ -2082,6 +2094,7 @@ pub async fn owner_limits_are_read_with_each_key_and_spent_with_its_credits(stor
     let shared = keyward_domain::SharedLimits {
         rate_limit: limits.rate_limit.clone(),
         credits: true,
+        owner_disabled: false,
     };
     for k in [&a, &b] {
         assert_eq!(
@@ -2200,4 +2213,407 @@ pub async fn cluster_windows_never_lease_more_than_is_left(store: &dyn Store) {
     assert_eq!(back.granted, 0, "a lease of an older window gets nothing");
     let on = store.lease_rate_budget(k.id, next, 10, 1).await.unwrap();
     assert_eq!(on.used, 3, "and leaves the newer window's count as it was");
+}
+
+fn api_session(n: u128, user_id: Uuid, at: OffsetDateTime) -> keyward_domain::ApiSession {
+    keyward_domain::ApiSession {
+        id: Uuid::from_u128(0x5E55_0000 + n),
+        user_id,
+        created_at: at,
+        expires_at: at + Duration::hours(1),
+        source_ip: Some("192.0.2.7".into()),
+    }
+}
+
+async fn owner_disabled(store: &dyn Store, k: &ApiKey) -> bool {
+    store
+        .get_key_by_digest(&k.digest)
+        .await
+        .unwrap()
+        .unwrap()
+        .shared
+        .owner_disabled
+}
+
+pub async fn a_disabled_users_keys_say_so_and_its_sessions_end(store: &dyn Store) {
+    let u = user(1, "ann@example.com", None);
+    store
+        .create_user(&u, &audit(AuditAction::UserCreate, u.id, T0))
+        .await
+        .unwrap();
+    let k = key(1, None, u.id, T0);
+    store
+        .create_key(&k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
+        .await
+        .unwrap();
+    let (first, second) = (api_session(1, u.id, T0), api_session(2, u.id, T0));
+    for s in [&first, &second] {
+        store
+            .create_api_session(s, &audit(AuditAction::AuthLogin, u.id, T0))
+            .await
+            .unwrap();
+    }
+    let console = ConsoleSession {
+        digest: [9; 32],
+        user_id: u.id,
+        csrf: "csrf".into(),
+        created_at: T0,
+        last_seen_at: T0,
+        expires_at: T0 + Duration::hours(1),
+    };
+    store
+        .create_session(&console, &audit(AuditAction::AuthLogin, u.id, T0))
+        .await
+        .unwrap();
+    assert!(!owner_disabled(store, &k).await);
+
+    // A password change that keeps the caller's session ends the others, keys untouched.
+    let renamed = User {
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$b3RoZXJzYWx0$bmV3aGFzaG5ld2hhc2g".into(),
+        updated_at: T0 + Duration::seconds(1),
+        ..u.clone()
+    };
+    let changes = store
+        .update_user(
+            &renamed,
+            EndSessions::AllBut(first.id),
+            &audit(AuditAction::UserSetPassword, u.id, T0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes.sessions, vec![second.id]);
+    assert!(changes.keys.is_empty(), "the keys did not change");
+    assert_eq!(
+        store.get_api_session(first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.get_session(&[9; 32]).await.unwrap(), None);
+    assert_eq!(
+        store.get_user(u.id).await.unwrap().unwrap().password_hash,
+        renamed.password_hash
+    );
+
+    let disabled = User {
+        disabled_at: Some(T0 + Duration::seconds(2)),
+        updated_at: T0 + Duration::seconds(2),
+        ..renamed.clone()
+    };
+    let changes = store
+        .update_user(
+            &disabled,
+            EndSessions::All,
+            &audit(AuditAction::UserUpdate, u.id, T0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes.keys, vec![k.digest], "the keys' answer changed");
+    assert_eq!(changes.sessions, vec![first.id]);
+    assert!(owner_disabled(store, &k).await);
+    assert_eq!(store.get_api_session(first.id).await.unwrap(), None);
+    assert_eq!(store.get_user(u.id).await.unwrap(), Some(disabled.clone()));
+
+    let enabled = User {
+        disabled_at: None,
+        ..disabled
+    };
+    let changes = store
+        .update_user(
+            &enabled,
+            EndSessions::None,
+            &audit(AuditAction::UserUpdate, u.id, T0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes.keys, vec![k.digest]);
+    assert!(!owner_disabled(store, &k).await);
+    let nobody = user(9, "nobody@example.com", None);
+    assert_eq!(
+        store
+            .update_user(
+                &nobody,
+                EndSessions::All,
+                &audit(AuditAction::UserUpdate, nobody.id, T0)
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    let actions = audit_actions(store).await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "user.update").count(),
+        2,
+        "{actions:?}"
+    );
+}
+
+pub async fn deleting_a_user_revokes_its_keys_and_frees_its_email(store: &dyn Store) {
+    let u = user(1, "ann@example.com", None);
+    store
+        .create_user(&u, &audit(AuditAction::UserCreate, u.id, T0))
+        .await
+        .unwrap();
+    let (live, gone) = (key(1, None, u.id, T0), key(2, None, u.id, T0));
+    for k in [&live, &gone] {
+        store
+            .create_key(k, &audit(AuditAction::ApiKeyCreate, k.id, T0))
+            .await
+            .unwrap();
+    }
+    store
+        .revoke_key(
+            gone.id,
+            T0,
+            T0,
+            &audit(AuditAction::ApiKeyRevoke, gone.id, T0),
+        )
+        .await
+        .unwrap();
+    let s = api_session(1, u.id, T0);
+    store
+        .create_api_session(&s, &audit(AuditAction::AuthLogin, u.id, T0))
+        .await
+        .unwrap();
+    let at = T0 + Duration::minutes(1);
+    let changes = store
+        .delete_user(u.id, at, &audit(AuditAction::UserDelete, u.id, at))
+        .await
+        .unwrap();
+    assert_eq!(
+        changes.revoked,
+        vec![live.id],
+        "only the live key is revoked"
+    );
+    assert_eq!(changes.sessions, vec![s.id]);
+    let read = store.get_key(live.id).await.unwrap().unwrap();
+    assert_eq!(read.revoked_at, Some(at));
+    assert_eq!(
+        store.get_key(gone.id).await.unwrap().unwrap().revoked_at,
+        Some(T0),
+        "an earlier revocation stands"
+    );
+    assert_eq!(store.get_user(u.id).await.unwrap(), None);
+    assert_eq!(
+        store.get_user_by_email("ann@example.com").await.unwrap(),
+        None
+    );
+    assert!(store
+        .list_users(&UserQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    assert_eq!(
+        store
+            .delete_user(u.id, at, &audit(AuditAction::UserDelete, u.id, at))
+            .await,
+        Err(StoreError::NotFound)
+    );
+    // The email is free again; the deleted user's audit entries stay.
+    let again = user(2, "ann@example.com", None);
+    store
+        .create_user(&again, &audit(AuditAction::UserCreate, again.id, at))
+        .await
+        .unwrap();
+    let actions = audit_actions(store).await;
+    assert!(actions.contains(&"user.delete".to_owned()), "{actions:?}");
+    assert!(
+        actions.contains(&"api_key.create".to_owned()),
+        "{actions:?}"
+    );
+}
+
+pub async fn the_last_active_admin_stays_one(store: &dyn Store) {
+    let first = User {
+        role: Role::Admin,
+        ..user(1, "first@example.com", None)
+    };
+    let second = User {
+        role: Role::Admin,
+        ..user(2, "second@example.com", None)
+    };
+    for u in [&first, &second] {
+        store
+            .create_user(u, &audit(AuditAction::UserCreate, u.id, T0))
+            .await
+            .unwrap();
+    }
+    let disable = |u: &User| User {
+        disabled_at: Some(T0),
+        ..u.clone()
+    };
+    let at = || audit(AuditAction::UserUpdate, first.id, T0);
+    store
+        .update_user(&disable(&second), EndSessions::All, &at())
+        .await
+        .unwrap();
+    let last = Err(StoreError::Conflict("last_admin".into()));
+    assert_eq!(
+        store
+            .update_user(&disable(&first), EndSessions::All, &at())
+            .await,
+        last
+    );
+    let demoted = User {
+        role: Role::Member,
+        ..first.clone()
+    };
+    assert_eq!(
+        store.update_user(&demoted, EndSessions::None, &at()).await,
+        last
+    );
+    assert_eq!(store.delete_user(first.id, T0, &at()).await, last);
+    assert_eq!(
+        store.get_user(first.id).await.unwrap(),
+        Some(first.clone()),
+        "nothing was written"
+    );
+    // A change that keeps it an active admin passes; a disabled admin may go.
+    store
+        .update_user(&first, EndSessions::None, &at())
+        .await
+        .unwrap();
+    store.delete_user(second.id, T0, &at()).await.unwrap();
+}
+
+pub async fn users_list_by_role_status_and_email_prefix(store: &dyn Store) {
+    let people = [
+        User {
+            role: Role::Admin,
+            ..user(1, "root@example.com", None)
+        },
+        user(2, "a_b@example.com", None),
+        user(3, "axb@example.com", None),
+        User {
+            disabled_at: Some(T0),
+            ..user(4, "a%c@example.com", None)
+        },
+    ];
+    for u in &people {
+        store
+            .create_user(u, &audit(AuditAction::UserCreate, u.id, T0))
+            .await
+            .unwrap();
+    }
+    let emails = |q: UserQuery| async move {
+        let q = UserQuery { limit: 10, ..q };
+        let mut found: Vec<String> = store
+            .list_users(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.email)
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(
+        emails(UserQuery {
+            role: Some(Role::Admin),
+            ..Default::default()
+        })
+        .await,
+        ["root@example.com"]
+    );
+    assert_eq!(
+        emails(UserQuery {
+            disabled: Some(true),
+            ..Default::default()
+        })
+        .await,
+        ["a%c@example.com"]
+    );
+    assert_eq!(
+        emails(UserQuery {
+            disabled: Some(false),
+            role: Some(Role::Member),
+            ..Default::default()
+        })
+        .await,
+        ["a_b@example.com", "axb@example.com"]
+    );
+    // The prefix is text: `_` and `%` match themselves only.
+    for (prefix, expected) in [
+        ("a_", vec!["a_b@example.com"]),
+        ("a%", vec!["a%c@example.com"]),
+        (
+            "a",
+            vec!["a%c@example.com", "a_b@example.com", "axb@example.com"],
+        ),
+        (
+            "",
+            vec![
+                "a%c@example.com",
+                "a_b@example.com",
+                "axb@example.com",
+                "root@example.com",
+            ],
+        ),
+        ("zz", vec![]),
+    ] {
+        let found = emails(UserQuery {
+            email_prefix: Some(prefix.into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(found, expected, "prefix {prefix:?}");
+    }
+}
+
+pub async fn api_sessions_round_trip_and_end_once(store: &dyn Store) {
+    let (ann, bob) = (
+        user(1, "ann@example.com", None),
+        user(2, "bob@example.com", None),
+    );
+    for u in [&ann, &bob] {
+        store
+            .create_user(u, &audit(AuditAction::UserCreate, u.id, T0))
+            .await
+            .unwrap();
+    }
+    let old = api_session(1, ann.id, T0);
+    let newer = api_session(2, ann.id, T0 + Duration::minutes(30));
+    for s in [&old, &newer] {
+        store
+            .create_api_session(s, &audit(AuditAction::AuthLogin, ann.id, s.created_at))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.get_api_session(old.id).await.unwrap(),
+        Some(old.clone())
+    );
+    assert_eq!(
+        store.list_api_sessions(ann.id).await.unwrap(),
+        vec![newer.clone(), old.clone()],
+        "newest first"
+    );
+    assert!(store.list_api_sessions(bob.id).await.unwrap().is_empty());
+    let end = audit(AuditAction::AuthLogout, ann.id, T0);
+    assert_eq!(
+        store.end_api_session(old.id, bob.id, &end).await,
+        Err(StoreError::NotFound),
+        "only its user ends a session"
+    );
+    store.end_api_session(old.id, ann.id, &end).await.unwrap();
+    assert_eq!(
+        store.end_api_session(old.id, ann.id, &end).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(store.get_api_session(old.id).await.unwrap(), None);
+    // A sign-in after a session expired forgets it.
+    let later = api_session(3, ann.id, newer.expires_at);
+    store
+        .create_api_session(
+            &later,
+            &audit(AuditAction::AuthLogin, ann.id, later.created_at),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_api_sessions(ann.id).await.unwrap(),
+        vec![later],
+        "the expired one was forgotten"
+    );
 }

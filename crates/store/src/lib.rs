@@ -14,8 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use keyward_domain::event::Attempt;
 use keyward_domain::{
-    ApiKey, AuditEntry, ConsoleSession, Delivery, Event, KeyDigest, KeyStatus, OwnerLimits, Tenant,
-    User, VerifyCode, WebhookEndpoint,
+    ApiKey, ApiSession, AuditEntry, ConsoleSession, Delivery, Event, KeyDigest, KeyStatus,
+    OwnerLimits, Role, Tenant, User, VerifyCode, WebhookEndpoint,
 };
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -341,8 +341,46 @@ pub struct ExpiringKey {
 pub enum Change {
     /// The key with this digest was revoked, rotated away or edited.
     Key(KeyDigest),
+    /// The user with this id changed (role, disabled, deleted): forget what was read of it.
+    User(Uuid),
+    /// The API session with this id (a JWT's `jti`) ended.
+    Session(Uuid),
     /// Too many keys changed to name each (a tenant deleted with its keys): forget them all.
     All,
+}
+
+/// Which users [`Store::list_users`] lists, ordered by (created_at, id); deleted users never.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Users of this tenant only; all when `None`.
+    pub tenant_id: Option<Uuid>,
+    pub role: Option<Role>,
+    /// `Some(true)`: disabled users only; `Some(false)`: active ones only.
+    pub disabled: Option<bool>,
+    /// Users whose (normalized, lower-case) email starts with this text.
+    pub email_prefix: Option<String>,
+    pub after: Option<Cursor>,
+    pub limit: u32,
+}
+
+/// Which of a user's sessions (the API's and the console's) a write to the user ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndSessions {
+    None,
+    All,
+    /// All but the API session with this id (the caller's own, on a password change).
+    AllBut(Uuid),
+}
+
+/// What a write to a user changed beyond its row, for the caches that hold them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    /// The user's keys, when whether they verify changed (disabled, enabled, deleted).
+    pub keys: Vec<KeyDigest>,
+    /// The API sessions that ended.
+    pub sessions: Vec<Uuid>,
+    /// The keys revoked (deleting a user).
+    pub revoked: Vec<Uuid>,
 }
 
 /// Where [`Store::watch`] delivers what it hears. Called from the watching task; must not block.
@@ -393,7 +431,9 @@ pub trait Store: Send + Sync + 'static {
     async fn update_tenant(&self, tenant: &Tenant, audit: &AuditEntry) -> Result<(), StoreError>;
     /// Deletes the tenant. With active keys (as of `now`): `Conflict` unless `force`, which
     /// revokes them at `now` in the same transaction; returns the ids of the keys it revoked.
-    /// Users of the tenant are kept, with no tenant. Keys keep their tenant id as history.
+    /// Users of the tenant are kept, with no tenant, disabled at `now` and signed out (an
+    /// admin may enable one again, in another tenant's stead). Keys keep their tenant id as
+    /// history.
     async fn delete_tenant(
         &self,
         id: Uuid,
@@ -410,13 +450,51 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
     /// `email` is already normalized (lower case).
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
-    /// Users of `tenant_id` (all users when `None`), ordered by (created_at, id).
-    async fn list_users(
+    /// The users `query` asks for, ordered by (created_at, id).
+    async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
+    /// Writes `user`'s role, password hash, `disabled_at` and `updated_at`, and ends the
+    /// sessions `end` names, with the audit entry. `NotFound` when there is no such user
+    /// (deleted users included); `Conflict("last_admin")`, and nothing written, when the user
+    /// is an active admin and the write would leave no active admin. The returned
+    /// [`UserChanges::keys`] are the user's keys when `disabled_at` changed between active and
+    /// disabled. A shared database announces the user, the ended sessions and those keys.
+    async fn update_user(
         &self,
-        tenant_id: Option<Uuid>,
-        after: Option<Cursor>,
-        limit: u32,
-    ) -> Result<Vec<User>, StoreError>;
+        user: &User,
+        end: EndSessions,
+        audit: &AuditEntry,
+    ) -> Result<UserChanges, StoreError>;
+    /// Deletes user `id` at `now`: revokes its keys live at `now`, ends its sessions, removes its
+    /// shared limits, and keeps its row as history (marked deleted, email freed, no password),
+    /// all with the audit entry in one transaction. `NotFound` and `Conflict("last_admin")` as
+    /// in [`Store::update_user`].
+    async fn delete_user(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: &AuditEntry,
+    ) -> Result<UserChanges, StoreError>;
+
+    // --- API sessions ----------------------------------------------------------------------
+
+    /// Stores a new API session with the audit entry of its sign-in, and forgets the user's
+    /// sessions that expired before `session.created_at`.
+    async fn create_api_session(
+        &self,
+        session: &ApiSession,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
+    async fn get_api_session(&self, id: Uuid) -> Result<Option<ApiSession>, StoreError>;
+    /// A user's stored API sessions (expired ones may be among them), newest first.
+    async fn list_api_sessions(&self, user_id: Uuid) -> Result<Vec<ApiSession>, StoreError>;
+    /// Ends user `user_id`'s API session `id`, with its audit entry; `NotFound` when it has no
+    /// such session. A shared database announces it.
+    async fn end_api_session(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError>;
 
     // --- console sessions ----------------------------------------------------------------
 

@@ -94,8 +94,30 @@ pub fn user(row: &impl StoredRow) -> Result<User, StoreError> {
         tenant_id: row.uuid("tenant_id")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
+        disabled_at: opt_time(row, "disabled_at")?,
     })
 }
+
+/// A row of `api_sessions`.
+pub fn api_session(row: &impl StoredRow) -> Result<keyward_domain::ApiSession, StoreError> {
+    Ok(keyward_domain::ApiSession {
+        id: uuid(row, "id")?,
+        user_id: uuid(row, "user_id")?,
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
+        source_ip: row.text("source_ip")?,
+    })
+}
+
+/// The address a deleted user's email becomes, so that the email can be used again: in the
+/// `.invalid` top-level domain (RFC 2606), which no mail reaches.
+pub fn deleted_email(id: uuid::Uuid) -> String {
+    format!("deleted-{id}@keyward.invalid")
+}
+
+/// The password hash of a user without a password (deleted, or made by an import): not a PHC
+/// string, so no password matches it.
+pub const NO_PASSWORD: &str = "!";
 
 pub fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
     let digest = required(row.bytes("digest")?, "digest")?;
@@ -148,6 +170,7 @@ pub fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
                 .ok()
                 .flatten()
                 .unwrap_or(false),
+            owner_disabled: row.flag("owner_disabled").ok().flatten().unwrap_or(false),
         },
     })
 }

@@ -175,6 +175,11 @@ pub fn state_what_is_enforced(doc: &mut Value) {
             json!({"enum": ["admin", "tenant_admin", "member"]}),
         ),
         (
+            "UpdateUserInput",
+            "role",
+            json!({"enum": ["admin", "tenant_admin", "member"]}),
+        ),
+        (
             "LoginInput",
             "email",
             json!({"maxLength": MAX_EMAIL_CHARS, "pattern": email_pattern()}),
@@ -264,7 +269,17 @@ pub fn state_what_is_enforced(doc: &mut Value) {
                 let Some(name) = param["name"].as_str() else {
                     continue;
                 };
-                if let Some((_, rules)) = page.iter().find(|(n, _)| *n == name) {
+                // The users' list filters by its own statuses and roles.
+                let users_status = json!({"enum": ["active", "disabled"]});
+                let roles = json!({"enum": ["admin", "tenant_admin", "member"]});
+                let email_prefix = json!({"maxLength": MAX_EMAIL_CHARS});
+                let rules = match (path.as_str(), name) {
+                    ("/api/v1/users", "status") => Some(&users_status),
+                    ("/api/v1/users", "role") => Some(&roles),
+                    ("/api/v1/users", "email_prefix") => Some(&email_prefix),
+                    _ => page.iter().find(|(n, _)| *n == name).map(|(_, r)| r),
+                };
+                if let Some(rules) = rules {
                     if let Some(Value::Object(schema)) = param.get_mut("schema") {
                         merge(schema, rules);
                     }

@@ -960,7 +960,14 @@ async fn users_page(
     error: Option<String>,
 ) -> Result<UsersPage, ConsoleError> {
     let caller = &signed.resumed.caller;
-    let page = users::list(state, caller, None, 100, cursor_of(cursor)?).await?;
+    let page = users::list(
+        state,
+        caller,
+        users::UserFilter::default(),
+        100,
+        cursor_of(cursor)?,
+    )
+    .await?;
     // The tenants a new user may join: all (admins), or the caller's own (implied).
     let admin = caller.principal.role == Role::Admin;
     let all = if admin {

@@ -1,6 +1,8 @@
 //! Login, JWT rejection, credential failures and login throttling.
 
 use axum::http::StatusCode;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use keyward_core::jwt::{AUDIENCE, ISSUER};
 use keyward_core::Settings;
 use keyward_domain::ratelimit::Limit;
@@ -64,8 +66,6 @@ async fn wrong_password_and_unknown_email_look_the_same() {
 /// Any header and claims, signed with HMAC-SHA256 (RFC 7515 appendix A.1) by hand: the tokens
 /// keyward must refuse, which no JWT library makes.
 fn forge(secret: &[u8], header: &serde_json::Value, claims: &serde_json::Value) -> String {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
     use hmac::Mac;
     let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
     token.push('.');
@@ -86,15 +86,34 @@ fn claims(exp_offset: i64) -> serde_json::Value {
 async fn forged_and_stale_tokens_get_401() {
     let app = app().await;
     let user = app.user("ann@example.com", Role::Member, None).await;
+    // The session a sign-in stored: a token is good only while its `jti` names one.
+    let signed_in = app.login("ann@example.com").await;
+    let payload = signed_in.split('.').nth(1).unwrap();
+    let payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let session = payload["jti"].clone();
     let hs256 = json!({"alg": "HS256", "typ": "JWT"});
     let with_sub = |mut c: serde_json::Value| {
         c["sub"] = json!(user.to_string());
+        c["jti"] = session.clone();
         c
     };
     let good = forge(JWT_SECRET, &hs256, &with_sub(claims(60)));
     app.get("/api/v1/users/me", As::Bearer(&good))
         .await
         .expect(StatusCode::OK);
+    // Signed with the right secret, but naming no session (or a session of someone else).
+    let mut no_session = with_sub(claims(60));
+    no_session["jti"] = json!(uuid::Uuid::new_v4().to_string());
+    let someone_else = app.user("bob@example.com", Role::Member, None).await;
+    let mut not_theirs = with_sub(claims(60));
+    not_theirs["sub"] = json!(someone_else.to_string());
+    for claims in [no_session, not_theirs] {
+        let token = forge(JWT_SECRET, &hs256, &claims);
+        app.get("/api/v1/users/me", As::Bearer(&token))
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+    }
 
     let mut no_exp = with_sub(claims(60));
     no_exp.as_object_mut().unwrap().remove("exp");

@@ -216,6 +216,89 @@ fn tenant_and_user_lists_show_what_the_cli_made() {
     assert!(refused(dir, &["user", "list", "--tenant", "nope"]).contains("\"nope\""));
 }
 
+/// Waits until `GET /api/v1/users/me` with the session `token` answers `status`.
+async fn session_becomes(server: &Server, token: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, body) = server
+            .call(reqwest::Method::GET, "/api/v1/users/me", Some(token), None)
+            .await;
+        if now == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session stayed {now}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn users_are_disabled_enabled_given_passwords_and_deleted_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (server, admin) = server(dir).await;
+    tenant(dir, "acme");
+    let ann = user(dir, "ann@example.com", Some("acme"), "member");
+    let session = server
+        .login("ann@example.com", "a user password that is long")
+        .await;
+    let (status, created) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/api-keys",
+            Some(&session),
+            Some(json!({"name": "anns"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert_eq!(verdict(&server, &admin, &key).await, "VALID");
+
+    let said_ = ok(dir, &["user", "disable", "ann@example.com"]);
+    assert_eq!(said_.trim(), "ann@example.com disabled");
+    verdict_becomes(&server, &admin, &key, "OWNER_DISABLED").await;
+    session_becomes(&server, &session, 401).await;
+    let disabled = ok_json(dir, &["user", "list", "--disabled", "--json"]);
+    assert_eq!(ids(&disabled), [ann.as_str()]);
+    assert_eq!(disabled[0]["disabled"], true);
+    let active = ok_json(dir, &["user", "list", "--disabled=false", "--json"]);
+    assert!(!ids(&active).contains(&ann.as_str()), "{active}");
+    assert!(ok(dir, &["user", "list", "--disabled"]).contains("disabled"));
+
+    ok(dir, &["user", "enable", &ann]);
+    verdict_becomes(&server, &admin, &key, "VALID").await;
+
+    let mut cmd = keyward(dir);
+    cmd.args([
+        "user",
+        "set-password",
+        "ann@example.com",
+        "--password-stdin",
+    ]);
+    let out = said(cmd, Some("a brand new password, long\n"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    server
+        .login("ann@example.com", "a brand new password, long")
+        .await;
+
+    let said_ = ok(dir, &["user", "delete", "ann@example.com"]);
+    assert_eq!(said_.trim(), "ann@example.com deleted; 1 keys revoked");
+    verdict_becomes(&server, &admin, &key, "REVOKED").await;
+
+    assert!(refused(dir, &["user", "disable", "nobody@example.com"]).contains("no user"));
+    assert!(refused(dir, &["user", "enable", "not an email"]).contains("neither"));
+    assert!(refused(dir, &["user", "delete", ADMIN_EMAIL]).contains("last active admin"));
+    assert!(refused(dir, &["user", "disable", ADMIN_EMAIL]).contains("last active admin"));
+    let mut cmd = keyward(dir);
+    cmd.args(["user", "set-password", ADMIN_EMAIL, "--password-stdin"]);
+    let out = said(cmd, Some("short\n"));
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("at least 12"), "{}", out.stderr);
+    assert!(server.terminate().success());
+}
+
 #[tokio::test]
 async fn keys_made_by_the_cli_authenticate_and_are_listed_and_shown() {
     let dir = tempfile::tempdir().unwrap();

@@ -91,6 +91,16 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
     .expect(StatusCode::OK);
     // Forward auth here trusts no client address header, and verify is sent none.
     let fenced = key(json!({"allowed_ips": ["192.0.2.0/24"]})).await.1;
+    // A key of a user an admin then disabled.
+    let (leaver, leaver_id) = app.user_in(t, keyward_domain::Role::Member).await;
+    let orphaned = app.key_from(&leaver, json!({})).await.1;
+    app.patch(
+        &format!("/api/v1/users/{leaver_id}"),
+        As::Bearer(&app.admin().await),
+        json!({"disabled": true}),
+    )
+    .await
+    .expect(StatusCode::OK);
     let unknown = PlainKey::generate(&KeyPrefix::default_prefix()).unwrap();
     app.advance(time::Duration::minutes(2));
     // The first use of the limited key passes; verify and forward auth each meet the limit.
@@ -121,6 +131,7 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
             VerifyCode::UsageExceeded => (&spent, &spent, &[]),
             VerifyCode::Disabled => (&paused, &paused, &[]),
             VerifyCode::IpNotAllowed => (&fenced, &fenced, &[]),
+            VerifyCode::OwnerDisabled => (&orphaned, &orphaned, &[]),
             // Last: storage goes away, and a key never seen before cannot be answered.
             VerifyCode::Unavailable => {
                 app.state.store.close().await;
@@ -153,7 +164,7 @@ async fn every_verify_outcome_has_its_answer_on_every_surface() {
         let r = app.send(req).await;
         let (status, native_code) = match code {
             VerifyCode::Valid => (StatusCode::OK, None),
-            VerifyCode::NotFound | VerifyCode::Revoked => {
+            VerifyCode::NotFound | VerifyCode::Revoked | VerifyCode::OwnerDisabled => {
                 (StatusCode::UNAUTHORIZED, Some("invalid_credential"))
             }
             VerifyCode::Expired => (StatusCode::UNAUTHORIZED, Some("credential_expired")),

@@ -28,6 +28,7 @@ mod fuzz;
 mod health;
 mod hostile;
 mod keys;
+mod lifecycle;
 mod nginx;
 mod nodes;
 mod openapi;

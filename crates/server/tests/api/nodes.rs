@@ -685,3 +685,112 @@ async fn a_shared_database_needs_a_shared_session_secret() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("KEYWARD_JWT_SECRET"), "{stderr}");
 }
+
+/// Until `check` is true of what B answers, at most five seconds: how long it took.
+async fn within<F, Fut>(mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let since = Instant::now();
+    while !check().await {
+        assert!(since.elapsed() < Duration::from_secs(5), "never happened");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    since.elapsed()
+}
+
+/// A user disabled on one node is refused on another (its session and its key) within a
+/// second, and a session signed out on one node is refused on another as quickly.
+#[tokio::test]
+async fn disabled_users_and_signed_out_sessions_are_refused_on_every_node_within_a_second() {
+    let url = keyward_pg_testkit::shared()
+        .fresh_database("lifecycle")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        node(dir.path(), &url, &[]).await,
+        node(dir.path(), &url, &[]).await,
+    );
+    let admin = a.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (tenant_id, verifier) = verifier_on(&a, &admin).await;
+    let (status, user) = a
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(json!({"email": "leaver@example.com", "password": ADMIN_PASSWORD, "tenant_id": tenant_id})),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let user_path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
+    let session = a.login("leaver@example.com", ADMIN_PASSWORD).await;
+    let (status, created) = a
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&session),
+            Some(json!({"name": "theirs"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    // B knows the key and the session first.
+    assert_eq!(verify(&client, &b, &verifier, &key).await.1, "VALID");
+    let me_on_b = |token: String| {
+        let b = &b;
+        async move {
+            b.call(Method::GET, "/api/v1/users/me", Some(&token), None)
+                .await
+                .0
+        }
+    };
+    assert_eq!(me_on_b(session.clone()).await, 200);
+
+    let (status, _) = a
+        .call(
+            Method::PATCH,
+            &user_path,
+            Some(&admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let took =
+        within(|| async { verify(&client, &b, &verifier, &key).await.1 == "OWNER_DISABLED" }).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "B verified the key {took:?} on"
+    );
+    let took = within(|| async { me_on_b(session.clone()).await == 401 }).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "B took the session {took:?} on"
+    );
+
+    let (status, _) = a
+        .call(
+            Method::PATCH,
+            &user_path,
+            Some(&admin),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    within(|| async { verify(&client, &b, &verifier, &key).await.1 == "VALID" }).await;
+    let again = a.login("leaver@example.com", ADMIN_PASSWORD).await;
+    assert_eq!(me_on_b(again.clone()).await, 200);
+    let (status, _) = a
+        .call(Method::POST, "/api/v1/auth/logout", Some(&again), None)
+        .await;
+    assert_eq!(status, 204);
+    let took = within(|| async { me_on_b(again.clone()).await == 401 }).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "B took a signed-out session {took:?} on"
+    );
+    for n in [a, b] {
+        assert!(n.terminate().success());
+    }
+}

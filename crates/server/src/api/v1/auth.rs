@@ -1,4 +1,4 @@
-//! `POST /api/v1/auth/login`.
+//! `POST /api/v1/auth/login` and `POST /api/v1/auth/logout`.
 
 use axum::extract::State;
 use axum::Json;
@@ -51,6 +51,23 @@ pub async fn login(
         token_type: "Bearer",
         expires_in: session.expires_in,
     }))
+}
+
+/// Sign out: the session whose token this request carries ends, and the token is refused on
+/// every node within a second.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "Auth", operation_id = "logout",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 400, description = "The credential is an API key, not a session token", body = super::Error),
+        (status = 401, description = "No valid credential", body = super::Error),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    _: NoQuery,
+    caller: crate::auth::Caller,
+) -> ApiResult<axum::http::StatusCode> {
+    keyward_core::users::logout(&state, &caller).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -95,7 +95,8 @@ pub async fn forward(
     let now = state.now();
     let refusal = match verdict.code {
         VerifyCode::Valid => None,
-        VerifyCode::NotFound | VerifyCode::Revoked => {
+        // A disabled owner's keys authenticate nobody, as on every other surface.
+        VerifyCode::NotFound | VerifyCode::Revoked | VerifyCode::OwnerDisabled => {
             Some(ApiError::Unauthenticated(AuthFailure::Invalid))
         }
         VerifyCode::Expired => Some(ApiError::Unauthenticated(AuthFailure::Expired)),

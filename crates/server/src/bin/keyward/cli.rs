@@ -278,8 +278,41 @@ pub enum UserCommand {
         /// Slug of the tenant whose users to list.
         #[arg(long)]
         tenant: Option<String>,
+        /// Only users with this role.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        /// Only disabled users (`--disabled`) or only active ones (`--disabled=false`).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        disabled: Option<bool>,
+        /// Only users whose email starts with this text.
+        #[arg(long)]
+        email_prefix: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Disable a user: it cannot sign in, its sessions end, its keys stop verifying (on every
+    /// node within a second) until it is enabled.
+    Disable {
+        /// The user's email or id.
+        user: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// The user's email or id.
+        user: String,
+    },
+    /// Delete a user: its keys are revoked and its sessions ended at once.
+    Delete {
+        /// The user's email or id.
+        user: String,
+    },
+    /// Set a user's password, read from standard input; all its sessions end.
+    SetPassword {
+        /// The user's email or id.
+        user: String,
+        /// Read the password from standard input (required: passwords never go on a command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
     },
 }
 
@@ -517,6 +550,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     result
 }
 
+/// A password read from standard input, without the line's end.
+fn password_from_stdin() -> anyhow::Result<secrecy::SecretString> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from standard input")?;
+    Ok(password
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&password)
+        .into())
+}
+
 /// An operator's command, on the database through `keyward_core` (audited as `system`).
 async fn operate(kw: &Keyward, operation: Operation) -> anyhow::Result<()> {
     use Operation as Command;
@@ -530,15 +576,7 @@ async fn operate(kw: &Keyward, operation: Operation) -> anyhow::Result<()> {
                     role,
                 },
         } => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("reading the password from standard input")?;
-            let password: secrecy::SecretString = password
-                .strip_suffix('\n')
-                .map(|p| p.strip_suffix('\r').unwrap_or(p))
-                .unwrap_or(&password)
-                .into();
+            let password = password_from_stdin()?;
             let tenant_id = match tenant {
                 None => None,
                 Some(slug) => Some(commands::tenant_by_slug(kw, &slug).await?.id),
@@ -556,8 +594,39 @@ async fn operate(kw: &Keyward, operation: Operation) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User {
-            command: UserCommand::List { tenant, json },
-        } => commands::user_list(kw, tenant, json).await,
+            command:
+                UserCommand::List {
+                    tenant,
+                    role,
+                    disabled,
+                    email_prefix,
+                    json,
+                },
+        } => {
+            let filter = users::UserFilter {
+                tenant_id: None,
+                role: role.map(Role::from),
+                disabled,
+                email_prefix,
+            };
+            commands::user_list(kw, tenant, filter, json).await
+        }
+        Command::User {
+            command: UserCommand::Disable { user },
+        } => commands::user_set_disabled(kw, &user, true).await,
+        Command::User {
+            command: UserCommand::Enable { user },
+        } => commands::user_set_disabled(kw, &user, false).await,
+        Command::User {
+            command: UserCommand::Delete { user },
+        } => commands::user_delete(kw, &user).await,
+        Command::User {
+            command:
+                UserCommand::SetPassword {
+                    user,
+                    password_stdin: _,
+                },
+        } => commands::user_set_password(kw, &user, password_from_stdin()?).await,
         Command::Tenant {
             command:
                 TenantCommand::Create {

@@ -94,7 +94,7 @@ fn operator() -> Caller {
         user_id: Uuid::nil(),
         role: Role::Admin,
         tenant_id: None,
-        credential: Credential::Session,
+        credential: Credential::Session { id: None },
     })
 }
 
@@ -104,7 +104,7 @@ fn operator_as(user: &User) -> Caller {
         user_id: user.id,
         role: user.role,
         tenant_id: user.tenant_id,
-        credential: Credential::Session,
+        credential: Credential::Session { id: None },
     })
 }
 
@@ -359,16 +359,21 @@ pub async fn tenant_list(kw: &Keyward, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn user_list(kw: &Keyward, tenant: Option<String>, json: bool) -> anyhow::Result<()> {
-    let tenant = match tenant {
+pub async fn user_list(
+    kw: &Keyward,
+    tenant: Option<String>,
+    mut filter: users::UserFilter,
+    json: bool,
+) -> anyhow::Result<()> {
+    filter.tenant_id = match tenant {
         Some(slug) => Some(tenant_by_slug(kw, &slug).await?.id),
         None => None,
     };
-    let all =
-        every_page(
-            |after| async move { users::list(kw, &operator(), tenant, MAX_PAGE, after).await },
-        )
-        .await?;
+    let filter = &filter;
+    let all = every_page(|after| async move {
+        users::list(kw, &operator(), filter.clone(), MAX_PAGE, after).await
+    })
+    .await?;
     let views: Vec<UserView> = all.into_iter().map(UserView::from).collect();
     if json {
         return print_json(&views);
@@ -381,11 +386,67 @@ pub async fn user_list(kw: &Keyward, tenant: Option<String>, json: bool) -> anyh
                 u.email.clone(),
                 u.role.to_string(),
                 or_dash(u.tenant_id.map(|t| t.to_string())),
+                if u.disabled { "disabled" } else { "active" }.to_string(),
                 keyward_core::keys::rfc3339(u.created_at),
             ]
         })
         .collect();
-    table(&["id", "email", "role", "tenant", "created"], rows);
+    table(
+        &["id", "email", "role", "tenant", "status", "created"],
+        rows,
+    );
+    Ok(())
+}
+
+/// The user an operator names by email or id, or an error naming it.
+pub async fn user_named(kw: &Keyward, named: &str) -> anyhow::Result<User> {
+    let found = match Uuid::try_parse(named) {
+        Ok(id) => kw.store.get_user(id).await?,
+        Err(_) => {
+            let email = keyward_domain::model::normalize_email(named)
+                .with_context(|| format!("{named:?} is neither an email nor a user id"))?;
+            kw.store.get_user_by_email(&email).await?
+        }
+    };
+    found.with_context(|| format!("no user {named:?}"))
+}
+
+/// `keyward user disable|enable`.
+pub async fn user_set_disabled(kw: &Keyward, named: &str, disabled: bool) -> anyhow::Result<()> {
+    let user = user_named(kw, named).await?;
+    let patch = users::UserPatch {
+        role: None,
+        disabled: Some(disabled),
+    };
+    users::update(kw, &operator(), user.id, patch)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let done = if disabled { "disabled" } else { "enabled" };
+    println!("{} {done}", user.email);
+    Ok(())
+}
+
+/// `keyward user delete`.
+pub async fn user_delete(kw: &Keyward, named: &str) -> anyhow::Result<()> {
+    let user = user_named(kw, named).await?;
+    let revoked = users::delete(kw, &operator(), user.id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{} deleted; {} keys revoked", user.email, revoked.len());
+    Ok(())
+}
+
+/// `keyward user set-password`.
+pub async fn user_set_password(
+    kw: &Keyward,
+    named: &str,
+    password: secrecy::SecretString,
+) -> anyhow::Result<()> {
+    let user = user_named(kw, named).await?;
+    users::set_password(kw, &operator(), user.id, password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}: password set; its sessions ended", user.email);
     Ok(())
 }
 
