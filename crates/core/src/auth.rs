@@ -8,11 +8,11 @@
 use std::net::IpAddr;
 
 use keyward_domain::scope::KeywardRight;
-use keyward_domain::{Actor, Credential, KeyStatus, ParsedKey, Principal};
+use keyward_domain::{Actor, Credential, KeyStatus, Principal};
 
 use crate::error::{AuthFailure, Error, Result};
 use crate::jwt;
-use crate::lookup::{key_by_digest, session_by_id, user_by_id};
+use crate::lookup::{session_by_id, user_by_id};
 use crate::Keyward;
 
 /// Where a request came from, for the audit log.
@@ -111,9 +111,7 @@ pub async fn authenticate(kw: &Keyward, token: &str) -> Result<Principal> {
             },
         });
     }
-    let parsed =
-        ParsedKey::parse(token).map_err(|_| Error::Unauthenticated(AuthFailure::Invalid))?;
-    let key = key_by_digest(kw, parsed.digest(), now)
+    let key = crate::lookup::key_by_token(kw, token, now)
         .await?
         .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
     match key.status(now) {

@@ -17,6 +17,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use keyward_domain::import::KeyShape;
 use keyward_domain::{ApiKey, ApiSession, KeyDigest, User};
 use keyward_store::{Change, ChangeSink};
 use time::{Duration, OffsetDateTime};
@@ -83,6 +84,10 @@ pub enum Lookup<T> {
 pub struct KeyCache {
     keys: quick_cache::sync::Cache<KeyDigest, Entry>,
     users: quick_cache::sync::Cache<Uuid, (Arc<User>, OffsetDateTime)>,
+    /// The shapes of imported keys, as last read, and when; `shapes_stale` once an import
+    /// (here or on another node) may have added one.
+    shapes: std::sync::RwLock<Option<(Arc<Vec<KeyShape>>, OffsetDateTime)>>,
+    shapes_stale: AtomicBool,
     /// API sessions by id; `None`: no such session (ended, or never made).
     sessions: quick_cache::sync::Cache<Uuid, (Option<Arc<ApiSession>>, OffsetDateTime)>,
     /// Epochs by stripe of digest (or user id): an invalidation bumps its stripe, a clear bumps
@@ -113,6 +118,8 @@ impl KeyCache {
             keys: quick_cache::sync::Cache::new(capacity),
             users: quick_cache::sync::Cache::new(capacity.clamp(1, 100_000)),
             sessions: quick_cache::sync::Cache::new(capacity.clamp(1, 100_000)),
+            shapes: std::sync::RwLock::new(None),
+            shapes_stale: AtomicBool::new(true),
             epochs: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             coherent: AtomicBool::new(coherent),
             settings,
@@ -202,6 +209,44 @@ impl KeyCache {
         self.keys.clear();
         self.users.clear();
         self.sessions.clear();
+        self.shapes_stale.store(true, Ordering::SeqCst);
+    }
+
+    /// The shapes of imported keys while fresh (read within the TTL, no import heard of since);
+    /// `None`: read them again, and [`KeyCache::fill_shapes`].
+    pub fn shapes(&self, now: OffsetDateTime) -> Option<Arc<Vec<KeyShape>>> {
+        if self.shapes_stale.load(Ordering::SeqCst) || !self.is_coherent() {
+            return None;
+        }
+        let held = self.shapes.read().unwrap_or_else(|e| e.into_inner());
+        held.as_ref()
+            .filter(|(_, read_at)| now < *read_at + self.settings.ttl)
+            .map(|(shapes, _)| Arc::clone(shapes))
+    }
+
+    /// The shapes last read, however old (for when storage cannot be reached).
+    pub fn last_shapes(&self) -> Option<Arc<Vec<KeyShape>>> {
+        let held = self.shapes.read().unwrap_or_else(|e| e.into_inner());
+        held.as_ref().map(|(shapes, _)| Arc::clone(shapes))
+    }
+
+    /// Remembers the shapes read at `now` (after [`KeyCache::reading_shapes`]).
+    pub fn fill_shapes(&self, shapes: Vec<KeyShape>, now: OffsetDateTime) -> Arc<Vec<KeyShape>> {
+        let shapes = Arc::new(shapes);
+        let mut held = self.shapes.write().unwrap_or_else(|e| e.into_inner());
+        *held = Some((Arc::clone(&shapes), now));
+        shapes
+    }
+
+    /// Marks the shapes as being read again (before the read, so that an import announced
+    /// meanwhile marks them stale again).
+    pub fn reading_shapes(&self) {
+        self.shapes_stale.store(false, Ordering::SeqCst);
+    }
+
+    /// An import (here or elsewhere) may have added a shape.
+    pub fn shapes_changed(&self) {
+        self.shapes_stale.store(true, Ordering::SeqCst);
     }
 
     /// Forgets user `id`, after a change to it was stored and before the change's answer.
@@ -302,6 +347,7 @@ impl ChangeSink for KeyCache {
             Change::Key(digest) => self.invalidate(&digest),
             Change::User(id) => self.invalidate_user(id),
             Change::Session(id) => self.invalidate_session(id),
+            Change::Shapes => self.shapes_changed(),
             Change::All => self.clear(),
         }
     }

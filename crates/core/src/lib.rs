@@ -25,6 +25,7 @@ pub mod delivery_settings;
 pub mod error;
 pub mod export;
 pub mod github_keys;
+pub mod import;
 pub mod jwt;
 pub mod keys;
 pub mod leaks;

@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use keyward_domain::{ApiKey, ApiSession, KeyDigest, User};
+use keyward_domain::import::{foreign_digests, KeyShape};
+use keyward_domain::{ApiKey, ApiSession, KeyDigest, KeyFormatError, ParsedKey, User};
 use keyward_store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -31,6 +32,49 @@ pub async fn key_by_digest(
                 Err(e @ StoreError::Unavailable(_)) => stale.ok_or(e),
                 Err(e) => Err(e),
             }
+        }
+    }
+}
+
+/// The key a presented string is, if any: a keyward key by its digest (one shaped like keyward's
+/// but failing its checksum never reaches storage), else an imported key of a shape an import
+/// taught (see [`keyward_domain::import`]). A string of no known shape reaches no storage but
+/// the shapes' own read (at most once per cache TTL).
+pub async fn key_by_token(
+    kw: &Keyward,
+    token: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Arc<ApiKey>>, StoreError> {
+    match ParsedKey::parse(token) {
+        Ok(parsed) => key_by_digest(kw, parsed.digest(), now).await,
+        Err(KeyFormatError::BadChecksum) => Ok(None),
+        Err(KeyFormatError::Malformed) => {
+            let shapes = shapes(kw, now).await?;
+            for digest in foreign_digests(&shapes, token) {
+                if let Some(key) = key_by_digest(kw, digest, now).await? {
+                    return Ok(Some(key));
+                }
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// The shapes of imported keys, from the cache while fresh, else from storage.
+pub async fn shapes(kw: &Keyward, now: OffsetDateTime) -> Result<Arc<Vec<KeyShape>>, StoreError> {
+    if let Some(shapes) = kw.cache.shapes(now) {
+        return Ok(shapes);
+    }
+    kw.cache.reading_shapes();
+    match guarded(kw, kw.store.list_key_shapes()).await {
+        Ok(shapes) => Ok(kw.cache.fill_shapes(shapes, now)),
+        Err(e @ StoreError::Unavailable(_)) => {
+            kw.cache.shapes_changed();
+            kw.cache.last_shapes().ok_or(e)
+        }
+        Err(e) => {
+            kw.cache.shapes_changed();
+            Err(e)
         }
     }
 }

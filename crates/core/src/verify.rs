@@ -12,11 +12,11 @@ use time::OffsetDateTime;
 
 use keyward_domain::permission::Expr;
 use keyward_domain::ratelimit::{Decision, Limit, RateLimitScope};
-use keyward_domain::{verify, ApiKey, ParsedKey, Permission, Principal, Scope, VerifyCode};
+use keyward_domain::{verify, ApiKey, Permission, Principal, Scope, VerifyCode};
 use keyward_store::StoreError;
 
 use crate::error::{Error, Result};
-use crate::lookup::{guarded, key_by_digest};
+use crate::lookup::guarded;
 use crate::Keyward;
 
 #[derive(Debug)]
@@ -200,11 +200,8 @@ pub async fn verify(
             "must be between 0 and 1000000",
         ));
     }
-    let Ok(parsed) = ParsedKey::parse(key) else {
-        return Ok(Verdict::bare(VerifyCode::NotFound));
-    };
     let now = state.now();
-    let key = match key_by_digest(state, parsed.digest(), now).await {
+    let key = match crate::lookup::key_by_token(state, key, now).await {
         Ok(key) => key,
         Err(StoreError::Unavailable(_)) => return Ok(Verdict::unavailable()),
         Err(e) => return Err(e.into()),

@@ -169,7 +169,12 @@ pub struct KeyDigest(pub [u8; 32]);
 
 impl KeyDigest {
     pub fn of(key: &str) -> Self {
-        Self(Sha256::digest(key.as_bytes()).into())
+        Self::of_bytes(key.as_bytes())
+    }
+
+    /// SHA-256 of any bytes.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {

@@ -9,6 +9,7 @@ pub mod compat;
 pub mod credits;
 pub mod duration;
 pub mod event;
+pub mod import;
 pub mod key;
 pub mod model;
 pub mod network;

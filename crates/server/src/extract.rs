@@ -38,6 +38,8 @@ pub enum MediaType {
     Json,
     /// `application/x-www-form-urlencoded`.
     Form,
+    /// JSON lines: `application/jsonl`, `application/x-ndjson` or `application/x-jsonlines`.
+    JsonLines,
     /// Some other type.
     Other,
     /// No `Content-Type` header.
@@ -89,6 +91,11 @@ impl MediaType {
                 Self::Json
             }
             (mime::APPLICATION, mime::WWW_FORM_URLENCODED, _) => Self::Form,
+            (mime::APPLICATION, sub, None)
+                if ["jsonl", "x-ndjson", "x-jsonlines"].contains(&sub.as_str()) =>
+            {
+                Self::JsonLines
+            }
             _ => Self::Other,
         })
     }
@@ -106,8 +113,18 @@ pub async fn read_body(
     body: Body,
     timeout: Duration,
 ) -> Result<Bytes, ApiError> {
-    check_declared(headers)?;
-    let mut collect = std::pin::pin!(axum::body::to_bytes(body, MAX_BODY_BYTES));
+    read_body_up_to(headers, body, timeout, MAX_BODY_BYTES).await
+}
+
+/// [`read_body`] with another limit than [`MAX_BODY_BYTES`] (an import's).
+pub async fn read_body_up_to(
+    headers: &HeaderMap,
+    body: Body,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    check_declared_up_to(headers, limit)?;
+    let mut collect = std::pin::pin!(axum::body::to_bytes(body, limit));
     // A body that came with its head (most do) is there at once: no timer for it.
     let at_once = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
     let read = match at_once {
@@ -129,6 +146,10 @@ pub async fn read_body(
 /// What a request says of its body before any of it is read: 415 for a content coding, 413 for
 /// a declared length over [`MAX_BODY_BYTES`].
 pub fn check_declared(headers: &HeaderMap) -> Result<(), ApiError> {
+    check_declared_up_to(headers, MAX_BODY_BYTES)
+}
+
+fn check_declared_up_to(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
     for coding in headers.get_all(header::CONTENT_ENCODING) {
         let identity = coding.to_str().is_ok_and(|c| {
             c.split(',')
@@ -152,7 +173,7 @@ pub fn check_declared(headers: &HeaderMap) -> Result<(), ApiError> {
             ));
         }
     }
-    if declared_length(headers).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
     Ok(())
@@ -304,6 +325,32 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         }
         let (_, bytes) = body_of(req, state).await?;
         from_json(&bytes).map(Self)
+    }
+}
+
+/// The largest JSON lines body (an import's), in bytes: larger imports are split, or run with
+/// `keyward import`.
+pub const MAX_JSON_LINES_BYTES: usize = 64 * 1024 * 1024;
+
+/// A JSON lines body (an import's), whole: 415 unless the request says JSON lines, 413 over
+/// [`MAX_JSON_LINES_BYTES`], 400 unless it is UTF-8.
+pub struct JsonLinesBody(pub String);
+
+impl FromRequest<AppState> for JsonLinesBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if MediaType::of(req.headers())? != MediaType::JsonLines {
+            return Err(unsupported(
+                "expected Content-Type: application/jsonl (or application/x-ndjson)",
+            ));
+        }
+        let (parts, body) = req.into_parts();
+        let timeout = state.http().body_read_timeout;
+        let bytes = read_body_up_to(&parts.headers, body, timeout, MAX_JSON_LINES_BYTES).await?;
+        String::from_utf8(bytes.to_vec())
+            .map(Self)
+            .map_err(|_| ApiError::bad_request("body_not_utf8", "the body is not UTF-8"))
     }
 }
 

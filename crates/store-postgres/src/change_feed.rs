@@ -26,12 +26,13 @@ use crate::map_err;
 const CHANGES_CHANNEL: &str = "keyward_changes";
 /// The payload is `<origin>:<what>`: the announcing store's [`PgStore::origin`], then `*` for
 /// [`Change::All`], a key's digest in base64url (43 characters), `u:<uuid>` for a user or
-/// `s:<uuid>` for an API session. (A node that cannot read a payload forgets everything.)
+/// `s:<uuid>` for an API session, `shapes` when imported keys' shapes changed. (A node that cannot read a payload forgets everything.)
 ///
 /// [`PgStore::origin`]: crate::PgStore::origin
 const ALL_KEYS: &str = "*";
 const USER: &str = "u:";
 const SESSION: &str = "s:";
+const SHAPES: &str = "shapes";
 /// How long the listening connection may stay silent before it is asked whether it still lives.
 const LISTEN_HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -135,6 +136,7 @@ pub(crate) async fn notify(
         Change::Key(digest) => format!("{origin}:{}", digest.to_base64url()),
         Change::User(id) => format!("{origin}:{USER}{id}"),
         Change::Session(id) => format!("{origin}:{SESSION}{id}"),
+        Change::Shapes => format!("{origin}:{SHAPES}"),
         Change::All => format!("{origin}:{ALL_KEYS}"),
     };
     sqlx::query("SELECT pg_notify($1, $2)")
@@ -178,6 +180,8 @@ fn parse_change(payload: &str) -> Option<(&str, Change)> {
     let (origin, what) = payload.split_once(':')?;
     if what == ALL_KEYS {
         Some((origin, Change::All))
+    } else if what == SHAPES {
+        Some((origin, Change::Shapes))
     } else if let Some(id) = what.strip_prefix(USER) {
         Some((origin, Change::User(id.parse().ok()?)))
     } else if let Some(id) = what.strip_prefix(SESSION) {

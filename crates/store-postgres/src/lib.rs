@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use keyward_domain::clock::to_millis;
 use keyward_domain::credits::Credits;
 use keyward_domain::event::Attempt;
+use keyward_domain::import::{KeyShape, ShapeHash};
 use keyward_domain::ratelimit::KeyRateLimit;
 use keyward_domain::{
     ApiKey, ApiSession, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter,
@@ -393,10 +394,14 @@ fn delivery_from(row: &PgRow) -> Result<Delivery, StoreError> {
 
 /// Inserts keys with their credits, many rows per statement. A clash on any id or digest fails
 /// the statement, and the caller's transaction with it.
+/// Inserts `keys`; with `skip_known`, a key whose id or digest is stored already is left out
+/// (else it is a `Conflict`). Returns the ids inserted.
 async fn insert_keys(
     tx: &mut Transaction<'static, Postgres>,
     keys: &[ApiKey],
-) -> Result<(), StoreError> {
+    skip_known: bool,
+) -> Result<Vec<Uuid>, StoreError> {
+    let mut inserted = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(INSERT_CHUNK) {
         let mut qb = QueryBuilder::new(
             "INSERT INTO api_keys (id, tenant_id, owner_id, name, prefix, start, digest, scopes, \
@@ -431,10 +436,26 @@ async fn insert_keys(
                 .push_bind(rows::allowed_ips_json(&k.allowed_ips))
                 .push_bind(rows::rate_limit_scope(k.rate_limit.as_ref()));
         });
-        qb.build().execute(&mut **tx).await.map_err(map_err)?;
+        if skip_known {
+            qb.push(" ON CONFLICT DO NOTHING RETURNING id");
+            for r in qb
+                .build()
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(map_err)?
+                .iter()
+            {
+                inserted.push(get::<Uuid>(r, "id")?);
+            }
+        } else {
+            qb.build().execute(&mut **tx).await.map_err(map_err)?;
+            inserted.extend(chunk.iter().map(|k| k.id));
+        }
     }
+    let new: std::collections::HashSet<Uuid> = inserted.iter().copied().collect();
     let used: Vec<(Uuid, i64)> = keys
         .iter()
+        .filter(|k| new.contains(&k.id))
         .filter_map(|k| Some((k.id, ms(k.last_used_at?))))
         .collect();
     if !used.is_empty() {
@@ -448,7 +469,7 @@ async fn insert_keys(
         .await
         .map_err(map_err)?;
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// Revokes a key live at `now` at `at`, or keeps the earlier end it already has (a key's end of
@@ -1157,14 +1178,14 @@ impl Store for PgStore {
 
     async fn create_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        insert_keys(&mut tx, std::slice::from_ref(key)).await?;
+        insert_keys(&mut tx, std::slice::from_ref(key), false).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn import_keys(&self, keys: &[ApiKey], audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        insert_keys(&mut tx, keys).await?;
+        insert_keys(&mut tx, keys, false).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -1322,6 +1343,55 @@ impl Store for PgStore {
         Ok(digests)
     }
 
+    async fn import_new_keys(
+        &self,
+        keys: &[ApiKey],
+        audit: &AuditEntry,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.write().await?;
+        let inserted = insert_keys(&mut tx, keys, true).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(inserted)
+    }
+
+    async fn add_key_shape(&self, shape: &KeyShape, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let secret = match &shape.hash {
+            ShapeHash::Sha256 => None,
+            ShapeHash::HmacSha256(secret) => Some(secret.clone()),
+        };
+        let added = sqlx::query(
+            "INSERT INTO key_shapes (id, format, prefix, hmac_secret, secret_digest, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(shape.format.as_str())
+        .bind(&shape.prefix)
+        .bind(secret)
+        .bind(rows::shape_secret_digest(shape))
+        .bind(ms(shape.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if added.rows_affected() == 0 {
+            return Ok(());
+        }
+        insert_audit(&mut tx, audit).await?;
+        notify(&mut tx, &self.origin, Change::Shapes).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_key_shapes(&self) -> Result<Vec<KeyShape>, StoreError> {
+        sqlx::query("SELECT * FROM key_shapes ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| rows::key_shape(&Cols(row)))
+            .collect()
+    }
+
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
         sqlx::query("SELECT * FROM api_keys_in_use WHERE id = $1")
             .bind(id)
@@ -1454,7 +1524,7 @@ impl Store for PgStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let old = revoke_in(&mut tx, old_id, revoke_old_at, now).await?;
-        insert_keys(&mut tx, std::slice::from_ref(new_key)).await?;
+        insert_keys(&mut tx, std::slice::from_ref(new_key), false).await?;
         insert_audit(&mut tx, audit).await?;
         notify(&mut tx, &self.origin, Change::Key(old.digest)).await?;
         tx.commit().await.map_err(map_err)

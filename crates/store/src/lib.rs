@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keyward_domain::event::Attempt;
+use keyward_domain::import::KeyShape;
 use keyward_domain::{
     ApiKey, ApiSession, AuditEntry, ConsoleSession, Delivery, Event, KeyDigest, KeyStatus,
     OwnerLimits, Role, Tenant, User, VerifyCode, WebhookEndpoint,
@@ -345,6 +346,8 @@ pub enum Change {
     User(Uuid),
     /// The API session with this id (a JWT's `jti`) ended.
     Session(Uuid),
+    /// An import taught keyward a new shape of keys: read the shapes again.
+    Shapes,
     /// Too many keys changed to name each (a tenant deleted with its keys): forget them all.
     All,
 }
@@ -524,6 +527,18 @@ pub trait Store: Send + Sync + 'static {
     /// provisioning and the benchmark's seeding). `Conflict`, and nothing written, if any
     /// digest or id exists.
     async fn import_keys(&self, keys: &[ApiKey], audit: &AuditEntry) -> Result<(), StoreError>;
+    /// Imports the keys of `keys` whose id and digest are new, in one transaction with `audit`;
+    /// keys stored already are left as they are. Returns the ids of the keys it stored.
+    async fn import_new_keys(
+        &self,
+        keys: &[ApiKey],
+        audit: &AuditEntry,
+    ) -> Result<Vec<Uuid>, StoreError>;
+    /// Remembers `shape` of imported keys, with `audit`; the same shape again changes nothing.
+    /// A shared database announces [`Change::Shapes`].
+    async fn add_key_shape(&self, shape: &KeyShape, audit: &AuditEntry) -> Result<(), StoreError>;
+    /// Every shape of imported keys, oldest first.
+    async fn list_key_shapes(&self) -> Result<Vec<KeyShape>, StoreError>;
     async fn get_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError>;
     /// Spends `cost` of the key's credits and of its owner's shared credits (each when present)
     /// as of `now`, applying due refills: both or neither

@@ -335,3 +335,27 @@ pub fn session(row: &impl StoredRow) -> Result<keyward_domain::ConsoleSession, S
         expires_at: time(row, "expires_at")?,
     })
 }
+
+/// What identifies a shape's secret in `key_shapes.secret_digest`: SHA-256 in hex, or `""`.
+pub fn shape_secret_digest(shape: &keyward_domain::import::KeyShape) -> String {
+    match &shape.hash {
+        keyward_domain::import::ShapeHash::Sha256 => String::new(),
+        keyward_domain::import::ShapeHash::HmacSha256(secret) => {
+            KeyDigest::of_bytes(secret).to_hex()
+        }
+    }
+}
+
+/// A row of `key_shapes`.
+pub fn key_shape(row: &impl StoredRow) -> Result<keyward_domain::import::KeyShape, StoreError> {
+    use keyward_domain::import::{ImportFormat, KeyShape, ShapeHash};
+    Ok(KeyShape {
+        format: ImportFormat::parse(&text(row, "format")?).ok_or_else(|| corrupt("format"))?,
+        prefix: text(row, "prefix")?,
+        hash: match row.bytes("hmac_secret")? {
+            None => ShapeHash::Sha256,
+            Some(secret) => ShapeHash::HmacSha256(secret),
+        },
+        created_at: time(row, "created_at")?,
+    })
+}

@@ -59,6 +59,43 @@ async fn published_estuary_client_works_unchanged() {
     assert!(stdout.contains("estuary-client: all UserApi methods pass"));
 }
 
+/// The published client, unchanged, with an Estuary token keyward imported rather than issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_estuary_client_uses_an_imported_token() {
+    let app = app().await;
+    let tenant = app.tenant("estuary").await;
+    let admin = app.admin().await;
+    let email = format!("imported-{}@example.com", Uuid::new_v4().simple());
+    let token = format!("EST{}ARY", Uuid::new_v4());
+    let row = serde_json::json!({"token": token, "owner_email": email, "tenant": "estuary",
+        "label": "from estuary", "expiry": "2099-01-01T00:00:00Z"});
+    let req =
+        axum::http::Request::post("/api/v1/api-keys/import?format=estuary&create_owners=true")
+            .header("authorization", format!("Bearer {admin}"))
+            .header("content-type", "application/jsonl")
+            .body(axum::body::Body::from(format!("{row}\n")))
+            .unwrap();
+    let r = app.send(req).await.expect(StatusCode::OK);
+    assert_eq!(r.body["imported"], 1, "{}", r.body);
+    let _ = tenant;
+    let server = app.live().await;
+    let out = tokio::process::Command::new(compat_python())
+        .arg(compat_dir().join("estuary_imported_token_test.py"))
+        .env("KEYWARD_URL", &server.base)
+        .env("KEYWARD_TOKEN", &token)
+        .output()
+        .await
+        .expect("run the estuary-client test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "estuary-client test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("estuary-client: an imported token works unchanged"));
+}
+
 /// One curl example of the seed: the command as documented and the response it shows.
 struct SeedExample {
     command: String,

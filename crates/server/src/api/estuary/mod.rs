@@ -156,7 +156,8 @@ async fn create(
     Ok(ShownOnce::with_status(StatusCode::OK, body).into_response())
 }
 
-/// The path names a key by its plaintext or its `tokenHash`; anything else matches no key.
+/// The path names a key by its plaintext (keyward's, or an imported Estuary token) or its
+/// `tokenHash`; anything else matches no key.
 async fn revoke(
     State(state): State<AppState>,
     _: InDialect<Estuary, NoQuery>,
@@ -165,6 +166,10 @@ async fn revoke(
 ) -> EstuaryResult<Response> {
     let digest = match ParsedKey::parse(&key_or_hash) {
         Ok(parsed) => Some(parsed.digest()),
+        // An imported Estuary token's digest is its SHA-256, as its `tokenHash` says.
+        Err(_) if keyward_domain::import::is_estuary_token(&key_or_hash) => {
+            Some(KeyDigest::of(&key_or_hash))
+        }
         Err(_) => KeyDigest::from_base64url(&key_or_hash),
     };
     let key = lifecycle::revoke_own_by_digest(&state, &caller, digest.as_ref()).await?;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod forward;
+pub mod import;
 pub mod keys;
 pub mod leaks;
 pub mod owner_limits;
@@ -44,6 +45,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(owner_limits::mine))
         .routes(routes!(owner_limits::get, owner_limits::set))
         .routes(routes!(keys::create, keys::list))
+        .routes(routes!(import::import))
         .routes(routes!(keys::dormant))
         .routes(routes!(keys::get, keys::update, keys::revoke))
         .routes(routes!(keys::rotate))

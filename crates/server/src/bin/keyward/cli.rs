@@ -150,6 +150,31 @@ pub enum Operation {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Import another service's keys from a JSON lines file, so that they keep working.
+    ///
+    /// One JSON object per line with the credential (`token` or `tokenHash` for estuary; `key` or
+    /// `key_hash` for stratum; `sha256` for sha256), `owner_email`, and optionally `tenant` (a
+    /// slug), `name`, `scopes`, `created_at`, `expires_at`, `last_used_at`, `revoked_at`.
+    /// Batches are written whole or not at all; a second run of a file changes nothing.
+    Import {
+        #[arg(long, value_enum)]
+        format: ImportFormatArg,
+        /// The JSON lines file.
+        file: PathBuf,
+        /// Make the users the rows name that do not exist (members, without a password).
+        #[arg(long)]
+        create_owners: bool,
+        /// What every key starts with (sha256 imports only), e.g. `ghx_`.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Read the HMAC-SHA256 secret that stratum `key_hash`es were made with from standard
+        /// input (never on the command line).
+        #[arg(long)]
+        hmac_secret_stdin: bool,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = keyward_core::import::DEFAULT_BATCH)]
+        batch: usize,
+    },
     /// Seed keys for the benchmark (see bench/run.sh): straight through the store, in large
     /// transactions, into the tenant `bench`.
     BenchSeed {
@@ -314,6 +339,24 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ImportFormatArg {
+    Estuary,
+    Stratum,
+    Sha256,
+}
+
+impl From<ImportFormatArg> for keyward_domain::import::ImportFormat {
+    fn from(f: ImportFormatArg) -> Self {
+        match f {
+            ImportFormatArg::Estuary => Self::Estuary,
+            ImportFormatArg::Stratum => Self::Stratum,
+            ImportFormatArg::Sha256 => Self::Sha256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -652,6 +695,32 @@ async fn operate(kw: &Keyward, operation: Operation) -> anyhow::Result<()> {
             command: TenantCommand::List { json },
         } => commands::tenant_list(kw, json).await,
         Command::Key { command } => commands::key(kw, command).await,
+        Command::Import {
+            format,
+            file,
+            create_owners,
+            prefix,
+            hmac_secret_stdin,
+            batch,
+        } => {
+            let hmac_secret = if hmac_secret_stdin {
+                Some(
+                    secrecy::ExposeSecret::expose_secret(&password_from_stdin()?)
+                        .as_bytes()
+                        .to_vec(),
+                )
+            } else {
+                None
+            };
+            let options = keyward_core::import::ImportOptions {
+                format: format.into(),
+                prefix,
+                hmac_secret,
+                create_owners,
+                batch_size: batch,
+            };
+            crate::import::import(kw, &commands::operator(), &file, options).await
+        }
         Command::BenchSeed {
             count,
             batch,

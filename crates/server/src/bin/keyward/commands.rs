@@ -89,7 +89,7 @@ pub enum KeyCommand {
 
 /// The operator's rights over every tenant: an admin that is nobody's user, audited as
 /// `system` ([`Caller::operator`]).
-fn operator() -> Caller {
+pub fn operator() -> Caller {
     Caller::operator(Principal {
         user_id: Uuid::nil(),
         role: Role::Admin,
