@@ -49,7 +49,7 @@ pub async fn import(
             .await
             .map_err(|e| anyhow::anyhow!("line {number}: {e}"))?;
         bar.inc(read as u64);
-        if number % 10_000 == 0 {
+        if number.is_multiple_of(10_000) {
             let rows = importer.report().rows;
             let rate = rows as f64 / started.elapsed().as_secs_f64().max(1e-3);
             bar.set_message(format!("{rows} rows ({rate:.0} rows/s)"));
