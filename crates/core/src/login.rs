@@ -47,7 +47,15 @@ pub async fn login(
         .subject(user.id)
         .changes(json!({"session_id": session.id}));
     let access_token = sessions.issue(user.id, session.id, now)?.into();
-    state.store.create_api_session(&session, &entry).await?;
+    // Refused if the user was disabled, deleted or given a new password since it was checked.
+    state
+        .store
+        .create_api_session(&session, &user.password_hash, &entry)
+        .await
+        .map_err(|e| match e {
+            keyward_store::StoreError::NotFound => Error::Unauthenticated(AuthFailure::Invalid),
+            other => other.into(),
+        })?;
     Ok(Session {
         access_token,
         expires_in: sessions.ttl.whole_seconds(),

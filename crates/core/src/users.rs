@@ -35,6 +35,13 @@ pub struct NewUser {
 pub async fn create_as(state: &Keyward, actor: &Actor, req: NewUser) -> Result<User> {
     let email = normalize_email(&req.email)
         .ok_or_else(|| Error::invalid_field("email", "not an email address"))?;
+    if email.ends_with("@keyward.invalid") {
+        // Where deleted users' emails go (`keyward_store::rows::deleted_email`).
+        return Err(Error::invalid_field(
+            "email",
+            "the domain keyward.invalid is reserved",
+        ));
+    }
     check_password_rules("password", &req.password)?;
     if req.role == Role::TenantAdmin && req.tenant_id.is_none() {
         return Err(Error::invalid_field(
@@ -161,7 +168,17 @@ pub async fn list(
             ))
         }
     };
-    let email_prefix = filter.email_prefix.map(|e| e.to_lowercase());
+    // Emails are stored lower-cased in ASCII (`normalize_email`); no email holds a control.
+    let email_prefix = filter.email_prefix.map(|e| e.to_ascii_lowercase());
+    if email_prefix
+        .as_ref()
+        .is_some_and(|e| e.chars().any(char::is_control))
+    {
+        return Err(Error::invalid_field(
+            "email_prefix",
+            "must not hold control characters",
+        ));
+    }
     if email_prefix
         .as_ref()
         .is_some_and(|e| e.chars().count() > keyward_domain::model::MAX_EMAIL_CHARS)
@@ -211,75 +228,127 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
 }
 
+/// How many times a change is tried again when another change of the same user landed between
+/// its read and its write (compare-and-set on `updated_at`).
+const WRITE_ATTEMPTS: usize = 3;
+
+/// What a change makes of the user as stored: the user to write, the audit entry's changes, and
+/// the sessions to end; `None` when nothing changes.
+type Change<'a> =
+    dyn Fn(&User) -> Result<Option<(User, serde_json::Value, EndSessions)>> + Send + Sync + 'a;
+
+/// Writes what `change` makes of user `id` as stored now (read, checked and written again when
+/// another change landed meanwhile, so that none is lost or judged on a stale row).
+async fn write_user(
+    state: &Keyward,
+    caller: &Caller,
+    id: Uuid,
+    action: AuditAction,
+    change: &Change<'_>,
+) -> Result<User> {
+    for attempt in 1..=WRITE_ATTEMPTS {
+        let stored = visible(state, caller, id).await?;
+        let Some((mut user, changes, end)) = change(&stored)? else {
+            return Ok(stored);
+        };
+        let now = keyward_domain::clock::truncate_millis(state.now());
+        // Strictly later than the row read, so that the next write's compare-and-set sees it.
+        user.updated_at = now.max(stored.updated_at + time::Duration::milliseconds(1));
+        let audit = caller
+            .actor()
+            .entry(now, action, user.id)
+            .tenant(user.tenant_id)
+            .subject(user.id)
+            .changes(changes);
+        let written = state
+            .store
+            .update_user(&user, stored.updated_at, end, &audit)
+            .await;
+        if attempt < WRITE_ATTEMPTS && is_stale(&written) {
+            continue;
+        }
+        forget(state, user.id, written).await?;
+        return Ok(user);
+    }
+    unreachable!("the last attempt returns")
+}
+
+fn is_stale<T>(written: &std::result::Result<T, StoreError>) -> bool {
+    matches!(written, Err(StoreError::Conflict(what)) if what == "stale")
+}
+
 /// Changes user `id`'s role and/or `disabled`, as one who manages it
 /// ([`keyward_domain::Principal::may_manage_user`]), never to a role above the caller's own.
 /// Disabling ends the user's sessions; disabling and enabling reach its keys on every node.
 pub async fn update(state: &Keyward, caller: &Caller, id: Uuid, patch: UserPatch) -> Result<User> {
     let p = &caller.principal;
-    let stored = visible(state, caller, id).await?;
-    p.may_manage_user(&stored)?;
     if let Some(role) = patch.role {
         p.may_assign_role(role)?;
-        if role == Role::TenantAdmin && stored.tenant_id.is_none() {
+    }
+    let now = keyward_domain::clock::truncate_millis(state.now());
+    let change = |stored: &User| {
+        p.may_manage_user(stored)?;
+        if patch.role == Some(Role::TenantAdmin) && stored.tenant_id.is_none() {
             return Err(Error::invalid_field(
                 "role",
                 "a tenant_admin needs a tenant, and this user has none",
             ));
         }
-    }
-    let now = keyward_domain::clock::truncate_millis(state.now());
-    let mut user = stored.clone();
-    if let Some(role) = patch.role {
-        user.role = role;
-    }
-    match patch.disabled {
-        Some(true) if !stored.is_disabled() => user.disabled_at = Some(now),
-        Some(false) => user.disabled_at = None,
-        _ => {}
-    }
-    if user == stored {
-        return Ok(stored);
-    }
-    user.updated_at = now;
-    let end = if user.is_disabled() {
-        EndSessions::All
-    } else {
-        EndSessions::None
-    };
-    let audit = caller
-        .actor()
-        .entry(now, AuditAction::UserUpdate, user.id)
-        .tenant(user.tenant_id)
-        .subject(user.id)
-        .changes(json!({
+        let mut user = stored.clone();
+        if let Some(role) = patch.role {
+            user.role = role;
+        }
+        match patch.disabled {
+            Some(true) if !stored.is_disabled() => user.disabled_at = Some(now),
+            Some(false) => user.disabled_at = None,
+            _ => {}
+        }
+        if user == *stored {
+            return Ok(None);
+        }
+        let end = if user.is_disabled() {
+            EndSessions::All
+        } else {
+            EndSessions::None
+        };
+        let changes = json!({
             "role": (user.role != stored.role).then(|| user.role.as_str()),
             "disabled": (user.is_disabled() != stored.is_disabled()).then(|| user.is_disabled()),
-        }));
-    let changes = state.store.update_user(&user, end, &audit).await;
-    forget(state, user.id, changes).await?;
-    Ok(user)
+        });
+        Ok(Some((user, changes, end)))
+    };
+    write_user(state, caller, id, AuditAction::UserUpdate, &change).await
 }
 
 /// Deletes user `id` (as one who manages it): its keys are revoked and its sessions ended in
 /// the same transaction; its row stays as history, its email free for a new user. Returns the
 /// ids of the keys revoked.
 pub async fn delete(state: &Keyward, caller: &Caller, id: Uuid) -> Result<Vec<Uuid>> {
-    let stored = visible(state, caller, id).await?;
-    caller.principal.may_manage_user(&stored)?;
-    let now = keyward_domain::clock::truncate_millis(state.now());
-    let audit = caller
-        .actor()
-        .entry(now, AuditAction::UserDelete, stored.id)
-        .tenant(stored.tenant_id)
-        .subject(stored.id)
-        .changes(json!({"email": stored.email, "role": stored.role.as_str()}));
-    let changes = state.store.delete_user(stored.id, now, &audit).await;
-    let revoked = changes
-        .as_ref()
-        .map(|c| c.revoked.clone())
-        .unwrap_or_default();
-    forget(state, stored.id, changes).await?;
-    Ok(revoked)
+    for attempt in 1..=WRITE_ATTEMPTS {
+        let stored = visible(state, caller, id).await?;
+        caller.principal.may_manage_user(&stored)?;
+        let now = keyward_domain::clock::truncate_millis(state.now());
+        let audit = caller
+            .actor()
+            .entry(now, AuditAction::UserDelete, stored.id)
+            .tenant(stored.tenant_id)
+            .subject(stored.id)
+            .changes(json!({"email": stored.email, "role": stored.role.as_str()}));
+        let deleted = state
+            .store
+            .delete_user(stored.id, stored.updated_at, now, &audit)
+            .await;
+        if attempt < WRITE_ATTEMPTS && is_stale(&deleted) {
+            continue;
+        }
+        let revoked = deleted
+            .as_ref()
+            .map(|c| c.revoked.clone())
+            .unwrap_or_default();
+        forget(state, stored.id, deleted).await?;
+        return Ok(revoked);
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// Applies a stored change of user `id` to this node's caches before the answer (other nodes
@@ -297,6 +366,12 @@ async fn forget(
             return Err(Error::Conflict {
                 code: "last_admin",
                 message: "this is the last active admin: make another admin first".into(),
+            })
+        }
+        Err(StoreError::Conflict(what)) if what == "stale" => {
+            return Err(Error::Conflict {
+                code: "user_changed",
+                message: "the user kept changing meanwhile; try again".into(),
             })
         }
         Err(e) => {
@@ -324,7 +399,17 @@ pub async fn set_password(
     let stored = visible(state, caller, id).await?;
     caller.principal.may_manage_user(&stored)?;
     check_password_rules("new_password", &new_password)?;
-    write_password(state, caller, stored, new_password, EndSessions::All).await
+    let hash = state.passwords.hash(new_password).await?;
+    let change = |stored: &User| {
+        caller.principal.may_manage_user(stored)?;
+        let user = User {
+            password_hash: hash.clone(),
+            ..stored.clone()
+        };
+        Ok(Some((user, json!({}), EndSessions::All)))
+    };
+    write_user(state, caller, id, AuditAction::UserSetPassword, &change).await?;
+    Ok(())
 }
 
 /// Changes the caller's own password, given its current one; the caller's other sessions end
@@ -339,6 +424,12 @@ pub async fn change_own_password(
     let p = &caller.principal;
     p.require(KeywardRight::Write)?;
     check_password_rules("new_password", &new_password)?;
+    if current_password.expose_secret().chars().count() > MAX_PASSWORD_LEN {
+        return Err(Error::invalid_field(
+            "current_password",
+            "must be at most 1024 characters",
+        ));
+    }
     let user = state
         .store
         .get_user(p.user_id)
@@ -356,29 +447,29 @@ pub async fn change_own_password(
         keyward_domain::Credential::Session { id: Some(current) } => EndSessions::AllBut(current),
         _ => EndSessions::All,
     };
-    write_password(state, caller, proven, new_password, end).await
-}
-
-async fn write_password(
-    state: &Keyward,
-    caller: &Caller,
-    stored: User,
-    new_password: SecretString,
-    end: EndSessions,
-) -> Result<()> {
-    let now = keyward_domain::clock::truncate_millis(state.now());
-    let user = User {
-        password_hash: state.passwords.hash(new_password).await?,
-        updated_at: now,
-        ..stored
+    let hash = state.passwords.hash(new_password).await?;
+    let change = |stored: &User| {
+        // The password proven is the one stored: a change meanwhile asks for it again.
+        if stored.password_hash != proven.password_hash {
+            return Err(Error::Forbidden(
+                "current_password: the password changed meanwhile".into(),
+            ));
+        }
+        let user = User {
+            password_hash: hash.clone(),
+            ..stored.clone()
+        };
+        Ok(Some((user, json!({}), end)))
     };
-    let audit = caller
-        .actor()
-        .entry(now, AuditAction::UserSetPassword, user.id)
-        .tenant(user.tenant_id)
-        .subject(user.id);
-    let changes = state.store.update_user(&user, end, &audit).await;
-    forget(state, user.id, changes).await
+    write_user(
+        state,
+        caller,
+        p.user_id,
+        AuditAction::UserSetPassword,
+        &change,
+    )
+    .await?;
+    Ok(())
 }
 
 /// One of the caller's API sessions, as listed.

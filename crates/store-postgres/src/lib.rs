@@ -567,35 +567,38 @@ async fn end_sessions(
     Ok(ended)
 }
 
-/// `Conflict("last_admin")` unless some active admin other than `user_id` exists. The active
-/// admins are locked first, so that two nodes disabling two admins at once cannot both see the
-/// other still active.
-async fn another_admin(
+/// Live (not deleted) user `id`, locked with every active admin in one statement, in id order
+/// (every write that takes both takes them so: none holds a row another waits for), and
+/// whether an active admin other than it exists. `NotFound`, or `Conflict("stale")` when the
+/// row changed since `read_at`.
+async fn lock_user(
     tx: &mut Transaction<'static, Postgres>,
-    user_id: Uuid,
-) -> Result<(), StoreError> {
-    let admins: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM users WHERE role = 'admin' AND disabled_at IS NULL \
-         AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+    id: Uuid,
+    read_at: OffsetDateTime,
+) -> Result<(User, bool), StoreError> {
+    let rows = sqlx::query(
+        "SELECT * FROM users WHERE deleted_at IS NULL \
+         AND (id = $1 OR (role = 'admin' AND disabled_at IS NULL)) ORDER BY id FOR UPDATE",
     )
+    .bind(id)
     .fetch_all(&mut **tx)
     .await
     .map_err(map_err)?;
-    if admins.iter().all(|id| *id == user_id) {
-        return Err(StoreError::Conflict("last_admin".into()));
+    let mut user = None;
+    let mut other_admin = false;
+    for row in &rows {
+        let u = user_from(row)?;
+        if u.id == id {
+            user = Some(u);
+        } else {
+            other_admin = true;
+        }
     }
-    Ok(())
-}
-
-/// The live (not deleted) user `id`, locked for the rest of the write.
-async fn live_user(tx: &mut Transaction<'static, Postgres>, id: Uuid) -> Result<User, StoreError> {
-    let row = sqlx::query("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?
-        .ok_or(StoreError::NotFound)?;
-    user_from(&row)
+    let user = user.ok_or(StoreError::NotFound)?;
+    if user.updated_at != read_at {
+        return Err(StoreError::Conflict("stale".into()));
+    }
+    Ok((user, other_admin))
 }
 
 fn push_after(qb: &mut QueryBuilder<'_, Postgres>, after: Option<Cursor>) {
@@ -816,11 +819,20 @@ impl Store for PgStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;
-        // Its users are disabled and signed out with it: a user with no tenant would otherwise
-        // go on making keys as if it still belonged somewhere. (Announced by the `All` below.)
+        // Its users (admins aside) are disabled and signed out with it: a user with no tenant
+        // would otherwise go on making keys as if it still belonged somewhere. (Announced by the
+        // `All` below.) Users are locked before their sessions, as every such write does.
+        sqlx::query(
+            "SELECT id FROM users WHERE tenant_id = $1 AND role <> 'admin' ORDER BY id FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         for table in ["api_sessions", "console_sessions"] {
             sqlx::query(&format!(
-                "DELETE FROM {table} WHERE user_id IN (SELECT id FROM users WHERE tenant_id = $1)"
+                "DELETE FROM {table} WHERE user_id IN \
+                 (SELECT id FROM users WHERE tenant_id = $1 AND role <> 'admin')"
             ))
             .bind(id)
             .execute(&mut *tx)
@@ -829,7 +841,7 @@ impl Store for PgStore {
         }
         sqlx::query(
             "UPDATE users SET disabled_at = $1, updated_at = $1 \
-             WHERE tenant_id = $2 AND disabled_at IS NULL",
+             WHERE tenant_id = $2 AND disabled_at IS NULL AND role <> 'admin'",
         )
         .bind(now)
         .bind(id)
@@ -992,20 +1004,15 @@ impl Store for PgStore {
     async fn update_user(
         &self,
         user: &User,
+        read_at: OffsetDateTime,
         end: EndSessions,
         audit: &AuditEntry,
     ) -> Result<UserChanges, StoreError> {
         let mut tx = self.write().await?;
+        let (stored, other_admin) = lock_user(&mut tx, user.id, read_at).await?;
         let active_admin = |u: &User| u.role == Role::Admin && !u.is_disabled();
-        // Admins are locked before the user itself, in the order every such write takes them
-        // (else two writes could each hold a row the other waits for).
-        let was_admin = self.get_user(user.id).await?;
-        if !active_admin(user) && was_admin.as_ref().is_some_and(active_admin) {
-            another_admin(&mut tx, user.id).await?;
-        }
-        let stored = live_user(&mut tx, user.id).await?;
-        if active_admin(&stored) && !active_admin(user) {
-            another_admin(&mut tx, user.id).await?;
+        if active_admin(&stored) && !active_admin(user) && !other_admin {
+            return Err(StoreError::Conflict("last_admin".into()));
         }
         sqlx::query(
             "UPDATE users SET role = $1, password_hash = $2, disabled_at = $3, updated_at = $4 \
@@ -1039,22 +1046,15 @@ impl Store for PgStore {
     async fn delete_user(
         &self,
         id: Uuid,
+        read_at: OffsetDateTime,
         now: OffsetDateTime,
         audit: &AuditEntry,
     ) -> Result<UserChanges, StoreError> {
         let now = ms(now);
         let mut tx = self.write().await?;
-        // Admins are locked before the user itself, as in `update_user`.
-        if self
-            .get_user(id)
-            .await?
-            .is_some_and(|u| u.role == Role::Admin && !u.is_disabled())
-        {
-            another_admin(&mut tx, id).await?;
-        }
-        let stored = live_user(&mut tx, id).await?;
-        if stored.role == Role::Admin && !stored.is_disabled() {
-            another_admin(&mut tx, id).await?;
+        let (stored, other_admin) = lock_user(&mut tx, id, read_at).await?;
+        if stored.role == Role::Admin && !stored.is_disabled() && !other_admin {
+            return Err(StoreError::Conflict("last_admin".into()));
         }
         let revoked: Vec<Uuid> = sqlx::query_scalar(&format!(
             "UPDATE api_keys SET revoked_at = $1, updated_at = $1 \
@@ -1098,9 +1098,24 @@ impl Store for PgStore {
     async fn create_api_session(
         &self,
         session: &ApiSession,
+        password_hash: &str,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        // The user first (shared: sign-ins do not wait on each other), then its sessions, as
+        // every write that ends sessions takes them.
+        let active = sqlx::query(
+            "SELECT 1 FROM users WHERE id = $1 AND password_hash = $2 \
+             AND disabled_at IS NULL AND deleted_at IS NULL FOR SHARE",
+        )
+        .bind(session.user_id)
+        .bind(password_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if active.is_none() {
+            return Err(StoreError::NotFound);
+        }
         sqlx::query("DELETE FROM api_sessions WHERE user_id = $1 AND expires_at <= $2")
             .bind(session.user_id)
             .bind(ms(session.created_at))

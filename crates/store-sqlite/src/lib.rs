@@ -835,11 +835,12 @@ impl Store for SqliteStore {
         .iter()
         .map(|r| uuid_col(r, "id"))
         .collect::<Result<_, _>>()?;
-        // Its users are disabled and signed out with it: a user with no tenant would otherwise
-        // go on making keys as if it still belonged somewhere.
+        // Its users (admins aside) are disabled and signed out with it: a user with no tenant
+        // would otherwise go on making keys as if it still belonged somewhere.
         for table in ["api_sessions", "console_sessions"] {
             sqlx::query(&format!(
-                "DELETE FROM {table} WHERE user_id IN (SELECT id FROM users WHERE tenant_id = ?)"
+                "DELETE FROM {table} WHERE user_id IN \
+                 (SELECT id FROM users WHERE tenant_id = ? AND role <> 'admin')"
             ))
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -848,7 +849,7 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "UPDATE users SET disabled_at = ?1, updated_at = ?1 \
-             WHERE tenant_id = ?2 AND disabled_at IS NULL",
+             WHERE tenant_id = ?2 AND disabled_at IS NULL AND role <> 'admin'",
         )
         .bind(ms(now))
         .bind(id.to_string())
@@ -1010,11 +1011,15 @@ impl Store for SqliteStore {
     async fn update_user(
         &self,
         user: &User,
+        read_at: OffsetDateTime,
         end: EndSessions,
         audit: &AuditEntry,
     ) -> Result<UserChanges, StoreError> {
         let mut tx = self.write().await?;
         let stored = live_user(&mut tx, user.id).await?;
+        if stored.updated_at != read_at {
+            return Err(StoreError::Conflict("stale".into()));
+        }
         let active_admin = |u: &User| u.role == Role::Admin && !u.is_disabled();
         if active_admin(&stored) && !active_admin(user) {
             another_admin(&mut tx, user.id).await?;
@@ -1049,11 +1054,15 @@ impl Store for SqliteStore {
     async fn delete_user(
         &self,
         id: Uuid,
+        read_at: OffsetDateTime,
         now: OffsetDateTime,
         audit: &AuditEntry,
     ) -> Result<UserChanges, StoreError> {
         let mut tx = self.write().await?;
         let stored = live_user(&mut tx, id).await?;
+        if stored.updated_at != read_at {
+            return Err(StoreError::Conflict("stale".into()));
+        }
         if stored.role == Role::Admin && !stored.is_disabled() {
             another_admin(&mut tx, id).await?;
         }
@@ -1102,9 +1111,22 @@ impl Store for SqliteStore {
     async fn create_api_session(
         &self,
         session: &ApiSession,
+        password_hash: &str,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        let active = sqlx::query(
+            "SELECT 1 FROM users WHERE id = ? AND password_hash = ? \
+             AND disabled_at IS NULL AND deleted_at IS NULL",
+        )
+        .bind(session.user_id.to_string())
+        .bind(password_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if active.is_none() {
+            return Err(StoreError::NotFound);
+        }
         sqlx::query("DELETE FROM api_sessions WHERE user_id = ? AND expires_at <= ?")
             .bind(session.user_id.to_string())
             .bind(ms(session.created_at))

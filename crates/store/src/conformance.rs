@@ -2249,7 +2249,11 @@ pub async fn a_disabled_users_keys_say_so_and_its_sessions_end(store: &dyn Store
     let (first, second) = (api_session(1, u.id, T0), api_session(2, u.id, T0));
     for s in [&first, &second] {
         store
-            .create_api_session(s, &audit(AuditAction::AuthLogin, u.id, T0))
+            .create_api_session(
+                s,
+                &u.password_hash,
+                &audit(AuditAction::AuthLogin, u.id, T0),
+            )
             .await
             .unwrap();
     }
@@ -2276,6 +2280,7 @@ pub async fn a_disabled_users_keys_say_so_and_its_sessions_end(store: &dyn Store
     let changes = store
         .update_user(
             &renamed,
+            T0,
             EndSessions::AllBut(first.id),
             &audit(AuditAction::UserSetPassword, u.id, T0),
         )
@@ -2301,12 +2306,51 @@ pub async fn a_disabled_users_keys_say_so_and_its_sessions_end(store: &dyn Store
     let changes = store
         .update_user(
             &disabled,
+            renamed.updated_at,
             EndSessions::All,
             &audit(AuditAction::UserUpdate, u.id, T0),
         )
         .await
         .unwrap();
     assert_eq!(changes.keys, vec![k.digest], "the keys' answer changed");
+    // A disabled user signs in to no session.
+    assert_eq!(
+        store
+            .create_api_session(
+                &api_session(3, u.id, T0),
+                &disabled.password_hash,
+                &audit(AuditAction::AuthLogin, u.id, T0),
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    // A change made from a row read before this one is refused, and writes nothing.
+    let from_old_read = User {
+        role: Role::TenantAdmin,
+        ..renamed.clone()
+    };
+    assert_eq!(
+        store
+            .update_user(
+                &from_old_read,
+                renamed.updated_at,
+                EndSessions::None,
+                &audit(AuditAction::UserUpdate, u.id, T0),
+            )
+            .await,
+        Err(StoreError::Conflict("stale".into()))
+    );
+    assert_eq!(
+        store
+            .delete_user(
+                u.id,
+                renamed.updated_at,
+                T0,
+                &audit(AuditAction::UserDelete, u.id, T0)
+            )
+            .await,
+        Err(StoreError::Conflict("stale".into()))
+    );
     assert_eq!(changes.sessions, vec![first.id]);
     assert!(owner_disabled(store, &k).await);
     assert_eq!(store.get_api_session(first.id).await.unwrap(), None);
@@ -2319,6 +2363,7 @@ pub async fn a_disabled_users_keys_say_so_and_its_sessions_end(store: &dyn Store
     let changes = store
         .update_user(
             &enabled,
+            disabled.updated_at,
             EndSessions::None,
             &audit(AuditAction::UserUpdate, u.id, T0),
         )
@@ -2331,6 +2376,7 @@ pub async fn a_disabled_users_keys_say_so_and_its_sessions_end(store: &dyn Store
         store
             .update_user(
                 &nobody,
+                T0,
                 EndSessions::All,
                 &audit(AuditAction::UserUpdate, nobody.id, T0)
             )
@@ -2369,12 +2415,16 @@ pub async fn deleting_a_user_revokes_its_keys_and_frees_its_email(store: &dyn St
         .unwrap();
     let s = api_session(1, u.id, T0);
     store
-        .create_api_session(&s, &audit(AuditAction::AuthLogin, u.id, T0))
+        .create_api_session(
+            &s,
+            &u.password_hash,
+            &audit(AuditAction::AuthLogin, u.id, T0),
+        )
         .await
         .unwrap();
     let at = T0 + Duration::minutes(1);
     let changes = store
-        .delete_user(u.id, at, &audit(AuditAction::UserDelete, u.id, at))
+        .delete_user(u.id, T0, at, &audit(AuditAction::UserDelete, u.id, at))
         .await
         .unwrap();
     assert_eq!(
@@ -2406,7 +2456,7 @@ pub async fn deleting_a_user_revokes_its_keys_and_frees_its_email(store: &dyn St
     assert_eq!(store.count_users().await.unwrap(), 0);
     assert_eq!(
         store
-            .delete_user(u.id, at, &audit(AuditAction::UserDelete, u.id, at))
+            .delete_user(u.id, T0, at, &audit(AuditAction::UserDelete, u.id, at))
             .await,
         Err(StoreError::NotFound)
     );
@@ -2445,13 +2495,13 @@ pub async fn the_last_active_admin_stays_one(store: &dyn Store) {
     };
     let at = || audit(AuditAction::UserUpdate, first.id, T0);
     store
-        .update_user(&disable(&second), EndSessions::All, &at())
+        .update_user(&disable(&second), T0, EndSessions::All, &at())
         .await
         .unwrap();
     let last = Err(StoreError::Conflict("last_admin".into()));
     assert_eq!(
         store
-            .update_user(&disable(&first), EndSessions::All, &at())
+            .update_user(&disable(&first), T0, EndSessions::All, &at())
             .await,
         last
     );
@@ -2460,10 +2510,12 @@ pub async fn the_last_active_admin_stays_one(store: &dyn Store) {
         ..first.clone()
     };
     assert_eq!(
-        store.update_user(&demoted, EndSessions::None, &at()).await,
+        store
+            .update_user(&demoted, T0, EndSessions::None, &at())
+            .await,
         last
     );
-    assert_eq!(store.delete_user(first.id, T0, &at()).await, last);
+    assert_eq!(store.delete_user(first.id, T0, T0, &at()).await, last);
     assert_eq!(
         store.get_user(first.id).await.unwrap(),
         Some(first.clone()),
@@ -2471,10 +2523,10 @@ pub async fn the_last_active_admin_stays_one(store: &dyn Store) {
     );
     // A change that keeps it an active admin passes; a disabled admin may go.
     store
-        .update_user(&first, EndSessions::None, &at())
+        .update_user(&first, T0, EndSessions::None, &at())
         .await
         .unwrap();
-    store.delete_user(second.id, T0, &at()).await.unwrap();
+    store.delete_user(second.id, T0, T0, &at()).await.unwrap();
 }
 
 pub async fn users_list_by_role_status_and_email_prefix(store: &dyn Store) {
@@ -2576,7 +2628,11 @@ pub async fn api_sessions_round_trip_and_end_once(store: &dyn Store) {
     let newer = api_session(2, ann.id, T0 + Duration::minutes(30));
     for s in [&old, &newer] {
         store
-            .create_api_session(s, &audit(AuditAction::AuthLogin, ann.id, s.created_at))
+            .create_api_session(
+                s,
+                &ann.password_hash,
+                &audit(AuditAction::AuthLogin, ann.id, s.created_at),
+            )
             .await
             .unwrap();
     }
@@ -2607,10 +2663,24 @@ pub async fn api_sessions_round_trip_and_end_once(store: &dyn Store) {
     store
         .create_api_session(
             &later,
+            &ann.password_hash,
             &audit(AuditAction::AuthLogin, ann.id, later.created_at),
         )
         .await
         .unwrap();
+    // A sign-in that proved a password the user no longer has makes no session.
+    let stale = api_session(4, ann.id, later.created_at);
+    assert_eq!(
+        store
+            .create_api_session(
+                &stale,
+                "$argon2id$v=19$m=8,t=1,p=1$b2xkc2FsdA$b2xkaGFzaA",
+                &audit(AuditAction::AuthLogin, ann.id, later.created_at),
+            )
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(store.get_api_session(stale.id).await.unwrap(), None);
     assert_eq!(
         store.list_api_sessions(ann.id).await.unwrap(),
         vec![later],

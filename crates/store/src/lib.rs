@@ -435,7 +435,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the tenant. With active keys (as of `now`): `Conflict` unless `force`, which
     /// revokes them at `now` in the same transaction; returns the ids of the keys it revoked.
     /// Users of the tenant are kept, with no tenant, disabled at `now` and signed out (an
-    /// admin may enable one again, in another tenant's stead). Keys keep their tenant id as
+    /// admin may enable one again); admins among them are only left without a tenant (disabling
+    /// them could leave no admin). Keys keep their tenant id as
     /// history.
     async fn delete_tenant(
         &self,
@@ -456,24 +457,28 @@ pub trait Store: Send + Sync + 'static {
     /// The users `query` asks for, ordered by (created_at, id).
     async fn list_users(&self, query: &UserQuery) -> Result<Vec<User>, StoreError>;
     /// Writes `user`'s role, password hash, `disabled_at` and `updated_at`, and ends the
-    /// sessions `end` names, with the audit entry. `NotFound` when there is no such user
-    /// (deleted users included); `Conflict("last_admin")`, and nothing written, when the user
-    /// is an active admin and the write would leave no active admin. The returned
-    /// [`UserChanges::keys`] are the user's keys when `disabled_at` changed between active and
-    /// disabled. A shared database announces the user, the ended sessions and those keys.
+    /// sessions `end` names, with the audit entry; `read_at` is the `updated_at` of the row the
+    /// change was made from. `NotFound` when there is no such user (deleted users included);
+    /// `Conflict("stale")`, and nothing written, when the stored row changed since `read_at`;
+    /// `Conflict("last_admin")`, and nothing written, when the user is an active admin and the
+    /// write would leave no active admin. The returned [`UserChanges::keys`] are the user's keys
+    /// when `disabled_at` changed between active and disabled. A shared database announces the
+    /// user, the ended sessions and those keys.
     async fn update_user(
         &self,
         user: &User,
+        read_at: OffsetDateTime,
         end: EndSessions,
         audit: &AuditEntry,
     ) -> Result<UserChanges, StoreError>;
     /// Deletes user `id` at `now`: revokes its keys live at `now`, ends its sessions, removes its
     /// shared limits, and keeps its row as history (marked deleted, email freed, no password),
-    /// all with the audit entry in one transaction. `NotFound` and `Conflict("last_admin")` as
-    /// in [`Store::update_user`].
+    /// all with the audit entry in one transaction. `NotFound`, `Conflict("stale")` and
+    /// `Conflict("last_admin")` as in [`Store::update_user`].
     async fn delete_user(
         &self,
         id: Uuid,
+        read_at: OffsetDateTime,
         now: OffsetDateTime,
         audit: &AuditEntry,
     ) -> Result<UserChanges, StoreError>;
@@ -481,10 +486,14 @@ pub trait Store: Send + Sync + 'static {
     // --- API sessions ----------------------------------------------------------------------
 
     /// Stores a new API session with the audit entry of its sign-in, and forgets the user's
-    /// sessions that expired before `session.created_at`.
+    /// sessions that expired before `session.created_at`. `NotFound`, and nothing written, unless
+    /// the user is active (not disabled or deleted) and its password hash is still
+    /// `password_hash`, the one the sign-in proved (so that a sign-in racing a password change
+    /// or a disable does not outlive it).
     async fn create_api_session(
         &self,
         session: &ApiSession,
+        password_hash: &str,
         audit: &AuditEntry,
     ) -> Result<(), StoreError>;
     async fn get_api_session(&self, id: Uuid) -> Result<Option<ApiSession>, StoreError>;

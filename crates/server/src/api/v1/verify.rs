@@ -111,7 +111,8 @@ pub struct VerifyKeyResponse<'a> {
     pub valid: bool,
     /// `VALID`, `NOT_FOUND`, `EXPIRED`, `REVOKED`, `INSUFFICIENT_SCOPES`, `RATE_LIMITED`,
     /// `USAGE_EXCEEDED` (no credits left for this cost), `DISABLED` (paused), `IP_NOT_ALLOWED`
-    /// (outside the key's allowlist), or, with status 503, `UNAVAILABLE`.
+    /// (outside the key's allowlist), `OWNER_DISABLED` (its user is disabled), or, with status
+    /// 503, `UNAVAILABLE`.
     #[schema(value_type = String)]
     pub code: VerifyCode,
     #[serde(skip_serializing_if = "Option::is_none")]

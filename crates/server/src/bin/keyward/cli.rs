@@ -315,8 +315,8 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Disable a user: it cannot sign in, its sessions end, its keys stop verifying (on every
-    /// node within a second) until it is enabled.
+    /// Disable a user: it cannot sign in, its sessions end, its keys stop verifying until it
+    /// is enabled (servers on PostgreSQL hear it at once; on SQLite within their cache TTL).
     Disable {
         /// The user's email or id.
         user: String,
