@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             the_last_active_admin_stays_one,
             users_list_by_role_status_and_email_prefix,
             api_sessions_round_trip_and_end_once,
+            imports_skip_known_keys_and_shapes_are_kept_once,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -2686,4 +2687,52 @@ pub async fn api_sessions_round_trip_and_end_once(store: &dyn Store) {
         vec![later],
         "the expired one was forgotten"
     );
+}
+
+pub async fn imports_skip_known_keys_and_shapes_are_kept_once(store: &dyn Store) {
+    use keyward_domain::import::{ImportFormat, KeyShape};
+    let u = user(1, "ann@example.com", None);
+    store
+        .create_user(&u, &audit(AuditAction::UserCreate, u.id, T0))
+        .await
+        .unwrap();
+    let used = ApiKey {
+        last_used_at: Some(T0 + Duration::minutes(5)),
+        ..key(1, None, u.id, T0)
+    };
+    let first = [used.clone(), key(2, None, u.id, T0)];
+    let mut stored = store
+        .import_new_keys(&first, &audit(AuditAction::ApiKeyImport, "batch 1", T0))
+        .await
+        .unwrap();
+    stored.sort();
+    let mut expected = vec![first[0].id, first[1].id];
+    expected.sort();
+    assert_eq!(stored, expected);
+    // Again, with one new key and one of the same digest under another id: only the new one.
+    let again = [
+        ApiKey {
+            id: Uuid::from_u128(0xD0D0),
+            ..key(1, None, u.id, T0)
+        },
+        key(3, None, u.id, T0),
+    ];
+    let stored = store
+        .import_new_keys(&again, &audit(AuditAction::ApiKeyImport, "batch 2", T0))
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![again[1].id]);
+    assert_eq!(store.get_key(Uuid::from_u128(0xD0D0)).await.unwrap(), None);
+    let read = store.get_key(used.id).await.unwrap().unwrap();
+    assert_eq!(read.last_used_at, used.last_used_at, "last use is imported");
+
+    let plain = KeyShape::of(ImportFormat::Estuary, None, None, T0).unwrap();
+    let mac = KeyShape::of(ImportFormat::Stratum, None, Some(vec![7; 32]), T0).unwrap();
+    for shape in [&plain, &mac, &plain] {
+        store
+            .add_key_shape(shape, &audit(AuditAction::ApiKeyImport, "shape", T0))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.list_key_shapes().await.unwrap(), vec![plain, mac]);
 }

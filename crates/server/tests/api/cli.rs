@@ -300,6 +300,71 @@ async fn users_are_disabled_enabled_given_passwords_and_deleted_from_the_command
 }
 
 #[tokio::test]
+async fn keyward_import_reports_bad_lines_and_a_second_run_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (server, admin) = server(dir).await;
+    tenant(dir, "acme");
+    let tokens: Vec<String> = (0..3)
+        .map(|_| format!("EST{}ARY", uuid::Uuid::new_v4()))
+        .collect();
+    let row = |t: &str| json!({"token": t, "owner_email": "ann@acme.test", "tenant": "acme"});
+    let file = dir.join("keys.jsonl");
+    let lines = [
+        row(&tokens[0]).to_string(),
+        row(&tokens[1]).to_string(),
+        json!({"token": "not an estuary token", "owner_email": "ann@acme.test"}).to_string(),
+        row(&tokens[2]).to_string(),
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let path = file.to_str().unwrap();
+    let mut cmd = keyward(dir);
+    cmd.args([
+        "import",
+        "--format",
+        "estuary",
+        "--create-owners",
+        "--batch",
+        "2",
+        path,
+    ]);
+    let out = said(cmd, None);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stdout.contains("2 imported"), "{}", out.stdout);
+    assert!(out.stdout.contains("line 3: "), "{}", out.stdout);
+    assert!(
+        out.stderr.starts_with("error: 1 rows refused"),
+        "{}",
+        out.stderr
+    );
+    for t in &tokens {
+        assert!(!out.stdout.contains(t.as_str()) && !out.stderr.contains(t.as_str()));
+    }
+    verdict_becomes(&server, &admin, &tokens[0], "VALID").await;
+    assert_eq!(verdict(&server, &admin, &tokens[2]).await, "NOT_FOUND");
+
+    std::fs::write(
+        &file,
+        [row(&tokens[0]), row(&tokens[1]), row(&tokens[2])]
+            .map(|r| r.to_string())
+            .join("\n"),
+    )
+    .unwrap();
+    let said_ = ok(dir, &["import", "--format", "estuary", path]);
+    assert!(said_.contains("1 imported, 2 already present"), "{said_}");
+    let said_ = ok(dir, &["import", "--format", "estuary", path]);
+    assert!(said_.contains("nothing changed"), "{said_}");
+    verdict_becomes(&server, &admin, &tokens[2], "VALID").await;
+    assert!(refused(
+        dir,
+        &["import", "--format", "estuary", "/nonexistent.jsonl"]
+    )
+    .contains("opening"));
+    assert!(refused(dir, &["import", "--format", "sha256", path]).contains("prefix"));
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
 async fn keys_made_by_the_cli_authenticate_and_are_listed_and_shown() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();

@@ -27,6 +27,7 @@ mod forward;
 mod fuzz;
 mod health;
 mod hostile;
+mod import;
 mod keys;
 mod lifecycle;
 mod nginx;
