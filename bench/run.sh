@@ -5,7 +5,8 @@
 # loads two nodes behind one nginx. Prints the tables and writes them to BENCHMARKS.md.
 # A further verify row loads keys that carry verify's richer decisions (an IP allowlist checked
 # against the body's `ip`, an owner's shared rate limit, and a permission expression), seeded
-# `--with-policies` (SAMPLE of them), to compare with plain verify's CPU per request.
+# `--with-policies` (SAMPLE of them), to compare with plain verify's CPU per request; another
+# loads a SAMPLE of KEYS Estuary tokens brought in by `keyward import` (whose rate it reports).
 # Beside them, the stack's ceiling for verify's request: `examples/ceiling.rs`, keyward's router
 # and layers with one route that takes verify's request through verify's extractors and answers
 # a real verify answer's bytes without doing any of verify's work, loaded with verify's script.
@@ -138,6 +139,23 @@ for backend in $BACKENDS; do
   echo "[$backend] seeding $SAMPLE keys with an allowlist, an owner limit and expression scopes..." >&2
   "$bin" --database "$db" bench-seed --count "$SAMPLE" --with-policies \
     --keys-out "$work/policies.txt" --verifier-out "$work/verifier-policies.txt" | tail -1 >&2
+  echo "[$backend] importing $KEYS Estuary tokens (keyward import)..." >&2
+  python3 - "$KEYS" "$work/imported.jsonl" "$work/imported-keys.txt" <<'PY'
+import json, sys, uuid
+count, rows, keys = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+with open(rows, "w") as r, open(keys, "w") as k:
+    for i in range(count):
+        token = f"EST{uuid.uuid4()}ARY"
+        r.write(json.dumps({"token": token, "owner_email": "bench@keyward.invalid",
+                            "tenant": "bench", "label": f"imported {i}",
+                            "scopes": ["bench:read"]}) + "\n")
+        k.write(token + "\n")
+PY
+  import_line=$("$bin" --database "$db" import --format estuary "$work/imported.jsonl" | head -1)
+  echo "$import_line" >&2
+  import_secs=$(echo "$import_line" | sed -E 's/.* in ([0-9.]+) s .*/\1/')
+  import_rate=$(echo "$import_line" | sed -E 's/.*\(([0-9]+) rows\/s\).*/\1/')
+  shuf -n "$SAMPLE" "$work/imported-keys.txt" > "$work/imported-sample.txt"
   if [ "$backend" = postgres ]; then
     # The bulk load would wake autovacuum on a million fresh rows in the middle of the runs (on
     # the same cores: verify's CPU per request rose by half). Do its work now. Only the seeded
@@ -178,6 +196,17 @@ for backend in $BACKENDS; do
   # either side (drift between consecutive runs is about 5%, as large as the effect measured).
   read -r _ _ _ _ v2_cpu _ < <(load "$base/api/v1/keys/verify" bench/verify.lua)
   pcpu=$(awk -v p="$p_cpu" -v a="$v_cpu" -v b="$v2_cpu" 'BEGIN { printf "%.2f", p / ((a + b) / 2) }')
+  # Imported Estuary tokens (of no keyward shape: found through the imported shape), then plain
+  # verify once more, for the same kind of ratio.
+  one=$(head -1 "$work/imported-sample.txt")
+  check=$(curl -s "$base/api/v1/keys/verify" -H "x-api-key: $KEYWARD_VERIFIER" \
+    -H 'content-type: application/json' -d "{\"key\":\"$one\",\"scopes\":[\"bench:read\"]}")
+  case "$check" in *'"code":"VALID"'*) ;; *) echo "an imported key does not verify: $check" >&2; exit 1 ;; esac
+  KEYWARD_KEYS_FILE="$work/imported-sample.txt" warm "$base"
+  read -r i_rps i_p50 i_p99 i_err i_cpu i_wrk < <(KEYWARD_KEYS_FILE="$work/imported-sample.txt" \
+    load "$base/api/v1/keys/verify" bench/verify.lua)
+  read -r _ _ _ _ v3_cpu _ < <(load "$base/api/v1/keys/verify" bench/verify.lua)
+  icpu=$(awk -v i="$i_cpu" -v a="$v2_cpu" -v b="$v3_cpu" 'BEGIN { printf "%.2f", i / ((a + b) / 2) }')
   read -r f_rps f_p50 f_p99 f_err f_cpu f_wrk < <(load "$base/api/v1/auth/forward?scopes=bench:read" bench/forward.lua)
   read -r h_rps h_p50 h_p99 h_err h_cpu h_wrk < <(load "$base/healthz")
   "$ceiling_bin" "127.0.0.1:$((PORT + 3))" "$work/answer.json" 2>"$work/ceiling.log" &
@@ -203,11 +232,14 @@ for backend in $BACKENDS; do
 $(row '`POST /api/v1/keys/verify`' "$v_rps" "$v_p50" "$v_p99" "$v_err" "$v_cpu" "$v_wrk")
 $(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err" "$f_cpu" "$f_wrk")
 $(row 'ceiling: verify'"'"'s request, a fixed answer (`examples/ceiling.rs`)' "$c_rps" "$c_p50" "$c_p99" "$c_err" "$c_cpu" "$c_wrk")
-$(row '`POST /api/v1/keys/verify`: allowlist + owner limit + expression' "$p_rps" "$p_p50" "$p_p99" "$p_err" "$p_cpu" "$p_wrk")"
+$(row '`POST /api/v1/keys/verify`: allowlist + owner limit + expression' "$p_rps" "$p_p50" "$p_p99" "$p_err" "$p_cpu" "$p_wrk")
+$(row '`POST /api/v1/keys/verify`: imported Estuary tokens' "$i_rps" "$i_p50" "$i_p99" "$i_err" "$i_cpu" "$i_wrk")"
   notes="- verify / healthz requests/s: **$ratio** (target >= 0.85); forward / verify: **$fratio** (target >= 0.90)
 - verify with an allowlist, an owner limit and an expression / plain verify (the mean of the run before it and one after, $v_cpu and $v2_cpu µs), keyward CPU µs per request: **$pcpu** (target <= 1.10)
 - the stack's ceiling for verify's request (verify's extractors and a real answer's bytes, none of verify's work) / healthz: **$cratio**; verify / ceiling: **$vcratio**
 - server peak RSS (VmHWM): **$((rss_kb / 1024)) MB** (target <= 400); start-up to ready: **$startup_ms ms** (target <= 1000)
+- imported Estuary tokens / plain verify (the mean of the runs before and after, $v2_cpu and $v3_cpu µs), keyward CPU µs per request: **$icpu** (target <= 1.10)
+- \`keyward import\`: $KEYS Estuary tokens in **$import_secs s** ($import_rate rows/s; target: 1,000,000 in under 60 s on SQLite)
 - seeding: $KEYS keys in $seed_secs s (**$seed_rate keys/s**); cache hits/misses over the run: $hits / $misses; usage flushes: $flushes, $flush_ms ms each on average"
 
   if [ "$backend" = postgres ]; then

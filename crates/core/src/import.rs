@@ -25,7 +25,7 @@ use crate::Keyward;
 /// The longest line an import reads, in bytes.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// The default and the largest batch.
-pub const DEFAULT_BATCH: usize = 5_000;
+pub const DEFAULT_BATCH: usize = 20_000;
 pub const MAX_BATCH: usize = 50_000;
 /// How many bad rows a report lists (all are counted).
 pub const MAX_BAD_LISTED: usize = 1_000;

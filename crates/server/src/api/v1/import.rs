@@ -21,6 +21,7 @@ pub const HMAC_SECRET_HEADER: &str = "keyward-import-hmac-secret";
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ImportParams {
     /// `estuary`, `stratum` or `sha256`.
     pub format: String,
@@ -28,7 +29,7 @@ pub struct ImportParams {
     pub create_owners: Option<bool>,
     /// What every key starts with (sha256 imports only), 1 to 32 of A-Z a-z 0-9 _ -.
     pub prefix: Option<String>,
-    /// Rows per transaction, 1..50000 (default 5000).
+    /// Rows per transaction, 1..50000 (default 20000).
     pub batch: Option<usize>,
 }
 

@@ -120,6 +120,7 @@ pub async fn me(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListUsersParams {
     /// An admin's filter by tenant; a tenant admin lists its own tenant's users only.
     #[serde(default, deserialize_with = "optional_uuid")]

@@ -101,6 +101,11 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("user", "keyward user list --tenant acme"),
     ("user create", "echo 'a long password' | keyward user create --email ann@example.com --password-stdin --tenant acme"),
     ("user list", "keyward user list --tenant acme --json"),
+    ("user disable", "keyward user disable ann@example.com"),
+    ("user enable", "keyward user enable ann@example.com"),
+    ("user delete", "keyward user delete ann@example.com"),
+    ("user set-password", "echo 'a new long password' | keyward user set-password ann@example.com --password-stdin"),
+    ("import", "keyward import --format estuary --create-owners estuary-tokens.jsonl"),
     ("tenant", "keyward tenant list"),
     ("tenant create", "keyward tenant create --name Acme --slug acme"),
     ("tenant list", "keyward tenant list --json"),
@@ -441,7 +446,9 @@ fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
 pub async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn Store>> {
     let url = cli.database_url.expose();
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url)
+        // A bulk load keeps more pages of the keys' indexes in memory (its own process).
+        let bulk = matches!(cli.command, Command::Operate(Operation::Import { .. }));
+        let store = SqliteStore::open_with_cache(url, bulk.then_some(64 * 1024))
             .await
             .with_context(|| format!("opening the SQLite database {:?}", cli.database_url))?;
         Ok(Arc::new(store))
