@@ -23,6 +23,7 @@ use keyward_domain::{
     ApiKey, ApiSession, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter,
     KeyDigest, KeyStatus, OwnerLimits, Role, Tenant, User, VerifyCode, WebhookEndpoint,
 };
+use keyward_store::copy;
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::SpendPlan;
 use keyward_store::{
@@ -599,6 +600,21 @@ async fn lock_user(
         return Err(StoreError::Conflict("stale".into()));
     }
     Ok((user, other_admin))
+}
+
+/// Binds a copied value as its own type.
+fn push_cell(
+    values: &mut sqlx::query_builder::Separated<'_, '_, Postgres, &'static str>,
+    cell: &copy::Cell,
+) {
+    match cell {
+        copy::Cell::Null => values.push_bind(None::<String>),
+        copy::Cell::Int(i) => values.push_bind(*i),
+        copy::Cell::Text(t) => values.push_bind(t.clone()),
+        copy::Cell::Bytes(b) => values.push_bind(b.clone()),
+        copy::Cell::Bool(b) => values.push_bind(*b),
+        copy::Cell::Uuid(u) => values.push_bind(*u),
+    };
 }
 
 fn push_after(qb: &mut QueryBuilder<'_, Postgres>, after: Option<Cursor>) {
@@ -2074,6 +2090,162 @@ impl Store for PgStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         insert_audit(&mut tx, entry).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+             AND table_name NOT LIKE '\\_sqlx\\_%' ORDER BY table_name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn table_columns(&self, table: &str) -> Result<Vec<copy::Column>, StoreError> {
+        copy::known_table(table)?;
+        sqlx::query(
+            "SELECT column_name::text AS name, data_type::text AS type \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind(table)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| {
+            let name: String = get(row, "name")?;
+            let declared: String = get(row, "type")?;
+            let kind = match declared.as_str() {
+                "uuid" => copy::Kind::Uuid,
+                "bigint" | "integer" | "smallint" => copy::Kind::Int,
+                "boolean" => copy::Kind::Bool,
+                "bytea" => copy::Kind::Bytes,
+                _ => copy::Kind::Text,
+            };
+            Ok(copy::Column { name, kind })
+        })
+        .collect()
+    }
+
+    async fn count_rows(&self, table: &str) -> Result<u64, StoreError> {
+        copy::known_table(table)?;
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn read_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        key: &[&str],
+        after: Option<&[copy::Cell]>,
+        limit: u32,
+    ) -> Result<Vec<Vec<copy::Cell>>, StoreError> {
+        use sqlx::{Column as _, TypeInfo};
+        copy::known_table(table)?;
+        for c in columns
+            .iter()
+            .map(String::as_str)
+            .chain(key.iter().copied())
+        {
+            copy::plain_name(c)?;
+        }
+        let mut qb = QueryBuilder::new(format!("SELECT {} FROM {table}", columns.join(", ")));
+        if let Some(after) = after {
+            qb.push(format!(" WHERE ({}) > (", key.join(", ")));
+            let mut values = qb.separated(", ");
+            for cell in after {
+                push_cell(&mut values, cell);
+            }
+            qb.push(")");
+        }
+        qb.push(format!(" ORDER BY {} LIMIT ", key.join(", ")))
+            .push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                row.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| {
+                        let cell = match column.type_info().name() {
+                            "UUID" => row
+                                .try_get::<Option<Uuid>, _>(i)
+                                .map(|v| v.map(copy::Cell::Uuid)),
+                            "INT8" => row
+                                .try_get::<Option<i64>, _>(i)
+                                .map(|v| v.map(copy::Cell::Int)),
+                            "INT4" => row
+                                .try_get::<Option<i32>, _>(i)
+                                .map(|v| v.map(|n| copy::Cell::Int(i64::from(n)))),
+                            "BOOL" => row
+                                .try_get::<Option<bool>, _>(i)
+                                .map(|v| v.map(copy::Cell::Bool)),
+                            "BYTEA" => row
+                                .try_get::<Option<Vec<u8>>, _>(i)
+                                .map(|v| v.map(copy::Cell::Bytes)),
+                            _ => row
+                                .try_get::<Option<String>, _>(i)
+                                .map(|v| v.map(copy::Cell::Text)),
+                        };
+                        Ok(cell.map_err(map_err)?.unwrap_or(copy::Cell::Null))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn write_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: &[Vec<copy::Cell>],
+    ) -> Result<(), StoreError> {
+        copy::known_table(table)?;
+        for c in columns {
+            copy::plain_name(c)?;
+        }
+        // A NULL is bound as its column's type: PostgreSQL does not cast a text NULL to uuid.
+        let catalog = self.table_columns(table).await?;
+        let kinds: Vec<copy::Kind> = columns
+            .iter()
+            .map(|c| {
+                catalog
+                    .iter()
+                    .find(|k| &k.name == c)
+                    .map(|k| k.kind)
+                    .ok_or_else(|| StoreError::Other(format!("{table} has no column {c}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut tx = self.write().await?;
+        // PostgreSQL binds at most 65535 values per statement.
+        let per_statement = (60_000 / columns.len().max(1)).max(1);
+        for chunk in rows.chunks(per_statement) {
+            let mut qb =
+                QueryBuilder::new(format!("INSERT INTO {table} ({}) ", columns.join(", ")));
+            qb.push_values(chunk, |mut b, row| {
+                for (cell, kind) in row.iter().zip(&kinds) {
+                    match (cell, kind) {
+                        (copy::Cell::Null, copy::Kind::Uuid) => b.push_bind(None::<Uuid>),
+                        (copy::Cell::Null, copy::Kind::Int) => b.push_bind(None::<i64>),
+                        (copy::Cell::Null, copy::Kind::Bool) => b.push_bind(None::<bool>),
+                        (copy::Cell::Null, copy::Kind::Bytes) => b.push_bind(None::<Vec<u8>>),
+                        _ => {
+                            push_cell(&mut b, cell);
+                            &mut b
+                        }
+                    };
+                }
+            });
+            qb.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
     }
 

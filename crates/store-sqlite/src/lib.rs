@@ -25,6 +25,7 @@ use keyward_domain::{
     ApiKey, ApiSession, AuditEntry, ConsoleSession, Delivery, DeliveryStatus, Event, EventFilter,
     KeyDigest, KeyStatus, OwnerLimits, Role, Tenant, User, VerifyCode, WebhookEndpoint,
 };
+use keyward_store::copy;
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::SpendPlan;
 use keyward_store::{
@@ -1999,6 +2000,142 @@ impl Store for SqliteStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         insert_audit(&mut tx, entry).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx_%' ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
+    async fn table_columns(&self, table: &str) -> Result<Vec<copy::Column>, StoreError> {
+        copy::known_table(table)?;
+        sqlx::query("SELECT name, type FROM pragma_table_info(?) ORDER BY cid")
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|row| {
+                let name: String = get(row, "name")?;
+                let declared: String = get(row, "type")?;
+                let kind = match declared.to_ascii_uppercase().as_str() {
+                    "INTEGER" => copy::Kind::Int,
+                    "BLOB" => copy::Kind::Bytes,
+                    _ => copy::Kind::Text,
+                };
+                Ok(copy::Column { name, kind })
+            })
+            .collect()
+    }
+
+    async fn count_rows(&self, table: &str) -> Result<u64, StoreError> {
+        copy::known_table(table)?;
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn read_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        key: &[&str],
+        after: Option<&[copy::Cell]>,
+        limit: u32,
+    ) -> Result<Vec<Vec<copy::Cell>>, StoreError> {
+        use sqlx::{TypeInfo, ValueRef};
+        copy::known_table(table)?;
+        for c in columns
+            .iter()
+            .map(String::as_str)
+            .chain(key.iter().copied())
+        {
+            copy::plain_name(c)?;
+        }
+        let mut qb = QueryBuilder::new(format!("SELECT {} FROM {table}", columns.join(", ")));
+        if let Some(after) = after {
+            qb.push(format!(" WHERE ({}) > (", key.join(", ")));
+            let mut values = qb.separated(", ");
+            for cell in after {
+                match cell {
+                    copy::Cell::Null => values.push_bind(None::<i64>),
+                    copy::Cell::Int(i) => values.push_bind(*i),
+                    copy::Cell::Text(t) => values.push_bind(t.clone()),
+                    copy::Cell::Bytes(b) => values.push_bind(b.clone()),
+                    copy::Cell::Bool(b) => values.push_bind(*b),
+                    copy::Cell::Uuid(u) => values.push_bind(u.to_string()),
+                };
+            }
+            qb.push(")");
+        }
+        qb.push(format!(" ORDER BY {} LIMIT ", key.join(", ")))
+            .push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                (0..columns.len())
+                    .map(|i| {
+                        let raw = row.try_get_raw(i).map_err(map_err)?;
+                        if raw.is_null() {
+                            return Ok(copy::Cell::Null);
+                        }
+                        // A value's own storage class (SQLite types values, not columns).
+                        let class = raw.type_info().name().to_owned();
+                        Ok(match class.as_str() {
+                            "INTEGER" => copy::Cell::Int(row.try_get(i).map_err(map_err)?),
+                            "BLOB" => copy::Cell::Bytes(row.try_get(i).map_err(map_err)?),
+                            "TEXT" => copy::Cell::Text(row.try_get(i).map_err(map_err)?),
+                            other => {
+                                return Err(StoreError::Other(format!(
+                                    "{table}.{}: a {other} value keyward never writes",
+                                    columns[i]
+                                )))
+                            }
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn write_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: &[Vec<copy::Cell>],
+    ) -> Result<(), StoreError> {
+        copy::known_table(table)?;
+        for c in columns {
+            copy::plain_name(c)?;
+        }
+        let mut tx = self.write().await?;
+        // SQLite binds at most 32766 values per statement.
+        let per_statement = (30_000 / columns.len().max(1)).max(1);
+        for chunk in rows.chunks(per_statement) {
+            let mut qb =
+                QueryBuilder::new(format!("INSERT INTO {table} ({}) ", columns.join(", ")));
+            qb.push_values(chunk, |mut b, row| {
+                for cell in row {
+                    match cell {
+                        copy::Cell::Null => b.push_bind(None::<i64>),
+                        copy::Cell::Int(i) => b.push_bind(*i),
+                        copy::Cell::Text(t) => b.push_bind(t.clone()),
+                        copy::Cell::Bytes(v) => b.push_bind(v.clone()),
+                        copy::Cell::Bool(v) => b.push_bind(*v),
+                        copy::Cell::Uuid(u) => b.push_bind(u.to_string()),
+                    };
+                }
+            });
+            qb.build().execute(&mut *tx).await.map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
     }
 

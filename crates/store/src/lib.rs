@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub mod conformance;
+pub mod copy;
 mod cursor;
 pub mod rows;
 
@@ -757,6 +758,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// For events that change nothing else (a login, a failed login).
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    // --- moving an installation (see [`copy`]) ---------------------------------------------
+
+    /// The tables of keyward's schema in this database (not the migrations' own).
+    async fn table_names(&self) -> Result<Vec<String>, StoreError>;
+    /// The columns of `table` (one of [`copy::TABLES`]) as this database's catalog states them.
+    async fn table_columns(&self, table: &str) -> Result<Vec<copy::Column>, StoreError>;
+    /// How many rows `table` holds.
+    async fn count_rows(&self, table: &str) -> Result<u64, StoreError>;
+    /// At most `limit` rows of `table` (the `columns` named, in that order) ordered by the
+    /// `key` columns, after the row whose key is `after` when given.
+    async fn read_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        key: &[&str],
+        after: Option<&[copy::Cell]>,
+        limit: u32,
+    ) -> Result<Vec<Vec<copy::Cell>>, StoreError>;
+    /// Inserts `rows` (values of `columns`, in that order) into `table` in one transaction.
+    async fn write_rows(
+        &self,
+        table: &str,
+        columns: &[String],
+        rows: &[Vec<copy::Cell>],
+    ) -> Result<(), StoreError>;
     /// Ordered by (created_at, id).
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 }

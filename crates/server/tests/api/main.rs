@@ -30,6 +30,7 @@ mod hostile;
 mod import;
 mod keys;
 mod lifecycle;
+mod migrate;
 mod nginx;
 mod nodes;
 mod openapi;

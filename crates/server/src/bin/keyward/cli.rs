@@ -88,6 +88,17 @@ pub enum Command {
     },
     /// Print the manual page (roff), generated from these definitions.
     Man,
+    /// Copy a whole installation into an empty database of either kind (SQLite to PostgreSQL, or
+    /// back): tenants, users with their password hashes, keys with their digests, credits,
+    /// usage, the audit log, webhooks and sessions. Stop the source's servers first.
+    Migrate {
+        /// The installation's database now (sqlite://FILE or postgres://…).
+        #[arg(long)]
+        from: DatabaseUrl,
+        /// The empty database to move it to (it is migrated to keyward's schema first).
+        #[arg(long)]
+        to: DatabaseUrl,
+    },
     #[command(flatten)]
     Operate(Operation),
 }
@@ -96,6 +107,7 @@ pub enum Command {
 pub const EXAMPLES: &[(&str, &str)] = &[
     ("serve", "KEYWARD_ADMIN_EMAIL=you@example.com KEYWARD_ADMIN_PASSWORD='a long password' keyward serve --listen 0.0.0.0:3000"),
     ("backup", "keyward --database sqlite://keyward.db backup --to keyward-backup.db"),
+    ("migrate", "keyward migrate --from sqlite://keyward.db --to postgres://keyward:secret@db.internal/keyward"),
     ("completions", "keyward completions bash > ~/.local/share/bash-completion/completions/keyward"),
     ("man", "keyward man > keyward.1 && man ./keyward.1"),
     ("user", "keyward user list --tenant acme"),
@@ -444,13 +456,23 @@ fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
 
 /// Opens the store named by the URL's scheme.
 pub async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn Store>> {
-    let url = cli.database_url.expose();
+    // A bulk load keeps more pages of the keys' indexes in memory (its own process).
+    let bulk = matches!(cli.command, Command::Operate(Operation::Import { .. }));
+    open_store_at(cli, &cli.database_url, bulk).await
+}
+
+/// Opens the store at `database_url`, with the pool settings of `cli`; `bulk`: for a bulk
+/// load (a larger SQLite page cache).
+pub async fn open_store_at(
+    cli: &Cli,
+    database_url: &DatabaseUrl,
+    bulk: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let url = database_url.expose();
     if url.starts_with("sqlite:") {
-        // A bulk load keeps more pages of the keys' indexes in memory (its own process).
-        let bulk = matches!(cli.command, Command::Operate(Operation::Import { .. }));
         let store = SqliteStore::open_with_cache(url, bulk.then_some(64 * 1024))
             .await
-            .with_context(|| format!("opening the SQLite database {:?}", cli.database_url))?;
+            .with_context(|| format!("opening the SQLite database {:?}", database_url))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let settings = PgSettings {
@@ -463,12 +485,12 @@ pub async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn Store>> {
         };
         let store = PgStore::open_with(url, settings)
             .await
-            .with_context(|| format!("opening the PostgreSQL database {:?}", cli.database_url))?;
+            .with_context(|| format!("opening the PostgreSQL database {:?}", database_url))?;
         Ok(Arc::new(store))
     } else {
         bail!(
             "unsupported database URL scheme in {:?}: use sqlite://FILE or postgres://…",
-            cli.database_url
+            database_url
         )
     }
 }
@@ -585,10 +607,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let to = commands::backup_target(to)?;
         return commands::backup(cli.database_url.expose(), &to).await;
     }
+    if let Command::Migrate { from, to } = &cli.command {
+        let source = open_store_at(&cli, from, false).await?;
+        let target = open_store_at(&cli, to, true).await?;
+        let result = crate::migrate::migrate(source.as_ref(), target.as_ref()).await;
+        source.close().await;
+        target.close().await;
+        return result;
+    }
     let store = open_store(&cli).await?;
     let result = match cli.command {
         Command::Serve(args) => return serve(store, &cli.database_url, *args).await,
-        Command::Backup { .. } | Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Backup { .. }
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Migrate { .. } => Ok(()),
         Command::Operate(operation) => {
             match Keyward::offline(store.clone(), Arc::new(SystemClock)) {
                 Ok(kw) => operate(&kw, operation).await,

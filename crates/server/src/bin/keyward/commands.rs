@@ -273,7 +273,7 @@ fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) {
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)

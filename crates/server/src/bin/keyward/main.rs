@@ -10,6 +10,7 @@ mod bench_seed;
 mod cli;
 mod commands;
 mod import;
+mod migrate;
 
 // glibc's allocator showed as ~19% of the verify path's CPU under load (malloc, free,
 // unlink_chunk, malloc_consolidate); mimalloc's thread-local free lists cost a fraction of that.
