@@ -48,6 +48,21 @@ impl Default for CacheSettings {
     }
 }
 
+/// Each cache's identity, for the threads' copies of its shapes.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A thread's copy of one cache's shapes of imported keys.
+struct ShapesCopy {
+    cache: u64,
+    generation: u64,
+    read_at: OffsetDateTime,
+    shapes: Arc<Vec<KeyShape>>,
+}
+
+thread_local! {
+    static LOCAL_SHAPES: std::cell::RefCell<Option<ShapesCopy>> = const { std::cell::RefCell::new(None) };
+}
+
 /// How many epoch stripes (a power of two).
 const STRIPES: usize = 256;
 
@@ -88,6 +103,10 @@ pub struct KeyCache {
     /// (here or on another node) may have added one.
     shapes: std::sync::RwLock<Option<(Arc<Vec<KeyShape>>, OffsetDateTime)>>,
     shapes_stale: AtomicBool,
+    /// Moves on at each fill of `shapes`: a thread's copy of an older one is read again.
+    shapes_generation: AtomicU64,
+    /// This cache's identity among the process's caches, for the threads' copies.
+    id: u64,
     /// API sessions by id; `None`: no such session (ended, or never made).
     sessions: quick_cache::sync::Cache<Uuid, (Option<Arc<ApiSession>>, OffsetDateTime)>,
     /// Epochs by stripe of digest (or user id): an invalidation bumps its stripe, a clear bumps
@@ -120,6 +139,8 @@ impl KeyCache {
             sessions: quick_cache::sync::Cache::new(capacity.clamp(1, 100_000)),
             shapes: std::sync::RwLock::new(None),
             shapes_stale: AtomicBool::new(true),
+            shapes_generation: AtomicU64::new(0),
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             epochs: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             coherent: AtomicBool::new(coherent),
             settings,
@@ -212,16 +233,36 @@ impl KeyCache {
         self.shapes_stale.store(true, Ordering::SeqCst);
     }
 
-    /// The shapes of imported keys while fresh (read within the TTL, no import heard of since);
-    /// `None`: read them again, and [`KeyCache::fill_shapes`].
-    pub fn shapes(&self, now: OffsetDateTime) -> Option<Arc<Vec<KeyShape>>> {
+    /// `f` of the shapes of imported keys while fresh (read within the TTL, no import heard of
+    /// since); `None`: read them again, and [`KeyCache::fill_shapes`]. Each thread keeps its own
+    /// copy, so that the verify path of imported keys touches no lock or shared counter.
+    pub fn with_shapes<R>(
+        &self,
+        now: OffsetDateTime,
+        f: impl FnOnce(&[KeyShape]) -> R,
+    ) -> Option<R> {
         if self.shapes_stale.load(Ordering::SeqCst) || !self.is_coherent() {
             return None;
         }
-        let held = self.shapes.read().unwrap_or_else(|e| e.into_inner());
-        held.as_ref()
-            .filter(|(_, read_at)| now < *read_at + self.settings.ttl)
-            .map(|(shapes, _)| Arc::clone(shapes))
+        let generation = self.shapes_generation.load(Ordering::Acquire);
+        let ttl = self.settings.ttl;
+        LOCAL_SHAPES.with(|local| {
+            let mut local = local.borrow_mut();
+            let current = local.as_ref().filter(|copy| {
+                copy.cache == self.id && copy.generation == generation && now < copy.read_at + ttl
+            });
+            if current.is_none() {
+                let held = self.shapes.read().unwrap_or_else(|e| e.into_inner());
+                let (shapes, read_at) = held.as_ref().filter(|(_, at)| now < *at + ttl)?;
+                *local = Some(ShapesCopy {
+                    cache: self.id,
+                    generation,
+                    read_at: *read_at,
+                    shapes: Arc::clone(shapes),
+                });
+            }
+            local.as_ref().map(|copy| f(&copy.shapes))
+        })
     }
 
     /// The shapes last read, however old (for when storage cannot be reached).
@@ -235,6 +276,8 @@ impl KeyCache {
         let shapes = Arc::new(shapes);
         let mut held = self.shapes.write().unwrap_or_else(|e| e.into_inner());
         *held = Some((Arc::clone(&shapes), now));
+        drop(held);
+        self.shapes_generation.fetch_add(1, Ordering::Release);
         shapes
     }
 

@@ -49,8 +49,12 @@ pub async fn key_by_token(
         Ok(parsed) => key_by_digest(kw, parsed.digest(), now).await,
         Err(KeyFormatError::BadChecksum) => Ok(None),
         Err(KeyFormatError::Malformed) => {
-            let shapes = shapes(kw, now).await?;
-            for digest in foreign_digests(&shapes, token) {
+            let digests = |shapes: &[KeyShape]| foreign_digests(shapes, token).collect::<Vec<_>>();
+            let digests = match kw.cache.with_shapes(now, digests) {
+                Some(digests) => digests,
+                None => digests(&shapes(kw, now).await?),
+            };
+            for digest in digests {
                 if let Some(key) = key_by_digest(kw, digest, now).await? {
                     return Ok(Some(key));
                 }
@@ -60,11 +64,8 @@ pub async fn key_by_token(
     }
 }
 
-/// The shapes of imported keys, from the cache while fresh, else from storage.
+/// The shapes of imported keys, read from storage (and remembered by the cache).
 pub async fn shapes(kw: &Keyward, now: OffsetDateTime) -> Result<Arc<Vec<KeyShape>>, StoreError> {
-    if let Some(shapes) = kw.cache.shapes(now) {
-        return Ok(shapes);
-    }
     kw.cache.reading_shapes();
     match guarded(kw, kw.store.list_key_shapes()).await {
         Ok(shapes) => Ok(kw.cache.fill_shapes(shapes, now)),

@@ -939,6 +939,8 @@ pub async fn delete_tenant(
 pub struct UserRow {
     pub email: String,
     pub role: &'static str,
+    /// `active` or `disabled`.
+    pub status: &'static str,
     pub tenant: String,
     pub created: String,
 }
@@ -990,6 +992,11 @@ async fn users_page(
             .items
             .into_iter()
             .map(|u| UserRow {
+                status: if u.is_disabled() {
+                    "disabled"
+                } else {
+                    "active"
+                },
                 email: u.email,
                 role: u.role.as_str(),
                 tenant: name_of(u.tenant_id),

@@ -214,6 +214,39 @@ async fn sign_in_refuses_wrong_passwords_foreign_origins_and_floods() {
     assert_eq!(log.body.as_array().unwrap().len(), 2, "{}", log.body);
 }
 
+/// A disabled user's console session ends with its API sessions, and the users page says so.
+#[tokio::test]
+async fn a_disabled_users_console_session_ends_and_the_users_page_shows_it() {
+    let app = app().await;
+    let ann_id = app.user("ann@example.com", Role::Member, None).await;
+    let ann = sign_in(&app, "ann@example.com").await;
+    page(&app, "/keys", &ann.cookie)
+        .await
+        .expect(StatusCode::OK);
+    let admin = app.admin().await;
+    app.patch(
+        &format!("/api/v1/users/{ann_id}"),
+        As::Bearer(&admin),
+        serde_json::json!({"disabled": true}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let r = page(&app, "/keys", &ann.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/sign-in"));
+    app.user("root@example.com", Role::Admin, None).await;
+    let root = sign_in(&app, "root@example.com").await;
+    let users = page(&app, "/users", &root.cookie)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        html(&users).contains("<td>ann@example.com</td><td>member</td><td>disabled</td>"),
+        "{}",
+        html(&users)
+    );
+}
+
 #[tokio::test]
 async fn a_form_without_its_csrf_token_is_refused() {
     let app = app().await;
@@ -502,7 +535,7 @@ async fn an_admin_makes_a_tenant_and_a_member_who_can_sign_in() {
         .expect(StatusCode::OK);
     assert!(html(&users).contains("ann@example.com"));
     assert!(
-        html(&users).contains("<td>member</td><td>acme</td>"),
+        html(&users).contains("<td>member</td><td>active</td><td>acme</td>"),
         "the tenant by its slug: {}",
         html(&users)
     );

@@ -583,6 +583,30 @@ async fn changing_a_password_ends_the_other_sessions_and_setting_one_ends_them_a
     app.login(&email).await;
 }
 
+/// Guessing the current password is throttled like signing in.
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled() {
+    let app = app().await;
+    let acme = app.tenant("acme").await;
+    let (ann, _) = app.user_in(acme, Role::Member).await;
+    let guess =
+        json!({"current_password": "a wrong guess, long enough", "new_password": NEW_PASSWORD});
+    let mut refused = 0;
+    loop {
+        let r = app
+            .post("/api/v1/users/me/password", As::Bearer(&ann), guess.clone())
+            .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.header("retry-after").is_some());
+            break;
+        }
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        refused += 1;
+        assert!(refused < 50, "never throttled");
+    }
+    assert!(refused >= 3, "throttled after {refused} guesses only");
+}
+
 #[tokio::test]
 async fn sessions_are_listed_ended_one_by_one_and_signed_out() {
     let app = app().await;
