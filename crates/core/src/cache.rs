@@ -105,6 +105,8 @@ pub struct KeyCache {
     shapes_stale: AtomicBool,
     /// Moves on at each fill of `shapes`: a thread's copy of an older one is read again.
     shapes_generation: AtomicU64,
+    /// Moves on at each announcement that shapes changed: a read begun before one is not kept.
+    shapes_epoch: AtomicU64,
     /// This cache's identity among the process's caches, for the threads' copies.
     id: u64,
     /// API sessions by id; `None`: no such session (ended, or never made).
@@ -140,6 +142,7 @@ impl KeyCache {
             shapes: std::sync::RwLock::new(None),
             shapes_stale: AtomicBool::new(true),
             shapes_generation: AtomicU64::new(0),
+            shapes_epoch: AtomicU64::new(0),
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             epochs: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             coherent: AtomicBool::new(coherent),
@@ -230,7 +233,7 @@ impl KeyCache {
         self.keys.clear();
         self.users.clear();
         self.sessions.clear();
-        self.shapes_stale.store(true, Ordering::SeqCst);
+        self.shapes_changed();
     }
 
     /// `f` of the shapes of imported keys while fresh (read within the TTL, no import heard of
@@ -271,24 +274,34 @@ impl KeyCache {
         held.as_ref().map(|(shapes, _)| Arc::clone(shapes))
     }
 
-    /// Remembers the shapes read at `now` (after [`KeyCache::reading_shapes`]).
-    pub fn fill_shapes(&self, shapes: Vec<KeyShape>, now: OffsetDateTime) -> Arc<Vec<KeyShape>> {
+    /// Remembers the shapes read at `now`, read after [`KeyCache::reading_shapes`] gave `epoch`;
+    /// if shapes changed meanwhile, what was read may be old: it answers this read only.
+    pub fn fill_shapes(
+        &self,
+        shapes: Vec<KeyShape>,
+        epoch: u64,
+        now: OffsetDateTime,
+    ) -> Arc<Vec<KeyShape>> {
         let shapes = Arc::new(shapes);
         let mut held = self.shapes.write().unwrap_or_else(|e| e.into_inner());
+        if self.shapes_epoch.load(Ordering::SeqCst) != epoch {
+            return shapes;
+        }
         *held = Some((Arc::clone(&shapes), now));
+        self.shapes_stale.store(false, Ordering::SeqCst);
         drop(held);
         self.shapes_generation.fetch_add(1, Ordering::Release);
         shapes
     }
 
-    /// Marks the shapes as being read again (before the read, so that an import announced
-    /// meanwhile marks them stale again).
-    pub fn reading_shapes(&self) {
-        self.shapes_stale.store(false, Ordering::SeqCst);
+    /// Begins a read of the shapes: the epoch to fill with.
+    pub fn reading_shapes(&self) -> u64 {
+        self.shapes_epoch.load(Ordering::SeqCst)
     }
 
     /// An import (here or elsewhere) may have added a shape.
     pub fn shapes_changed(&self) {
+        self.shapes_epoch.fetch_add(1, Ordering::SeqCst);
         self.shapes_stale.store(true, Ordering::SeqCst);
     }
 

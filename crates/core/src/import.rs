@@ -82,6 +82,16 @@ pub struct ImportReport {
     pub bad_count: u64,
     /// Good rows left unwritten because their batch held a bad one.
     pub not_written: u64,
+    /// Estuary login sessions in the file (`isSession: true`): not keys, left out.
+    pub sessions_skipped: u64,
+}
+
+/// What one row is.
+enum Row {
+    Key(Box<ApiKey>, Option<(String, Owner)>),
+    Bad(String),
+    /// Not a key (an Estuary session): left out, not an error.
+    Skipped,
 }
 
 /// An owner a row names, as the import knows it.
@@ -89,6 +99,7 @@ pub struct ImportReport {
 struct Owner {
     id: Uuid,
     tenant_id: Option<Uuid>,
+    role: Role,
     /// Made by this import, once its first batch is written.
     pending: bool,
 }
@@ -101,7 +112,9 @@ pub struct Importer<'a> {
     shape: KeyShape,
     options: ImportOptions,
     owners: HashMap<String, Option<Owner>>,
-    tenants: HashMap<String, Option<Uuid>>,
+    tenants: HashMap<String, Option<(Uuid, keyward_domain::TenantPolicy)>>,
+    /// Whether the shape is stored (with the first batch written).
+    shape_added: bool,
     batch: Vec<ApiKey>,
     /// Emails of owners to make before the batch is written.
     batch_owners: Vec<(String, Owner)>,
@@ -147,15 +160,6 @@ impl<'a> Importer<'a> {
             };
             Error::invalid_field(field, e)
         })?;
-        let audit = caller
-            .actor()
-            .entry(now, AuditAction::ApiKeyImport, shape.prefix.clone())
-            .changes(
-                json!({"format": shape.format.as_str(), "prefix": shape.prefix,
-                "hash": if options.hmac_secret.is_some() { "hmac-sha256" } else { "sha256" }}),
-            );
-        kw.store.add_key_shape(&shape, &audit).await?;
-        kw.cache.shapes_changed();
         Ok(Importer {
             kw,
             caller,
@@ -163,6 +167,7 @@ impl<'a> Importer<'a> {
             options,
             owners: HashMap::new(),
             tenants: HashMap::new(),
+            shape_added: false,
             batch: Vec::new(),
             batch_owners: Vec::new(),
             batch_lines: (0, 0),
@@ -189,12 +194,13 @@ impl<'a> Importer<'a> {
         }
         self.batch_lines.1 = number;
         self.batch_rows += 1;
-        match self.row(line).await {
-            Ok((key, new_owner)) => {
-                self.batch.push(key);
+        match self.row(line).await? {
+            Row::Key(key, new_owner) => {
+                self.batch.push(*key);
                 self.batch_owners.extend(new_owner);
             }
-            Err(reason) => {
+            Row::Skipped => self.report.sessions_skipped += 1,
+            Row::Bad(reason) => {
                 self.batch_bad = true;
                 self.report.bad_count += 1;
                 if self.report.bad.len() < MAX_BAD_LISTED {
@@ -217,60 +223,112 @@ impl<'a> Importer<'a> {
         Ok(self.report)
     }
 
-    /// One row's key (and the owner to make for it), or why it is bad.
-    async fn row(
+    /// One row's key (and the owner to make for it), or why it is bad. Storage errors end the
+    /// import.
+    async fn row(&mut self, line: &str) -> Result<Row> {
+        Ok(match self.key_of(line).await? {
+            Ok(Some((key, owner))) => Row::Key(Box::new(key), owner),
+            Ok(None) => Row::Skipped,
+            Err(reason) => Row::Bad(reason),
+        })
+    }
+
+    async fn key_of(
         &mut self,
         line: &str,
-    ) -> std::result::Result<(ApiKey, Option<(String, Owner)>), String> {
+    ) -> Result<std::result::Result<Option<(ApiKey, Option<(String, Owner)>)>, String>> {
+        macro_rules! bad {
+            ($($why:tt)*) => { return Ok(Err(format!($($why)*))) };
+        }
         if line.len() > MAX_LINE_BYTES {
-            return Err(format!("longer than {MAX_LINE_BYTES} bytes"));
+            bad!("longer than {MAX_LINE_BYTES} bytes");
         }
-        let row: ImportRow = serde_json::from_str(line).map_err(|e| {
-            // serde's message names the field and column; never the line's content.
-            format!("not a JSON object of the import's fields: {e}")
-        })?;
-        if row.is_session == Some(true) {
-            return Err("an Estuary login session, not an API key".into());
-        }
-        let digest = row.digest(&self.shape).map_err(|e| e.to_string())?;
-        let tenant_id = match &row.tenant {
-            None => None,
-            Some(slug) => Some(self.tenant(slug).await?),
+        let row: ImportRow = match serde_json::from_str(line) {
+            Ok(row) => row,
+            Err(e) => bad!(
+                "not a JSON object of the import's fields: {}",
+                without_values(&e.to_string())
+            ),
         };
-        let email = row
-            .owner_email
-            .as_deref()
-            .ok_or("`owner_email` is required")?;
-        let email = normalize_email(email).ok_or("`owner_email` is not an email address")?;
-        let (owner, new_owner) = self.owner(&email, tenant_id).await?;
+        if row.is_session == Some(true) {
+            return Ok(Ok(None));
+        }
+        let digest = match row.digest(&self.shape) {
+            Ok(d) => d,
+            Err(e) => bad!("{e}"),
+        };
+        let tenant = match &row.tenant {
+            None => None,
+            Some(slug) => match self.tenant(slug).await? {
+                Some(t) => Some(t),
+                None => bad!("no tenant {slug:?}"),
+            },
+        };
+        let Some(email) = row.owner_email.as_deref() else {
+            bad!("`owner_email` is required");
+        };
+        let Some(email) = normalize_email(email) else {
+            bad!("`owner_email` is not an email address");
+        };
+        let tenant_id = tenant.as_ref().map(|(id, _)| *id);
+        let (owner, new_owner) = match self.owner(&email, tenant_id).await? {
+            Ok(found) => found,
+            Err(why) => bad!("{why}"),
+        };
         if tenant_id.is_some() && owner.tenant_id != tenant_id {
-            return Err(format!(
+            bad!(
                 "{email} is not a user of tenant {:?}",
                 row.tenant.unwrap_or_default()
-            ));
+            );
         }
         // An Estuary token was its user's full credential: by default it may use keyward's
         // API as its user (Estuary's `perms=all`). Other formats' keys only verify.
         let scopes = match (&row.scopes, self.shape.format) {
-            (Some(s), _) => Scopes::parse(s).map_err(|e| format!("scopes: {e}"))?,
-            (None, ImportFormat::Estuary) => {
-                Scopes::parse(&crate::keys::owner_scopes()).map_err(|e| format!("scopes: {e}"))?
-            }
+            (Some(s), _) => match Scopes::parse(s) {
+                Ok(s) => s,
+                Err(e) => bad!("scopes: {}", without_values(&e.to_string())),
+            },
+            (None, ImportFormat::Estuary) => Scopes::parse(&crate::keys::owner_scopes())
+                .map_err(|e| Error::Internal(format!("the owner's scopes: {e}")))?,
             (None, _) => Scopes::none(),
         };
+        // A key that acts for an admin would give an old service's token an admin's rights.
+        if owner.role != Role::Member
+            && scopes
+                .iter()
+                .any(|s| s.starts_with(keyward_domain::scope::KEYWARD_NAMESPACE))
+        {
+            bad!(
+                "{email} is a {}: an imported key may act for members only (give it scopes \
+                 outside keyward:)",
+                owner.role.as_str()
+            );
+        }
         if let Some(name) = &row.name {
-            keyward_domain::text::KEY_NAME
-                .check(name)
-                .map_err(|e| format!("name: {e}"))?;
+            if let Err(e) = keyward_domain::text::KEY_NAME.check(name) {
+                bad!("name: {e}");
+            }
         }
         let now = keyward_domain::clock::truncate_millis(self.kw.now());
         let at = |t: Option<OffsetDateTime>| t.map(keyward_domain::clock::truncate_millis);
         let created_at = at(row.created_at).unwrap_or(now);
         if created_at > now {
-            return Err("`created_at` is in the future".into());
+            bad!("`created_at` is in the future");
+        }
+        let expires_at = at(row.expires_at);
+        let mut rate_limit = None;
+        if let Some((_, policy)) = &tenant {
+            if let Err(v) = policy.check_scopes(&scopes) {
+                bad!("scopes: {v}");
+            }
+            if let Err(v) = policy.check_expiry(expires_at, now) {
+                bad!("expires_at: {v}");
+            }
+            rate_limit = crate::keys::default_rate_limit(policy)?
+                .map(|l| l.with_scope(policy.rate_limit_scope));
         }
         let start = self.start_of(&row);
-        Ok((
+        Ok(Ok(Some((
             ApiKey {
                 id: Uuid::now_v7(),
                 tenant_id: tenant_id.or(owner.tenant_id),
@@ -281,8 +339,8 @@ impl<'a> Importer<'a> {
                 digest,
                 scopes,
                 metadata: json!({"imported_from": self.shape.format.as_str()}),
-                rate_limit: None,
-                expires_at: at(row.expires_at),
+                rate_limit,
+                expires_at,
                 created_at,
                 updated_at: now,
                 revoked_at: at(row.revoked_at),
@@ -293,7 +351,7 @@ impl<'a> Importer<'a> {
                 shared: keyward_domain::SharedLimits::default(),
             },
             new_owner.map(|o| (email, o)),
-        ))
+        ))))
     }
 
     /// What a key shows of itself: its prefix and, when the row gave the plaintext, the next
@@ -311,41 +369,41 @@ impl<'a> Importer<'a> {
         }
     }
 
-    async fn tenant(&mut self, slug: &str) -> std::result::Result<Uuid, String> {
+    /// Tenant `slug` and its policy, if it exists.
+    async fn tenant(&mut self, slug: &str) -> Result<Option<(Uuid, keyward_domain::TenantPolicy)>> {
         if !self.tenants.contains_key(slug) {
             let found = self
                 .kw
                 .store
                 .get_tenant_by_slug(slug)
-                .await
-                .map_err(|e| format!("reading tenant {slug:?}: {e}"))?
-                .map(|t| t.id);
+                .await?
+                .map(|t| (t.id, t.policy));
             self.tenants.insert(slug.to_owned(), found);
         }
-        self.tenants[slug].ok_or_else(|| format!("no tenant {slug:?}"))
+        Ok(self.tenants[slug].clone())
     }
 
-    /// The owner of `email`, made (pending) when the import may make owners.
+    /// The owner of `email`, made (pending) when the import may make owners; why not, else.
     async fn owner(
         &mut self,
         email: &str,
         tenant_id: Option<Uuid>,
-    ) -> std::result::Result<(Owner, Option<Owner>), String> {
+    ) -> Result<std::result::Result<(Owner, Option<Owner>), String>> {
         if !self.owners.contains_key(email) {
             let found = self
                 .kw
                 .store
                 .get_user_by_email(email)
-                .await
-                .map_err(|e| format!("reading user {email}: {e}"))?
+                .await?
                 .map(|u| Owner {
                     id: u.id,
                     tenant_id: u.tenant_id,
+                    role: u.role,
                     pending: false,
                 });
             self.owners.insert(email.to_owned(), found);
         }
-        match self.owners[email] {
+        Ok(match self.owners[email] {
             Some(o) if o.pending && !self.batch_owners.iter().any(|(e, _)| e == email) => {
                 // Made for an earlier batch that was not written: make it with this one.
                 Ok((o, Some(o)))
@@ -355,6 +413,7 @@ impl<'a> Importer<'a> {
                 let o = Owner {
                     id: Uuid::now_v7(),
                     tenant_id,
+                    role: Role::Member,
                     pending: true,
                 };
                 self.owners.insert(email.to_owned(), Some(o));
@@ -363,7 +422,7 @@ impl<'a> Importer<'a> {
             None => Err(format!(
                 "no user {email} (import with create_owners to make the users the rows name)"
             )),
-        }
+        })
     }
 
     /// Writes the batch (when none of its rows was bad): its new owners, then its keys.
@@ -380,13 +439,30 @@ impl<'a> Importer<'a> {
             return Ok(());
         }
         let now = keyward_domain::clock::truncate_millis(self.kw.now());
-        for (email, owner) in owners {
-            self.create_owner(&email, owner, now).await?;
-            if let Some(Some(o)) = self.owners.get_mut(&email) {
-                o.pending = false;
-            }
-            self.report.owners_created += 1;
+        if !self.shape_added {
+            let audit = self
+                .caller
+                .actor()
+                .entry(now, AuditAction::ApiKeyImport, self.shape.prefix.clone())
+                .changes(json!({"format": self.shape.format.as_str(), "prefix": self.shape.prefix,
+                    "hash": if self.options.hmac_secret.is_some() { "hmac-sha256" } else { "sha256" }}));
+            self.kw.store.add_key_shape(&self.shape, &audit).await?;
+            self.kw.cache.shapes_changed();
+            self.shape_added = true;
         }
+        let users: Vec<User> = owners
+            .iter()
+            .map(|(email, o)| User {
+                id: o.id,
+                email: email.clone(),
+                password_hash: NO_PASSWORD.to_owned(),
+                role: Role::Member,
+                tenant_id: o.tenant_id,
+                created_at: now,
+                updated_at: now,
+                disabled_at: None,
+            })
+            .collect();
         let (first, last) = self.batch_lines;
         let audit = self
             .caller
@@ -398,9 +474,38 @@ impl<'a> Importer<'a> {
             )
             .changes(
                 json!({"format": self.shape.format.as_str(), "first_line": first,
-                "last_line": last, "rows": keys.len()}),
+                "last_line": last, "rows": keys.len(),
+                "owners_created": owners.iter().map(|(e, _)| e).collect::<Vec<_>>()}),
             );
-        let stored = self.kw.store.import_new_keys(&keys, &audit).await?;
+        let stored = match self.kw.store.import_new_keys(&users, &keys, &audit).await {
+            Ok(stored) => stored,
+            Err(keyward_store::StoreError::Conflict(_)) => {
+                // Another import made one of these owners meanwhile: this batch waits for a
+                // second run, which finds them.
+                for (email, _) in &owners {
+                    self.owners.remove(email);
+                }
+                self.report.not_written += keys.len() as u64;
+                self.report.bad_count += 1;
+                if self.report.bad.len() < MAX_BAD_LISTED {
+                    self.report.bad.push(BadRow {
+                        line: first,
+                        reason: format!(
+                            "lines {first}-{last}: an owner was made by another import meanwhile; \
+                             run the import again"
+                        ),
+                    });
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (email, _) in &owners {
+            if let Some(Some(o)) = self.owners.get_mut(email) {
+                o.pending = false;
+            }
+        }
+        self.report.owners_created += owners.len() as u64;
         self.report.imported += stored.len() as u64;
         self.report.already_present += (keys.len() - stored.len()) as u64;
         // Digests remembered as unknown on this node are known now.
@@ -410,32 +515,22 @@ impl<'a> Importer<'a> {
         }
         Ok(())
     }
+}
 
-    async fn create_owner(&self, email: &str, owner: Owner, now: OffsetDateTime) -> Result<()> {
-        let user = User {
-            id: owner.id,
-            email: email.to_owned(),
-            password_hash: NO_PASSWORD.to_owned(),
-            role: Role::Member,
-            tenant_id: owner.tenant_id,
-            created_at: now,
-            updated_at: now,
-            disabled_at: None,
-        };
-        let audit = self
-            .caller
-            .actor()
-            .entry(now, AuditAction::UserCreate, user.id)
-            .tenant(user.tenant_id)
-            .subject(user.id)
-            .changes(json!({"email": email, "role": "member", "via": "import"}));
-        match self.kw.store.create_user(&user, &audit).await {
-            Ok(()) => Ok(()),
-            Err(keyward_store::StoreError::Conflict(_)) => Err(Error::Conflict {
-                code: "email_taken",
-                message: format!("{email}: a user was made with this email during the import"),
-            }),
-            Err(e) => Err(e.into()),
+/// A parser's message without the values it quotes (a line's text may hold a key).
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match c {
+            '"' if quoted => {
+                quoted = false;
+                out.push_str("\"…\"");
+            }
+            '"' => quoted = true,
+            _ if quoted => {}
+            _ => out.push(c),
         }
     }
+    out
 }

@@ -354,7 +354,7 @@ fn violation(field: &'static str) -> impl Fn(PolicyViolation) -> Error {
 }
 
 /// The rate limit a policy gives new keys that name none.
-fn default_rate_limit(policy: &TenantPolicy) -> Result<Option<KeyRateLimit>> {
+pub(crate) fn default_rate_limit(policy: &TenantPolicy) -> Result<Option<KeyRateLimit>> {
     policy
         .default_rate_limit
         .as_ref()

@@ -66,17 +66,12 @@ pub async fn key_by_token(
 
 /// The shapes of imported keys, read from storage (and remembered by the cache).
 pub async fn shapes(kw: &Keyward, now: OffsetDateTime) -> Result<Arc<Vec<KeyShape>>, StoreError> {
-    kw.cache.reading_shapes();
+    let epoch = kw.cache.reading_shapes();
     match guarded(kw, kw.store.list_key_shapes()).await {
-        Ok(shapes) => Ok(kw.cache.fill_shapes(shapes, now)),
-        Err(e @ StoreError::Unavailable(_)) => {
-            kw.cache.shapes_changed();
-            kw.cache.last_shapes().ok_or(e)
-        }
-        Err(e) => {
-            kw.cache.shapes_changed();
-            Err(e)
-        }
+        Ok(shapes) => Ok(kw.cache.fill_shapes(shapes, epoch, now)),
+        // Shapes are only ever added: the last ones read still hold for what they name.
+        Err(e @ StoreError::Unavailable(_)) => kw.cache.last_shapes().ok_or(e),
+        Err(e) => Err(e),
     }
 }
 

@@ -212,14 +212,21 @@ async fn body_policy(
         .headers
         .get(EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    // An import's body is JSON lines, up to its own limit; every other body up to 64 KiB.
+    let limit = if parts.method == Method::POST && parts.uri.path() == crate::api::v1::import::PATH
+    {
+        crate::extract::MAX_JSON_LINES_BYTES
+    } else {
+        crate::extract::MAX_BODY_BYTES
+    };
     if continues && !takes_no_body {
-        if let Err(e) = crate::extract::check_declared(&parts.headers) {
+        if let Err(e) = crate::extract::check_declared_up_to(&parts.headers, limit) {
             return surface.render(e);
         }
         return next.run(Request::from_parts(parts, body)).await;
     }
     let timeout = state.http().body_read_timeout;
-    let bytes = match crate::extract::read_body(&parts.headers, body, timeout).await {
+    let bytes = match crate::extract::read_body_up_to(&parts.headers, body, timeout, limit).await {
         Ok(bytes) => bytes,
         Err(e) => return surface.render(e),
     };

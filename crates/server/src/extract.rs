@@ -149,7 +149,8 @@ pub fn check_declared(headers: &HeaderMap) -> Result<(), ApiError> {
     check_declared_up_to(headers, MAX_BODY_BYTES)
 }
 
-fn check_declared_up_to(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+/// [`check_declared`] with another limit than [`MAX_BODY_BYTES`].
+pub fn check_declared_up_to(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
     for coding in headers.get_all(header::CONTENT_ENCODING) {
         let identity = coding.to_str().is_ok_and(|c| {
             c.split(',')
@@ -348,7 +349,7 @@ impl FromRequest<AppState> for JsonLinesBody {
         let (parts, body) = req.into_parts();
         let timeout = state.http().body_read_timeout;
         let bytes = read_body_up_to(&parts.headers, body, timeout, MAX_JSON_LINES_BYTES).await?;
-        String::from_utf8(bytes.to_vec())
+        String::from_utf8(bytes.into())
             .map(Self)
             .map_err(|_| ApiError::bad_request("body_not_utf8", "the body is not UTF-8"))
     }

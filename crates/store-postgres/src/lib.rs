@@ -617,6 +617,30 @@ fn push_cell(
     };
 }
 
+/// Inserts user `u`: `Conflict` when its email is taken, `NotFound` when its tenant is gone.
+async fn insert_user(tx: &mut Transaction<'static, Postgres>, u: &User) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at, \
+         disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(u.id)
+    .bind(&u.email)
+    .bind(&u.password_hash)
+    .bind(u.role.as_str())
+    .bind(u.tenant_id)
+    .bind(ms(u.created_at))
+    .bind(ms(u.updated_at))
+    .bind(u.disabled_at.map(ms))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match map_err(e) {
+        // The tenant vanished between the caller's check and this insert.
+        StoreError::Conflict(what) if what == "reference" => StoreError::NotFound,
+        other => other,
+    })?;
+    Ok(())
+}
+
 fn push_after(qb: &mut QueryBuilder<'_, Postgres>, after: Option<Cursor>) {
     if let Some(c) = after {
         qb.push(" AND (created_at, id) > (")
@@ -886,25 +910,7 @@ impl Store for PgStore {
 
     async fn create_user(&self, u: &User, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at, \
-             disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(u.id)
-        .bind(&u.email)
-        .bind(&u.password_hash)
-        .bind(u.role.as_str())
-        .bind(u.tenant_id)
-        .bind(ms(u.created_at))
-        .bind(ms(u.updated_at))
-        .bind(u.disabled_at.map(ms))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match map_err(e) {
-            // The tenant vanished between the caller's check and this insert.
-            StoreError::Conflict(what) if what == "reference" => StoreError::NotFound,
-            other => other,
-        })?;
+        insert_user(&mut tx, u).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -1376,11 +1382,19 @@ impl Store for PgStore {
 
     async fn import_new_keys(
         &self,
+        owners: &[User],
         keys: &[ApiKey],
         audit: &AuditEntry,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.write().await?;
+        for owner in owners {
+            insert_user(&mut tx, owner).await?;
+        }
         let inserted = insert_keys(&mut tx, keys, true).await?;
+        if inserted.is_empty() && owners.is_empty() {
+            // Nothing changed: nothing to audit.
+            return Ok(inserted);
+        }
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(inserted)

@@ -628,6 +628,30 @@ async fn live_user(tx: &mut Transaction<'static, Sqlite>, id: Uuid) -> Result<Us
     user_from(&row)
 }
 
+/// Inserts user `u`: `Conflict` when its email is taken, `NotFound` when its tenant is gone.
+async fn insert_user(tx: &mut Transaction<'static, Sqlite>, u: &User) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at, \
+         disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(u.id.to_string())
+    .bind(&u.email)
+    .bind(&u.password_hash)
+    .bind(u.role.as_str())
+    .bind(u.tenant_id.map(|t| t.to_string()))
+    .bind(ms(u.created_at))
+    .bind(ms(u.updated_at))
+    .bind(u.disabled_at.map(ms))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match map_err(e) {
+        // The tenant vanished between the caller's check and this insert.
+        StoreError::Conflict(what) if what == "reference" => StoreError::NotFound,
+        other => other,
+    })?;
+    Ok(())
+}
+
 /// Appends `AND (created_at > c OR (created_at = c AND id > id))` for keyset pagination.
 fn push_after(qb: &mut QueryBuilder<'_, Sqlite>, after: Option<Cursor>) {
     if let Some(c) = after {
@@ -891,25 +915,7 @@ impl Store for SqliteStore {
 
     async fn create_user(&self, u: &User, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, role, tenant_id, created_at, updated_at, \
-             disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(u.id.to_string())
-        .bind(&u.email)
-        .bind(&u.password_hash)
-        .bind(u.role.as_str())
-        .bind(u.tenant_id.map(|t| t.to_string()))
-        .bind(ms(u.created_at))
-        .bind(ms(u.updated_at))
-        .bind(u.disabled_at.map(ms))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match map_err(e) {
-            // The tenant vanished between the caller's check and this insert.
-            StoreError::Conflict(what) if what == "reference" => StoreError::NotFound,
-            other => other,
-        })?;
+        insert_user(&mut tx, u).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -1368,11 +1374,19 @@ impl Store for SqliteStore {
 
     async fn import_new_keys(
         &self,
+        owners: &[User],
         keys: &[ApiKey],
         audit: &AuditEntry,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.write().await?;
+        for owner in owners {
+            insert_user(&mut tx, owner).await?;
+        }
         let inserted = insert_keys(&mut tx, keys, true).await?;
+        if inserted.is_empty() && owners.is_empty() {
+            // Nothing changed: nothing to audit.
+            return Ok(inserted);
+        }
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(inserted)

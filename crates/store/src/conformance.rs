@@ -2704,7 +2704,11 @@ pub async fn imports_skip_known_keys_and_shapes_are_kept_once(store: &dyn Store)
     };
     let first = [used.clone(), key(2, None, u.id, T0)];
     let mut stored = store
-        .import_new_keys(&first, &audit(AuditAction::ApiKeyImport, "batch 1", T0))
+        .import_new_keys(
+            &[],
+            &first,
+            &audit(AuditAction::ApiKeyImport, "batch 1", T0),
+        )
         .await
         .unwrap();
     stored.sort();
@@ -2720,13 +2724,51 @@ pub async fn imports_skip_known_keys_and_shapes_are_kept_once(store: &dyn Store)
         key(3, None, u.id, T0),
     ];
     let stored = store
-        .import_new_keys(&again, &audit(AuditAction::ApiKeyImport, "batch 2", T0))
+        .import_new_keys(
+            &[],
+            &again,
+            &audit(AuditAction::ApiKeyImport, "batch 2", T0),
+        )
         .await
         .unwrap();
     assert_eq!(stored, vec![again[1].id]);
     assert_eq!(store.get_key(Uuid::from_u128(0xD0D0)).await.unwrap(), None);
     let read = store.get_key(used.id).await.unwrap().unwrap();
     assert_eq!(read.last_used_at, used.last_used_at, "last use is imported");
+    // Nothing new: nothing written, not even an audit entry.
+    let before = audit_actions(store).await.len();
+    let none = store
+        .import_new_keys(&[], &first, &audit(AuditAction::ApiKeyImport, "again", T0))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(audit_actions(store).await.len(), before);
+    // Owners come with their keys, or neither does.
+    let bob = user(2, "bob@example.com", None);
+    let taken = user(3, "ann@example.com", None);
+    let bobs = key(7, None, bob.id, T0);
+    assert_eq!(
+        store
+            .import_new_keys(
+                &[bob.clone(), taken],
+                std::slice::from_ref(&bobs),
+                &audit(AuditAction::ApiKeyImport, "owners", T0)
+            )
+            .await,
+        Err(StoreError::Conflict("email".into()))
+    );
+    assert_eq!(store.get_user(bob.id).await.unwrap(), None);
+    assert_eq!(store.get_key(bobs.id).await.unwrap(), None);
+    let stored = store
+        .import_new_keys(
+            std::slice::from_ref(&bob),
+            std::slice::from_ref(&bobs),
+            &audit(AuditAction::ApiKeyImport, "owners", T0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![bobs.id]);
+    assert_eq!(store.get_user(bob.id).await.unwrap(), Some(bob));
 
     let plain = KeyShape::of(ImportFormat::Estuary, None, None, T0).unwrap();
     let mac = KeyShape::of(ImportFormat::Stratum, None, Some(vec![7; 32]), T0).unwrap();
@@ -2790,6 +2832,50 @@ pub async fn rows_are_read_in_key_pages_and_written_whole(store: &dyn Store) {
     }
     assert_eq!(seen.len(), 5, "every row once");
     assert_eq!(store.count_rows("api_keys").await.unwrap(), 5);
+    // A key of three columns pages as well: (key, day, code).
+    let day = crate::usage_day(T0);
+    let counts = [
+        (0, VerifyCode::Valid),
+        (0, VerifyCode::Expired),
+        (1, VerifyCode::Valid),
+    ]
+    .into_iter()
+    .flat_map(|(d, code)| {
+        keys[..2].iter().map(move |k| UsageCount {
+            key_id: k.id,
+            day: day + d,
+            code,
+            count: 1,
+        })
+    })
+    .collect();
+    store
+        .record_usage(Arc::new(UsageBatch {
+            counts,
+            ..UsageBatch::new(T0)
+        }))
+        .await
+        .unwrap();
+    let usage_columns: Vec<String> = ["key_id", "day", "code", "count"].map(String::from).into();
+    let key = ["key_id", "day", "code"];
+    let mut pages = 0;
+    let mut rows = Vec::new();
+    let mut after: Option<Vec<Cell>> = None;
+    loop {
+        let page = store
+            .read_rows("key_usage", &usage_columns, &key, after.as_deref(), 2)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last[..3].to_vec());
+        pages += 1;
+        rows.extend(page);
+    }
+    assert_eq!(rows.len(), 6, "every (key, day, code) once: {rows:?}");
+    assert!(pages >= 3);
+    let mut distinct = rows.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 6);
     // Writing the rows again is refused (they exist), and writes nothing.
     assert!(store.write_rows("api_keys", &columns, &seen).await.is_err());
     assert_eq!(store.count_rows("api_keys").await.unwrap(), 5);

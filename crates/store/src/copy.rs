@@ -127,13 +127,42 @@ pub async fn copy_installation(
             )));
         }
     }
+    let mut source_rows = 0;
     for (table, _) in TABLES {
         if to.count_rows(table).await? > 0 {
             return Err(StoreError::Conflict(format!(
                 "the target is not empty: table {table} has rows"
             )));
         }
+        source_rows += from.count_rows(table).await?;
     }
+    if source_rows == 0 {
+        return Err(StoreError::Other(
+            "the source holds nothing to copy: is it the right database?".into(),
+        ));
+    }
+    copy_tables(from, to, progress).await.map_err(|e| {
+        StoreError::Other(format!(
+            "{e}; the target now holds part of the installation: drop and recreate it before \
+             trying again"
+        ))
+    })?;
+    let mut counts = Vec::with_capacity(TABLES.len());
+    for (table, _) in TABLES {
+        counts.push(TableCount {
+            table,
+            source: from.count_rows(table).await?,
+            target: to.count_rows(table).await?,
+        });
+    }
+    Ok(counts)
+}
+
+async fn copy_tables(
+    from: &dyn Store,
+    to: &dyn Store,
+    progress: &mut (dyn FnMut(&str, u64) + Send),
+) -> Result<(), StoreError> {
     for (table, key) in TABLES {
         let source_columns = from.table_columns(table).await?;
         let target_columns = to.table_columns(table).await?;
@@ -196,15 +225,7 @@ pub async fn copy_installation(
             }
         }
     }
-    let mut counts = Vec::with_capacity(TABLES.len());
-    for (table, _) in TABLES {
-        counts.push(TableCount {
-            table,
-            source: from.count_rows(table).await?,
-            target: to.count_rows(table).await?,
-        });
-    }
-    Ok(counts)
+    Ok(())
 }
 
 /// Whether `table` is one of [`TABLES`] (so that a backend may put its name in SQL).

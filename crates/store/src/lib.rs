@@ -537,10 +537,13 @@ pub trait Store: Send + Sync + 'static {
     /// provisioning and the benchmark's seeding). `Conflict`, and nothing written, if any
     /// digest or id exists.
     async fn import_keys(&self, keys: &[ApiKey], audit: &AuditEntry) -> Result<(), StoreError>;
-    /// Imports the keys of `keys` whose id and digest are new, in one transaction with `audit`;
-    /// keys stored already are left as they are. Returns the ids of the keys it stored.
+    /// Creates `owners` and imports the keys of `keys` whose id and digest are new, in one
+    /// transaction with `audit` (none when nothing changed); keys stored already are left as they
+    /// are. `Conflict`, and nothing written, when an owner's email is taken. Returns the ids of
+    /// the keys it stored.
     async fn import_new_keys(
         &self,
+        owners: &[User],
         keys: &[ApiKey],
         audit: &AuditEntry,
     ) -> Result<Vec<Uuid>, StoreError>;

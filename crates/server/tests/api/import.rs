@@ -304,6 +304,105 @@ async fn a_bad_row_keeps_its_batch_out_and_a_second_run_changes_nothing() {
         .expect(StatusCode::OK);
     assert_eq!(r.body["imported"], 0, "{}", r.body);
     assert_eq!(r.body["already_present"], 3, "{}", r.body);
+
+    // A body far larger than other requests' 64 KiB, with Estuary's own listing rows (its
+    // login sessions among them, left out).
+    let many: Vec<Value> = (0..2_000)
+        .map(|i| {
+            json!({"token": estuary_token(), "owner_email": "ann@acme.test",
+            "tenant": "acme", "label": format!("k{i}"), "isSession": i % 500 == 0})
+        })
+        .collect();
+    let body = jsonl(&many);
+    assert!(body.len() > 200 * 1024, "{}", body.len());
+    let r = import(&app, &admin, "format=estuary", body)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["imported"], 1_996, "{}", r.body);
+    assert_eq!(r.body["sessions_skipped"], 4, "{}", r.body);
+}
+
+#[tokio::test]
+async fn imported_keys_follow_their_tenants_policy_and_never_act_for_admins() {
+    let app = app().await;
+    let acme = app.tenant("acme").await;
+    let admin = app.admin().await;
+    app.patch(
+        &format!("/api/v1/tenants/{acme}"),
+        As::Bearer(&admin),
+        json!({"policy": {"require_expiry": true, "allowed_scopes": ["orders:read"],
+            "default_rate_limit": {"max": 10, "window": "1 minute"}}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.user(
+        "boss@acme.test",
+        keyward_domain::Role::TenantAdmin,
+        Some(acme),
+    )
+    .await;
+    let ok = json!({"token": estuary_token(), "owner_email": "ann@acme.test", "tenant": "acme",
+        "scopes": ["orders:read"], "expires_at": "2099-01-01T00:00:00Z"});
+    let rows = [
+        ok.clone(),
+        json!({"token": estuary_token(), "owner_email": "ann@acme.test", "tenant": "acme",
+            "scopes": ["orders:read"]}),
+        json!({"token": estuary_token(), "owner_email": "ann@acme.test", "tenant": "acme",
+            "scopes": ["orders:write"], "expires_at": "2099-01-01T00:00:00Z"}),
+        json!({"token": estuary_token(), "owner_email": "boss@acme.test", "tenant": "acme",
+            "expires_at": "2099-01-01T00:00:00Z"}),
+    ];
+    let r = import(
+        &app,
+        &admin,
+        "format=estuary&create_owners=true&batch=1",
+        jsonl(&rows),
+    )
+    .await
+    .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let report = &r.body["report"];
+    assert_eq!(report["imported"], 1, "{report}");
+    let reasons: Vec<&str> = report["bad_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[0].contains("expiry"), "{reasons:?}");
+    assert!(reasons[1].contains("orders:write"), "{reasons:?}");
+    assert!(reasons[2].contains("tenant_admin"), "{reasons:?}");
+    let r = app
+        .get(
+            &format!("/api/v1/api-keys?tenant_id={acme}"),
+            As::Bearer(&admin),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let imported = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["prefix"] == "EST")
+        .unwrap();
+    assert_eq!(
+        imported["rate_limit_max"], 10,
+        "the tenant's default: {imported}"
+    );
+    // A row's text never comes back in a reason.
+    let secret_row = format!(
+        r#"{{"token": "{}", "isSession": "{}"}}"#,
+        estuary_token(),
+        "sk_live_secret_value"
+    );
+    let r = import(&app, &admin, "format=estuary", secret_row)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        !r.body.to_string().contains("sk_live_secret_value"),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]

@@ -111,6 +111,11 @@ async fn a_sqlite_installation_moves_to_postgres_and_back_and_its_keys_verify() 
     assert!(old.terminate().success());
 
     let postgres = keyward_pg_testkit::shared().fresh_database("migrate").await;
+    // A mistyped source is not made and copied as an empty installation.
+    let typo = format!("sqlite://{}", dir.join("olf.db").display());
+    let (code, _, stderr) = migrate(dir, &typo, &postgres);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("does not exist"), "{stderr}");
     let (code, report, stderr) = migrate(dir, &sqlite, &postgres);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(report.contains("copied"), "{report}");

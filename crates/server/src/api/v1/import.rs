@@ -15,6 +15,9 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonLinesBody, QueryParams};
 
+/// The route's path (its body may be larger than others': see `app::body_policy`).
+pub const PATH: &str = "/api/v1/api-keys/import";
+
 /// The request header that carries the secret Stratum `key_hash`es were made with
 /// (HMAC-SHA256); never a query parameter, which proxies log.
 pub const HMAC_SECRET_HEADER: &str = "keyward-import-hmac-secret";
@@ -56,6 +59,8 @@ pub struct ImportReportView {
     pub bad_count: u64,
     /// Good rows not written because their batch held a bad row.
     pub not_written: u64,
+    /// Estuary login sessions (`isSession: true`) left out: they are not keys.
+    pub sessions_skipped: u64,
 }
 
 impl From<ImportReport> for ImportReportView {
@@ -75,6 +80,7 @@ impl From<ImportReport> for ImportReportView {
                 .collect(),
             bad_count: r.bad_count,
             not_written: r.not_written,
+            sessions_skipped: r.sessions_skipped,
         }
     }
 }

@@ -608,6 +608,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return commands::backup(cli.database_url.expose(), &to).await;
     }
     if let Command::Migrate { from, to } = &cli.command {
+        // Opening a SQLite URL makes the file: a mistyped source would copy an empty database.
+        let path = from
+            .expose()
+            .strip_prefix("sqlite://")
+            .or_else(|| from.expose().strip_prefix("sqlite:"));
+        if let Some(path) = path.map(|p| p.split('?').next().unwrap_or(p)) {
+            if !Path::new(path).exists() {
+                bail!("the source database {path} does not exist");
+            }
+        }
         let source = open_store_at(&cli, from, false).await?;
         let target = open_store_at(&cli, to, true).await?;
         let result = crate::migrate::migrate(source.as_ref(), target.as_ref()).await;

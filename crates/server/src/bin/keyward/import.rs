@@ -44,8 +44,14 @@ pub async fn import(
             break;
         }
         number += 1;
+        // A byte order mark some editors write is not part of the first row.
+        let text = if number == 1 {
+            line.strip_prefix('\u{feff}').unwrap_or(&line)
+        } else {
+            &line
+        };
         importer
-            .line(number, &line)
+            .line(number, text)
             .await
             .map_err(|e| anyhow::anyhow!("line {number}: {e}"))?;
         bar.inc(read as u64);
@@ -69,6 +75,12 @@ pub async fn import(
         report.already_present,
         report.owners_created,
     );
+    if report.sessions_skipped > 0 {
+        println!(
+            "{} Estuary login sessions left out (not keys)",
+            report.sessions_skipped
+        );
+    }
     if report.imported == 0 && report.bad_count == 0 {
         println!("nothing changed: every key was imported before");
     }
