@@ -2146,8 +2146,7 @@ impl Store for PgStore {
     }
 
     async fn count_rows(&self, table: &str) -> Result<u64, StoreError> {
-        copy::known_table(table)?;
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        let n: i64 = sqlx::query_scalar(&copy::count_sql(table)?)
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
@@ -2163,25 +2162,15 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<Vec<copy::Cell>>, StoreError> {
         use sqlx::{Column as _, TypeInfo};
-        copy::known_table(table)?;
-        for c in columns
-            .iter()
-            .map(String::as_str)
-            .chain(key.iter().copied())
-        {
-            copy::plain_name(c)?;
-        }
-        let mut qb = QueryBuilder::new(format!("SELECT {} FROM {table}", columns.join(", ")));
+        let (head, tail) = copy::read_sql(table, columns, key, after.is_some())?;
+        let mut qb = QueryBuilder::new(head);
         if let Some(after) = after {
-            qb.push(format!(" WHERE ({}) > (", key.join(", ")));
             let mut values = qb.separated(", ");
             for cell in after {
                 push_cell(&mut values, cell);
             }
-            qb.push(")");
         }
-        qb.push(format!(" ORDER BY {} LIMIT ", key.join(", ")))
-            .push_bind(i64::from(limit));
+        qb.push(tail).push_bind(i64::from(limit));
         let rows = qb.build().fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter()
             .map(|row| {
@@ -2222,10 +2211,8 @@ impl Store for PgStore {
         columns: &[String],
         rows: &[Vec<copy::Cell>],
     ) -> Result<(), StoreError> {
-        copy::known_table(table)?;
-        for c in columns {
-            copy::plain_name(c)?;
-        }
+        // PostgreSQL binds at most 65535 values per statement.
+        let (head, per_statement) = copy::insert_sql(table, columns, 60_000)?;
         // A NULL is bound as its column's type: PostgreSQL does not cast a text NULL to uuid.
         let catalog = self.table_columns(table).await?;
         let kinds: Vec<copy::Kind> = columns
@@ -2239,11 +2226,8 @@ impl Store for PgStore {
             })
             .collect::<Result<_, _>>()?;
         let mut tx = self.write().await?;
-        // PostgreSQL binds at most 65535 values per statement.
-        let per_statement = (60_000 / columns.len().max(1)).max(1);
         for chunk in rows.chunks(per_statement) {
-            let mut qb =
-                QueryBuilder::new(format!("INSERT INTO {table} ({}) ", columns.join(", ")));
+            let mut qb = QueryBuilder::new(head.clone());
             qb.push_values(chunk, |mut b, row| {
                 for (cell, kind) in row.iter().zip(&kinds) {
                     match (cell, kind) {

@@ -2049,8 +2049,7 @@ impl Store for SqliteStore {
     }
 
     async fn count_rows(&self, table: &str) -> Result<u64, StoreError> {
-        copy::known_table(table)?;
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        let n: i64 = sqlx::query_scalar(&copy::count_sql(table)?)
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
@@ -2066,17 +2065,9 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Vec<copy::Cell>>, StoreError> {
         use sqlx::{TypeInfo, ValueRef};
-        copy::known_table(table)?;
-        for c in columns
-            .iter()
-            .map(String::as_str)
-            .chain(key.iter().copied())
-        {
-            copy::plain_name(c)?;
-        }
-        let mut qb = QueryBuilder::new(format!("SELECT {} FROM {table}", columns.join(", ")));
+        let (head, tail) = copy::read_sql(table, columns, key, after.is_some())?;
+        let mut qb = QueryBuilder::new(head);
         if let Some(after) = after {
-            qb.push(format!(" WHERE ({}) > (", key.join(", ")));
             let mut values = qb.separated(", ");
             for cell in after {
                 match cell {
@@ -2088,10 +2079,8 @@ impl Store for SqliteStore {
                     copy::Cell::Uuid(u) => values.push_bind(u.to_string()),
                 };
             }
-            qb.push(")");
         }
-        qb.push(format!(" ORDER BY {} LIMIT ", key.join(", ")))
-            .push_bind(i64::from(limit));
+        qb.push(tail).push_bind(i64::from(limit));
         let rows = qb.build().fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter()
             .map(|row| {
@@ -2126,16 +2115,11 @@ impl Store for SqliteStore {
         columns: &[String],
         rows: &[Vec<copy::Cell>],
     ) -> Result<(), StoreError> {
-        copy::known_table(table)?;
-        for c in columns {
-            copy::plain_name(c)?;
-        }
-        let mut tx = self.write().await?;
         // SQLite binds at most 32766 values per statement.
-        let per_statement = (30_000 / columns.len().max(1)).max(1);
+        let (head, per_statement) = copy::insert_sql(table, columns, 30_000)?;
+        let mut tx = self.write().await?;
         for chunk in rows.chunks(per_statement) {
-            let mut qb =
-                QueryBuilder::new(format!("INSERT INTO {table} ({}) ", columns.join(", ")));
+            let mut qb = QueryBuilder::new(head.clone());
             qb.push_values(chunk, |mut b, row| {
                 for cell in row {
                     match cell {

@@ -228,6 +228,58 @@ async fn copy_tables(
     Ok(())
 }
 
+/// `SELECT COUNT(*)` of `table`, once its name is checked.
+pub fn count_sql(table: &str) -> Result<String, StoreError> {
+    known_table(table)?;
+    Ok(format!("SELECT COUNT(*) FROM {table}"))
+}
+
+/// The SQL of a page of [`Store::read_rows`], once the names are checked: the text before the
+/// `after` key's values (bound by the backend, comma-separated, when `after`), and the text
+/// after them, to which the backend binds the page's size.
+pub fn read_sql(
+    table: &str,
+    columns: &[String],
+    key: &[&str],
+    after: bool,
+) -> Result<(String, String), StoreError> {
+    known_table(table)?;
+    for c in columns
+        .iter()
+        .map(String::as_str)
+        .chain(key.iter().copied())
+    {
+        plain_name(c)?;
+    }
+    let key = key.join(", ");
+    let mut head = format!("SELECT {} FROM {table}", columns.join(", "));
+    let mut tail = String::new();
+    if after {
+        head.push_str(&format!(" WHERE ({key}) > ("));
+        tail.push(')');
+    }
+    tail.push_str(&format!(" ORDER BY {key} LIMIT "));
+    Ok((head, tail))
+}
+
+/// The head of [`Store::write_rows`]'s inserts, once the names are checked, and how many rows
+/// one statement may carry when a statement binds at most `max_binds` values.
+pub fn insert_sql(
+    table: &str,
+    columns: &[String],
+    max_binds: usize,
+) -> Result<(String, usize), StoreError> {
+    known_table(table)?;
+    for c in columns {
+        plain_name(c)?;
+    }
+    let rows = (max_binds / columns.len().max(1)).max(1);
+    Ok((
+        format!("INSERT INTO {table} ({}) ", columns.join(", ")),
+        rows,
+    ))
+}
+
 /// Whether `table` is one of [`TABLES`] (so that a backend may put its name in SQL).
 pub fn known_table(table: &str) -> Result<(), StoreError> {
     if TABLES.iter().any(|(t, _)| *t == table) {
