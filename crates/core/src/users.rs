@@ -215,7 +215,8 @@ pub(crate) async fn visible(state: &Keyward, caller: &Caller, id: Uuid) -> Resul
         .ok_or(Error::NotFound("user"))
 }
 
-/// User `id`, as [`visible`] allows.
+/// User `id`, if the caller may see it (itself; its tenant's users for a tenant admin;
+/// anyone for an admin), else `NotFound`.
 pub async fn get(state: &Keyward, caller: &Caller, id: Uuid) -> Result<User> {
     caller.principal.require(KeywardRight::Read)?;
     visible(state, caller, id).await
