@@ -56,7 +56,12 @@ async fn a_sqlite_installation_moves_to_postgres_and_back_and_its_keys_verify() 
     let dir = dir.path();
     let sqlite = format!("sqlite://{}", dir.join("old.db").display());
     let secret = format!("{}.jwt-secret", dir.join("old.db").display());
-    let on_sqlite = [("KEYWARD_DATABASE_URL", sqlite.as_str())];
+    // The session secret named outright: under KEYWARD_TEST_DATABASE=postgres the test binary
+    // points every server at another file.
+    let on_sqlite = [
+        ("KEYWARD_DATABASE_URL", sqlite.as_str()),
+        ("KEYWARD_JWT_SECRET_FILE", secret.as_str()),
+    ];
     let old = start_with(dir, true, &on_sqlite, &[]).await;
     let admin = old.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let (_, tenant) = old
