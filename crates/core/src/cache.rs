@@ -51,12 +51,18 @@ impl Default for CacheSettings {
 /// Each cache's identity, for the threads' copies of its shapes.
 static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The shapes of imported keys as read at `read_at`, in `epoch` (see `KeyCache::shapes_epoch`).
+#[derive(Clone)]
+struct ShapesRead {
+    shapes: Arc<Vec<KeyShape>>,
+    read_at: OffsetDateTime,
+    epoch: u64,
+}
+
 /// A thread's copy of one cache's shapes of imported keys.
 struct ShapesCopy {
     cache: u64,
-    generation: u64,
-    read_at: OffsetDateTime,
-    shapes: Arc<Vec<KeyShape>>,
+    read: ShapesRead,
 }
 
 thread_local! {
@@ -99,13 +105,11 @@ pub enum Lookup<T> {
 pub struct KeyCache {
     keys: quick_cache::sync::Cache<KeyDigest, Entry>,
     users: quick_cache::sync::Cache<Uuid, (Arc<User>, OffsetDateTime)>,
-    /// The shapes of imported keys, as last read, and when; `shapes_stale` once an import
-    /// (here or on another node) may have added one.
-    shapes: std::sync::RwLock<Option<(Arc<Vec<KeyShape>>, OffsetDateTime)>>,
-    shapes_stale: AtomicBool,
-    /// Moves on at each fill of `shapes`: a thread's copy of an older one is read again.
-    shapes_generation: AtomicU64,
-    /// Moves on at each announcement that shapes changed: a read begun before one is not kept.
+    /// The shapes of imported keys as last read; they answer while read in the current epoch
+    /// and within the TTL.
+    shapes: std::sync::RwLock<Option<ShapesRead>>,
+    /// Moves on at each announcement that an import (here or on another node) may have added a
+    /// shape: what was read (or began to be read) before is not trusted any more.
     shapes_epoch: AtomicU64,
     /// This cache's identity among the process's caches, for the threads' copies.
     id: u64,
@@ -140,8 +144,6 @@ impl KeyCache {
             users: quick_cache::sync::Cache::new(capacity.clamp(1, 100_000)),
             sessions: quick_cache::sync::Cache::new(capacity.clamp(1, 100_000)),
             shapes: std::sync::RwLock::new(None),
-            shapes_stale: AtomicBool::new(true),
-            shapes_generation: AtomicU64::new(0),
             shapes_epoch: AtomicU64::new(0),
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             epochs: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
@@ -244,38 +246,37 @@ impl KeyCache {
         now: OffsetDateTime,
         f: impl FnOnce(&[KeyShape]) -> R,
     ) -> Option<R> {
-        if self.shapes_stale.load(Ordering::SeqCst) || !self.is_coherent() {
+        if !self.is_coherent() {
             return None;
         }
-        let generation = self.shapes_generation.load(Ordering::Acquire);
-        let ttl = self.settings.ttl;
+        let epoch = self.shapes_epoch.load(Ordering::SeqCst);
+        let fresh =
+            |read: &ShapesRead| read.epoch == epoch && now < read.read_at + self.settings.ttl;
         LOCAL_SHAPES.with(|local| {
             let mut local = local.borrow_mut();
-            let current = local.as_ref().filter(|copy| {
-                copy.cache == self.id && copy.generation == generation && now < copy.read_at + ttl
-            });
-            if current.is_none() {
+            let current = local
+                .as_ref()
+                .is_some_and(|copy| copy.cache == self.id && fresh(&copy.read));
+            if !current {
                 let held = self.shapes.read().unwrap_or_else(|e| e.into_inner());
-                let (shapes, read_at) = held.as_ref().filter(|(_, at)| now < *at + ttl)?;
+                let read = held.as_ref().filter(|read| fresh(read))?;
                 *local = Some(ShapesCopy {
                     cache: self.id,
-                    generation,
-                    read_at: *read_at,
-                    shapes: Arc::clone(shapes),
+                    read: read.clone(),
                 });
             }
-            local.as_ref().map(|copy| f(&copy.shapes))
+            local.as_ref().map(|copy| f(&copy.read.shapes))
         })
     }
 
     /// The shapes last read, however old (for when storage cannot be reached).
     pub fn last_shapes(&self) -> Option<Arc<Vec<KeyShape>>> {
         let held = self.shapes.read().unwrap_or_else(|e| e.into_inner());
-        held.as_ref().map(|(shapes, _)| Arc::clone(shapes))
+        held.as_ref().map(|read| Arc::clone(&read.shapes))
     }
 
-    /// Remembers the shapes read at `now`, read after [`KeyCache::reading_shapes`] gave `epoch`;
-    /// if shapes changed meanwhile, what was read may be old: it answers this read only.
+    /// Remembers the shapes read at `now`, read after [`KeyCache::reading_shapes`] gave `epoch`
+    /// (if shapes changed meanwhile, they are kept but never answer).
     pub fn fill_shapes(
         &self,
         shapes: Vec<KeyShape>,
@@ -284,13 +285,11 @@ impl KeyCache {
     ) -> Arc<Vec<KeyShape>> {
         let shapes = Arc::new(shapes);
         let mut held = self.shapes.write().unwrap_or_else(|e| e.into_inner());
-        if self.shapes_epoch.load(Ordering::SeqCst) != epoch {
-            return shapes;
-        }
-        *held = Some((Arc::clone(&shapes), now));
-        self.shapes_stale.store(false, Ordering::SeqCst);
-        drop(held);
-        self.shapes_generation.fetch_add(1, Ordering::Release);
+        *held = Some(ShapesRead {
+            shapes: Arc::clone(&shapes),
+            read_at: now,
+            epoch,
+        });
         shapes
     }
 
@@ -302,7 +301,6 @@ impl KeyCache {
     /// An import (here or elsewhere) may have added a shape.
     pub fn shapes_changed(&self) {
         self.shapes_epoch.fetch_add(1, Ordering::SeqCst);
-        self.shapes_stale.store(true, Ordering::SeqCst);
     }
 
     /// Forgets user `id`, after a change to it was stored and before the change's answer.
@@ -579,5 +577,31 @@ mod tests {
         cache.fill(digest, Some(k), epoch, NOW);
         cache.changed(Change::All);
         assert!(hit(cache.lookup(&digest, NOW)).is_none());
+    }
+
+    #[test]
+    fn shapes_answer_in_their_epoch_and_ttl_only() {
+        use keyward_domain::import::{ImportFormat, KeyShape};
+        let cache = KeyCache::new(CacheSettings::default(), true);
+        let shape = KeyShape::of(ImportFormat::Estuary, None, None, NOW).unwrap();
+        let count = |cache: &KeyCache, at| cache.with_shapes(at, |s| s.len());
+        assert_eq!(count(&cache, NOW), None, "nothing read yet");
+        let epoch = cache.reading_shapes();
+        cache.fill_shapes(vec![shape.clone()], epoch, NOW);
+        assert_eq!(count(&cache, NOW), Some(1));
+        assert_eq!(
+            count(&cache, NOW + CacheSettings::default().ttl),
+            None,
+            "past the TTL"
+        );
+        // A read begun before an import was announced answers nobody.
+        let before = cache.reading_shapes();
+        cache.shapes_changed();
+        assert_eq!(count(&cache, NOW), None);
+        cache.fill_shapes(vec![], before, NOW);
+        assert_eq!(count(&cache, NOW), None);
+        assert_eq!(cache.last_shapes().map(|s| s.len()), Some(0));
+        cache.fill_shapes(vec![shape.clone(), shape], cache.reading_shapes(), NOW);
+        assert_eq!(count(&cache, NOW), Some(2));
     }
 }

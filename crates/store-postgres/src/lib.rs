@@ -503,6 +503,35 @@ async fn revoke_in(
 }
 
 /// Appends `AND (created_at, id) > (c, id)` for keyset pagination on (created_at, id).
+/// Whose keys [`revoke_live`] revokes.
+enum KeysBy {
+    Tenant(Uuid),
+    Owner(Uuid),
+}
+
+/// Revokes at `now` (ms) every key of a tenant or an owner not revoked as of `now`, expired ones
+/// included (so that none comes back to life through a later expiry change); their ids.
+async fn revoke_live(
+    tx: &mut Transaction<'static, Postgres>,
+    of: KeysBy,
+    now: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    let (column, id) = match of {
+        KeysBy::Tenant(id) => ("tenant_id", id),
+        KeysBy::Owner(id) => ("owner_id", id),
+    };
+    sqlx::query_scalar(&format!(
+        "UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE {column} = $2 AND {} \
+         RETURNING id",
+        not_revoked_as_of("$1")
+    ))
+    .bind(now)
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_err)
+}
+
 /// The digests of all of `user_id`'s keys.
 async fn owner_digests(
     tx: &mut Transaction<'static, Postgres>,
@@ -849,16 +878,7 @@ impl Store for PgStore {
         // Expired-but-unrevoked keys are revoked too, so no key of a deleted tenant can come
         // back to life through a later expiry change. By tenant, not by the ids read above, so a
         // key another node created meanwhile is revoked as well.
-        let revoked: Vec<Uuid> = sqlx::query_scalar(&format!(
-            "UPDATE api_keys SET revoked_at = $1, updated_at = $1 \
-             WHERE tenant_id = $2 AND {} RETURNING id",
-            not_revoked_as_of("$1")
-        ))
-        .bind(now)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let revoked = revoke_live(&mut tx, KeysBy::Tenant(id), now).await?;
         // Its users (admins aside) are disabled and signed out with it: a user with no tenant
         // would otherwise go on making keys as if it still belonged somewhere. (Announced by the
         // `All` below.) Users are locked before their sessions, as every such write does.
@@ -1078,16 +1098,7 @@ impl Store for PgStore {
         if stored.role == Role::Admin && !stored.is_disabled() && !other_admin {
             return Err(StoreError::Conflict("last_admin".into()));
         }
-        let revoked: Vec<Uuid> = sqlx::query_scalar(&format!(
-            "UPDATE api_keys SET revoked_at = $1, updated_at = $1 \
-             WHERE owner_id = $2 AND {} RETURNING id",
-            not_revoked_as_of("$1")
-        ))
-        .bind(now)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        let revoked = revoke_live(&mut tx, KeysBy::Owner(id), now).await?;
         let keys = owner_digests(&mut tx, id).await?;
         let sessions = end_sessions(&mut tx, &self.origin, id, EndSessions::All).await?;
         sqlx::query("DELETE FROM owner_limits WHERE user_id = $1")

@@ -553,6 +553,53 @@ async fn revoke_in(
     key_from(&row.ok_or(StoreError::NotFound)?)
 }
 
+/// Whose keys [`revoke_live`] revokes.
+enum KeysBy {
+    Tenant(Uuid),
+    Owner(Uuid),
+}
+
+/// Revokes at `now` every key of a tenant or an owner not revoked as of `now`, expired ones
+/// included (so that none comes back to life through a later expiry change); their ids.
+async fn revoke_live(
+    tx: &mut Transaction<'static, Sqlite>,
+    of: KeysBy,
+    now: OffsetDateTime,
+) -> Result<Vec<Uuid>, StoreError> {
+    let (column, id) = match of {
+        KeysBy::Tenant(id) => ("tenant_id", id),
+        KeysBy::Owner(id) => ("owner_id", id),
+    };
+    sqlx::query(&format!(
+        "UPDATE api_keys SET revoked_at = ?1, updated_at = ?1 WHERE {column} = ?2 AND {} \
+         RETURNING id",
+        not_revoked_as_of("?1")
+    ))
+    .bind(ms(now))
+    .bind(id.to_string())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(|r| uuid_col(r, "id"))
+    .collect()
+}
+
+/// Binds a copied value as SQLite keeps it (a UUID as text).
+fn push_cell(
+    values: &mut sqlx::query_builder::Separated<'_, '_, Sqlite, &'static str>,
+    cell: &copy::Cell,
+) {
+    match cell {
+        copy::Cell::Null => values.push_bind(None::<i64>),
+        copy::Cell::Int(i) => values.push_bind(*i),
+        copy::Cell::Text(t) => values.push_bind(t.clone()),
+        copy::Cell::Bytes(b) => values.push_bind(b.clone()),
+        copy::Cell::Bool(b) => values.push_bind(*b),
+        copy::Cell::Uuid(u) => values.push_bind(u.to_string()),
+    };
+}
+
 /// The digests of all of `user_id`'s keys.
 async fn owner_digests(
     tx: &mut Transaction<'static, Sqlite>,
@@ -859,21 +906,7 @@ impl Store for SqliteStore {
         }
         // Expired-but-unrevoked keys are revoked too, so no key of a deleted tenant can come
         // back to life through a later expiry change.
-        let revoked: Vec<Uuid> = sqlx::query(&format!(
-            "UPDATE api_keys SET revoked_at = ?, updated_at = ? \
-             WHERE tenant_id = ? AND {} RETURNING id",
-            not_revoked_as_of("?")
-        ))
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(id.to_string())
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(|r| uuid_col(r, "id"))
-        .collect::<Result<_, _>>()?;
+        let revoked = revoke_live(&mut tx, KeysBy::Tenant(id), now).await?;
         // Its users (admins aside) are disabled and signed out with it: a user with no tenant
         // would otherwise go on making keys as if it still belonged somewhere.
         for table in ["api_sessions", "console_sessions"] {
@@ -1087,21 +1120,7 @@ impl Store for SqliteStore {
         if stored.role == Role::Admin && !stored.is_disabled() {
             another_admin(&mut tx, id).await?;
         }
-        let revoked: Vec<Uuid> = sqlx::query(&format!(
-            "UPDATE api_keys SET revoked_at = ?, updated_at = ? \
-             WHERE owner_id = ? AND {} RETURNING id",
-            not_revoked_as_of("?")
-        ))
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(id.to_string())
-        .bind(ms(now))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(|r| uuid_col(r, "id"))
-        .collect::<Result<_, _>>()?;
+        let revoked = revoke_live(&mut tx, KeysBy::Owner(id), now).await?;
         let keys = owner_digests(&mut tx, id).await?;
         let sessions = end_sessions(&mut tx, id, EndSessions::All).await?;
         sqlx::query("DELETE FROM owner_limits WHERE user_id = ?")
@@ -2070,14 +2089,7 @@ impl Store for SqliteStore {
         if let Some(after) = after {
             let mut values = qb.separated(", ");
             for cell in after {
-                match cell {
-                    copy::Cell::Null => values.push_bind(None::<i64>),
-                    copy::Cell::Int(i) => values.push_bind(*i),
-                    copy::Cell::Text(t) => values.push_bind(t.clone()),
-                    copy::Cell::Bytes(b) => values.push_bind(b.clone()),
-                    copy::Cell::Bool(b) => values.push_bind(*b),
-                    copy::Cell::Uuid(u) => values.push_bind(u.to_string()),
-                };
+                push_cell(&mut values, cell);
             }
         }
         qb.push(tail).push_bind(i64::from(limit));
@@ -2122,14 +2134,7 @@ impl Store for SqliteStore {
             let mut qb = QueryBuilder::new(head.clone());
             qb.push_values(chunk, |mut b, row| {
                 for cell in row {
-                    match cell {
-                        copy::Cell::Null => b.push_bind(None::<i64>),
-                        copy::Cell::Int(i) => b.push_bind(*i),
-                        copy::Cell::Text(t) => b.push_bind(t.clone()),
-                        copy::Cell::Bytes(v) => b.push_bind(v.clone()),
-                        copy::Cell::Bool(v) => b.push_bind(*v),
-                        copy::Cell::Uuid(u) => b.push_bind(u.to_string()),
-                    };
+                    push_cell(&mut b, cell);
                 }
             });
             qb.build().execute(&mut *tx).await.map_err(map_err)?;

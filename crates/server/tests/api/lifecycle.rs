@@ -19,6 +19,26 @@ fn emails(body: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The email of the user signed in as `token`.
+async fn email_of(app: &TestApp, token: &str) -> String {
+    app.get("/api/v1/users/me", As::Bearer(token)).await.body["email"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// How many audit entries of `action` the log holds.
+async fn audited(app: &TestApp, action: &str) -> usize {
+    let r = app
+        .get(
+            &format!("/api/v1/audit-logs?action={action}"),
+            As::Bearer(&app.admin().await),
+        )
+        .await
+        .expect(StatusCode::OK);
+    r.body.as_array().unwrap().len()
+}
+
 /// Disables every active admin but the one signed in as `keep`, so that `keep` is the last.
 async fn leave_one_admin(app: &TestApp, keep: &str) -> String {
     let me = app.get("/api/v1/users/me", As::Bearer(keep)).await;
@@ -204,10 +224,7 @@ async fn a_disabled_user_cannot_sign_in_and_its_keys_and_sessions_stop_until_it_
     let boss = app.tenant_admin_of(acme).await;
     let (_, verifier) = app.key_with(&boss, &["keyward:verify"]).await;
     let path = format!("/api/v1/users/{ann_id}");
-    let ann_email = app.get(&path, As::Bearer(&ann)).await.body["email"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ann_email = email_of(&app, &ann).await;
 
     let r = app
         .patch(&path, As::Bearer(&boss), json!({"disabled": true}))
@@ -256,14 +273,7 @@ async fn a_disabled_user_cannot_sign_in_and_its_keys_and_sessions_stop_until_it_
         .await
         .expect(StatusCode::OK);
 
-    let audit = app
-        .get(
-            "/api/v1/audit-logs?action=user.update",
-            As::Bearer(&app.admin().await),
-        )
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(audit.body.as_array().unwrap().len(), 2, "{}", audit.body);
+    assert_eq!(audited(&app, "user.update").await, 2);
 }
 
 #[tokio::test]
@@ -407,10 +417,7 @@ async fn deleting_a_user_revokes_its_keys_at_once_and_keeps_its_history() {
     let member = app.member_of(acme).await;
     let admin = app.admin().await;
     let path = format!("/api/v1/users/{ann_id}");
-    let email = app.get(&path, As::Bearer(&ann)).await.body["email"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let email = email_of(&app, &ann).await;
 
     app.delete(&path, As::Bearer(&other_boss))
         .await
@@ -476,10 +483,7 @@ async fn changing_a_password_ends_the_other_sessions_and_setting_one_ends_them_a
     let app = app().await;
     let acme = app.tenant("acme").await;
     let (ann, ann_id) = app.user_in(acme, Role::Member).await;
-    let email = app.get("/api/v1/users/me", As::Bearer(&ann)).await.body["email"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let email = email_of(&app, &ann).await;
     let elsewhere = app.login(&email).await;
     let change =
         |current: &str, new: &str| json!({"current_password": current, "new_password": new});
@@ -612,10 +616,7 @@ async fn sessions_are_listed_ended_one_by_one_and_signed_out() {
     let app = app().await;
     let acme = app.tenant("acme").await;
     let (first, _) = app.user_in(acme, Role::Member).await;
-    let email = app.get("/api/v1/users/me", As::Bearer(&first)).await.body["email"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let email = email_of(&app, &first).await;
     let second = app.login(&email).await;
     let r = app
         .get("/api/v1/users/me/sessions", As::Bearer(&first))
@@ -698,14 +699,7 @@ async fn sessions_are_listed_ended_one_by_one_and_signed_out() {
     )
     .await
     .expect(StatusCode::UNAUTHORIZED);
-    let audit = app
-        .get(
-            "/api/v1/audit-logs?action=auth.logout",
-            As::Bearer(&app.admin().await),
-        )
-        .await
-        .expect(StatusCode::OK);
-    assert_eq!(audit.body.as_array().unwrap().len(), 1, "{}", audit.body);
+    assert_eq!(audited(&app, "auth.logout").await, 1);
 }
 
 #[tokio::test]

@@ -62,7 +62,7 @@ async fn a_sqlite_installation_moves_to_postgres_and_back_and_its_keys_verify() 
         ("KEYWARD_DATABASE_URL", sqlite.as_str()),
         ("KEYWARD_JWT_SECRET_FILE", secret.as_str()),
     ];
-    let old = start_with(dir, true, &on_sqlite, &[]).await;
+    let old = start_with(dir, true, &on_sqlite, &["--webhook-allow-private"]).await;
     let admin = old.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let (_, tenant) = old
         .call(
@@ -84,6 +84,15 @@ async fn a_sqlite_installation_moves_to_postgres_and_back_and_its_keys_verify() 
         }
     };
     let verifier = key_of(json!({"tenant_id": tenant_id, "scopes": ["keyward:verify"]})).await;
+    let (status, hook) = old
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&admin),
+            Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["key.created"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
     let metered = key_of(json!({"tenant_id": tenant_id, "remaining": 5})).await;
     for left in [4, 3] {
         assert_eq!(verify(&old, &verifier, &metered).await["remaining"], left);
@@ -155,6 +164,10 @@ async fn a_sqlite_installation_moves_to_postgres_and_back_and_its_keys_verify() 
         .call(Method::GET, "/api/v1/users/me", Some(&admin), None)
         .await;
     assert_eq!(status, 200, "the old session carries over");
+    let (_, hooks) = new
+        .call(Method::GET, "/api/v1/webhooks", Some(&admin), None)
+        .await;
+    assert_eq!(hooks[0]["url"], "http://127.0.0.1:9/hook", "{hooks}");
     new.login("ann@acme.test", ADMIN_PASSWORD).await;
     let (_, audit) = new
         .call(
