@@ -1,6 +1,6 @@
-//! The OpenAPI document, generated from the handlers' annotations, and a page that renders it.
+//! The OpenAPI document, generated from the handlers' annotations, and Swagger UI on it (`/docs/`).
 
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use keyward_core::keys::{GRACE_PATTERN, MAX_CREDITS, MAX_RATE_LIMIT};
 use keyward_domain::duration;
 use keyward_domain::model::{email_pattern, MAX_EMAIL_CHARS};
@@ -14,7 +14,8 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keyward", description = "Self-hosted API key service: native v1 API."),
-    servers((url = "http://localhost:3000", description = "Local development")),
+    // Relative: "Try it out" on /docs/ talks to the keyward that serves the page.
+    servers((url = "/", description = "The keyward serving this document")),
     modifiers(&Security),
     security(("apiKey" = []), ("bearerAuth" = [])),
 )]
@@ -248,11 +249,22 @@ pub fn state_what_is_enforced(doc: &mut Value) {
     let Some(Value::Object(paths)) = doc.get_mut("paths") else {
         return;
     };
-    if let Some(Value::Object(forward)) = paths.get_mut("/api/v1/auth/forward") {
+    // The router's catch-all segment, in OpenAPI's syntax (a path parameter holds one segment
+    // there; this one holds the rest of the forwarded path).
+    if let Some(item) = paths.remove("/api/v1/auth/forward/{*path}") {
+        paths.insert("/api/v1/auth/forward/{path}".into(), item);
+    }
+    for (path, id) in [
+        ("/api/v1/auth/forward", "forwardAuth"),
+        ("/api/v1/auth/forward/{path}", "forwardAuthPath"),
+    ] {
+        let Some(Value::Object(forward)) = paths.get_mut(path) else {
+            continue;
+        };
         // One handler answers every method: each operation gets an id of its own.
         for (method, op) in forward.iter_mut().filter(|(method, _)| *method != "get") {
             op["operationId"] = json!(format!(
-                "forwardAuth{}{}",
+                "{id}{}{}",
                 method[..1].to_uppercase(),
                 &method[1..]
             ));
@@ -317,7 +329,7 @@ fn merge(schema: &mut serde_json::Map<String, Value>, rules: &Value) {
 
 /// The answers a route may give besides those its annotation names.
 fn add_common_answers(path: &str, method: &str, op: &mut Value) {
-    let forward = path == "/api/v1/auth/forward";
+    let forward = path.starts_with("/api/v1/auth/forward");
     let signs_in = path == "/api/v1/auth/login";
     let anonymous = op["security"].as_array().is_some_and(|s| {
         s.iter()
@@ -411,8 +423,64 @@ fn nullable_formats_as_any_of(value: &mut Value) {
     }
 }
 
-/// `GET /docs`: a self-contained page (no CDN: keyward runs offline too) that lists every
-/// operation of the document with its parameters and responses.
-pub async fn docs(_: crate::extract::NoQuery) -> Html<&'static str> {
-    Html(include_str!("docs.html"))
+/// `GET /docs`: to `/docs/` (the page's assets are relative to it), 308.
+pub async fn docs_redirect(_: crate::extract::NoQuery) -> axum::response::Redirect {
+    axum::response::Redirect::permanent("/docs/")
+}
+
+/// `GET /docs/` and `GET /docs/{file}`: Swagger UI (the `swagger-ui-dist` release that
+/// `utoipa-swagger-ui`'s `vendored` feature carries, inside the binary: no CDN, so it works on a
+/// machine with no internet), set up to read `/api/v1/openapi.json` and to send "Try it out" to
+/// this keyward. 404 for a file Swagger UI does not have.
+///
+/// Its own Content-Security-Policy: scripts, styles, fonts and requests from this origin only
+/// (Swagger UI sets inline styles on its elements, and draws some images as `data:` URLs).
+pub async fn docs(
+    _: crate::extract::NoQuery,
+    file: Option<axum::extract::Path<String>>,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<utoipa_swagger_ui::Config<'static>>> =
+        std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        std::sync::Arc::new(
+            utoipa_swagger_ui::Config::new(["/api/v1/openapi.json"])
+                // Swagger UI's default checks the document at validator.swagger.io, a third
+                // party (and offline, an error): off.
+                .validator_url("none")
+                .try_it_out_enabled(true)
+                .display_operation_id(true)
+                .persist_authorization(false),
+        )
+    });
+    let path = file.as_ref().map_or("", |p| p.0.as_str());
+    match utoipa_swagger_ui::serve(path, config.clone()) {
+        Ok(Some(found)) => {
+            let mut response = (
+                [(header::CONTENT_TYPE, found.content_type)],
+                found.bytes.into_owned(),
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            if found.gzpipped {
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                     frame-ancestors 'none'; form-action 'none'; base-uri 'none'",
+                ),
+            );
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            response
+        }
+        Ok(None) => crate::error::ApiError::NotFound("no such page").into_response(),
+        Err(e) => {
+            crate::error::ApiError::Internal(format!("Swagger UI's setup: {e}")).into_response()
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! `/api/v1/auth/forward` in-process (every status), and `/metrics`. The end-to-end run behind
-//! a real nginx is in `nginx`.
+//! `/api/v1/auth/forward` and `/api/v1/auth/forward/{path}` in-process (every status), and
+//! `/metrics`. The end-to-end runs behind real proxies are in `proxies`.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -16,7 +16,30 @@ async fn forward(
     key: Option<&str>,
     bearer: bool,
 ) -> Resp {
-    let mut req = Request::builder().uri(format!("/api/v1/auth/forward{query}"));
+    forwarded(
+        app,
+        &format!("/api/v1/auth/forward{query}"),
+        &[],
+        verifier,
+        key,
+        bearer,
+    )
+    .await
+}
+
+/// As [`forward`], to `path`, with `extra` header fields.
+async fn forwarded(
+    app: &TestApp,
+    path: &str,
+    extra: &[(&str, &str)],
+    verifier: Option<&str>,
+    key: Option<&str>,
+    bearer: bool,
+) -> Resp {
+    let mut req = Request::builder().uri(path);
+    for (name, value) in extra {
+        req = req.header(*name, *value);
+    }
     if let Some(v) = verifier {
         req = req.header("x-keyward-verifier", v);
     }
@@ -136,6 +159,115 @@ async fn every_answer_of_forward_auth() {
     }
     assert!(text.contains("# TYPE keyward_cache_hits_total counter"));
     assert!(text.contains("keyward_usage_pending "));
+}
+
+/// Envoy's form: the client's path and query appended to the address, the scopes in a header.
+/// The client's query is never read (a `scopes` there requires nothing and refuses nothing).
+#[tokio::test]
+async fn every_answer_of_forward_auth_with_the_path_appended() {
+    let app = app().await;
+    let t = app.tenant("fwd").await;
+    let (member, member_id) = app.user_in(t, keyward_domain::Role::Member).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let (_, key) = app
+        .key_from(&member, json!({"scopes": ["orders:read"], "rate_limit_max": 3, "rate_limit_window": "1 minute"}))
+        .await;
+    let v = Some(verifier.as_str());
+    let needs = |scopes| [("x-keyward-required-scopes", scopes)];
+    let ok = forwarded(
+        &app,
+        "/api/v1/auth/forward/orders/7?scopes=admin&x=%2F",
+        &needs("orders:read"),
+        v,
+        Some(&key),
+        false,
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        ok.header("x-keyward-owner-id"),
+        Some(member_id.to_string().as_str())
+    );
+    let r = forwarded(
+        &app,
+        "/api/v1/auth/forward/orders",
+        &needs("orders:read AND orders:write"),
+        v,
+        Some(&key),
+        true,
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    assert_eq!(r.error_code(), "forbidden");
+    // The header on the plain route, as an alternative to the query.
+    forwarded(
+        &app,
+        "/api/v1/auth/forward",
+        &needs("orders:read"),
+        v,
+        Some(&key),
+        false,
+    )
+    .await
+    .expect(StatusCode::OK);
+    // Three a minute: the refused scope above spent none of them.
+    forwarded(
+        &app,
+        "/api/v1/auth/forward/b",
+        &needs("orders:read"),
+        v,
+        Some(&key),
+        false,
+    )
+    .await
+    .expect(StatusCode::OK);
+    let r = forwarded(
+        &app,
+        "/api/v1/auth/forward/a",
+        &needs("orders:read"),
+        v,
+        Some(&key),
+        false,
+    )
+    .await
+    .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.header("retry-after").is_some());
+    forwarded(&app, "/api/v1/auth/forward/a", &[], v, None, false)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    forwarded(&app, "/api/v1/auth/forward/a", &[], None, Some(&key), false)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    for (path, headers) in [
+        (
+            "/api/v1/auth/forward?scopes=a",
+            vec![("x-keyward-required-scopes", "a")],
+        ),
+        (
+            "/api/v1/auth/forward/a",
+            vec![
+                ("x-keyward-required-scopes", "a"),
+                ("x-keyward-required-scopes", "b"),
+            ],
+        ),
+        (
+            "/api/v1/auth/forward/a",
+            vec![("x-keyward-required-scopes", "")],
+        ),
+        (
+            "/api/v1/auth/forward/a",
+            vec![("x-keyward-required-scopes", "a,,b")],
+        ),
+    ] {
+        let r = forwarded(&app, path, &headers, v, Some(&key), false)
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(
+            r.body.to_string().contains("scopes"),
+            "{path} {headers:?}: {}",
+            r.body
+        );
+    }
 }
 
 #[tokio::test]

@@ -600,16 +600,18 @@ async fn a_node_rides_out_a_database_restart() {
             assert!(line.contains(part), "{part} missing from {line}");
         }
     }
-    // Forward auth fails closed too, and says when to try again.
-    let res = client
-        .get(format!("{}/api/v1/auth/forward", n.base))
-        .header("x-keyward-verifier", &verifier)
-        .header("x-api-key", &uncached)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 503);
-    assert_eq!(res.headers()["retry-after"], "1");
+    // Forward auth fails closed too, and says when to try again (in both its forms).
+    for path in ["/api/v1/auth/forward", "/api/v1/auth/forward/orders/1?x=1"] {
+        let res = client
+            .get(format!("{}{path}", n.base))
+            .header("x-keyward-verifier", &verifier)
+            .header("x-api-key", &uncached)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503, "{path}");
+        assert_eq!(res.headers()["retry-after"], "1", "{path}");
+    }
 
     tokio::time::sleep((TTL + Duration::from_millis(500)).saturating_sub(filled.elapsed())).await;
     assert_eq!(

@@ -96,7 +96,9 @@ async fn api_key_paths_are_compatible_with_the_reference() {
 /// Whether the router serves `method path` (with any `{param}` filled in): anything but the
 /// fallback's "route not found" and 405.
 async fn served(app: &crate::support::TestApp, method: &str, path: &str) -> bool {
-    let path = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+    let path = path
+        .replace("{id}", &uuid::Uuid::now_v7().to_string())
+        .replace("{path}", "orders/1");
     let method = axum::http::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
     let r = app.call(method, &path, As::Nobody, None).await;
     let fallback = r.status == StatusCode::NOT_FOUND
@@ -132,6 +134,8 @@ async fn every_native_route_is_documented() {
     for path in [
         "/api/v1/openapi.json",
         "/docs",
+        "/docs/",
+        "/docs/swagger-initializer.js",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -156,12 +160,56 @@ async fn every_native_route_is_documented() {
 }
 
 #[tokio::test]
-async fn docs_page_renders_the_document() {
+async fn docs_serve_swagger_ui_from_the_binary() {
     let app = app().await;
-    let r = app.get("/docs", As::Nobody).await.expect(StatusCode::OK);
-    let html = r.body.as_str().unwrap();
-    assert!(html.contains("/api/v1/openapi.json"));
-    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let moved = app
+        .get("/docs", As::Nobody)
+        .await
+        .expect(StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(moved.header("location"), Some("/docs/"));
+    let page = app.get("/docs/", As::Nobody).await.expect(StatusCode::OK);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = page.header("content-security-policy").unwrap().to_owned();
+    assert!(csp.starts_with("default-src 'self';"), "{csp}");
+    let html = page.body.as_str().unwrap().to_owned();
+    assert!(html.contains("swagger-ui-bundle.js"), "{html}");
+    // No asset from elsewhere: every script and style the page names is served here.
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        assert!(
+            html.contains(&format!("./{asset}")),
+            "{asset} is not local: {html}"
+        );
+        let r = app
+            .get(&format!("/docs/{asset}"), As::Nobody)
+            .await
+            .expect(StatusCode::OK);
+        assert!(
+            r.body.as_str().is_some_and(|b| !b.is_empty()),
+            "{asset} is empty"
+        );
+    }
+    assert!(
+        !html.contains("https://"),
+        "the page loads nothing from the internet: {html}"
+    );
+    let init = app
+        .get("/docs/swagger-initializer.js", As::Nobody)
+        .await
+        .expect(StatusCode::OK);
+    let init = init.body.as_str().unwrap();
+    assert!(init.contains("\"/api/v1/openapi.json\""), "{init}");
+    assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
+    app.get("/docs/no-such-file.js", As::Nobody)
+        .await
+        .expect(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -1,8 +1,10 @@
 //! `/api/v1/auth/forward`: verify as a reverse proxy's sub-request (nginx `auth_request`,
-//! Traefik ForwardAuth, Envoy ext_authz over HTTP). The client's key comes in the forwarded
-//! request's `X-API-Key` or `Authorization: Bearer`; the proxy adds its own verifier credential in
-//! [`VERIFIER_HEADER`] (unless keyward runs with `--public-verify`). The answer is the status
-//! alone (200, 401, 403, 429) plus identity headers on 200: proxies ignore bodies.
+//! Traefik ForwardAuth, Caddy `forward_auth`), and `/api/v1/auth/forward/{path}` for proxies that
+//! append the client's path and query to the address they ask (Envoy's `ext_authz` over HTTP,
+//! `path_prefix`). The client's key comes in the forwarded request's `X-API-Key` or
+//! `Authorization: Bearer`; the proxy adds its own verifier credential in [`VERIFIER_HEADER`]
+//! (unless keyward runs with `--public-verify`). The answer is the status alone (200, 401, 403,
+//! 429) plus identity headers on 200: proxies ignore bodies.
 
 use std::time::Instant;
 
@@ -24,6 +26,11 @@ use keyward_core::verify::{self, VerifyRequest};
 /// `keyward:verify`, or a login JWT of a user whose role allows it).
 pub const VERIFIER_HEADER: &str = "x-keyward-verifier";
 
+/// The header in which a proxy names the scopes the key must hold, where it cannot put them in
+/// the query (`/api/v1/auth/forward/{path}`, whose query is the client's). Same syntax as the
+/// `scopes` parameter; sent at most once.
+pub const REQUIRED_SCOPES_HEADER: &str = "x-keyward-required-scopes";
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -37,7 +44,8 @@ pub struct ForwardParams {
 /// `X-Keyward-Owner-Id` and `X-Keyward-Scopes`; 401 for a missing, unknown, expired or revoked
 /// key; 403 when it lacks a scope or has no credits left; 429 with `Retry-After` over its rate limit.
 #[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/api/v1/auth/forward", tag = "Verify", operation_id = "forwardAuth",
-    params(ForwardParams, ("X-Keyward-Verifier" = String, Header, description = "The proxy's verifier credential")),
+    params(ForwardParams, ("X-Keyward-Verifier" = String, Header, description = "The proxy's verifier credential"),
+        ("X-Keyward-Required-Scopes" = Option<String>, Header, description = "The scopes the key must hold, as the `scopes` parameter: one of the two at most")),
     security(),
     responses(
         (status = 200, description = "The key is valid", headers(
@@ -55,6 +63,70 @@ pub async fn forward(
     headers: HeaderMap,
     QueryParams(params): QueryParams<ForwardParams>,
 ) -> ApiResult<Response> {
+    let required = required_scopes(&headers, params.scopes.as_deref())?;
+    decide(&state, peer, &headers, required.as_deref()).await
+}
+
+/// Verify the key of a forwarded request whose path and query the proxy appended (Envoy's
+/// `ext_authz` HTTP service with `path_prefix: /api/v1/auth/forward`): the same answers as
+/// `forwardAuth`. The appended path and query are the client's and are not read; the scopes the
+/// key must hold come in `X-Keyward-Required-Scopes`.
+#[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/api/v1/auth/forward/{*path}", tag = "Verify", operation_id = "forwardAuthPath",
+    params(
+        ("path" = String, Path, description = "The forwarded request's path, and its query after it: not read"),
+        ("X-Keyward-Verifier" = String, Header, description = "The proxy's verifier credential"),
+        ("X-Keyward-Required-Scopes" = Option<String>, Header, description = "Scopes the key must hold, comma-separated, or a permission expression (as the `scopes` parameter of `forwardAuth`)"),
+    ),
+    security(),
+    responses(
+        (status = 200, description = "The key is valid", headers(
+            ("X-Keyward-Key-Id" = String), ("X-Keyward-Tenant-Id" = String),
+            ("X-Keyward-Owner-Id" = String), ("X-Keyward-Scopes" = String))),
+        (status = 400, description = "Bad X-Keyward-Required-Scopes", body = super::Error),
+        (status = 401, description = "No valid key (or no valid verifier credential)", body = super::Error),
+        (status = 403, description = "The key lacks a required scope (or the verifier lacks keyward:verify)", body = super::Error),
+        (status = 429, description = "The key is over its rate limit", body = super::Error, headers(("Retry-After" = u64))),
+        (status = 503, description = "Storage is unreachable and the key is not cached (fail closed)", body = super::Error),
+    ))]
+pub async fn forward_path(
+    State(state): State<AppState>,
+    PeerIp(peer): PeerIp,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let required = required_scopes(&headers, None)?;
+    decide(&state, peer, &headers, required.as_deref()).await
+}
+
+/// The scopes the proxy requires: the `scopes` parameter or [`REQUIRED_SCOPES_HEADER`], one of
+/// them at most (400 for both, or for the header sent twice or not text).
+fn required_scopes(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Option<String>> {
+    let mut lines = headers.get_all(REQUIRED_SCOPES_HEADER).iter();
+    let Some(line) = lines.next() else {
+        return Ok(query.map(str::to_owned));
+    };
+    let refused = |why: &str| ApiError::invalid_field(REQUIRED_SCOPES_HEADER, why);
+    if lines.next().is_some() {
+        return Err(refused("is sent once"));
+    }
+    if query.is_some() {
+        return Err(refused(
+            "and the scopes parameter are alternatives: send one",
+        ));
+    }
+    let text = line
+        .to_str()
+        .map_err(|_| refused("must be visible ASCII"))?;
+    Ok(Some(text.to_owned()))
+}
+
+/// Forward auth's one operation: the verifier's credential, the client's key, the scopes required
+/// (`None`: none), the client's address where configured; the verdict as a status.
+async fn decide(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    scopes: Option<&str>,
+) -> ApiResult<Response> {
     // The metrics' latency: a duration measured, not a time of day.
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
@@ -66,12 +138,12 @@ pub async fn forward(
     };
     let verifier_credential =
         single_credential(headers.get_all(VERIFIER_HEADER)).map_err(unambiguous);
-    let verifier = verifier(&state, verifier_credential, peer).await?;
-    let key = presented_credential(&headers)
+    let verifier = verifier(state, verifier_credential, peer).await?;
+    let key = presented_credential(headers)
         .map_err(|failure| ApiError::Unauthenticated(unambiguous(failure)))?;
     // Taken as sent: the list is the proxy's configuration, comma-separated, nothing trimmed.
     // An empty list or item (an unset variable in that configuration) is no "no scope": a 400.
-    let permission = match params.scopes.as_deref() {
+    let permission = match scopes {
         None => verify::Required::Owned(Permission::default()),
         Some(text) if text.contains(|c: char| c.is_whitespace() || c == '(' || c == ')') => {
             verify::expression(text, "scopes")?
@@ -82,13 +154,13 @@ pub async fn forward(
     };
     let ip = match state.forward_client_ip_header() {
         None => None,
-        Some(name) => client_ip(&headers, name)?,
+        Some(name) => client_ip(headers, name)?,
     };
     let request = VerifyRequest {
         ip,
         ..VerifyRequest::new(key, &permission)
     };
-    let verdict = verify::verify(&state, verifier.as_ref(), &request).await?;
+    let verdict = verify::verify(state, verifier.as_ref(), &request).await?;
     state
         .metrics
         .verified(VerifyRoute::Forward, verdict.code, started.elapsed());

@@ -63,7 +63,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
             "/api/v1/openapi.json",
             get(crate::api::openapi::openapi_json),
         )
-        .route("/docs", get(crate::api::openapi::docs))
+        .route("/docs", get(crate::api::openapi::docs_redirect))
+        .route("/docs/", get(crate::api::openapi::docs))
+        .route("/docs/{*file}", get(crate::api::openapi::docs))
 }
 
 /// The hot path, apart from the rest: verify, and forward auth (on every method a proxy forwards;
@@ -72,6 +74,7 @@ pub fn verify_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(verify::verify))
         .routes(routes!(forward::forward))
+        .routes(routes!(forward::forward_path))
 }
 
 /// The reference's error shape.
