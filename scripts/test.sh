@@ -56,6 +56,17 @@ if ! grep -qs "\"version\": \"$axe\"" target/browser-npm/node_modules/axe-core/p
   npm install --prefix target/browser-npm --no-save --no-audit --no-fund --silent "axe-core@$axe"
 fi
 
+# The generated clients' test (crates/server/tests/api/clients.rs): openapi-python-client from
+# PyPI, and openapi-typescript, openapi-fetch and TypeScript (with Node's types) from npm, pinned.
+venv target/clients-venv crates/server/tests/clients/requirements.txt
+clients_npm="openapi-typescript@7.13.0 openapi-fetch@0.17.0 typescript@5.9.3 @types/node@20.19.43"
+if [ "$(cat target/clients-npm/installed.txt 2>/dev/null)" != "$clients_npm" ]; then
+  rm -rf target/clients-npm
+  # shellcheck disable=SC2086 # one word per package
+  npm install --prefix target/clients-npm --no-save --no-audit --no-fund --silent $clients_npm
+  echo "$clients_npm" > target/clients-npm/installed.txt
+fi
+
 # Tests spawn the real binary; build everything once, then run.
 cargo test --workspace --locked --no-fail-fast "$@"
 

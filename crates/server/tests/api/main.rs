@@ -19,6 +19,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod cli;
+mod clients;
 mod compat;
 mod console;
 mod credits;
