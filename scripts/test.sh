@@ -22,6 +22,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 # promtool (Debian's prometheus) checks that /metrics is what Prometheus accepts.
 [ -x /usr/bin/promtool ] || missing+=(prometheus)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+# systemd-analyze checks deploy/keyward.service (crates/server/tests/api/deploy.rs).
+[ -x /usr/bin/systemd-analyze ] || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -23,6 +23,7 @@ mod clients;
 mod compat;
 mod console;
 mod credits;
+mod deploy;
 mod estuary;
 mod forward;
 mod fuzz;

@@ -1,0 +1,169 @@
+//! Running keyward as a service: `deploy/keyward.service` passes `systemd-analyze verify` and
+//! scores "OK" (at most 2.0) in `systemd-analyze security --offline`, and its command line and
+//! settings start the real binary; the `Dockerfile`'s settings are ones the binary takes.
+//! `systemd-analyze` is Debian's systemd package (`scripts/test.sh` installs it when missing).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn repo_file(path: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn systemd_analyze() -> PathBuf {
+    let path = std::env::var_os("KEYWARD_SYSTEMD_ANALYZE")
+        .map_or_else(|| PathBuf::from("/usr/bin/systemd-analyze"), PathBuf::from);
+    assert!(
+        path.exists(),
+        "systemd-analyze is missing: run `bash scripts/test.sh`, which installs Debian's systemd"
+    );
+    path
+}
+
+/// The unit's `NAME=value` lines, in order.
+fn settings(unit: &str) -> Vec<(&str, &str)> {
+    unit.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .collect()
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze() {
+    let unit = repo_file("deploy/keyward.service");
+    for hardening in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "StateDirectory=keyward",
+    ] {
+        assert!(
+            unit.contains(&format!("\n{hardening}\n")),
+            "{hardening} is missing"
+        );
+    }
+    // verify checks that the command exists: the binary under test stands in for /usr/local/bin.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keyward.service");
+    let binary = env!("CARGO_BIN_EXE_keyward");
+    assert!(unit.contains("ExecStart=/usr/local/bin/keyward "));
+    std::fs::write(&file, unit.replace("/usr/local/bin/keyward", binary)).unwrap();
+    let out = std::process::Command::new(systemd_analyze())
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+    let out = std::process::Command::new(systemd_analyze())
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let level: f64 = report
+        .split("Overall exposure level for keyward.service: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure level in:\n{report}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(
+        level <= 2.0,
+        "exposure {level} (at most 2.0, systemd's \"OK\"):\n{report}"
+    );
+}
+
+/// The unit's command line and settings, with its state directory a temporary one, start
+/// keyward: every flag and setting it names is one the binary takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_units_command_starts_keyward() {
+    let unit = repo_file("deploy/keyward.service");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().display().to_string();
+    let exec = settings(&unit)
+        .into_iter()
+        .find(|(name, _)| *name == "ExecStart")
+        .map(|(_, v)| v.to_owned())
+        .expect("ExecStart");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let exec = exec.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}"));
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/keyward"));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.args(words).current_dir(dir.path());
+    for (name, value) in settings(&unit) {
+        if name == "Environment" {
+            let (key, value) = value.split_once('=').unwrap();
+            cmd.env(key, value.replace("/var/lib/keyward", &state));
+        }
+    }
+    let log = dir.path().join("log");
+    cmd.stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
+            break r.status();
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            panic!(
+                "keyward did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(ready, 200);
+    assert!(
+        dir.path().join("keyward.db").exists(),
+        "the database is in the state directory"
+    );
+}
+
+/// Every `KEYWARD_*` setting the Dockerfile and the unit name is one `keyward serve --help` names.
+#[test]
+fn the_dockerfile_and_the_unit_name_settings_keyward_reads() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let dockerfile = repo_file("Dockerfile");
+    assert!(
+        dockerfile.contains("\nUSER 65532:65532\n"),
+        "the image runs as a non-root user"
+    );
+    assert!(
+        dockerfile.matches("\nFROM ").count() >= 2,
+        "a multi-stage build"
+    );
+    for file in [dockerfile, repo_file("deploy/keyward.service")] {
+        let named: Vec<&str> = file
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("KEYWARD_"))
+            .collect();
+        assert!(!named.is_empty());
+        for setting in named {
+            // A flag's variable (`[env: NAME=]`), or the bootstrap admin's, named by the example.
+            assert!(help.contains(setting), "{setting} is not read by keyward serve");
+        }
+    }
+}
