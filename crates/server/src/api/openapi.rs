@@ -31,6 +31,15 @@ impl Modify for Security {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
         components.add_security_scheme(
+            "verifierKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Keyward-Verifier",
+                "Forward auth: the proxy's own credential (a key with `keyward:verify`, or a \
+                 session of a user allowed to verify), beside the client's key; not needed when \
+                 keyward runs with `--public-verify`",
+            ))),
+        );
+        components.add_security_scheme(
             "bearerAuth",
             SecurityScheme::Http(
                 HttpBuilder::new()
@@ -299,6 +308,20 @@ pub fn state_what_is_enforced(doc: &mut Value) {
                 }
             }
             add_common_answers(path, method, op);
+        }
+    }
+    // An operation that takes no credential says `security: []` (utoipa writes `[{}]`, which
+    // generators read as "a credential, of no scheme": openapi-python-client then asks for an
+    // authenticated client to sign in with).
+    for item in paths.values_mut() {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            if op["security"] == json!([{}]) {
+                op["security"] = json!([]);
+            }
         }
     }
     nullable_formats_as_any_of(doc);

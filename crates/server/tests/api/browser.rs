@@ -1,8 +1,10 @@
 //! The web console in a real browser: the flows of `tests/browser/console_flows.py` (sign-in,
 //! tenants and users, a key created, shown once, verified, rotated and revoked, its usage chart,
-//! another member's key, a form without its CSRF token, sign-out; again with JavaScript off),
-//! with axe-core in every page and a screenshot of each under `target/browser-screenshots/`,
-//! against the real binary on the suite's backend.
+//! another member's key, a form without its CSRF token, sign-out; `/docs/`, Swagger UI from the
+//! binary with every operation of the OpenAPI document, nothing loaded from another origin, and
+//! "Try it out" answered by this keyward, with a member's key through Authorize; again with
+//! JavaScript off), with axe-core in every page (but Swagger UI's own markup) and a screenshot of
+//! each under `target/browser-screenshots/`, against the real binary on the suite's backend.
 //!
 //! Debian's chromium and chromedriver, the Selenium venv and axe-core are what `scripts/test.sh`
 //! installs; when one is missing this test fails and says so, it never skips.
@@ -139,6 +141,7 @@ fn assert_screenshots_written(shots: &Path) {
         "js-keys",
         "js-key",
         "js-key-created",
+        "js-docs",
         "nojs-key-created",
     ] {
         let png = shots.join(format!("{page}.png"));

@@ -163,7 +163,10 @@ fn the_dockerfile_and_the_unit_name_settings_keyward_reads() {
         assert!(!named.is_empty());
         for setting in named {
             // A flag's variable (`[env: NAME=]`), or the bootstrap admin's, named by the example.
-            assert!(help.contains(setting), "{setting} is not read by keyward serve");
+            assert!(
+                help.contains(setting),
+                "{setting} is not read by keyward serve"
+            );
         }
     }
 }

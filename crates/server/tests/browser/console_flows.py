@@ -8,7 +8,17 @@ work without it with JavaScript off. Every page visited is saved as a PNG (one p
 pass and page: `js-key.png`, `nojs-key.png`) and checked: with axe-core (in the JavaScript pass:
 axe runs on promises and timers), where any violation of impact serious or critical fails the
 run, and so does a form field without a label, a state-changing form without its CSRF token, or
-an error on the browser's console (a script error, a CSP violation).
+an error on the browser's console (a script error, a CSP violation). A third party's markup on a
+page (Swagger UI's on /docs/, THIRD_PARTY_MARKUP) is left out of axe and the label check, never out
+of the console's.
+
+The flows: sign-in (a wrong password, the admin, a member by keyboard), every page of the nav,
+tenants and members created, keys created (every field), shown once, verified, renamed, paused,
+rotated, revoked (also by keyboard) and filtered, the usage chart, a form without its CSRF token,
+another member's key, sign-out; /docs (Swagger UI from the binary: every operation of the OpenAPI
+document shown, nothing loaded from another origin, "Try it out" on getHealth, and on listApiKeys
+refused and then, authorized with a member's key, answered); without JavaScript, sign-in and a
+key created, rotated and revoked.
 
 Environment: KEYWARD_URL, KEYWARD_ADMIN_EMAIL, KEYWARD_ADMIN_PASSWORD, KEYWARD_SCREENSHOTS (a
 folder), KEYWARD_AXE_JS (axe.min.js); KEYWARD_CHROMIUM and KEYWARD_CHROMEDRIVER (default Debian's);

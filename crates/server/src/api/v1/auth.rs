@@ -56,6 +56,8 @@ pub async fn login(
 /// Sign out: the session whose token this request carries ends, and the token is refused on
 /// every node within a second.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "Auth", operation_id = "logout",
+    // A session's token only: an API key is refused (400), it is revoked instead.
+    security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Signed out"),
         (status = 400, description = "The credential is an API key, not a session token", body = super::Error),

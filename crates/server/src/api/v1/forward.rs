@@ -44,9 +44,9 @@ pub struct ForwardParams {
 /// `X-Keyward-Owner-Id` and `X-Keyward-Scopes`; 401 for a missing, unknown, expired or revoked
 /// key; 403 when it lacks a scope or has no credits left; 429 with `Retry-After` over its rate limit.
 #[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/api/v1/auth/forward", tag = "Verify", operation_id = "forwardAuth",
-    params(ForwardParams, ("X-Keyward-Verifier" = String, Header, description = "The proxy's verifier credential"),
+    params(ForwardParams,
         ("X-Keyward-Required-Scopes" = Option<String>, Header, description = "The scopes the key must hold, as the `scopes` parameter: one of the two at most")),
-    security(),
+    security(("verifierKey" = [])),
     responses(
         (status = 200, description = "The key is valid", headers(
             ("X-Keyward-Key-Id" = String), ("X-Keyward-Tenant-Id" = String),
@@ -74,10 +74,9 @@ pub async fn forward(
 #[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/api/v1/auth/forward/{*path}", tag = "Verify", operation_id = "forwardAuthPath",
     params(
         ("path" = String, Path, description = "The forwarded request's path, and its query after it: not read"),
-        ("X-Keyward-Verifier" = String, Header, description = "The proxy's verifier credential"),
         ("X-Keyward-Required-Scopes" = Option<String>, Header, description = "Scopes the key must hold, comma-separated, or a permission expression (as the `scopes` parameter of `forwardAuth`)"),
     ),
-    security(),
+    security(("verifierKey" = [])),
     responses(
         (status = 200, description = "The key is valid", headers(
             ("X-Keyward-Key-Id" = String), ("X-Keyward-Tenant-Id" = String),
