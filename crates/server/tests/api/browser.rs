@@ -26,18 +26,6 @@ fn target_dir() -> PathBuf {
     manifest_dir().join("../../target")
 }
 
-/// A program of Debian's package `package`: the path in `env`, or Debian's `path`.
-fn debian_program(env: &str, path: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os(env).map_or_else(|| PathBuf::from(path), PathBuf::from);
-    assert!(
-        path.exists(),
-        "{} is missing: run `bash scripts/test.sh`, which installs Debian's {package} \
-         (or `apt-get install {package}`; {env} names another)",
-        path.display()
-    );
-    path
-}
-
 /// axe-core's `axe.min.js`: `KEYWARD_AXE_JS`, or the copy `scripts/test.sh` installs from npm.
 fn axe_js() -> PathBuf {
     if let Some(set) = std::env::var_os("KEYWARD_AXE_JS") {
@@ -77,10 +65,11 @@ async fn console_flows_pass_in_a_real_browser() {
         "python",
         "Selenium (crates/server/tests/browser/requirements.txt)",
     );
-    let chromium = debian_program("KEYWARD_CHROMIUM", "/usr/bin/chromium", "chromium");
-    let chromedriver = debian_program(
+    let chromium =
+        crate::support::debian_program("KEYWARD_CHROMIUM", &["/usr/bin/chromium"], "chromium");
+    let chromedriver = crate::support::debian_program(
         "KEYWARD_CHROMEDRIVER",
-        "/usr/bin/chromedriver",
+        &["/usr/bin/chromedriver"],
         "chromium-driver",
     );
     let axe = axe_js();

@@ -14,13 +14,11 @@ fn repo_file(path: &str) -> String {
 }
 
 fn systemd_analyze() -> PathBuf {
-    let path = std::env::var_os("KEYWARD_SYSTEMD_ANALYZE")
-        .map_or_else(|| PathBuf::from("/usr/bin/systemd-analyze"), PathBuf::from);
-    assert!(
-        path.exists(),
-        "systemd-analyze is missing: run `bash scripts/test.sh`, which installs Debian's systemd"
-    );
-    path
+    crate::support::debian_program(
+        "KEYWARD_SYSTEMD_ANALYZE",
+        &["/usr/bin/systemd-analyze"],
+        "systemd",
+    )
 }
 
 /// The unit's `NAME=value` lines, in order.
@@ -96,11 +94,7 @@ async fn the_units_command_starts_keyward() {
         .find(|(name, _)| *name == "ExecStart")
         .map(|(_, v)| v.to_owned())
         .expect("ExecStart");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let exec = exec.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}"));
     let mut words = exec.split_whitespace();
     assert_eq!(words.next(), Some("/usr/local/bin/keyward"));

@@ -18,14 +18,6 @@ pub struct Server {
     log: PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The `keyward` binary in `dir`, with no keyward settings inherited, on the test database of
 /// `dir`: a SQLite file there, or with `KEYWARD_TEST_DATABASE=postgres` a database of its own on
 /// the throwaway cluster (its URL kept in `dir`), with the session secret in the file a SQLite
@@ -67,7 +59,7 @@ pub async fn start_with(
     env: &[(&str, &str)],
     args: &[&str],
 ) -> Server {
-    let port = free_port();
+    let port = crate::support::free_port();
     let log = dir.join(format!("server-{port}.log"));
     let mut cmd = keyward(dir);
     cmd.envs(env.iter().copied());

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use crate::support::{app, As, LiveServer, TestApp};
+use crate::support::{app, debian_program as debian, free_port, As, LiveServer, TestApp};
 
 /// What README.md shows: `deploy/proxies/{name}`.
 fn deployed(name: &str) -> String {
@@ -39,27 +39,6 @@ fn filled(text: &str, replacements: &[(&str, String)]) -> String {
         text = text.replace(from, to);
     }
     text
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A program of a Debian package: `env`, or the first of `paths` that exists.
-fn debian(env: &str, paths: &[&str], package: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(env) {
-        return PathBuf::from(p);
-    }
-    let found = paths.iter().map(PathBuf::from).find(|p| p.exists());
-    found.unwrap_or_else(|| {
-        panic!(
-            "{package} is missing: run `bash scripts/test.sh`, which installs Debian's {package}"
-        )
-    })
 }
 
 /// A proxy's process, stopped with SIGTERM (nginx's fast shutdown takes its workers with it;

@@ -327,6 +327,33 @@ impl TestApp {
 
 /// A program of a test virtualenv that `scripts/test.sh` makes under `target/` (`venv/bin/…`), or
 /// the one the environment variable `env` names; `installs` says what the venv holds.
+/// A port free on 127.0.0.1 now (a process started next binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A program of Debian's package `package`: the path in `env`, or the first of `paths` there.
+/// Missing, the test fails and names the package `scripts/test.sh` installs.
+pub fn debian_program(env: &str, paths: &[&str], package: &str) -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return p.into();
+    }
+    let found = paths
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists());
+    found.unwrap_or_else(|| {
+        panic!(
+            "{package} is missing: run `bash scripts/test.sh`, which installs Debian's {package} \
+             (or `apt-get install {package}`; {env} names another)"
+        )
+    })
+}
+
 pub fn venv_tool(env: &str, venv: &str, program: &str, installs: &str) -> std::path::PathBuf {
     if let Some(path) = std::env::var_os(env) {
         return path.into();
