@@ -46,7 +46,7 @@ async fn serving(dir: &Path) -> (Server, PathBuf) {
     (server, path)
 }
 
-fn tour_env<'a>(server: &'a Server) -> [(&'static str, &'a str); 3] {
+fn tour_env(server: &Server) -> [(&'static str, &str); 3] {
     [
         ("KEYWARD_URL", server.base.as_str()),
         ("KEYWARD_ADMIN_EMAIL", ADMIN_EMAIL),
