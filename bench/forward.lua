@@ -1,14 +1,22 @@
--- wrk script: GET /api/v1/auth/forward as a proxy would send it, with a random key of the
--- sample in X-API-Key and the proxy's verifier credential in X-Keyward-Verifier.
+-- wrk script: GET with a random key of the sample in a header, as a client (or a proxy) sends it:
+-- forward auth (the key in X-API-Key, the proxy's verifier in X-Keyward-Verifier), and the
+-- peers' rows (bench/peers.sh: the key in the header the peer reads, no verifier).
+-- Env: KEYWARD_KEYS_FILE (one key per line); KEYWARD_KEY_HEADER (default X-API-Key);
+-- KEYWARD_VERIFIER (sent in X-Keyward-Verifier when set and not empty).
 -- Every request is formatted once, in init (as in verify.lua).
 local requests = {}
 local count = 0
 
 function init(args)
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
-  local verifier = os.getenv("KEYWARD_VERIFIER")
+  local verifier = os.getenv("KEYWARD_VERIFIER") or ""
+  local header = os.getenv("KEYWARD_KEY_HEADER") or "X-API-Key"
   for line in io.lines(os.getenv("KEYWARD_KEYS_FILE")) do
-    requests[#requests + 1] = wrk.format("GET", nil, { ["X-Keyward-Verifier"] = verifier, ["X-API-Key"] = line })
+    local headers = { [header] = line }
+    if verifier ~= "" then
+      headers["X-Keyward-Verifier"] = verifier
+    end
+    requests[#requests + 1] = wrk.format("GET", nil, headers)
   end
   count = #requests
 end

@@ -11,8 +11,13 @@
 # and layers with one route that takes verify's request through verify's extractors and answers
 # a real verify answer's bytes without doing any of verify's work, loaded with verify's script.
 #
+# Then cold keys: a node with the default cache loaded with keys drawn from all the stored keys.
+# With PEERS=1 (the default), after the first backend's rows, the peers of bench/peers.sh (nginx
+# checking keys itself, keyward and OpenBao behind nginx auth_request, OpenBao itself).
+#
 # Usage: bash bench/run.sh   (env: BACKENDS="sqlite postgres" KEYS=1000000 SAMPLE=100000
-#                             DURATION=10s CONNECTIONS=32 THREADS=1 WARMUP=10s PORT=3999)
+#                             DURATION=10s CONNECTIONS=32 THREADS=1 WARMUP=10s PORT=3999
+#                             COLD_SAMPLE=1000000 PEERS=1 PEER_KEYS=$SAMPLE)
 #
 # The warm-up verifies every sampled key, then waits until the usage it caused (each key's first
 # last_used_at, its counters) has been flushed, so that every run starts from the same steady
@@ -29,6 +34,9 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-10s}
 PORT=${PORT:-3999}
+COLD_SAMPLE=${COLD_SAMPLE:-1000000}
+IMPORT_KEYS=${IMPORT_KEYS:-$(( KEYS < 1000000 ? KEYS : 1000000 ))}
+PEERS=${PEERS:-1}
 
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 missing=()
@@ -139,8 +147,8 @@ for backend in $BACKENDS; do
   echo "[$backend] seeding $SAMPLE keys with an allowlist, an owner limit and expression scopes..." >&2
   "$bin" --database "$db" bench-seed --count "$SAMPLE" --with-policies \
     --keys-out "$work/policies.txt" --verifier-out "$work/verifier-policies.txt" | tail -1 >&2
-  echo "[$backend] importing $KEYS Estuary tokens (keyward import)..." >&2
-  python3 - "$KEYS" "$work/imported.jsonl" "$work/imported-keys.txt" <<'PY'
+  echo "[$backend] importing $IMPORT_KEYS Estuary tokens (keyward import)..." >&2
+  python3 - "$IMPORT_KEYS" "$work/imported.jsonl" "$work/imported-keys.txt" <<'PY'
 import json, sys, uuid
 count, rows, keys = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 with open(rows, "w") as r, open(keys, "w") as k:
@@ -219,6 +227,31 @@ PY
   measured=("$ceiling")
   read -r c_rps c_p50 c_p99 c_err c_cpu c_wrk < <(load "http://127.0.0.1:$((PORT + 3))/bench/ceiling" bench/verify.lua)
   kill "$ceiling"; wait "$ceiling" 2>/dev/null || true
+  # Cold keys: a node of its own with the default cache capacity (250,000), loaded with keys drawn
+  # uniformly from COLD_SAMPLE of all the seeded keys (all of them, up to 1,000,000), so that most
+  # lookups miss the cache and read storage. Warmed with the same random draw until steady (the
+  # cache full, evicting), then measured; the main node stays up, idle.
+  main_startup_ms=$startup_ms
+  cold_sample=$(( KEYS < COLD_SAMPLE ? KEYS : COLD_SAMPLE ))
+  shuf -n "$cold_sample" "$work/keys-$backend.txt" > "$work/cold.txt"
+  "$bin" --database "$db" serve --listen "127.0.0.1:$((PORT + 4))" --cache-ttl 300s \
+    --log-format json 2>"$work/server-cold.log" &
+  cold=$!
+  pids+=("$cold")
+  until_ready "$cold" "http://127.0.0.1:$((PORT + 4))/readyz" "$work/server-cold.log"
+  measured=("$cold")
+  KEYWARD_KEYS_FILE="$work/cold.txt" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" -s bench/verify.lua \
+    "http://127.0.0.1:$((PORT + 4))/api/v1/keys/verify" >/dev/null
+  cold_before=$(curl -s "http://127.0.0.1:$((PORT + 4))/metrics")
+  read -r k_rps k_p50 k_p99 k_err k_cpu k_wrk < <(KEYWARD_KEYS_FILE="$work/cold.txt" \
+    load "http://127.0.0.1:$((PORT + 4))/api/v1/keys/verify" bench/verify.lua)
+  cold_after=$(curl -s "http://127.0.0.1:$((PORT + 4))/metrics")
+  cold_hit_pct=$( { echo "$cold_before" | sed 's/^/before /'; echo "$cold_after" | sed 's/^/after /'; } | awk '
+    $2 == "keyward_cache_hits_total" { h[$1] = $3 } $2 == "keyward_cache_misses_total" { m[$1] = $3 }
+    END { dh = h["after"] - h["before"]; dm = m["after"] - m["before"]; if (dh + dm > 0) printf "%.0f", 100 * dh / (dh + dm); else print 0 }')
+  cold_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$cold/status")
+  kill "$cold"; wait "$cold" 2>/dev/null || true
+  startup_ms=$main_startup_ms
   measured=("$server")
   verify_rps[$backend]=$v_rps
   rss_all_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
@@ -236,13 +269,15 @@ $(row '`POST /api/v1/keys/verify`' "$v_rps" "$v_p50" "$v_p99" "$v_err" "$v_cpu" 
 $(row '`GET /api/v1/auth/forward`' "$f_rps" "$f_p50" "$f_p99" "$f_err" "$f_cpu" "$f_wrk")
 $(row 'ceiling: verify'"'"'s request, a fixed answer (`examples/ceiling.rs`)' "$c_rps" "$c_p50" "$c_p99" "$c_err" "$c_cpu" "$c_wrk")
 $(row '`POST /api/v1/keys/verify`: allowlist + owner limit + expression' "$p_rps" "$p_p50" "$p_p99" "$p_err" "$p_cpu" "$p_wrk")
-$(row '`POST /api/v1/keys/verify`: imported Estuary tokens' "$i_rps" "$i_p50" "$i_p99" "$i_err" "$i_cpu" "$i_wrk")"
+$(row '`POST /api/v1/keys/verify`: imported Estuary tokens' "$i_rps" "$i_p50" "$i_p99" "$i_err" "$i_cpu" "$i_wrk")
+$(row "\`POST /api/v1/keys/verify\`: cold keys (uniform over $cold_sample of the stored keys, default cache)" "$k_rps" "$k_p50" "$k_p99" "$k_err" "$k_cpu" "$k_wrk")"
   notes="- verify / healthz requests/s: **$ratio** (target >= 0.85); forward / verify: **$fratio** (target >= 0.90)
 - verify with an allowlist, an owner limit and an expression / plain verify (the mean of the run before it and one after, $v_cpu and $v2_cpu µs), keyward CPU µs per request: **$pcpu** (target <= 1.10)
 - the stack's ceiling for verify's request (verify's extractors and a real answer's bytes, none of verify's work) / healthz: **$cratio**; verify / ceiling: **$vcratio**
 - server peak RSS (VmHWM) with 200,000 keys cached: **$((rss_kb / 1024)) MB** (target <= 400); with the imported row's 100,000 more: $((rss_all_kb / 1024)) MB; start-up to ready: **$startup_ms ms** (target <= 1000)
 - imported Estuary tokens / plain verify (the mean of the runs before and after, $v2_cpu and $v3_cpu µs), keyward CPU µs per request: **$icpu** (target <= 1.10)
-- \`keyward import\`: $KEYS Estuary tokens in **$import_secs s** ($import_rate rows/s; target: 1,000,000 in under 60 s on SQLite)
+- \`keyward import\`: $IMPORT_KEYS Estuary tokens in **$import_secs s** ($import_rate rows/s; target: 1,000,000 in under 60 s on SQLite)
+- cold keys / warm verify requests/s: **$(awk -v k="$k_rps" -v v="$v_rps" 'BEGIN { printf "%.2f", k / v }')** (target >= 0.50 on SQLite); cache hits over the cold run: $cold_hit_pct%; the cold node's peak RSS: $((cold_rss_kb / 1024)) MB
 - seeding: $KEYS keys in $seed_secs s (**$seed_rate keys/s**); cache hits/misses over the run: $hits / $misses; usage flushes: $flushes, $flush_ms ms each on average"
 
   if [ "$backend" = postgres ]; then
@@ -286,6 +321,19 @@ $(row '2 nodes behind nginx: `POST /api/v1/keys/verify`' "$lv_rps" "$lv_p50" "$l
 - cache-hit verify on PostgreSQL / on SQLite, one node each: **$pratio** (target >= 0.90)"
     fi
   fi
+  if [ "$PEERS" = 1 ] && [ -z "${peers_table:-}" ]; then
+    # The peers, once, beside this backend's node (its cache warm with the sample).
+    . bench/peers.sh
+    run_peers "$base" "$KEYWARD_VERIFIER" "$work/sample.txt"
+    peers_table="### peers (beside keyward on $backend)
+
+| endpoint | requests/s | p50 ms | p99 ms | non-2xx | peer CPU µs/request | wrk CPU µs/request |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+$peer_rows
+
+$peer_notes
+$PEER_WORK"
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   pids=()
   table="### $backend
@@ -304,6 +352,9 @@ $notes"
   fi
 done
 
+[ -n "${peers_table:-}" ] && tables="$tables$peers_table
+
+"
 header="## $(date -u +%Y-%m-%d) — $(nproc) cores, $KEYS keys stored, wrk -t$THREADS -c$CONNECTIONS -d$DURATION (random keys from a sample of $SAMPLE, after a $WARMUP warm-up)"
 echo
 echo "$header"
