@@ -1,6 +1,8 @@
 //! The verify hot path without HTTP: parse a presented key (shape and checksum), digest it, and
-//! look it up in a warm cache of 100,000 keys; and the richer decisions' pieces (a permission
-//! expression, a client address against an allowlist). Run: `cargo bench -p keyward-server`.
+//! look it up in a warm cache of 100,000 keys; a cache miss's read of a key from a SQLite file
+//! of 100,000 (`keyward bench-seed`), on the calling thread; and the richer decisions' pieces (a
+//! permission expression, a client address against an allowlist). Run:
+//! `cargo bench -p keyward-server`.
 
 // Test code: a failed step is a failed test, and waits on real processes and sockets are timed
 // by the real clock.
@@ -74,5 +76,53 @@ fn verify_path(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verify_path);
+/// A cache miss on SQLite: the key read by its digest from a file of 100,000 keys, in random
+/// order (the point read of `keyward-store-sqlite`, on the calling thread).
+fn cache_miss_on_sqlite(c: &mut Criterion) {
+    use keyward_store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let keys = dir.path().join("keys.txt");
+    let seeded = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args([
+            "--database",
+            &db,
+            "bench-seed",
+            "--count",
+            "100000",
+            "--keys-out",
+        ])
+        .arg(&keys)
+        .arg("--verifier-out")
+        .arg(dir.path().join("verifier.txt"))
+        .env(
+            "KEYWARD_JWT_SECRET",
+            "bench-secret-bench-secret-bench-secret-42",
+        )
+        .output()
+        .unwrap();
+    assert!(seeded.status.success(), "{seeded:?}");
+    let digests: Vec<_> = std::fs::read_to_string(&keys)
+        .unwrap()
+        .lines()
+        .map(|k| ParsedKey::parse(k).unwrap().digest())
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt
+        .block_on(keyward_store_sqlite::SqliteStore::open(&db))
+        .unwrap();
+    let mut i = 0usize;
+    c.bench_function("cache miss: SQLite read by digest (100,000 keys)", |b| {
+        b.iter(|| {
+            i = (i + 7919) % digests.len();
+            let key = rt.block_on(store.get_key_by_digest(black_box(&digests[i])));
+            black_box(key.unwrap().expect("seeded"))
+        })
+    });
+}
+
+criterion_group!(benches, verify_path, cache_miss_on_sqlite);
 criterion_main!(benches);
