@@ -59,7 +59,10 @@ HCL
   init=$(VAULT_ADDR=$bao_addr BAO_ADDR=$bao_addr "$bao" operator init -key-shares=1 -key-threshold=1 -format=json)
   BAO_ADDR=$bao_addr "$bao" operator unseal "$(echo "$init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["unseal_keys_b64"][0])')" >/dev/null
   echo "$init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])' > "$work/bao/root"
-  until curl -sf "$bao_addr/v1/sys/health" >/dev/null; do sleep 0.1; done
+  until curl -sf "$bao_addr/v1/sys/health" >/dev/null; do
+    kill -0 "$bao_pid" 2>/dev/null || { cat "$work/bao/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
   echo "[peers] creating $PEER_KEYS OpenBao service tokens..." >&2
   local start; start=$(date +%s%N)
   python3 - "$bao_addr" "$(cat "$work/bao/root")" "$PEER_KEYS" "$work/bao/tokens.txt" <<'PY'

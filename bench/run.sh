@@ -22,8 +22,9 @@
 # The warm-up verifies every sampled key, then waits until the usage it caused (each key's first
 # last_used_at, its counters) has been flushed, so that every run starts from the same steady
 # state: answers from the cache, counters flushed every 5 s. The server runs with a cache TTL of
-# 300 s: the warm-up fills every entry within seconds, and with the default 30 s they would all
-# expire together in the middle of a run, which a real cache filled over time does not do.
+# 1800 s: the warm-up fills every entry within seconds, and with the default 30 s they would all
+# expire together in the middle of a run, which a real cache filled over time does not do (the
+# rows after it, the peers' included, take longer than 300 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKENDS=${BACKENDS:-"sqlite postgres"}
@@ -79,7 +80,7 @@ until_ready() {
 serve() {
   local db=$1 port=$2 start
   start=$(date +%s%N)
-  "$bin" --database "$db" serve --listen "127.0.0.1:$port" --cache-capacity "$((SAMPLE * 3))" --cache-ttl 300s \
+  "$bin" --database "$db" serve --listen "127.0.0.1:$port" --cache-capacity "$((SAMPLE * 3))" --cache-ttl 1800s \
     --log-format json 2>"$work/server-$port.log" &
   node_pid=$!
   pids+=("$node_pid")
@@ -226,7 +227,8 @@ PY
   until_ready "$ceiling" "http://127.0.0.1:$((PORT + 3))/healthz" "$work/ceiling.log"
   measured=("$ceiling")
   read -r c_rps c_p50 c_p99 c_err c_cpu c_wrk < <(load "http://127.0.0.1:$((PORT + 3))/bench/ceiling" bench/verify.lua)
-  kill "$ceiling"; wait "$ceiling" 2>/dev/null || true
+  kill "$ceiling" 2>/dev/null || echo "WARNING [$backend]: the ceiling had stopped" >&2
+  wait "$ceiling" 2>/dev/null || true
   # Cold keys: a node of its own with the default cache capacity (250,000), loaded with keys drawn
   # uniformly from COLD_SAMPLE of all the seeded keys (all of them, up to 1,000,000), so that most
   # lookups miss the cache and read storage. Warmed with the same random draw until steady (the
@@ -250,7 +252,8 @@ PY
     $2 == "keyward_cache_hits_total" { h[$1] = $3 } $2 == "keyward_cache_misses_total" { m[$1] = $3 }
     END { dh = h["after"] - h["before"]; dm = m["after"] - m["before"]; if (dh + dm > 0) printf "%.0f", 100 * dh / (dh + dm); else print 0 }')
   cold_rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$cold/status")
-  kill "$cold"; wait "$cold" 2>/dev/null || true
+  kill "$cold" 2>/dev/null || echo "WARNING [$backend]: the cold-keys node had stopped" >&2
+  wait "$cold" 2>/dev/null || true
   startup_ms=$main_startup_ms
   measured=("$server")
   verify_rps[$backend]=$v_rps

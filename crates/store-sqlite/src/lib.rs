@@ -93,14 +93,20 @@ impl SqliteStore {
             use_wal(&pool).await?;
         }
         migrate(&pool).await?;
-        let (usage, reader) = if in_memory {
-            (None, None)
+        // The point reader opens a plain file path, with SQLite's default VFS: a URL that names
+        // another (or an immutable file, or a `file:` URI) reads through sqlx only.
+        let plain_file = !url.contains("vfs=")
+            && !url.contains("immutable=")
+            && !options.get_filename().starts_with("file:");
+        let reader = (!in_memory && plain_file).then(|| {
+            Arc::new(point_read::PointReader::new(
+                options.get_filename().to_path_buf(),
+            ))
+        });
+        let usage = if in_memory {
+            None
         } else {
-            let path = options.get_filename().to_string_lossy().into_owned();
-            (
-                Some(usage_writer::open_pool(options).await?),
-                Some(Arc::new(point_read::PointReader::new(path))),
-            )
+            Some(usage_writer::open_pool(options).await?)
         };
         Ok(Self {
             pool,

@@ -6,7 +6,12 @@
 //! page cache; the hop made a cold-key verify ~150 µs of CPU). Here each thread that reads keeps
 //! its own connection to the database (SQLite's WAL lets readers run beside the writer), with the
 //! statement prepared once, and reads in place. A read that SQLite answers "busy" (a checkpoint
-//! restarting the log, say) goes the sqlx way instead, which waits out the busy timeout.
+//! restarting the log, say), a thread that cannot open its connection, and a closed store go the
+//! sqlx way instead, which waits out the busy timeout (or answers as a closed pool).
+//!
+//! The price: a page that is not in the operating system's cache is read from disk on a runtime
+//! worker thread, holding that thread for the read (on an SSD, about 0.1 ms). keyward's database
+//! is meant to be on local storage, where the pages of a key's digest and row are few.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,7 +26,7 @@ use uuid::Uuid;
 /// A file database's point reader: which file, and a token whose life is the store's (so that a
 /// thread drops its connection to a store that is gone).
 pub(crate) struct PointReader {
-    path: String,
+    path: std::path::PathBuf,
     id: u64,
     alive: Arc<()>,
     /// Set when the store closes: reads go the sqlx way, which answers as a closed pool does.
@@ -48,11 +53,13 @@ pub(crate) enum Fallback {
     Busy,
     /// The store is closed.
     Closed,
+    /// This thread could not open its connection (too many open files, say).
+    Unopened,
 }
 
 impl PointReader {
     /// A reader of the database file at `path` (a file path, not a URL).
-    pub(crate) fn new(path: String) -> Self {
+    pub(crate) fn new(path: std::path::PathBuf) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         Self {
             path,
@@ -90,7 +97,7 @@ impl PointReader {
                         });
                         open.len() - 1
                     }
-                    Err(e) => return Ok(Err(e)),
+                    Err(_) => return Err(Fallback::Unopened),
                 },
             };
             let connection = &open[index].connection;
@@ -110,17 +117,15 @@ impl PointReader {
         })
     }
 
-    fn connect(&self) -> Result<Connection, StoreError> {
-        let failed = |e: rusqlite::Error| StoreError::Other(format!("SQLite point reader: {e}"));
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
         let connection = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(failed)?;
-        // This connection only reads; "busy" is answered at once and the sqlx path waits.
-        connection
-            .execute_batch("PRAGMA query_only = ON")
-            .map_err(failed)?;
+        )?;
+        // This connection only reads, and never waits: "busy" is answered at once (rusqlite's
+        // default would hold this thread, a runtime worker, for 5 s) and the sqlx path waits.
+        connection.busy_timeout(std::time::Duration::ZERO)?;
+        connection.execute_batch("PRAGMA query_only = ON")?;
         Ok(connection)
     }
 }

@@ -1,6 +1,7 @@
 //! Running keyward as a service: `deploy/keyward.service` passes `systemd-analyze verify` and
 //! scores "OK" (at most 2.0) in `systemd-analyze security --offline`, and its command line and
 //! settings start the real binary; the `Dockerfile`'s settings are ones the binary takes.
+//! The image's command and settings start it too.
 //! `systemd-analyze` is Debian's systemd package (`scripts/test.sh` installs it when missing).
 
 use std::path::PathBuf;
@@ -82,32 +83,12 @@ fn the_systemd_unit_passes_systemd_analyze() {
     );
 }
 
-/// The unit's command line and settings, with its state directory a temporary one, start
-/// keyward: every flag and setting it names is one the binary takes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_units_command_starts_keyward() {
-    let unit = repo_file("deploy/keyward.service");
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().display().to_string();
-    let exec = settings(&unit)
-        .into_iter()
-        .find(|(name, _)| *name == "ExecStart")
-        .map(|(_, v)| v.to_owned())
-        .expect("ExecStart");
-    let port = crate::support::free_port();
-    let exec = exec.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}"));
-    let mut words = exec.split_whitespace();
-    assert_eq!(words.next(), Some("/usr/local/bin/keyward"));
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
-    cmd.args(words).current_dir(dir.path());
-    for (name, value) in settings(&unit) {
-        if name == "Environment" {
-            let (key, value) = value.split_once('=').unwrap();
-            cmd.env(key, value.replace("/var/lib/keyward", &state));
-        }
-    }
-    let log = dir.path().join("log");
-    cmd.stdout(std::fs::File::create(&log).unwrap())
+/// Runs `cmd` (keyward serve on `port`, its data in `dir`) until it answers `/readyz`: 200, and
+/// its SQLite database in `dir`.
+async fn serves(mut cmd: std::process::Command, port: u16, dir: &std::path::Path) {
+    let log = dir.join("log");
+    cmd.current_dir(dir)
+        .stdout(std::fs::File::create(&log).unwrap())
         .stderr(std::fs::File::create(&log).unwrap());
     let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -127,9 +108,76 @@ async fn the_units_command_starts_keyward() {
     let _ = child.wait();
     assert_eq!(ready, 200);
     assert!(
-        dir.path().join("keyward.db").exists(),
-        "the database is in the state directory"
+        dir.join("keyward.db").exists(),
+        "the database is in the data directory"
     );
+}
+
+/// The unit's command line and settings, with its state directory a temporary one, start
+/// keyward: every flag and setting it names is one the binary takes. (Not under systemd's
+/// sandbox: no systemd runs here; `systemd-analyze` above checks the unit itself.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_units_command_starts_keyward() {
+    let unit = repo_file("deploy/keyward.service");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().display().to_string();
+    let exec = settings(&unit)
+        .into_iter()
+        .find(|(name, _)| *name == "ExecStart")
+        .map(|(_, v)| v.to_owned())
+        .expect("ExecStart");
+    let port = crate::support::free_port();
+    let exec = exec.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}"));
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/keyward"));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.args(words);
+    for (name, value) in settings(&unit) {
+        if name == "Environment" {
+            let (key, value) = value.split_once('=').unwrap();
+            cmd.env(key, value.replace("/var/lib/keyward", &state));
+        }
+    }
+    serves(cmd, port, dir.path()).await;
+}
+
+/// The image's command and settings (its final stage's `ENV`, `ENTRYPOINT` and `CMD`), with its
+/// data volume a temporary folder and its 0.0.0.0:3000 a local port, start keyward. (The image
+/// itself is not built here: this machine has no Docker daemon, nor the base images.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_images_command_starts_keyward() {
+    let dockerfile = repo_file("Dockerfile");
+    let last_stage = dockerfile
+        .rsplit("\nFROM ")
+        .next()
+        .unwrap()
+        .replace("\\\n", " ");
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let local = |v: &str| {
+        v.replace("/var/lib/keyward", &dir.path().display().to_string())
+            .replace("0.0.0.0:3000", &format!("127.0.0.1:{port}"))
+    };
+    let json_words = |line: &str| -> Vec<String> { serde_json::from_str(line.trim()).unwrap() };
+    let mut env = Vec::new();
+    let (mut entrypoint, mut command) = (Vec::new(), Vec::new());
+    for line in last_stage.lines() {
+        if let Some(pairs) = line.strip_prefix("ENV ") {
+            for pair in pairs.split_whitespace() {
+                let (k, v) = pair.split_once('=').unwrap();
+                env.push((k.to_owned(), local(v)));
+            }
+        } else if let Some(words) = line.strip_prefix("ENTRYPOINT ") {
+            entrypoint = json_words(words);
+        } else if let Some(words) = line.strip_prefix("CMD ") {
+            command = json_words(words);
+        }
+    }
+    assert_eq!(entrypoint, ["/usr/local/bin/keyward"]);
+    assert!(env.iter().any(|(k, _)| k == "KEYWARD_LISTEN"), "{env:?}");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    cmd.args(&command).envs(env);
+    serves(cmd, port, dir.path()).await;
 }
 
 /// Every `KEYWARD_*` setting the Dockerfile and the unit name is one `keyward serve --help` names.

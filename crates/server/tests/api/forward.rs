@@ -238,10 +238,28 @@ async fn every_answer_of_forward_auth_with_the_path_appended() {
     forwarded(&app, "/api/v1/auth/forward/a", &[], None, Some(&key), false)
         .await
         .expect(StatusCode::UNAUTHORIZED);
-    for (path, headers) in [
+    // The client asked for the API's root: nothing appended but `/`.
+    app.advance(time::Duration::minutes(2));
+    let ok = forwarded(
+        &app,
+        "/api/v1/auth/forward/",
+        &needs("orders:read"),
+        v,
+        Some(&key),
+        false,
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        ok.header("x-keyward-owner-id"),
+        Some(member_id.to_string().as_str())
+    );
+    // Refused, each for its own reason, in the header's name.
+    for (path, headers, why) in [
         (
             "/api/v1/auth/forward?scopes=a",
             vec![("x-keyward-required-scopes", "a")],
+            "x-keyward-required-scopes: and the scopes parameter are alternatives",
         ),
         (
             "/api/v1/auth/forward/a",
@@ -249,24 +267,25 @@ async fn every_answer_of_forward_auth_with_the_path_appended() {
                 ("x-keyward-required-scopes", "a"),
                 ("x-keyward-required-scopes", "b"),
             ],
+            "x-keyward-required-scopes: is sent once",
         ),
         (
             "/api/v1/auth/forward/a",
             vec![("x-keyward-required-scopes", "")],
+            "scopes",
         ),
         (
             "/api/v1/auth/forward/a",
             vec![("x-keyward-required-scopes", "a,,b")],
+            "scopes",
         ),
     ] {
         let r = forwarded(&app, path, &headers, v, Some(&key), false)
             .await
             .expect(StatusCode::BAD_REQUEST);
-        assert!(
-            r.body.to_string().contains("scopes"),
-            "{path} {headers:?}: {}",
-            r.body
-        );
+        let message = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{path} {headers:?}: {}", r.body);
+        eprintln!("{path} {headers:?}: {message}");
     }
 }
 

@@ -92,16 +92,22 @@ impl Drop for Proxy {
 /// The stand-in for the API keyward guards: answers any request with what reached it.
 async fn upstream() -> u16 {
     async fn echo(headers: HeaderMap, body: String) -> String {
-        let owner = headers
-            .get("x-keyward-owner-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("none");
+        let identity = ["key-id", "tenant-id", "owner-id", "scopes"].map(|name| {
+            let value = headers
+                .get(format!("x-keyward-{name}"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            format!("{name}={value}")
+        });
         let verifier = if headers.contains_key("x-keyward-verifier") {
             "present"
         } else {
             "absent"
         };
-        format!("upstream ok, owner={owner}, verifier={verifier}, body={body}\n")
+        format!(
+            "upstream ok, {}, verifier={verifier}, body={body}\n",
+            identity.join(", ")
+        )
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -116,7 +122,9 @@ struct Scene {
     keyward: LiveServer,
     member: String,
     member_id: uuid::Uuid,
+    tenant: uuid::Uuid,
     verifier: String,
+    good_id: String,
     good: String,
     wrong_scope: String,
     revoked_id: String,
@@ -131,7 +139,7 @@ impl Scene {
         let t = app.tenant(tenant).await;
         let (member, member_id) = app.user_in(t, keyward_domain::Role::Member).await;
         let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
-        let (_, good) = app.key_with(&member, &["orders:read"]).await;
+        let (good_id, good) = app.key_with(&member, &["orders:read"]).await;
         let (_, wrong_scope) = app.key_with(&member, &["orders:write"]).await;
         let (revoked_id, revoked) = app.key_with(&member, &["orders:read"]).await;
         let (_, limited) = app
@@ -146,7 +154,9 @@ impl Scene {
             keyward,
             member,
             member_id,
+            tenant: t,
             verifier,
+            good_id,
             good,
             wrong_scope,
             revoked_id,
@@ -194,22 +204,31 @@ impl Scene {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
-        let ok = client
-            .get(format!("{base}/orders/7?page=2"))
-            .header("x-api-key", &self.good)
-            .header("x-keyward-owner-id", "spoofed")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ok.status(), 200, "{name}: a valid key");
-        assert_eq!(
-            ok.text().await.unwrap(),
-            format!(
-                "upstream ok, owner={}, verifier=absent, body=\n",
-                self.member_id
-            ),
-            "{name}: the API sees the key's owner (not the client's claim), and not the verifier"
+        let identity = format!(
+            "key-id={}, tenant-id={}, owner-id={}, scopes=orders:read",
+            self.good_id, self.tenant, self.member_id
         );
+        // At the API's root as well as below it (Envoy asks keyward at .../forward/ then).
+        for path in ["/orders/7?page=2", "/"] {
+            let ok = client
+                .get(format!("{base}{path}"))
+                .header("x-api-key", &self.good)
+                .header("x-keyward-key-id", "spoofed")
+                .header("x-keyward-tenant-id", "spoofed")
+                .header("x-keyward-owner-id", "spoofed")
+                .header("x-keyward-scopes", "admin:all")
+                .header("x-keyward-required-scopes", "nothing:at-all")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(ok.status(), 200, "{name}: a valid key at {path}");
+            assert_eq!(
+                ok.text().await.unwrap(),
+                format!("upstream ok, {identity}, verifier=absent, body=\n"),
+                "{name}: the API sees the key's identity (not the client's claims), and not the \
+                 verifier; a client's required scopes change nothing"
+            );
+        }
         let posted = client
             .post(format!("{base}/orders"))
             .bearer_auth(&self.good)

@@ -325,8 +325,6 @@ impl TestApp {
     }
 }
 
-/// A program of a test virtualenv that `scripts/test.sh` makes under `target/` (`venv/bin/…`), or
-/// the one the environment variable `env` names; `installs` says what the venv holds.
 /// A port free on 127.0.0.1 now (a process started next binds it).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -354,6 +352,8 @@ pub fn debian_program(env: &str, paths: &[&str], package: &str) -> std::path::Pa
     })
 }
 
+/// A program of a test virtualenv that `scripts/test.sh` makes under `target/` (`venv/bin/…`), or
+/// the one the environment variable `env` names; `installs` says what the venv holds.
 pub fn venv_tool(env: &str, venv: &str, program: &str, installs: &str) -> std::path::PathBuf {
     if let Some(path) = std::env::var_os(env) {
         return path.into();

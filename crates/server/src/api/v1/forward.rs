@@ -70,7 +70,8 @@ pub async fn forward(
 /// Verify the key of a forwarded request whose path and query the proxy appended (Envoy's
 /// `ext_authz` HTTP service with `path_prefix: /api/v1/auth/forward`): the same answers as
 /// `forwardAuth`. The appended path and query are the client's and are not read; the scopes the
-/// key must hold come in `X-Keyward-Required-Scopes`.
+/// key must hold come in `X-Keyward-Required-Scopes`. `/api/v1/auth/forward/` (the client asked
+/// for `/`) answers the same.
 #[utoipa::path(method(get, head, post, put, patch, delete, options), path = "/api/v1/auth/forward/{*path}", tag = "Verify", operation_id = "forwardAuthPath",
     params(
         ("path" = String, Path, description = "The forwarded request's path, and its query after it: not read"),

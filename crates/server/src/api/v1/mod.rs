@@ -75,6 +75,18 @@ pub fn verify_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(verify::verify))
         .routes(routes!(forward::forward))
         .routes(routes!(forward::forward_path))
+        // The path form with nothing appended but `/` (a client asked for the API's root): the
+        // router's catch-all matches no empty rest. Documented with `forwardAuthPath`.
+        .route(
+            "/api/v1/auth/forward/",
+            get(forward::forward_path)
+                .head(forward::forward_path)
+                .post(forward::forward_path)
+                .put(forward::forward_path)
+                .patch(forward::forward_path)
+                .delete(forward::forward_path)
+                .options(forward::forward_path),
+        )
 }
 
 /// The reference's error shape.
