@@ -5,11 +5,16 @@
 //! Keys are shape- and checksum-checked before any storage lookup, and read through
 //! [`crate::lookup`] (the verify path's memory).
 
+use std::cell::RefCell;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use keyward_domain::scope::KeywardRight;
-use keyward_domain::{Actor, Credential, KeyStatus, Principal};
+use keyward_domain::{Actor, ApiKey, Credential, KeyStatus, ParsedKey, Principal, User};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
+use crate::cache::Witness;
 use crate::error::{AuthFailure, Error, Result};
 use crate::jwt;
 use crate::lookup::{session_by_id, user_by_id};
@@ -111,6 +116,17 @@ pub async fn authenticate(kw: &Keyward, token: &str) -> Result<Principal> {
             },
         });
     }
+    key_principal(kw, token, now)
+        .await
+        .map(|(principal, _, _)| principal)
+}
+
+/// The principal a key `token` speaks for, with the key and its owner as read.
+async fn key_principal(
+    kw: &Keyward,
+    token: &str,
+    now: time::OffsetDateTime,
+) -> Result<(Principal, Arc<ApiKey>, Arc<User>)> {
     let key = crate::lookup::key_by_token(kw, token, now)
         .await?
         .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
@@ -121,7 +137,7 @@ pub async fn authenticate(kw: &Keyward, token: &str) -> Result<Principal> {
     }
     let owner = active_user(kw, key.owner_id).await?;
     kw.usage.record(key.id, now);
-    Ok(Principal {
+    let principal = Principal {
         user_id: owner.id,
         role: owner.role,
         tenant_id: owner.tenant_id,
@@ -129,14 +145,12 @@ pub async fn authenticate(kw: &Keyward, token: &str) -> Result<Principal> {
             key_id: key.id,
             scopes: key.scopes.clone(),
         },
-    })
+    };
+    Ok((principal, key, owner))
 }
 
 /// User `id` if it exists and is not disabled: whom a credential may speak for.
-pub(crate) async fn active_user(
-    kw: &Keyward,
-    id: uuid::Uuid,
-) -> Result<std::sync::Arc<keyward_domain::User>> {
+pub(crate) async fn active_user(kw: &Keyward, id: uuid::Uuid) -> Result<Arc<User>> {
     user_by_id(kw, id, kw.now())
         .await?
         .filter(|u| !u.is_disabled())
@@ -151,7 +165,7 @@ pub async fn verifier(
     kw: &Keyward,
     credential: Result<&str, AuthFailure>,
     peer: Option<IpAddr>,
-) -> Result<Option<Principal>> {
+) -> Result<Option<Arc<Principal>>> {
     if kw.settings.public_verify {
         return Ok(None);
     }
@@ -163,7 +177,7 @@ pub async fn verifier(
         .may_block(kw.now())
         .then(|| address(peer))
         .flatten();
-    let principal = match authenticate_from(kw, credential, checked.as_deref()).await {
+    let principal = match verifier_principal(kw, credential, checked.as_deref()).await {
         Err(e @ Error::Unauthenticated(_)) if checked.is_none() => {
             if let Some(address) = address(peer) {
                 let _ = throttle.attempt(&address, kw.now());
@@ -174,4 +188,81 @@ pub async fn verifier(
     };
     principal.require(KeywardRight::Verify)?;
     Ok(Some(principal))
+}
+
+/// [`authenticate_from`] for a verifier, remembered per thread for a key that holds
+/// `keyward:verify`: a service presents the same verifier with every request, and reading it
+/// again costs as much as the rest of a verify. A memo answers only while the cache holds what it
+/// was made from ([`KeyCache::witness`](crate::cache::KeyCache::witness): nothing invalidated,
+/// within the TTL), and the key's expiry is checked each time; any change to the key or its
+/// owner is seen on the next request, as without it. (Not while some address is blocked: then
+/// the throttle sees every credential.)
+async fn verifier_principal(
+    kw: &Keyward,
+    token: &str,
+    address: Option<&str>,
+) -> Result<Arc<Principal>> {
+    if address.is_some() || jwt::looks_like_jwt(token) {
+        return authenticate_from(kw, token, address).await.map(Arc::new);
+    }
+    let now = kw.now();
+    if let Some((principal, key_id)) = recall_verifier(kw, token, now) {
+        kw.usage.record(key_id, now);
+        return Ok(principal);
+    }
+    let (principal, key, owner) = key_principal(kw, token, now).await?;
+    let principal = Arc::new(principal);
+    let witness = ParsedKey::parse(token)
+        .ok()
+        .and_then(|parsed| kw.cache.witness(&parsed.digest(), &key, &owner));
+    if let (Some(witness), Ok(())) = (witness, principal.require(KeywardRight::Verify)) {
+        VERIFIERS.with_borrow_mut(|memo| {
+            if memo.len() >= REMEMBERED_VERIFIERS {
+                memo.remove(0);
+            }
+            memo.push(RememberedVerifier {
+                token: SecretString::from(token),
+                key,
+                principal: Arc::clone(&principal),
+                witness,
+            });
+        });
+    }
+    Ok(principal)
+}
+
+/// How many verifiers each thread remembers (services with a verifier key each).
+const REMEMBERED_VERIFIERS: usize = 4;
+
+/// A verifier key's principal, as [`verifier_principal`] remembers it.
+struct RememberedVerifier {
+    /// Compared in constant time; wiped when forgotten.
+    token: SecretString,
+    key: Arc<ApiKey>,
+    principal: Arc<Principal>,
+    witness: Witness,
+}
+
+thread_local! {
+    /// The verifiers this thread last authenticated, oldest first.
+    static VERIFIERS: RefCell<Vec<RememberedVerifier>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The remembered principal of verifier `token` and its key's id, while it holds at `now`.
+fn recall_verifier(
+    kw: &Keyward,
+    token: &str,
+    now: time::OffsetDateTime,
+) -> Option<(Arc<Principal>, uuid::Uuid)> {
+    VERIFIERS.with_borrow_mut(|memo| {
+        let i = memo
+            .iter()
+            .position(|m| bool::from(m.token.expose_secret().as_bytes().ct_eq(token.as_bytes())))?;
+        let m = &memo[i];
+        if kw.cache.holds(&m.witness, now) && m.key.status(now) == KeyStatus::Active {
+            return Some((Arc::clone(&m.principal), m.key.id));
+        }
+        memo.remove(i);
+        None
+    })
 }

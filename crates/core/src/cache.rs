@@ -93,6 +93,17 @@ enum Entry {
     },
 }
 
+/// What a key's and a user's entries were when [`KeyCache::witness`] looked (see there).
+#[derive(Debug, Clone, Copy)]
+pub struct Witness {
+    cache: u64,
+    key_stripe: usize,
+    key_epoch: u64,
+    user_stripe: usize,
+    user_epoch: u64,
+    until: OffsetDateTime,
+}
+
 /// What a lookup found.
 pub enum Lookup<T> {
     /// The cache knows (for keys: the key, or that there is none).
@@ -223,18 +234,27 @@ impl KeyCache {
 
     /// Forgets `digest`, after a change to its key was stored and before the change's answer.
     pub fn invalidate(&self, digest: &KeyDigest) {
-        self.epochs[key_stripe(digest)].fetch_add(1, Ordering::SeqCst);
+        let epoch = &self.epochs[key_stripe(digest)];
+        // Before the removal for the fills under way (see `fill`), after it for the witnesses
+        // (see `witness`): one that read the epoch after both finds the entry gone.
+        epoch.fetch_add(1, Ordering::SeqCst);
         self.keys.remove(digest);
+        epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Forgets everything (after changes too broad to name each key, like deleting a tenant).
     pub fn clear(&self) {
-        for epoch in self.epochs.iter() {
-            epoch.fetch_add(1, Ordering::SeqCst);
-        }
+        // Before and after, as `invalidate` does.
+        let bump = || {
+            for epoch in self.epochs.iter() {
+                epoch.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        bump();
         self.keys.clear();
         self.users.clear();
         self.sessions.clear();
+        bump();
         self.shapes_changed();
     }
 
@@ -305,8 +325,11 @@ impl KeyCache {
 
     /// Forgets user `id`, after a change to it was stored and before the change's answer.
     pub fn invalidate_user(&self, id: Uuid) {
-        self.epochs[user_stripe(id)].fetch_add(1, Ordering::SeqCst);
+        let epoch = &self.epochs[user_stripe(id)];
+        // Before and after the removal, as `invalidate` does.
+        epoch.fetch_add(1, Ordering::SeqCst);
         self.users.remove(&id);
+        epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Forgets API session `id`, after it ended and before the answer that says so.
@@ -370,6 +393,54 @@ impl KeyCache {
             self.users.remove(&id);
         }
         user
+    }
+
+    /// A witness that `key` (cached under `digest`) and its owner `user`, both just read through
+    /// this cache, are what the cache holds now: for a memo of something derived from them
+    /// (`crate::auth`'s verifier memo). `None` when either is no longer cached as that very value
+    /// (changed, evicted, or never cached), or the cache is not coherent.
+    ///
+    /// Sound against a concurrent invalidation because the epochs are read before the entries,
+    /// and an invalidation moves its epoch again after removing the entry: a witness that read
+    /// the final epoch finds the entry gone; one that read an earlier epoch stops holding.
+    pub fn witness(
+        &self,
+        digest: &KeyDigest,
+        key: &Arc<ApiKey>,
+        user: &Arc<User>,
+    ) -> Option<Witness> {
+        let (key_stripe, user_stripe) = (key_stripe(digest), user_stripe(user.id));
+        let key_epoch = self.epochs[key_stripe].load(Ordering::SeqCst);
+        let user_epoch = self.epochs[user_stripe].load(Ordering::SeqCst);
+        if !self.is_coherent() {
+            return None;
+        }
+        let key_until = match self.keys.get(digest)? {
+            Entry::Known { key: cached, until } if Arc::ptr_eq(&cached, key) => until,
+            _ => return None,
+        };
+        let (cached, user_until) = self.users.get(&user.id)?;
+        if !Arc::ptr_eq(&cached, user) {
+            return None;
+        }
+        Some(Witness {
+            cache: self.id,
+            key_stripe,
+            key_epoch,
+            user_stripe,
+            user_epoch,
+            until: key_until.min(user_until),
+        })
+    }
+
+    /// Whether what `witness` saw still holds at `now`: nothing invalidated in its stripes since,
+    /// within both entries' TTL, and the cache coherent.
+    pub fn holds(&self, witness: &Witness, now: OffsetDateTime) -> bool {
+        witness.cache == self.id
+            && now < witness.until
+            && self.is_coherent()
+            && self.epochs[witness.key_stripe].load(Ordering::SeqCst) == witness.key_epoch
+            && self.epochs[witness.user_stripe].load(Ordering::SeqCst) == witness.user_epoch
     }
 
     /// Whether entries are trusted (the change feed, if any, listens).
@@ -507,6 +578,66 @@ mod tests {
         assert!(hit(cache.lookup(&digest, NOW)).is_some());
     }
 
+    fn owner() -> User {
+        User {
+            id: Uuid::from_u128(2),
+            email: "owner@example.com".into(),
+            password_hash: String::new(),
+            role: keyward_domain::Role::Member,
+            tenant_id: None,
+            created_at: NOW,
+            updated_at: NOW,
+            disabled_at: None,
+        }
+    }
+
+    #[test]
+    fn a_witness_holds_until_its_key_or_user_changes_or_their_ttl_ends() {
+        let cache = KeyCache::new(CacheSettings::default(), true);
+        let (digest, k) = key();
+        let fill = |cache: &KeyCache| {
+            let key = match cache.lookup(&digest, NOW) {
+                Lookup::Hit(key) => key.unwrap(),
+                Lookup::Miss { epoch, .. } => {
+                    cache.fill(digest, Some(k.clone()), epoch, NOW).unwrap()
+                }
+            };
+            let user = match cache.user(Uuid::from_u128(2), NOW) {
+                Lookup::Hit(user) => user,
+                Lookup::Miss { epoch, .. } => cache.fill_user(owner(), epoch, NOW),
+            };
+            (key, user)
+        };
+        let (key, user) = fill(&cache);
+        let w = cache.witness(&digest, &key, &user).expect("both cached");
+        assert!(cache.holds(&w, NOW + Duration::seconds(29)));
+        assert!(!cache.holds(&w, NOW + Duration::seconds(30)), "the TTL");
+        assert!(
+            !KeyCache::new(CacheSettings::default(), true).holds(&w, NOW),
+            "another cache"
+        );
+        let other = Arc::new((*key).clone());
+        assert!(
+            cache.witness(&digest, &other, &user).is_none(),
+            "only for the very value cached"
+        );
+
+        cache.invalidate(&digest);
+        assert!(!cache.holds(&w, NOW), "the key changed");
+        assert!(cache.witness(&digest, &key, &user).is_none(), "and is gone");
+
+        let (key, user) = fill(&cache);
+        let w = cache.witness(&digest, &key, &user).unwrap();
+        cache.invalidate_user(user.id);
+        assert!(!cache.holds(&w, NOW), "the owner changed");
+
+        let (key, user) = fill(&cache);
+        let w = cache.witness(&digest, &key, &user).unwrap();
+        cache.lost();
+        assert!(!cache.holds(&w, NOW), "the change feed is down");
+        assert!(cache.witness(&digest, &key, &user).is_none());
+    }
+
     #[test]
     fn without_the_change_feed_nothing_hits_and_entries_are_only_a_fallback_within_their_ttl() {
         let settings = CacheSettings {
@@ -516,17 +647,7 @@ mod tests {
         let cache = KeyCache::new(settings, true);
         let (digest, k) = key();
         cache.fill(digest, Some(k), 0, NOW);
-        let owner = User {
-            id: Uuid::from_u128(2),
-            email: "owner@example.com".into(),
-            password_hash: String::new(),
-            role: keyward_domain::Role::Member,
-            tenant_id: None,
-            created_at: NOW,
-            updated_at: NOW,
-            disabled_at: None,
-        };
-        cache.fill_user(owner, 0, NOW);
+        cache.fill_user(owner(), 0, NOW);
         assert!(hit(cache.lookup(&digest, NOW)).is_some());
 
         cache.lost();

@@ -24,17 +24,28 @@ pub const LAST_USED_RESOLUTION: time::Duration = time::Duration::minutes(1);
 /// cheaper than the default SipHash on the verify path.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// One key's usage since the last flush. Entries outlive flushes while their key is in use, so
+/// that a verify finds its key's entry with one probe and allocates nothing.
+#[derive(Debug, Default)]
+struct KeyUsage {
+    /// Verifications by UTC day and outcome code (one item, but at midnight or on a refusal).
+    counts: Vec<(i64, VerifyCode, u64)>,
+    /// The newest use not yet written.
+    last_used: Option<OffsetDateTime>,
+    /// The `last_used_at` last sent to storage, while younger than the resolution.
+    written: Option<OffsetDateTime>,
+}
+
 #[derive(Debug, Default)]
 struct Pending {
-    last_used: FastMap<Uuid, OffsetDateTime>,
-    counts: FastMap<(Uuid, i64, VerifyCode), u64>,
-    /// The `last_used_at` last sent to storage per key, while younger than the resolution.
-    written: FastMap<Uuid, OffsetDateTime>,
+    keys: FastMap<Uuid, KeyUsage>,
+    /// Rows waiting: uses plus counters.
+    rows: usize,
 }
 
 /// Keys are spread over this many independently locked shards, so that concurrent verifies of
-/// different keys rarely wait for each other.
-const SHARDS: usize = 16;
+/// different keys rarely wait for each other, and a flush holds each lock only briefly.
+const SHARDS: usize = 32;
 
 #[derive(Debug, Default)]
 pub struct UsageBuffer {
@@ -64,22 +75,35 @@ impl UsageBuffer {
 
     /// Notes that the key was used at `at` (moves `last_used_at` forward only).
     pub fn record(&self, key_id: Uuid, at: OffsetDateTime) {
-        note_use(&mut self.shard(key_id), key_id, at);
+        let mut pending = self.shard(key_id);
+        let pending = &mut *pending;
+        let usage = pending.keys.entry(key_id).or_default();
+        pending.rows += note_use(usage, at);
     }
 
     /// Counts one verification of the key answered with `code`; a `VALID` one is also a use.
     pub fn record_verification(&self, key_id: Uuid, at: OffsetDateTime, code: VerifyCode) {
         let mut pending = self.shard(key_id);
-        *pending
+        let pending = &mut *pending;
+        let usage = pending.keys.entry(key_id).or_default();
+        let day = usage_day(at);
+        match usage
             .counts
-            .entry((key_id, usage_day(at), code))
-            .or_default() += 1;
+            .iter_mut()
+            .find(|(d, c, _)| *d == day && *c == code)
+        {
+            Some((_, _, count)) => *count += 1,
+            None => {
+                usage.counts.push((day, code, 1));
+                pending.rows += 1;
+            }
+        }
         if code == VerifyCode::Valid {
-            note_use(&mut pending, key_id, at);
+            pending.rows += note_use(usage, at);
         }
     }
 
-    /// How many keys and counters wait to be written.
+    /// How many rows (uses and counters) wait to be written.
     pub fn pending(&self) -> usize {
         let unsent = self
             .unsent
@@ -90,54 +114,42 @@ impl UsageBuffer {
         let buffered: usize = self
             .shards
             .iter()
-            .map(|s| {
-                let p = s.lock().unwrap_or_else(PoisonError::into_inner);
-                p.last_used.len() + p.counts.len()
-            })
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).rows)
             .sum();
         unsent + buffered
     }
 
-    /// Empties the buffer into a batch, noting the uses as written. Each shard's lock is held
-    /// only to swap its maps out, so verifies of its keys never wait for the sorting-through.
+    /// Empties the buffer into a batch, noting the uses as written. Each shard is locked while
+    /// its entries are read and reset (a 32nd of the keys: about a hundred microseconds on a busy node);
+    /// the entries of keys not used since the last flush, and not written within the resolution
+    /// before `now`, are dropped.
     fn take(&self, now: OffsetDateTime) -> UsageBatch {
         let mut batch = UsageBatch::new(now);
         for shard in &self.shards {
-            let (last_used, counts, mut written) = {
-                let mut pending = shard.lock().unwrap_or_else(PoisonError::into_inner);
-                (
-                    std::mem::take(&mut pending.last_used),
-                    std::mem::take(&mut pending.counts),
-                    // Meanwhile a use may be noted again, which costs a redundant write at most.
-                    std::mem::take(&mut pending.written),
-                )
-            };
-            let first = batch.last_used.len();
-            batch.last_used.extend(
-                last_used
-                    .into_iter()
-                    .map(|(key_id, at)| KeyUse { key_id, at }),
-            );
-            if let Some(newest) = batch.last_used[first..].iter().map(|u| u.at).max() {
-                written.retain(|_, at| newest - *at < LAST_USED_RESOLUTION);
-            }
-            for u in &batch.last_used[first..] {
-                written.insert(u.key_id, u.at);
-            }
-            batch
-                .counts
-                .extend(
-                    counts
-                        .into_iter()
-                        .map(|((key_id, day, code), count)| UsageCount {
-                            key_id,
-                            day,
-                            code,
-                            count,
-                        }),
-                );
-            // Only a flush writes `written`, one flush at a time.
-            shard.lock().unwrap_or_else(PoisonError::into_inner).written = written;
+            let mut pending = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.keys.retain(|key_id, usage| {
+                let active = !usage.counts.is_empty() || usage.last_used.is_some();
+                batch
+                    .counts
+                    .extend(usage.counts.drain(..).map(|(day, code, count)| UsageCount {
+                        key_id: *key_id,
+                        day,
+                        code,
+                        count,
+                    }));
+                if let Some(at) = usage.last_used.take() {
+                    batch.last_used.push(KeyUse {
+                        key_id: *key_id,
+                        at,
+                    });
+                    usage.written = Some(at);
+                }
+                active
+                    || usage
+                        .written
+                        .is_some_and(|at| now - at < LAST_USED_RESOLUTION)
+            });
+            pending.rows = 0;
         }
         // In key order, so that storage reads each index page once per batch, not once per row.
         batch.last_used.sort_unstable_by_key(|u| u.key_id);
@@ -235,15 +247,26 @@ impl Flusher {
     }
 }
 
-fn note_use(pending: &mut Pending, key_id: Uuid, at: OffsetDateTime) {
-    if let Some(written) = pending.written.get(&key_id) {
-        if at - *written < LAST_USED_RESOLUTION {
-            return;
-        }
+/// Notes a use at `at` in `usage`, unless one was written within the resolution: how many
+/// rows that added (0 or 1).
+fn note_use(usage: &mut KeyUsage, at: OffsetDateTime) -> usize {
+    if usage
+        .written
+        .is_some_and(|written| at - written < LAST_USED_RESOLUTION)
+    {
+        return 0;
     }
-    let slot = pending.last_used.entry(key_id).or_insert(at);
-    if *slot < at {
-        *slot = at;
+    match &mut usage.last_used {
+        Some(slot) => {
+            if *slot < at {
+                *slot = at;
+            }
+            0
+        }
+        None => {
+            usage.last_used = Some(at);
+            1
+        }
     }
 }
 

@@ -175,6 +175,7 @@ async fn verifier_of(kw: &Keyward, caller: &Caller) -> Principal {
     auth::verifier(kw, Ok(key.plaintext.expose()), None)
         .await
         .unwrap()
+        .map(|p| (*p).clone())
         .expect("verify is not public")
 }
 
@@ -1324,6 +1325,100 @@ async fn a_verifier_needs_the_verify_scope_unless_verify_is_public() {
 }
 
 // ---- Authentication ----
+
+/// Whether verifier `token`, checked twice, is answered from memory the second time (the cache
+/// is not read for it).
+async fn is_remembered(kw: &Keyward, token: &str) -> bool {
+    auth::verifier(kw, Ok(token), None).await.unwrap();
+    let read = (kw.cache.hits(), kw.cache.misses());
+    auth::verifier(kw, Ok(token), None).await.unwrap();
+    (kw.cache.hits(), kw.cache.misses()) == read
+}
+
+/// A verifier is remembered between requests (the cache is not read again for it), and every
+/// change to its key or its owner is seen on the very next request all the same: scopes, pause
+/// aside, revocation, the owner disabled, the key's expiry, and the cache's TTL.
+#[tokio::test]
+async fn a_remembered_verifier_follows_every_change_to_its_key_and_owner() {
+    let (kw, clock) = kw().await;
+    let acme = new_tenant(&kw, "acme").await;
+    let root = admin(&kw).await;
+    let dev = member_of(&kw, &acme).await;
+    let check = |token: String| {
+        let kw = &kw;
+        async move { auth::verifier(kw, Ok(&token), None).await }
+    };
+    let verifier = || key_with(&kw, &dev, &["keyward:verify"]);
+
+    let v = verifier().await;
+    let token = v.plaintext.expose().to_owned();
+    assert!(is_remembered(&kw, &token).await, "answered from memory");
+    clock.advance(Duration::seconds(31));
+    let read = kw.cache.misses();
+    check(token.clone()).await.unwrap();
+    assert!(
+        kw.cache.misses() > read,
+        "past the cache's TTL it is read again"
+    );
+
+    let narrowed = KeyPatch {
+        scopes: Some(strings(&["keyward:read"])),
+        ..patch()
+    };
+    keys::update(&kw, &dev, Reach::Role, v.key.id, narrowed)
+        .await
+        .unwrap();
+    assert_forbidden(check(token).await);
+
+    let v = verifier().await;
+    let token = v.plaintext.expose().to_owned();
+    assert!(is_remembered(&kw, &token).await);
+    keys::revoke(&kw, &dev, Reach::Role, v.key.id)
+        .await
+        .unwrap();
+    let revoked = check(token).await;
+    assert!(
+        matches!(revoked, Err(Error::Unauthenticated(AuthFailure::Invalid))),
+        "{revoked:?}"
+    );
+
+    let v = verifier().await;
+    let token = v.plaintext.expose().to_owned();
+    assert!(is_remembered(&kw, &token).await);
+    let disable = |disabled| users::UserPatch {
+        role: None,
+        disabled: Some(disabled),
+    };
+    users::update(&kw, &root, dev.principal.user_id, disable(true))
+        .await
+        .unwrap();
+    let disabled = check(token.clone()).await;
+    assert!(
+        matches!(disabled, Err(Error::Unauthenticated(AuthFailure::Invalid))),
+        "{disabled:?}"
+    );
+    users::update(&kw, &root, dev.principal.user_id, disable(false))
+        .await
+        .unwrap();
+    check(token).await.unwrap();
+
+    let v = verifier().await;
+    let token = v.plaintext.expose().to_owned();
+    let soon = KeyPatch {
+        expires_at: Patch::Set(kw.now() + Duration::seconds(10)),
+        ..patch()
+    };
+    keys::update(&kw, &dev, Reach::Role, v.key.id, soon)
+        .await
+        .unwrap();
+    assert!(is_remembered(&kw, &token).await);
+    clock.advance(Duration::seconds(11));
+    let expired = check(token).await;
+    assert!(
+        matches!(expired, Err(Error::Unauthenticated(AuthFailure::Expired))),
+        "{expired:?}"
+    );
+}
 
 #[tokio::test]
 async fn a_key_authenticates_as_its_owner_with_its_scopes() {

@@ -81,30 +81,9 @@ fn verify_path(c: &mut Criterion) {
 fn cache_miss_on_sqlite(c: &mut Criterion) {
     use keyward_store::Store;
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let keys = dir.path().join("keys.txt");
-    let seeded = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .args([
-            "--database",
-            &db,
-            "bench-seed",
-            "--count",
-            "100000",
-            "--keys-out",
-        ])
-        .arg(&keys)
-        .arg("--verifier-out")
-        .arg(dir.path().join("verifier.txt"))
-        .env(
-            "KEYWARD_JWT_SECRET",
-            "bench-secret-bench-secret-bench-secret-42",
-        )
-        .output()
-        .unwrap();
-    assert!(seeded.status.success(), "{seeded:?}");
-    let digests: Vec<_> = std::fs::read_to_string(&keys)
-        .unwrap()
-        .lines()
+    let (db, keys, _) = seeded(dir.path(), 100_000);
+    let digests: Vec<_> = keys
+        .iter()
         .map(|k| ParsedKey::parse(k).unwrap().digest())
         .collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -124,5 +103,155 @@ fn cache_miss_on_sqlite(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verify_path, cache_miss_on_sqlite);
+/// Seeds `count` keys with `keyward bench-seed` into a SQLite file in `dir`: the database URL,
+/// the keys' plaintexts and the verifier's.
+fn seeded(dir: &std::path::Path, count: u32) -> (String, Vec<String>, String) {
+    let db = format!("sqlite://{}", dir.join("bench.db").display());
+    let (keys, verifier) = (dir.join("keys.txt"), dir.join("verifier.txt"));
+    let seeded = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args([
+            "--database",
+            &db,
+            "bench-seed",
+            "--count",
+            &count.to_string(),
+        ])
+        .arg("--keys-out")
+        .arg(&keys)
+        .arg("--verifier-out")
+        .arg(&verifier)
+        .env(
+            "KEYWARD_JWT_SECRET",
+            "bench-secret-bench-secret-bench-secret-42",
+        )
+        .output()
+        .unwrap();
+    assert!(seeded.status.success(), "{seeded:?}");
+    let keys = std::fs::read_to_string(keys).unwrap();
+    let verifier = std::fs::read_to_string(verifier).unwrap();
+    (
+        db,
+        keys.lines().map(str::to_owned).collect(),
+        verifier.trim().to_owned(),
+    )
+}
+
+/// Verify's whole request through keyward's router and layers, in process (no socket, no HTTP
+/// parsing), against the benchmark's ceiling route (`examples/ceiling.rs`: verify's extractors
+/// and a fixed answer): the difference is verify's own work per request, the usage flush's
+/// writes aside. Keys at random from 100,000, all cached.
+fn verify_through_the_router(c: &mut Criterion) {
+    use axum::body::{Body, Bytes};
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use keyward_server::app::{layered, routes, AppState, Settings};
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (db, keys, verifier) = seeded(dir.path(), 100_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt
+        .block_on(keyward_store_sqlite::SqliteStore::open(&db))
+        .unwrap();
+    let state = AppState::new(
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(keyward_domain::SystemClock),
+        keyward_core::jwt::JwtKeys::new(vec![7; 32], time::Duration::hours(1)).unwrap(),
+        keyward_core::password::Passwords::production().unwrap(),
+        Settings::default(),
+    );
+    let answer = Bytes::from_static(br#"{"valid":true,"code":"VALID","key_id":"01a22e19-6882-7408-819c-2c475afd48e6","tenant_id":"01a22e19-6261-7080-8927-9af8a4289f5b","owner_id":"01a22e19-6277-746a-9f38-4ec165bda85a","scopes":["bench:read"],"metadata":{}}"#);
+    let ceiling = axum::routing::post(
+        move |_: keyward_server::extract::NoQuery,
+              _: keyward_server::extract::JsonBody<
+            keyward_server::api::v1::verify::VerifyKeyInput,
+        >| {
+            let answer = answer.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    answer,
+                )
+            }
+        },
+    );
+    let app = layered(
+        routes(&state).route("/bench/ceiling", ceiling),
+        state.clone(),
+    );
+    let bodies: Vec<Bytes> = keys
+        .iter()
+        .map(|k| Bytes::from(format!(r#"{{"key":"{k}","scopes":["bench:read"]}}"#)))
+        .collect();
+    let call = |path: &'static str, body: &Bytes| {
+        let request = Request::post(path)
+            .header("x-api-key", &verifier)
+            .header("content-type", "application/json")
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let app = app.clone();
+        rt.block_on(async move {
+            let response = app.oneshot(request).await.unwrap();
+            assert!(response.status().is_success());
+            response.into_body().collect().await.unwrap().to_bytes()
+        })
+    };
+    for body in &bodies {
+        assert!(call("/api/v1/keys/verify", body).starts_with(br#"{"valid":true"#));
+    }
+    let mut i = 0usize;
+    let mut group = c.benchmark_group("verify's request through the router (100,000 keys cached)");
+    group.bench_function("ceiling: verify's extractors, a fixed answer", |b| {
+        b.iter(|| {
+            i = (i + 7919) % bodies.len();
+            black_box(call("/bench/ceiling", &bodies[i]))
+        })
+    });
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            i = (i + 7919) % bodies.len();
+            black_box(call("/api/v1/keys/verify", &bodies[i]))
+        })
+    });
+    let forward = |key: &str| {
+        let request = Request::get("/api/v1/auth/forward?scopes=bench:read")
+            .header("x-keyward-verifier", &verifier)
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap();
+        let app = app.clone();
+        rt.block_on(async move {
+            let response = app.oneshot(request).await.unwrap();
+            assert!(response.status().is_success());
+            response.into_body().collect().await.unwrap().to_bytes()
+        })
+    };
+    group.bench_function("forward auth", |b| {
+        b.iter(|| {
+            i = (i + 7919) % keys.len();
+            black_box(forward(&keys[i]))
+        })
+    });
+    group.bench_function("/healthz", |b| {
+        b.iter(|| {
+            let app = app.clone();
+            let request = Request::get("/healthz").body(Body::empty()).unwrap();
+            black_box(rt.block_on(async move {
+                let response = app.oneshot(request).await.unwrap();
+                response.into_body().collect().await.unwrap().to_bytes()
+            }))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    verify_path,
+    cache_miss_on_sqlite,
+    verify_through_the_router
+);
 criterion_main!(benches);

@@ -333,5 +333,6 @@ async fn metrics_count_verify_and_flushes() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(hits >= 4, "{hits}");
+    // The key's second and third verifies (the verifier, after the first, is remembered).
+    assert!(hits >= 2, "{hits}");
 }

@@ -273,8 +273,8 @@ async fn known_keys_are_answered_from_the_cache_and_changes_land_before_the_2xx(
     let hits = app.state.cache.hits();
     assert_eq!(verify(json!(["orders:read"])).await, "VALID");
     assert!(
-        app.state.cache.hits() >= hits + 2,
-        "the verifier's key and the verified key both came from the cache"
+        app.state.cache.hits() > hits,
+        "the verified key came from the cache (the verifier's key from the thread's memory of it)"
     );
 
     // A write that bypasses this node (the CLI, another node) is not seen until the safety TTL
@@ -390,7 +390,8 @@ async fn time_is_checked_on_every_verify_and_malformed_keys_never_reach_the_cach
 
     // A malformed key or a wrong checksum is answered without a lookup of any kind.
     let (hits, misses) = (app.state.cache.hits(), app.state.cache.misses());
-    let verifier_lookup = 1;
+    // The verifier is remembered: no lookup for it either.
+    let verifier_lookup = 0;
     for garbage in [
         "nope",
         "kw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
@@ -400,7 +401,7 @@ async fn time_is_checked_on_every_verify_and_malformed_keys_never_reach_the_cach
     assert_eq!(
         (app.state.cache.hits(), app.state.cache.misses()),
         (hits + 2 * verifier_lookup, misses),
-        "only the verifier's own key was looked up"
+        "nothing was looked up"
     );
 }
 

@@ -160,7 +160,7 @@ async fn decide(
         ip,
         ..VerifyRequest::new(key, &permission)
     };
-    let verdict = verify::verify(state, verifier.as_ref(), &request).await?;
+    let verdict = verify::verify(state, verifier.as_deref(), &request).await?;
     state
         .metrics
         .verified(VerifyRoute::Forward, verdict.code, started.elapsed());

@@ -215,7 +215,7 @@ pub async fn verify(
         ip,
         ..VerifyRequest::new(&input.key, &permission)
     };
-    let verdict = verify::verify(&state, verifier.as_ref(), &request).await?;
+    let verdict = verify::verify(&state, verifier.as_deref(), &request).await?;
     state
         .metrics
         .verified(VerifyRoute::Verify, verdict.code, started.elapsed());
@@ -239,7 +239,7 @@ fn unavailable() -> Response {
 /// Verify's caller, checked before its body is read (so that nobody without a credential is
 /// invited to send one): the principal of its credential, `None` under `--public-verify`. A
 /// credential that could not be re-read answers 503 in the verify answer's shape.
-pub struct Verifier(pub Option<Principal>);
+pub struct Verifier(pub Option<std::sync::Arc<Principal>>);
 
 impl FromRequestParts<AppState> for Verifier {
     type Rejection = Response;
