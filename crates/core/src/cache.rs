@@ -225,9 +225,12 @@ impl KeyCache {
             },
         };
         self.keys.insert(digest, entry);
-        if self.epochs[key_stripe(&digest)].load(Ordering::SeqCst) != epoch {
-            // An invalidation ran while storage was read: what was read may be stale.
+        let stripe = &self.epochs[key_stripe(&digest)];
+        if stripe.load(Ordering::SeqCst) != epoch {
+            // An invalidation ran while storage was read: what was read may be stale. Moving
+            // the epoch after the removal ends any witness taken of it meanwhile.
             self.keys.remove(&digest);
+            stripe.fetch_add(1, Ordering::SeqCst);
         }
         key
     }
@@ -389,8 +392,11 @@ impl KeyCache {
         let id = user.id;
         self.users
             .insert(id, (Arc::clone(&user), now + self.settings.ttl));
-        if self.epochs[user_stripe(id)].load(Ordering::SeqCst) != epoch {
+        let stripe = &self.epochs[user_stripe(id)];
+        if stripe.load(Ordering::SeqCst) != epoch {
+            // As in `fill`.
             self.users.remove(&id);
+            stripe.fetch_add(1, Ordering::SeqCst);
         }
         user
     }
@@ -402,7 +408,9 @@ impl KeyCache {
     ///
     /// Sound against a concurrent invalidation because the epochs are read before the entries,
     /// and an invalidation moves its epoch again after removing the entry: a witness that read
-    /// the final epoch finds the entry gone; one that read an earlier epoch stops holding.
+    /// the final epoch finds the entry gone; one that read an earlier epoch stops holding. A
+    /// stale fill that raced with an invalidation (inserted after it) moves the epoch after
+    /// undoing itself, so a witness taken of it in between stops holding too.
     pub fn witness(
         &self,
         digest: &KeyDigest,
@@ -630,6 +638,18 @@ mod tests {
         let w = cache.witness(&digest, &key, &user).unwrap();
         cache.invalidate_user(user.id);
         assert!(!cache.holds(&w, NOW), "the owner changed");
+
+        // A fill that read storage before an invalidation and inserted after it undoes itself;
+        // a witness taken of its entry in between must stop holding (the undo moves the epoch).
+        cache.invalidate(&digest);
+        let Lookup::Miss { epoch: before, .. } = cache.lookup(&digest, NOW) else {
+            panic!("invalidated")
+        };
+        cache.invalidate(&digest);
+        let (key, user) = fill(&cache);
+        let w = cache.witness(&digest, &key, &user).unwrap();
+        cache.fill(digest, Some(k.clone()), before, NOW);
+        assert!(!cache.holds(&w, NOW), "a stale fill was undone");
 
         let (key, user) = fill(&cache);
         let w = cache.witness(&digest, &key, &user).unwrap();

@@ -125,6 +125,14 @@ impl UsageBuffer {
     /// before `now`, are dropped.
     fn take(&self, now: OffsetDateTime) -> UsageBatch {
         let mut batch = UsageBatch::new(now);
+        // Room for every row first: growing the batch would copy it under a shard's lock.
+        let rows: usize = self
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).rows)
+            .sum();
+        batch.counts.reserve(rows);
+        batch.last_used.reserve(rows);
         for shard in &self.shards {
             let mut pending = shard.lock().unwrap_or_else(PoisonError::into_inner);
             pending.keys.retain(|key_id, usage| {
@@ -149,6 +157,11 @@ impl UsageBuffer {
                         .written
                         .is_some_and(|at| now - at < LAST_USED_RESOLUTION)
             });
+            // After a burst of keys, give the memory back.
+            if pending.keys.len() < pending.keys.capacity() / 4 {
+                let keep = pending.keys.len() * 2;
+                pending.keys.shrink_to(keep);
+            }
             pending.rows = 0;
         }
         // In key order, so that storage reads each index page once per batch, not once per row.

@@ -81,18 +81,11 @@ fn verify_path(c: &mut Criterion) {
 fn cache_miss_on_sqlite(c: &mut Criterion) {
     use keyward_store::Store;
     let dir = tempfile::tempdir().unwrap();
-    let (db, keys, _) = seeded(dir.path(), 100_000);
+    let (rt, store, keys, _) = seeded(dir.path(), 100_000);
     let digests: Vec<_> = keys
         .iter()
         .map(|k| ParsedKey::parse(k).unwrap().digest())
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = rt
-        .block_on(keyward_store_sqlite::SqliteStore::open(&db))
-        .unwrap();
     let mut i = 0usize;
     c.bench_function("cache miss: SQLite read by digest (100,000 keys)", |b| {
         b.iter(|| {
@@ -103,9 +96,17 @@ fn cache_miss_on_sqlite(c: &mut Criterion) {
     });
 }
 
-/// Seeds `count` keys with `keyward bench-seed` into a SQLite file in `dir`: the database URL,
-/// the keys' plaintexts and the verifier's.
-fn seeded(dir: &std::path::Path, count: u32) -> (String, Vec<String>, String) {
+/// Seeds `count` keys with `keyward bench-seed` into a SQLite file in `dir`: a runtime of one
+/// thread, the store open on that file, the keys' plaintexts and the verifier's.
+fn seeded(
+    dir: &std::path::Path,
+    count: u32,
+) -> (
+    tokio::runtime::Runtime,
+    keyward_store_sqlite::SqliteStore,
+    Vec<String>,
+    String,
+) {
     let db = format!("sqlite://{}", dir.join("bench.db").display());
     let (keys, verifier) = (dir.join("keys.txt"), dir.join("verifier.txt"));
     let seeded = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
@@ -129,8 +130,16 @@ fn seeded(dir: &std::path::Path, count: u32) -> (String, Vec<String>, String) {
     assert!(seeded.status.success(), "{seeded:?}");
     let keys = std::fs::read_to_string(keys).unwrap();
     let verifier = std::fs::read_to_string(verifier).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = rt
+        .block_on(keyward_store_sqlite::SqliteStore::open(&db))
+        .unwrap();
     (
-        db,
+        rt,
+        store,
         keys.lines().map(str::to_owned).collect(),
         verifier.trim().to_owned(),
     )
@@ -148,14 +157,7 @@ fn verify_through_the_router(c: &mut Criterion) {
     use tower::ServiceExt;
 
     let dir = tempfile::tempdir().unwrap();
-    let (db, keys, verifier) = seeded(dir.path(), 100_000);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = rt
-        .block_on(keyward_store_sqlite::SqliteStore::open(&db))
-        .unwrap();
+    let (rt, store, keys, verifier) = seeded(dir.path(), 100_000);
     let state = AppState::new(
         std::sync::Arc::new(store),
         std::sync::Arc::new(keyward_domain::SystemClock),
