@@ -174,13 +174,14 @@ async fn every_answer_of_forward_auth_with_the_path_appended() {
         .await;
     let v = Some(verifier.as_str());
     let needs = |scopes| [("x-keyward-required-scopes", scopes)];
-    let ok = forwarded(
-        &app,
+    // The member's key at `path`, with `scopes` required in the header.
+    let with_key = |path: &'static str, scopes: &'static str| {
+        let (app, key) = (&app, &key);
+        async move { forwarded(app, path, &needs(scopes), v, Some(key), false).await }
+    };
+    let ok = with_key(
         "/api/v1/auth/forward/orders/7?scopes=admin&x=%2F",
-        &needs("orders:read"),
-        v,
-        Some(&key),
-        false,
+        "orders:read",
     )
     .await
     .expect(StatusCode::OK);
@@ -200,37 +201,16 @@ async fn every_answer_of_forward_auth_with_the_path_appended() {
     .expect(StatusCode::FORBIDDEN);
     assert_eq!(r.error_code(), "forbidden");
     // The header on the plain route, as an alternative to the query.
-    forwarded(
-        &app,
-        "/api/v1/auth/forward",
-        &needs("orders:read"),
-        v,
-        Some(&key),
-        false,
-    )
-    .await
-    .expect(StatusCode::OK);
+    with_key("/api/v1/auth/forward", "orders:read")
+        .await
+        .expect(StatusCode::OK);
     // Three a minute: the refused scope above spent none of them.
-    forwarded(
-        &app,
-        "/api/v1/auth/forward/b",
-        &needs("orders:read"),
-        v,
-        Some(&key),
-        false,
-    )
-    .await
-    .expect(StatusCode::OK);
-    let r = forwarded(
-        &app,
-        "/api/v1/auth/forward/a",
-        &needs("orders:read"),
-        v,
-        Some(&key),
-        false,
-    )
-    .await
-    .expect(StatusCode::TOO_MANY_REQUESTS);
+    with_key("/api/v1/auth/forward/b", "orders:read")
+        .await
+        .expect(StatusCode::OK);
+    let r = with_key("/api/v1/auth/forward/a", "orders:read")
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
     assert!(r.header("retry-after").is_some());
     forwarded(&app, "/api/v1/auth/forward/a", &[], v, None, false)
         .await
@@ -240,16 +220,9 @@ async fn every_answer_of_forward_auth_with_the_path_appended() {
         .expect(StatusCode::UNAUTHORIZED);
     // The client asked for the API's root: nothing appended but `/`.
     app.advance(time::Duration::minutes(2));
-    let ok = forwarded(
-        &app,
-        "/api/v1/auth/forward/",
-        &needs("orders:read"),
-        v,
-        Some(&key),
-        false,
-    )
-    .await
-    .expect(StatusCode::OK);
+    let ok = with_key("/api/v1/auth/forward/", "orders:read")
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(
         ok.header("x-keyward-owner-id"),
         Some(member_id.to_string().as_str())
