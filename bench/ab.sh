@@ -16,6 +16,8 @@ ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-10s}
 PORT=${PORT:-3990}
 command -v wrk >/dev/null || { echo "wrk is missing (Debian package wrk)" >&2; exit 2; }
+dpkg -s libluajit2-5.1-2 >/dev/null 2>&1 ||
+  { echo "wrk should run on OpenResty's LuaJIT (Debian package libluajit2-5.1-2; see bench/verify.lua)" >&2; exit 2; }
 work=$(mktemp -d)
 chmod 755 "$work"
 pg_stop=""

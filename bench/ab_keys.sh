@@ -14,6 +14,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 PORT=${PORT:-3980}
 command -v wrk >/dev/null || { echo "wrk is missing (Debian package wrk)" >&2; exit 2; }
+dpkg -s libluajit2-5.1-2 >/dev/null 2>&1 ||
+  { echo "wrk should run on OpenResty's LuaJIT (Debian package libluajit2-5.1-2; see bench/verify.lua)" >&2; exit 2; }
 cargo build --release -p keyward-server --bin keyward >&2
 bin=target/release/keyward
 work=$(mktemp -d)
