@@ -90,6 +90,8 @@ enum Entry {
     },
     Unknown {
         until: OffsetDateTime,
+        /// [`KeyCache::unknown_generation`] when filled: an import since makes it a miss.
+        generation: u64,
     },
 }
 
@@ -130,6 +132,9 @@ pub struct KeyCache {
     /// all; a fill whose stripe moved since its lookup undoes itself. Striped so that the many
     /// invalidations of a busy node (every key creation makes one) do not undo unrelated fills.
     epochs: Box<[AtomicU64; STRIPES]>,
+    /// Moves on when an import (on any node) stored keys: an unknown digest remembered before
+    /// is not trusted any more (its client may have been presenting an imported key).
+    unknown_generation: AtomicU64,
     /// False while the change feed of a shared database is down: then nothing is a hit.
     coherent: AtomicBool,
     settings: CacheSettings,
@@ -158,6 +163,7 @@ impl KeyCache {
             shapes_epoch: AtomicU64::new(0),
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             epochs: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            unknown_generation: AtomicU64::new(0),
             coherent: AtomicBool::new(coherent),
             settings,
             hits: AtomicU64::new(0),
@@ -170,7 +176,13 @@ impl KeyCache {
         let coherent = self.coherent.load(Ordering::SeqCst);
         let lookup = match self.keys.get(digest) {
             Some(Entry::Known { key, until }) => self.judge(Some(key), until, coherent, now, epoch),
-            Some(Entry::Unknown { until }) if coherent && now < until => Lookup::Hit(None),
+            Some(Entry::Unknown { until, generation })
+                if coherent
+                    && now < until
+                    && generation == self.unknown_generation.load(Ordering::SeqCst) =>
+            {
+                Lookup::Hit(None)
+            }
             _ => Lookup::Miss { epoch, stale: None },
         };
         self.count(&lookup);
@@ -222,6 +234,7 @@ impl KeyCache {
             },
             None => Entry::Unknown {
                 until: now + self.settings.negative_ttl,
+                generation: self.unknown_generation.load(Ordering::SeqCst),
             },
         };
         self.keys.insert(digest, entry);
@@ -245,14 +258,27 @@ impl KeyCache {
         epoch.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Moves every stripe's epoch on (see `fill`).
+    fn bump_all(&self) {
+        for epoch in self.epochs.iter() {
+            epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Forgets every digest remembered as unknown, keeping the keys (after an import stored keys
+    /// that clients may already be presenting).
+    pub fn forget_unknown(&self) {
+        // Before and after, as `invalidate` does: a fill of "unknown" read before the import
+        // was stored undoes itself, and one made meanwhile carries the old generation.
+        self.bump_all();
+        self.unknown_generation.fetch_add(1, Ordering::SeqCst);
+        self.bump_all();
+    }
+
     /// Forgets everything (after changes too broad to name each key, like deleting a tenant).
     pub fn clear(&self) {
         // Before and after, as `invalidate` does.
-        let bump = || {
-            for epoch in self.epochs.iter() {
-                epoch.fetch_add(1, Ordering::SeqCst);
-            }
-        };
+        let bump = || self.bump_all();
         bump();
         self.keys.clear();
         self.users.clear();
@@ -481,6 +507,7 @@ impl ChangeSink for KeyCache {
             Change::User(id) => self.invalidate_user(id),
             Change::Session(id) => self.invalidate_session(id),
             Change::Shapes => self.shapes_changed(),
+            Change::NewKeys => self.forget_unknown(),
             Change::All => self.clear(),
         }
     }
@@ -561,6 +588,34 @@ mod tests {
         cache.fill(digest, None, 0, NOW);
         assert!(matches!(hit(cache.lookup(&digest, NOW)), Some(None)));
         assert!(hit(cache.lookup(&digest, NOW + Duration::seconds(3))).is_none());
+    }
+
+    #[test]
+    fn an_import_forgets_unknown_digests_and_keeps_keys() {
+        let cache = KeyCache::new(CacheSettings::default(), true);
+        let unknown = KeyDigest::of("presented before its import");
+        let racing = KeyDigest::of("read while the import was stored");
+        let (known, k) = key();
+        cache.fill(unknown, None, 0, NOW);
+        cache.fill(known, Some(k), 0, NOW);
+        // A lookup of the unknown digest under way while the import is stored.
+        let Lookup::Miss { epoch, .. } = cache.lookup(&racing, NOW) else {
+            panic!()
+        };
+        cache.forget_unknown();
+        assert!(hit(cache.lookup(&unknown, NOW)).is_none(), "a miss now");
+        assert!(matches!(hit(cache.lookup(&known, NOW)), Some(Some(_))));
+        // What the racing lookup read before the import does not stay.
+        cache.fill(racing, None, epoch, NOW);
+        assert!(hit(cache.lookup(&racing, NOW)).is_none());
+        // Unknown digests read after it are remembered again.
+        cache.fill(
+            unknown,
+            None,
+            cache.epochs[key_stripe(&unknown)].load(Ordering::SeqCst),
+            NOW,
+        );
+        assert!(matches!(hit(cache.lookup(&unknown, NOW)), Some(None)));
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub struct ImportReport {
     pub imported: u64,
     /// Keys that were stored already (a second run of a file).
     pub already_present: u64,
+    /// Keys stored already that this run's `revoked_at` ended earlier than they did (revoked
+    /// in the old service since the last run): each revoked with a `key.revoked` event whose
+    /// `data.reason` is `import`. Counted in `already_present` too.
+    pub revoked: u64,
     /// Owners made for rows (`create_owners`).
     pub owners_created: u64,
     /// Bad rows, the first [`MAX_BAD_LISTED`] of them.
@@ -513,8 +517,54 @@ impl<'a> Importer<'a> {
         for key in keys.iter().filter(|k| stored.contains(&k.id)) {
             self.kw.cache.invalidate(&key.digest);
         }
+        for key in keys.iter().filter(|k| !stored.contains(&k.id)) {
+            if let Some(end) = key.revoked_at {
+                self.report.revoked += u64::from(self.end_present(key, end, now).await?);
+            }
+        }
         Ok(())
     }
+
+    /// Ends the stored key with `row`'s digest at `end` when it ends later or not at all (the
+    /// old service revoked it since the last run); whether it did. A revocation is never
+    /// undone: a row without `revoked_at`, or with a later one, leaves the stored key as it is.
+    async fn end_present(
+        &self,
+        row: &ApiKey,
+        end: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let Some(stored) = self.kw.store.get_key_by_digest(&row.digest).await? else {
+            return Ok(false);
+        };
+        if stored.revoked_at.is_some_and(|at| at <= end) {
+            return Ok(false);
+        }
+        let actor = self.caller.actor();
+        match crate::keys::end_as(
+            self.kw,
+            &actor,
+            stored,
+            end,
+            now,
+            json!({"reason": "import"}),
+        )
+        .await
+        {
+            Ok(_) => Ok(true),
+            // Revoked meanwhile, by hand or by another import.
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The shapes imports taught keyward, oldest first (admins only): what a presented string must
+/// look like to be looked up as an imported key. The caller shows them without their HMAC
+/// secrets.
+pub async fn shapes(kw: &Keyward, caller: &Caller) -> Result<Vec<KeyShape>> {
+    caller.principal.require_admin()?;
+    Ok(kw.store.list_key_shapes().await?)
 }
 
 /// A parser's message without the values it quotes (a line's text may hold a key).

@@ -661,8 +661,24 @@ pub(crate) async fn revoke_as(
     extra: Value,
 ) -> Result<ApiKey> {
     let now = keyward_domain::clock::truncate_millis(state.now());
+    end_as(state, actor, key, now, now, extra).await
+}
+
+/// Ends `key` at `at` (now, earlier, or later: a scheduled end) as `actor` at `now`, unless it
+/// already ends earlier; `NotFound` when it is revoked already (see [`Store::revoke_key`]).
+/// `extra` (an object, or null) adds to the `key.revoked` event.
+///
+/// [`Store::revoke_key`]: keyward_store::Store::revoke_key
+pub(crate) async fn end_as(
+    state: &Keyward,
+    actor: &keyward_domain::Actor,
+    key: ApiKey,
+    at: OffsetDateTime,
+    now: OffsetDateTime,
+    extra: Value,
+) -> Result<ApiKey> {
     let ended = ApiKey {
-        revoked_at: Some(key.revoked_at.map_or(now, |at| at.min(now))),
+        revoked_at: Some(key.revoked_at.map_or(at, |end| end.min(at))),
         ..key.clone()
     };
     let audit = actor
@@ -676,7 +692,7 @@ pub(crate) async fn revoke_as(
             now,
             extra,
         ));
-    let revoked = state.store.revoke_key(key.id, now, now, &audit).await;
+    let revoked = state.store.revoke_key(key.id, at, now, &audit).await;
     state.cache.invalidate(&key.digest);
     revoked.map_err(not_found_as("api key"))
 }

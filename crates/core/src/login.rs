@@ -48,7 +48,8 @@ pub async fn login(
         .changes(json!({"session_id": session.id}));
     let access_token = sessions.issue(user.id, session.id, now)?.into();
     // Refused if the user was disabled, deleted or given a new password since it was checked.
-    state
+    // Past `MAX_API_SESSIONS`, the user's oldest sessions end.
+    let ended = state
         .store
         .create_api_session(&session, &user.password_hash, &entry)
         .await
@@ -56,6 +57,9 @@ pub async fn login(
             keyward_store::StoreError::NotFound => Error::Unauthenticated(AuthFailure::Invalid),
             other => other.into(),
         })?;
+    for id in ended {
+        state.cache.invalidate_session(id);
+    }
     Ok(Session {
         access_token,
         expires_in: sessions.ttl.whole_seconds(),

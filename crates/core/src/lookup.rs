@@ -36,10 +36,12 @@ pub async fn key_by_digest(
     }
 }
 
-/// The key a presented string is, if any: a keyward key by its digest (one shaped like keyward's
-/// but failing its checksum never reaches storage), else an imported key of a shape an import
-/// taught (see [`keyward_domain::import`]). A string of no known shape reaches no storage but
-/// the shapes' own read (at most once per cache TTL).
+/// The key a presented string is, if any: a keyward key by its digest, else an imported key of
+/// a shape an import taught (see [`keyward_domain::import`]). A string shaped like keyward's but
+/// failing its checksum is tried only against the imported shapes (another service's keys may
+/// happen to look like keyward's), so it reaches storage only when an import taught its prefix.
+/// A string of no known shape reaches no storage but the shapes' own read (at most once per
+/// cache TTL).
 pub async fn key_by_token(
     kw: &Keyward,
     token: &str,
@@ -47,8 +49,7 @@ pub async fn key_by_token(
 ) -> Result<Option<Arc<ApiKey>>, StoreError> {
     match ParsedKey::parse(token) {
         Ok(parsed) => key_by_digest(kw, parsed.digest(), now).await,
-        Err(KeyFormatError::BadChecksum) => Ok(None),
-        Err(KeyFormatError::Malformed) => {
+        Err(KeyFormatError::BadChecksum | KeyFormatError::Malformed) => {
             let digests = |shapes: &[KeyShape]| foreign_digests(shapes, token).collect::<Vec<_>>();
             let digests = match kw.cache.with_shapes(now, digests) {
                 Some(digests) => digests,

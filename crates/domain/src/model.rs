@@ -615,6 +615,17 @@ impl AuditEntry {
         self
     }
 
+    /// Who made the entry, as [`Actor::entry`] was given it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: self.actor_id.clone(),
+            kind: self.actor_type,
+            user_id: self.actor_user_id,
+            source_ip: self.source_ip.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
+
     pub fn tenant(mut self, tenant_id: Option<Uuid>) -> Self {
         self.tenant_id = tenant_id;
         self

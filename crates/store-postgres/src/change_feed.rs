@@ -26,13 +26,15 @@ use crate::map_err;
 const CHANGES_CHANNEL: &str = "keyward_changes";
 /// The payload is `<origin>:<what>`: the announcing store's [`PgStore::origin`], then `*` for
 /// [`Change::All`], a key's digest in base64url (43 characters), `u:<uuid>` for a user or
-/// `s:<uuid>` for an API session, `shapes` when imported keys' shapes changed. (A node that cannot read a payload forgets everything.)
+/// `s:<uuid>` for an API session, `shapes` when imported keys' shapes changed, `new` when an
+/// import stored keys. (A node that cannot read a payload forgets everything.)
 ///
 /// [`PgStore::origin`]: crate::PgStore::origin
 const ALL_KEYS: &str = "*";
 const USER: &str = "u:";
 const SESSION: &str = "s:";
 const SHAPES: &str = "shapes";
+const NEW_KEYS: &str = "new";
 /// How long the listening connection may stay silent before it is asked whether it still lives.
 const LISTEN_HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -137,6 +139,7 @@ pub(crate) async fn notify(
         Change::User(id) => format!("{origin}:{USER}{id}"),
         Change::Session(id) => format!("{origin}:{SESSION}{id}"),
         Change::Shapes => format!("{origin}:{SHAPES}"),
+        Change::NewKeys => format!("{origin}:{NEW_KEYS}"),
         Change::All => format!("{origin}:{ALL_KEYS}"),
     };
     sqlx::query("SELECT pg_notify($1, $2)")
@@ -182,6 +185,8 @@ fn parse_change(payload: &str) -> Option<(&str, Change)> {
         Some((origin, Change::All))
     } else if what == SHAPES {
         Some((origin, Change::Shapes))
+    } else if what == NEW_KEYS {
+        Some((origin, Change::NewKeys))
     } else if let Some(id) = what.strip_prefix(USER) {
         Some((origin, Change::User(id.parse().ok()?)))
     } else if let Some(id) = what.strip_prefix(SESSION) {

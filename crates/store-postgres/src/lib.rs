@@ -27,9 +27,10 @@ use keyward_store::copy;
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::SpendPlan;
 use keyward_store::{
-    AuditQuery, Change, ChangeSink, Claimed, CreditSpend, Cursor, EndSessions, ExpiringKey,
-    KeyCounts, KeyQuery, KeysOf, LastCredit, RateLease, Store, StoreError, UsageBatch, UsageCount,
-    UsagePosition, UserChanges, UserQuery, WebhooksOf, MAX_CHANGES_NAMED, USAGE_BATCH_MEMORY,
+    cascade_revocation_events, AuditQuery, Change, ChangeSink, Claimed, CreditSpend, Cursor,
+    EndSessions, ExpiringKey, KeyCounts, KeyQuery, KeysBy, KeysOf, LastCredit, RateLease, Store,
+    StoreError, UsageBatch, UsageCount, UsagePosition, UserChanges, UserQuery, WebhooksOf,
+    CASCADE_EVENT_PAGE, MAX_API_SESSIONS, MAX_CHANGES_NAMED, USAGE_BATCH_MEMORY,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -502,25 +503,18 @@ async fn revoke_in(
     key_from(&row.ok_or(StoreError::NotFound)?)
 }
 
-/// Appends `AND (created_at, id) > (c, id)` for keyset pagination on (created_at, id).
-/// Whose keys [`revoke_live`] revokes.
-enum KeysBy {
-    Tenant(Uuid),
-    Owner(Uuid),
-}
-
 /// Revokes at `now` (ms) every key of a tenant or an owner not revoked as of `now`, expired ones
-/// included (so that none comes back to life through a later expiry change); their ids.
+/// included (so that none comes back to life through a later expiry change), and writes each
+/// one's `key.revoked` event with `audit` ([`keyward_store::cascade_revocation_events`]); their
+/// ids.
 async fn revoke_live(
     tx: &mut Transaction<'static, Postgres>,
-    of: KeysBy,
+    by: KeysBy,
     now: i64,
+    audit: &AuditEntry,
 ) -> Result<Vec<Uuid>, StoreError> {
-    let (column, id) = match of {
-        KeysBy::Tenant(id) => ("tenant_id", id),
-        KeysBy::Owner(id) => ("owner_id", id),
-    };
-    sqlx::query_scalar(&format!(
+    let (column, id) = by.column();
+    let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
         "UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE {column} = $2 AND {} \
          RETURNING id",
         not_revoked_as_of("$1")
@@ -529,7 +523,22 @@ async fn revoke_live(
     .bind(id)
     .fetch_all(&mut **tx)
     .await
-    .map_err(map_err)
+    .map_err(map_err)?;
+    for page in ids.chunks(CASCADE_EVENT_PAGE) {
+        let keys = sqlx::query(
+            "SELECT k.*, lu.at AS last_used_at FROM api_keys k \
+             LEFT JOIN key_last_used lu ON lu.key_id = k.id WHERE k.id = ANY($1) ORDER BY k.id",
+        )
+        .bind(page)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(key_from)
+        .collect::<Result<Vec<_>, _>>()?;
+        write_events(tx, &cascade_revocation_events(&keys, audit, by)).await?;
+    }
+    Ok(ids)
 }
 
 /// The digests of all of `user_id`'s keys.
@@ -878,7 +887,7 @@ impl Store for PgStore {
         // Expired-but-unrevoked keys are revoked too, so no key of a deleted tenant can come
         // back to life through a later expiry change. By tenant, not by the ids read above, so a
         // key another node created meanwhile is revoked as well.
-        let revoked = revoke_live(&mut tx, KeysBy::Tenant(id), now).await?;
+        let revoked = revoke_live(&mut tx, KeysBy::Tenant(id), now, audit).await?;
         // Its users (admins aside) are disabled and signed out with it: a user with no tenant
         // would otherwise go on making keys as if it still belonged somewhere. (Announced by the
         // `All` below.) Users are locked before their sessions, as every such write does.
@@ -1098,7 +1107,7 @@ impl Store for PgStore {
         if stored.role == Role::Admin && !stored.is_disabled() && !other_admin {
             return Err(StoreError::Conflict("last_admin".into()));
         }
-        let revoked = revoke_live(&mut tx, KeysBy::Owner(id), now).await?;
+        let revoked = revoke_live(&mut tx, KeysBy::Owner(id), now, audit).await?;
         let keys = owner_digests(&mut tx, id).await?;
         let sessions = end_sessions(&mut tx, &self.origin, id, EndSessions::All).await?;
         sqlx::query("DELETE FROM owner_limits WHERE user_id = $1")
@@ -1133,7 +1142,7 @@ impl Store for PgStore {
         session: &ApiSession,
         password_hash: &str,
         audit: &AuditEntry,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.write().await?;
         // The user first (shared: sign-ins do not wait on each other), then its sessions, as
         // every write that ends sessions takes them.
@@ -1167,8 +1176,24 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        // The new session and the newest MAX_API_SESSIONS - 1 others stay.
+        let ended: Vec<Uuid> = sqlx::query_scalar(
+            "DELETE FROM api_sessions WHERE id IN (SELECT id FROM api_sessions \
+             WHERE user_id = $1 AND id <> $2 ORDER BY created_at DESC, id DESC \
+             LIMIT ALL OFFSET $3) RETURNING id",
+        )
+        .bind(session.user_id)
+        .bind(session.id)
+        .bind(MAX_API_SESSIONS - 1)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        for id in &ended {
+            notify(&mut tx, &self.origin, Change::Session(*id)).await?;
+        }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        Ok(ended)
     }
 
     async fn get_api_session(&self, id: Uuid) -> Result<Option<ApiSession>, StoreError> {
@@ -1407,6 +1432,10 @@ impl Store for PgStore {
             return Ok(inserted);
         }
         insert_audit(&mut tx, audit).await?;
+        if !inserted.is_empty() {
+            // Clients already present these keys: other nodes forget having found none.
+            notify(&mut tx, &self.origin, Change::NewKeys).await?;
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(inserted)
     }

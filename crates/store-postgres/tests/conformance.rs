@@ -203,6 +203,7 @@ impl keyward_store::ChangeSink for Recorder {
             keyward_store::Change::User(id) => format!("user {id}"),
             keyward_store::Change::Session(id) => format!("session {id}"),
             keyward_store::Change::Shapes => "shapes".into(),
+            keyward_store::Change::NewKeys => "new keys".into(),
             keyward_store::Change::All => "all".into(),
         };
         self.heard.lock().unwrap().push(text);

@@ -30,9 +30,10 @@ use keyward_store::copy;
 use keyward_store::rows::{self, StoredRow};
 use keyward_store::SpendPlan;
 use keyward_store::{
-    AuditQuery, Claimed, CreditSpend, Cursor, EndSessions, ExpiringKey, KeyCounts, KeyQuery,
-    KeysOf, LastCredit, RateLease, Store, StoreError, UsageBatch, UsageCount, UsagePosition,
-    UserChanges, UserQuery, WebhooksOf,
+    cascade_revocation_events, AuditQuery, Claimed, CreditSpend, Cursor, EndSessions, ExpiringKey,
+    KeyCounts, KeyQuery, KeysBy, KeysOf, LastCredit, RateLease, Store, StoreError, UsageBatch,
+    UsageCount, UsagePosition, UserChanges, UserQuery, WebhooksOf, CASCADE_EVENT_PAGE,
+    MAX_API_SESSIONS,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -571,24 +572,18 @@ async fn revoke_in(
     key_from(&row.ok_or(StoreError::NotFound)?)
 }
 
-/// Whose keys [`revoke_live`] revokes.
-enum KeysBy {
-    Tenant(Uuid),
-    Owner(Uuid),
-}
-
 /// Revokes at `now` every key of a tenant or an owner not revoked as of `now`, expired ones
-/// included (so that none comes back to life through a later expiry change); their ids.
+/// included (so that none comes back to life through a later expiry change), and writes each
+/// one's `key.revoked` event with `audit` ([`keyward_store::cascade_revocation_events`]); their
+/// ids.
 async fn revoke_live(
     tx: &mut Transaction<'static, Sqlite>,
-    of: KeysBy,
+    by: KeysBy,
     now: OffsetDateTime,
+    audit: &AuditEntry,
 ) -> Result<Vec<Uuid>, StoreError> {
-    let (column, id) = match of {
-        KeysBy::Tenant(id) => ("tenant_id", id),
-        KeysBy::Owner(id) => ("owner_id", id),
-    };
-    sqlx::query(&format!(
+    let (column, id) = by.column();
+    let ids = sqlx::query(&format!(
         "UPDATE api_keys SET revoked_at = ?1, updated_at = ?1 WHERE {column} = ?2 AND {} \
          RETURNING id",
         not_revoked_as_of("?1")
@@ -600,7 +595,28 @@ async fn revoke_live(
     .map_err(map_err)?
     .iter()
     .map(|r| uuid_col(r, "id"))
-    .collect()
+    .collect::<Result<Vec<_>, _>>()?;
+    for page in ids.chunks(CASCADE_EVENT_PAGE) {
+        let mut qb = QueryBuilder::new(
+            "SELECT *, (SELECT at FROM key_last_used WHERE key_id = api_keys.id) AS last_used_at \
+             FROM api_keys WHERE id IN (",
+        );
+        let mut list = qb.separated(", ");
+        for id in page {
+            list.push_bind(id.to_string());
+        }
+        qb.push(") ORDER BY id");
+        let keys = qb
+            .build()
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(key_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        write_events(tx, &cascade_revocation_events(&keys, audit, by)).await?;
+    }
+    Ok(ids)
 }
 
 /// Binds a copied value as SQLite keeps it (a UUID as text).
@@ -927,7 +943,7 @@ impl Store for SqliteStore {
         }
         // Expired-but-unrevoked keys are revoked too, so no key of a deleted tenant can come
         // back to life through a later expiry change.
-        let revoked = revoke_live(&mut tx, KeysBy::Tenant(id), now).await?;
+        let revoked = revoke_live(&mut tx, KeysBy::Tenant(id), now, audit).await?;
         // Its users (admins aside) are disabled and signed out with it: a user with no tenant
         // would otherwise go on making keys as if it still belonged somewhere.
         for table in ["api_sessions", "console_sessions"] {
@@ -1141,7 +1157,7 @@ impl Store for SqliteStore {
         if stored.role == Role::Admin && !stored.is_disabled() {
             another_admin(&mut tx, id).await?;
         }
-        let revoked = revoke_live(&mut tx, KeysBy::Owner(id), now).await?;
+        let revoked = revoke_live(&mut tx, KeysBy::Owner(id), now, audit).await?;
         let keys = owner_digests(&mut tx, id).await?;
         let sessions = end_sessions(&mut tx, id, EndSessions::All).await?;
         sqlx::query("DELETE FROM owner_limits WHERE user_id = ?")
@@ -1174,7 +1190,7 @@ impl Store for SqliteStore {
         session: &ApiSession,
         password_hash: &str,
         audit: &AuditEntry,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.write().await?;
         let active = sqlx::query(
             "SELECT 1 FROM users WHERE id = ? AND password_hash = ? \
@@ -1206,8 +1222,24 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        // The new session and the newest MAX_API_SESSIONS - 1 others stay.
+        let ended = sqlx::query_scalar::<_, String>(
+            "DELETE FROM api_sessions WHERE id IN (SELECT id FROM api_sessions \
+             WHERE user_id = ? AND id <> ? ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?) \
+             RETURNING id",
+        )
+        .bind(session.user_id.to_string())
+        .bind(session.id.to_string())
+        .bind(MAX_API_SESSIONS - 1)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|id| Uuid::parse_str(id).map_err(|_| rows::corrupt("id")))
+        .collect::<Result<Vec<_>, _>>()?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(map_err)
+        tx.commit().await.map_err(map_err)?;
+        Ok(ended)
     }
 
     async fn get_api_session(&self, id: Uuid) -> Result<Option<ApiSession>, StoreError> {

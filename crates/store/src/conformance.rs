@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             the_last_active_admin_stays_one,
             users_list_by_role_status_and_email_prefix,
             api_sessions_round_trip_and_end_once,
+            a_users_sessions_are_capped_and_the_oldest_end_first,
             imports_skip_known_keys_and_shapes_are_kept_once,
             every_table_is_in_the_copy_list,
             rows_are_read_in_key_pages_and_written_whole,
@@ -2616,7 +2617,8 @@ pub async fn users_list_by_role_status_and_email_prefix(store: &dyn Store) {
     }
 }
 
-pub async fn api_sessions_round_trip_and_end_once(store: &dyn Store) {
+/// Two stored users of no tenant, ann and bob.
+async fn ann_and_bob(store: &dyn Store) -> (User, User) {
     let (ann, bob) = (
         user(1, "ann@example.com", None),
         user(2, "bob@example.com", None),
@@ -2627,6 +2629,48 @@ pub async fn api_sessions_round_trip_and_end_once(store: &dyn Store) {
             .await
             .unwrap();
     }
+    (ann, bob)
+}
+
+pub async fn a_users_sessions_are_capped_and_the_oldest_end_first(store: &dyn Store) {
+    let (ann, bob) = ann_and_bob(store).await;
+    let sign_in = |u: &User, n: i64| {
+        let s = api_session(n as u128, u.id, T0 + Duration::seconds(n));
+        let hash = u.password_hash.clone();
+        async move {
+            let ended = store
+                .create_api_session(
+                    &s,
+                    &hash,
+                    &audit(AuditAction::AuthLogin, s.user_id, s.created_at),
+                )
+                .await
+                .unwrap();
+            (s.id, ended)
+        }
+    };
+    let mut ids = Vec::new();
+    for n in 0..crate::MAX_API_SESSIONS {
+        let (id, ended) = sign_in(&ann, n).await;
+        assert!(
+            ended.is_empty(),
+            "sign-in {n} of the first {}",
+            crate::MAX_API_SESSIONS
+        );
+        ids.push(id);
+    }
+    let (bobs, _) = sign_in(&bob, 1000).await;
+    // One more: the oldest ends, only that one, and only ann's.
+    let (newest, ended) = sign_in(&ann, crate::MAX_API_SESSIONS).await;
+    assert_eq!(ended, vec![ids[0]]);
+    assert_eq!(store.get_api_session(ids[0]).await.unwrap(), None);
+    for id in [ids[1], newest, bobs] {
+        assert!(store.get_api_session(id).await.unwrap().is_some());
+    }
+}
+
+pub async fn api_sessions_round_trip_and_end_once(store: &dyn Store) {
+    let (ann, bob) = ann_and_bob(store).await;
     let old = api_session(1, ann.id, T0);
     let newer = api_session(2, ann.id, T0 + Duration::minutes(30));
     for s in [&old, &newer] {

@@ -349,6 +349,9 @@ pub enum Change {
     Session(Uuid),
     /// An import taught keyward a new shape of keys: read the shapes again.
     Shapes,
+    /// An import stored keys that clients may already be presenting: forget the digests
+    /// remembered as unknown.
+    NewKeys,
     /// Too many keys changed to name each (a tenant deleted with its keys): forget them all.
     All,
 }
@@ -385,6 +388,59 @@ pub struct UserChanges {
     pub sessions: Vec<Uuid>,
     /// The keys revoked (deleting a user).
     pub revoked: Vec<Uuid>,
+}
+
+/// The most API sessions one user keeps: a sign-in beyond ends the oldest (a script that signs
+/// in on every run, and never out, would otherwise grow the table without end). Two sign-ins at
+/// the same moment may each leave one more until the next.
+pub const MAX_API_SESSIONS: i64 = 100;
+
+/// Whose keys a cascading revocation ends: a deleted tenant's or a deleted owner's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeysBy {
+    Tenant(Uuid),
+    Owner(Uuid),
+}
+
+impl KeysBy {
+    /// The `api_keys` column that names the tenant or owner, and its id.
+    pub fn column(self) -> (&'static str, Uuid) {
+        match self {
+            Self::Tenant(id) => ("tenant_id", id),
+            Self::Owner(id) => ("owner_id", id),
+        }
+    }
+
+    /// Why the keys were revoked, as the `key.revoked` event's `data.reason` says it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Tenant(_) => "tenant_deleted",
+            Self::Owner(_) => "owner_deleted",
+        }
+    }
+}
+
+/// How many revoked keys a backend reads back at a time to write their events (a deleted tenant
+/// may hold a million keys: never all at once in memory).
+pub const CASCADE_EVENT_PAGE: usize = 1000;
+
+/// The `key.revoked` events of `keys`, revoked (as read back after the revocation) by the change
+/// `audit` records because of `by`: one per key, caused by the entry's actor at its time, with
+/// `data.reason` (`tenant_deleted` or `owner_deleted`). A backend writes them to the outbox in
+/// the revoking transaction, so that a webhook hears of every key that stops working.
+pub fn cascade_revocation_events(keys: &[ApiKey], audit: &AuditEntry, by: KeysBy) -> Vec<Event> {
+    let actor = audit.actor();
+    keys.iter()
+        .map(|key| {
+            Event::about_key(
+                keyward_domain::EventType::KeyRevoked,
+                key,
+                &actor,
+                audit.created_at,
+                serde_json::json!({"reason": by.reason()}),
+            )
+        })
+        .collect()
 }
 
 /// Where [`Store::watch`] delivers what it hears. Called from the watching task; must not block.
@@ -486,17 +542,19 @@ pub trait Store: Send + Sync + 'static {
 
     // --- API sessions ----------------------------------------------------------------------
 
-    /// Stores a new API session with the audit entry of its sign-in, and forgets the user's
-    /// sessions that expired before `session.created_at`. `NotFound`, and nothing written, unless
-    /// the user is active (not disabled or deleted) and its password hash is still
-    /// `password_hash`, the one the sign-in proved (so that a sign-in racing a password change
-    /// or a disable does not outlive it).
+    /// Stores a new API session with the audit entry of its sign-in, forgets the user's
+    /// sessions that expired before `session.created_at`, and ends the oldest live ones beyond
+    /// [`MAX_API_SESSIONS`] (the new one counted; a shared database announces them). Returns the
+    /// ids of the sessions it ended. `NotFound`, and nothing written, unless the user is active
+    /// (not disabled or deleted) and its password hash is still `password_hash`, the one the
+    /// sign-in proved (so that a sign-in racing a password change or a disable does not outlive
+    /// it).
     async fn create_api_session(
         &self,
         session: &ApiSession,
         password_hash: &str,
         audit: &AuditEntry,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Vec<Uuid>, StoreError>;
     async fn get_api_session(&self, id: Uuid) -> Result<Option<ApiSession>, StoreError>;
     /// A user's stored API sessions (expired ones may be among them), newest first.
     async fn list_api_sessions(&self, user_id: Uuid) -> Result<Vec<ApiSession>, StoreError>;

@@ -54,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/tenants/{id}/delete", post(pages::delete_tenant))
         .route("/users", get(pages::users).post(pages::create_user))
+        .route("/users/{id}/status", post(pages::set_user_status))
+        .route("/users/{id}/delete", post(pages::delete_user))
         .route("/audit", get(pages::audit))
         .route("/stats", get(pages::stats))
         .route("/export", get(pages::export))

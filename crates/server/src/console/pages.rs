@@ -937,12 +937,15 @@ pub async fn delete_tenant(
 }
 
 pub struct UserRow {
+    pub id: Uuid,
     pub email: String,
     pub role: &'static str,
     /// `active` or `disabled`.
     pub status: &'static str,
     pub tenant: String,
     pub created: String,
+    /// Whether the viewer may disable, enable or delete this user (one it manages, not itself).
+    pub manageable: bool,
 }
 
 #[derive(Template)]
@@ -992,6 +995,9 @@ async fn users_page(
             .items
             .into_iter()
             .map(|u| UserRow {
+                id: u.id,
+                manageable: u.id != caller.principal.user_id
+                    && caller.principal.may_manage_user(&u).is_ok(),
                 status: if u.is_disabled() {
                     "disabled"
                 } else {
@@ -1047,14 +1053,79 @@ pub async fn create_user(State(state): State<AppState>, form: SignedForm<NewUser
         role,
         tenant_id,
     };
-    match users::create(&state, caller, req).await {
-        Ok(_) => Ok(see_other("/users")),
-        Err(e @ (keyward_core::Error::Invalid { .. } | keyward_core::Error::Conflict { .. })) => {
-            let page = users_page(&state, &signed, None, Some(e.to_string())).await?;
-            Ok((StatusCode::BAD_REQUEST, Html(page.render()?)).into_response())
-        }
-        Err(e) => Err(e.into()),
+    let created = users::create(&state, caller, req).await.map(|_| ());
+    users_outcome(&state, &signed, created).await
+}
+
+/// After a change on the users page: back to it, or the page again with the refusal said
+/// (400 for bad input, 409 for a conflict such as the last admin); other errors as errors.
+async fn users_outcome(
+    state: &AppState,
+    signed: &Signed,
+    outcome: keyward_core::Result<()>,
+) -> Page {
+    let (status, why) = match outcome {
+        Ok(()) => return Ok(see_other("/users")),
+        Err(e @ keyward_core::Error::Invalid { .. }) => (StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ keyward_core::Error::Conflict { .. }) => (StatusCode::CONFLICT, e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    let page = users_page(state, signed, None, Some(why)).await?;
+    Ok((status, Html(page.render()?)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct UserStatusForm {
+    #[serde(default)]
+    disabled: String,
+}
+
+/// Disables (`disabled=true`) or enables (`disabled=false`) a user the viewer manages: as
+/// `PATCH /api/v1/users/{id}` does, its sessions end and its keys stop verifying.
+pub async fn set_user_status(
+    State(state): State<AppState>,
+    PageId(id): PageId,
+    form: SignedForm<UserStatusForm>,
+) -> Page {
+    let SignedForm { signed, form } = form;
+    let disabled = match form.disabled.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => return Err(ApiError::invalid_field("disabled", "true or false").into()),
+    };
+    let patch = users::UserPatch {
+        role: None,
+        disabled: Some(disabled),
+    };
+    let changed = users::update(&state, &signed.resumed.caller, id, patch)
+        .await
+        .map(|_| ());
+    users_outcome(&state, &signed, changed).await
+}
+
+#[derive(Deserialize)]
+pub struct DeleteUserForm {
+    confirm: Option<String>,
+}
+
+/// Deletes a user the viewer manages, as `DELETE /api/v1/users/{id}` does (its keys revoked).
+pub async fn delete_user(
+    State(state): State<AppState>,
+    PageId(id): PageId,
+    form: SignedForm<DeleteUserForm>,
+) -> Page {
+    let SignedForm { signed, form } = form;
+    if form.confirm.is_none() {
+        return Err(ApiError::invalid_field(
+            "confirm",
+            "tick the box to confirm the deletion (its keys are revoked)",
+        )
+        .into());
     }
+    let deleted = users::delete(&state, &signed.resumed.caller, id)
+        .await
+        .map(|_| ());
+    users_outcome(&state, &signed, deleted).await
 }
 
 pub struct AuditRow {

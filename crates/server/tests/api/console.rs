@@ -5,6 +5,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use keyward_domain::Role;
+use uuid::Uuid;
 
 use crate::support::{app, app_with, As, TestApp, PASSWORD};
 
@@ -245,6 +246,119 @@ async fn a_disabled_users_console_session_ends_and_the_users_page_shows_it() {
         "{}",
         html(&users)
     );
+}
+
+/// The users page disables, enables and deletes the users its viewer manages, through the
+/// same operations as the API: a disabled user's key stops verifying, a deleted one's is
+/// revoked, and the last admin stays (409 on the page).
+#[tokio::test]
+async fn the_users_page_disables_enables_and_deletes_users() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let root_id = app.user("root@example.com", Role::Admin, None).await;
+    let (ann_token, ann_id) = app.user_in(t, Role::Member).await;
+    let (_, key) = app.key_with(&ann_token, &[]).await;
+    let (_, verifier) = app
+        .key_from(
+            &app.login("root@example.com").await,
+            serde_json::json!({"tenant_id": t, "scopes": ["keyward:verify"]}),
+        )
+        .await;
+    let root = sign_in(&app, "root@example.com").await;
+    let users = page(&app, "/users", &root.cookie)
+        .await
+        .expect(StatusCode::OK);
+    assert!(html(&users).contains(&format!("action=\"/users/{ann_id}/status\"")));
+    assert!(
+        !html(&users).contains(&format!("action=\"/users/{root_id}/status\"")),
+        "no button to disable oneself"
+    );
+    let status = |id: Uuid, disabled: &'static str| {
+        let (app, root) = (&app, &root);
+        async move {
+            post(
+                app,
+                &format!("/users/{id}/status"),
+                &root.cookie,
+                &format!("csrf={}&disabled={disabled}", root.csrf),
+            )
+            .await
+        }
+    };
+    let code = || async { app.verify(&verifier, &key).await.body["code"].clone() };
+
+    let r = status(ann_id, "true").await.expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/users"));
+    assert_eq!(code().await, "OWNER_DISABLED");
+    app.get("/api/v1/users/me", As::Bearer(&ann_token))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    status(ann_id, "false").await.expect(StatusCode::SEE_OTHER);
+    assert_eq!(code().await, "VALID");
+    status(ann_id, "maybe")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    status(Uuid::new_v4(), "true")
+        .await
+        .expect(StatusCode::NOT_FOUND);
+
+    // The only other admins were made by the API and are disabled here first, so root is the
+    // last: disabling itself is refused on the page, which says why.
+    let admins = app
+        .state
+        .store
+        .list_users(&keyward_store::UserQuery {
+            role: Some(Role::Admin),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for other in admins.iter().filter(|u| u.id != root_id) {
+        status(other.id, "true").await.expect(StatusCode::SEE_OTHER);
+    }
+    let r = status(root_id, "true").await.expect(StatusCode::CONFLICT);
+    assert!(html(&r).contains("last active admin"), "{}", html(&r));
+    let r = post(
+        &app,
+        &format!("/users/{root_id}/delete"),
+        &root.cookie,
+        &format!("csrf={}&confirm=yes", root.csrf),
+    )
+    .await
+    .expect(StatusCode::CONFLICT);
+    assert!(html(&r).contains("last active admin"), "{}", html(&r));
+
+    // Deleting asks for the box to be ticked, then revokes the user's keys.
+    let delete = |form: String| {
+        let (app, root) = (&app, &root);
+        async move { post(app, &format!("/users/{ann_id}/delete"), &root.cookie, &form).await }
+    };
+    delete(format!("csrf={}", root.csrf))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(code().await, "VALID");
+    delete(format!("csrf={}&confirm=yes", root.csrf))
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(code().await, "REVOKED");
+    let users = page(&app, "/users", &root.cookie)
+        .await
+        .expect(StatusCode::OK);
+    assert!(!html(&users).contains(&ann_id.to_string()));
+
+    // A member's console has no say over others.
+    let (_, bob_id) = app.user_in(t, Role::Member).await;
+    app.user("carl@example.com", Role::Member, Some(t)).await;
+    let carl = sign_in(&app, "carl@example.com").await;
+    post(
+        &app,
+        &format!("/users/{bob_id}/status"),
+        &carl.cookie,
+        &format!("csrf={}&disabled=true", carl.csrf),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

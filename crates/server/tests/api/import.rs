@@ -206,6 +206,44 @@ async fn stratum_keys_by_digest_or_hmac_and_sha256_keys_by_their_prefix_verify()
         code(&app, &verifier, "ghx_never-imported").await,
         "NOT_FOUND"
     );
+
+    // The shapes these imports taught, oldest first, never with the HMAC secret; admins only.
+    let r = app
+        .get("/api/v1/api-keys/import/shapes", As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
+    let shapes: Vec<(&str, &str, &str)> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["format"].as_str().unwrap(),
+                s["prefix"].as_str().unwrap(),
+                s["hash"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("stratum", "sk_live_", "sha256"),
+            ("stratum", "sk_live_", "hmac-sha256"),
+            ("sha256", "ghx_", "sha256"),
+        ]
+    );
+    assert!(!r.body.to_string().contains("hmac secret"), "{}", r.body);
+    let member = app.member_of(acme).await;
+    app.get("/api/v1/api-keys/import/shapes", As::Bearer(&member))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    app.get("/api/v1/api-keys/import/shapes", As::Nobody)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    app.get("/api/v1/api-keys/import/shapes?x=1", As::Bearer(&admin))
+        .await
+        .expect(StatusCode::BAD_REQUEST);
     assert_eq!(
         code(
             &app,
@@ -215,6 +253,98 @@ async fn stratum_keys_by_digest_or_hmac_and_sha256_keys_by_their_prefix_verify()
         .await,
         "NOT_FOUND"
     );
+}
+
+#[tokio::test]
+async fn a_later_run_carries_the_old_services_revocations_and_never_undoes_one() {
+    let app = app().await;
+    let acme = app.tenant("acme").await;
+    let admin = app.admin().await;
+    let verifier = verifier(&app, &admin, acme).await;
+    let hook = app
+        .post(
+            "/api/v1/webhooks",
+            As::Bearer(&admin),
+            json!({"url": "http://93.184.216.34/hook", "events": ["key.revoked"]}),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revocations = || async {
+        app.get(
+            &format!("/api/v1/webhooks/{hook}/deliveries?limit=100"),
+            As::Bearer(&admin),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .body
+        .as_array()
+        .unwrap()
+        .len()
+    };
+    let (a, b) = (estuary_token(), estuary_token());
+    let row = |t: &str, revoked_at: Option<&str>| {
+        let mut row = json!({"token": t, "owner_email": "ann@acme.test", "tenant": "acme"});
+        if let Some(at) = revoked_at {
+            row["revoked_at"] = json!(at);
+        }
+        row
+    };
+    let run = |rows: Vec<Value>| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let r = import_with(
+                app,
+                admin,
+                "format=estuary&create_owners=true",
+                jsonl(&rows),
+                &[],
+            )
+            .await
+            .expect(StatusCode::OK);
+            (
+                r.body["imported"].clone(),
+                r.body["already_present"].clone(),
+                r.body["revoked"].clone(),
+            )
+        }
+    };
+    assert_eq!(
+        run(vec![row(&a, None), row(&b, None)]).await,
+        (json!(2), json!(0), json!(0))
+    );
+    assert_eq!(code(&app, &verifier, &a).await, "VALID");
+
+    // The old service revoked `a` since: the next run revokes it here, with its event.
+    let revoked_since = vec![row(&a, Some("2026-01-01T00:00:00Z")), row(&b, None)];
+    assert_eq!(
+        run(revoked_since.clone()).await,
+        (json!(0), json!(2), json!(1))
+    );
+    assert_eq!(code(&app, &verifier, &a).await, "REVOKED");
+    assert_eq!(code(&app, &verifier, &b).await, "VALID");
+    assert_eq!(revocations().await, 1);
+    let key = app
+        .state
+        .store
+        .get_key_by_digest(&keyward_domain::KeyDigest::of(&a))
+        .await;
+    assert_eq!(
+        key.unwrap().unwrap().revoked_at,
+        Some(time::macros::datetime!(2026-01-01 0:00 UTC))
+    );
+
+    // The same file again changes nothing; a row without `revoked_at` never brings a key back.
+    assert_eq!(run(revoked_since).await, (json!(0), json!(2), json!(0)));
+    assert_eq!(
+        run(vec![row(&a, None)]).await,
+        (json!(0), json!(1), json!(0))
+    );
+    assert_eq!(code(&app, &verifier, &a).await, "REVOKED");
+    assert_eq!(revocations().await, 1);
 }
 
 #[tokio::test]
@@ -403,6 +533,37 @@ async fn imported_keys_follow_their_tenants_policy_and_never_act_for_admins() {
         "{}",
         r.body
     );
+}
+
+/// Another service's keys may look like keyward's (`<prefix>_` and 49 letters and digits):
+/// imported, they verify though keyward's checksum would refuse them; with no import of their
+/// prefix, such a string is still refused without a lookup (next test).
+#[tokio::test]
+async fn imported_keys_shaped_like_keywards_verify() {
+    let app = app().await;
+    let acme = app.tenant("acme").await;
+    let admin = app.admin().await;
+    let verifier = verifier(&app, &admin, acme).await;
+    let body: String = Uuid::new_v4().simple().to_string() + "ABCDEFGHIJKLMNOPQ";
+    let key = format!("acme_{}", &body[..49]);
+    assert_eq!(
+        keyward_domain::ParsedKey::parse(&key).err(),
+        Some(keyward_domain::KeyFormatError::BadChecksum),
+        "shaped like keyward's"
+    );
+    let row = json!({"sha256": sha256_hex(&key), "owner_email": "o@acme.test", "tenant": "acme"});
+    import(
+        &app,
+        &admin,
+        "format=sha256&prefix=acme_&create_owners=true",
+        jsonl(&[row]),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(code(&app, &verifier, &key).await, "VALID");
+    let mut other = key.clone();
+    other.replace_range(10..11, if &key[10..11] == "Z" { "Y" } else { "Z" });
+    assert_eq!(code(&app, &verifier, &other).await, "NOT_FOUND");
 }
 
 #[tokio::test]

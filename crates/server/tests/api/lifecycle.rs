@@ -736,3 +736,63 @@ async fn deleting_a_tenant_disables_and_signs_out_its_users() {
     .await
     .expect(StatusCode::UNAUTHORIZED);
 }
+
+/// A user keeps at most `MAX_API_SESSIONS` sessions: a sign-in beyond ends the oldest, whose
+/// token is refused at once; the others stay.
+#[tokio::test]
+async fn a_sign_in_past_the_session_cap_ends_the_oldest_session() {
+    use keyward_domain::clock::Clock;
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let id = app.user("busy@example.com", Role::Member, Some(t)).await;
+    let oldest = app.login("busy@example.com").await;
+    let user = app.state.store.get_user(id).await.unwrap().unwrap();
+    let now = app.clock.now();
+    for n in 1..keyward_store::MAX_API_SESSIONS {
+        let session = keyward_domain::ApiSession {
+            id: Uuid::new_v4(),
+            user_id: id,
+            created_at: now + time::Duration::milliseconds(n),
+            expires_at: now + time::Duration::hours(1),
+            source_ip: None,
+        };
+        let ended = app
+            .state
+            .store
+            .create_api_session(
+                &session,
+                &user.password_hash,
+                &keyward_domain::Actor::system().entry(
+                    now,
+                    keyward_domain::AuditAction::AuthLogin,
+                    id,
+                ),
+            )
+            .await
+            .unwrap();
+        assert!(ended.is_empty());
+    }
+    let me = |token: String| {
+        let app = &app;
+        async move { app.get("/api/v1/users/me", As::Bearer(&token)).await.status }
+    };
+    assert_eq!(me(oldest.clone()).await, StatusCode::OK, "cached as live");
+
+    app.advance(time::Duration::seconds(1));
+    let newest = app.login("busy@example.com").await;
+    assert_eq!(me(oldest).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(newest).await, StatusCode::OK);
+    let listed = app
+        .get(
+            "/api/v1/users/me/sessions",
+            As::Bearer(&app.login("busy@example.com").await),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        listed.body.as_array().map(Vec::len),
+        Some(keyward_store::MAX_API_SESSIONS as usize),
+        "{}",
+        listed.body
+    );
+}

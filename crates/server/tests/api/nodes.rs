@@ -703,7 +703,8 @@ where
 }
 
 /// A user disabled on one node is refused on another (its session and its key) within a
-/// second, and a session signed out on one node is refused on another as quickly.
+/// second, a session signed out on one node is refused on another as quickly, and a key
+/// imported on one node verifies on another as quickly, though that node had found it unknown.
 #[tokio::test]
 async fn disabled_users_and_signed_out_sessions_are_refused_on_every_node_within_a_second() {
     let url = keyward_pg_testkit::shared()
@@ -791,6 +792,39 @@ async fn disabled_users_and_signed_out_sessions_are_refused_on_every_node_within
     assert!(
         took < Duration::from_secs(1),
         "B took a signed-out session {took:?} on"
+    );
+
+    // A client presents an old service's token before its import: B remembers it as unknown
+    // (for 2 s). Imported on A, it verifies on B within a second. (A first import teaches both
+    // nodes Estuary's shape: tokens of an unknown shape never reach storage or the cache.)
+    let import_on_a = |token: String| {
+        let (a, client, admin) = (&a, &client, &admin);
+        async move {
+            let row =
+                json!({"token": token, "owner_email": "leaver@example.com", "tenant": "nodes"});
+            let r = client
+                .post(format!("{}/api/v1/api-keys/import?format=estuary", a.base))
+                .bearer_auth(admin)
+                .header("content-type", "application/jsonl")
+                .body(format!("{row}\n"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{:?}", r.text().await);
+        }
+    };
+    let (first, token) = (
+        format!("EST{}ARY", uuid::Uuid::new_v4()),
+        format!("EST{}ARY", uuid::Uuid::new_v4()),
+    );
+    import_on_a(first.clone()).await;
+    within(|| async { verify(&client, &b, &verifier, &first).await.1 == "VALID" }).await;
+    assert_eq!(verify(&client, &b, &verifier, &token).await.1, "NOT_FOUND");
+    import_on_a(token.clone()).await;
+    let took = within(|| async { verify(&client, &b, &verifier, &token).await.1 == "VALID" }).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "B verified the imported key {took:?} on"
     );
     for n in [a, b] {
         assert!(n.terminate().success());

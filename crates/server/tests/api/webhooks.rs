@@ -8,6 +8,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
 use crate::support::{app, app_with, As, TestApp};
+use keyward_domain::Role;
 
 /// A public address that is never contacted here (nothing sends in-process).
 const HOOK: &str = "http://93.184.216.34/hook";
@@ -884,4 +885,59 @@ fn the_readmes_scanner_pattern_finds_keys() {
     assert!(rule.is_match(&typo));
     assert!(ParsedKey::parse(&typo).is_err());
     assert!(!rule.is_match(&key.expose()[..key.expose().len() - 1]));
+}
+
+#[tokio::test]
+async fn keys_revoked_with_their_owner_or_tenant_each_send_key_revoked() {
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let admin = app.admin().await;
+    let tadmin = app.tenant_admin_of(t).await;
+    let (member, member_id) = app.user_in(t, Role::Member).await;
+    let (other, _) = app.user_in(t, Role::Member).await;
+    let (tenant_hook, _) = endpoint(&app, &tadmin, json!({"url": HOOK})).await;
+    let (wide, _) = endpoint(
+        &app,
+        &admin,
+        json!({"url": HOOK, "events": ["key.revoked"]}),
+    )
+    .await;
+
+    let (live, _) = app.key_from(&member, json!({"name": "live"})).await;
+    let (gone, _) = app.key_from(&member, json!({"name": "gone"})).await;
+    app.delete(&format!("/api/v1/api-keys/{gone}"), As::Bearer(&member))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let (others, _) = app.key_from(&other, json!({"name": "others"})).await;
+    let before = outbox(&app, &tadmin, &tenant_hook).await.len();
+
+    // The owner deleted: one key.revoked for its live key (not for the one revoked before),
+    // saying why and who.
+    app.delete(&format!("/api/v1/users/{member_id}"), As::Bearer(&tadmin))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let events = outbox(&app, &tadmin, &tenant_hook).await;
+    let new = &events[before..];
+    assert_eq!(types(new), ["key.revoked"], "{new:?}");
+    let data = &new[0].1["data"];
+    assert_eq!(data["key"]["id"], live.as_str());
+    assert_eq!(data["reason"], "owner_deleted");
+    assert_eq!(data["actor"]["type"], "jwt");
+    assert!(data["key"]["revoked_at"].is_string(), "{data}");
+    let wide_before = outbox(&app, &admin, &wide).await;
+    assert_eq!(wide_before.len(), 2, "gone's own revocation and live's");
+
+    // The tenant deleted with force: its other member's key, heard by the installation-wide
+    // endpoint (the tenant's own endpoints go with the tenant).
+    app.delete(
+        &format!("/api/v1/tenants/{t}?force=true"),
+        As::Bearer(&admin),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let events = outbox(&app, &admin, &wide).await;
+    let new = &events[wide_before.len()..];
+    assert_eq!(types(new), ["key.revoked"], "{new:?}");
+    assert_eq!(new[0].1["data"]["key"]["id"], others.as_str());
+    assert_eq!(new[0].1["data"]["reason"], "tenant_deleted");
 }

@@ -6,14 +6,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_core::import::{ImportOptions, ImportReport, Importer, DEFAULT_BATCH};
-use keyward_domain::import::ImportFormat;
+use keyward_domain::import::{ImportFormat, KeyShape, ShapeHash};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonLinesBody, QueryParams};
+use crate::extract::{JsonLinesBody, NoQuery, QueryParams};
 
 /// The route's path (its body may be larger than others': see `app::body_policy`).
 pub const PATH: &str = "/api/v1/api-keys/import";
@@ -53,6 +54,9 @@ pub struct ImportReportView {
     pub imported: u64,
     /// Keys stored before (the same file again changes nothing).
     pub already_present: u64,
+    /// Of those, keys the body's `revoked_at` ended earlier than they did (revoked in the old
+    /// service since an earlier import): each sends `key.revoked` with `reason: "import"`.
+    pub revoked: u64,
     pub owners_created: u64,
     /// The first 1000 bad rows.
     pub bad_rows: Vec<BadRowView>,
@@ -69,6 +73,7 @@ impl From<ImportReport> for ImportReportView {
             rows: r.rows,
             imported: r.imported,
             already_present: r.already_present,
+            revoked: r.revoked,
             owners_created: r.owners_created,
             bad_rows: r
                 .bad
@@ -146,4 +151,52 @@ pub async fn import(
         report: report.into(),
     };
     Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response())
+}
+
+/// A shape of imported keys: a presented string that starts with `prefix` is looked up by its
+/// digest under `hash`. Never the HMAC secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyShapeView {
+    /// `estuary`, `stratum` or `sha256`: the import's format.
+    pub format: &'static str,
+    /// What the keys start with (`EST`, `sk_live_`, or the `sha256` import's prefix).
+    pub prefix: String,
+    /// How the stored digest is made from a key: `sha256`, or `hmac-sha256` (under the secret
+    /// the import was given, which keyward keeps because verify needs it).
+    pub hash: &'static str,
+    /// When the first import of this shape was written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<KeyShape> for KeyShapeView {
+    fn from(s: KeyShape) -> Self {
+        Self {
+            format: s.format.as_str(),
+            prefix: s.prefix,
+            hash: match s.hash {
+                ShapeHash::Sha256 => "sha256",
+                ShapeHash::HmacSha256(_) => "hmac-sha256",
+            },
+            created_at: s.created_at,
+        }
+    }
+}
+
+/// List the shapes of imported keys (admins), oldest first: the prefixes and digests under
+/// which keyward looks up another service's keys.
+#[utoipa::path(get, path = "/api/v1/api-keys/import/shapes", tag = "API Keys", operation_id = "listImportedKeyShapes",
+    responses(
+        (status = 200, description = "The shapes, oldest first", body = Vec<KeyShapeView>),
+        (status = 400, description = "A query parameter was given (there are none)", body = super::Error),
+        (status = 401, description = "No valid credential", body = super::Error),
+        (status = 403, description = "Not an admin, or the credential lacks keyward:admin", body = super::Error),
+    ))]
+pub async fn shapes(
+    State(state): State<AppState>,
+    _: NoQuery,
+    caller: Caller,
+) -> ApiResult<Json<Vec<KeyShapeView>>> {
+    let shapes = keyward_core::import::shapes(&state, &caller).await?;
+    Ok(Json(shapes.into_iter().map(KeyShapeView::from).collect()))
 }

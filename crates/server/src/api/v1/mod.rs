@@ -46,6 +46,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(owner_limits::get, owner_limits::set))
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(import::import))
+        .routes(routes!(import::shapes))
         .routes(routes!(keys::dormant))
         .routes(routes!(keys::get, keys::update, keys::revoke))
         .routes(routes!(keys::rotate))

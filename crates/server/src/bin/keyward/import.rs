@@ -81,7 +81,13 @@ pub async fn import(
             report.sessions_skipped
         );
     }
-    if report.imported == 0 && report.bad_count == 0 {
+    if report.revoked > 0 {
+        println!(
+            "{} keys imported before are revoked now (the file's revoked_at)",
+            report.revoked
+        );
+    }
+    if report.imported == 0 && report.revoked == 0 && report.bad_count == 0 {
         println!("nothing changed: every key was imported before");
     }
     for bad in &report.bad {
