@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use keyward_domain::import::{ImportFormat, ImportRow, KeyShape};
 use keyward_domain::model::normalize_email;
-use keyward_domain::{ApiKey, AuditAction, Role, Scopes, User};
+use keyward_domain::{ApiKey, AuditAction, KeyDigest, Role, Scopes, User};
 use keyward_store::rows::NO_PASSWORD;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -517,27 +517,34 @@ impl<'a> Importer<'a> {
         for key in keys.iter().filter(|k| stored.contains(&k.id)) {
             self.kw.cache.invalidate(&key.digest);
         }
-        for key in keys.iter().filter(|k| !stored.contains(&k.id)) {
-            if let Some(end) = key.revoked_at {
-                self.report.revoked += u64::from(self.end_present(key, end, now).await?);
+        // Rows stored before that now say revoked: their stored keys, read a page at a time.
+        let ends: HashMap<KeyDigest, OffsetDateTime> = keys
+            .iter()
+            .filter(|k| !stored.contains(&k.id))
+            .filter_map(|k| Some((k.digest, k.revoked_at?)))
+            .collect();
+        if !ends.is_empty() {
+            let digests: Vec<KeyDigest> = ends.keys().copied().collect();
+            for key in self.kw.store.get_keys_by_digests(&digests).await? {
+                if let Some(&end) = ends.get(&key.digest) {
+                    self.report.revoked += u64::from(self.end_present(key, end, now).await?);
+                }
             }
         }
         Ok(())
     }
 
-    /// Ends the stored key with `row`'s digest at `end` when it ends later or not at all (the
-    /// old service revoked it since the last run); whether it did. A revocation is never
-    /// undone: a row without `revoked_at`, or with a later one, leaves the stored key as it is.
+    /// Ends `stored` at `end` when it ends later or not at all (the old service revoked it since
+    /// the last run); whether it did. A revocation is never undone: a row without `revoked_at`,
+    /// or with a later one, leaves the stored key as it is; so does a key already revoked here
+    /// (its end stays where it is).
     async fn end_present(
         &self,
-        row: &ApiKey,
+        stored: ApiKey,
         end: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool> {
-        let Some(stored) = self.kw.store.get_key_by_digest(&row.digest).await? else {
-            return Ok(false);
-        };
-        if stored.revoked_at.is_some_and(|at| at <= end) {
+        if stored.revoked_at.is_some_and(|at| at <= end || at <= now) {
             return Ok(false);
         }
         let actor = self.caller.actor();

@@ -49,6 +49,8 @@ pub async fn key_by_token(
 ) -> Result<Option<Arc<ApiKey>>, StoreError> {
     match ParsedKey::parse(token) {
         Ok(parsed) => key_by_digest(kw, parsed.digest(), now).await,
+        // Departs from "a bad checksum is refused before any lookup" (STYLE) for imported keys
+        // only: another service's keys may happen to look like keyward's.
         Err(KeyFormatError::BadChecksum | KeyFormatError::Malformed) => {
             let digests = |shapes: &[KeyShape]| foreign_digests(shapes, token).collect::<Vec<_>>();
             let digests = match kw.cache.with_shapes(now, digests) {

@@ -9,6 +9,7 @@
 
 mod change_feed;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -320,24 +321,35 @@ async fn write_events(
     tx: &mut Transaction<'static, Postgres>,
     events: &[Event],
 ) -> Result<(), StoreError> {
+    // Who hears what, read once per audience (a cascade writes thousands of events of one).
+    let mut audiences: HashMap<(Option<Uuid>, Option<Uuid>), Vec<(Uuid, EventFilter)>> =
+        HashMap::new();
     for event in events {
-        let endpoints = match event.only_endpoint {
-            Some(id) => {
-                sqlx::query("SELECT id, '*' AS events FROM webhook_endpoints WHERE id = $1")
-                    .bind(id)
+        let audience = (event.only_endpoint, event.tenant_id);
+        if !audiences.contains_key(&audience) {
+            let rows = match event.only_endpoint {
+                Some(id) => {
+                    sqlx::query("SELECT id, '*' AS events FROM webhook_endpoints WHERE id = $1")
+                        .bind(id)
+                }
+                None => sqlx::query(
+                    "SELECT id, events FROM webhook_endpoints WHERE enabled \
+                     AND (tenant_id IS NULL OR tenant_id = $1)",
+                )
+                .bind(event.tenant_id),
             }
-            None => sqlx::query(
-                "SELECT id, events FROM webhook_endpoints WHERE enabled \
-                 AND (tenant_id IS NULL OR tenant_id = $1)",
-            )
-            .bind(event.tenant_id),
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            let mut heard = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let filter = EventFilter::from_stored(&get::<String>(row, "events")?)
+                    .ok_or_else(|| rows::corrupt("events"))?;
+                heard.push((get::<Uuid>(row, "id")?, filter));
+            }
+            audiences.insert(audience, heard);
         }
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(map_err)?;
-        for row in &endpoints {
-            let filter = EventFilter::from_stored(&get::<String>(row, "events")?)
-                .ok_or_else(|| rows::corrupt("events"))?;
+        for (endpoint, filter) in &audiences[&audience] {
             if !filter.matches(event.kind) {
                 continue;
             }
@@ -347,7 +359,7 @@ async fn write_events(
                  VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
             )
             .bind(Uuid::now_v7())
-            .bind(get::<Uuid>(row, "id")?)
+            .bind(endpoint)
             .bind(event.id)
             .bind(event.kind.as_str())
             .bind(&event.body)
@@ -1486,6 +1498,22 @@ impl Store for PgStore {
             .as_ref()
             .map(key_from)
             .transpose()
+    }
+
+    async fn get_keys_by_digests(&self, digests: &[KeyDigest]) -> Result<Vec<ApiKey>, StoreError> {
+        let mut keys = Vec::with_capacity(digests.len());
+        for page in digests.chunks(CASCADE_EVENT_PAGE) {
+            let page: Vec<&[u8]> = page.iter().map(|d| d.as_bytes().as_slice()).collect();
+            for row in sqlx::query("SELECT * FROM api_keys_in_use WHERE digest = ANY($1)")
+                .bind(page)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?
+            {
+                keys.push(key_from(&row)?);
+            }
+        }
+        Ok(keys)
     }
 
     async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError> {

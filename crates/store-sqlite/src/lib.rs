@@ -12,6 +12,7 @@ mod usage_writer;
 
 pub use backup::backup;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -395,22 +396,35 @@ async fn write_events(
     tx: &mut Transaction<'static, Sqlite>,
     events: &[Event],
 ) -> Result<(), StoreError> {
+    // Who hears what, read once per audience (a cascade writes thousands of events of one).
+    let mut audiences: HashMap<(Option<Uuid>, Option<Uuid>), Vec<(String, EventFilter)>> =
+        HashMap::new();
     for event in events {
-        let endpoints = match event.only_endpoint {
-            Some(id) => sqlx::query("SELECT id, '*' AS events FROM webhook_endpoints WHERE id = ?")
-                .bind(id.to_string()),
-            None => sqlx::query(
-                "SELECT id, events FROM webhook_endpoints WHERE enabled = 1 \
-                 AND (tenant_id IS NULL OR tenant_id = ?)",
-            )
-            .bind(event.tenant_id.map(|t| t.to_string())),
+        let audience = (event.only_endpoint, event.tenant_id);
+        if !audiences.contains_key(&audience) {
+            let rows = match event.only_endpoint {
+                Some(id) => {
+                    sqlx::query("SELECT id, '*' AS events FROM webhook_endpoints WHERE id = ?")
+                        .bind(id.to_string())
+                }
+                None => sqlx::query(
+                    "SELECT id, events FROM webhook_endpoints WHERE enabled = 1 \
+                     AND (tenant_id IS NULL OR tenant_id = ?)",
+                )
+                .bind(event.tenant_id.map(|t| t.to_string())),
+            }
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            let mut heard = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let filter = EventFilter::from_stored(&get::<String>(row, "events")?)
+                    .ok_or_else(|| rows::corrupt("events"))?;
+                heard.push((get::<String>(row, "id")?, filter));
+            }
+            audiences.insert(audience, heard);
         }
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(map_err)?;
-        for row in &endpoints {
-            let filter = EventFilter::from_stored(&get::<String>(row, "events")?)
-                .ok_or_else(|| rows::corrupt("events"))?;
+        for (endpoint, filter) in &audiences[&audience] {
             if !filter.matches(event.kind) {
                 continue;
             }
@@ -420,7 +434,7 @@ async fn write_events(
                  VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
             )
             .bind(Uuid::now_v7().to_string())
-            .bind(get::<String>(row, "id")?)
+            .bind(endpoint)
             .bind(event.id.to_string())
             .bind(event.kind.as_str())
             .bind(&event.body)
@@ -1509,6 +1523,22 @@ impl Store for SqliteStore {
             .as_ref()
             .map(key_from)
             .transpose()
+    }
+
+    async fn get_keys_by_digests(&self, digests: &[KeyDigest]) -> Result<Vec<ApiKey>, StoreError> {
+        let mut keys = Vec::with_capacity(digests.len());
+        for page in digests.chunks(CASCADE_EVENT_PAGE) {
+            let mut qb = QueryBuilder::new("SELECT * FROM api_keys_in_use WHERE digest IN (");
+            let mut list = qb.separated(", ");
+            for digest in page {
+                list.push_bind(digest.as_bytes().to_vec());
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&self.pool).await.map_err(map_err)? {
+                keys.push(key_from(&row)?);
+            }
+        }
+        Ok(keys)
     }
 
     async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError> {

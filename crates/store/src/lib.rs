@@ -427,18 +427,23 @@ pub const CASCADE_EVENT_PAGE: usize = 1000;
 /// The `key.revoked` events of `keys`, revoked (as read back after the revocation) by the change
 /// `audit` records because of `by`: one per key, caused by the entry's actor at its time, with
 /// `data.reason` (`tenant_deleted` or `owner_deleted`). A backend writes them to the outbox in
-/// the revoking transaction, so that a webhook hears of every key that stops working.
+/// the revoking transaction, so that a webhook hears of every key that stops working. A deleted
+/// tenant's events go to the installation-wide endpoints only: its own go with it.
 pub fn cascade_revocation_events(keys: &[ApiKey], audit: &AuditEntry, by: KeysBy) -> Vec<Event> {
     let actor = audit.actor();
     keys.iter()
         .map(|key| {
-            Event::about_key(
+            let mut event = Event::about_key(
                 keyward_domain::EventType::KeyRevoked,
                 key,
                 &actor,
                 audit.created_at,
                 serde_json::json!({"reason": by.reason()}),
-            )
+            );
+            if let KeysBy::Tenant(_) = by {
+                event.tenant_id = None;
+            }
+            event
         })
         .collect()
 }
@@ -649,6 +654,10 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEntry,
     ) -> Result<Vec<KeyDigest>, StoreError>;
     async fn get_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKey>, StoreError>;
+    /// The stored keys of `digests` (in no particular order; unknown digests left out), read
+    /// [`CASCADE_EVENT_PAGE`] at a time: a second run of an import reads its batch's keys in a
+    /// few queries rather than one each.
+    async fn get_keys_by_digests(&self, digests: &[KeyDigest]) -> Result<Vec<ApiKey>, StoreError>;
     async fn list_keys(&self, query: &KeyQuery) -> Result<Vec<ApiKey>, StoreError>;
     /// Replaces name, scopes, metadata, rate limit, credits, expires_at, enabled and updated_at of a key not
     /// revoked as of `now`; `NotFound` otherwise.
