@@ -9,6 +9,7 @@
 
 mod change_feed;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -316,40 +317,50 @@ async fn insert_audit(
     write_events(tx, &e.events).await
 }
 
+/// An endpoint that may hear an event, and the events it hears.
+type Hearer = (Uuid, EventFilter);
+
+/// The endpoints `event` may reach: the one it names, or the enabled ones of its tenant and
+/// the installation-wide ones.
+async fn hearers(
+    tx: &mut Transaction<'static, Postgres>,
+    event: &Event,
+) -> Result<Vec<Hearer>, StoreError> {
+    let rows = match event.only_endpoint {
+        Some(id) => {
+            sqlx::query("SELECT id, '*' AS events FROM webhook_endpoints WHERE id = $1").bind(id)
+        }
+        None => sqlx::query(
+            "SELECT id, events FROM webhook_endpoints WHERE enabled \
+             AND (tenant_id IS NULL OR tenant_id = $1)",
+        )
+        .bind(event.tenant_id),
+    }
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    let mut hearers = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let filter = EventFilter::from_stored(&get::<String>(row, "events")?)
+            .ok_or_else(|| rows::corrupt("events"))?;
+        hearers.push((get::<Uuid>(row, "id")?, filter));
+    }
+    Ok(hearers)
+}
+
 /// The outbox: one pending delivery of each event to each enabled endpoint that hears it.
 async fn write_events(
     tx: &mut Transaction<'static, Postgres>,
     events: &[Event],
 ) -> Result<(), StoreError> {
     // Who hears what, read once per audience (a cascade writes thousands of events of one).
-    let mut audiences: HashMap<(Option<Uuid>, Option<Uuid>), Vec<(Uuid, EventFilter)>> =
-        HashMap::new();
+    let mut audiences: HashMap<(Option<Uuid>, Option<Uuid>), Vec<Hearer>> = HashMap::new();
     for event in events {
-        let audience = (event.only_endpoint, event.tenant_id);
-        if !audiences.contains_key(&audience) {
-            let rows = match event.only_endpoint {
-                Some(id) => {
-                    sqlx::query("SELECT id, '*' AS events FROM webhook_endpoints WHERE id = $1")
-                        .bind(id)
-                }
-                None => sqlx::query(
-                    "SELECT id, events FROM webhook_endpoints WHERE enabled \
-                     AND (tenant_id IS NULL OR tenant_id = $1)",
-                )
-                .bind(event.tenant_id),
-            }
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(map_err)?;
-            let mut heard = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let filter = EventFilter::from_stored(&get::<String>(row, "events")?)
-                    .ok_or_else(|| rows::corrupt("events"))?;
-                heard.push((get::<Uuid>(row, "id")?, filter));
-            }
-            audiences.insert(audience, heard);
-        }
-        for (endpoint, filter) in &audiences[&audience] {
+        let heard = match audiences.entry((event.only_endpoint, event.tenant_id)) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(new) => new.insert(hearers(tx, event).await?),
+        };
+        for (endpoint, filter) in heard.iter() {
             if !filter.matches(event.kind) {
                 continue;
             }
