@@ -150,6 +150,20 @@ impl<'a> Importer<'a> {
                 "is for sha256 imports only (estuary and stratum keys have their own)",
             ));
         }
+        // Keys that start with one of keyward's own prefixes are judged by keyward's checksum
+        // alone (a mistyped key never reaches storage): no import may claim those prefixes.
+        if let Some(prefix) = options.prefix.as_deref() {
+            let head = prefix.split('_').next().unwrap_or(prefix);
+            if crate::tenants::key_prefixes(kw).await?.contains(head) {
+                return Err(Error::invalid_field(
+                    "prefix",
+                    format!(
+                        "{head:?} is a prefix of keyward's own keys (the default or a tenant's): \
+                         keys under it are judged by keyward's checksum"
+                    ),
+                ));
+            }
+        }
         let now = keyward_domain::clock::truncate_millis(kw.now());
         let shape = KeyShape::of(
             options.format,

@@ -49,8 +49,9 @@ pub async fn key_by_token(
 ) -> Result<Option<Arc<ApiKey>>, StoreError> {
     match ParsedKey::parse(token) {
         Ok(parsed) => key_by_digest(kw, parsed.digest(), now).await,
-        // Departs from "a bad checksum is refused before any lookup" (STYLE) for imported keys
-        // only: another service's keys may happen to look like keyward's.
+        // Another service's keys may look like keyward's: a bad checksum is tried against the
+        // imported shapes too, none of which has one of keyward's own prefixes (the import
+        // refuses them), so a mistyped keyward key still never reaches storage.
         Err(KeyFormatError::BadChecksum | KeyFormatError::Malformed) => {
             let digests = |shapes: &[KeyShape]| foreign_digests(shapes, token).collect::<Vec<_>>();
             let digests = match kw.cache.with_shapes(now, digests) {

@@ -319,6 +319,29 @@ pub async fn delete(state: &Keyward, caller: &Caller, id: Uuid, force: bool) -> 
     })
 }
 
+/// Every prefix keyward's own keys carry: the default `kw` and each tenant's own.
+pub(crate) async fn key_prefixes(state: &Keyward) -> Result<std::collections::HashSet<String>> {
+    let mut prefixes =
+        std::collections::HashSet::from([keyward_domain::key::DEFAULT_PREFIX.to_owned()]);
+    let mut after = None;
+    loop {
+        let page = state
+            .store
+            .list_tenants(after, crate::page::MAX_PAGE)
+            .await?;
+        prefixes.extend(page.iter().filter_map(|t| t.key_prefix.clone()));
+        match page.last() {
+            Some(t) if page.len() == crate::page::MAX_PAGE as usize => {
+                after = Some(Cursor {
+                    created_at: t.created_at,
+                    id: t.id,
+                })
+            }
+            _ => return Ok(prefixes),
+        }
+    }
+}
+
 /// The id of the tenant with `slug`, for a caller that names a tenant by its slug (a form's
 /// tenant field): admins may name any (`NotFound` when there is none); everyone else only their
 /// own: another, existing or not, is `Forbidden`, so that nobody learns which slugs exist.

@@ -37,6 +37,10 @@ struct Open {
     id: u64,
     store: Weak<()>,
     connection: Connection,
+    /// The names of [`KEY_BY_DIGEST`]'s columns, in order: a row's column is found by name here
+    /// rather than by rusqlite, which asks SQLite for every column's name on every `get` (about
+    /// 300 foreign calls for one key's row).
+    columns: Vec<String>,
 }
 
 thread_local! {
@@ -89,23 +93,28 @@ impl PointReader {
             let index = match open.iter().position(|o| o.id == self.id) {
                 Some(i) => i,
                 None => match self.connect() {
-                    Ok(connection) => {
+                    Ok((connection, columns)) => {
                         open.push(Open {
                             id: self.id,
                             store: Arc::downgrade(&self.alive),
                             connection,
+                            columns,
                         });
                         open.len() - 1
                     }
                     Err(_) => return Err(Fallback::Unopened),
                 },
             };
-            let connection = &open[index].connection;
+            let Open {
+                connection,
+                columns,
+                ..
+            } = &open[index];
             let read = connection
                 .prepare_cached(KEY_BY_DIGEST)
                 .and_then(|mut statement| {
                     statement
-                        .query_row([digest], |row| Ok(rows::api_key(&Cols(row))))
+                        .query_row([digest], |row| Ok(rows::api_key(&Cols { row, columns })))
                         .optional()
                 });
             match read {
@@ -117,7 +126,8 @@ impl PointReader {
         })
     }
 
-    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+    /// This thread's connection, and the names of [`KEY_BY_DIGEST`]'s columns.
+    fn connect(&self) -> Result<(Connection, Vec<String>), rusqlite::Error> {
         let connection = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -126,7 +136,13 @@ impl PointReader {
         // default would hold this thread, a runtime worker, for 5 s) and the sqlx path waits.
         connection.busy_timeout(std::time::Duration::ZERO)?;
         connection.execute_batch("PRAGMA query_only = ON")?;
-        Ok(connection)
+        let columns = connection
+            .prepare_cached(KEY_BY_DIGEST)?
+            .column_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Ok((connection, columns))
     }
 }
 
@@ -137,12 +153,22 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// A rusqlite row for the shared decoders in `keyward_store::rows`.
-struct Cols<'a, 'b>(&'a rusqlite::Row<'b>);
+/// A rusqlite row for the shared decoders in `keyward_store::rows`, with its statement's column
+/// names (see [`Open::columns`]).
+struct Cols<'a, 'b> {
+    row: &'a rusqlite::Row<'b>,
+    columns: &'a [String],
+}
 
 impl Cols<'_, '_> {
     fn get<T: rusqlite::types::FromSql>(&self, col: &str) -> Result<Option<T>, StoreError> {
-        self.0.get(col).map_err(|_| rows::corrupt(col))
+        // SQLite's column names are matched without regard to ASCII case, as rusqlite does.
+        let index = self
+            .columns
+            .iter()
+            .position(|name| name.eq_ignore_ascii_case(col))
+            .ok_or_else(|| rows::corrupt(col))?;
+        self.row.get(index).map_err(|_| rows::corrupt(col))
     }
 }
 

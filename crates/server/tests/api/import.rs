@@ -620,6 +620,13 @@ async fn strings_of_no_imported_shape_and_bad_checksums_never_reach_storage() {
 async fn imports_are_refused_with_reasons() {
     let app = app().await;
     let admin = app.admin().await;
+    app.post(
+        "/api/v1/tenants",
+        As::Bearer(&admin),
+        json!({"name": "Zed", "slug": "zed", "key_prefix": "zed"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
     let t = app.tenant("acme").await;
     let member = app.member_of(t).await;
     let row = jsonl(&[json!({"token": estuary_token(), "owner_email": "a@acme.test"})]);
@@ -628,6 +635,10 @@ async fn imports_are_refused_with_reasons() {
         ("format=estuary&prefix=x_", "prefix"),
         ("format=sha256", "prefix"),
         ("format=sha256&prefix=has%20space", "prefix"),
+        // keyward's own prefixes (the default, a tenant's) are judged by its checksum alone.
+        ("format=sha256&prefix=kw_", "prefix"),
+        ("format=sha256&prefix=kw", "prefix"),
+        ("format=sha256&prefix=zed_x", "prefix"),
         ("format=estuary&batch=0", "batch"),
         ("format=estuary&color=red", "color"),
         ("", "format"),
