@@ -159,6 +159,31 @@ fn validate(changes: &TenantChanges) -> Result<()> {
     Ok(())
 }
 
+/// A tenant's own key prefix may not be one an import taught keyward: keys under it would be
+/// looked up as imported ones when their checksum fails (see `lookup::key_by_token`), and a
+/// mistyped keyward key must never reach storage.
+async fn check_prefix_is_not_imported(state: &Keyward, changes: &TenantChanges) -> Result<()> {
+    let Patch::Set(prefix) = &changes.key_prefix else {
+        return Ok(());
+    };
+    let shapes = state.store.list_key_shapes().await?;
+    match shapes
+        .iter()
+        .find(|s| s.prefix.split('_').next() == Some(prefix.as_str()))
+    {
+        Some(shape) => Err(Error::invalid_field(
+            "key_prefix",
+            format!(
+                "is the prefix of keys imported from another service ({:?}, {}): keyward's \
+                 checksum could not tell the two apart",
+                shape.prefix,
+                shape.format.as_str()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn slug_conflict(e: StoreError) -> Error {
     match e {
         StoreError::Conflict(_) => Error::Conflict {
@@ -187,6 +212,7 @@ pub async fn create_as(
         ));
     };
     validate(&changes)?;
+    check_prefix_is_not_imported(state, &changes).await?;
     let policy = match &changes.policy {
         Some(p) => p.applied_to(TenantPolicy::default())?,
         None => TenantPolicy::default(),
@@ -253,6 +279,7 @@ pub async fn update(
 ) -> Result<Tenant> {
     caller.principal.require_admin()?;
     validate(&changes)?;
+    check_prefix_is_not_imported(state, &changes).await?;
     let mut tenant = state
         .store
         .get_tenant(id)

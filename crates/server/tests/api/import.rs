@@ -561,6 +561,25 @@ async fn imported_keys_shaped_like_keywards_verify() {
     .await
     .expect(StatusCode::OK);
     assert_eq!(code(&app, &verifier, &key).await, "VALID");
+    // Nor may a tenant take the imported prefix as its own keys' prefix afterwards.
+    for (method, path, body) in [
+        (
+            axum::http::Method::POST,
+            "/api/v1/tenants".to_owned(),
+            json!({"name": "A2", "slug": "a2", "key_prefix": "acme"}),
+        ),
+        (
+            axum::http::Method::PATCH,
+            format!("/api/v1/tenants/{acme}"),
+            json!({"key_prefix": "acme"}),
+        ),
+    ] {
+        let r = app
+            .call(method, &path, As::Bearer(&admin), Some(body))
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(r.body.to_string().contains("key_prefix"), "{}", r.body);
+    }
     let mut other = key.clone();
     other.replace_range(10..11, if &key[10..11] == "Z" { "Y" } else { "Z" });
     assert_eq!(code(&app, &verifier, &other).await, "NOT_FOUND");
