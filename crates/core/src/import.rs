@@ -150,20 +150,6 @@ impl<'a> Importer<'a> {
                 "is for sha256 imports only (estuary and stratum keys have their own)",
             ));
         }
-        // Keys that start with one of keyward's own prefixes are judged by keyward's checksum
-        // alone (a mistyped key never reaches storage): no import may claim those prefixes.
-        if let Some(prefix) = options.prefix.as_deref() {
-            let head = prefix.split('_').next().unwrap_or(prefix);
-            if crate::tenants::key_prefixes(kw).await?.contains(head) {
-                return Err(Error::invalid_field(
-                    "prefix",
-                    format!(
-                        "{head:?} is a prefix of keyward's own keys (the default or a tenant's): \
-                         keys under it are judged by keyward's checksum"
-                    ),
-                ));
-            }
-        }
         let now = keyward_domain::clock::truncate_millis(kw.now());
         let shape = KeyShape::of(
             options.format,
@@ -178,6 +164,22 @@ impl<'a> Importer<'a> {
             };
             Error::invalid_field(field, e)
         })?;
+        // Keys that start with one of keyward's own prefixes are judged by keyward's checksum
+        // alone (a mistyped key never reaches storage): no import may claim any of them.
+        if let Some(own) = crate::tenants::key_prefixes(kw)
+            .await?
+            .into_iter()
+            .find(|own| shape.claims_keys_of(own))
+        {
+            return Err(Error::invalid_field(
+                "prefix",
+                format!(
+                    "{:?} could start keys of keyward's own prefix {own:?} (the default or a \
+                     tenant's): those are judged by keyward's checksum",
+                    shape.prefix
+                ),
+            ));
+        }
         Ok(Importer {
             kw,
             caller,

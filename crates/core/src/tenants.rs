@@ -167,10 +167,7 @@ async fn check_prefix_is_not_imported(state: &Keyward, changes: &TenantChanges) 
         return Ok(());
     };
     let shapes = state.store.list_key_shapes().await?;
-    match shapes
-        .iter()
-        .find(|s| s.prefix.split('_').next() == Some(prefix.as_str()))
-    {
+    match shapes.iter().find(|s| s.claims_keys_of(prefix)) {
         Some(shape) => Err(Error::invalid_field(
             "key_prefix",
             format!(

@@ -146,6 +146,21 @@ impl KeyShape {
         }
     }
 
+    /// Whether a key of keyward's own with prefix `key_prefix` (`<key_prefix>_` and 49 letters
+    /// and digits, see [`crate::key`]) could start with this shape's prefix: then a mistyped one
+    /// would be looked up as an imported key. Either prefix may be the longer one (`k` claims
+    /// `kw_…`; `kw_ab` claims some of them).
+    pub fn claims_keys_of(&self, key_prefix: &str) -> bool {
+        let own = format!("{key_prefix}_");
+        if own.starts_with(&self.prefix) {
+            return true;
+        }
+        self.prefix.strip_prefix(&own).is_some_and(|rest| {
+            rest.len() <= crate::key::SECRET_LEN + crate::key::CHECKSUM_LEN
+                && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    }
+
     /// The digest a key of this shape is stored under.
     pub fn digest(&self, token: &str) -> KeyDigest {
         match &self.hash {
@@ -303,6 +318,33 @@ mod tests {
 
     const AT: OffsetDateTime = datetime!(2026-11-01 00:00 UTC);
     const TOKEN: &str = "EST6f1d2c1e-8a4b-4f0e-9c3d-2b1a0f9e8d7cARY";
+
+    #[test]
+    fn a_shape_claims_keywards_keys_when_either_prefix_starts_the_other() {
+        let sha = |p: &str| shape(ImportFormat::Sha256, Some(p), None);
+        for (prefix, key_prefix) in [
+            ("k", "kw"),
+            ("kw", "kw"),
+            ("kw_", "kw"),
+            ("kw_Ab1", "kw"),
+            ("a", "acme"),
+        ] {
+            assert!(
+                sha(prefix).claims_keys_of(key_prefix),
+                "{prefix} {key_prefix}"
+            );
+        }
+        for (prefix, key_prefix) in [("kwx", "kw"), ("kx", "kw"), ("kw_a-b", "kw"), ("b", "acme")] {
+            assert!(
+                !sha(prefix).claims_keys_of(key_prefix),
+                "{prefix} {key_prefix}"
+            );
+        }
+        // Stratum's `sk_live_` cannot start a keyward key (`live_` is not all letters and digits),
+        // nor can Estuary's upper-case `EST`.
+        assert!(!shape(ImportFormat::Stratum, None, None).claims_keys_of("sk"));
+        assert!(!shape(ImportFormat::Estuary, None, None).claims_keys_of("est"));
+    }
 
     fn shape(format: ImportFormat, prefix: Option<&str>, secret: Option<&[u8]>) -> KeyShape {
         KeyShape::of(format, prefix, secret.map(<[u8]>::to_vec), AT).unwrap()

@@ -33,7 +33,8 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
-    PayloadTooLarge,
+    /// The body is larger than this many bytes (the route's limit).
+    PayloadTooLarge(usize),
     /// 408: the request's body stopped arriving.
     RequestTimeout,
     /// 414: the request's target is longer than keyward reads.
@@ -75,7 +76,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -97,7 +98,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge => "payload_too_large",
+            Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RequestTimeout => "request_timeout",
             Self::UriTooLong => "uri_too_long",
             Self::HeadersTooLarge => "headers_too_large",
@@ -127,7 +128,15 @@ impl ApiError {
             Self::Forbidden(why) => why.clone(),
             Self::NotFound(what) => format!("{what} not found"),
             Self::MethodNotAllowed => "method not allowed on this route".into(),
-            Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
+            Self::PayloadTooLarge(limit) => match *limit {
+                n if n >= 1 << 20 && n % (1 << 20) == 0 => {
+                    format!("the request body is larger than {} MiB", n >> 20)
+                }
+                n => format!(
+                    "the request body is larger than {} KiB",
+                    n.div_ceil(1 << 10)
+                ),
+            },
             Self::RequestTimeout => "the request body did not arrive in time".into(),
             Self::UriTooLong => "the request target is longer than 8 KiB".into(),
             Self::HeadersTooLarge => {
@@ -156,7 +165,7 @@ impl ApiError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             // The connection is not reused after a body that was not read to its end.
-            Self::RequestTimeout | Self::PayloadTooLarge => {
+            Self::RequestTimeout | Self::PayloadTooLarge(_) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             // The node recovers by itself within seconds of the database's return.

@@ -135,7 +135,7 @@ pub async fn read_body_up_to(
     };
     match read {
         Ok(bytes) => Ok(bytes),
-        Err(e) if is_length_limit(&e) => Err(ApiError::PayloadTooLarge),
+        Err(e) if is_length_limit(&e) => Err(ApiError::PayloadTooLarge(limit)),
         Err(_) => Err(ApiError::bad_request(
             "body_unreadable",
             "the request body ended before it was complete",
@@ -175,7 +175,7 @@ pub fn check_declared_up_to(headers: &HeaderMap, limit: usize) -> Result<(), Api
         }
     }
     if declared_length(headers).is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::PayloadTooLarge);
+        return Err(ApiError::PayloadTooLarge(limit));
     }
     Ok(())
 }

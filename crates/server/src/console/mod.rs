@@ -284,7 +284,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SignedForm<T> {
         let limit = crate::extract::MAX_BODY_BYTES;
         let bytes = axum::body::to_bytes(body, limit)
             .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
+            .map_err(|_| ApiError::PayloadTooLarge(limit))?;
         // `serde_urlencoded` ignores fields a struct does not name: the token is read alone
         // first, so that a form is checked whatever else it carries.
         let csrf: CsrfOnly = serde_urlencoded::from_bytes(&bytes)

@@ -741,13 +741,19 @@ pub async fn revoke_key(
     PageId(id): PageId,
     form: SignedForm<RevokeForm>,
 ) -> Page {
-    if form.form.confirm.is_none() {
+    if !confirmed(&form.form.confirm) {
         return Err(
             ApiError::invalid_field("confirm", "tick the box to confirm the revocation").into(),
         );
     }
     keys::revoke(&state, &form.signed.resumed.caller, Reach::Role, id).await?;
     Ok(see_other(&format!("/keys/{id}")))
+}
+
+/// Whether a form's confirmation box was ticked: its value (`yes`; `on` is a browser's default
+/// for a box without one) and nothing else, so that `confirm=no` is not taken for a yes.
+fn confirmed(confirm: &Option<String>) -> bool {
+    matches!(confirm.as_deref(), Some("yes" | "on"))
 }
 
 pub struct TenantRow {
@@ -919,7 +925,7 @@ pub async fn delete_tenant(
     form: SignedForm<DeleteTenantForm>,
 ) -> Page {
     let SignedForm { signed, form } = form;
-    if form.confirm.is_none() {
+    if !confirmed(&form.confirm) {
         return Err(
             ApiError::invalid_field("confirm", "tick the box to confirm the deletion").into(),
         );
@@ -1115,7 +1121,7 @@ pub async fn delete_user(
     form: SignedForm<DeleteUserForm>,
 ) -> Page {
     let SignedForm { signed, form } = form;
-    if form.confirm.is_none() {
+    if !confirmed(&form.confirm) {
         return Err(ApiError::invalid_field(
             "confirm",
             "tick the box to confirm the deletion (its keys are revoked)",

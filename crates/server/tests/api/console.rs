@@ -334,9 +334,11 @@ async fn the_users_page_disables_enables_and_deletes_users() {
         let (app, root) = (&app, &root);
         async move { post(app, &format!("/users/{ann_id}/delete"), &root.cookie, &form).await }
     };
-    delete(format!("csrf={}", root.csrf))
-        .await
-        .expect(StatusCode::BAD_REQUEST);
+    for unticked in ["", "&confirm=", "&confirm=no", "&confirm=false"] {
+        delete(format!("csrf={}{unticked}", root.csrf))
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+    }
     assert_eq!(code().await, "VALID");
     delete(format!("csrf={}&confirm=yes", root.csrf))
         .await

@@ -639,6 +639,20 @@ async fn strings_of_no_imported_shape_and_bad_checksums_never_reach_storage() {
 async fn imports_are_refused_with_reasons() {
     let app = app().await;
     let admin = app.admin().await;
+    // A body declared larger than the import's own limit is refused before it is read, saying
+    // that limit (not other routes' 64 KiB).
+    let r = app
+        .send(
+            Request::post("/api/v1/api-keys/import?format=estuary")
+                .header("authorization", format!("Bearer {admin}"))
+                .header("content-type", "application/jsonl")
+                .header("content-length", (64 * 1024 * 1024 + 1).to_string())
+                .body(Body::from("{}\n"))
+                .unwrap(),
+        )
+        .await
+        .expect(StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.body.to_string().contains("64 MiB"), "{}", r.body);
     app.post(
         "/api/v1/tenants",
         As::Bearer(&admin),
@@ -658,6 +672,9 @@ async fn imports_are_refused_with_reasons() {
         ("format=sha256&prefix=kw_", "prefix"),
         ("format=sha256&prefix=kw", "prefix"),
         ("format=sha256&prefix=zed_x", "prefix"),
+        // A shorter prefix would claim them too (`k` starts every `kw_` key).
+        ("format=sha256&prefix=k", "prefix"),
+        ("format=sha256&prefix=ze", "prefix"),
         ("format=estuary&batch=0", "batch"),
         ("format=estuary&color=red", "color"),
         ("", "format"),

@@ -39,7 +39,7 @@ impl Dialect for Estuary {
             ApiError::NotFound(_) => "ERR_RECORD_NOT_FOUND",
             ApiError::MethodNotAllowed => "ERR_METHOD_NOT_ALLOWED",
             ApiError::Conflict { .. } => "ERR_CONFLICT",
-            ApiError::PayloadTooLarge => "ERR_CONTENT_SIZE_OVER_LIMIT",
+            ApiError::PayloadTooLarge(_) => "ERR_CONTENT_SIZE_OVER_LIMIT",
             ApiError::RequestTimeout => "ERR_REQUEST_TIMEOUT",
             ApiError::UriTooLong | ApiError::HeadersTooLarge => "ERR_INVALID_INPUT",
             ApiError::TooManyRequests { .. } => "ERR_TOO_MANY_REQUESTS",

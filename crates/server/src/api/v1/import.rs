@@ -54,8 +54,9 @@ pub struct ImportReportView {
     pub imported: u64,
     /// Keys stored before (the same file again changes nothing).
     pub already_present: u64,
-    /// Of those, keys the body's `revoked_at` ended earlier than they did (revoked in the old
-    /// service since an earlier import): each sends `key.revoked` with `reason: "import"`.
+    /// Of those, keys whose end the body's `revoked_at` moved earlier (revoked in the old
+    /// service since an earlier import; a `revoked_at` still to come schedules the end): each
+    /// sends `key.revoked` with `reason: "import"`.
     pub revoked: u64,
     pub owners_created: u64,
     /// The first 1000 bad rows.
