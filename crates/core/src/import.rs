@@ -331,6 +331,19 @@ impl<'a> Importer<'a> {
         }
         let now = keyward_domain::clock::truncate_millis(self.kw.now());
         let at = |t: Option<OffsetDateTime>| t.map(keyward_domain::clock::truncate_millis);
+        // The times keyward's own keys can have: none before 1970, none further ahead than an
+        // expiry may be set (100 years, as `expires_at` on create).
+        let latest = now + time::Duration::seconds(keyward_domain::duration::MAX_DURATION_SECONDS);
+        for (field, t) in [
+            ("created_at", row.created_at),
+            ("expires_at", row.expires_at),
+            ("last_used_at", row.last_used_at),
+            ("revoked_at", row.revoked_at),
+        ] {
+            if t.is_some_and(|t| t < OffsetDateTime::UNIX_EPOCH || t > latest) {
+                bad!("`{field}` must lie between 1970 and 100 years from now");
+            }
+        }
         let created_at = at(row.created_at).unwrap_or(now);
         if created_at > now {
             bad!("`created_at` is in the future");

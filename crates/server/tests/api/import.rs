@@ -636,6 +636,53 @@ async fn strings_of_no_imported_shape_and_bad_checksums_never_reach_storage() {
 }
 
 #[tokio::test]
+async fn rows_with_times_keyward_could_not_hold_are_refused_by_name() {
+    let app = app().await;
+    app.tenant("acme").await;
+    let admin = app.admin().await;
+    let rows: Vec<Value> = [
+        ("revoked_at", "0000-01-01T00:00:00Z"),
+        ("expires_at", "9999-12-31T00:00:00Z"),
+        ("last_used_at", "1969-12-31T23:59:59Z"),
+        ("created_at", "1900-01-01T00:00:00Z"),
+    ]
+    .iter()
+    .map(|(field, at)| {
+        let mut row =
+            json!({"token": estuary_token(), "owner_email": "ann@acme.test", "tenant": "acme"});
+        row[*field] = json!(at);
+        row
+    })
+    .collect();
+    let r = import(
+        &app,
+        &admin,
+        "format=estuary&create_owners=true&batch=1",
+        jsonl(&rows),
+    )
+    .await
+    .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let reasons: Vec<String> = r.body["report"]["bad_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons.len(), 4, "{}", r.body);
+    for (reason, field) in
+        reasons
+            .iter()
+            .zip(["revoked_at", "expires_at", "last_used_at", "created_at"])
+    {
+        assert!(
+            reason.contains(field) && reason.contains("1970"),
+            "{reason}"
+        );
+    }
+    assert_eq!(r.body["report"]["imported"], 0, "{}", r.body);
+}
+
+#[tokio::test]
 async fn imports_are_refused_with_reasons() {
     let app = app().await;
     let admin = app.admin().await;
