@@ -59,25 +59,9 @@ pub async fn expiry(state: &Keyward) -> Result<usize> {
         .copied()
         .max()
         .unwrap_or(0);
-    let mut after = None;
-    loop {
-        let page = state
-            .store
-            .list_tenants(after, crate::page::MAX_PAGE)
-            .await?;
-        for t in &page {
-            horizon = horizon.max(t.policy.expiry_reminders.iter().copied().max().unwrap_or(0));
-            policies.insert(t.id, t.policy.clone());
-        }
-        match page.last() {
-            Some(t) if page.len() == crate::page::MAX_PAGE as usize => {
-                after = Some(keyward_store::Cursor {
-                    created_at: t.created_at,
-                    id: t.id,
-                })
-            }
-            _ => break,
-        }
+    for t in crate::tenants::all(state).await? {
+        horizon = horizon.max(t.policy.expiry_reminders.iter().copied().max().unwrap_or(0));
+        policies.insert(t.id, t.policy);
     }
     let policy_of = |key: &ApiKey| {
         key.tenant_id

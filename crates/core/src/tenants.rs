@@ -343,27 +343,33 @@ pub async fn delete(state: &Keyward, caller: &Caller, id: Uuid, force: bool) -> 
     })
 }
 
-/// Every prefix keyward's own keys carry: the default `kw` and each tenant's own.
-pub(crate) async fn key_prefixes(state: &Keyward) -> Result<std::collections::HashSet<String>> {
-    let mut prefixes =
-        std::collections::HashSet::from([keyward_domain::key::DEFAULT_PREFIX.to_owned()]);
+/// Every tenant, read a page at a time (for installation-wide sweeps and checks).
+pub(crate) async fn all(state: &Keyward) -> Result<Vec<Tenant>> {
+    let mut tenants = Vec::new();
     let mut after = None;
     loop {
         let page = state
             .store
             .list_tenants(after, crate::page::MAX_PAGE)
             .await?;
-        prefixes.extend(page.iter().filter_map(|t| t.key_prefix.clone()));
-        match page.last() {
-            Some(t) if page.len() == crate::page::MAX_PAGE as usize => {
-                after = Some(Cursor {
-                    created_at: t.created_at,
-                    id: t.id,
-                })
-            }
-            _ => return Ok(prefixes),
+        let full = page.len() == crate::page::MAX_PAGE as usize;
+        after = page.last().map(|t| Cursor {
+            created_at: t.created_at,
+            id: t.id,
+        });
+        tenants.extend(page);
+        if !full {
+            return Ok(tenants);
         }
     }
+}
+
+/// Every prefix keyward's own keys carry: the default `kw` and each tenant's own.
+pub(crate) async fn key_prefixes(state: &Keyward) -> Result<std::collections::HashSet<String>> {
+    let mut prefixes =
+        std::collections::HashSet::from([keyward_domain::key::DEFAULT_PREFIX.to_owned()]);
+    prefixes.extend(all(state).await?.into_iter().filter_map(|t| t.key_prefix));
+    Ok(prefixes)
 }
 
 /// The id of the tenant with `slug`, for a caller that names a tenant by its slug (a form's

@@ -53,6 +53,27 @@ async fn verifier(app: &TestApp, admin: &str, tenant: Uuid) -> String {
     .1
 }
 
+/// Imports `rows` one per batch, expecting some refused (422): the report, and each refused
+/// row's reason in order.
+async fn refused(app: &TestApp, admin: &str, rows: &[Value]) -> (Value, Vec<String>) {
+    let r = import(
+        app,
+        admin,
+        "format=estuary&create_owners=true&batch=1",
+        jsonl(rows),
+    )
+    .await
+    .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let report = r.body["report"].clone();
+    let reasons = report["bad_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["reason"].as_str().unwrap().to_owned())
+        .collect();
+    (report, reasons)
+}
+
 async fn code(app: &TestApp, verifier: &str, key: &str) -> String {
     app.verify(verifier, key).await.body["code"]
         .as_str()
@@ -482,22 +503,8 @@ async fn imported_keys_follow_their_tenants_policy_and_never_act_for_admins() {
         json!({"token": estuary_token(), "owner_email": "boss@acme.test", "tenant": "acme",
             "expires_at": "2099-01-01T00:00:00Z"}),
     ];
-    let r = import(
-        &app,
-        &admin,
-        "format=estuary&create_owners=true&batch=1",
-        jsonl(&rows),
-    )
-    .await
-    .expect(StatusCode::UNPROCESSABLE_ENTITY);
-    let report = &r.body["report"];
+    let (report, reasons) = refused(&app, &admin, &rows).await;
     assert_eq!(report["imported"], 1, "{report}");
-    let reasons: Vec<&str> = report["bad_rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["reason"].as_str().unwrap())
-        .collect();
     assert!(reasons[0].contains("expiry"), "{reasons:?}");
     assert!(reasons[1].contains("orders:write"), "{reasons:?}");
     assert!(reasons[2].contains("tenant_admin"), "{reasons:?}");
@@ -654,21 +661,8 @@ async fn rows_with_times_keyward_could_not_hold_are_refused_by_name() {
         row
     })
     .collect();
-    let r = import(
-        &app,
-        &admin,
-        "format=estuary&create_owners=true&batch=1",
-        jsonl(&rows),
-    )
-    .await
-    .expect(StatusCode::UNPROCESSABLE_ENTITY);
-    let reasons: Vec<String> = r.body["report"]["bad_rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["reason"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(reasons.len(), 4, "{}", r.body);
+    let (report, reasons) = refused(&app, &admin, &rows).await;
+    assert_eq!(reasons.len(), 4, "{report}");
     for (reason, field) in
         reasons
             .iter()
@@ -679,7 +673,7 @@ async fn rows_with_times_keyward_could_not_hold_are_refused_by_name() {
             "{reason}"
         );
     }
-    assert_eq!(r.body["report"]["imported"], 0, "{}", r.body);
+    assert_eq!(report["imported"], 0, "{report}");
 }
 
 #[tokio::test]
