@@ -278,12 +278,11 @@ impl KeyCache {
     /// Forgets everything (after changes too broad to name each key, like deleting a tenant).
     pub fn clear(&self) {
         // Before and after, as `invalidate` does.
-        let bump = || self.bump_all();
-        bump();
+        self.bump_all();
         self.keys.clear();
         self.users.clear();
         self.sessions.clear();
-        bump();
+        self.bump_all();
         self.shapes_changed();
     }
 

@@ -48,7 +48,7 @@ pub async fn login(
         .changes(json!({"session_id": session.id}));
     let access_token = sessions.issue(user.id, session.id, now)?.into();
     // Refused if the user was disabled, deleted or given a new password since it was checked.
-    // Past `MAX_API_SESSIONS`, the user's oldest sessions end.
+    // Past `MAX_SESSIONS`, the user's oldest sessions end.
     let ended = state
         .store
         .create_api_session(&session, &user.password_hash, &entry)

@@ -32,7 +32,7 @@ use keyward_store::{
     cascade_revocation_events, AuditQuery, Change, ChangeSink, Claimed, CreditSpend, Cursor,
     EndSessions, ExpiringKey, KeyCounts, KeyQuery, KeysBy, KeysOf, LastCredit, RateLease, Store,
     StoreError, UsageBatch, UsageCount, UsagePosition, UserChanges, UserQuery, WebhooksOf,
-    CASCADE_EVENT_PAGE, MAX_API_SESSIONS, MAX_CHANGES_NAMED, USAGE_BATCH_MEMORY,
+    CASCADE_EVENT_PAGE, MAX_CHANGES_NAMED, MAX_SESSIONS, USAGE_BATCH_MEMORY,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -997,6 +997,18 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        sqlx::query(
+            "DELETE FROM console_sessions WHERE user_id = $1 AND (expires_at <= $2 OR digest IN \
+             (SELECT digest FROM console_sessions WHERE user_id = $1 AND digest <> $3 \
+             ORDER BY created_at DESC, digest DESC LIMIT ALL OFFSET $4))",
+        )
+        .bind(s.user_id)
+        .bind(ms(s.created_at))
+        .bind(s.digest.as_slice())
+        .bind(MAX_SESSIONS - 1)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -1199,7 +1211,7 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        // The new session and the newest MAX_API_SESSIONS - 1 others stay.
+        // The new session and the newest MAX_SESSIONS - 1 others stay.
         let ended: Vec<Uuid> = sqlx::query_scalar(
             "DELETE FROM api_sessions WHERE id IN (SELECT id FROM api_sessions \
              WHERE user_id = $1 AND id <> $2 ORDER BY created_at DESC, id DESC \
@@ -1207,7 +1219,7 @@ impl Store for PgStore {
         )
         .bind(session.user_id)
         .bind(session.id)
-        .bind(MAX_API_SESSIONS - 1)
+        .bind(MAX_SESSIONS - 1)
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?;

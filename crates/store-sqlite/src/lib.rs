@@ -35,7 +35,7 @@ use keyward_store::{
     cascade_revocation_events, AuditQuery, Claimed, CreditSpend, Cursor, EndSessions, ExpiringKey,
     KeyCounts, KeyQuery, KeysBy, KeysOf, LastCredit, RateLease, Store, StoreError, UsageBatch,
     UsageCount, UsagePosition, UserChanges, UserQuery, WebhooksOf, CASCADE_EVENT_PAGE,
-    MAX_API_SESSIONS,
+    MAX_SESSIONS,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
@@ -1044,6 +1044,18 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        sqlx::query(
+            "DELETE FROM console_sessions WHERE user_id = ?1 AND (expires_at <= ?2 OR digest IN \
+             (SELECT digest FROM console_sessions WHERE user_id = ?1 AND digest <> ?3 \
+             ORDER BY created_at DESC, digest DESC LIMIT -1 OFFSET ?4))",
+        )
+        .bind(s.user_id.to_string())
+        .bind(ms(s.created_at))
+        .bind(s.digest.as_slice())
+        .bind(MAX_SESSIONS - 1)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -1246,7 +1258,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        // The new session and the newest MAX_API_SESSIONS - 1 others stay.
+        // The new session and the newest MAX_SESSIONS - 1 others stay.
         let ended = sqlx::query_scalar::<_, String>(
             "DELETE FROM api_sessions WHERE id IN (SELECT id FROM api_sessions \
              WHERE user_id = ? AND id <> ? ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?) \
@@ -1254,7 +1266,7 @@ impl Store for SqliteStore {
         )
         .bind(session.user_id.to_string())
         .bind(session.id.to_string())
-        .bind(MAX_API_SESSIONS - 1)
+        .bind(MAX_SESSIONS - 1)
         .fetch_all(&mut *tx)
         .await
         .map_err(map_err)?

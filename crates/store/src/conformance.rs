@@ -61,7 +61,7 @@ macro_rules! conformance_tests {
             the_last_active_admin_stays_one,
             users_list_by_role_status_and_email_prefix,
             api_sessions_round_trip_and_end_once,
-            a_users_sessions_are_capped_and_the_oldest_end_first,
+            a_users_sessions_of_each_kind_are_capped_and_the_oldest_end_first,
             imports_skip_known_keys_and_shapes_are_kept_once,
             every_table_is_in_the_copy_list,
             rows_are_read_in_key_pages_and_written_whole,
@@ -2632,7 +2632,7 @@ async fn ann_and_bob(store: &dyn Store) -> (User, User) {
     (ann, bob)
 }
 
-pub async fn a_users_sessions_are_capped_and_the_oldest_end_first(store: &dyn Store) {
+pub async fn a_users_sessions_of_each_kind_are_capped_and_the_oldest_end_first(store: &dyn Store) {
     let (ann, bob) = ann_and_bob(store).await;
     let sign_in = |u: &User, n: i64| {
         let s = api_session(n as u128, u.id, T0 + Duration::seconds(n));
@@ -2650,22 +2650,56 @@ pub async fn a_users_sessions_are_capped_and_the_oldest_end_first(store: &dyn St
         }
     };
     let mut ids = Vec::new();
-    for n in 0..crate::MAX_API_SESSIONS {
+    for n in 0..crate::MAX_SESSIONS {
         let (id, ended) = sign_in(&ann, n).await;
         assert!(
             ended.is_empty(),
             "sign-in {n} of the first {}",
-            crate::MAX_API_SESSIONS
+            crate::MAX_SESSIONS
         );
         ids.push(id);
     }
     let (bobs, _) = sign_in(&bob, 1000).await;
     // One more: the oldest ends, only that one, and only ann's.
-    let (newest, ended) = sign_in(&ann, crate::MAX_API_SESSIONS).await;
+    let (newest, ended) = sign_in(&ann, crate::MAX_SESSIONS).await;
     assert_eq!(ended, vec![ids[0]]);
     assert_eq!(store.get_api_session(ids[0]).await.unwrap(), None);
     for id in [ids[1], newest, bobs] {
         assert!(store.get_api_session(id).await.unwrap().is_some());
+    }
+
+    // Console sessions the same way, and an expired one is forgotten at the next sign-in.
+    let console = |n: i64, lives: Duration| ConsoleSession {
+        digest: keyward_domain::KeyDigest::of(&format!("console {n}")).0,
+        user_id: ann.id,
+        csrf: "csrf".into(),
+        created_at: T0 + Duration::seconds(n),
+        last_seen_at: T0 + Duration::seconds(n),
+        expires_at: T0 + Duration::seconds(n) + lives,
+    };
+    let expired = console(-1, Duration::seconds(1));
+    for s in std::iter::once(expired.clone())
+        .chain((0..crate::MAX_SESSIONS).map(|n| console(n, Duration::hours(1))))
+    {
+        store
+            .create_session(&s, &audit(AuditAction::AuthLogin, ann.id, s.created_at))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.get_session(&expired.digest).await.unwrap(), None);
+    let first = console(0, Duration::hours(1));
+    assert!(store.get_session(&first.digest).await.unwrap().is_some());
+    let last = console(crate::MAX_SESSIONS, Duration::hours(1));
+    store
+        .create_session(
+            &last,
+            &audit(AuditAction::AuthLogin, ann.id, last.created_at),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.get_session(&first.digest).await.unwrap(), None);
+    for s in [console(1, Duration::hours(1)), last] {
+        assert!(store.get_session(&s.digest).await.unwrap().is_some());
     }
 }
 

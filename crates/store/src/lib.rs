@@ -390,10 +390,10 @@ pub struct UserChanges {
     pub revoked: Vec<Uuid>,
 }
 
-/// The most API sessions one user keeps: a sign-in beyond ends the oldest (a script that signs
-/// in on every run, and never out, would otherwise grow the table without end). Two sign-ins at
-/// the same moment may each leave one more until the next.
-pub const MAX_API_SESSIONS: i64 = 100;
+/// The most sessions one user keeps of each kind (API, console): a sign-in beyond ends the
+/// oldest (a script that signs in on every run, and never out, would otherwise grow the table
+/// without end). Two sign-ins at the same moment may each leave one more until the next.
+pub const MAX_SESSIONS: i64 = 100;
 
 /// Whose keys a cascading revocation ends: a deleted tenant's or a deleted owner's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -549,7 +549,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new API session with the audit entry of its sign-in, forgets the user's
     /// sessions that expired before `session.created_at`, and ends the oldest live ones beyond
-    /// [`MAX_API_SESSIONS`] (the new one counted; a shared database announces them). Returns the
+    /// [`MAX_SESSIONS`] (the new one counted; a shared database announces them). Returns the
     /// ids of the sessions it ended. `NotFound`, and nothing written, unless the user is active
     /// (not disabled or deleted) and its password hash is still `password_hash`, the one the
     /// sign-in proved (so that a sign-in racing a password change or a disable does not outlive
@@ -574,7 +574,10 @@ pub trait Store: Send + Sync + 'static {
 
     // --- console sessions ----------------------------------------------------------------
 
-    /// Stores a new console session with the audit entry of its sign-in.
+    /// Stores a new console session with the audit entry of its sign-in, forgets the user's
+    /// console sessions that expired before `created_at`, and ends the oldest beyond
+    /// [`MAX_SESSIONS`] (the new one counted; console sessions are read from storage on every
+    /// request, so nothing needs telling).
     async fn create_session(
         &self,
         session: &ConsoleSession,

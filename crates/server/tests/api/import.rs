@@ -592,6 +592,28 @@ async fn imported_keys_shaped_like_keywards_verify() {
     assert_eq!(code(&app, &verifier, &other).await, "NOT_FOUND");
 }
 
+/// A mistyped keyward key is refused without storage even on a node that has not read the
+/// imported shapes yet (say, storage went away first).
+#[tokio::test]
+async fn a_mistyped_key_needs_no_storage_before_the_shapes_are_read() {
+    let app = app_with(keyward_core::Settings {
+        public_verify: true,
+        ..keyward_core::Settings::default()
+    })
+    .await;
+    let native =
+        keyward_domain::PlainKey::generate(&keyward_domain::KeyPrefix::default_prefix()).unwrap();
+    let mut typo = native.expose().to_owned();
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'a' { 'b' } else { 'a' });
+    app.state.store.close().await;
+    let r = app
+        .post("/api/v1/keys/verify", As::Nobody, json!({"key": typo}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["code"], "NOT_FOUND", "{}", r.body);
+}
+
 #[tokio::test]
 async fn strings_of_no_imported_shape_and_bad_checksums_never_reach_storage() {
     let app = app_with(keyward_core::Settings {

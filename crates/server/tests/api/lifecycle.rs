@@ -737,7 +737,7 @@ async fn deleting_a_tenant_disables_and_signs_out_its_users() {
     .expect(StatusCode::UNAUTHORIZED);
 }
 
-/// A user keeps at most `MAX_API_SESSIONS` sessions: a sign-in beyond ends the oldest, whose
+/// A user keeps at most `MAX_SESSIONS` sessions: a sign-in beyond ends the oldest, whose
 /// token is refused at once; the others stay.
 #[tokio::test]
 async fn a_sign_in_past_the_session_cap_ends_the_oldest_session() {
@@ -748,7 +748,7 @@ async fn a_sign_in_past_the_session_cap_ends_the_oldest_session() {
     let oldest = app.login("busy@example.com").await;
     let user = app.state.store.get_user(id).await.unwrap().unwrap();
     let now = app.clock.now();
-    for n in 1..keyward_store::MAX_API_SESSIONS {
+    for n in 1..keyward_store::MAX_SESSIONS {
         let session = keyward_domain::ApiSession {
             id: Uuid::new_v4(),
             user_id: id,
@@ -791,7 +791,7 @@ async fn a_sign_in_past_the_session_cap_ends_the_oldest_session() {
         .expect(StatusCode::OK);
     assert_eq!(
         listed.body.as_array().map(Vec::len),
-        Some(keyward_store::MAX_API_SESSIONS as usize),
+        Some(keyward_store::MAX_SESSIONS as usize),
         "{}",
         listed.body
     );
