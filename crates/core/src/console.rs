@@ -13,7 +13,7 @@ use keyward_domain::{AuditAction, ConsoleSession, Credential, Principal};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::auth::{Caller, RequestMeta};
 use crate::error::{AuthFailure, Error, Result};
@@ -91,7 +91,7 @@ pub async fn resume(kw: &Keyward, token: &str, meta: RequestMeta) -> Result<Resu
         .get_session(&digest)
         .await?
         .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
-    if now >= session.expires_at || now - session.last_seen_at > kw.settings.console_idle {
+    if !is_live(kw, &session, now) {
         // Gone for good; a concurrent request may have deleted it first.
         let _ = kw.store.delete_session(&digest, None).await;
         return Err(Error::Unauthenticated(AuthFailure::Expired));
@@ -111,6 +111,12 @@ pub async fn resume(kw: &Keyward, token: &str, meta: RequestMeta) -> Result<Resu
         csrf: session.csrf,
         email: user.email.clone(),
     })
+}
+
+/// Whether `session` lives at `now`: before its absolute end, and not idle for longer than the
+/// console's idle timeout.
+pub fn is_live(kw: &Keyward, session: &ConsoleSession, now: OffsetDateTime) -> bool {
+    now < session.expires_at && now - session.last_seen_at <= kw.settings.console_idle
 }
 
 /// Whether a form's CSRF token is its session's (compared in constant time).

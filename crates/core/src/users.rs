@@ -1,6 +1,6 @@
 //! Users: created by admins anywhere, by tenant admins in their own tenant, and from the CLI;
 //! listed, read, changed (role, disabled), deleted and given new passwords likewise; and each
-//! user's own API sessions (listed, ended, signed out).
+//! user's own sessions, API and console (listed, ended, signed out).
 //!
 //! A disabled user cannot sign in, its sessions end, and its keys answer `OWNER_DISABLED` at
 //! verify (401 where they authenticate) on every node within the cache's coherence, until it is
@@ -9,12 +9,13 @@
 
 use keyward_domain::model::{normalize_email, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use keyward_domain::scope::KeywardRight;
-use keyward_domain::ApiSession;
 use keyward_domain::AuditAction;
+use keyward_domain::ConsoleSession;
 use keyward_domain::{Actor, Role, User};
 use keyward_store::{Cursor, EndSessions, StoreError, UserChanges, UserQuery};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -473,30 +474,82 @@ pub async fn change_own_password(
     Ok(())
 }
 
-/// One of the caller's API sessions, as listed.
+/// Which sign-in a session comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A login of the API: its JWT's `jti` is the session's id.
+    Api,
+    /// A sign-in of the web console (a cookie).
+    Console,
+}
+
+/// One of the caller's live sessions, as listed.
 #[derive(Debug, Clone)]
 pub struct SessionView {
-    pub session: ApiSession,
+    /// An API session's id (its JWT's `jti`), or a console session's [`ConsoleSession::id`].
+    pub id: Uuid,
+    pub kind: SessionKind,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    /// A console session's last request, to [`crate::console::LAST_SEEN_RESOLUTION`] (it
+    /// also ends when idle for longer than the console's idle timeout).
+    pub last_seen_at: Option<OffsetDateTime>,
+    /// The address that signed in (API sessions).
+    pub source_ip: Option<String>,
     /// The session the caller calls with.
     pub current: bool,
 }
 
-/// The caller's live API sessions, newest first.
+/// The caller's live sessions, API and console, newest first.
 pub async fn sessions(state: &Keyward, caller: &Caller) -> Result<Vec<SessionView>> {
     let p = &caller.principal;
     p.require(KeywardRight::Read)?;
     let now = state.now();
     let current = current_session(caller);
-    Ok(state
+    let api = state
         .store
         .list_api_sessions(p.user_id)
         .await?
         .into_iter()
         .filter(|s| s.expires_at > now)
-        .map(|session| SessionView {
-            current: Some(session.id) == current,
-            session,
-        })
+        .map(|s| SessionView {
+            id: s.id,
+            kind: SessionKind::Api,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            last_seen_at: None,
+            source_ip: s.source_ip,
+            current: Some(s.id) == current,
+        });
+    let console = live_console_sessions(state, p.user_id, now)
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            id: s.id(),
+            kind: SessionKind::Console,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            last_seen_at: Some(s.last_seen_at),
+            source_ip: None,
+            // The API is not called with a console session.
+            current: false,
+        });
+    let mut all: Vec<SessionView> = api.chain(console).collect();
+    all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+    Ok(all)
+}
+
+async fn live_console_sessions(
+    state: &Keyward,
+    user_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Vec<ConsoleSession>> {
+    Ok(state
+        .store
+        .list_console_sessions(user_id)
+        .await?
+        .into_iter()
+        .filter(|s| crate::console::is_live(state, s, now))
         .collect())
 }
 
@@ -507,11 +560,36 @@ fn current_session(caller: &Caller) -> Option<Uuid> {
     }
 }
 
-/// Ends the caller's API session `id` (another's is `NotFound`); its token is refused on every
-/// node from the cache's coherence on.
+/// Ends the caller's session `id`, API or console (another's is `NotFound`): an API session's
+/// token is refused on every node from the cache's coherence on, a console session's cookie at
+/// once (console sessions are read from storage on every request).
 pub async fn end_session(state: &Keyward, caller: &Caller, id: Uuid) -> Result<()> {
-    caller.principal.require(KeywardRight::Write)?;
-    end(state, caller, id, AuditAction::SessionEnd).await
+    let p = &caller.principal;
+    p.require(KeywardRight::Write)?;
+    match end(state, caller, id, AuditAction::SessionEnd).await {
+        Err(Error::NotFound(_)) => {}
+        done => return done,
+    }
+    let now = state.now();
+    let console = live_console_sessions(state, p.user_id, now)
+        .await?
+        .into_iter()
+        .find(|s| s.id() == id)
+        .ok_or(Error::NotFound("session"))?;
+    let audit = caller
+        .actor()
+        .entry(now, AuditAction::SessionEnd, p.user_id)
+        .tenant(p.tenant_id)
+        .subject(p.user_id)
+        .changes(json!({"session_id": id, "via": "console"}));
+    state
+        .store
+        .delete_session(&console.digest, Some(&audit))
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => Error::NotFound("session"),
+            other => other.into(),
+        })
 }
 
 /// Signs out: ends the session the caller calls with. Only a session token can sign out

@@ -528,6 +528,16 @@ pub struct ConsoleSession {
     pub expires_at: OffsetDateTime,
 }
 
+impl ConsoleSession {
+    /// The session's public id, as the session list shows it: the first 16 bytes of its
+    /// digest, read as a UUID. Like the digest, it cannot be turned back into the token.
+    pub fn id(&self) -> Uuid {
+        let mut half = [0u8; 16];
+        half.copy_from_slice(&self.digest[..16]);
+        Uuid::from_bytes(half)
+    }
+}
+
 /// A signed-in session of the API: the JWT that [`crate`]'s users present carries the session's
 /// `id` as its `jti` (RFC 7519 section 4.1.7), and the token is refused once the session is gone
 /// (signed out, ended from the session list, the password changed, the user disabled or

@@ -1070,6 +1070,22 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn list_console_sessions(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<ConsoleSession>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM console_sessions WHERE user_id = ?1 ORDER BY created_at DESC, digest",
+        )
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|row| rows::session(&Cols(row)))
+        .collect()
+    }
+
     async fn touch_session(&self, digest: &[u8; 32], at: OffsetDateTime) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(

@@ -2698,9 +2698,19 @@ pub async fn a_users_sessions_of_each_kind_are_capped_and_the_oldest_end_first(s
         .await
         .unwrap();
     assert_eq!(store.get_session(&first.digest).await.unwrap(), None);
-    for s in [console(1, Duration::hours(1)), last] {
+    for s in [console(1, Duration::hours(1)), last.clone()] {
         assert!(store.get_session(&s.digest).await.unwrap().is_some());
     }
+    // Listed per user, newest first.
+    let listed = store.list_console_sessions(ann.id).await.unwrap();
+    assert_eq!(listed.len(), crate::MAX_SESSIONS as usize);
+    assert_eq!(listed[0], last, "newest first");
+    assert_eq!(listed.last(), Some(&console(1, Duration::hours(1))));
+    assert!(store
+        .list_console_sessions(bob.id)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn api_sessions_round_trip_and_end_once(store: &dyn Store) {

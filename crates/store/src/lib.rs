@@ -585,6 +585,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// The session with this token digest, if it exists (expired or not: the caller decides).
     async fn get_session(&self, digest: &[u8; 32]) -> Result<Option<ConsoleSession>, StoreError>;
+    /// A user's stored console sessions (expired or idle ones may be among them), newest first.
+    async fn list_console_sessions(&self, user_id: Uuid)
+        -> Result<Vec<ConsoleSession>, StoreError>;
     /// Moves `last_seen_at` forward to `at` (never back).
     async fn touch_session(&self, digest: &[u8; 32], at: OffsetDateTime) -> Result<(), StoreError>;
     /// Deletes the session (sign-out, or found expired), with its audit entry when one is given;

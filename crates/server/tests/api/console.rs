@@ -613,6 +613,95 @@ async fn sessions_end_at_sign_out_when_idle_and_at_their_lifetime() {
     }
 }
 
+/// The API's session list shows the user's console sessions beside its API ones, and ends them:
+/// the cookie is refused on its next request.
+#[tokio::test]
+async fn console_sessions_are_listed_and_ended_through_the_api() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    app.user("bob@example.com", Role::Member, None).await;
+    let b = sign_in(&app, "ann@example.com").await;
+    let bob = sign_in(&app, "bob@example.com").await;
+    let token = app.login("ann@example.com").await;
+    let listed = |r: &crate::support::Resp, kind: &str| -> Vec<serde_json::Value> {
+        r.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] == kind)
+            .cloned()
+            .collect()
+    };
+    let r = app
+        .get("/api/v1/users/me/sessions", As::Bearer(&token))
+        .await
+        .expect(StatusCode::OK);
+    let (api, console) = (listed(&r, "api"), listed(&r, "console"));
+    assert_eq!((api.len(), console.len()), (1, 1), "{}", r.body);
+    assert_eq!(api[0]["current"], true);
+    assert!(api[0].get("last_seen_at").is_none(), "{}", r.body);
+    assert_eq!(console[0]["current"], false);
+    assert!(console[0]["last_seen_at"].is_string(), "{}", r.body);
+    let id = console[0]["id"].as_str().unwrap().to_owned();
+
+    // Another user's console session is not bob's to end, nor is ann's his.
+    let bobs = app.login("bob@example.com").await;
+    app.delete(
+        &format!("/api/v1/users/me/sessions/{id}"),
+        As::Bearer(&bobs),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    page(&app, "/keys", &b.cookie).await.expect(StatusCode::OK);
+
+    app.delete(
+        &format!("/api/v1/users/me/sessions/{id}"),
+        As::Bearer(&token),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let r = page(&app, "/keys", &b.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/sign-in"));
+    page(&app, "/keys", &bob.cookie)
+        .await
+        .expect(StatusCode::OK);
+    app.delete(
+        &format!("/api/v1/users/me/sessions/{id}"),
+        As::Bearer(&token),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    let admin = app.admin().await;
+    let log = app
+        .get("/api/v1/audit-logs?action=session.end", As::Bearer(&admin))
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        log.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["changes"]["session_id"] == id.as_str()),
+        "{}",
+        log.body
+    );
+
+    // A console session past its idle timeout is gone: not listed, not ended.
+    let idle = sign_in(&app, "ann@example.com").await;
+    app.advance(time::Duration::minutes(31));
+    let token = app.login("ann@example.com").await;
+    let r = app
+        .get("/api/v1/users/me/sessions", As::Bearer(&token))
+        .await
+        .expect(StatusCode::OK);
+    assert!(listed(&r, "console").is_empty(), "{}", r.body);
+    page(&app, "/keys", &idle.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+}
+
 #[tokio::test]
 async fn an_admin_makes_a_tenant_and_a_member_who_can_sign_in() {
     let app = app().await;

@@ -17,7 +17,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{optional_uuid, IdPath, JsonBody, NoQuery, QueryParams};
 use keyward_core::page::page_params;
-use keyward_core::users::{self, NewUser, SessionView, UserFilter, UserPatch};
+use keyward_core::users::{self, NewUser, SessionKind, SessionView, UserFilter, UserPatch};
 
 /// A user; never its password hash.
 #[derive(Debug, Serialize, ToSchema)]
@@ -304,16 +304,32 @@ pub async fn change_my_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A signed-in session of the API (a login's token; the token itself is never shown again).
+/// `api` (a login's token) or `console` (a sign-in of the web console).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKindOut {
+    Api,
+    Console,
+}
+
+/// A signed-in session: an API login's or the web console's (their tokens are never shown).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionOut {
-    /// The token's `jti`.
+    /// An API session's id (its token's `jti`), or a console session's id.
     pub id: Uuid,
+    pub kind: SessionKindOut,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
-    /// The address that signed in.
+    /// A console session's last request, to the minute (it ends when idle for longer than the
+    /// console's idle timeout); absent for API sessions.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub last_seen_at: Option<OffsetDateTime>,
+    /// The address that signed in (API sessions).
     pub source_ip: Option<String>,
     /// The session this request was made with.
     pub current: bool,
@@ -322,16 +338,21 @@ pub struct SessionOut {
 impl From<SessionView> for SessionOut {
     fn from(v: SessionView) -> Self {
         Self {
-            id: v.session.id,
-            created_at: v.session.created_at,
-            expires_at: v.session.expires_at,
-            source_ip: v.session.source_ip,
+            id: v.id,
+            kind: match v.kind {
+                SessionKind::Api => SessionKindOut::Api,
+                SessionKind::Console => SessionKindOut::Console,
+            },
+            created_at: v.created_at,
+            expires_at: v.expires_at,
+            last_seen_at: v.last_seen_at,
+            source_ip: v.source_ip,
             current: v.current,
         }
     }
 }
 
-/// The caller's live sessions, newest first.
+/// The caller's live sessions, API and console, newest first.
 #[utoipa::path(get, path = "/api/v1/users/me/sessions", tag = "Users", operation_id = "listMySessions",
     responses(
         (status = 200, description = "Sessions", body = Vec<SessionOut>),
@@ -347,7 +368,8 @@ pub async fn sessions(
     Ok(Json(sessions.into_iter().map(SessionOut::from).collect()))
 }
 
-/// End one of the caller's sessions: its token is refused on every node within a second.
+/// End one of the caller's sessions, API or console: an API token is refused on every node
+/// within a second, a console cookie at once.
 #[utoipa::path(delete, path = "/api/v1/users/me/sessions/{id}", tag = "Users", operation_id = "endMySession",
     params(("id" = Uuid, Path)),
     responses(
