@@ -1161,11 +1161,47 @@ pub async fn a_usage_batch_sent_again_is_counted_once(store: &dyn Store) {
     });
     store.record_usage(a_day_on).await.unwrap();
     assert_eq!(valid().await, [(VerifyCode::Valid, 6)]);
-    store.record_usage(batch).await.unwrap();
+    store.record_usage(Arc::clone(&batch)).await.unwrap();
     assert_eq!(
         valid().await,
         [(VerifyCode::Valid, 9)],
         "a batch older than the memory is no longer known"
+    );
+
+    // A count storage cannot hold refuses its batch whole: nothing of it is written, and the
+    // batch is not remembered as written.
+    let too_many = Arc::new(UsageBatch {
+        counts: vec![
+            UsageCount {
+                key_id: a.id,
+                day,
+                code: VerifyCode::Valid,
+                count: 1,
+            },
+            UsageCount {
+                key_id: a.id,
+                day,
+                code: VerifyCode::NotFound,
+                count: u64::MAX,
+            },
+        ],
+        ..UsageBatch::new(T0)
+    });
+    assert!(store.record_usage(Arc::clone(&too_many)).await.is_err());
+    assert_eq!(
+        valid().await,
+        [(VerifyCode::Valid, 9)],
+        "nothing of it written"
+    );
+    let fixed = Arc::new(UsageBatch {
+        counts: too_many.counts[..1].to_vec(),
+        ..(*too_many).clone()
+    });
+    store.record_usage(fixed).await.unwrap();
+    assert_eq!(
+        valid().await,
+        [(VerifyCode::Valid, 10)],
+        "its id was not kept"
     );
 }
 
