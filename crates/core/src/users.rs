@@ -483,6 +483,16 @@ pub enum SessionKind {
     Console,
 }
 
+impl SessionKind {
+    /// As the session list and the audit log name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Console => "console",
+        }
+    }
+}
+
 /// One of the caller's live sessions, as listed.
 #[derive(Debug, Clone)]
 pub struct SessionView {
@@ -566,22 +576,22 @@ fn current_session(caller: &Caller) -> Option<Uuid> {
 pub async fn end_session(state: &Keyward, caller: &Caller, id: Uuid) -> Result<()> {
     let p = &caller.principal;
     p.require(KeywardRight::Write)?;
-    match end(state, caller, id, AuditAction::SessionEnd).await {
-        Err(Error::NotFound(_)) => {}
-        done => return done,
-    }
     let now = state.now();
+    // The caller's console sessions first (one indexed read): an API session's ending is a
+    // write and a cache invalidation, wasted on a console session's id.
     let console = live_console_sessions(state, p.user_id, now)
         .await?
         .into_iter()
-        .find(|s| s.id() == id)
-        .ok_or(Error::NotFound("session"))?;
+        .find(|s| s.id() == id);
+    let Some(console) = console else {
+        return end(state, caller, id, AuditAction::SessionEnd).await;
+    };
     let audit = caller
         .actor()
         .entry(now, AuditAction::SessionEnd, p.user_id)
         .tenant(p.tenant_id)
         .subject(p.user_id)
-        .changes(json!({"session_id": id, "via": "console"}));
+        .changes(json!({"session_id": id, "kind": SessionKind::Console.as_str()}));
     state
         .store
         .delete_session(&console.digest, Some(&audit))
@@ -611,7 +621,7 @@ async fn end(state: &Keyward, caller: &Caller, id: Uuid, action: AuditAction) ->
         .entry(now, action, p.user_id)
         .tenant(p.tenant_id)
         .subject(p.user_id)
-        .changes(json!({"session_id": id}));
+        .changes(json!({"session_id": id, "kind": SessionKind::Api.as_str()}));
     let ended = state.store.end_api_session(id, p.user_id, &audit).await;
     state.cache.invalidate_session(id);
     ended.map_err(|e| match e {

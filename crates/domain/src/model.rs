@@ -529,12 +529,13 @@ pub struct ConsoleSession {
 }
 
 impl ConsoleSession {
-    /// The session's public id, as the session list shows it: the first 16 bytes of its
-    /// digest, read as a UUID. Like the digest, it cannot be turned back into the token.
+    /// The session's public id, as the session list shows it: a version 8 UUID (RFC 9562,
+    /// section 5.8) made of the first 16 bytes of its digest (122 of their bits). Like the
+    /// digest, it cannot be turned back into the token.
     pub fn id(&self) -> Uuid {
         let mut half = [0u8; 16];
         half.copy_from_slice(&self.digest[..16]);
-        Uuid::from_bytes(half)
+        Uuid::new_v8(half)
     }
 }
 

@@ -644,6 +644,18 @@ async fn console_sessions_are_listed_and_ended_through_the_api() {
     assert!(console[0]["last_seen_at"].is_string(), "{}", r.body);
     let id = console[0]["id"].as_str().unwrap().to_owned();
 
+    // The id is made from the cookie's token, as documented.
+    assert_eq!(id, console_id(&b.cookie).to_string());
+    // A credential that only reads cannot end it.
+    let (_, read_only) = app.key_with(&token, &["keyward:read"]).await;
+    app.delete(
+        &format!("/api/v1/users/me/sessions/{id}"),
+        As::ApiKey(&read_only),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    page(&app, "/keys", &b.cookie).await.expect(StatusCode::OK);
+
     // Another user's console session is not bob's to end, nor is ann's his.
     let bobs = app.login("bob@example.com").await;
     app.delete(
@@ -683,7 +695,7 @@ async fn console_sessions_are_listed_and_ended_through_the_api() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["changes"]["session_id"] == id.as_str()),
+            .any(|e| e["changes"]["session_id"] == id.as_str() && e["changes"]["kind"] == "console"),
         "{}",
         log.body
     );
@@ -697,9 +709,24 @@ async fn console_sessions_are_listed_and_ended_through_the_api() {
         .await
         .expect(StatusCode::OK);
     assert!(listed(&r, "console").is_empty(), "{}", r.body);
+    app.delete(
+        &format!("/api/v1/users/me/sessions/{}", console_id(&idle.cookie)),
+        As::Bearer(&token),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
     page(&app, "/keys", &idle.cookie)
         .await
         .expect(StatusCode::SEE_OTHER);
+}
+
+/// A console session's public id: a version 8 UUID of the first 16 bytes of the SHA-256 of
+/// the cookie's token.
+fn console_id(cookie: &str) -> Uuid {
+    use sha2::Digest;
+    let token = cookie.split_once('=').unwrap().1;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    Uuid::new_v8(digest[..16].try_into().unwrap())
 }
 
 #[tokio::test]

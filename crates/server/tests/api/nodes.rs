@@ -794,6 +794,47 @@ async fn disabled_users_and_signed_out_sessions_are_refused_on_every_node_within
         "B took a signed-out session {took:?} on"
     );
 
+    // A session ended by the cap (a sign-in on A past MAX_SESSIONS ends the user's oldest) is
+    // refused on B as quickly. The rest of the cap is filled straight through the store: a
+    // sign-in each would cost the node 99 more password hashes.
+    let oldest = a.login("leaver@example.com", ADMIN_PASSWORD).await;
+    assert_eq!(me_on_b(oldest.clone()).await, 200);
+    use keyward_store::Store as _;
+    let store = keyward_store_postgres::PgStore::open(&url).await.unwrap();
+    let user_id: uuid::Uuid = user["id"].as_str().unwrap().parse().unwrap();
+    let stored = store.get_user(user_id).await.unwrap().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    for n in 1..keyward_store::MAX_SESSIONS {
+        let session = keyward_domain::ApiSession {
+            id: uuid::Uuid::new_v4(),
+            user_id,
+            created_at: now + time::Duration::milliseconds(n),
+            expires_at: now + time::Duration::hours(1),
+            source_ip: None,
+        };
+        let audit = keyward_domain::Actor::system().entry(
+            now,
+            keyward_domain::AuditAction::AuthLogin,
+            user_id,
+        );
+        let ended = store
+            .create_api_session(&session, &stored.password_hash, &audit)
+            .await
+            .unwrap();
+        assert!(ended.is_empty(), "ended {ended:?} before the cap");
+    }
+    assert_eq!(me_on_b(oldest.clone()).await, 200, "within the cap");
+    // Past the sessions just stored: the new one is never the oldest.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let newest = a.login("leaver@example.com", ADMIN_PASSWORD).await;
+    let took = within(|| async { me_on_b(oldest.clone()).await == 401 }).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "B took a session ended by the cap {took:?} on"
+    );
+    assert_eq!(me_on_b(newest).await, 200);
+    store.close().await;
+
     // A client presents an old service's token before its import: B remembers it as unknown
     // (for 2 s). Imported on A, it verifies on B within a second. (A first import teaches both
     // nodes Estuary's shape: tokens of an unknown shape never reach storage or the cache.)

@@ -315,7 +315,8 @@ pub enum SessionKindOut {
 /// A signed-in session: an API login's or the web console's (their tokens are never shown).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionOut {
-    /// An API session's id (its token's `jti`), or a console session's id.
+    /// An API session's id (its token's `jti`), or a console session's: a version 8 UUID made
+    /// of the first 16 bytes of the SHA-256 digest of its cookie's token.
     pub id: Uuid,
     pub kind: SessionKindOut,
     #[serde(with = "time::serde::rfc3339")]
