@@ -3,7 +3,8 @@
 //! browser holds only a random token (256 bits from the OS), and the database only its SHA-256
 //! digest. A session ends at sign-out (deleted: everywhere at once), when idle for longer than
 //! [`Settings::console_idle`](crate::Settings), or at its absolute end
-//! ([`Settings::console_lifetime`](crate::Settings)). Each session carries its own CSRF token.
+//! ([`Settings::console_lifetime`](crate::Settings)), or when its user ends it from the session
+//! list (the API's or the console's own). Each session carries its own CSRF token.
 //!
 //! Nothing here logs a token.
 
@@ -111,6 +112,11 @@ pub async fn resume(kw: &Keyward, token: &str, meta: RequestMeta) -> Result<Resu
         csrf: session.csrf,
         email: user.email.clone(),
     })
+}
+
+/// The id ([`ConsoleSession::id`]) of the session `token` opens, as the session list shows it.
+pub fn session_id(token: &SecretString) -> uuid::Uuid {
+    ConsoleSession::id_of_digest(&digest_of(token.expose_secret()))
 }
 
 /// Whether `session` lives at `now`: before its absolute end, and not idle for longer than the

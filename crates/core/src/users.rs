@@ -510,8 +510,13 @@ pub struct SessionView {
     pub current: bool,
 }
 
-/// The caller's live sessions, API and console, newest first.
-pub async fn sessions(state: &Keyward, caller: &Caller) -> Result<Vec<SessionView>> {
+/// The caller's live sessions, API and console, newest first; `console_current` is the console
+/// session the caller is (a console page's), marked `current` like an API caller's own.
+pub async fn sessions(
+    state: &Keyward,
+    caller: &Caller,
+    console_current: Option<Uuid>,
+) -> Result<Vec<SessionView>> {
     let p = &caller.principal;
     p.require(KeywardRight::Read)?;
     let now = state.now();
@@ -541,8 +546,7 @@ pub async fn sessions(state: &Keyward, caller: &Caller) -> Result<Vec<SessionVie
             expires_at: s.expires_at,
             last_seen_at: Some(s.last_seen_at),
             source_ip: None,
-            // The API is not called with a console session.
-            current: false,
+            current: Some(s.id()) == console_current,
         });
     let mut all: Vec<SessionView> = api.chain(console).collect();
     all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));

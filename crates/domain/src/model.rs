@@ -533,8 +533,13 @@ impl ConsoleSession {
     /// section 5.8) made of the first 16 bytes of its digest (122 of their bits). Like the
     /// digest, it cannot be turned back into the token.
     pub fn id(&self) -> Uuid {
+        Self::id_of_digest(&self.digest)
+    }
+
+    /// [`ConsoleSession::id`] of the session whose token has this digest.
+    pub fn id_of_digest(digest: &[u8; 32]) -> Uuid {
         let mut half = [0u8; 16];
-        half.copy_from_slice(&self.digest[..16]);
+        half.copy_from_slice(&digest[..16]);
         Uuid::new_v8(half)
     }
 }

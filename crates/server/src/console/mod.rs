@@ -56,6 +56,8 @@ pub fn routes() -> Router<AppState> {
         .route("/users", get(pages::users).post(pages::create_user))
         .route("/users/{id}/status", post(pages::set_user_status))
         .route("/users/{id}/delete", post(pages::delete_user))
+        .route("/sessions", get(pages::sessions))
+        .route("/sessions/{id}/end", post(pages::end_session))
         .route("/audit", get(pages::audit))
         .route("/stats", get(pages::stats))
         .route("/export", get(pages::export))
@@ -73,7 +75,8 @@ pub fn is_console_path(path: &str) -> bool {
     };
     path.is_empty()
         || [
-            "sign-in", "sign-out", "keys", "tenants", "users", "audit", "stats", "export", "assets",
+            "sign-in", "sign-out", "keys", "tenants", "users", "sessions", "audit", "stats",
+            "export", "assets",
         ]
         .into_iter()
         .any(under)

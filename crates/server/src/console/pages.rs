@@ -180,12 +180,71 @@ pub struct Nothing {}
 pub async fn sign_out(State(state): State<AppState>, form: SignedForm<Nothing>) -> Page {
     let signed = form.signed;
     keyward_core::console::sign_out(&state, &signed.token, &signed.resumed).await?;
+    Ok(signed_out(&state))
+}
+
+/// To the sign-in page, the browser's session cookie cleared.
+fn signed_out(state: &AppState) -> Response {
     let mut response = see_other("/sign-in");
-    let cookie = session_cookie(&state, "", time::Duration::ZERO);
+    let cookie = session_cookie(state, "", time::Duration::ZERO);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
-    Ok(response)
+    response
+}
+
+/// One of the viewer's sessions as a row.
+pub struct SessionRow {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub created: String,
+    pub last_seen: String,
+    pub expires: String,
+    pub source_ip: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/sessions.html")]
+struct SessionsPage {
+    nav: Nav,
+    rows: Vec<SessionRow>,
+}
+
+/// The viewer's live sessions, console and API, as `GET /api/v1/users/me/sessions` lists them.
+pub async fn sessions(State(state): State<AppState>, signed: Signed) -> Page {
+    let current = keyward_core::console::session_id(&signed.token);
+    let listed = users::sessions(&state, &signed.resumed.caller, Some(current)).await?;
+    html(&SessionsPage {
+        nav: Nav::of(&signed.resumed),
+        rows: listed
+            .into_iter()
+            .map(|s| SessionRow {
+                id: s.id,
+                kind: s.kind.as_str(),
+                created: when(s.created_at),
+                last_seen: maybe(s.last_seen_at),
+                expires: when(s.expires_at),
+                source_ip: s.source_ip.unwrap_or_else(|| "—".to_owned()),
+                current: s.current,
+            })
+            .collect(),
+    })
+}
+
+/// Ends one of the viewer's sessions, as `DELETE /api/v1/users/me/sessions/{id}` does; ending
+/// its own signs this browser out.
+pub async fn end_session(
+    State(state): State<AppState>,
+    PageId(id): PageId,
+    form: SignedForm<Nothing>,
+) -> Page {
+    let signed = form.signed;
+    users::end_session(&state, &signed.resumed.caller, id).await?;
+    if id == keyward_core::console::session_id(&signed.token) {
+        return Ok(signed_out(&state));
+    }
+    Ok(see_other("/sessions"))
 }
 
 /// A key as a row of a listing.

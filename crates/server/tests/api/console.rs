@@ -115,6 +115,7 @@ async fn every_page_is_locked_down() {
         "/stats",
         "/audit",
         "/users",
+        "/sessions",
         "/tenants",
     ] {
         let r = app
@@ -718,6 +719,84 @@ async fn console_sessions_are_listed_and_ended_through_the_api() {
     page(&app, "/keys", &idle.cookie)
         .await
         .expect(StatusCode::SEE_OTHER);
+}
+
+/// The console's own sessions page lists the viewer's sessions of both kinds, marks this
+/// browser's, and ends one (another browser's, or its own: signed out).
+#[tokio::test]
+async fn the_sessions_page_lists_and_ends_the_viewers_sessions() {
+    let app = app().await;
+    app.user("ann@example.com", Role::Member, None).await;
+    app.user("bob@example.com", Role::Member, None).await;
+    let here = sign_in(&app, "ann@example.com").await;
+    let there = sign_in(&app, "ann@example.com").await;
+    let bob = sign_in(&app, "bob@example.com").await;
+    let token = app.login("ann@example.com").await;
+    let r = page(&app, "/sessions", &here.cookie)
+        .await
+        .expect(StatusCode::OK);
+    let body = html(&r);
+    let (mine, theirs) = (console_id(&here.cookie), console_id(&there.cookie));
+    for id in [mine, theirs] {
+        assert!(body.contains(&format!("/sessions/{id}/end")), "{body}");
+    }
+    assert!(
+        !body.contains(&console_id(&bob.cookie).to_string()),
+        "{body}"
+    );
+    assert_eq!(body.matches("(this browser)").count(), 1, "{body}");
+    assert_eq!(body.matches("<td>api").count(), 1, "{body}");
+
+    // A form without its CSRF token, an id that is no session of ann's, a path that is no id.
+    post(&app, &format!("/sessions/{theirs}/end"), &here.cookie, "")
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let bobs = console_id(&bob.cookie);
+    let csrf = format!("csrf={}", here.csrf);
+    post(&app, &format!("/sessions/{bobs}/end"), &here.cookie, &csrf)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    post(&app, "/sessions/nope/end", &here.cookie, &csrf)
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    page(&app, "/keys", &bob.cookie)
+        .await
+        .expect(StatusCode::OK);
+
+    let r = post(
+        &app,
+        &format!("/sessions/{theirs}/end"),
+        &here.cookie,
+        &csrf,
+    )
+    .await
+    .expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/sessions"));
+    page(&app, "/keys", &there.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    page(&app, "/keys", &here.cookie)
+        .await
+        .expect(StatusCode::OK);
+    app.get("/api/v1/users/me", As::Bearer(&token))
+        .await
+        .expect(StatusCode::OK);
+
+    // Its own row signs this browser out.
+    let r = post(&app, &format!("/sessions/{mine}/end"), &here.cookie, &csrf)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/sign-in"));
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    page(&app, "/keys", &here.cookie)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    // Signed out, the page sends the visitor to sign in.
+    let r = app
+        .get("/sessions", As::Nobody)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(r.header("location"), Some("/sign-in"));
 }
 
 /// A console session's public id: a version 8 UUID of the first 16 bytes of the SHA-256 of

@@ -365,7 +365,8 @@ pub async fn sessions(
     _: NoQuery,
     caller: Caller,
 ) -> ApiResult<Json<Vec<SessionOut>>> {
-    let sessions = users::sessions(&state, &caller).await?;
+    // The API is never called with a console session.
+    let sessions = users::sessions(&state, &caller, None).await?;
     Ok(Json(sessions.into_iter().map(SessionOut::from).collect()))
 }
 
