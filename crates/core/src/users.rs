@@ -590,20 +590,44 @@ pub async fn end_session(state: &Keyward, caller: &Caller, id: Uuid) -> Result<(
     let Some(console) = console else {
         return end(state, caller, id, AuditAction::SessionEnd).await;
     };
-    let audit = caller
+    let audit = session_audit(
+        caller,
+        AuditAction::SessionEnd,
+        id,
+        SessionKind::Console,
+        now,
+    );
+    session_ended(
+        state
+            .store
+            .delete_session(&console.digest, Some(&audit))
+            .await,
+    )
+}
+
+/// The audit entry of the caller ending its session `id` of `kind`.
+fn session_audit(
+    caller: &Caller,
+    action: AuditAction,
+    id: Uuid,
+    kind: SessionKind,
+    now: OffsetDateTime,
+) -> keyward_domain::AuditEntry {
+    let p = &caller.principal;
+    caller
         .actor()
-        .entry(now, AuditAction::SessionEnd, p.user_id)
+        .entry(now, action, p.user_id)
         .tenant(p.tenant_id)
         .subject(p.user_id)
-        .changes(json!({"session_id": id, "kind": SessionKind::Console.as_str()}));
-    state
-        .store
-        .delete_session(&console.digest, Some(&audit))
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => Error::NotFound("session"),
-            other => other.into(),
-        })
+        .changes(json!({"session_id": id, "kind": kind.as_str()}))
+}
+
+/// A store's answer to ending a session: none of the caller's is `NotFound("session")`.
+fn session_ended(ended: Result<(), StoreError>) -> Result<()> {
+    ended.map_err(|e| match e {
+        StoreError::NotFound => Error::NotFound("session"),
+        other => other.into(),
+    })
 }
 
 /// Signs out: ends the session the caller calls with. Only a session token can sign out
@@ -618,18 +642,11 @@ pub async fn logout(state: &Keyward, caller: &Caller) -> Result<()> {
 }
 
 async fn end(state: &Keyward, caller: &Caller, id: Uuid, action: AuditAction) -> Result<()> {
-    let p = &caller.principal;
-    let now = state.now();
-    let audit = caller
-        .actor()
-        .entry(now, action, p.user_id)
-        .tenant(p.tenant_id)
-        .subject(p.user_id)
-        .changes(json!({"session_id": id, "kind": SessionKind::Api.as_str()}));
-    let ended = state.store.end_api_session(id, p.user_id, &audit).await;
+    let audit = session_audit(caller, action, id, SessionKind::Api, state.now());
+    let ended = state
+        .store
+        .end_api_session(id, caller.principal.user_id, &audit)
+        .await;
     state.cache.invalidate_session(id);
-    ended.map_err(|e| match e {
-        StoreError::NotFound => Error::NotFound("session"),
-        other => other.into(),
-    })
+    session_ended(ended)
 }
