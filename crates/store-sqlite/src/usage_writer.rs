@@ -9,8 +9,10 @@
 //! counter, and never pack a batch on the async workers.
 
 use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use keyward_domain::VerifyCode;
 use keyward_store::{StoreError, UsageBatch, UsageCount, USAGE_BATCH_MEMORY};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::SqlitePool;
@@ -76,8 +78,9 @@ pub(crate) async fn record(pool: &SqlitePool, batch: Arc<UsageBatch>) -> Result<
     for json in &uses {
         sqlx::query(
             "INSERT INTO key_last_used (key_id, at) \
-             SELECT value ->> 0, MAX(value ->> 1) FROM json_each(?1) AS v \
-             WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.value ->> 0) GROUP BY 1 \
+             SELECT substr(value, 1, 36), MAX(CAST(substr(value, 38) AS INTEGER)) \
+             FROM json_each(?1) AS v \
+             WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = substr(v.value, 1, 36)) GROUP BY 1 \
              ON CONFLICT (key_id) DO UPDATE SET at = MAX(at, excluded.at)",
         )
         .bind(json)
@@ -85,15 +88,18 @@ pub(crate) async fn record(pool: &SqlitePool, batch: Arc<UsageBatch>) -> Result<
         .await
         .map_err(map_err)?;
     }
-    for json in &counts {
+    for chunk in &counts {
         // Only keys that exist get counters (the same rule as `last_used_at`).
         sqlx::query(
             "INSERT INTO key_usage (key_id, day, code, count) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?1) AS v \
-             WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = v.value ->> 0) \
+             SELECT substr(value, 1, 36), ?2, ?3, CAST(substr(value, 38) AS INTEGER) \
+             FROM json_each(?1) AS v \
+             WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = substr(v.value, 1, 36)) \
              ON CONFLICT (key_id, day, code) DO UPDATE SET count = count + excluded.count",
         )
-        .bind(json)
+        .bind(&chunk.rows)
+        .bind(chunk.day)
+        .bind(chunk.code.as_str())
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -101,23 +107,45 @@ pub(crate) async fn record(pool: &SqlitePool, batch: Arc<UsageBatch>) -> Result<
     tx.commit().await.map_err(map_err)
 }
 
+/// Counters of one day and outcome code, as a JSON array of `"<key id>:<count>"` strings.
+struct CountChunk {
+    day: i64,
+    code: VerifyCode,
+    rows: String,
+}
+
 /// A usage batch as JSON texts of at most [`USAGE_CHUNK`] rows each, which SQLite unpacks with
-/// `json_each`: binding four parameters per row through sqlx cost several times the writing
-/// itself. (The server's buffer hands batches in key order, so each index page is read once.)
-fn usage_json(batch: &UsageBatch) -> Result<(Vec<String>, Vec<String>), StoreError> {
+/// `json_each`: binding parameters per row through sqlx cost several times the writing itself.
+/// Each row is one JSON string, `"<key id>:<value>"` (a hyphenated UUID is 36 characters), split
+/// with `substr`: extracting the fields of a row array with `->>` took about two thirds of the
+/// time `json_each` cost (measured with SQLite 3.51 on 95,000 counters: 0.11 s against 0.035 s).
+/// Counters are grouped by day and code, which each statement binds once. (The server's buffer
+/// hands batches in key order, which each group keeps, so each index page is read once.)
+fn usage_json(batch: &UsageBatch) -> Result<(Vec<String>, Vec<CountChunk>), StoreError> {
     let uses = batch
         .last_used
         .chunks(USAGE_CHUNK)
-        .map(|chunk| json_rows(chunk, |s, u| write!(s, "[\"{}\",{}]", u.key_id, ms(u.at))))
+        .map(|chunk| json_rows(chunk, |s, u| write!(s, "\"{}:{}\"", u.key_id, ms(u.at))))
         .collect();
-    let counts = batch
-        .counts
-        .chunks(USAGE_CHUNK)
-        .map(|chunk| {
-            json_rows_checked(chunk)
-                .ok_or_else(|| StoreError::Other("usage count out of range".into()))
+    if batch.counts.iter().any(|c| i64::try_from(c.count).is_err()) {
+        return Err(StoreError::Other("usage count out of range".into()));
+    }
+    let mut groups: BTreeMap<(i64, VerifyCode), Vec<&UsageCount>> = BTreeMap::new();
+    for count in &batch.counts {
+        groups.entry((count.day, count.code)).or_default().push(count);
+    }
+    let counts = groups
+        .into_iter()
+        .flat_map(|((day, code), rows)| {
+            rows.chunks(USAGE_CHUNK)
+                .map(|chunk| CountChunk {
+                    day,
+                    code,
+                    rows: json_rows(chunk, |s, c| write!(s, "\"{}:{}\"", c.key_id, c.count)),
+                })
+                .collect::<Vec<_>>()
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
     Ok((uses, counts))
 }
 
@@ -134,22 +162,4 @@ fn json_rows<T>(items: &[T], row: impl Fn(&mut String, &T) -> std::fmt::Result) 
     }
     s.push(']');
     s
-}
-
-/// Usage counters as JSON rows `[key_id, day, code, count]`; `None` when a count does not fit
-/// SQLite's integers.
-fn json_rows_checked(counts: &[UsageCount]) -> Option<String> {
-    if counts.iter().any(|c| i64::try_from(c.count).is_err()) {
-        return None;
-    }
-    Some(json_rows(counts, |s, c| {
-        write!(
-            s,
-            "[\"{}\",{},\"{}\",{}]",
-            c.key_id,
-            c.day,
-            c.code.as_str(),
-            c.count
-        )
-    }))
 }
