@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keyward_domain::{Clock, VerifyCode};
+use smallvec::SmallVec;
 
 use crate::metrics::Metrics;
 use keyward_store::{usage_day, KeyUse, Store, UsageBatch, UsageCount};
@@ -28,8 +29,10 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// that a verify finds its key's entry with one probe and allocates nothing.
 #[derive(Debug, Default)]
 struct KeyUsage {
-    /// Verifications by UTC day and outcome code (one item, but at midnight or on a refusal).
-    counts: Vec<(i64, VerifyCode, u64)>,
+    /// Verifications by UTC day and outcome code: one item, but at midnight or on a refusal,
+    /// held inline so that counting touches no memory but the map's own slot (a random key's
+    /// heap block is a cache miss on every verify).
+    counts: SmallVec<[(i64, VerifyCode, u64); 1]>,
     /// The newest use not yet written.
     last_used: Option<OffsetDateTime>,
     /// The `last_used_at` last sent to storage, while younger than the resolution.
