@@ -14,7 +14,6 @@
 //! TTL plus the operator's stale window has passed. When the feed is back, everything cached
 //! before is forgotten, since changes made meanwhile went unheard.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -24,48 +23,32 @@ use keyward_store::{Change, ChangeSink};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-/// A key as the cache holds it: the key as storage last gave it, and slots for the surfaces'
-/// renderings of it ([`KeyRendering`]), each made the first time it is needed and then reused
-/// by every answer about this key (an answer then copies one block instead of reading the key's
-/// name, scopes and metadata from memory scattered over the heap, a cache miss each).
+/// A key as the cache holds it: the key as storage last gave it, and a slot for a surface's
+/// rendering of it, made the first time it is needed and then reused by every answer about
+/// this key (a verify answer then copies one block of text instead of reading the key's name,
+/// scopes and metadata from memory scattered over the heap, a cache miss each).
 ///
-/// The slots are made with the key and dropped with it: every change to a key is a new read
-/// from storage and so a new `CachedKey` with empty slots, never an edit of this one, so what a
+/// The slot is made with the key and dropped with it: every change to a key is a new read from
+/// storage and so a new `CachedKey` with an empty slot, never an edit of this one, so what the
 /// slot holds is never older than the key beside it.
 #[derive(Debug)]
 pub struct CachedKey {
     key: ApiKey,
-    renderings: [OnceLock<Box<dyn Any + Send + Sync>>; RENDERINGS],
-}
-
-/// How many renderings a cached key remembers (see [`KeyRendering::SLOT`]).
-pub const RENDERINGS: usize = 2;
-
-/// A surface's rendering of a key (the native verify answer's fields about it, forward auth's
-/// identity headers), remembered by each cached key.
-pub trait KeyRendering: Any + Send + Sync + Sized {
-    /// Its slot, below [`RENDERINGS`], taken by no other rendering. (Two sharing one would not
-    /// be mixed up, only not remembered: see [`CachedKey::rendering`].)
-    const SLOT: usize;
-
-    fn render(key: &ApiKey) -> Self;
+    verify_answer: OnceLock<Box<str>>,
 }
 
 impl CachedKey {
     pub fn new(key: ApiKey) -> Self {
         Self {
             key,
-            renderings: std::array::from_fn(|_| OnceLock::new()),
+            verify_answer: OnceLock::new(),
         }
     }
 
-    /// `R` of this key, rendered the first time and remembered; `None` when `R`'s slot does
-    /// not exist or holds another rendering (the caller renders the key itself).
-    pub fn rendering<R: KeyRendering>(&self) -> Option<&R> {
-        self.renderings
-            .get(R::SLOT)?
-            .get_or_init(|| Box::new(R::render(&self.key)))
-            .downcast_ref()
+    /// The native verify answer's fields about this key (see `keyward_server`'s verify route),
+    /// rendered by `render` the first time and remembered.
+    pub fn verify_answer(&self, render: impl FnOnce(&ApiKey) -> Box<str>) -> &str {
+        self.verify_answer.get_or_init(|| render(&self.key))
     }
 }
 
@@ -225,11 +208,7 @@ impl KeyCache {
         }
     }
 
-    pub fn lookup(
-        &self,
-        digest: &KeyDigest,
-        now: OffsetDateTime,
-    ) -> Lookup<Option<Arc<CachedKey>>> {
+    pub fn lookup(&self, digest: &KeyDigest, now: OffsetDateTime) -> Lookup<Option<Arc<CachedKey>>> {
         let epoch = self.epochs[key_stripe(digest)].load(Ordering::SeqCst);
         let coherent = self.coherent.load(Ordering::SeqCst);
         let lookup = match self.keys.get(digest) {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keyward_domain::{ApiKey, Permission, VerifyCode};
+use keyward_domain::{Permission, VerifyCode};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -19,7 +19,6 @@ use crate::auth::{presented_credential, single_credential, PeerIp};
 use crate::error::{ApiError, ApiResult, AuthFailure};
 use crate::extract::QueryParams;
 use keyward_core::auth::verifier;
-use keyward_core::cache::KeyRendering;
 use keyward_core::metrics::VerifyRoute;
 use keyward_core::verify::{self, VerifyRequest};
 
@@ -200,47 +199,19 @@ async fn decide(
     };
     let mut response = StatusCode::OK.into_response();
     let h = response.headers_mut();
-    let made;
-    let identity = match key.rendering::<IdentityHeaders>() {
-        Some(remembered) => remembered,
-        None => {
-            made = IdentityHeaders::render(&key);
-            &made
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(HeaderName::from_static(name), v);
         }
     };
-    for (name, value) in IDENTITY_HEADERS.into_iter().zip(&identity.0) {
-        if let Some(value) = value {
-            h.insert(HeaderName::from_static(name), value.clone());
-        }
-    }
+    set("x-keyward-key-id", key.id.to_string());
+    set(
+        "x-keyward-tenant-id",
+        key.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+    );
+    set("x-keyward-owner-id", key.owner_id.to_string());
+    set("x-keyward-scopes", key.scopes.join(","));
     Ok(response)
-}
-
-/// The headers that name a valid key's identity, in [`IdentityHeaders`]' order.
-const IDENTITY_HEADERS: [&str; 4] = [
-    "x-keyward-key-id",
-    "x-keyward-tenant-id",
-    "x-keyward-owner-id",
-    "x-keyward-scopes",
-];
-
-/// A key's [`IDENTITY_HEADERS`] values: its id, its tenant's id (empty for none), its owner's
-/// id and its scopes, comma-separated. A value that is no header value (never, for UUIDs and
-/// scopes) is `None` and not sent.
-struct IdentityHeaders([Option<HeaderValue>; 4]);
-
-impl KeyRendering for IdentityHeaders {
-    const SLOT: usize = 1;
-
-    fn render(key: &ApiKey) -> Self {
-        let value = |text: String| HeaderValue::from_str(&text).ok();
-        Self([
-            value(key.id.to_string()),
-            value(key.tenant_id.map(|t| t.to_string()).unwrap_or_default()),
-            value(key.owner_id.to_string()),
-            value(key.scopes.join(",")),
-        ])
-    }
 }
 
 /// The client's address as the trusted proxy states it in `name`: absent is none (the key's

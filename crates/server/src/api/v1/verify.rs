@@ -19,7 +19,6 @@ use crate::auth::presented_credential;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, NoQuery};
 use keyward_core::auth::verifier;
-use keyward_core::cache::KeyRendering;
 use keyward_core::metrics::VerifyRoute;
 use keyward_core::verify::{self, Verdict, VerifyRequest};
 
@@ -267,15 +266,13 @@ pub async fn verify(
 
 /// The verify answer's JSON, byte for byte what serializing [`VerifyKeyResponse`] gives, with
 /// the fields about the key (`key_id` to `expires_at`) copied from the cached key's memo
-/// ([`keyward_core::cache::CachedKey::rendering`]) rather than rendered again.
+/// ([`keyward_core::cache::CachedKey::verify_answer`]) rather than rendered again.
 fn answer(verdict: &Verdict) -> serde_json::Result<Vec<u8>> {
     let whole = || serde_json::to_vec(&VerifyKeyResponse::from(verdict));
     let Some(key) = verdict.key.as_deref() else {
         return whole();
     };
-    let Some(KeyFields(fields)) = key.rendering::<KeyFields>() else {
-        return whole();
-    };
+    let fields = key.verify_answer(key_fields);
     if fields.is_empty() {
         return whole();
     }
@@ -299,23 +296,16 @@ fn answer(verdict: &Verdict) -> serde_json::Result<Vec<u8>> {
 /// A key's fields of the verify answer, `"key_id":...` to `"expires_at":...` without braces, as
 /// [`VerifyKeyResponse`] serializes them; empty if that ever fails (the answer is then rendered
 /// whole each time).
-struct KeyFields(Box<str>);
-
-impl KeyRendering for KeyFields {
-    const SLOT: usize = 0;
-
-    fn render(key: &ApiKey) -> Self {
-        const BEFORE: &str = r#"{"valid":true,"code":"VALID","#;
-        let fields = serde_json::to_string(&VerifyKeyResponse::of_key(key))
-            .ok()
-            .and_then(|text| {
-                text.strip_prefix(BEFORE)
-                    .and_then(|t| t.strip_suffix('}'))
-                    .map(Into::into)
-            })
-            .unwrap_or_default();
-        Self(fields)
-    }
+fn key_fields(key: &ApiKey) -> Box<str> {
+    const BEFORE: &str = r#"{"valid":true,"code":"VALID","#;
+    serde_json::to_string(&VerifyKeyResponse::of_key(key))
+        .ok()
+        .and_then(|text| {
+            text.strip_prefix(BEFORE)
+                .and_then(|t| t.strip_suffix('}'))
+                .map(Into::into)
+        })
+        .unwrap_or_default()
 }
 
 /// Fail closed, in the verify answer's own shape so that clients read `code` as usual.
@@ -433,9 +423,7 @@ mod tests {
         answer(&v).unwrap();
         let key = v.key.as_deref().unwrap();
         assert!(key
-            .rendering::<KeyFields>()
-            .unwrap()
-            .0
+            .verify_answer(|_| unreachable!("made once"))
             .starts_with(r#""key_id":"00000000-0000-0000-0000-000000000001","tenant_id""#));
     }
 }
