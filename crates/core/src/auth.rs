@@ -10,11 +10,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use keyward_domain::scope::KeywardRight;
-use keyward_domain::{Actor, Credential, KeyStatus, ParsedKey, Principal, User};
+use keyward_domain::{Actor, ApiKey, Credential, KeyStatus, ParsedKey, Principal, User};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use crate::cache::{CachedKey, Witness};
+use crate::cache::Witness;
 use crate::error::{AuthFailure, Error, Result};
 use crate::jwt;
 use crate::lookup::{session_by_id, user_by_id};
@@ -126,7 +126,7 @@ async fn key_principal(
     kw: &Keyward,
     token: &str,
     now: time::OffsetDateTime,
-) -> Result<(Principal, Arc<CachedKey>, Arc<User>)> {
+) -> Result<(Principal, Arc<ApiKey>, Arc<User>)> {
     let key = crate::lookup::key_by_token(kw, token, now)
         .await?
         .ok_or(Error::Unauthenticated(AuthFailure::Invalid))?;
@@ -242,7 +242,7 @@ const REMEMBERED_VERIFIERS: usize = 4;
 struct RememberedVerifier {
     /// Compared in constant time; wiped when forgotten.
     token: SecretString,
-    key: Arc<CachedKey>,
+    key: Arc<ApiKey>,
     principal: Arc<Principal>,
     witness: Witness,
 }

@@ -15,50 +15,13 @@
 //! before is forgotten, since changes made meanwhile went unheard.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use keyward_domain::import::KeyShape;
 use keyward_domain::{ApiKey, ApiSession, KeyDigest, User};
 use keyward_store::{Change, ChangeSink};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
-
-/// A key as the cache holds it: the key as storage last gave it, and a slot for a surface's
-/// rendering of it, made the first time it is needed and then reused by every answer about
-/// this key (a verify answer then copies one block of text instead of reading the key's name,
-/// scopes and metadata from memory scattered over the heap, a cache miss each).
-///
-/// The slot is made with the key and dropped with it: every change to a key is a new read from
-/// storage and so a new `CachedKey` with an empty slot, never an edit of this one, so what the
-/// slot holds is never older than the key beside it.
-#[derive(Debug)]
-pub struct CachedKey {
-    key: ApiKey,
-    verify_answer: OnceLock<Box<str>>,
-}
-
-impl CachedKey {
-    pub fn new(key: ApiKey) -> Self {
-        Self {
-            key,
-            verify_answer: OnceLock::new(),
-        }
-    }
-
-    /// The native verify answer's fields about this key (see `keyward_server`'s verify route),
-    /// rendered by `render` the first time and remembered.
-    pub fn verify_answer(&self, render: impl FnOnce(&ApiKey) -> Box<str>) -> &str {
-        self.verify_answer.get_or_init(|| render(&self.key))
-    }
-}
-
-impl std::ops::Deref for CachedKey {
-    type Target = ApiKey;
-
-    fn deref(&self) -> &ApiKey {
-        &self.key
-    }
-}
 
 /// Operator settings of the cache.
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +85,7 @@ fn user_stripe(id: Uuid) -> usize {
 #[derive(Clone)]
 enum Entry {
     Known {
-        key: Arc<CachedKey>,
+        key: Arc<ApiKey>,
         until: OffsetDateTime,
     },
     Unknown {
@@ -208,7 +171,7 @@ impl KeyCache {
         }
     }
 
-    pub fn lookup(&self, digest: &KeyDigest, now: OffsetDateTime) -> Lookup<Option<Arc<CachedKey>>> {
+    pub fn lookup(&self, digest: &KeyDigest, now: OffsetDateTime) -> Lookup<Option<Arc<ApiKey>>> {
         let epoch = self.epochs[key_stripe(digest)].load(Ordering::SeqCst);
         let coherent = self.coherent.load(Ordering::SeqCst);
         let lookup = match self.keys.get(digest) {
@@ -262,8 +225,8 @@ impl KeyCache {
         key: Option<ApiKey>,
         epoch: u64,
         now: OffsetDateTime,
-    ) -> Option<Arc<CachedKey>> {
-        let key = key.map(|k| Arc::new(CachedKey::new(k)));
+    ) -> Option<Arc<ApiKey>> {
+        let key = key.map(Arc::new);
         let entry = match &key {
             Some(k) => Entry::Known {
                 key: Arc::clone(k),
@@ -476,7 +439,7 @@ impl KeyCache {
     pub fn witness(
         &self,
         digest: &KeyDigest,
-        key: &Arc<CachedKey>,
+        key: &Arc<ApiKey>,
         user: &Arc<User>,
     ) -> Option<Witness> {
         let (key_stripe, user_stripe) = (key_stripe(digest), user_stripe(user.id));
@@ -585,14 +548,14 @@ mod tests {
         (plain.digest(), key)
     }
 
-    fn hit(l: Lookup<Option<Arc<CachedKey>>>) -> Option<Option<Arc<CachedKey>>> {
+    fn hit(l: Lookup<Option<Arc<ApiKey>>>) -> Option<Option<Arc<ApiKey>>> {
         match l {
             Lookup::Hit(k) => Some(k),
             Lookup::Miss { .. } => None,
         }
     }
 
-    fn stale(l: Lookup<Option<Arc<CachedKey>>>) -> Option<Arc<CachedKey>> {
+    fn stale(l: Lookup<Option<Arc<ApiKey>>>) -> Option<Arc<ApiKey>> {
         match l {
             Lookup::Hit(_) => panic!("a hit, not a miss"),
             Lookup::Miss { stale, .. } => stale.flatten(),
@@ -715,7 +678,7 @@ mod tests {
             !KeyCache::new(CacheSettings::default(), true).holds(&w, NOW),
             "another cache"
         );
-        let other = Arc::new(CachedKey::new((**key).clone()));
+        let other = Arc::new((*key).clone());
         assert!(
             cache.witness(&digest, &other, &user).is_none(),
             "only for the very value cached"

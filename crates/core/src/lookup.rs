@@ -8,12 +8,12 @@
 use std::sync::Arc;
 
 use keyward_domain::import::{foreign_digests, KeyShape};
-use keyward_domain::{ApiSession, KeyDigest, KeyFormatError, ParsedKey, User};
+use keyward_domain::{ApiKey, ApiSession, KeyDigest, KeyFormatError, ParsedKey, User};
 use keyward_store::StoreError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::cache::{CachedKey, Lookup};
+use crate::cache::Lookup;
 use crate::Keyward;
 
 /// The key with this digest, from the cache when it knows, else from storage (and cached).
@@ -21,7 +21,7 @@ pub async fn key_by_digest(
     kw: &Keyward,
     digest: KeyDigest,
     now: OffsetDateTime,
-) -> Result<Option<Arc<CachedKey>>, StoreError> {
+) -> Result<Option<Arc<ApiKey>>, StoreError> {
     match kw.cache.lookup(&digest, now) {
         Lookup::Hit(key) => Ok(key),
         Lookup::Miss { epoch, stale } => {
@@ -46,7 +46,7 @@ pub async fn key_by_token(
     kw: &Keyward,
     token: &str,
     now: OffsetDateTime,
-) -> Result<Option<Arc<CachedKey>>, StoreError> {
+) -> Result<Option<Arc<ApiKey>>, StoreError> {
     match ParsedKey::parse(token) {
         Ok(parsed) => key_by_digest(kw, parsed.digest(), now).await,
         // Another service's keys may look like keyward's: a bad checksum is tried against the

@@ -15,7 +15,6 @@ use keyward_domain::ratelimit::{Decision, Limit, RateLimitScope};
 use keyward_domain::{verify, ApiKey, Permission, Principal, Scope, VerifyCode};
 use keyward_store::StoreError;
 
-use crate::cache::CachedKey;
 use crate::error::{Error, Result};
 use crate::lookup::guarded;
 use crate::Keyward;
@@ -24,7 +23,7 @@ use crate::Keyward;
 pub struct Verdict {
     pub code: VerifyCode,
     /// Present whenever the key exists (and is visible to the verifier).
-    pub key: Option<Arc<CachedKey>>,
+    pub key: Option<Arc<ApiKey>>,
     /// The key's own rate limit and what it decided, for keys that have one.
     pub ratelimit: Option<(Limit, Decision)>,
     /// The owner's shared rate limit and what it decided, when it was consulted.
@@ -208,7 +207,7 @@ pub async fn verify(
         Err(e) => return Err(e.into()),
     };
     let key = key.filter(|k| verifier.is_none_or(|p| p.sees_key(k.tenant_id, k.owner_id)));
-    let code = verify::check(key.as_deref().map(|k| &**k), permission, ip, now);
+    let code = verify::check(key.as_deref(), permission, ip, now);
     let mut verdict = Verdict::bare(code);
     if let (VerifyCode::Valid, Some(k)) = (code, key.as_ref()) {
         match check_rate_limits(state, k, now, &mut verdict).await {

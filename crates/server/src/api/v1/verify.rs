@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyward_domain::ratelimit::{Decision, Limit};
-use keyward_domain::{ApiKey, Permission, Principal, VerifyCode};
+use keyward_domain::{Permission, Principal, VerifyCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Instant;
@@ -165,55 +165,17 @@ impl RateLimitState {
 
 impl<'a> From<&'a Verdict> for VerifyKeyResponse<'a> {
     fn from(v: &'a Verdict) -> Self {
-        match v.key.as_deref() {
-            Some(key) => Self {
-                valid: v.code == VerifyCode::Valid,
-                code: v.code,
-                ratelimit: v.ratelimit.map(RateLimitState::of),
-                remaining: v.remaining,
-                owner_ratelimit: v.owner_ratelimit.map(RateLimitState::of),
-                owner_remaining: v.owner_remaining,
-                limited_by: v.limited_by.map(|h| h.as_str()),
-                ..Self::of_key(key)
-            },
-            None => Self::without_key(v),
-        }
-    }
-}
-
-impl<'a> VerifyKeyResponse<'a> {
-    /// The fields about `key`, in a `VALID` answer with no limits.
-    fn of_key(key: &'a ApiKey) -> Self {
-        Self {
-            valid: true,
-            code: VerifyCode::Valid,
-            key_id: Some(key.id),
-            tenant_id: key.tenant_id,
-            owner_id: Some(key.owner_id),
-            name: key.name.as_deref(),
-            scopes: Some(key.scopes.as_slice()),
-            metadata: Some(&key.metadata),
-            expires_at: key.expires_at,
-            ratelimit: None,
-            remaining: None,
-            owner_ratelimit: None,
-            owner_remaining: None,
-            limited_by: None,
-        }
-    }
-
-    /// The verdict's own fields, none about its key.
-    fn without_key(v: &Verdict) -> Self {
+        let key = v.key.as_deref();
         Self {
             valid: v.code == VerifyCode::Valid,
             code: v.code,
-            key_id: None,
-            tenant_id: None,
-            owner_id: None,
-            name: None,
-            scopes: None,
-            metadata: None,
-            expires_at: None,
+            key_id: key.map(|k| k.id),
+            tenant_id: key.and_then(|k| k.tenant_id),
+            owner_id: key.map(|k| k.owner_id),
+            name: key.and_then(|k| k.name.as_deref()),
+            scopes: key.map(|k| k.scopes.as_slice()),
+            metadata: key.map(|k| &k.metadata),
+            expires_at: key.and_then(|k| k.expires_at),
             ratelimit: v.ratelimit.map(RateLimitState::of),
             remaining: v.remaining,
             owner_ratelimit: v.owner_ratelimit.map(RateLimitState::of),
@@ -260,52 +222,7 @@ pub async fn verify(
     if verdict.code == VerifyCode::Unavailable {
         return Ok(unavailable());
     }
-    let body = answer(&verdict).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-/// The verify answer's JSON, byte for byte what serializing [`VerifyKeyResponse`] gives, with
-/// the fields about the key (`key_id` to `expires_at`) copied from the cached key's memo
-/// ([`keyward_core::cache::CachedKey::verify_answer`]) rather than rendered again.
-fn answer(verdict: &Verdict) -> serde_json::Result<Vec<u8>> {
-    let whole = || serde_json::to_vec(&VerifyKeyResponse::from(verdict));
-    let Some(key) = verdict.key.as_deref() else {
-        return whole();
-    };
-    let fields = key.verify_answer(key_fields);
-    if fields.is_empty() {
-        return whole();
-    }
-    let rest = serde_json::to_vec(&VerifyKeyResponse::without_key(verdict))?;
-    // `{"valid":<bool>,"code":"<code>"`: the fields about the key follow it.
-    let valid = if verdict.code == VerifyCode::Valid {
-        "true"
-    } else {
-        "false"
-    };
-    // (The literal is that text without its two values.)
-    let head = r#"{"valid":,"code":"""#.len() + valid.len() + verdict.code.as_str().len();
-    let mut body = Vec::with_capacity(rest.len() + fields.len() + 1);
-    body.extend_from_slice(&rest[..head]);
-    body.push(b',');
-    body.extend_from_slice(fields.as_bytes());
-    body.extend_from_slice(&rest[head..]);
-    Ok(body)
-}
-
-/// A key's fields of the verify answer, `"key_id":...` to `"expires_at":...` without braces, as
-/// [`VerifyKeyResponse`] serializes them; empty if that ever fails (the answer is then rendered
-/// whole each time).
-fn key_fields(key: &ApiKey) -> Box<str> {
-    const BEFORE: &str = r#"{"valid":true,"code":"VALID","#;
-    serde_json::to_string(&VerifyKeyResponse::of_key(key))
-        .ok()
-        .and_then(|text| {
-            text.strip_prefix(BEFORE)
-                .and_then(|t| t.strip_suffix('}'))
-                .map(Into::into)
-        })
-        .unwrap_or_default()
+    Ok(Json(VerifyKeyResponse::from(&verdict)).into_response())
 }
 
 /// Fail closed, in the verify answer's own shape so that clients read `code` as usual.
@@ -335,95 +252,5 @@ impl FromRequestParts<AppState> for Verifier {
             Err(keyward_core::Error::Unavailable) => Err(unavailable()),
             Err(e) => Err(ApiError::from(e).into_response()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use keyward_core::cache::CachedKey;
-    use keyward_core::verify::LimitHolder;
-    use keyward_domain::{KeyPrefix, PlainKey, Scopes};
-    use std::sync::Arc;
-    use time::macros::datetime;
-
-    const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
-
-    fn verdict(code: VerifyCode, key: Option<ApiKey>) -> Verdict {
-        let limit = Limit {
-            max: 10,
-            window: time::Duration::minutes(1),
-        };
-        let decision = Decision {
-            allowed: code != VerifyCode::RateLimited,
-            new_tat_nanos: 0,
-            remaining: 3,
-            reset: NOW + time::Duration::seconds(42),
-            retry_at: NOW,
-        };
-        Verdict {
-            code,
-            key: key.map(|k| Arc::new(CachedKey::new(k))),
-            ratelimit: (code == VerifyCode::RateLimited).then_some((limit, decision)),
-            remaining: (code == VerifyCode::UsageExceeded).then_some(0),
-            owner_ratelimit: None,
-            owner_remaining: (code == VerifyCode::UsageExceeded).then_some(7),
-            limited_by: match code {
-                VerifyCode::RateLimited => Some(LimitHolder::Key),
-                VerifyCode::UsageExceeded => Some(LimitHolder::Owner),
-                _ => None,
-            },
-        }
-    }
-
-    fn keys() -> Vec<ApiKey> {
-        let prefix = KeyPrefix::default_prefix();
-        let plain = PlainKey::from_secret_bytes(&prefix, [7; 32]);
-        let bare = ApiKey::issued(
-            Uuid::from_u128(1),
-            &plain,
-            &prefix,
-            Uuid::from_u128(2),
-            None,
-            Scopes::none(),
-            NOW,
-        );
-        let full = ApiKey {
-            tenant_id: Some(Uuid::from_u128(3)),
-            name: Some("ünïcode \"quoted\" \\ \n line".into()),
-            scopes: Scopes::parse(&["orders:read", "orders:write"]).unwrap(),
-            metadata: serde_json::json!({"plan": "pro", "nested": {"n": [1, 2.5, null]}}),
-            expires_at: Some(NOW + time::Duration::days(3)),
-            ..bare.clone()
-        };
-        vec![bare, full]
-    }
-
-    /// The answer made with the key's memo is the answer serde makes whole, for every code, with
-    /// and without a key and limits, the first time (rendering the memo) and after.
-    #[test]
-    fn the_memo_answer_is_the_whole_answer() {
-        for code in VerifyCode::ALL {
-            let mut cases = vec![verdict(code, None)];
-            cases.extend(keys().into_iter().map(|k| verdict(code, Some(k))));
-            for v in &cases {
-                let whole = serde_json::to_vec(&VerifyKeyResponse::from(v)).unwrap();
-                for round in ["first", "remembered"] {
-                    let made = answer(v).unwrap();
-                    assert_eq!(
-                        String::from_utf8(made).unwrap(),
-                        String::from_utf8(whole.clone()).unwrap(),
-                        "{code:?}, {round}"
-                    );
-                }
-            }
-        }
-        // The memo was made and is what the answers used.
-        let v = verdict(VerifyCode::Valid, keys().pop());
-        answer(&v).unwrap();
-        let key = v.key.as_deref().unwrap();
-        assert!(key
-            .verify_answer(|_| unreachable!("made once"))
-            .starts_with(r#""key_id":"00000000-0000-0000-0000-000000000001","tenant_id""#));
     }
 }
