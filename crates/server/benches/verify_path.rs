@@ -1,7 +1,8 @@
 //! The verify hot path without HTTP: parse a presented key (shape and checksum), digest it, and
 //! look it up in a warm cache of 100,000 keys; a cache miss's read of a key from a SQLite file
 //! of 100,000 (`keyward bench-seed`), on the calling thread; and the richer decisions' pieces (a
-//! permission expression, a client address against an allowlist). Run:
+//! permission expression, a client address against an allowlist), and counting a verification
+//! in the usage buffer. Run:
 //! `cargo bench -p keyward-server`.
 
 // Test code: a failed step is a failed test, and waits on real processes and sockets are timed
@@ -67,6 +68,21 @@ fn verify_path(c: &mut Criterion) {
     c.bench_function("permission expression: evaluate", |b| {
         b.iter(|| black_box(parsed.allows(|s| held.contains(s))))
     });
+    // Counting a verification in the usage buffer, as every verify does: keys spread over
+    // 100,000 ids, each key's counters inline in its slot of the buffer's map.
+    let usage = keyward_core::usage::UsageBuffer::new(std::sync::Arc::default());
+    let mut n = 0u128;
+    c.bench_function("usage buffer: count a verification (100,000 keys)", |b| {
+        b.iter(|| {
+            n = (n + 7919) % 100_000;
+            usage.record_verification(
+                black_box(Uuid::from_u128(n)),
+                now,
+                keyward_domain::VerifyCode::Valid,
+            );
+        })
+    });
+    assert!(usage.pending() > 0, "counted");
     let allowlist = IpAllowlist::parse(&["127.0.0.0/8", "10.0.0.0/8", "2001:db8::/32"]).unwrap();
     c.bench_function("client address: parse + allowlist (3 networks)", |b| {
         b.iter(|| {

@@ -8,8 +8,8 @@
 //! write outside that one transaction, never give a key that does not exist a last use or a
 //! counter, and never pack a batch on the async workers.
 
-use std::fmt::Write as _;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use keyward_domain::VerifyCode;
@@ -132,7 +132,10 @@ fn usage_json(batch: &UsageBatch) -> Result<(Vec<String>, Vec<CountChunk>), Stor
     }
     let mut groups: BTreeMap<(i64, VerifyCode), Vec<&UsageCount>> = BTreeMap::new();
     for count in &batch.counts {
-        groups.entry((count.day, count.code)).or_default().push(count);
+        groups
+            .entry((count.day, count.code))
+            .or_default()
+            .push(count);
     }
     let counts = groups
         .into_iter()

@@ -309,3 +309,55 @@ async fn metrics_count_verify_and_flushes() {
     // The key's second and third verifies (the verifier, after the first, is remembered).
     assert!(hits >= 2, "{hits}");
 }
+
+/// A cached key is answered as edited: an edit of the key (name, scopes, metadata, expiry) shows
+/// in the very next verify answer and forward-auth answer after answers from the cache.
+#[tokio::test]
+async fn an_edited_key_is_answered_as_edited_at_once() {
+    let app = app().await;
+    let t = app.tenant("memo").await;
+    let (member, _) = app.user_in(t, keyward_domain::Role::Member).await;
+    let (_, verifier) = app
+        .key_with(&member, &["keyward:verify", "orders:read", "orders:write"])
+        .await;
+    let (id, key) = app
+        .key_from(
+            &member,
+            json!({"name": "before", "scopes": ["orders:read"]}),
+        )
+        .await;
+    let v = Some(verifier.as_str());
+    // Twice each, so that the second answer comes from the cache.
+    for _ in 0..2 {
+        let r = app.verify(&verifier, &key).await.expect(StatusCode::OK);
+        assert_eq!(r.body["name"], "before");
+        assert_eq!(r.body["scopes"], json!(["orders:read"]));
+        assert_eq!(r.body["key_id"], id.as_str());
+        let ok = forward(&app, "", v, Some(&key), false)
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(ok.header("x-keyward-scopes"), Some("orders:read"));
+    }
+    app.patch(
+        &format!("/api/v1/api-keys/{id}"),
+        crate::support::As::Bearer(&member),
+        json!({"name": "after", "scopes": ["orders:read", "orders:write"], "metadata": {"plan": "pro"}, "expires_at": "2099-01-01T00:00:00Z"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let r = app.verify(&verifier, &key).await.expect(StatusCode::OK);
+    assert_eq!(r.body["valid"], true);
+    assert_eq!(r.body["code"], "VALID");
+    assert_eq!(r.body["name"], "after");
+    assert_eq!(r.body["scopes"], json!(["orders:read", "orders:write"]));
+    assert_eq!(r.body["metadata"], json!({"plan": "pro"}));
+    assert_eq!(r.body["expires_at"], "2099-01-01T00:00:00Z");
+    let ok = forward(&app, "", v, Some(&key), false)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        ok.header("x-keyward-scopes"),
+        Some("orders:read,orders:write")
+    );
+    assert_eq!(ok.header("x-keyward-key-id"), Some(id.as_str()));
+}
