@@ -137,18 +137,16 @@ fn usage_json(batch: &UsageBatch) -> Result<(Vec<String>, Vec<CountChunk>), Stor
             .or_default()
             .push(count);
     }
-    let counts = groups
-        .into_iter()
-        .flat_map(|((day, code), rows)| {
-            rows.chunks(USAGE_CHUNK)
-                .map(|chunk| CountChunk {
-                    day,
-                    code,
-                    rows: json_rows(chunk, |s, c| write!(s, "\"{}:{}\"", c.key_id, c.count)),
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut counts = Vec::new();
+    for ((day, code), rows) in groups {
+        for chunk in rows.chunks(USAGE_CHUNK) {
+            counts.push(CountChunk {
+                day,
+                code,
+                rows: json_rows(chunk, |s, c| write!(s, "\"{}:{}\"", c.key_id, c.count)),
+            });
+        }
+    }
     Ok((uses, counts))
 }
 

@@ -315,7 +315,7 @@ async fn metrics_count_verify_and_flushes() {
 #[tokio::test]
 async fn an_edited_key_is_answered_as_edited_at_once() {
     let app = app().await;
-    let t = app.tenant("memo").await;
+    let t = app.tenant("edited").await;
     let (member, _) = app.user_in(t, keyward_domain::Role::Member).await;
     let (_, verifier) = app
         .key_with(&member, &["keyward:verify", "orders:read", "orders:write"])
