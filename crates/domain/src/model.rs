@@ -87,12 +87,12 @@ impl TenantPolicy {
         let Some(allowed) = &self.allowed_scopes else {
             return Ok(());
         };
-        match scopes
-            .iter()
-            .find(|s| !s.starts_with(crate::scope::KEYWARD_NAMESPACE) && !allowed.contains(s))
-        {
+        match scopes.iter().find(|s| {
+            !s.starts_with(crate::scope::KEYWARD_NAMESPACE)
+                && !allowed.iter().any(|a| a.as_str() == s.as_str())
+        }) {
             Some(s) => Err(PolicyViolation::ScopeNotAllowed(
-                s.clone(),
+                s.to_string(),
                 if allowed.is_empty() {
                     "none".into()
                 } else {

@@ -157,9 +157,9 @@ impl Principal {
     }
 
     /// A caller can never grant scopes it does not hold itself.
-    pub fn may_grant(&self, scopes: &[String]) -> Result<(), Forbidden> {
-        match scopes.iter().find(|s| !self.holds(s)) {
-            Some(s) => Err(Forbidden::ScopeNotHeld(s.clone())),
+    pub fn may_grant(&self, scopes: &[impl AsRef<str>]) -> Result<(), Forbidden> {
+        match scopes.iter().find(|s| !self.holds(s.as_ref())) {
+            Some(s) => Err(Forbidden::ScopeNotHeld(s.as_ref().to_owned())),
             None => Ok(()),
         }
     }
@@ -225,15 +225,13 @@ mod tests {
             Err(Forbidden::MissingRight("keyward:write"))
         );
         assert!(key.require_admin().is_err());
-        assert!(key.may_grant(&["orders".into()]).is_ok());
+        assert!(key.may_grant(&["orders"]).is_ok());
         assert_eq!(
-            key.may_grant(&["billing".into()]),
+            key.may_grant(&["billing"]),
             Err(Forbidden::ScopeNotHeld("billing".into()))
         );
         let session = principal(Role::Member, None, Credential::Session { id: None });
-        assert!(session
-            .may_grant(&["anything".into(), "keyward:admin".into()])
-            .is_ok());
+        assert!(session.may_grant(&["anything", "keyward:admin"]).is_ok());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 use thiserror::Error;
 
 /// Namespace of keyward's own scopes. NEVER CHANGE: issued keys carry it.
@@ -105,9 +107,12 @@ impl fmt::Display for Scope {
 /// [`MAX_SCOPES`]. Only [`Scopes::parse`] makes one, so a key never holds scopes that were not
 /// checked (storage hands back what it was given, and is read through `parse` all the same).
 /// Serializes as a JSON array of strings.
+///
+/// One scope is held inline (most keys have one), and a scope of up to 24 bytes holds its text
+/// inline too: verify reads a typical key's scope with no pointer to follow into memory.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(transparent)]
-pub struct Scopes(Vec<String>);
+pub struct Scopes(smallvec::SmallVec<[CompactString; 1]>);
 
 impl Scopes {
     /// Validates a list of scope strings and sorts it. A scope listed twice is refused rather
@@ -118,11 +123,11 @@ impl Scopes {
         }
         let mut scopes = raw
             .iter()
-            .map(|s| Scope::parse(s.as_ref()).map(|s| s.0))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|s| Scope::parse(s.as_ref()).map(|s| CompactString::from(s.0)))
+            .collect::<Result<smallvec::SmallVec<[CompactString; 1]>, _>>()?;
         scopes.sort();
         if let Some(twice) = scopes.windows(2).find(|w| w[0] == w[1]) {
-            return Err(ScopeError::Repeated(twice[0].clone()));
+            return Err(ScopeError::Repeated(twice[0].to_string()));
         }
         Ok(Self(scopes))
     }
@@ -137,32 +142,49 @@ impl Scopes {
         self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
     }
 
-    pub fn as_slice(&self) -> &[String] {
+    pub fn as_slice(&self) -> &[CompactString] {
         &self.0
     }
 
     pub fn into_vec(self) -> Vec<String> {
-        self.0
+        self.0.into_iter().map(String::from).collect()
     }
 }
 
 impl std::ops::Deref for Scopes {
-    type Target = [String];
+    type Target = [CompactString];
 
-    fn deref(&self) -> &[String] {
+    fn deref(&self) -> &[CompactString] {
         &self.0
     }
 }
 
 impl From<Scopes> for Vec<String> {
     fn from(scopes: Scopes) -> Self {
-        scopes.0
+        scopes.into_vec()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_held_inline_and_on_the_heap_read_and_serialize_alike() {
+        // 24 bytes fit inline; the longer one does not.
+        let long = "orders:refunds-and-chargebacks:write";
+        let scopes = Scopes::parse(&["orders:read", long]).unwrap();
+        assert!(scopes.contains("orders:read") && scopes.contains(long));
+        assert!(!scopes.contains("orders"));
+        assert_eq!(
+            serde_json::to_string(&scopes).unwrap(),
+            format!(r#"["orders:read","{long}"]"#)
+        );
+        assert_eq!(
+            scopes.into_vec(),
+            vec!["orders:read".to_owned(), long.into()]
+        );
+    }
 
     #[test]
     fn keyward_namespace_is_closed() {

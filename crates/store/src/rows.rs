@@ -63,8 +63,8 @@ pub fn code(row: &impl StoredRow, col: &str) -> Result<VerifyCode, StoreError> {
 }
 
 /// Scopes as stored: a JSON array of strings.
-pub fn scopes_json(scopes: &[String]) -> String {
-    Value::from(scopes.to_vec()).to_string()
+pub fn scopes_json(scopes: &[impl AsRef<str>]) -> String {
+    Value::from(scopes.iter().map(AsRef::as_ref).collect::<Vec<&str>>()).to_string()
 }
 
 pub fn tenant(row: &impl StoredRow) -> Result<Tenant, StoreError> {

@@ -8,11 +8,13 @@
 
 use std::time::Instant;
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keyward_domain::{Permission, VerifyCode};
+use keyward_domain::{ApiKey, Permission, VerifyCode};
 use serde::Deserialize;
+use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::{presented_credential, single_credential, PeerIp};
@@ -60,11 +62,13 @@ pub struct ForwardParams {
 pub async fn forward(
     State(state): State<AppState>,
     PeerIp(peer): PeerIp,
-    headers: HeaderMap,
     QueryParams(params): QueryParams<ForwardParams>,
+    request: Request,
 ) -> ApiResult<Response> {
-    let required = required_scopes(&headers, params.scopes.as_deref())?;
-    decide(&state, peer, &headers, required.as_deref()).await
+    // The request itself, not `HeaderMap`: that extractor copies the whole map.
+    let headers = request.headers();
+    let required = required_scopes(headers, params.scopes.as_deref())?;
+    decide(&state, peer, headers, required.as_deref()).await
 }
 
 /// Verify the key of a forwarded request whose path and query the proxy appended (Envoy's
@@ -91,10 +95,11 @@ pub async fn forward(
 pub async fn forward_path(
     State(state): State<AppState>,
     PeerIp(peer): PeerIp,
-    headers: HeaderMap,
+    request: Request,
 ) -> ApiResult<Response> {
-    let required = required_scopes(&headers, None)?;
-    decide(&state, peer, &headers, required.as_deref()).await
+    let headers = request.headers();
+    let required = required_scopes(headers, None)?;
+    decide(&state, peer, headers, required.as_deref()).await
 }
 
 /// The scopes the proxy requires: the `scopes` parameter or [`REQUIRED_SCOPES_HEADER`], one of
@@ -198,20 +203,53 @@ async fn decide(
         return Err(ApiError::Internal("a VALID verdict without its key".into()));
     };
     let mut response = StatusCode::OK.into_response();
-    let h = response.headers_mut();
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(HeaderName::from_static(name), v);
+    *response.headers_mut() = identity_headers(&key);
+    Ok(response)
+}
+
+const KEY_ID: HeaderName = HeaderName::from_static("x-keyward-key-id");
+const TENANT_ID: HeaderName = HeaderName::from_static("x-keyward-tenant-id");
+const OWNER_ID: HeaderName = HeaderName::from_static("x-keyward-owner-id");
+const SCOPES: HeaderName = HeaderName::from_static("x-keyward-scopes");
+
+/// A valid key's identity headers: its id, tenant id (empty without a tenant), owner id (UUIDs,
+/// hyphenated, lower case) and scopes (comma-separated). The four values are slices of one
+/// buffer: one allocation for them all.
+fn identity_headers(key: &ApiKey) -> HeaderMap {
+    const UUID: usize = uuid::fmt::Hyphenated::LENGTH;
+    let scopes_len = key.scopes.iter().map(|s| s.len() + 1).sum::<usize>();
+    let mut text = Vec::with_capacity(3 * UUID + scopes_len);
+    let uuid = |id: Uuid, text: &mut Vec<u8>| {
+        let at = text.len();
+        text.extend_from_slice(id.hyphenated().encode_lower(&mut [0; UUID]).as_bytes());
+        at..text.len()
+    };
+    let key_id = uuid(key.id, &mut text);
+    let tenant_id = match key.tenant_id {
+        Some(t) => uuid(t, &mut text),
+        None => text.len()..text.len(),
+    };
+    let owner_id = uuid(key.owner_id, &mut text);
+    let scopes_at = text.len();
+    for (i, scope) in key.scopes.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        text.extend_from_slice(scope.as_bytes());
+    }
+    let text = Bytes::from(text);
+    let mut headers = HeaderMap::with_capacity(4);
+    let mut set = |name: HeaderName, range: std::ops::Range<usize>| {
+        // UUIDs and scopes are visible ASCII: every value is valid.
+        if let Ok(value) = HeaderValue::from_maybe_shared(text.slice(range)) {
+            headers.insert(name, value);
         }
     };
-    set("x-keyward-key-id", key.id.to_string());
-    set(
-        "x-keyward-tenant-id",
-        key.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
-    );
-    set("x-keyward-owner-id", key.owner_id.to_string());
-    set("x-keyward-scopes", key.scopes.join(","));
-    Ok(response)
+    set(KEY_ID, key_id);
+    set(TENANT_ID, tenant_id);
+    set(OWNER_ID, owner_id);
+    set(SCOPES, scopes_at..text.len());
+    headers
 }
 
 /// The client's address as the trusted proxy states it in `name`: absent is none (the key's
@@ -245,4 +283,64 @@ fn client_ip(headers: &HeaderMap, name: &HeaderName) -> ApiResult<Option<std::ne
     verify::client_ip(value, "ip")
         .map(Some)
         .map_err(|_| refused("must be an IPv4 or IPv6 address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_domain::{KeyPrefix, PlainKey, Scopes};
+
+    fn key(tenant_id: Option<Uuid>, scopes: &[&str]) -> ApiKey {
+        let prefix = KeyPrefix::default_prefix();
+        ApiKey::issued(
+            Uuid::from_u128(1),
+            &PlainKey::from_secret_bytes(&prefix, [7; 32]),
+            &prefix,
+            Uuid::from_u128(2),
+            tenant_id,
+            Scopes::parse(scopes).expect("valid scopes"),
+            time::OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    fn rendered(headers: &HeaderMap) -> Vec<(&str, &str)> {
+        let mut all: Vec<_> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().expect("ASCII")))
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn identity_headers_name_the_key_its_tenant_owner_and_scopes() {
+        let tenant = Uuid::from_u128(3);
+        let headers = identity_headers(&key(Some(tenant), &["orders:write", "orders:read"]));
+        assert_eq!(
+            rendered(&headers),
+            [
+                ("x-keyward-key-id", "00000000-0000-0000-0000-000000000001"),
+                ("x-keyward-owner-id", "00000000-0000-0000-0000-000000000002"),
+                ("x-keyward-scopes", "orders:read,orders:write"),
+                (
+                    "x-keyward-tenant-id",
+                    "00000000-0000-0000-0000-000000000003"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_without_tenant_or_scopes_has_those_headers_empty() {
+        let headers = identity_headers(&key(None, &[]));
+        assert_eq!(
+            rendered(&headers),
+            [
+                ("x-keyward-key-id", "00000000-0000-0000-0000-000000000001"),
+                ("x-keyward-owner-id", "00000000-0000-0000-0000-000000000002"),
+                ("x-keyward-scopes", ""),
+                ("x-keyward-tenant-id", ""),
+            ]
+        );
+    }
 }

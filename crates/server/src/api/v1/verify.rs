@@ -126,7 +126,7 @@ pub struct VerifyKeyResponse<'a> {
     pub name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<String>>)]
-    pub scopes: Option<&'a [String]>,
+    pub scopes: Option<&'a keyward_domain::Scopes>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<&'a Value>,
@@ -173,7 +173,7 @@ impl<'a> From<&'a Verdict> for VerifyKeyResponse<'a> {
             tenant_id: key.and_then(|k| k.tenant_id),
             owner_id: key.map(|k| k.owner_id),
             name: key.and_then(|k| k.name.as_deref()),
-            scopes: key.map(|k| k.scopes.as_slice()),
+            scopes: key.map(|k| &k.scopes),
             metadata: key.map(|k| &k.metadata),
             expires_at: key.and_then(|k| k.expires_at),
             ratelimit: v.ratelimit.map(RateLimitState::of),
