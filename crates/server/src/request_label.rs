@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::api::dialect::Surface;
-use crate::auth::REQUEST_ID_HEADER;
+use crate::auth::REQUEST_ID_NAME;
 
 tokio::task_local! {
     static CURRENT: Label;
@@ -34,7 +34,7 @@ impl Label {
         Self {
             method: req.method().clone(),
             route: req.extensions().get::<MatchedPath>().cloned(),
-            request_id: req.headers().get(REQUEST_ID_HEADER).cloned(),
+            request_id: req.headers().get(REQUEST_ID_NAME).cloned(),
         }
     }
 
@@ -59,7 +59,7 @@ impl Label {
         (
             method_of(req.method()),
             route_of(req.extensions().get::<MatchedPath>()),
-            id_of(req.headers().get(REQUEST_ID_HEADER)),
+            id_of(req.headers().get(REQUEST_ID_NAME)),
         )
     }
 }
@@ -98,13 +98,13 @@ pub async fn front(mut req: Request, next: Next) -> Response {
             CURRENT.scope(label, next.run(req)).await
         }
     };
-    response.headers_mut().insert(REQUEST_ID_HEADER, id);
+    response.headers_mut().insert(REQUEST_ID_NAME, id);
     response
 }
 
 /// The request's id, set on its headers: the caller's when acceptable, else a new one.
 fn request_id(headers: &mut HeaderMap) -> HeaderValue {
-    let mut ids = headers.get_all(REQUEST_ID_HEADER).iter();
+    let mut ids = headers.get_all(REQUEST_ID_NAME).iter();
     if let (Some(id), None) = (ids.next(), ids.next()) {
         if id
             .to_str()
@@ -114,7 +114,7 @@ fn request_id(headers: &mut HeaderMap) -> HeaderValue {
         }
     }
     let id = RequestIds::process().next();
-    headers.insert(REQUEST_ID_HEADER, id.clone());
+    headers.insert(REQUEST_ID_NAME, id.clone());
     id
 }
 

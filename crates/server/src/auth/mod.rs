@@ -5,7 +5,7 @@
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 pub use keyward_core::auth::authenticate_from;
 use keyward_core::auth::RequestMeta;
 
@@ -14,6 +14,10 @@ use crate::error::{ApiError, AuthFailure};
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+// The same as header names: a lookup by name hashes it at once, where one by `&str` first
+// parses the text (on every request).
+const API_KEY_NAME: HeaderName = HeaderName::from_static(API_KEY_HEADER);
+pub const REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// Where a request came from (its client's address and request id), for the audit log.
 pub struct Origin(pub RequestMeta);
@@ -31,7 +35,7 @@ pub fn meta_of(parts: &Parts) -> RequestMeta {
     let source_ip = peer_ip(&parts.extensions).map(|ip| ip.to_string());
     let request_id = parts
         .headers
-        .get(REQUEST_ID_HEADER)
+        .get(REQUEST_ID_NAME)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     RequestMeta {
@@ -72,7 +76,7 @@ impl FromRequestParts<AppState> for Caller {
 /// them than keyward did would act on a credential keyward never checked.
 pub fn presented_credential(headers: &HeaderMap) -> Result<&str, AuthFailure> {
     let mut found = None;
-    offer_all(&mut found, headers.get_all(API_KEY_HEADER), Ok)?;
+    offer_all(&mut found, headers.get_all(API_KEY_NAME), Ok)?;
     // `Authorization` holds one value (RFC 9110 section 11.6.2): a second one, of any scheme,
     // is one a proxy or upstream may read instead of the one keyward checked.
     if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {

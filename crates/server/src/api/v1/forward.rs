@@ -33,6 +33,10 @@ pub const VERIFIER_HEADER: &str = "x-keyward-verifier";
 /// `scopes` parameter; sent at most once.
 pub const REQUIRED_SCOPES_HEADER: &str = "x-keyward-required-scopes";
 
+// The two as header names: looked up without parsing the name on each request.
+const VERIFIER: HeaderName = HeaderName::from_static(VERIFIER_HEADER);
+const REQUIRED_SCOPES: HeaderName = HeaderName::from_static(REQUIRED_SCOPES_HEADER);
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -105,7 +109,7 @@ pub async fn forward_path(
 /// The scopes the proxy requires: the `scopes` parameter or [`REQUIRED_SCOPES_HEADER`], one of
 /// them at most (400 for both, or for the header sent twice or not text).
 fn required_scopes(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Option<String>> {
-    let mut lines = headers.get_all(REQUIRED_SCOPES_HEADER).iter();
+    let mut lines = headers.get_all(REQUIRED_SCOPES).iter();
     let Some(line) = lines.next() else {
         return Ok(query.map(str::to_owned));
     };
@@ -141,8 +145,7 @@ async fn decide(
         AuthFailure::Ambiguous => AuthFailure::Invalid,
         other => other,
     };
-    let verifier_credential =
-        single_credential(headers.get_all(VERIFIER_HEADER)).map_err(unambiguous);
+    let verifier_credential = single_credential(headers.get_all(VERIFIER)).map_err(unambiguous);
     let verifier = verifier(state, verifier_credential, peer).await?;
     let key = presented_credential(headers)
         .map_err(|failure| ApiError::Unauthenticated(unambiguous(failure)))?;
