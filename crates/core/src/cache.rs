@@ -138,8 +138,8 @@ pub struct KeyCache {
     /// False while the change feed of a shared database is down: then nothing is a hit.
     coherent: AtomicBool,
     settings: CacheSettings,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: crate::metrics::Counter,
+    misses: crate::metrics::Counter,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -166,8 +166,8 @@ impl KeyCache {
             unknown_generation: AtomicU64::new(0),
             coherent: AtomicBool::new(coherent),
             settings,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: crate::metrics::Counter::default(),
+            misses: crate::metrics::Counter::default(),
         }
     }
 
@@ -215,7 +215,7 @@ impl KeyCache {
             Lookup::Hit(_) => &self.hits,
             Lookup::Miss { .. } => &self.misses,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.add(1);
     }
 
     /// Remembers what storage said about `digest`, read after [`Lookup::Miss`] gave `epoch`.
@@ -490,11 +490,11 @@ impl KeyCache {
     }
 
     pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+        self.hits.get()
     }
 
     pub fn misses(&self) -> u64 {
-        self.misses.load(Ordering::Relaxed)
+        self.misses.get()
     }
 }
 

@@ -3,10 +3,45 @@
 //! which the server's `GET /metrics` answers.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use keyward_domain::VerifyCode;
+
+/// How many stripes a [`Counter`] has: more than the threads that count on a busy node.
+const STRIPES: usize = 16;
+
+/// A counter that many threads add to at once without contending: each thread adds to a stripe
+/// of its own, on a cache line of its own, and a read sums the stripes. (One shared atomic that
+/// every verification adds to moves its cache line between the cores on every request.)
+#[derive(Debug, Default)]
+pub struct Counter {
+    stripes: [CachePadded<AtomicU64>; STRIPES],
+}
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.stripes[this_threads_stripe()].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The sum of what every thread added (a relaxed read: it may miss additions in flight).
+    pub fn get(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
+/// The calling thread's stripe: threads take the stripes in turn as they first count.
+fn this_threads_stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
 
 /// Upper bounds of the verify latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -16,9 +51,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
 #[derive(Debug, Default)]
 struct Histogram {
     /// Counts per bucket (not cumulative; summed when rendered), the last for +Inf.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
-    count: AtomicU64,
+    buckets: [Counter; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: Counter,
+    count: Counter,
 }
 
 impl Histogram {
@@ -28,23 +63,21 @@ impl Histogram {
             .iter()
             .position(|b| secs <= *b)
             .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(
-            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.buckets[i].add(1);
+        self.sum_nanos
+            .add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.count.add(1);
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            cumulative += self.buckets[i].get();
             let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {cumulative}");
         }
-        cumulative += self.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        cumulative += self.buckets[LATENCY_BUCKETS.len()].get();
         let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {cumulative}");
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum = self.sum_nanos.get() as f64 / 1e9;
         let labels = labels.trim_end_matches(',');
         let braces = if labels.is_empty() {
             String::new()
@@ -52,11 +85,7 @@ impl Histogram {
             format!("{{{labels}}}")
         };
         let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(
-            out,
-            "{name}_count{braces} {}",
-            self.count.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count.get());
     }
 }
 
@@ -80,7 +109,7 @@ pub struct Gauges {
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    verifications: [[AtomicU64; VerifyCode::ALL.len()]; 2],
+    verifications: [[Counter; VerifyCode::ALL.len()]; 2],
     latency: [Histogram; 2],
     flushes: AtomicU64,
     flush_failures: AtomicU64,
@@ -98,7 +127,7 @@ fn code_index(code: VerifyCode) -> usize {
 impl Metrics {
     pub fn verified(&self, route: VerifyRoute, code: VerifyCode, took: Duration) {
         let r = route as usize;
-        self.verifications[r][code_index(code)].fetch_add(1, Ordering::Relaxed);
+        self.verifications[r][code_index(code)].add(1);
         self.latency[r].observe(took);
     }
 
@@ -131,7 +160,7 @@ impl Metrics {
         out.push_str("# HELP keyward_verifications_total Verifications answered, by route and outcome code.\n# TYPE keyward_verifications_total counter\n");
         for (r, route) in ["verify", "forward"].iter().enumerate() {
             for code in VerifyCode::ALL {
-                let n = self.verifications[r][code_index(code)].load(Ordering::Relaxed);
+                let n = self.verifications[r][code_index(code)].get();
                 let _ = writeln!(
                     out,
                     "keyward_verifications_total{{route=\"{route}\",code=\"{}\"}} {n}",
@@ -140,9 +169,7 @@ impl Metrics {
             }
         }
         let limited: u64 = (0..2)
-            .map(|r| {
-                self.verifications[r][code_index(VerifyCode::RateLimited)].load(Ordering::Relaxed)
-            })
+            .map(|r| self.verifications[r][code_index(VerifyCode::RateLimited)].get())
             .sum();
         out.push_str("# HELP keyward_rate_limited_total Verifications rejected by a key's rate limit.\n# TYPE keyward_rate_limited_total counter\n");
         let _ = writeln!(out, "keyward_rate_limited_total {limited}");
@@ -200,5 +227,47 @@ impl Metrics {
         self.flush_latency
             .render(&mut out, "keyward_usage_flush_duration_seconds", "");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_sums_what_every_thread_added() {
+        let counter = Counter::default();
+        // More threads than stripes: some share one.
+        std::thread::scope(|s| {
+            for _ in 0..STRIPES + 4 {
+                s.spawn(|| (0..1000).for_each(|_| counter.add(2)));
+            }
+        });
+        assert_eq!(counter.get(), 2 * 1000 * (STRIPES as u64 + 4));
+    }
+
+    #[test]
+    fn the_latency_histogram_renders_what_threads_observed() {
+        let metrics = Metrics::default();
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    metrics.verified(
+                        VerifyRoute::Forward,
+                        VerifyCode::Valid,
+                        Duration::from_micros(30),
+                    )
+                });
+            }
+        });
+        let text = metrics.render(&Gauges::default());
+        assert!(text.contains("keyward_verifications_total{route=\"forward\",code=\"VALID\"} 3"));
+        assert!(text.contains(
+            "keyward_verify_duration_seconds_bucket{route=\"forward\",le=\"0.000025\"} 0"
+        ));
+        assert!(text.contains(
+            "keyward_verify_duration_seconds_bucket{route=\"forward\",le=\"0.00005\"} 3"
+        ));
+        assert!(text.contains("keyward_verify_duration_seconds_count{route=\"forward\"} 3"));
     }
 }

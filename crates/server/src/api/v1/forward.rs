@@ -172,7 +172,6 @@ async fn decide(
     state
         .metrics
         .verified(VerifyRoute::Forward, verdict.code, started.elapsed());
-    let now = state.now();
     let refusal = match verdict.code {
         VerifyCode::Valid => None,
         // A disabled owner's keys authenticate nobody, as on every other surface.
@@ -195,7 +194,7 @@ async fn decide(
             "the key may not be used from this address".into(),
         )),
         VerifyCode::RateLimited => Some(ApiError::TooManyRequests {
-            retry_after_secs: verdict.retry_after_secs(now),
+            retry_after_secs: verdict.retry_after_secs(state.now()),
         }),
         VerifyCode::Unavailable => Some(ApiError::Unavailable),
     };
