@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Alternating A/B of two keyward binaries on one seeded database: verify (random keys of a
-# sample, after a sequential warm-up that touches each) and /healthz, each binary in turn, ROUNDS
-# times, so that the machine's drift falls on both alike. Prints requests/s and keyward's CPU per
-# verify (all its threads, from /proc).
+# Side-by-side A/B of two keyward binaries on one seeded database: both serve at once (OLD on
+# PORT, NEW on PORT+1), each warmed with a sequential pass over the sample, then loaded in turn,
+# route by route (verify, forward auth, /healthz, random keys of the sample), for ROUNDS short
+# rounds whose order alternates. The machine drifts by up to 25% between runs of the same
+# binary here: interleaved in short slices, the drift falls on both alike, and each round is a
+# pair. Prints keyward's CPU per request (all its threads, from /proc) round by round, then per
+# route the medians, the median paired difference and in how many rounds NEW was cheaper, and
+# each binary's peak RSS.
 # Usage: bash bench/ab.sh OLD_BINARY NEW_BINARY
-#        (env: BACKEND=sqlite|postgres KEYS=200000 SAMPLE=100000 ROUNDS=2 DURATION=10s PORT=3990)
+#        (env: BACKEND=sqlite|postgres KEYS=200000 SAMPLE=100000 ROUNDS=10 DURATION=3s PORT=3990)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=${1:?usage: bench/ab.sh OLD_BINARY NEW_BINARY}
@@ -12,8 +16,8 @@ new=${2:?usage: bench/ab.sh OLD_BINARY NEW_BINARY}
 BACKEND=${BACKEND:-sqlite}
 KEYS=${KEYS:-200000}
 SAMPLE=${SAMPLE:-100000}
-ROUNDS=${ROUNDS:-2}
-DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-10}
+DURATION=${DURATION:-3s}
 PORT=${PORT:-3990}
 command -v wrk >/dev/null || { echo "wrk is missing (Debian package wrk)" >&2; exit 2; }
 dpkg -s libluajit2-5.1-2 >/dev/null 2>&1 ||
@@ -46,28 +50,57 @@ export KEYWARD_KEYS_FILE="$work/sample.txt"
 KEYWARD_VERIFIER=$(cat "$work/verifier.txt")
 export KEYWARD_VERIFIER
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-for round in $(seq "$ROUNDS"); do
-  for which in old new; do
-    if [ "$which" = old ]; then bin=$old; db=$db_old; else bin=$new; db=$db_new; fi
-    "$bin" --database "$db" serve --listen "127.0.0.1:$PORT" --cache-capacity "$((SAMPLE * 2))" \
-      --cache-ttl 300s --log-format json 2>"$work/server-$which.log" &
-    pid=$!
-    until curl -sf "127.0.0.1:$PORT/readyz" >/dev/null; do
-      kill -0 "$pid" || { cat "$work/server-$which.log" >&2; exit 1; }
-      sleep 0.05
-    done
-    KEYWARD_KEY_ORDER=sequential wrk -t1 -c32 -d5s -s bench/verify.lua \
-      "http://127.0.0.1:$PORT/api/v1/keys/verify" >/dev/null
-    before=$(ticks "$pid")
-    out=$(wrk -t1 -c32 -d"$DURATION" -s bench/verify.lua "http://127.0.0.1:$PORT/api/v1/keys/verify")
-    after=$(ticks "$pid")
-    requests=$(echo "$out" | awk '/requests in/ {print $1}')
-    verify=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-    healthz=$(wrk -t1 -c32 -d"$DURATION" "http://127.0.0.1:$PORT/healthz" | awk '/Requests\/sec/ {print $2}')
-    ticks_per_second=$(getconf CLK_TCK)
-    cpu_ns=$(( (after - before) * 1000000000 / ticks_per_second / requests ))
-    echo "round $round $which: verify $verify requests/s, keyward CPU $((cpu_ns / 1000)).$(( (cpu_ns % 1000) / 100 )) µs per verify; /healthz $healthz requests/s"
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+declare -A pid=()
+for which in old new; do
+  if [ "$which" = old ]; then bin=$old; db=$db_old; port=$PORT; else bin=$new; db=$db_new; port=$((PORT + 1)); fi
+  "$bin" --database "$db" serve --listen "127.0.0.1:$port" --cache-capacity "$((SAMPLE * 2))" \
+    --cache-ttl 1800s --log-format json 2>"$work/server-$which.log" &
+  pid[$which]=$!
+  until curl -sf "127.0.0.1:$port/readyz" >/dev/null; do
+    kill -0 "${pid[$which]}" || { cat "$work/server-$which.log" >&2; exit 1; }
+    sleep 0.05
   done
+  KEYWARD_KEY_ORDER=sequential wrk -t1 -c32 -d5s -s bench/verify.lua \
+    "http://127.0.0.1:$port/api/v1/keys/verify" >/dev/null
+done
+trap '[ -n "$pg_stop" ] && eval "$pg_stop" >/dev/null 2>&1; kill "${pid[old]}" "${pid[new]}" 2>/dev/null; rm -rf "$work"' EXIT
+# load <old|new> <route>: keyward's CPU µs per request over one run (a failed answer fails it).
+load() {
+  local port=$PORT url script=() before after out requests
+  [ "$1" = new ] && port=$((PORT + 1))
+  case $2 in
+    verify) url="http://127.0.0.1:$port/api/v1/keys/verify"; script=(-s bench/verify.lua) ;;
+    forward) url="http://127.0.0.1:$port/api/v1/auth/forward?scopes=bench:read"; script=(-s bench/forward.lua) ;;
+    healthz) url="http://127.0.0.1:$port/healthz" ;;
+  esac
+  before=$(ticks "${pid[$1]}")
+  out=$(wrk -t1 -c32 -d"$DURATION" "${script[@]}" "$url")
+  after=$(ticks "${pid[$1]}")
+  if echo "$out" | grep -q 'Non-2xx'; then echo "$1 $2: failed answers" >&2; echo "$out" >&2; exit 1; fi
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
+}
+for round in $(seq "$ROUNDS"); do
+  for route in verify forward healthz; do
+    if [ $((round % 2)) = 1 ]; then first=old second=new; else first=new second=old; fi
+    a=$(load "$first" "$route")
+    b=$(load "$second" "$route")
+    if [ "$first" = old ]; then echo "$round $route $a $b"; else echo "$round $route $b $a"; fi
+  done
+done | tee "$work/rounds.txt" | awk '{ printf "round %s %-8s old %6s  new %6s  µs per request\n", $1, $2, $3, $4 }'
+python3 - "$work/rounds.txt" <<'PY'
+import collections, statistics, sys
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    _, route, old, new = line.split()
+    runs[route].append((float(old), float(new)))
+for route, pairs in runs.items():
+    old = statistics.median(o for o, _ in pairs)
+    new = statistics.median(n for _, n in pairs)
+    diff = statistics.median(n - o for o, n in pairs)
+    cheaper = sum(1 for o, n in pairs if n < o)
+    print(f"{route:8} median old {old:6.2f}  new {new:6.2f} µs; paired new - old {diff:+.2f} µs; new cheaper in {cheaper} of {len(pairs)} rounds")
+PY
+for which in old new; do
+  echo "$which: peak RSS $(awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/${pid[$which]}/status") MB"
 done
