@@ -39,7 +39,9 @@ fi
   --verifier-out "$work/verifier.txt" | tail -1
 shuf -n "$SAMPLE" "$work/keys.txt" > "$work/sample.txt"
 # On SQLite each binary runs on a copy of its own: a newer binary's migrations would leave the
-# file to an older one that does not know them (sqlx refuses such a database).
+# file to an older one that does not know them (sqlx refuses such a database). On PostgreSQL both
+# serve the one database: OLD starts first, and NEW's migrations (if any) run under it, so
+# compare binaries whose schemas OLD can still read.
 db_old=$db
 db_new=$db
 if [ "$BACKEND" = sqlite ]; then
@@ -51,6 +53,8 @@ KEYWARD_VERIFIER=$(cat "$work/verifier.txt")
 export KEYWARD_VERIFIER
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A pid=()
+# The servers stop with the script, however it ends (before PostgreSQL does).
+trap 'kill ${pid[old]:-} ${pid[new]:-} 2>/dev/null; [ -n "$pg_stop" ] && eval "$pg_stop" >/dev/null 2>&1; rm -rf "$work"' EXIT
 for which in old new; do
   if [ "$which" = old ]; then bin=$old; db=$db_old; port=$PORT; else bin=$new; db=$db_new; port=$((PORT + 1)); fi
   "$bin" --database "$db" serve --listen "127.0.0.1:$port" --cache-capacity "$((SAMPLE * 2))" \
@@ -63,7 +67,6 @@ for which in old new; do
   KEYWARD_KEY_ORDER=sequential wrk -t1 -c32 -d5s -s bench/verify.lua \
     "http://127.0.0.1:$port/api/v1/keys/verify" >/dev/null
 done
-trap '[ -n "$pg_stop" ] && eval "$pg_stop" >/dev/null 2>&1; kill "${pid[old]}" "${pid[new]}" 2>/dev/null; rm -rf "$work"' EXIT
 # load <old|new> <route>: keyward's CPU µs per request over one run (a failed answer fails it).
 load() {
   local port=$PORT url script=() before after out requests

@@ -39,6 +39,7 @@ COLD_SAMPLE=${COLD_SAMPLE:-1000000}
 IMPORT_KEYS=${IMPORT_KEYS:-$(( KEYS < 1000000 ? KEYS : 1000000 ))}
 PEERS=${PEERS:-1}
 ROUNDS=${ROUNDS:-3}
+[ "$ROUNDS" -ge 1 ] 2>/dev/null || { echo "ROUNDS must be a whole number, at least 1" >&2; exit 2; }
 
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 missing=()
@@ -125,7 +126,7 @@ to_ms() { # wrk prints 812.00us, 1.23ms or 1.02s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf "%.3f", n }'
 }
 # warm <base>: verifies every sample key at least once (in order), so that the runs that follow
-# measure answers from the cache; they run inside the cache's 30 s TTL of this warm-up.
+# measure answers from the cache; they run inside the server's cache TTL (1800 s) of this warm-up.
 warm() {
   echo "warming the cache for $WARMUP..." >&2
   KEYWARD_KEY_ORDER=sequential wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" -s bench/verify.lua "$1/api/v1/keys/verify" >/dev/null
@@ -192,7 +193,9 @@ PY
   printf '%s' "$check" > "$work/answer.json"
 
   warm "$base"
-  read -r v_rps v_p50 v_p99 v_err v_cpu v_wrk < <(load "$base/api/v1/keys/verify" bench/verify.lua)
+  # The first plain run, for the policies' ratio below (the table's verify row is the median of
+  # the interleaved rounds further on).
+  read -r _ _ _ _ v_cpu _ < <(load "$base/api/v1/keys/verify" bench/verify.lua)
   # Right after it, the same verify of keys whose answer needs their allowlist, their owner's limit and an
   # expression; the sample and the body change, nothing else.
   # (Their own verifier: a member's verifier sees its owner's keys only.)

@@ -184,6 +184,11 @@ mod tests {
             scopes.into_vec(),
             vec!["orders:read".to_owned(), long.into()]
         );
+        // One scope: held in the set itself.
+        let one = Scopes::parse(&["orders:read"]).unwrap();
+        assert!(one.contains("orders:read") && !one.contains("orders:write"));
+        assert_eq!(serde_json::to_string(&one).unwrap(), r#"["orders:read"]"#);
+        assert_eq!(&*one[0], "orders:read");
     }
 
     #[test]

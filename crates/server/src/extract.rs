@@ -300,7 +300,7 @@ pub fn from_urlencoded<T: DeserializeOwned>(raw: &[u8], what: &'static str) -> R
 /// Checks that every name and value of URL-encoded text decodes to UTF-8 (the WHATWG URL
 /// standard's `application/x-www-form-urlencoded` parser would replace what does not).
 pub fn strict_urlencoded(raw: &[u8], what: &'static str) -> Result<(), ApiError> {
-    // Decoded in place where nothing is percent-encoded (no copy then).
+    // Where nothing is percent-encoded, the text is checked as it is (borrowed, not copied).
     let valid = raw
         .split(|b| *b == b'&')
         .all(|pair| percent_encoding::percent_decode(pair).decode_utf8().is_ok());

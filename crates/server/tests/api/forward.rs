@@ -361,3 +361,48 @@ async fn an_edited_key_is_answered_as_edited_at_once() {
     );
     assert_eq!(ok.header("x-keyward-key-id"), Some(id.as_str()));
 }
+
+/// A proxy forwards whatever method its client used, body and all (nginx `auth_request` drops
+/// the body, Traefik and Envoy may not): every method, with or without a body, on both paths,
+/// is answered by the key alone, the body unread.
+#[tokio::test]
+async fn forward_auth_answers_every_method_and_ignores_the_body() {
+    let app = app().await;
+    let t = app.tenant("methods").await;
+    let (member, member_id) = app.user_in(t, keyward_domain::Role::Member).await;
+    let (_, verifier) = app.key_with(&member, &["keyward:verify"]).await;
+    let (id, key) = app.key_with(&member, &["orders:read"]).await;
+    for path in [
+        "/api/v1/auth/forward?scopes=orders:read",
+        "/api/v1/auth/forward/orders/7?x=1",
+    ] {
+        for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            for body in ["", r#"{"not":"keyward's"}"#] {
+                let send = |key: &str| {
+                    Request::builder()
+                        .method(method)
+                        .uri(path)
+                        .header("x-keyward-verifier", &verifier)
+                        .header("x-api-key", key)
+                        .header("content-type", "application/json")
+                        .body(Body::from(body.to_owned()))
+                        .unwrap()
+                };
+                let ok = app.send(send(&key)).await.expect(StatusCode::OK);
+                assert_eq!(
+                    ok.header("x-keyward-key-id"),
+                    Some(id.as_str()),
+                    "{method} {path}"
+                );
+                assert_eq!(
+                    ok.header("x-keyward-owner-id"),
+                    Some(member_id.to_string().as_str())
+                );
+                assert_eq!(ok.header("x-keyward-scopes"), Some("orders:read"));
+                app.send(send("kw_not-a-key"))
+                    .await
+                    .expect(StatusCode::UNAUTHORIZED);
+            }
+        }
+    }
+}

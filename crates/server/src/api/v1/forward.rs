@@ -216,7 +216,7 @@ const SCOPES: HeaderName = HeaderName::from_static("x-keyward-scopes");
 
 /// A valid key's identity headers: its id, tenant id (empty without a tenant), owner id (UUIDs,
 /// hyphenated, lower case) and scopes (comma-separated). The four values are slices of one
-/// buffer: one allocation for them all.
+/// buffer, written once (not a string of its own each).
 fn identity_headers(key: &ApiKey) -> HeaderMap {
     const UUID: usize = uuid::fmt::Hyphenated::LENGTH;
     let scopes_len = key.scopes.iter().map(|s| s.len() + 1).sum::<usize>();
