@@ -17,7 +17,7 @@
 #
 # Usage: bash bench/run.sh   (env: BACKENDS="sqlite postgres" KEYS=1000000 SAMPLE=100000
 #                             DURATION=10s CONNECTIONS=32 THREADS=1 WARMUP=10s PORT=3999
-#                             COLD_SAMPLE=1000000 PEERS=1 PEER_KEYS=$SAMPLE ROUNDS=3)
+#                             COLD_SAMPLE=1000000 PEERS=1 PEER_KEYS=$SAMPLE ROUNDS=5)
 #
 # The warm-up verifies every sampled key, then waits until the usage it caused (each key's first
 # last_used_at, its counters) has been flushed, so that every run starts from the same steady
@@ -38,7 +38,7 @@ PORT=${PORT:-3999}
 COLD_SAMPLE=${COLD_SAMPLE:-1000000}
 IMPORT_KEYS=${IMPORT_KEYS:-$(( KEYS < 1000000 ? KEYS : 1000000 ))}
 PEERS=${PEERS:-1}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 [ "$ROUNDS" -ge 1 ] 2>/dev/null || { echo "ROUNDS must be a whole number, at least 1" >&2; exit 2; }
 
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

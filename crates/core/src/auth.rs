@@ -206,8 +206,10 @@ async fn verifier_principal(
         return authenticate_from(kw, token, address).await.map(Arc::new);
     }
     let now = kw.now();
-    if let Some((principal, key_id)) = recall_verifier(kw, token, now) {
-        kw.usage.record(key_id, now);
+    if let Some((principal, unnoted)) = recall_verifier(kw, token, now) {
+        if let Some(key_id) = unnoted {
+            kw.usage.record(key_id, now);
+        }
         return Ok(principal);
     }
     let (principal, key, owner) = key_principal(kw, token, now).await?;
@@ -229,6 +231,8 @@ async fn verifier_principal(
                 key,
                 principal: Arc::clone(&principal),
                 witness,
+                // `key_principal` has just noted this use.
+                noted_at: now,
             });
         });
     }
@@ -245,26 +249,40 @@ struct RememberedVerifier {
     key: Arc<ApiKey>,
     principal: Arc<Principal>,
     witness: Witness,
+    /// When this thread last noted a use of the key (see [`VERIFIER_NOTE_EVERY`]).
+    noted_at: time::OffsetDateTime,
 }
+
+/// How often each thread notes a remembered verifier's use: a busy service presents its
+/// verifier on every request, from every thread, and each note takes the usage buffer's lock
+/// for that one key (the same lock for all threads). `last_used_at` is kept to the minute
+/// ([`crate::usage::LAST_USED_RESOLUTION`]), so notes a second apart say no more than one does.
+pub const VERIFIER_NOTE_EVERY: time::Duration = time::Duration::SECOND;
 
 thread_local! {
     /// The verifiers this thread last authenticated, oldest first.
     static VERIFIERS: RefCell<Vec<RememberedVerifier>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The remembered principal of verifier `token` and its key's id, while it holds at `now`.
+/// The remembered principal of verifier `token`, while it holds at `now`, with its key's id when
+/// this use is to be noted (at most once per [`VERIFIER_NOTE_EVERY`] per thread).
 fn recall_verifier(
     kw: &Keyward,
     token: &str,
     now: time::OffsetDateTime,
-) -> Option<(Arc<Principal>, uuid::Uuid)> {
+) -> Option<(Arc<Principal>, Option<uuid::Uuid>)> {
     VERIFIERS.with_borrow_mut(|memo| {
         let i = memo
             .iter()
             .position(|m| bool::from(m.token.expose_secret().as_bytes().ct_eq(token.as_bytes())))?;
-        let m = &memo[i];
+        let m = &mut memo[i];
         if kw.cache.holds(&m.witness, now) && m.key.status(now) == KeyStatus::Active {
-            return Some((Arc::clone(&m.principal), m.key.id));
+            // `now` may be behind the last note (a clock stepped back): then note again.
+            let due = !(m.noted_at..m.noted_at + VERIFIER_NOTE_EVERY).contains(&now);
+            if due {
+                m.noted_at = now;
+            }
+            return Some((Arc::clone(&m.principal), due.then_some(m.key.id)));
         }
         memo.remove(i);
         None

@@ -2,7 +2,8 @@
 //! each answer per key, per UTC day and per outcome code, all in memory. A background task
 //! writes the batch every [`FLUSH_EVERY`] and at shutdown, so no request waits on a write.
 //! The counters therefore lag by at most `FLUSH_EVERY`; `last_used_at` by at most
-//! `FLUSH_EVERY` plus [`LAST_USED_RESOLUTION`].
+//! `FLUSH_EVERY` plus [`LAST_USED_RESOLUTION`] (plus, for a remembered verifier's key, the
+//! second within which a thread notes it once: [`crate::auth::VERIFIER_NOTE_EVERY`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -248,6 +248,59 @@ async fn use_is_recorded_in_batches() {
     assert_eq!(after.body["last_used_at"], "2026-03-01T12:00:00Z");
 }
 
+/// A verifier presented on every request has its use noted at most once a second per thread
+/// (`last_used_at` is kept to the minute): a use within the second after a note moves nothing,
+/// the first one after it is noted.
+#[tokio::test]
+async fn a_verifiers_use_is_noted_at_most_once_a_second_per_thread() {
+    use time::{format_description::well_known::Rfc3339, Duration, OffsetDateTime};
+    let app = app().await;
+    let t = app.tenant("acme").await;
+    let member = app.member_of(t).await;
+    let (first_id, first) = app.key_with(&member, &["keyward:verify"]).await;
+    let (second_id, second) = app.key_with(&member, &["keyward:verify"]).await;
+    let (_, key) = app.key_with(&member, &[]).await;
+    let start = crate::support::start_time();
+
+    // `tokio::test` runs every request on this one thread, so each verifier is remembered here.
+    app.verify(&first, &key).await.expect(StatusCode::OK);
+    app.advance(Duration::milliseconds(500));
+    app.verify(&first, &key).await.expect(StatusCode::OK);
+    app.verify(&second, &key).await.expect(StatusCode::OK);
+    app.advance(Duration::milliseconds(1200));
+    app.verify(&second, &key).await.expect(StatusCode::OK);
+    app.state
+        .usage
+        .flush(app.state.store.as_ref(), app.state.now())
+        .await;
+
+    let last_used = |id: String| {
+        let app = &app;
+        let member = member.clone();
+        async move {
+            let r = app
+                .get(&format!("/api/v1/api-keys/{id}"), As::Bearer(&member))
+                .await
+                .expect(StatusCode::OK);
+            let at = r.body["last_used_at"]
+                .as_str()
+                .expect("a last use")
+                .to_owned();
+            OffsetDateTime::parse(&at, &Rfc3339).expect("RFC 3339")
+        }
+    };
+    assert_eq!(
+        last_used(first_id).await,
+        start,
+        "the use 0.5 s after its note"
+    );
+    assert_eq!(
+        last_used(second_id).await,
+        start + Duration::milliseconds(1700),
+        "the use 1.2 s after its note"
+    );
+}
+
 #[tokio::test]
 async fn known_keys_are_answered_from_the_cache_and_changes_land_before_the_2xx() {
     let app = crate::support::app().await;
