@@ -4,9 +4,9 @@
 # route by route (verify, forward auth, /healthz, random keys of the sample), for ROUNDS short
 # rounds whose order alternates. The machine drifts by up to 25% between runs of the same
 # binary here: interleaved in short slices, the drift falls on both alike, and each round is a
-# pair. Prints keyward's CPU per request (all its threads, from /proc) round by round, then per
-# route the medians, the median paired difference and in how many rounds NEW was cheaper, and
-# each binary's peak RSS.
+# pair. Prints keyward's CPU per request (all its threads, from /proc) and wrk's p99 latency
+# round by round, then per route the medians, the median paired difference, in how many rounds
+# NEW was cheaper (and had the lower p99), and each binary's peak RSS.
 # Usage: bash bench/ab.sh OLD_BINARY NEW_BINARY
 #        (env: BACKEND=sqlite|postgres KEYS=200000 SAMPLE=100000 ROUNDS=10 DURATION=3s PORT=3990)
 set -euo pipefail
@@ -77,32 +77,39 @@ load() {
     healthz) url="http://127.0.0.1:$port/healthz" ;;
   esac
   before=$(ticks "${pid[$1]}")
-  out=$(wrk -t1 -c32 -d"$DURATION" "${script[@]}" "$url")
+  out=$(wrk -t1 -c32 -d"$DURATION" --latency "${script[@]}" "$url")
   after=$(ticks "${pid[$1]}")
   if echo "$out" | grep -q 'Non-2xx'; then echo "$1 $2: failed answers" >&2; echo "$out" >&2; exit 1; fi
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
   awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
+  # wrk prints 812.00us, 1.23ms or 1.02s
+  echo "$out" | awk '$1 == "99%" { v = $2; n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf " %.3f\n", n }'
 }
 for round in $(seq "$ROUNDS"); do
   for route in verify forward healthz; do
     if [ $((round % 2)) = 1 ]; then first=old second=new; else first=new second=old; fi
-    a=$(load "$first" "$route")
-    b=$(load "$second" "$route")
-    if [ "$first" = old ]; then echo "$round $route $a $b"; else echo "$round $route $b $a"; fi
+    read -r a a99 < <(load "$first" "$route")
+    read -r b b99 < <(load "$second" "$route")
+    if [ "$first" = old ]; then echo "$round $route $a $b $a99 $b99"; else echo "$round $route $b $a $b99 $a99"; fi
   done
-done | tee "$work/rounds.txt" | awk '{ printf "round %s %-8s old %6s  new %6s  µs per request\n", $1, $2, $3, $4 }'
+done | tee "$work/rounds.txt" |
+  awk '{ printf "round %s %-8s old %6s  new %6s  µs per request; p99 old %s  new %s ms\n", $1, $2, $3, $4, $5, $6 }'
 python3 - "$work/rounds.txt" <<'PY'
 import collections, statistics, sys
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    _, route, old, new = line.split()
-    runs[route].append((float(old), float(new)))
-for route, pairs in runs.items():
-    old = statistics.median(o for o, _ in pairs)
-    new = statistics.median(n for _, n in pairs)
-    diff = statistics.median(n - o for o, n in pairs)
-    cheaper = sum(1 for o, n in pairs if n < o)
-    print(f"{route:8} median old {old:6.2f}  new {new:6.2f} µs; paired new - old {diff:+.2f} µs; new cheaper in {cheaper} of {len(pairs)} rounds")
+    _, route, old, new, old99, new99 = line.split()
+    runs[route].append((float(old), float(new), float(old99), float(new99)))
+for route, rows in runs.items():
+    old = statistics.median(r[0] for r in rows)
+    new = statistics.median(r[1] for r in rows)
+    diff = statistics.median(r[1] - r[0] for r in rows)
+    cheaper = sum(1 for r in rows if r[1] < r[0])
+    print(f"{route:8} median old {old:6.2f}  new {new:6.2f} µs; paired new - old {diff:+.2f} µs; new cheaper in {cheaper} of {len(rows)} rounds")
+    old99 = statistics.median(r[2] for r in rows)
+    new99 = statistics.median(r[3] for r in rows)
+    lower = sum(1 for r in rows if r[3] < r[2])
+    print(f"{'':8} p99 median old {old99:.3f}  new {new99:.3f} ms; new lower in {lower} of {len(rows)} rounds")
 PY
 for which in old new; do
   echo "$which: peak RSS $(awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/${pid[$which]}/status") MB"
