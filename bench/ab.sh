@@ -83,7 +83,7 @@ load() {
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
   awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
   # wrk prints 812.00us, 1.23ms or 1.02s
-  echo "$out" | awk '$1 == "99%" { v = $2; n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf " %.3f\n", n }'
+  echo "$out" | awk '$1 == "99%" { v = $2; n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf " %.3f", n } END { print "" }'
 }
 for round in $(seq "$ROUNDS"); do
   for route in verify forward healthz; do

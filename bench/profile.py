@@ -16,31 +16,41 @@ import sys
 
 # (piece, pattern on any frame's symbol, pattern on the thread's name or None). Ordered: a sample
 # is given to the first piece that matches it, so a piece never counts what one before it did.
+FLUSH = (r"^keyward_core::usage::(UsageBuffer::(take|send)|Flusher)|^keyward_store_sqlite::usage_writer"
+         r"|Store>::record_usage")
+# (piece, pattern on a frame's function, pattern on the thread's name or None). A frame is the
+# function's name without its offset and object file; patterns anchored with `^` name the
+# function itself, not a generic parameter of another one.
 PIECES = {
     "verify": [
-        ("usage flush (SQLite's writes, batch packing)",
-         r"UsageBuffer::take|usage_writer|record_usage|Flusher|UsageBuffer::send", r"sqlx-sqlite"),
-        ("storage read on a cache miss", r"get_key_by_digest|PointReader", None),
-        ("key cache lookup (quick_cache get)", r"KeyCache::lookup", None),
-        ("key parse, checksum and SHA-256 digest", r"ParsedKey::parse|KeyDigest::of", None),
-        ("verifier credential (memo, witness, use note)", r"keyward_core::auth::|presented_credential", None),
-        ("usage counting (buffer shard, map)", r"record_verification", None),
-        ("checks and limits", r"keyward_domain::verify::check|check_rate_limits|sees_key", None),
-        ("answer rendering (serde_json)", r"VerifyKeyResponse", None),
-        ("metrics (counters, histograms)", r"keyward_core::metrics::", None),
+        ("usage flush (its SQLite connection, batch packing)", FLUSH, r"^keyward-usage$"),
+        ("storage read on a cache miss (point reader)", r"get_key_by_digest|^keyward_store_sqlite::point_read", None),
+        ("other SQLite connections (sqlx's threads)", r"^$", r"^sqlx-sqlite"),
+        ("key cache lookup (quick_cache get)", r"^keyward_core::cache::KeyCache::lookup", None),
+        ("key parse, checksum and SHA-256 digest", r"^keyward_domain::key::(ParsedKey::parse|KeyDigest::of)", None),
+        ("verifier credential (memo, witness, use note)",
+         r"^keyward_core::auth::|^keyward_server::auth::presented_credential", None),
+        ("usage counting (buffer shard, map)", r"^keyward_core::usage::UsageBuffer::record", None),
+        ("checks and limits",
+         r"^keyward_domain::verify::check|^keyward_core::verify::check_rate_limits|sees_key", None),
+        ("answer rendering (serde_json)", r"VerifyKeyResponse>::serialize", None),
+        ("metrics (counters, histograms)", r"^keyward_core::metrics::", None),
     ],
     "forward": [
-        ("usage flush (SQLite's writes, batch packing)",
-         r"UsageBuffer::take|usage_writer|record_usage|Flusher|UsageBuffer::send", r"sqlx-sqlite"),
-        ("storage read on a cache miss", r"get_key_by_digest|PointReader", None),
-        ("key cache lookup (quick_cache get)", r"KeyCache::lookup", None),
-        ("key parse, checksum and SHA-256 digest", r"ParsedKey::parse|KeyDigest::of", None),
-        ("verifier credential (memo, witness, use note)", r"keyward_core::auth::|presented_credential", None),
-        ("usage counting (buffer shard, map)", r"record_verification|UsageBuffer::record", None),
-        ("checks and limits", r"keyward_domain::verify::check|check_rate_limits|sees_key", None),
-        ("required scopes (query)", r"strict_urlencoded|required_scopes|forward::.*scopes", None),
-        ("identity headers", r"identity_headers", None),
-        ("metrics (counters, histograms)", r"keyward_core::metrics::", None),
+        ("usage flush (its SQLite connection, batch packing)", FLUSH, r"^keyward-usage$"),
+        ("storage read on a cache miss (point reader)", r"get_key_by_digest|^keyward_store_sqlite::point_read", None),
+        ("other SQLite connections (sqlx's threads)", r"^$", r"^sqlx-sqlite"),
+        ("key cache lookup (quick_cache get)", r"^keyward_core::cache::KeyCache::lookup", None),
+        ("key parse, checksum and SHA-256 digest", r"^keyward_domain::key::(ParsedKey::parse|KeyDigest::of)", None),
+        ("verifier credential (memo, witness, use note)",
+         r"^keyward_core::auth::|^keyward_server::auth::presented_credential", None),
+        ("usage counting (buffer shard, map)", r"^keyward_core::usage::UsageBuffer::record", None),
+        ("checks and limits",
+         r"^keyward_domain::verify::check|^keyward_core::verify::check_rate_limits|sees_key", None),
+        ("required scopes (query)",
+         r"^keyward_server::extract::strict_urlencoded|^keyward_server::api::v1::forward::required_scopes", None),
+        ("identity headers", r"^keyward_server::api::v1::forward::identity_headers", None),
+        ("metrics (counters, histograms)", r"^keyward_core::metrics::", None),
     ],
 }
 
@@ -60,7 +70,9 @@ def stacks(lines):
         if frames is not None:
             parts = line.strip().split(" ", 1)
             if len(parts) == 2:
-                frames.append(parts[1])
+                # "<address> <function>+0x<offset> (<object file>)"
+                function = re.sub(r" \([^()]*\)$", "", parts[1])
+                frames.append(re.sub(r"\+0x[0-9a-f]+$", "", function))
     if frames is not None:
         yield comm, frames
 
@@ -88,7 +100,7 @@ def main():
         print(f"| {name} | {100 * n / total:.1f}% | {cpu_us * n / total:.2f} |")
     print(f"| **all of the above** | **{100 * own / total:.1f}%** | **{cpu_us * own / total:.2f}** |")
     rest = total - own
-    print(f"| the rest (HTTP stack, body extraction, runtime, kernel) "
+    print(f"| the rest (HTTP stack, extraction, runtime, kernel, inlined glue) "
           f"| {100 * rest / total:.1f}% | {cpu_us * rest / total:.2f} |")
 
 

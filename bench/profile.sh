@@ -4,7 +4,7 @@
 # of a SAMPLE as bench/run.sh does, and then loads it again under `perf record --call-graph dwarf`
 # (all of keyward's threads, the usage flush's included). Prints, per route, keyward's CPU per
 # request of the unprofiled run and how it splits over the named pieces of keyward's own work
-# (bench/profile.py), the rest being the HTTP stack. SQLite only: on PostgreSQL the flush's and
+# (bench/profile.py), the rest being mostly the HTTP stack. SQLite only: on PostgreSQL the flush's and
 # the misses' work is in the database's processes, which this does not record.
 # Usage: bash bench/profile.sh   (env: KEYS=200000 SAMPLE=100000 DURATION=10s FREQ=499
 #                                 ROUTES="verify forward" PORT=3980 BIN=<a keyward binary>
@@ -64,9 +64,11 @@ run() {
     *) echo "unknown route $1 (verify, forward)" >&2; exit 2 ;;
   esac
   if [ -n "${2:-}" ]; then
-    perf record -q -F "$FREQ" --call-graph dwarf,16384 -p "$server" -o "$2" 2>/dev/null &
+    perf record -q -F "$FREQ" --call-graph dwarf,16384 -p "$server" -o "$2" 2>"$work/perf.err" &
     local perf_pid=$!
     sleep 0.5
+    kill -0 "$perf_pid" 2>/dev/null ||
+      { echo "perf could not record keyward (root, or kernel.perf_event_paranoid <= 1, is needed):" >&2; cat "$work/perf.err" >&2; exit 1; }
   fi
   before=$(ticks)
   out=$(wrk -t1 -c32 -d"$DURATION" "${script[@]}" "$url")
@@ -76,6 +78,7 @@ run() {
   requests=$(echo "$out" | awk '/ requests in / {print $1}')
   awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
 }
+[ -n "${PERF_DIR:-}" ] && mkdir -p "$PERF_DIR"
 echo "profile of $BIN: $KEYS keys on SQLite, random keys from $SAMPLE, wrk -t1 -c32 -d$DURATION, perf at $FREQ Hz"
 for route in $ROUTES; do
   cpu=$(run "$route")

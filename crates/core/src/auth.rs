@@ -255,8 +255,9 @@ struct RememberedVerifier {
 
 /// How often each thread notes a remembered verifier's use: a busy service presents its
 /// verifier on every request, from every thread, and each note takes the usage buffer's lock
-/// for that one key (the same lock for all threads). `last_used_at` is kept to the minute
-/// ([`crate::usage::LAST_USED_RESOLUTION`]), so notes a second apart say no more than one does.
+/// for that one key (the same lock for all threads). `last_used_at` is written at most once a
+/// minute ([`crate::usage::LAST_USED_RESOLUTION`]): a note up to a second late moves it by at
+/// most that second.
 pub const VERIFIER_NOTE_EVERY: time::Duration = time::Duration::SECOND;
 
 thread_local! {

@@ -1710,7 +1710,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_usage(&self, batch: Arc<UsageBatch>) -> Result<(), StoreError> {
-        usage_writer::record(self.usage_pool(), self.usage.is_some(), batch).await
+        usage_writer::record(self.usage_pool(), batch).await
     }
 
     async fn count_keys(

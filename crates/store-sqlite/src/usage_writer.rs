@@ -7,11 +7,6 @@
 //! batch twice (a batch whose id is recorded changes nothing: only the answer was lost), never
 //! write outside that one transaction, never give a key that does not exist a last use or a
 //! counter, and never pack a batch on the async workers.
-//!
-//! Its connection's thread runs in the background: at a nice value [`BACKGROUND_NICENESS`] above
-//! the process's (Linux), so that a flush's writes (about half a second of CPU every 5 s on a
-//! node verifying 60,000 random keys a second) yield the cores to the requests, rather than
-//! sharing them equally and raising verify's tail latency while they run.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,19 +28,10 @@ const USAGE_CACHE_KIB: i64 = 96 * 1024;
 /// Rows of a usage batch per statement.
 const USAGE_CHUNK: usize = 10_000;
 
-/// How much lower the usage writer's thread runs than the rest of the process: a nice value 10
-/// above it (at most 19). Under CPU contention Linux then gives it about a tenth of a request
-/// thread's share: a flush takes longer, never the requests; nothing is lost meanwhile (the
-/// next flush waits for it, and its batch only grows by the keys used meanwhile).
-pub const BACKGROUND_NICENESS: i32 = 10;
-
-/// The usage writer's thread name (what `top -H` and `/proc` show).
+/// The name of the usage writer's connection thread (sqlx runs each SQLite connection on a
+/// thread of its own), so that `top -H`, `/proc` and profiles (`bench/profile.py`) tell the
+/// flush's writes from the other connections' work.
 pub const USAGE_THREAD: &str = "keyward-usage";
-
-/// A collation whose comparison, run on the connection's own thread, moves that thread to the
-/// background ([`into_background`]): sqlx runs each SQLite connection on a thread of its own and
-/// offers no other way to run code there.
-const BACKGROUND: &str = "keyward_background";
 
 /// The usage flush's own connection (one), on the file `options` open, with its page cache of
 /// [`USAGE_CACHE_KIB`], on a thread named [`USAGE_THREAD`]. A memory database gets none: it has
@@ -57,75 +43,15 @@ pub(crate) async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePoo
     let options = options
         .pragma("cache_size", cache)
         .pragma("temp_store", "MEMORY")
-        .thread_name(|_| USAGE_THREAD.to_owned())
-        .collation(BACKGROUND, |a: &str, b: &str| {
-            into_background();
-            a.cmp(b)
-        });
+        .thread_name(|_| USAGE_THREAD.to_owned());
     pool_of(1, options).await
 }
 
-thread_local! {
-    static IN_BACKGROUND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Lowers the calling thread's priority by [`BACKGROUND_NICENESS`], once per thread (Linux: a
-/// nice value is a thread's own). Where it cannot (another system, no `/proc`, a refusal), the
-/// thread keeps its priority: only latency is at stake.
-fn into_background() {
-    if IN_BACKGROUND.replace(true) {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // Field 19 of proc_pid_stat(5) is the nice value (the name before it may hold spaces).
-        let nice = std::fs::read_to_string("/proc/thread-self/stat")
-            .ok()
-            .and_then(|stat| {
-                let after_name = stat.rsplit_once(')')?.1;
-                after_name.split_whitespace().nth(16)?.parse::<i32>().ok()
-            });
-        let Some(nice) = nice else { return };
-        let target = (nice + BACKGROUND_NICENESS).clamp(0, 19);
-        if target <= nice {
-            return;
-        }
-        // thread-priority takes a cross-platform value (0..=99) that it maps onto nice values:
-        // the one its own mapping turns into `target`.
-        use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
-        let normal = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
-        let priority = (0..=99u8)
-            .filter_map(|p| p.try_into().ok().map(ThreadPriority::Crossplatform))
-            .find(|priority| priority.to_posix(normal).ok() == Some(target));
-        if let Some(priority) = priority {
-            let _ = thread_priority::set_current_thread_priority(priority);
-        }
-    }
-}
-
-/// Moves the usage writer's connection thread to the background, if it is not there already
-/// (a connection that sqlx opened again is a new thread).
-async fn move_to_background(pool: &SqlitePool) -> Result<(), StoreError> {
-    sqlx::query(&format!("SELECT 'a' < 'b' COLLATE {BACKGROUND}"))
-        .execute(pool)
-        .await
-        .map(|_| ())
-        .map_err(map_err)
-}
-
-/// Writes `batch` on `pool`, as [`keyward_store::Store::record_usage`] promises: the usage
-/// writer's own (`own_pool`: its thread is first moved to the background), or the only one of a
-/// memory database (whose thread serves everything, so keeps its priority).
-pub(crate) async fn record(
-    pool: &SqlitePool,
-    own_pool: bool,
-    batch: Arc<UsageBatch>,
-) -> Result<(), StoreError> {
+/// Writes `batch` on `pool` (the usage writer's own, or the only one of a memory database), as
+/// [`keyward_store::Store::record_usage`] promises.
+pub(crate) async fn record(pool: &SqlitePool, batch: Arc<UsageBatch>) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
-    }
-    if own_pool {
-        move_to_background(pool).await?;
     }
     // Preparing 100,000 rows takes milliseconds of CPU: off the async workers, where every
     // other request on the same worker would wait for it.
@@ -249,66 +175,23 @@ fn json_rows<T>(items: &[T], row: impl Fn(&mut String, &T) -> std::fmt::Result) 
 #[cfg(target_os = "linux")]
 mod tests {
     use super::*;
-    use keyward_store::{KeyUse, Store};
 
-    /// Nice values of this process's threads named `name` (proc_pid_stat(5), field 19).
-    fn nice_of_threads(name: &str) -> Vec<i32> {
-        let mut nice = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").unwrap() {
-            let path = task.unwrap().path();
-            let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
-                continue;
-            };
-            if comm.trim_end() != name {
-                continue;
-            }
-            let stat = std::fs::read_to_string(path.join("stat")).unwrap();
-            let after_name = stat.rsplit_once(')').unwrap().1;
-            nice.push(
-                after_name
-                    .split_whitespace()
-                    .nth(16)
-                    .unwrap()
-                    .parse()
-                    .unwrap(),
-            );
-        }
-        nice
-    }
-
-    fn own_nice() -> i32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let after_name = stat.rsplit_once(')').unwrap().1;
-        after_name
-            .split_whitespace()
-            .nth(16)
+    /// This process's threads named `name` (their `/proc/self/task/*/comm`).
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
             .unwrap()
-            .parse()
-            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == name)
+            .count()
     }
 
     #[tokio::test]
-    async fn the_usage_writers_thread_writes_in_the_background() {
+    async fn the_usage_writer_has_a_named_thread_of_its_own() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("usage.db").display());
+        let before = threads_named(USAGE_THREAD);
         let store = crate::SqliteStore::open(&url).await.unwrap();
-        let before = own_nice();
-        assert_eq!(
-            nice_of_threads(USAGE_THREAD),
-            [before],
-            "one thread, not yet moved"
-        );
-
-        let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
-        let mut batch = UsageBatch::new(now);
-        batch.last_used.push(KeyUse {
-            key_id: uuid::Uuid::new_v4(),
-            at: now,
-        });
-        store.record_usage(Arc::new(batch)).await.unwrap();
-
-        let expected = (before + BACKGROUND_NICENESS).clamp(0, 19).max(before);
-        assert_eq!(nice_of_threads(USAGE_THREAD), [expected]);
-        assert_eq!(own_nice(), before, "the caller's thread keeps its priority");
+        assert_eq!(threads_named(USAGE_THREAD), before + 1);
+        drop(store);
     }
 }

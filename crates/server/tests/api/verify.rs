@@ -249,8 +249,8 @@ async fn use_is_recorded_in_batches() {
 }
 
 /// A verifier presented on every request has its use noted at most once a second per thread
-/// (`last_used_at` is kept to the minute): a use within the second after a note moves nothing,
-/// the first one after it is noted.
+/// (`last_used_at` is written at most once a minute): a use within the second after a note moves
+/// nothing, the first one after it is noted.
 #[tokio::test]
 async fn a_verifiers_use_is_noted_at_most_once_a_second_per_thread() {
     use time::{format_description::well_known::Rfc3339, Duration, OffsetDateTime};
