@@ -14,43 +14,36 @@ it): the named pieces are a lower bound of keyward's own work on the route.
 import re
 import sys
 
-# (piece, pattern on any frame's symbol, pattern on the thread's name or None). Ordered: a sample
-# is given to the first piece that matches it, so a piece never counts what one before it did.
-FLUSH = (r"^keyward_core::usage::(UsageBuffer::(take|send)|Flusher)|^keyward_store_sqlite::usage_writer"
-         r"|Store>::record_usage")
 # (piece, pattern on a frame's function, pattern on the thread's name or None). A frame is the
 # function's name without its offset and object file; patterns anchored with `^` name the
-# function itself, not a generic parameter of another one.
+# function itself, not a generic parameter of another one. Ordered: a sample goes to the first
+# piece that matches it, so a piece never counts what one before it did.
+FLUSH = (r"^keyward_core::usage::(UsageBuffer::(take|send)|Flusher)|^keyward_store_sqlite::usage_writer"
+         r"|Store>::record_usage")
+# What verify and forward auth both do (forward auth is a verify).
+SHARED = [
+    ("usage flush (its SQLite connection, batch packing)", FLUSH, r"^keyward-usage$"),
+    ("storage read on a cache miss (point reader)", r"get_key_by_digest|^keyward_store_sqlite::point_read", None),
+    ("other SQLite connections (sqlx's threads)", r"^$", r"^sqlx-sqlite"),
+    ("key cache lookup (quick_cache get)", r"^keyward_core::cache::KeyCache::lookup", None),
+    ("key parse, checksum and SHA-256 digest", r"^keyward_domain::key::(ParsedKey::parse|KeyDigest::of)", None),
+    ("verifier credential (memo, witness, use note)",
+     r"^keyward_core::auth::|^keyward_server::auth::presented_credential", None),
+    ("usage counting (buffer shard, map)", r"^keyward_core::usage::UsageBuffer::record", None),
+    ("checks and limits",
+     r"^keyward_domain::verify::check|^keyward_core::verify::check_rate_limits|sees_key", None),
+]
+METRICS = ("metrics (counters, histograms)", r"^keyward_core::metrics::", None)
 PIECES = {
-    "verify": [
-        ("usage flush (its SQLite connection, batch packing)", FLUSH, r"^keyward-usage$"),
-        ("storage read on a cache miss (point reader)", r"get_key_by_digest|^keyward_store_sqlite::point_read", None),
-        ("other SQLite connections (sqlx's threads)", r"^$", r"^sqlx-sqlite"),
-        ("key cache lookup (quick_cache get)", r"^keyward_core::cache::KeyCache::lookup", None),
-        ("key parse, checksum and SHA-256 digest", r"^keyward_domain::key::(ParsedKey::parse|KeyDigest::of)", None),
-        ("verifier credential (memo, witness, use note)",
-         r"^keyward_core::auth::|^keyward_server::auth::presented_credential", None),
-        ("usage counting (buffer shard, map)", r"^keyward_core::usage::UsageBuffer::record", None),
-        ("checks and limits",
-         r"^keyward_domain::verify::check|^keyward_core::verify::check_rate_limits|sees_key", None),
+    "verify": SHARED + [
         ("answer rendering (serde_json)", r"VerifyKeyResponse>::serialize", None),
-        ("metrics (counters, histograms)", r"^keyward_core::metrics::", None),
+        METRICS,
     ],
-    "forward": [
-        ("usage flush (its SQLite connection, batch packing)", FLUSH, r"^keyward-usage$"),
-        ("storage read on a cache miss (point reader)", r"get_key_by_digest|^keyward_store_sqlite::point_read", None),
-        ("other SQLite connections (sqlx's threads)", r"^$", r"^sqlx-sqlite"),
-        ("key cache lookup (quick_cache get)", r"^keyward_core::cache::KeyCache::lookup", None),
-        ("key parse, checksum and SHA-256 digest", r"^keyward_domain::key::(ParsedKey::parse|KeyDigest::of)", None),
-        ("verifier credential (memo, witness, use note)",
-         r"^keyward_core::auth::|^keyward_server::auth::presented_credential", None),
-        ("usage counting (buffer shard, map)", r"^keyward_core::usage::UsageBuffer::record", None),
-        ("checks and limits",
-         r"^keyward_domain::verify::check|^keyward_core::verify::check_rate_limits|sees_key", None),
+    "forward": SHARED + [
         ("required scopes (query)",
          r"^keyward_server::extract::strict_urlencoded|^keyward_server::api::v1::forward::required_scopes", None),
         ("identity headers", r"^keyward_server::api::v1::forward::identity_headers", None),
-        ("metrics (counters, histograms)", r"^keyward_core::metrics::", None),
+        METRICS,
     ],
 }
 
