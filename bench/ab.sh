@@ -28,6 +28,7 @@ pg_stop=""
 trap '[ -n "$pg_stop" ] && eval "$pg_stop" >/dev/null 2>&1; rm -rf "$work"' EXIT
 export KEYWARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
 . bench/postgres.sh
+. bench/common.sh
 if [ "$BACKEND" = postgres ]; then
   start_postgres
   db=$pg_url
@@ -51,7 +52,6 @@ fi
 export KEYWARD_KEYS_FILE="$work/sample.txt"
 KEYWARD_VERIFIER=$(cat "$work/verifier.txt")
 export KEYWARD_VERIFIER
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A pid=()
 # The servers stop with the script, however it ends (before PostgreSQL does).
 trap 'kill ${pid[old]:-} ${pid[new]:-} 2>/dev/null; [ -n "$pg_stop" ] && eval "$pg_stop" >/dev/null 2>&1; rm -rf "$work"' EXIT
@@ -60,14 +60,11 @@ for which in old new; do
   "$bin" --database "$db" serve --listen "127.0.0.1:$port" --cache-capacity "$((SAMPLE * 2))" \
     --cache-ttl 1800s --log-format json 2>"$work/server-$which.log" &
   pid[$which]=$!
-  until curl -sf "127.0.0.1:$port/readyz" >/dev/null; do
-    kill -0 "${pid[$which]}" || { cat "$work/server-$which.log" >&2; exit 1; }
-    sleep 0.05
-  done
-  KEYWARD_KEY_ORDER=sequential wrk -t1 -c32 -d5s -s bench/verify.lua \
-    "http://127.0.0.1:$port/api/v1/keys/verify" >/dev/null
+  until_ready "${pid[$which]}" "http://127.0.0.1:$port/readyz" "$work/server-$which.log"
+  warm "http://127.0.0.1:$port" 5s
 done
-# load <old|new> <route>: keyward's CPU µs per request over one run (a failed answer fails it).
+# load <old|new> <route>: keyward's CPU µs per request over one run and wrk's p99 in ms (a failed
+# answer fails it).
 load() {
   local port=$PORT url script=() before after out requests
   [ "$1" = new ] && port=$((PORT + 1))
@@ -76,14 +73,12 @@ load() {
     forward) url="http://127.0.0.1:$port/api/v1/auth/forward?scopes=bench:read"; script=(-s bench/forward.lua) ;;
     healthz) url="http://127.0.0.1:$port/healthz" ;;
   esac
-  before=$(ticks "${pid[$1]}")
+  before=$(cpu_ticks "${pid[$1]}")
   out=$(wrk -t1 -c32 -d"$DURATION" --latency "${script[@]}" "$url")
-  after=$(ticks "${pid[$1]}")
+  after=$(cpu_ticks "${pid[$1]}")
   if echo "$out" | grep -q 'Non-2xx'; then echo "$1 $2: failed answers" >&2; echo "$out" >&2; exit 1; fi
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
-  awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
-  # wrk prints 812.00us, 1.23ms or 1.02s
-  echo "$out" | awk '$1 == "99%" { v = $2; n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf " %.3f", n } END { print "" }'
+  echo "$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }') $(wrk_p99 "$out")"
 }
 for round in $(seq "$ROUNDS"); do
   for route in verify forward healthz; do

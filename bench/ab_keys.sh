@@ -25,6 +25,7 @@ pid=""
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "$pg_stop" ] && eval "$pg_stop" >/dev/null 2>&1; rm -rf "$work"' EXIT
 export KEYWARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
 . bench/postgres.sh
+. bench/common.sh
 if [ "$BACKEND" = postgres ]; then
   start_postgres
   db=$pg_url
@@ -51,22 +52,16 @@ export KEYWARD_VERIFIER
 "$bin" --database "$db" serve --listen "127.0.0.1:$PORT" --cache-capacity "$((SAMPLE * 2))" \
   --cache-ttl 3000s --log-format json 2>"$work/server.log" &
 pid=$!
-until curl -sf "127.0.0.1:$PORT/readyz" >/dev/null; do
-  kill -0 "$pid" || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.05
-done
+until_ready "$pid" "http://127.0.0.1:$PORT/readyz" "$work/server.log"
 url="http://127.0.0.1:$PORT/api/v1/keys/verify"
 for kind in native imported; do
-  KEYWARD_KEYS_FILE="$work/$kind.txt" KEYWARD_KEY_ORDER=sequential \
-    wrk -t1 -c32 -d10s -s bench/verify.lua "$url" >/dev/null
+  KEYWARD_KEYS_FILE="$work/$kind.txt" warm "http://127.0.0.1:$PORT" 10s
 done
-sleep 6
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for round in $(seq "$ROUNDS"); do
   for kind in native imported; do
-    before=$(ticks "$pid")
+    before=$(cpu_ticks "$pid")
     out=$(KEYWARD_KEYS_FILE="$work/$kind.txt" wrk -t1 -c32 -d"$DURATION" -s bench/verify.lua "$url")
-    after=$(ticks "$pid")
+    after=$(cpu_ticks "$pid")
     requests=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')

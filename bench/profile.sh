@@ -33,6 +33,8 @@ work=$(mktemp -d)
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 export KEYWARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
+# cpu_ticks, until_ready, warm.
+. bench/common.sh
 
 "$BIN" --database "sqlite://$work/bench.db" bench-seed --count "$KEYS" \
   --keys-out "$work/keys.txt" --verifier-out "$work/verifier.txt" | tail -1 >&2
@@ -44,16 +46,9 @@ export KEYWARD_VERIFIER
   --cache-capacity "$((SAMPLE * 3))" --cache-ttl 1800s --log-format json 2>"$work/server.log" &
 server=$!
 base="http://127.0.0.1:$PORT"
-until curl -sf "$base/readyz" >/dev/null; do
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.05
-done
-# As bench/run.sh warms: every sampled key once, then until its usage is flushed.
-KEYWARD_KEY_ORDER=sequential wrk -t1 -c32 -d10s -s bench/verify.lua "$base/api/v1/keys/verify" >/dev/null
-sleep 6
-until curl -s "$base/metrics" | grep -q '^keyward_usage_pending 0$'; do sleep 0.5; done
+until_ready "$server" "$base/readyz" "$work/server.log"
+warm "$base" 10s
 
-ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 # run <route> [perf output]: one wrk run of DURATION (under perf when given a file); prints
 # keyward's CPU µs per request over it. Any non-2xx answer stops the script.
 run() {
@@ -70,9 +65,9 @@ run() {
     kill -0 "$perf_pid" 2>/dev/null ||
       { echo "perf could not record keyward (root, or kernel.perf_event_paranoid <= 1, is needed):" >&2; cat "$work/perf.err" >&2; exit 1; }
   fi
-  before=$(ticks)
+  before=$(cpu_ticks "$server")
   out=$(wrk -t1 -c32 -d"$DURATION" "${script[@]}" "$url")
-  after=$(ticks)
+  after=$(cpu_ticks "$server")
   if [ -n "${2:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   if echo "$out" | grep -q 'Non-2xx'; then echo "$1 answered non-2xx: $out" >&2; exit 1; fi
   requests=$(echo "$out" | awk '/ requests in / {print $1}')

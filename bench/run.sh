@@ -72,15 +72,8 @@ export KEYWARD_JWT_SECRET=bench-secret-bench-secret-bench-secret-42
 
 # start_postgres (a throwaway cluster in $work/pg; sets pg_url and pg_stop).
 . bench/postgres.sh
-
-# until_ready <pid> <url> <log>: waits until the process answers the URL (shows its log and
-# stops if it exited instead).
-until_ready() {
-  until curl -sf "$2" >/dev/null; do
-    kill -0 "$1" 2>/dev/null || { cat "$3" >&2; exit 1; }
-    sleep 0.005
-  done
-}
+# cpu_ticks, until_ready, to_ms, warm.
+. bench/common.sh
 
 # serve <db> <port>: starts a node, waits until it is ready, sets node_pid and startup_ms.
 serve() {
@@ -94,12 +87,6 @@ serve() {
   startup_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 }
 
-# cpu_ticks <pid>...: the processes' user + system CPU so far, in clock ticks.
-cpu_ticks() {
-  local pid total=0
-  for pid in "$@"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
-  echo "$total"
-}
 # load <url> [script]: prints "<requests/s> <p50 ms> <p99 ms> <non-2xx> <server µs> <wrk µs>",
 # the last two being CPU time per request of the nodes in $measured (all of their threads,
 # the usage flush included) and of wrk, both on the same cores: they explain a ratio that the
@@ -121,18 +108,6 @@ load() {
   echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${errors:-0}" \
     "$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')" \
     "$(tail -1 "$work/wrk.time" | awk -v n="$requests" '{ printf "%.1f", ($1 + $2) * 1e6 / n }')"
-}
-to_ms() { # wrk prints 812.00us, 1.23ms or 1.02s
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /s$/ && v !~ /ms$/) n *= 1000; printf "%.3f", n }'
-}
-# warm <base>: verifies every sample key at least once (in order), so that the runs that follow
-# measure answers from the cache; they run inside the server's cache TTL (1800 s) of this warm-up.
-warm() {
-  echo "warming the cache for $WARMUP..." >&2
-  KEYWARD_KEY_ORDER=sequential wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" -s bench/verify.lua "$1/api/v1/keys/verify" >/dev/null
-  # One flush interval, then until nothing is pending.
-  sleep 6
-  until curl -s "$1/metrics" | grep -q '^keyward_usage_pending 0$'; do sleep 0.5; done
 }
 row() { echo "| $1 | $2 | $3 | $4 | $5 | $6 | $7 |"; }
 
